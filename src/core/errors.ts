@@ -1,0 +1,66 @@
+/**
+ * Typed errors. Every error coldvault raises on purpose is a `ColdvaultError` with a stable `code`
+ * (scripts and the HTTP layer switch on it) and, where another error caused it, an ES2022 `cause`.
+ * Messages name the verb, the object and its id: "reading chunk 3fa2.. of store '/mnt/usb' failed: EIO".
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_INVALID'
+  | 'GUEST_NOT_FOUND'
+  | 'GUEST_CONFIG_MALFORMED'
+  | 'DISK_MISSING'
+  | 'DISK_UNSUPPORTED'
+  | 'STORAGE_UNKNOWN'
+  | 'NOT_A_DATASTORE'
+  | 'DATASTORE_EXISTS'
+  | 'DATASTORE_TOO_NEW'
+  | 'DATASTORE_CORRUPT'
+  | 'VERSION_NOT_FOUND'
+  | 'GUEST_ID_TAKEN'
+  | 'NO_SPACE'
+  | 'LOCKED'
+  | 'CHUNK_MISSING'
+  | 'CHUNK_CORRUPT'
+  | 'INDEX_CORRUPT'
+  | 'MANIFEST_CORRUPT'
+  | 'DIGEST_MISMATCH'
+  | 'ABORTED'
+  | 'IO';
+
+export class ColdvaultError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'ColdvaultError';
+  }
+}
+
+export function isColdvaultError(err: unknown, code?: ErrorCode): err is ColdvaultError {
+  return err instanceof ColdvaultError && (code === undefined || err.code === code);
+}
+
+/** The errno code of a Node system error (ENOENT, ENOSPC...), or undefined. */
+export function errnoCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** Wraps a low-level error in an IO (or NO_SPACE) ColdvaultError whose message says what was being done. */
+export function ioError(doing: string, cause: unknown): ColdvaultError {
+  if (cause instanceof ColdvaultError) return cause;
+  const errno = errnoCode(cause);
+  const detail = errno ?? (cause instanceof Error ? cause.message : String(cause));
+  const code: ErrorCode = errno === 'ENOSPC' || errno === 'EDQUOT' ? 'NO_SPACE' : 'IO';
+  return new ColdvaultError(code, `${doing} failed: ${detail}`, { cause });
+}
+
+/** A one-line description of any thrown value, for logs and CLI output. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

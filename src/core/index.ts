@@ -1,0 +1,10 @@
+/**
+ * core: the shared vocabulary of coldvault. Every other layer may import from here; core imports
+ * nothing of ours. It holds typed errors (a stable `code` plus an ES2022 `cause`), guest ids, byte
+ * units and their vzdump-style formatting, progress events and the logger port.
+ */
+export * from './errors.js';
+export * from './ids.js';
+export * from './units.js';
+export * from './log.js';
+export * from './progress.js';

@@ -1,0 +1,16 @@
+/**
+ * datastore: a coldvault datastore on a directory (a local folder, a mounted USB disk, a remote mount).
+ *
+ * Layout (format 1):
+ *   coldvault-datastore.json        identity: format, id, creation time, chunk size
+ *   chunks/<4 hex>/<64 hex>         chunk blobs, named by the SHA-256 of their plain bytes
+ *   guests/<vmid>/<version>/        one folder per version: manifest.json, <disk>.fidx, qemu-server.conf, backup.log
+ *   guests/<vmid>/.staging-*        a version being written; renamed to <version> when complete and durable
+ *   quarantine/                     chunks that failed verification, moved aside (the next backup writes them afresh)
+ *   locks/                          per-guest backup locks and the registry of running writers (for GC)
+ *   catalog.sqlite                  the SQLite catalog (an index, rebuildable from the files above)
+ *
+ * Durability: every file is written to a temp name, fsynced, renamed, and its directory fsynced;
+ * a version's folder is renamed into place only after all its chunks, indexes and manifest are durable.
+ */
+export * from './store.js';
