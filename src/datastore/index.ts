@@ -14,3 +14,9 @@
  * a version's folder is renamed into place only after all its chunks, indexes and manifest are durable.
  */
 export * from './store.js';
+export * from './chunks.js';
+export * from './versions.js';
+export * from './locks.js';
+export * from './durable.js';
+export * from './gc.js';
+export * from './prune-policy.js';

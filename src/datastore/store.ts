@@ -1,10 +1,95 @@
-import type { DatastoreIdentity, Manifest } from '../format/index.js';
+/**
+ * The Datastore: opens or creates a store on a directory and gives access to its chunks, versions,
+ * locks and housekeeping. The catalog and the pipeline build on it; it knows nothing of either.
+ */
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import {
+  CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity,
+  type DatastoreIdentity, type Manifest,
+} from '../format/index.js';
+import { ChunkStore } from './chunks.js';
+import { ensureDir, writeFileDurable } from './durable.js';
+import { LockDir } from './locks.js';
+import { VersionFolders } from './versions.js';
 
-/** Placeholder; the real implementation follows. */
 export interface DatastoreReader {
   readonly dir: string;
   readonly identity: DatastoreIdentity;
   listGuestIds(): Promise<string[]>;
   listVersionNumbers(guestId: string): Promise<number[]>;
   readManifest(guestId: string, version: number): Promise<Manifest>;
+  isProtected?(guestId: string, version: number): Promise<boolean>;
+}
+
+/** Names a datastore may share its folder with: what a fresh filesystem carries. */
+const IGNORABLE_ENTRIES = new Set(['lost+found', 'System Volume Information', '$RECYCLE.BIN', '.Trash-0']);
+
+export class Datastore extends VersionFolders implements DatastoreReader {
+  readonly chunks: ChunkStore;
+  readonly locks: LockDir;
+
+  private constructor(
+    readonly dir: string,
+    readonly identity: DatastoreIdentity,
+  ) {
+    super(join(dir, 'guests'));
+    this.chunks = new ChunkStore(join(dir, 'chunks'), join(dir, 'quarantine'));
+    this.locks = new LockDir(join(dir, 'locks'));
+  }
+
+  /** Creates a datastore in `dir` (created if missing); refuses a folder that holds anything else. */
+  static async init(dir: string): Promise<Datastore> {
+    await ensureDir(dir);
+    const entries = await readdir(dir);
+    if (entries.includes(DATASTORE_ID_FILE)) {
+      throw new ColdvaultError('DATASTORE_EXISTS', `'${dir}' already holds a coldvault datastore`);
+    }
+    const foreign = entries.filter((e) => !IGNORABLE_ENTRIES.has(e));
+    if (foreign.length > 0) {
+      throw new ColdvaultError('USAGE', `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`);
+    }
+    for (const sub of ['chunks', 'guests', 'locks', 'quarantine']) await ensureDir(join(dir, sub));
+    const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
+    await writeFileDurable(join(dir, DATASTORE_ID_FILE), encodeIdentity(identity));
+    return new Datastore(dir, identity);
+  }
+
+  /** Opens an existing datastore; NOT_A_DATASTORE / DATASTORE_TOO_NEW with the folder named. */
+  static async open(dir: string): Promise<Datastore> {
+    let file: Buffer;
+    try {
+      file = await readFile(join(dir, DATASTORE_ID_FILE));
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        const exists = await stat(dir).then((s) => s.isDirectory(), () => false);
+        throw new ColdvaultError('NOT_A_DATASTORE', exists
+          ? `'${dir}' is not a coldvault datastore (no ${DATASTORE_ID_FILE}); create one with 'coldvault datastore init ${dir}'`
+          : `datastore folder '${dir}' does not exist`, { cause: err });
+      }
+      throw ioError(`opening datastore '${dir}'`, err);
+    }
+    const identity = decodeIdentity(file, dir);
+    if (identity.chunkSize !== CHUNK_SIZE) {
+      throw new ColdvaultError('DATASTORE_CORRUPT', `datastore '${dir}' uses chunk size ${identity.chunkSize}; this coldvault writes ${CHUNK_SIZE}`);
+    }
+    return new Datastore(dir, identity);
+  }
+
+  /** Free and total bytes of the filesystem that holds the store. */
+  async space(): Promise<{ free: number; total: number }> {
+    return filesystemSpace(this.dir);
+  }
+}
+
+export async function filesystemSpace(dir: string): Promise<{ free: number; total: number }> {
+  try {
+    const s = await statfs(dir);
+    return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+  } catch (err) {
+    throw ioError(`reading free space of '${dir}'`, err);
+  }
 }

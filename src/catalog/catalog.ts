@@ -1,0 +1,145 @@
+/** The Catalog: the engine's handle on one datastore's catalog file. See index.ts for the contract. */
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { ColdvaultError } from '../core/errors.js';
+import type { Manifest } from '../format/index.js';
+import { versionKey } from './rows.js';
+import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
+import { openDatabase } from './schema.js';
+import { VersionTable } from './table.js';
+import type {
+  CatalogReader,
+  CatalogVersion,
+  RebuildResult,
+  ReconcileResult,
+  SkippedVersion,
+  StoreTotals,
+  VerifyState,
+} from './types.js';
+
+export const CATALOG_FILE = 'catalog.sqlite';
+
+export class Catalog {
+  #skipped: SkippedVersion[] = [];
+
+  private constructor(
+    private readonly reader: CatalogReader,
+    private readonly db: Database.Database,
+    private readonly table: VersionTable,
+    /** the catalog's SQLite file */
+    readonly file: string,
+  ) {}
+
+  /** Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled. */
+  static async open(reader: CatalogReader, opts: { file?: string } = {}): Promise<Catalog> {
+    const file = opts.file ?? join(reader.dir, CATALOG_FILE);
+    const { db, created } = openDatabase(file);
+    const catalog = new Catalog(reader, db, new VersionTable(db), file);
+    try {
+      await (created ? catalog.rebuild() : catalog.reconcile());
+    } catch (err) {
+      catalog.close();
+      throw err;
+    }
+    return catalog;
+  }
+
+  /** Versions skipped by the last rebuild or reconcile because their manifest was unreadable. */
+  get skipped(): readonly SkippedVersion[] {
+    return this.#skipped;
+  }
+
+  /** Drops every row and re-reads every manifest. Verify state resets to unverified. */
+  async rebuild(): Promise<RebuildResult> {
+    const { loaded, skipped } = await loadVersions(this.reader, await listVersions(this.reader));
+    this.table.inTransaction(() => {
+      this.table.clear();
+      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected ?? false);
+    });
+    this.#skipped = skipped;
+    return { versions: loaded.length, guests: countGuests(loaded), skipped };
+  }
+
+  /**
+   * Adds versions on disk but not in the catalog (reading only their manifests) and deletes rows
+   * whose folder is gone; keeps verify state. The catalog's keys are read before the listing, so a
+   * version another process records meanwhile is never taken for a removed one.
+   */
+  async reconcile(): Promise<ReconcileResult> {
+    const known = this.table.keys();
+    const onDisk = await listVersions(this.reader);
+    const present = new Set(onDisk.map((ref) => versionKey(ref.guestId, ref.version)));
+    const missing = onDisk.filter((ref) => !known.has(versionKey(ref.guestId, ref.version)));
+    const { loaded, skipped } = await loadVersions(this.reader, missing);
+    const gone = [...known].filter((key) => !present.has(key));
+    this.table.inTransaction(() => {
+      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected);
+      for (const key of gone) this.removeKey(key);
+    });
+    this.#skipped = skipped;
+    return { added: loaded.length, removed: gone.length, skipped };
+  }
+
+  /** Inserts or replaces a version (idempotent: the same manifest again keeps verify state and protection). */
+  recordVersion(manifest: Manifest): void {
+    this.table.upsert(manifest);
+  }
+
+  /** Deletes a version's row; a version not in the catalog is no error (idempotent). */
+  removeVersion(guestId: string, version: number): void {
+    this.table.remove(guestId, version);
+  }
+
+  /** Ordered by guest id (numerically), then version ascending. */
+  listVersions(guestId?: string): CatalogVersion[] {
+    return this.table.list(guestId);
+  }
+
+  getVersion(guestId: string, version: number): CatalogVersion | undefined {
+    return this.table.get(guestId, version);
+  }
+
+  latestVersion(guestId: string): number | undefined {
+    return this.table.latest(guestId);
+  }
+
+  /** Records a verification result at the current time; VERSION_NOT_FOUND if the version is not catalogued. */
+  markVerified(guestId: string, version: number, state: VerifyState, detail?: string): void {
+    const at = new Date().toISOString();
+    if (!this.table.setVerify(guestId, version, state, at, detail ?? null)) {
+      throw this.notFound(`marking version ${versionKey(guestId, version)} as ${state}`);
+    }
+  }
+
+  /**
+   * Mirrors the `protected` file of a version folder (the engine writes that file, the truth).
+   * VERSION_NOT_FOUND if the version is not catalogued.
+   */
+  setProtected(guestId: string, version: number, value: boolean): void {
+    if (!this.table.setProtected(guestId, version, value)) {
+      throw this.notFound(`setting protection of version ${versionKey(guestId, version)}`);
+    }
+  }
+
+  storeTotals(): StoreTotals {
+    return this.table.totals();
+  }
+
+  /** Closes the connection; idempotent. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private removeKey(key: string): void {
+    const slash = key.lastIndexOf('/');
+    this.table.remove(key.slice(0, slash), Number(key.slice(slash + 1)));
+  }
+
+  private notFound(doing: string): ColdvaultError {
+    return new ColdvaultError('VERSION_NOT_FOUND', `${doing} in catalog '${this.file}' failed: no such version`);
+  }
+}
+
+function countGuests(loaded: LoadedVersion[]): number {
+  return new Set(loaded.map((entry) => entry.manifest.guestId)).size;
+}

@@ -1,0 +1,34 @@
+/**
+ * catalog: the SQLite catalog of one datastore (`<datastore>/catalog.sqlite`, better-sqlite3).
+ *
+ * An index over the datastore's files, never the truth: the version folders and their manifests are.
+ * Everything in it can be rebuilt from them, except the verify results (reset to `unverified` by a
+ * rebuild). It answers the engine's and the UI's questions (which versions, how big, verified when,
+ * protected?) without walking a slow USB disk.
+ *
+ * Vocabulary: a *version* is `guests/<guestId>/<version>/` with its manifest; a *row* is its entry here.
+ *
+ * Algorithm:
+ *  - open: a missing (or empty) file is created and *rebuilt*: every manifest read, rows replaced.
+ *    An existing file is *reconciled*: one listing of the version folders; manifests are read only
+ *    for versions with no row, and rows whose folder is gone are deleted. Verify state survives.
+ *  - A manifest that fails to read or decode is skipped and reported (`skipped`), never fatal.
+ *    Reconcile does not re-read the manifests of versions it already has: a version folder is
+ *    immutable once published, and damage that happens later is verify's to find, not the catalog's.
+ *  - The engine keeps the catalog current as it goes (recordVersion after publishing a version,
+ *    removeVersion after pruning one); reconcile repairs whatever a crash or another tool missed.
+ *  - `protected` mirrors a `protected` file in the version folder; it is read on rebuild (and for
+ *    versions added by reconcile) when the reader offers `isProtected`.
+ *
+ * Concurrency: several processes may open one file. Journal mode DELETE (WAL needs shared memory,
+ * which NTFS/exFAT/FUSE mounts lack), synchronous FULL, busy_timeout 5000 ms; multi-row writes are
+ * single IMMEDIATE transactions, so readers never see half a version.
+ *
+ * Errors: DATASTORE_TOO_NEW (schema newer than this build), DATASTORE_CORRUPT (not a SQLite file:
+ * delete it to rebuild), VERSION_NOT_FOUND (markVerified/setProtected on an unknown version), IO.
+ *
+ * Layer: imports core, format and datastore only.
+ */
+export * from './types.js';
+export { Catalog, CATALOG_FILE } from './catalog.js';
+export { SCHEMA_VERSION } from './schema.js';

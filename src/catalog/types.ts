@@ -1,0 +1,75 @@
+/** The catalog's public vocabulary: what a row looks like to the engine, and what the catalog reads. */
+import type { DatastoreReader } from '../datastore/index.js';
+
+export type VerifyState = 'unverified' | 'ok' | 'failed';
+
+export interface CatalogDisk {
+  key: string;
+  volume: string;
+  format: string;
+  size: number;
+  sha256: string;
+  zeroBytes: number;
+  chunkCount: number;
+  zeroChunks: number;
+}
+
+export interface CatalogVersion {
+  guestId: string;
+  version: number;
+  time: string;
+  name: string;
+  node: string;
+  disks: CatalogDisk[];
+  /** sum of the disks' sizes */
+  logicalBytes: number;
+  zeroBytes: number;
+  /** from the manifest: plain bytes of the chunks this version added to the store */
+  newBytes: number;
+  /** from the manifest: bytes this version newly wrote to the store (after compression) */
+  storedBytes: number;
+  chunkCount: number;
+  verifyState: VerifyState;
+  verifiedAt: string | null;
+  verifyDetail: string | null;
+  protected: boolean;
+}
+
+/** Also in the Manifest (`newBytes`, `storedBytes`); the catalog takes them from there. */
+export interface CatalogVersionStats {
+  newBytes: number;
+  storedBytes: number;
+}
+
+/** A version whose manifest could not be read or decoded during a rebuild or reconcile. */
+export interface SkippedVersion {
+  guestId: string;
+  version: number;
+  error: string;
+}
+
+export interface RebuildResult {
+  versions: number;
+  guests: number;
+  skipped: SkippedVersion[];
+}
+
+export interface ReconcileResult {
+  added: number;
+  removed: number;
+  skipped: SkippedVersion[];
+}
+
+export interface StoreTotals {
+  versions: number;
+  logicalBytes: number;
+  storedBytes: number;
+}
+
+/**
+ * What the catalog reads: the datastore reader, plus an optional probe for the `protected` file in a
+ * version folder (the truth for that flag). Every DatastoreReader is a CatalogReader.
+ */
+export type CatalogReader = DatastoreReader & {
+  isProtected?(guestId: string, version: number): Promise<boolean>;
+};

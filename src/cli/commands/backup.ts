@@ -1,0 +1,52 @@
+/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N]` */
+import { ColdvaultError, describeError } from '../../core/errors.js';
+import { parseGuestId } from '../../core/ids.js';
+import { formatBytes } from '../../core/units.js';
+import { backupGuest } from '../../pipeline/index.js';
+import { intOption, str, type OptionSpec } from '../args.js';
+import type { CommandContext } from '../context.js';
+
+export const backupOptions: OptionSpec = {
+  store: { type: 'string' }, 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true },
+  keep: { type: 'string' }, compress: { type: 'string' }, 'zstd-level': { type: 'string' },
+};
+
+export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N] [--json]
+  Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').`;
+
+export async function backupCommand(ctx: CommandContext): Promise<number> {
+  const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
+  if (ids.length === 0) throw new ColdvaultError('USAGE', 'coldvault backup: name at least one vmid');
+  const keep = intOption(ctx.args, 'keep', 1);
+  const zstdLevel = compressionLevel(str(ctx.args, 'compress'), intOption(ctx.args, 'zstd-level', 1) ?? ctx.config.zstdLevel);
+  const { store, catalog } = await ctx.openStore();
+  const pool = ctx.pool();
+  const results: unknown[] = [];
+  let failed = 0;
+  for (const guestId of ids) {
+    try {
+      const r = await backupGuest({ store, catalog, pool, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, guestId, node: ctx.config.node, zstdLevel, keep, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
+      const m = r.manifest;
+      results.push({ id: guestId, version: m.version, time: m.time, name: m.guestName, ok: true, size: m.disks.reduce((s, d) => s + d.size, 0), newBytes: m.newBytes, storedBytes: m.storedBytes, seconds: r.seconds, pruned: r.pruned });
+      if (!ctx.json) ctx.print(`backed up guest ${guestId} as version ${m.version} (${formatBytes(m.storedBytes)} new in the store)`);
+    } catch (err) {
+      failed++;
+      results.push({ id: guestId, ok: false, error: describeError(err), code: (err as { code?: string }).code });
+      if (ids.length === 1) {
+        if (ctx.json) ctx.printJson(results);
+        throw err;
+      }
+    }
+  }
+  if (ctx.json) ctx.printJson(results);
+  return failed > 0 ? 1 : 0;
+}
+
+function compressionLevel(compress: string | undefined, level: number): number {
+  if (compress === undefined || compress === 'zstd') {
+    if (level > 19) throw new ColdvaultError('USAGE', `--zstd-level ${level}: expected 1 to 19`);
+    return level;
+  }
+  if (compress === 'none' || compress === '0') return 0;
+  throw new ColdvaultError('USAGE', `--compress '${compress}': expected zstd or none`);
+}

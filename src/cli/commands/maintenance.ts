@@ -1,0 +1,92 @@
+/** `coldvault datastore init|info`, `prune`, `gc`, `catalog rebuild`, `protect`. */
+import { resolve } from 'node:path';
+import { ColdvaultError } from '../../core/errors.js';
+import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
+import { formatBytes } from '../../core/units.js';
+import { collectGarbage, Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
+import { pruneGuest } from '../../pipeline/index.js';
+import { flag, intOption, required, type OptionSpec } from '../args.js';
+import type { CommandContext } from '../context.js';
+
+export const datastoreOptions: OptionSpec = { store: { type: 'string' } };
+export const datastoreHelp = `coldvault datastore init <dir>     creates a datastore in an empty (or new) folder
+coldvault datastore info --store <dir> [--json]`;
+
+export async function datastoreCommand(ctx: CommandContext): Promise<number> {
+  const [sub, dir] = ctx.args.positionals;
+  if (sub === 'init') {
+    if (!dir) throw new ColdvaultError('USAGE', 'coldvault datastore init: name the folder');
+    const store = await Datastore.init(resolve(dir));
+    if (ctx.json) ctx.printJson(store.identity);
+    else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' (format ${store.identity.format})`);
+    return 0;
+  }
+  if (sub === 'info') {
+    const { store, catalog } = await ctx.openStore();
+    const info = { dir: store.dir, ...store.identity, ...(await store.space()), ...catalog.storeTotals() };
+    if (ctx.json) ctx.printJson(info);
+    else ctx.print(`datastore ${info.id} in '${info.dir}': format ${info.format}, ${info.versions} versions, ${formatBytes(info.logicalBytes)} backed up, ${formatBytes(info.free)} free of ${formatBytes(info.total)}`);
+    return 0;
+  }
+  throw new ColdvaultError('USAGE', `coldvault datastore: unknown subcommand '${sub ?? ''}' (init, info)`);
+}
+
+export const pruneOptions: OptionSpec = {
+  store: { type: 'string' }, 'keep-last': { type: 'string' }, 'keep-hourly': { type: 'string' }, 'keep-daily': { type: 'string' },
+  'keep-weekly': { type: 'string' }, 'keep-monthly': { type: 'string' }, 'keep-yearly': { type: 'string' }, 'dry-run': { type: 'boolean' },
+};
+export const pruneHelp = `coldvault prune <vmid> --keep-last N [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--dry-run] --store <dir>
+  Removes the versions no keep rule covers (protected versions are always kept). Run 'coldvault gc' to free their chunks.`;
+
+export async function pruneCommand(ctx: CommandContext): Promise<number> {
+  const guestId = parseGuestId(ctx.args.positionals[0] ?? '', 'vmid');
+  const options: PruneOptions = {
+    keepLast: intOption(ctx.args, 'keep-last'), keepHourly: intOption(ctx.args, 'keep-hourly'), keepDaily: intOption(ctx.args, 'keep-daily'),
+    keepWeekly: intOption(ctx.args, 'keep-weekly'), keepMonthly: intOption(ctx.args, 'keep-monthly'), keepYearly: intOption(ctx.args, 'keep-yearly'),
+  };
+  if (!hasRetention(options)) throw new ColdvaultError('USAGE', 'coldvault prune: give at least one --keep-* option above 0 (prune never removes everything)');
+  const { store, catalog } = await ctx.openStore();
+  const removed = await pruneGuest({ store, catalog, guestId, options, log: ctx.log, dryRun: flag(ctx.args, 'dry-run') });
+  if (ctx.json) ctx.printJson({ id: guestId, removed, dryRun: flag(ctx.args, 'dry-run') });
+  return 0;
+}
+
+export const gcOptions: OptionSpec = { store: { type: 'string' } };
+export const gcHelp = `coldvault gc --store <dir> [--json]
+  Removes chunks that no version references; safe while backups run.`;
+
+export async function gcCommand(ctx: CommandContext): Promise<number> {
+  const { store } = await ctx.openStore();
+  const result = await collectGarbage(store, ctx.log);
+  if (ctx.json) ctx.printJson(result);
+  else ctx.print(`removed ${result.removedChunks} unused chunks (${formatBytes(result.removedBytes)}); ${result.referencedChunks} chunks in use`);
+  return 0;
+}
+
+export const catalogOptions: OptionSpec = { store: { type: 'string' } };
+export const catalogHelp = `coldvault catalog rebuild --store <dir> [--json]
+  Rebuilds the SQLite catalog from the datastore's files.`;
+
+export async function catalogCommand(ctx: CommandContext): Promise<number> {
+  if (ctx.args.positionals[0] !== 'rebuild') throw new ColdvaultError('USAGE', `coldvault catalog: unknown subcommand '${ctx.args.positionals[0] ?? ''}' (rebuild)`);
+  const { catalog } = await ctx.openStore();
+  const result = await catalog.rebuild();
+  if (ctx.json) ctx.printJson(result);
+  else ctx.print(`catalog rebuilt: ${result.versions} versions of ${result.guests} guests${result.skipped.length ? `; skipped ${result.skipped.length} unreadable` : ''}`);
+  return result.skipped.length > 0 ? 1 : 0;
+}
+
+export const protectOptions: OptionSpec = { store: { type: 'string' }, version: { type: 'string' }, off: { type: 'boolean' } };
+export const protectHelp = `coldvault protect <vmid> --version N [--off] --store <dir>
+  Protects a version from pruning (or lifts the protection).`;
+
+export async function protectCommand(ctx: CommandContext): Promise<number> {
+  const guestId = parseGuestId(ctx.args.positionals[0] ?? '', 'vmid');
+  const version = parsePositiveInt(required(ctx.args, 'version', 'protect'), '--version');
+  const { store, catalog } = await ctx.openStore();
+  await store.readManifest(guestId, version);
+  await store.setProtected(guestId, version, !flag(ctx.args, 'off'));
+  catalog.setProtected(guestId, version, !flag(ctx.args, 'off'));
+  ctx.print(`guest ${guestId} version ${version} is ${flag(ctx.args, 'off') ? 'no longer ' : ''}protected`);
+  return 0;
+}

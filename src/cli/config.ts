@@ -1,0 +1,75 @@
+/**
+ * The config file (`--config FILE` or `COLDVAULT_CONFIG`), JSON: defaults for every command.
+ *   { "node": "pve1", "stateDir": "/var/lib/coldvault", "guestsDir": "/etc/pve/qemu-server",
+ *     "storages": { "local": "/var/lib/vz" }, "datastores": { "usb1": "/mnt/usb1" } }
+ * Command-line flags win over the file; `--storage id=dir` adds to or overrides `storages`.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { ColdvaultError } from '../core/errors.js';
+import { list, str, type Parsed } from './args.js';
+
+export interface CliConfig {
+  node: string;
+  stateDir: string;
+  guestsDir: string;
+  storages: Record<string, string>;
+  datastores: Record<string, string>;
+  zstdLevel: number;
+}
+
+const DEFAULTS: CliConfig = {
+  node: hostname(),
+  stateDir: '/var/lib/coldvault',
+  guestsDir: '/etc/pve/qemu-server',
+  storages: { local: '/var/lib/vz' },
+  datastores: {},
+  zstdLevel: 1,
+};
+
+const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'listen', 'tls']);
+
+export function loadConfig(p: Parsed): CliConfig {
+  const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;
+  const fromFile = file ? readConfigFile(file) : {};
+  const config: CliConfig = { ...DEFAULTS, ...fromFile, storages: { ...(fromFile.storages ?? DEFAULTS.storages) }, datastores: { ...(fromFile.datastores ?? {}) } };
+  for (const entry of list(p, 'storage')) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0 || eq === entry.length - 1) throw new ColdvaultError('USAGE', `--storage '${entry}': expected <id>=<dir>`);
+    config.storages[entry.slice(0, eq)] = resolve(entry.slice(eq + 1));
+  }
+  const guestsDir = str(p, 'guests-dir');
+  if (guestsDir) config.guestsDir = resolve(guestsDir);
+  return config;
+}
+
+function readConfigFile(file: string): Partial<CliConfig> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}' cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}' must hold a JSON object`);
+  }
+  const unknown = Object.keys(parsed).filter((k) => !KNOWN_KEYS.has(k));
+  if (unknown.length > 0) throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': unknown key(s) ${unknown.join(', ')}`);
+  checkMap(parsed, 'storages', file);
+  checkMap(parsed, 'datastores', file);
+  return parsed as Partial<CliConfig>;
+}
+
+function checkMap(parsed: object, key: string, file: string): void {
+  const value = (parsed as Record<string, unknown>)[key];
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': '${key}' must map ids to folder paths`);
+  }
+}
+
+/** `--store` takes a folder or the name of a configured datastore. */
+export function storeDir(config: CliConfig, value: string): string {
+  return resolve(config.datastores[value] ?? value);
+}

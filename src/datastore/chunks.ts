@@ -1,0 +1,121 @@
+/**
+ * The chunk store: `chunks/<first 4 hex>/<64 hex>`, one blob per chunk, named by the SHA-256 of its
+ * plain bytes. Contracts:
+ * - `insert` is idempotent (same name, same bytes) and durable for the file's data before its name
+ *   appears (temp + fdatasync + rename); the folder entries become durable with `syncDirs`, which a
+ *   backup calls before it publishes a version. So a chunk name never points at partial data.
+ * - `touch` marks a chunk as used now (its mtime) and says whether it exists. A backup touches every
+ *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
+ * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
+ */
+import { open, readdir, readFile, rename, unlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { isDigestHex } from '../format/index.js';
+import { ensureDir, fsyncDir, tempNameFor, TEMP_MARK } from './durable.js';
+
+export class ChunkStore {
+  private readonly knownDirs = new Set<string>();
+  private readonly dirtyDirs = new Set<string>();
+
+  constructor(
+    readonly dir: string,
+    private readonly quarantineDir: string,
+  ) {}
+
+  pathOf(hex: string): string {
+    return join(this.dir, hex.slice(0, 4), hex);
+  }
+
+  /** Sets the chunk's mtime to now; false when it does not exist. */
+  async touch(hex: string): Promise<boolean> {
+    const now = new Date();
+    try {
+      await utimes(this.pathOf(hex), now, now);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw ioError(`touching chunk ${hex} in '${this.dir}'`, err);
+    }
+  }
+
+  async insert(hex: string, blob: Uint8Array): Promise<void> {
+    const path = this.pathOf(hex);
+    const prefixDir = join(this.dir, hex.slice(0, 4));
+    if (!this.knownDirs.has(prefixDir)) {
+      await ensureDir(prefixDir);
+      this.knownDirs.add(prefixDir);
+      this.dirtyDirs.add(this.dir);
+    }
+    const temp = tempNameFor(path);
+    try {
+      const handle = await open(temp, 'wx');
+      try {
+        await handle.writeFile(blob);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw ioError(`inserting chunk ${hex} into '${this.dir}'`, err);
+    }
+    this.dirtyDirs.add(prefixDir);
+  }
+
+  /** Makes every insert so far durable by name (fsync of the touched folders). */
+  async syncDirs(): Promise<void> {
+    const dirs = [...this.dirtyDirs];
+    this.dirtyDirs.clear();
+    for (const dir of dirs) await fsyncDir(dir);
+  }
+
+  async read(hex: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(hex));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') {
+        throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
+      }
+      throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
+    }
+  }
+
+  async exists(hex: string): Promise<boolean> {
+    try {
+      const h = await open(this.pathOf(hex), 'r');
+      await h.close();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Moves a bad chunk to the quarantine folder; returns its new path (or undefined if it was gone). */
+  async quarantine(hex: string): Promise<string | undefined> {
+    await ensureDir(this.quarantineDir);
+    const target = join(this.quarantineDir, `${hex}.${Date.now()}`);
+    try {
+      await rename(this.pathOf(hex), target);
+      await fsyncDir(join(this.dir, hex.slice(0, 4)));
+      return target;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw ioError(`moving bad chunk ${hex} to '${this.quarantineDir}'`, err);
+    }
+  }
+
+  /** Every chunk file and every leftover temp file, folder by folder. */
+  async *list(): AsyncGenerator<{ name: string; path: string; temp: boolean }> {
+    const prefixes = await readdir(this.dir).catch(() => [] as string[]);
+    for (const prefix of prefixes.sort()) {
+      if (!/^[0-9a-f]{4}$/.test(prefix)) continue;
+      const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
+      for (const name of names) {
+        const temp = name.includes(TEMP_MARK);
+        if (temp || isDigestHex(name)) yield { name, path: join(this.dir, prefix, name), temp };
+      }
+    }
+  }
+}

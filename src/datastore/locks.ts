@@ -1,0 +1,101 @@
+/**
+ * Locks on a datastore, as files (they work on every filesystem a USB disk may carry, and across
+ * processes): `locks/<name>.lock` created with O_EXCL and holding {pid, host, start}. A lock whose
+ * holder died (same host, pid gone) is stale and taken over. Writers (running backups) also
+ * register in `locks/writer-*.json` so that garbage collection can keep the chunks they touch.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { holderAlive, thisHost } from './pid.js';
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+  start: number;
+  purpose: string;
+}
+
+export interface HeldLock {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class LockDir {
+  constructor(readonly dir: string) {}
+
+  /** Takes lock `name`; waits up to `waitMs` for a live holder, then fails with LOCKED. */
+  async acquire(name: string, purpose: string, waitMs = 0): Promise<HeldLock> {
+    const path = join(this.dir, `${name}.lock`);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const holder = await this.tryCreate(path, purpose);
+      if (!holder) return { path, release: () => unlink(path).catch(() => undefined) };
+      if (!holderAlive(holder)) {
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new ColdvaultError('LOCKED', `${name} is locked by ${holder.purpose} (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})`);
+      }
+      await sleep(Math.min(500, Math.max(10, deadline - Date.now())));
+    }
+  }
+
+  /** Creates the lock file; returns undefined on success, or the current holder. */
+  private async tryCreate(path: string, purpose: string): Promise<LockHolder | undefined> {
+    await mkdir(this.dir, { recursive: true });
+    const holder: LockHolder = { pid: process.pid, host: thisHost, start: Date.now(), purpose };
+    try {
+      const handle = await open(path, 'wx');
+      await handle.writeFile(JSON.stringify(holder));
+      await handle.close();
+      return undefined;
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw ioError(`creating lock '${path}'`, err);
+    }
+    return (await readHolder(path)) ?? (await unreadableHolder(path));
+  }
+
+  /** Registers a running writer; its start time bounds what GC may sweep. */
+  async registerWriter(purpose: string): Promise<HeldLock & { start: number }> {
+    await mkdir(this.dir, { recursive: true });
+    const start = Date.now();
+    const path = join(this.dir, `writer-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+    const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
+    const handle = await open(path, 'wx');
+    await handle.writeFile(JSON.stringify(holder));
+    await handle.sync();
+    await handle.close();
+    return { path, start, release: () => unlink(path).catch(() => undefined) };
+  }
+
+  /** Live writers; stale registrations of dead processes are removed. */
+  async liveWriters(): Promise<LockHolder[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const live: LockHolder[] = [];
+    for (const name of names.filter((n) => n.startsWith('writer-'))) {
+      const holder = await readHolder(join(this.dir, name));
+      if (holder && holderAlive(holder)) live.push(holder);
+      else await unlink(join(this.dir, name)).catch(() => undefined);
+    }
+    return live;
+  }
+}
+
+/** A lock file without content: being written right now (alive), or left by a crash (dead after 30 s). */
+async function unreadableHolder(path: string): Promise<LockHolder> {
+  const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  return { pid: age > 30_000 ? 0 : process.pid, host: thisHost, start: 0, purpose: 'a starting process' };
+}
+
+async function readHolder(path: string): Promise<LockHolder | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Backs up one disk image: read -> zero test -> SHA-256 (worker) -> dedup (touch) -> zstd (worker)
+ * -> durable insert, in fixed chunks, with at most `window` chunks in flight. Returns the ordered
+ * digests for the fixed index and the counters for the manifest and the log.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import PQueue from 'p-queue';
+import { ColdvaultError, ioError } from '../core/errors.js';
+import { CHUNK_SIZE, chunkCountFor, chunkLength, DiskDigest, zeroChunkDigest } from '../format/index.js';
+import type { ChunkStore } from '../datastore/index.js';
+import { BufferPool, isAllZero } from './buffers.js';
+import { Tasks, Window } from './limits.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export interface DiskCounters {
+  readBytes: number;
+  zeroBytes: number;
+  zeroChunks: number;
+  dedupBytes: number;
+  newBytes: number;
+  storedBytes: number;
+  newChunks: number;
+}
+
+export interface BackupDiskResult extends DiskCounters {
+  digests: Array<Buffer | null>;
+  sha256: string;
+}
+
+export interface BackupDiskContext {
+  chunks: ChunkStore;
+  pool: WorkerPool;
+  io: PQueue;
+  buffers: BufferPool;
+  zstdLevel: number;
+  /** chunks inserted or confirmed during this run: dedup within the run without a syscall */
+  seen: Map<string, Promise<void>>;
+  signal?: AbortSignal;
+  onChunk?: (counters: DiskCounters) => void;
+  /** called before each new chunk is written, with its size; throws to stop (space guard) */
+  beforeWrite?: (blobBytes: number) => Promise<void>;
+}
+
+export function newCounters(): DiskCounters {
+  return { readBytes: 0, zeroBytes: 0, zeroChunks: 0, dedupBytes: 0, newBytes: 0, storedBytes: 0, newChunks: 0 };
+}
+
+export async function backupDisk(path: string, size: number, ctx: BackupDiskContext): Promise<BackupDiskResult> {
+  const count = chunkCountFor(size, CHUNK_SIZE);
+  const digests: Array<Buffer | null> = new Array<Buffer | null>(count).fill(null);
+  const counters = newCounters();
+  const window = new Window(ctx.pool.size * 2 + 2);
+  const tasks = new Tasks();
+  const file = await openImage(path);
+  try {
+    for (let i = 0; i < count; i++) {
+      await window.acquire();
+      tasks.check();
+      if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
+      const length = chunkLength(size, i);
+      const buf = ctx.buffers.take();
+      await readExactly(file, buf, length, i * CHUNK_SIZE, path);
+      counters.readBytes += length;
+      if (isAllZero(buf, length)) {
+        counters.zeroBytes += length;
+        counters.zeroChunks++;
+        ctx.buffers.give(buf);
+        window.release();
+        ctx.onChunk?.(counters);
+        continue;
+      }
+      tasks.start(() => storeChunk(buf, length, i, digests, counters, ctx).finally(() => {
+        window.release();
+        ctx.onChunk?.(counters);
+      }));
+    }
+  } finally {
+    await tasks.settle().finally(() => file.close());
+  }
+  return { ...counters, digests, sha256: diskDigest(digests, size) };
+}
+
+async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests: Array<Buffer | null>,
+  counters: DiskCounters, ctx: BackupDiskContext): Promise<void> {
+  let buf = buf0;
+  try {
+    const hashed = await ctx.pool.digest(buf, length);
+    buf = hashed.buf;
+    digests[i] = Buffer.from(hashed.hex, 'hex');
+    const pending = ctx.seen.get(hashed.hex);
+    if (pending) {
+      await pending;
+      counters.dedupBytes += length;
+      return;
+    }
+    let done!: () => void;
+    let fail!: (e: unknown) => void;
+    const marker = new Promise<void>((res, rej) => { done = res; fail = rej; });
+    marker.catch(() => undefined);
+    ctx.seen.set(hashed.hex, marker);
+    try {
+      if (await ctx.io.add(() => ctx.chunks.touch(hashed.hex))) {
+        counters.dedupBytes += length;
+      } else {
+        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel);
+        buf = encoded.buf;
+        await ctx.beforeWrite?.(encoded.blob.length);
+        await ctx.io.add(() => ctx.chunks.insert(hashed.hex, encoded.blob));
+        counters.newBytes += length;
+        counters.storedBytes += encoded.blob.length;
+        counters.newChunks++;
+      }
+      done();
+    } catch (err) {
+      ctx.seen.delete(hashed.hex);
+      fail(err);
+      throw err;
+    }
+  } finally {
+    ctx.buffers.give(buf);
+  }
+}
+
+function diskDigest(digests: Array<Buffer | null>, size: number): string {
+  const d = new DiskDigest();
+  digests.forEach((digest, i) => d.add(digest ?? zeroChunkDigest(chunkLength(size, i))));
+  return d.hex();
+}
+
+async function openImage(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (err) {
+    throw ioError(`opening disk image '${path}'`, err);
+  }
+}
+
+async function readExactly(file: FileHandle, buf: ArrayBuffer, length: number, position: number, path: string): Promise<void> {
+  const view = Buffer.from(buf, 0, length);
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      ({ bytesRead: n } = await file.read(view, done, length - done, position + done));
+    } catch (err) {
+      throw ioError(`reading disk image '${path}' at offset ${position + done}`, err);
+    }
+    if (n === 0) throw new ColdvaultError('IO', `disk image '${path}' ended at ${position + done} bytes while being read: did it shrink?`);
+    done += n;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The backup of one guest (its disks must not change meanwhile: the job layer stops the guest).
+ * lock guest -> read config -> select disks -> space check -> stage version -> back up each disk ->
+ * sync chunk folders -> manifest -> publish -> catalog -> keep-N rotation. The version log is written
+ * in vzdump's style and kept in the version folder.
+ */
+import { join } from 'node:path';
+import PQueue from 'p-queue';
+import { describeError } from '../core/errors.js';
+import { createTaskLog, formatLogLine, type LogLine, type TaskLog } from '../core/log.js';
+import { formatBytes, formatDuration, formatRate, percent } from '../core/units.js';
+import type { ProgressListener } from '../core/progress.js';
+import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FILE, VERSION_CONFIG_FILE, VERSION_LOG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
+import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
+import { archivedConfigText, guestName, readGuestConfig, resolveVolumePath, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
+import type { Catalog } from '../catalog/index.js';
+import { BufferPool } from './buffers.js';
+import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } from './backup-disk.js';
+import { imageInfo, type ImageInfo } from './images.js';
+import { checkBackupSpace, spaceGuard } from './space.js';
+import { pruneGuest } from './prune.js';
+import { ProgressMeter } from './progress-meter.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export interface BackupRequest {
+  store: Datastore;
+  catalog: Catalog;
+  pool: WorkerPool;
+  guestsDir: string;
+  storages: StorageMap;
+  guestId: string;
+  node: string;
+  zstdLevel: number;
+  keep?: number;
+  log: TaskLog;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+  lockWaitMs?: number;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  pruned: number[];
+  seconds: number;
+}
+
+interface PlannedDisk extends BackupDisk {
+  path: string;
+  info: ImageInfo;
+}
+
+export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
+  const started = new Date();
+  const vlog = createTaskLog((line) => forward(req.log, line.level, line.message));
+  vlog.info(`Starting Backup of VM ${req.guestId} (qemu)`);
+  const lock = await req.store.locks.acquire(`guest-${req.guestId}`, `backup of guest ${req.guestId}`, req.lockWaitMs ?? 0);
+  const writer = await req.store.locks.registerWriter(`backup of guest ${req.guestId}`);
+  let staging: Staging | undefined;
+  try {
+    await req.store.cleanupStale(req.guestId);
+    const plan = await planBackup(req, vlog);
+    await checkBackupSpace(req.store, plan.disks.map((d) => ({ path: d.path, ...d.info })), req.pool, vlog, req.guestId);
+    const version = await req.store.nextVersionNumber(req.guestId);
+    staging = await req.store.createStaging(req.guestId);
+    vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
+    if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
+    const manifest = await writeVersion(req, plan, staging, version, started, vlog);
+    await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
+    await req.store.publish(staging, version);
+    staging = undefined;
+    req.catalog.recordVersion(manifest);
+    const pruned = req.keep ? await pruneGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
+    const seconds = (Date.now() - started.getTime()) / 1000;
+    vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
+    await rewriteLog(req.store, req.guestId, version, vlog);
+    return { manifest, pruned, seconds };
+  } catch (err) {
+    vlog.error(`Backup of VM ${req.guestId} failed - ${describeError(err)}`);
+    if (staging) await req.store.discardStaging(staging).catch(() => undefined);
+    throw err;
+  } finally {
+    await writer.release();
+    await lock.release();
+  }
+}
+
+function forward(log: TaskLog, level: string, message: string): void {
+  if (level === 'ERROR') log.error(message);
+  else if (level === 'WARN') log.warn(message);
+  else log.info(message);
+}
+
+async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPath: string; configText: string; name: string; disks: PlannedDisk[]; excluded: Manifest['excluded'] }> {
+  const { path: configPath, config } = await readGuestConfig(req.guestsDir, req.guestId);
+  const name = guestName(config);
+  vlog.info('backup mode: stop');
+  vlog.info(`VM Name: ${name}`);
+  const { included, excluded } = selectBackupDisks(config);
+  const disks: PlannedDisk[] = [];
+  for (const disk of included) {
+    const path = resolveVolumePath(disk.volume, req.storages);
+    const info = await imageInfo(path, `disk '${disk.key}' of guest ${req.guestId}`);
+    vlog.info(`include disk '${disk.key}' '${disk.volume}' ${formatBytes(info.size, 0)}`);
+    disks.push({ ...disk, path, info });
+  }
+  for (const ex of excluded) vlog.info(`exclude disk '${ex.key}' '${ex.volume}' (${ex.reason})`);
+  if (disks.length === 0) vlog.warn(`guest ${req.guestId} has no disk to back up; saving its configuration only`);
+  return { configPath, configText: archivedConfigText(config), name, disks, excluded: excluded.map((e) => ({ key: e.key, volume: e.volume, reason: e.reason })) };
+}
+
+async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof planBackup>>, staging: Staging,
+  version: number, started: Date, vlog: TaskLog): Promise<Manifest> {
+  vlog.info(`now save file '${plan.configPath}'`);
+  await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
+  const ctx = {
+    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 4 }), buffers: new BufferPool(),
+    zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
+  };
+  const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
+  const meter = new ProgressMeter('backup', total, req.onProgress);
+  const disks: ManifestDisk[] = [];
+  const sum = newCounters();
+  for (const disk of plan.disks) {
+    vlog.info(`now save file '${disk.path}'`);
+    meter.item = disk.key;
+    const result = await backupDisk(disk.path, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
+    meter.completeItem(result);
+    addCounters(sum, result);
+    disks.push(await writeIndex(staging, disk, result));
+    logDisk(vlog, disk, result);
+  }
+  await req.store.chunks.syncDirs();
+  const seconds = (Date.now() - started.getTime()) / 1000;
+  logTotals(vlog, total, sum, seconds);
+  const manifest: Manifest = {
+    format: DATASTORE_FORMAT, guestId: req.guestId, guestName: plan.name, version, time: started.toISOString(), node: req.node,
+    config: plan.configText, disks, excluded: plan.excluded, storedBytes: sum.storedBytes, newBytes: sum.newBytes, durationSeconds: seconds,
+  };
+  await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
+  return manifest;
+}
+
+async function writeIndex(staging: Staging, disk: PlannedDisk, result: BackupDiskResult): Promise<ManifestDisk> {
+  const index = `${disk.key}${INDEX_SUFFIX}`;
+  await staging.writeFile(index, encodeFixedIndex({ chunkSize: CHUNK_SIZE, size: disk.info.size, digests: result.digests }));
+  return {
+    key: disk.key, volume: disk.volume, storage: disk.storage, format: disk.format, size: disk.info.size, index,
+    sha256: result.sha256, chunkSize: CHUNK_SIZE, chunkCount: result.digests.length, zeroChunks: result.zeroChunks, zeroBytes: result.zeroBytes,
+  };
+}
+
+function addCounters(sum: DiskCounters, add: DiskCounters): void {
+  for (const key of Object.keys(sum) as Array<keyof DiskCounters>) sum[key] += add[key];
+}
+
+function logDisk(vlog: TaskLog, disk: PlannedDisk, r: BackupDiskResult): void {
+  vlog.info(`disk '${disk.key}': ${formatBytes(disk.info.size)}, zero ${formatBytes(r.zeroBytes)} (${percent(r.zeroBytes, disk.info.size)}%), ` +
+    `already in store ${formatBytes(r.dedupBytes)} (${percent(r.dedupBytes, disk.info.size)}%), new ${formatBytes(r.newBytes)} stored as ${formatBytes(r.storedBytes)}`);
+}
+
+function logTotals(vlog: TaskLog, total: number, sum: DiskCounters, seconds: number): void {
+  vlog.info(`backup is sparse: ${formatBytes(sum.zeroBytes)} (${percent(sum.zeroBytes, total)}%) total zero data`);
+  vlog.info(`backup was deduplicated: ${formatBytes(sum.dedupBytes)} (${percent(sum.dedupBytes, total)}%) already in the store`);
+  vlog.info(`transferred ${formatBytes(total)} in ${Math.round(seconds)} seconds (${formatRate(total, seconds)})`);
+  vlog.info(`archive size: ${formatBytes(sum.storedBytes)} new in the store (${sum.newChunks} chunks)`);
+}
+
+function renderLog(vlog: { lines: LogLine[] }): string {
+  return vlog.lines.map(formatLogLine).join('\n') + '\n';
+}
+
+async function rewriteLog(store: Datastore, guestId: string, version: number, vlog: { lines: LogLine[] }): Promise<void> {
+  await writeFileDurable(join(store.versionDir(guestId, version), VERSION_LOG_FILE), Buffer.from(renderLog(vlog))).catch(() => undefined);
+}

@@ -1,0 +1,13 @@
+/**
+ * pipeline: the streaming flows over a datastore. Backup: read -> zero test -> SHA-256 -> dedup ->
+ * zstd -> durable insert, in fixed 4 MiB chunks, CPU work on a pool of worker_threads (one per core),
+ * I/O concurrency bounded by p-queue, and at most a small window of chunks in flight, so memory stays
+ * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
+ * decode -> SHA-256 check -> write). Progress is reported through a listener (core/progress.ts).
+ */
+export * from './worker-pool.js';
+export * from './backup.js';
+export * from './restore.js';
+export * from './verify.js';
+export * from './prune.js';
+export * from './backup-disk.js';

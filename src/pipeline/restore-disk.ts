@@ -1,0 +1,82 @@
+/**
+ * Restores one disk from its fixed index into a (temp) file: zero chunks stay holes (the file is
+ * sized with ftruncate and only non-zero chunks are written, so the output is sparse); every chunk is
+ * read, CRC- and SHA-256-checked in a worker, and written at its offset, at most `window` in flight.
+ */
+import { open } from 'node:fs/promises';
+import PQueue from 'p-queue';
+import { ColdvaultError, ioError } from '../core/errors.js';
+import { chunkLength, DiskDigest, zeroChunkDigest, type FixedIndex } from '../format/index.js';
+import type { ChunkStore } from '../datastore/index.js';
+import { Tasks, Window } from './limits.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export interface RestoreDiskContext {
+  chunks: ChunkStore;
+  pool: WorkerPool;
+  io: PQueue;
+  signal?: AbortSignal;
+  onChunk?: (counters: { readBytes: number; writtenBytes: number; zeroBytes: number }) => void;
+}
+
+/** Checks that an index's digest chain gives the disk digest the manifest recorded. */
+export function checkIndexDigest(index: FixedIndex, expected: string, what: string): void {
+  const d = new DiskDigest();
+  index.digests.forEach((digest, i) => d.add(digest ?? zeroChunkDigest(chunkLength(index.size, i, index.chunkSize))));
+  if (d.hex() !== expected) {
+    throw new ColdvaultError('DIGEST_MISMATCH', `${what}: the index does not match the disk SHA-256 in the manifest`);
+  }
+}
+
+export async function restoreDisk(index: FixedIndex, target: string, ctx: RestoreDiskContext): Promise<void> {
+  const file = await open(target, 'wx').catch((err: unknown) => { throw ioError(`creating '${target}'`, err); });
+  const counters = { readBytes: 0, writtenBytes: 0, zeroBytes: 0 };
+  const window = new Window(ctx.pool.size * 2 + 2);
+  const tasks = new Tasks();
+  try {
+    await file.truncate(index.size);
+    for (let i = 0; i < index.digests.length; i++) {
+      const digest = index.digests[i];
+      const length = chunkLength(index.size, i, index.chunkSize);
+      if (!digest) {
+        counters.readBytes += length;
+        counters.zeroBytes += length;
+        continue;
+      }
+      await window.acquire();
+      tasks.check();
+      if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `restore to '${target}' aborted`);
+      const hex = digest.toString('hex');
+      const offset = i * index.chunkSize;
+      tasks.start(async () => {
+        try {
+          const blob = await ctx.io.add(() => ctx.chunks.read(hex));
+          const plain = await ctx.pool.decode(blob, hex, length);
+          await ctx.io.add(() => writeAll(file, plain, offset, target));
+          counters.readBytes += length;
+          counters.writtenBytes += length;
+          ctx.onChunk?.(counters);
+        } finally {
+          window.release();
+        }
+      });
+    }
+    await tasks.settle();
+    await file.sync().catch((err: unknown) => { throw ioError(`syncing '${target}'`, err); });
+  } finally {
+    await tasks.settle().catch(() => undefined);
+    await file.close();
+  }
+}
+
+async function writeAll(file: Awaited<ReturnType<typeof open>>, data: Buffer, offset: number, target: string): Promise<void> {
+  let done = 0;
+  try {
+    while (done < data.length) {
+      const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  } catch (err) {
+    throw ioError(`writing '${target}' at offset ${offset + done}`, err);
+  }
+}

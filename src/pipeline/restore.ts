@@ -1,0 +1,165 @@
+/**
+ * Restore of a guest version under a new ID, as qmrestore does it: new volumes `vm-<new>-disk-<N>`
+ * on the chosen storage, the config rewritten to them (new MACs and smbios uuid with `unique`).
+ * Disks are written under temp names and verified chunk by chunk; only when every disk is complete
+ * are they renamed to their volume names and the config written as `<new>.conf`. A failure leaves
+ * neither config nor partial disk.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import PQueue from 'p-queue';
+import { ColdvaultError, describeError } from '../core/errors.js';
+import type { TaskLog } from '../core/log.js';
+import type { ProgressListener } from '../core/progress.js';
+import { formatBytes, formatDuration, formatRate } from '../core/units.js';
+import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, writeFileDurable, type Datastore } from '../datastore/index.js';
+import type { FixedIndex, Manifest } from '../format/index.js';
+import {
+  allocateRestoreVolumes, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
+} from '../guests/index.js';
+import { checkIndexDigest, restoreDisk } from './restore-disk.js';
+import { ProgressMeter } from './progress-meter.js';
+import type { WorkerPool } from './worker-pool.js';
+import { readFileSync } from 'node:fs';
+
+export interface RestoreRequest {
+  store: Datastore;
+  pool: WorkerPool;
+  guestId: string;
+  version: number;
+  newId: string;
+  guestsDir: string;
+  storages: StorageMap;
+  targetStorage?: string;
+  unique?: boolean;
+  force?: boolean;
+  log: TaskLog;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+}
+
+interface DiskPlan {
+  key: string;
+  size: number;
+  zeroBytes: number;
+  index: FixedIndex;
+  volume: string;
+  path: string;
+  temp: string;
+}
+
+export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
+  const started = Date.now();
+  req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId}`);
+  const manifest = await req.store.readManifest(req.guestId, req.version);
+  const configPath = guestConfigPath(req.guestsDir, req.newId);
+  const lock = await req.store.locks.acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
+  const disks: DiskPlan[] = [];
+  try {
+    refuseTakenId(req, configPath);
+    disks.push(...(await planDisks(req, manifest, configPath)));
+    await checkRestoreSpace(disks, req.log);
+    const meter = new ProgressMeter('restore', disks.reduce((s, d) => s + d.size, 0), req.onProgress);
+    const io = new PQueue({ concurrency: 4 });
+    for (const disk of disks) {
+      req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
+      await ensureDir(dirname(disk.path));
+      meter.item = disk.key;
+      await restoreDisk(disk.index, disk.temp, { chunks: req.store.chunks, pool: req.pool, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
+      meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
+    }
+    await publishDisks(disks);
+    const volumes = new Map(disks.map((d) => [d.key, d.volume]));
+    const config = rewriteConfigForRestore(manifest.config, { volumes, unique: req.unique ?? false });
+    req.log.info(`restore configuration to '${configPath}'`);
+    await ensureDir(dirname(configPath));
+    await writeFileDurable(configPath, Buffer.from(config));
+    logTotals(req.log, disks, started);
+    req.log.info('restore successful');
+    return { configPath, volumes };
+  } catch (err) {
+    await Promise.all(disks.map((d) => unlink(d.temp).catch(() => undefined)));
+    req.log.error(`restore failed - ${describeError(err)}`);
+    throw err;
+  } finally {
+    await lock.release();
+  }
+}
+
+function refuseTakenId(req: RestoreRequest, configPath: string): void {
+  if (!existsSync(configPath)) return;
+  if (!req.force) {
+    throw new ColdvaultError('GUEST_ID_TAKEN', `guest ID ${req.newId} is already in use ('${configPath}' exists); choose another --new-id or use --force to overwrite it`);
+  }
+  req.log.warn(`guest ${req.newId} exists; its configuration will be replaced (--force)`);
+}
+
+async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: string): Promise<DiskPlan[]> {
+  const wanted = manifest.disks.map((d) => ({ key: d.key, format: d.format, storage: targetStorageFor(req, d.key, d.storage, d.volume) }));
+  const allocated = allocateRestoreVolumes({
+    newId: req.newId, disks: wanted, storages: req.storages,
+    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir) : []), reusable: req.force ? volumesOf(configPath) : undefined,
+  });
+  const plans: DiskPlan[] = [];
+  for (const disk of manifest.disks) {
+    const index = await req.store.readIndex(req.guestId, req.version, disk.index);
+    checkIndexDigest(index, disk.sha256, `disk '${disk.key}' of guest ${req.guestId} version ${req.version}`);
+    const target = allocated.get(disk.key);
+    if (!target) throw new Error(`no volume allocated for disk '${disk.key}'`);
+    plans.push({ key: disk.key, size: disk.size, zeroBytes: disk.zeroBytes, index, volume: target.volume, path: target.path, temp: tempNameFor(target.path) });
+  }
+  return plans;
+}
+
+function targetStorageFor(req: RestoreRequest, key: string, storage: string | null, volume: string): string {
+  const chosen = req.targetStorage ?? storage;
+  if (!chosen) {
+    throw new ColdvaultError('USAGE', `disk '${key}' of guest ${req.guestId} was an absolute path ('${volume}'); choose where to restore it with --target-storage <id>`);
+  }
+  if (!(chosen in req.storages)) {
+    throw new ColdvaultError('STORAGE_UNKNOWN', `storage '${chosen}' for disk '${key}' is not configured (known: ${Object.keys(req.storages).join(', ') || 'none'}); pass --storage ${chosen}=<dir>`);
+  }
+  return chosen;
+}
+
+function volumesOf(configPath: string): Set<string> {
+  try {
+    const config = parseGuestConfig(readFileSync(configPath, 'utf8'), `'${configPath}'`);
+    return new Set(selectBackupDisks(config).included.map((d) => d.volume));
+  } catch {
+    return new Set();
+  }
+}
+
+async function checkRestoreSpace(disks: DiskPlan[], log: TaskLog): Promise<void> {
+  const byDir = new Map<string, number>();
+  for (const d of disks) {
+    const dir = nearestExisting(dirname(d.path));
+    byDir.set(dir, (byDir.get(dir) ?? 0) + d.size - d.zeroBytes);
+  }
+  for (const [dir, needed] of byDir) {
+    const { free } = await filesystemSpace(dir);
+    log.info(`space needed: ${formatBytes(needed)}, available: ${formatBytes(free)} (in '${dir}')`);
+    if (free < needed) {
+      throw new ColdvaultError('NO_SPACE', `not enough space in '${dir}' to restore: needs ${formatBytes(needed)}, available ${formatBytes(free)}`);
+    }
+  }
+}
+
+function nearestExisting(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+async function publishDisks(disks: DiskPlan[]): Promise<void> {
+  for (const d of disks) await rename(d.temp, d.path);
+  for (const dir of new Set(disks.map((d) => dirname(d.path)))) await fsyncDir(dir);
+}
+
+function logTotals(log: TaskLog, disks: DiskPlan[], started: number): void {
+  const total = disks.reduce((s, d) => s + d.size, 0);
+  const seconds = (Date.now() - started) / 1000;
+  log.info(`restored ${formatBytes(total)} in ${formatDuration(seconds)} (${formatRate(total, seconds)})`);
+}

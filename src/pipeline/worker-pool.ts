@@ -1,0 +1,97 @@
+/**
+ * A fixed pool of chunk workers (worker_threads), one per core by default. Jobs queue in FIFO order;
+ * callers bound how many they submit (the pipeline's in-flight window), so the queue stays short.
+ * `close()` terminates the workers; a pool is per flow (backup, restore, verify).
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ColdvaultError, type ErrorCode } from '../core/errors.js';
+import type { WorkerReply, WorkerRequest } from './worker-protocol.js';
+
+type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
+type Job = { req: WorkerRequest; transfer: ArrayBuffer[]; pending: Pending };
+
+const WORKER_URL = new URL('./chunk-worker.js', import.meta.url);
+
+export class WorkerPool {
+  private readonly idle: Worker[] = [];
+  private readonly busy = new Map<Worker, Job>();
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size = Math.max(1, availableParallelism())) {
+    for (let i = 0; i < size; i++) this.idle.push(this.spawn());
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_URL);
+    worker.on('message', (reply: WorkerReply) => this.finish(worker, reply));
+    worker.on('error', (err) => this.crash(worker, err));
+    return worker;
+  }
+
+  private finish(worker: Worker, reply: WorkerReply): void {
+    const job = this.busy.get(worker);
+    this.busy.delete(worker);
+    this.idle.push(worker);
+    job?.pending.resolve(reply);
+    this.pump();
+  }
+
+  private crash(worker: Worker, err: Error): void {
+    const job = this.busy.get(worker);
+    this.busy.delete(worker);
+    job?.pending.reject(new ColdvaultError('IO', `chunk worker failed: ${err.message}`, { cause: err }));
+    if (!this.closed) this.idle.push(this.spawn());
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const worker = this.idle.pop() as Worker;
+      const job = this.queue.shift() as Job;
+      this.busy.set(worker, job);
+      worker.postMessage(job.req, job.transfer);
+    }
+  }
+
+  private run(req: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerReply> {
+    if (this.closed) return Promise.reject(new ColdvaultError('ABORTED', 'worker pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, transfer, pending: { resolve, reject } });
+      this.pump();
+    });
+  }
+
+  /** SHA-256 of buf[0, length); the buffer is transferred and handed back. */
+  async digest(buf: ArrayBuffer, length: number): Promise<{ hex: string; buf: ArrayBuffer }> {
+    const r = await this.run({ id: this.nextId++, op: 'digest', buf, length }, [buf]);
+    return { hex: ok(r).digest as string, buf: r.buf as ArrayBuffer };
+  }
+
+  /** The chunk blob of buf[0, length) at zstd `level` (0 = raw). */
+  async encode(buf: ArrayBuffer, length: number, level: number): Promise<{ blob: Buffer; buf: ArrayBuffer }> {
+    const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level }, [buf]);
+    return { blob: Buffer.from(ok(r).blob as ArrayBuffer), buf: r.buf as ArrayBuffer };
+  }
+
+  /** Decodes a blob and checks CRC, length and SHA-256 against `hex`; CHUNK_CORRUPT otherwise. */
+  async decode(blob: Buffer, hex: string, length: number): Promise<Buffer> {
+    const copy = blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength ? blob.buffer : blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength);
+    const r = await this.run({ id: this.nextId++, op: 'decode', blob: copy as ArrayBuffer, hex, length }, [copy as ArrayBuffer]);
+    return Buffer.from(ok(r).plain as ArrayBuffer);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const workers = [...this.idle, ...this.busy.keys()];
+    this.idle.length = 0;
+    await Promise.allSettled(workers.map((w) => w.terminate()));
+  }
+}
+
+function ok(reply: WorkerReply): Extract<WorkerReply, { ok: true }> {
+  if (!reply.ok) throw new ColdvaultError(reply.code as ErrorCode, reply.message);
+  return reply;
+}
