@@ -60,7 +60,8 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(ctx);
   } catch (err) {
     ctx?.bar.clear();
-    process.stderr.write(`coldvault ${name}: ${describeError(err)}\n`);
+    const message = describeError(err);
+    process.stderr.write(`${message.startsWith('coldvault ') ? message : `coldvault ${name}: ${message}`}\n`);
     if (!isColdvaultError(err)) process.stderr.write(`${err instanceof Error ? err.stack ?? '' : ''}\n`);
     return isColdvaultError(err, 'USAGE') ? 2 : 1;
   } finally {

@@ -49,7 +49,7 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     }
     const foreign = entries.filter((e) => !IGNORABLE_ENTRIES.has(e));
     if (foreign.length > 0) {
-      throw new ColdvaultError('USAGE', `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`);
+      throw new ColdvaultError('FOLDER_NOT_EMPTY', `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`);
     }
     for (const sub of ['chunks', 'guests', 'locks', 'quarantine']) await ensureDir(join(dir, sub));
     const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };

@@ -1,9 +1,10 @@
 /**
  * Fixed index: the ordered chunk digests of one disk.
  *   header (64 B, little-endian): magic[8] | chunk size u32 | reserved u32 | disk size u64 |
- *                                 chunk count u64 | SHA-256 of the body [32]
+ *                                 chunk count u64 | checksum [32]
  *   body: chunk count x 32-byte digests; an all-zero slot marks an all-zero chunk (nothing stored).
- * The body checksum detects a damaged index before any chunk is trusted.
+ * The checksum is the SHA-256 of header bytes 0..32 followed by the body: it covers the sizes as well
+ * as the digests, so a damaged index is detected before any chunk is trusted.
  */
 import { createHash } from 'node:crypto';
 import { ColdvaultError } from '../core/errors.js';
@@ -36,7 +37,7 @@ export function encodeFixedIndex(index: FixedIndex): Buffer {
 }
 
 function bodyChecksum(file: Buffer): Buffer {
-  return createHash('sha256').update(file.subarray(INDEX_HEADER_SIZE)).digest();
+  return createHash('sha256').update(file.subarray(0, 32)).update(file.subarray(INDEX_HEADER_SIZE)).digest();
 }
 
 /** Decodes and checks an index file; throws INDEX_CORRUPT naming `what` on any inconsistency. */

@@ -65,6 +65,9 @@ export function decodeManifest(file: Buffer, what: string): Manifest {
   } catch (cause) {
     throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: not JSON`, { cause });
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: not a JSON object`);
+  }
   const { checksum, ...rest } = parsed;
   const manifest = rest as unknown as Manifest;
   if (typeof manifest.format === 'number' && manifest.format > DATASTORE_FORMAT) {

@@ -19,8 +19,12 @@ export interface RestoreDiskContext {
   onChunk?: (counters: { readBytes: number; writtenBytes: number; zeroBytes: number }) => void;
 }
 
-/** Checks that an index's digest chain gives the disk digest the manifest recorded. */
-export function checkIndexDigest(index: FixedIndex, expected: string, what: string): void {
+/** Checks an index against its manifest entry: the disk size, and the digest chain's disk SHA-256. */
+export function checkIndexDigest(index: FixedIndex, disk: { size: number; sha256: string }, what: string): void {
+  if (index.size !== disk.size) {
+    throw new ColdvaultError('INDEX_CORRUPT', `${what}: the index describes ${index.size} bytes, the manifest ${disk.size}`);
+  }
+  const expected = disk.sha256;
   const d = new DiskDigest();
   index.digests.forEach((digest, i) => d.add(digest ?? zeroChunkDigest(chunkLength(index.size, i, index.chunkSize))));
   if (d.hex() !== expected) {

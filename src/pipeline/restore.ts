@@ -104,7 +104,7 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
   const plans: DiskPlan[] = [];
   for (const disk of manifest.disks) {
     const index = await req.store.readIndex(req.guestId, req.version, disk.index);
-    checkIndexDigest(index, disk.sha256, `disk '${disk.key}' of guest ${req.guestId} version ${req.version}`);
+    checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${req.guestId} version ${req.version}`);
     const target = allocated.get(disk.key);
     if (!target) throw new Error(`no volume allocated for disk '${disk.key}'`);
     plans.push({ key: disk.key, size: disk.size, zeroBytes: disk.zeroBytes, index, volume: target.volume, path: target.path, temp: tempNameFor(target.path) });

@@ -89,7 +89,7 @@ async function collectChunks(req: VerifyRequest, targets: Array<{ guestId: strin
       const manifest = await req.store.readManifest(t.guestId, t.version);
       for (const disk of manifest.disks) {
         const index = await req.store.readIndex(t.guestId, t.version, disk.index);
-        checkIndexDigest(index, disk.sha256, `disk '${disk.key}' of guest ${t.guestId} version ${t.version}`);
+        checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${t.guestId} version ${t.version}`);
         index.digests.forEach((d, i) => {
           if (!d) return;
           const hex = d.toString('hex');
