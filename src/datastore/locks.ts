@@ -5,7 +5,7 @@
  * register in `locks/writer-*.json` so that garbage collection can keep the chunks they touch.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { holderAlive, thisHost } from './pid.js';
@@ -39,7 +39,8 @@ export class LockDir {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new ColdvaultError('LOCKED', `${name} is locked by ${holder.purpose} (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})`);
+        const who = holder.pid > 0 ? ` (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})` : '';
+        throw new ColdvaultError('LOCKED', `${name} is locked by ${holder.purpose}${who}`);
       }
       await sleep(Math.min(500, Math.max(10, deadline - Date.now())));
     }
@@ -50,9 +51,7 @@ export class LockDir {
     await mkdir(this.dir, { recursive: true });
     const holder: LockHolder = { pid: process.pid, host: thisHost, start: Date.now(), purpose };
     try {
-      const handle = await open(path, 'wx');
-      await handle.writeFile(JSON.stringify(holder));
-      await handle.close();
+      await createExclusive(path, JSON.stringify(holder));
       return undefined;
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw ioError(`creating lock '${path}'`, err);
@@ -66,10 +65,9 @@ export class LockDir {
     const start = Date.now();
     const path = join(this.dir, `writer-${process.pid}-${randomBytes(4).toString('hex')}.json`);
     const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
-    const handle = await open(path, 'wx');
-    await handle.writeFile(JSON.stringify(holder));
-    await handle.sync();
-    await handle.close();
+    const temp = `${path}.tmp`;
+    await writeFile(temp, JSON.stringify(holder));
+    await rename(temp, path); // a writer file is whole or absent: GC never sees half of one
     return { path, start, release: () => unlink(path).catch(() => undefined) };
   }
 
@@ -77,19 +75,45 @@ export class LockDir {
   async liveWriters(): Promise<LockHolder[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const live: LockHolder[] = [];
-    for (const name of names.filter((n) => n.startsWith('writer-'))) {
+    for (const name of names.filter((n) => n.startsWith('writer-') && n.endsWith('.json'))) {
       const holder = await readHolder(join(this.dir, name));
       if (holder && holderAlive(holder)) live.push(holder);
-      else await unlink(join(this.dir, name)).catch(() => undefined);
+      else if (holder) await unlink(join(this.dir, name)).catch(() => undefined);
     }
     return live;
   }
 }
 
-/** A lock file without content: being written right now (alive), or left by a crash (dead after 30 s). */
+/**
+ * Creates `path` with `content` only if it does not exist, atomically: the content goes to a temp file
+ * that is hard-linked to the lock name (link fails with EEXIST when the lock is held), so a lock file
+ * is never seen empty. Filesystems without hard links (exFAT) fall back to O_EXCL create + write.
+ */
+async function createExclusive(path: string, content: string): Promise<void> {
+  const temp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temp, content);
+  try {
+    await link(temp, path);
+    return;
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+  const handle = await open(path, 'wx');
+  try {
+    await handle.writeFile(content);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A lock file without content (only possible on filesystems without hard links): being written, or left by a crash. */
 async function unreadableHolder(path: string): Promise<LockHolder> {
   const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
-  return { pid: age > 30_000 ? 0 : process.pid, host: thisHost, start: 0, purpose: 'a starting process' };
+  // young: assumed alive (an unknown host counts as alive); older than 30 s: stale (pid 0 on this host is dead)
+  return { pid: age > 30_000 ? 0 : -1, host: age > 30_000 ? thisHost : '?', start: 0, purpose: 'an unknown process (empty lock file; treated as stale after 30 s)' };
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

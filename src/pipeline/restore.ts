@@ -13,13 +13,14 @@ import { ColdvaultError, describeError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import type { ProgressListener } from '../core/progress.js';
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
-import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, writeFileDurable, type Datastore } from '../datastore/index.js';
+import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
   allocateRestoreVolumes, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
 } from '../guests/index.js';
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
+import { recoverInterruptedRestore } from './restore-recovery.js';
 import type { WorkerPool } from './worker-pool.js';
 import { readFileSync } from 'node:fs';
 
@@ -47,6 +48,8 @@ interface DiskPlan {
   volume: string;
   path: string;
   temp: string;
+  /** renamed to its volume name (a failure after that removes it there) */
+  published?: boolean;
 }
 
 export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
@@ -56,7 +59,9 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
   const configPath = guestConfigPath(req.guestsDir, req.newId);
   const lock = await req.store.locks.acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
   const disks: DiskPlan[] = [];
+  let pendingConfig: string | undefined;
   try {
+    await recoverInterruptedRestore(req.guestsDir, req.newId, req.storages, req.log);
     refuseTakenId(req, configPath);
     disks.push(...(await planDisks(req, manifest, configPath)));
     await checkRestoreSpace(disks, req.log);
@@ -69,17 +74,22 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
       await restoreDisk(disk.index, disk.temp, { chunks: req.store.chunks, pool: req.pool, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
-    await publishDisks(disks);
     const volumes = new Map(disks.map((d) => [d.key, d.volume]));
     const config = rewriteConfigForRestore(manifest.config, { volumes, unique: req.unique ?? false });
     req.log.info(`restore configuration to '${configPath}'`);
     await ensureDir(dirname(configPath));
-    await writeFileDurable(configPath, Buffer.from(config));
+    pendingConfig = tempNameFor(configPath);
+    await writeFileDurable(pendingConfig, Buffer.from(config));
+    await publishDisks(disks);
+    await rename(pendingConfig, configPath);
+    pendingConfig = undefined;
+    await fsyncDir(dirname(configPath));
     logTotals(req.log, disks, started);
     req.log.info('restore successful');
     return { configPath, volumes };
   } catch (err) {
-    await Promise.all(disks.map((d) => unlink(d.temp).catch(() => undefined)));
+    await Promise.all(disks.map((d) => unlink(d.published ? d.path : d.temp).catch(() => undefined)));
+    if (pendingConfig) await unlink(pendingConfig).catch(() => undefined);
     req.log.error(`restore failed - ${describeError(err)}`);
     throw err;
   } finally {
@@ -99,7 +109,7 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
   const wanted = manifest.disks.map((d) => ({ key: d.key, format: d.format, storage: targetStorageFor(req, d.key, d.storage, d.volume) }));
   const allocated = allocateRestoreVolumes({
     newId: req.newId, disks: wanted, storages: req.storages,
-    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir) : []), reusable: req.force ? volumesOf(configPath) : undefined,
+    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.includes(TEMP_MARK)) : []), reusable: req.force ? volumesOf(configPath) : undefined,
   });
   const plans: DiskPlan[] = [];
   for (const disk of manifest.disks) {
@@ -154,7 +164,10 @@ function nearestExisting(dir: string): string {
 }
 
 async function publishDisks(disks: DiskPlan[]): Promise<void> {
-  for (const d of disks) await rename(d.temp, d.path);
+  for (const d of disks) {
+    await rename(d.temp, d.path);
+    d.published = true;
+  }
   for (const dir of new Set(disks.map((d) => dirname(d.path)))) await fsyncDir(dir);
 }
 
