@@ -33,6 +33,8 @@ export interface BackupDiskContext {
   pool: WorkerPool;
   io: PQueue;
   buffers: BufferPool;
+  /** buffers for encoded blobs (maxBlobSize(CHUNK_SIZE) each) */
+  blobBuffers: BufferPool;
   zstdLevel: number;
   /** chunks inserted or confirmed during this run: dedup within the run without a syscall */
   seen: Map<string, Promise<void>>;
@@ -135,12 +137,16 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
       if (await ctx.io.add(() => ctx.chunks.touch(hashed.hex))) {
         counters.dedupBytes += length;
       } else {
-        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel);
+        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, ctx.blobBuffers.take());
         buf = encoded.buf;
-        await ctx.beforeWrite?.(encoded.blob.length);
-        await ctx.io.add(() => ctx.chunks.insert(hashed.hex, encoded.blob));
+        try {
+          await ctx.beforeWrite?.(encoded.blobLength);
+          await ctx.io.add(() => ctx.chunks.insert(hashed.hex, new Uint8Array(encoded.out, 0, encoded.blobLength)));
+        } finally {
+          ctx.blobBuffers.give(encoded.out);
+        }
         counters.newBytes += length;
-        counters.storedBytes += encoded.blob.length;
+        counters.storedBytes += encoded.blobLength;
         counters.newChunks++;
       }
       done();

@@ -20,6 +20,7 @@ import {
 } from '../guests/index.js';
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
+import { ChunkReader } from './chunk-reader.js';
 import type { WorkerPool } from './worker-pool.js';
 import { readFileSync } from 'node:fs';
 
@@ -62,11 +63,12 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
     await checkRestoreSpace(disks, req.log);
     const meter = new ProgressMeter('restore', disks.reduce((s, d) => s + d.size, 0), req.onProgress);
     const io = new PQueue({ concurrency: 4 });
+    const reader = new ChunkReader(req.store.chunks, req.pool, io);
     for (const disk of disks) {
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
       await ensureDir(dirname(disk.path));
       meter.item = disk.key;
-      await restoreDisk(disk.index, disk.temp, { chunks: req.store.chunks, pool: req.pool, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
+      await restoreDisk(disk.index, disk.temp, { reader, window: req.pool.size * 2 + 2, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
     await publishDisks(disks);
