@@ -10,6 +10,7 @@ import { backupCommand, backupHelp, backupOptions } from './commands/backup.js';
 import { listCommand, listHelp, listOptions } from './commands/list.js';
 import { restoreCommand, restoreHelp, restoreOptions } from './commands/restore.js';
 import { verifyCommand, verifyHelp, verifyOptions } from './commands/verify.js';
+import { benchmarkCommand, benchmarkHelp, benchmarkOptions } from './commands/benchmark.js';
 import {
   catalogCommand, catalogHelp, catalogOptions, datastoreCommand, datastoreHelp, datastoreOptions, gcCommand, gcHelp, gcOptions,
   protectCommand, protectHelp, protectOptions, pruneCommand, pruneHelp, pruneOptions,
@@ -31,6 +32,7 @@ const COMMANDS: Record<string, Command> = {
   gc: { options: gcOptions, help: gcHelp, run: gcCommand },
   catalog: { options: catalogOptions, help: catalogHelp, run: catalogCommand },
   protect: { options: protectOptions, help: protectHelp, run: protectCommand },
+  benchmark: { options: benchmarkOptions, help: benchmarkHelp, run: benchmarkCommand },
 };
 
 const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults)

@@ -82,6 +82,29 @@ export class ChunkStore {
     }
   }
 
+  /** Reads a chunk blob into `buf`; returns its length. A file larger than `buf` is CHUNK_CORRUPT. */
+  async readInto(hex: string, buf: ArrayBuffer): Promise<number> {
+    let handle;
+    try {
+      handle = await open(this.pathOf(hex), 'r');
+      const size = (await handle.stat()).size;
+      if (size > buf.byteLength) throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} is corrupt: ${size} bytes, more than any chunk blob`);
+      const view = new Uint8Array(buf, 0, size);
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await handle.read(view, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
+      throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
+    } finally {
+      await handle?.close();
+    }
+  }
+
   async exists(hex: string): Promise<boolean> {
     try {
       const h = await open(this.pathOf(hex), 'r');

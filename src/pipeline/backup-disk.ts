@@ -11,6 +11,7 @@ import type { ChunkStore } from '../datastore/index.js';
 import { BufferPool, isAllZero } from './buffers.js';
 import { Tasks, Window } from './limits.js';
 import type { WorkerPool } from './worker-pool.js';
+import { dataChunkRanges } from './sparse.js';
 
 export interface DiskCounters {
   readBytes: number;
@@ -32,6 +33,8 @@ export interface BackupDiskContext {
   pool: WorkerPool;
   io: PQueue;
   buffers: BufferPool;
+  /** buffers for encoded blobs (maxBlobSize(CHUNK_SIZE) each) */
+  blobBuffers: BufferPool;
   zstdLevel: number;
   /** chunks inserted or confirmed during this run: dedup within the run without a syscall */
   seen: Map<string, Promise<void>>;
@@ -50,34 +53,66 @@ export async function backupDisk(path: string, size: number, ctx: BackupDiskCont
   const digests: Array<Buffer | null> = new Array<Buffer | null>(count).fill(null);
   const counters = newCounters();
   const window = new Window(ctx.pool.size * 2 + 2);
+  const reads = new PQueue({ concurrency: 2 });
   const tasks = new Tasks();
   const file = await openImage(path);
   try {
-    for (let i = 0; i < count; i++) {
-      await window.acquire();
-      tasks.check();
-      if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
-      const length = chunkLength(size, i);
-      const buf = ctx.buffers.take();
-      await readExactly(file, buf, length, i * CHUNK_SIZE, path);
-      counters.readBytes += length;
-      if (isAllZero(buf, length)) {
-        counters.zeroBytes += length;
-        counters.zeroChunks++;
-        ctx.buffers.give(buf);
-        window.release();
-        ctx.onChunk?.(counters);
-        continue;
+    let next = 0;
+    for (const [first, end] of dataChunkRanges(file.fd, size, CHUNK_SIZE, count)) {
+      countHoles(counters, size, next, first);
+      for (let i = first; i < end; i++) {
+        await window.acquire();
+        tasks.check();
+        if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
+        tasks.start(() => backupChunk({ file, path, size, reads }, i, digests, counters, ctx).finally(() => {
+          window.release();
+          ctx.onChunk?.(counters);
+        }));
       }
-      tasks.start(() => storeChunk(buf, length, i, digests, counters, ctx).finally(() => {
-        window.release();
-        ctx.onChunk?.(counters);
-      }));
+      next = end;
     }
+    countHoles(counters, size, next, count);
   } finally {
     await tasks.settle().finally(() => file.close());
   }
   return { ...counters, digests, sha256: diskDigest(digests, size) };
+}
+
+/** Chunks [from, to) lie in a hole: all zero, not read. */
+function countHoles(counters: DiskCounters, size: number, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
+    const length = chunkLength(size, i);
+    counters.readBytes += length;
+    counters.zeroBytes += length;
+    counters.zeroChunks++;
+  }
+}
+
+interface Source {
+  file: FileHandle;
+  path: string;
+  size: number;
+  /** bounds concurrent reads (they run on libuv's thread pool, so two overlap copy and wait) */
+  reads: PQueue;
+}
+
+async function backupChunk(src: Source, i: number, digests: Array<Buffer | null>, counters: DiskCounters, ctx: BackupDiskContext): Promise<void> {
+  const length = chunkLength(src.size, i);
+  const buf = ctx.buffers.take();
+  try {
+    await src.reads.add(() => readExactly(src.file, buf, length, i * CHUNK_SIZE, src.path));
+  } catch (err) {
+    ctx.buffers.give(buf);
+    throw err;
+  }
+  counters.readBytes += length;
+  if (isAllZero(buf, length)) {
+    counters.zeroBytes += length;
+    counters.zeroChunks++;
+    ctx.buffers.give(buf);
+    return;
+  }
+  await storeChunk(buf, length, i, digests, counters, ctx);
 }
 
 async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests: Array<Buffer | null>,
@@ -102,12 +137,16 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
       if (await ctx.io.add(() => ctx.chunks.touch(hashed.hex))) {
         counters.dedupBytes += length;
       } else {
-        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel);
+        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, ctx.blobBuffers.take());
         buf = encoded.buf;
-        await ctx.beforeWrite?.(encoded.blob.length);
-        await ctx.io.add(() => ctx.chunks.insert(hashed.hex, encoded.blob));
+        try {
+          await ctx.beforeWrite?.(encoded.blobLength);
+          await ctx.io.add(() => ctx.chunks.insert(hashed.hex, new Uint8Array(encoded.out, 0, encoded.blobLength)));
+        } finally {
+          ctx.blobBuffers.give(encoded.out);
+        }
         counters.newBytes += length;
-        counters.storedBytes += encoded.blob.length;
+        counters.storedBytes += encoded.blobLength;
         counters.newChunks++;
       }
       done();

@@ -14,7 +14,7 @@ import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FI
 import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
 import { archivedConfigText, guestName, readGuestConfig, resolveVolumePath, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
-import { BufferPool } from './buffers.js';
+import { blobBufferPool, BufferPool } from './buffers.js';
 import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } from './backup-disk.js';
 import { imageInfo, type ImageInfo } from './images.js';
 import { checkBackupSpace, spaceGuard } from './space.js';
@@ -113,7 +113,7 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
   vlog.info(`now save file '${plan.configPath}'`);
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
   const ctx = {
-    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 4 }), buffers: new BufferPool(),
+    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 4 }), buffers: new BufferPool(), blobBuffers: blobBufferPool(),
     zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
   };
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);

@@ -1,10 +1,10 @@
 /** A free list of chunk-sized buffers that own their ArrayBuffer (transferable to workers). */
-import { CHUNK_SIZE } from '../format/index.js';
+import { CHUNK_SIZE, maxBlobSize } from '../format/index.js';
 
 export class BufferPool {
   private readonly free: ArrayBuffer[] = [];
 
-  constructor(private readonly size = CHUNK_SIZE) {}
+  constructor(readonly size = CHUNK_SIZE) {}
 
   take(): ArrayBuffer {
     return this.free.pop() ?? new ArrayBuffer(this.size);
@@ -13,6 +13,11 @@ export class BufferPool {
   give(buf: ArrayBuffer): void {
     if (buf.byteLength === this.size) this.free.push(buf);
   }
+}
+
+/** Buffers for chunk blobs: the largest blob a full chunk can give. */
+export function blobBufferPool(): BufferPool {
+  return new BufferPool(maxBlobSize(CHUNK_SIZE));
 }
 
 const ZEROES = Buffer.alloc(CHUNK_SIZE);

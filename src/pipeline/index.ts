@@ -11,3 +11,4 @@ export * from './restore.js';
 export * from './verify.js';
 export * from './prune.js';
 export * from './backup-disk.js';
+export * from './benchmark.js';

@@ -7,13 +7,13 @@ import { open } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { ColdvaultError, ioError } from '../core/errors.js';
 import { chunkLength, DiskDigest, zeroChunkDigest, type FixedIndex } from '../format/index.js';
-import type { ChunkStore } from '../datastore/index.js';
 import { Tasks, Window } from './limits.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkReader } from './chunk-reader.js';
 
 export interface RestoreDiskContext {
-  chunks: ChunkStore;
-  pool: WorkerPool;
+  reader: ChunkReader;
+  /** window size: chunks in flight */
+  window: number;
   io: PQueue;
   signal?: AbortSignal;
   onChunk?: (counters: { readBytes: number; writtenBytes: number; zeroBytes: number }) => void;
@@ -35,7 +35,7 @@ export function checkIndexDigest(index: FixedIndex, disk: { size: number; sha256
 export async function restoreDisk(index: FixedIndex, target: string, ctx: RestoreDiskContext): Promise<void> {
   const file = await open(target, 'wx').catch((err: unknown) => { throw ioError(`creating '${target}'`, err); });
   const counters = { readBytes: 0, writtenBytes: 0, zeroBytes: 0 };
-  const window = new Window(ctx.pool.size * 2 + 2);
+  const window = new Window(ctx.window);
   const tasks = new Tasks();
   try {
     await file.truncate(index.size);
@@ -54,9 +54,7 @@ export async function restoreDisk(index: FixedIndex, target: string, ctx: Restor
       const offset = i * index.chunkSize;
       tasks.start(async () => {
         try {
-          const blob = await ctx.io.add(() => ctx.chunks.read(hex));
-          const plain = await ctx.pool.decode(blob, hex, length);
-          await ctx.io.add(() => writeAll(file, plain, offset, target));
+          await ctx.reader.use(hex, length, (plain) => ctx.io.add(() => writeAll(file, plain, offset, target)));
           counters.readBytes += length;
           counters.writtenBytes += length;
           ctx.onChunk?.(counters);
@@ -73,7 +71,7 @@ export async function restoreDisk(index: FixedIndex, target: string, ctx: Restor
   }
 }
 
-async function writeAll(file: Awaited<ReturnType<typeof open>>, data: Buffer, offset: number, target: string): Promise<void> {
+async function writeAll(file: Awaited<ReturnType<typeof open>>, data: Uint8Array, offset: number, target: string): Promise<void> {
   let done = 0;
   try {
     while (done < data.length) {

@@ -5,7 +5,7 @@
  * are they renamed to their volume names and the config written as `<new>.conf`. A failure leaves
  * neither config nor partial disk.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
@@ -21,8 +21,8 @@ import {
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
 import { recoverInterruptedRestore } from './restore-recovery.js';
+import { ChunkReader } from './chunk-reader.js';
 import type { WorkerPool } from './worker-pool.js';
-import { readFileSync } from 'node:fs';
 
 export interface RestoreRequest {
   store: Datastore;
@@ -67,11 +67,12 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
     await checkRestoreSpace(disks, req.log);
     const meter = new ProgressMeter('restore', disks.reduce((s, d) => s + d.size, 0), req.onProgress);
     const io = new PQueue({ concurrency: 4 });
+    const reader = new ChunkReader(req.store.chunks, req.pool, io);
     for (const disk of disks) {
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
       await ensureDir(dirname(disk.path));
       meter.item = disk.key;
-      await restoreDisk(disk.index, disk.temp, { chunks: req.store.chunks, pool: req.pool, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
+      await restoreDisk(disk.index, disk.temp, { reader, window: req.pool.size * 2 + 2, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
     const volumes = new Map(disks.map((d) => [d.key, d.volume]));

@@ -14,6 +14,7 @@ import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { Tasks, Window } from './limits.js';
 import { ProgressMeter } from './progress-meter.js';
+import { ChunkReader } from './chunk-reader.js';
 import { checkIndexDigest } from './restore-disk.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -108,7 +109,7 @@ async function collectChunks(req: VerifyRequest, targets: Array<{ guestId: strin
 
 async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
   const bad: BadChunk[] = [];
-  const io = new PQueue({ concurrency: 4 });
+  const reader = new ChunkReader(req.store.chunks, req.pool, new PQueue({ concurrency: 4 }));
   const window = new Window(req.pool.size * 2 + 2);
   const tasks = new Tasks();
   const meter = new ProgressMeter('verify', total, req.onProgress);
@@ -118,8 +119,7 @@ async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, tota
     await window.acquire();
     tasks.start(async () => {
       try {
-        const blob = await io.add(() => req.store.chunks.read(hex));
-        await req.pool.decode(blob, hex, use.length);
+        await reader.use(hex, use.length, async () => undefined);
       } catch (err) {
         bad.push({ digest: hex, error: describeError(err).replace(/^chunk [0-9a-f]+ (is )?/, ''), versions: [...use.users].sort() });
       } finally {

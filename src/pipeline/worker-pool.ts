@@ -67,20 +67,27 @@ export class WorkerPool {
   /** SHA-256 of buf[0, length); the buffer is transferred and handed back. */
   async digest(buf: ArrayBuffer, length: number): Promise<{ hex: string; buf: ArrayBuffer }> {
     const r = await this.run({ id: this.nextId++, op: 'digest', buf, length }, [buf]);
-    return { hex: ok(r).digest as string, buf: r.buf as ArrayBuffer };
+    const [back] = r.buffers as [ArrayBuffer];
+    return { hex: ok(r).digest as string, buf: back };
   }
 
-  /** The chunk blob of buf[0, length) at zstd `level` (0 = raw). */
-  async encode(buf: ArrayBuffer, length: number, level: number): Promise<{ blob: Buffer; buf: ArrayBuffer }> {
-    const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level }, [buf]);
-    return { blob: Buffer.from(ok(r).blob as ArrayBuffer), buf: r.buf as ArrayBuffer };
+  /** Encodes buf[0, length) at zstd `level` (0 = raw) into `out`; both come back. */
+  async encode(buf: ArrayBuffer, length: number, level: number, out: ArrayBuffer): Promise<{ blobLength: number; buf: ArrayBuffer; out: ArrayBuffer }> {
+    const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level, out }, [buf, out]);
+    const [backBuf, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];
+    ok(r);
+    return { blobLength: r.blobLength as number, buf: backBuf, out: backOut };
   }
 
-  /** Decodes a blob and checks CRC, length and SHA-256 against `hex`; CHUNK_CORRUPT otherwise. */
-  async decode(blob: Buffer, hex: string, length: number): Promise<Buffer> {
-    const copy = blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength ? blob.buffer : blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength);
-    const r = await this.run({ id: this.nextId++, op: 'decode', blob: copy as ArrayBuffer, hex, length }, [copy as ArrayBuffer]);
-    return Buffer.from(ok(r).plain as ArrayBuffer);
+  /**
+   * Decodes blob[0, blobLength) into `out` and checks CRC, length and SHA-256 against `hex`;
+   * CHUNK_CORRUPT otherwise. Both buffers come back (on failure they are dropped).
+   */
+  async decode(blob: ArrayBuffer, blobLength: number, hex: string, length: number, out: ArrayBuffer): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }> {
+    const r = await this.run({ id: this.nextId++, op: 'decode', blob, blobLength, hex, length, out }, [blob, out]);
+    const [backBlob, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];
+    ok(r);
+    return { blob: backBlob, out: backOut };
   }
 
   async close(): Promise<void> {
@@ -91,7 +98,11 @@ export class WorkerPool {
   }
 }
 
-function ok(reply: WorkerReply): Extract<WorkerReply, { ok: true }> {
-  if (!reply.ok) throw new ColdvaultError(reply.code as ErrorCode, reply.message);
+function failure(reply: WorkerReply): ColdvaultError {
+  return new ColdvaultError((reply.code ?? 'IO') as ErrorCode, reply.message ?? 'chunk worker failed');
+}
+
+function ok(reply: WorkerReply): WorkerReply {
+  if (!reply.ok) throw failure(reply);
   return reply;
 }

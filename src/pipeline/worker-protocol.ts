@@ -1,9 +1,27 @@
-/** Messages between the pool and its chunk workers. */
+/**
+ * Messages between the pool and its chunk workers. Every buffer travels by transfer and comes back
+ * in the reply, so the pipeline cycles a fixed set of buffers instead of allocating per chunk.
+ */
 export type WorkerRequest =
   | { id: number; op: 'digest'; buf: ArrayBuffer; length: number }
-  | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number }
-  | { id: number; op: 'decode'; blob: ArrayBuffer; hex: string; length: number };
+  | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer }
+  | { id: number; op: 'decode'; blob: ArrayBuffer; blobLength: number; hex: string; length: number; out: ArrayBuffer };
 
-export type WorkerReply =
-  | { id: number; ok: true; digest?: string; blob?: ArrayBuffer; plain?: ArrayBuffer; buf?: ArrayBuffer }
-  | { id: number; ok: false; code: string; message: string; buf?: ArrayBuffer };
+export interface WorkerReply {
+  id: number;
+  ok: boolean;
+  /** the buffers of the request, handed back */
+  buffers: ArrayBuffer[];
+  digest?: string;
+  blobLength?: number;
+  code?: string;
+  message?: string;
+}
+
+export function requestBuffers(req: WorkerRequest): ArrayBuffer[] {
+  switch (req.op) {
+    case 'digest': return [req.buf];
+    case 'encode': return [req.buf, req.out];
+    case 'decode': return [req.blob, req.out];
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Reads chunks back from the store, verified: blob -> CRC -> decode -> SHA-256 against the chunk's
+ * name, in a worker. Buffers cycle through two small pools (blobs and plain chunks), so restore and
+ * verify allocate nothing per chunk.
+ */
+import type PQueue from 'p-queue';
+import type { ChunkStore } from '../datastore/index.js';
+import { blobBufferPool, BufferPool } from './buffers.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export class ChunkReader {
+  private readonly blobs = blobBufferPool();
+  private readonly plains = new BufferPool();
+
+  constructor(
+    private readonly chunks: ChunkStore,
+    private readonly pool: WorkerPool,
+    private readonly io: PQueue,
+  ) {}
+
+  /** Reads and verifies chunk `hex` of `length` plain bytes and hands them to `use`. */
+  async use<T>(hex: string, length: number, use: (plain: Uint8Array) => Promise<T>): Promise<T> {
+    const blob = this.blobs.take();
+    let blobLength: number;
+    try {
+      blobLength = await this.io.add(() => this.chunks.readInto(hex, blob));
+    } catch (err) {
+      this.blobs.give(blob);
+      throw err;
+    }
+    const decoded = await this.pool.decode(blob, blobLength, hex, length, this.plains.take());
+    this.blobs.give(decoded.blob);
+    try {
+      return await use(new Uint8Array(decoded.out, 0, length));
+    } finally {
+      this.plains.give(decoded.out);
+    }
+  }
+}
