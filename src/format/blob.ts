@@ -1,6 +1,6 @@
 /**
  * Chunk blob: the file that holds one chunk in the store.
- *   magic[8] ("CVBLOB\0R" raw or "CVBLOB\0Z" zstd) | CRC-32 u32 LE of the payload | payload
+ *   magic[8] ("CVBLOB\0R" raw or "CVBLOB\0Z" zstd) | CRC-32 u32 LE of magic and payload | payload
  * The payload is zstd only when that is smaller than the plain chunk. The CRC catches a damaged file
  * cheaply; the SHA-256 of the decoded bytes against the chunk's name catches everything else.
  * The `...Into` variants write into caller-owned buffers, so the pipeline reuses a few buffers for
@@ -36,7 +36,7 @@ export function encodeBlobInto(plain: Uint8Array, zstdLevel: number, out: Uint8A
   }
   if (magic === BLOB_MAGIC_RAW) payload.set(plain);
   out.set(magic, 0);
-  new DataView(out.buffer, out.byteOffset, BLOB_HEADER_SIZE).setUint32(8, crc32(payload.subarray(0, length)), true);
+  new DataView(out.buffer, out.byteOffset, BLOB_HEADER_SIZE).setUint32(8, blobCrc(magic, payload.subarray(0, length)), true);
   return BLOB_HEADER_SIZE + length;
 }
 
@@ -44,6 +44,11 @@ export function encodeBlobInto(plain: Uint8Array, zstdLevel: number, out: Uint8A
 export function encodeBlob(plain: Uint8Array, zstdLevel: number): Buffer {
   const out = Buffer.allocUnsafe(maxBlobSize(plain.length));
   return Buffer.from(out.subarray(0, encodeBlobInto(plain, zstdLevel, out)));
+}
+
+/** The CRC covers the magic too, so that a flipped encoding byte cannot pass for another encoding. */
+function blobCrc(magic: Uint8Array, payload: Uint8Array): number {
+  return crc32(payload, crc32(magic));
 }
 
 export function blobEncoding(blob: Uint8Array): BlobEncoding | undefined {
@@ -59,11 +64,7 @@ export function blobEncoding(blob: Uint8Array): BlobEncoding | undefined {
  * CHUNK_CORRUPT naming `what` (e.g. "chunk 3fa2.."). The SHA-256 check is the caller's.
  */
 export function decodeBlobInto(blob: Uint8Array, what: string, out: Uint8Array, expectedLength: number): number {
-  const encoding = blobEncoding(blob);
-  if (!encoding) throw corrupt(what, 'bad magic');
-  const payload = blob.subarray(BLOB_HEADER_SIZE);
-  const stored = new DataView(blob.buffer, blob.byteOffset, BLOB_HEADER_SIZE).getUint32(8, true);
-  if (crc32(payload) !== stored) throw corrupt(what, 'CRC mismatch');
+  const { encoding, payload } = checkBlob(blob, what);
   let length: number;
   if (encoding === 'raw') {
     length = payload.length;
@@ -75,17 +76,32 @@ export function decodeBlobInto(blob: Uint8Array, what: string, out: Uint8Array, 
   return length;
 }
 
+/** Checks magic and CRC; returns the encoding and the payload. */
+function checkBlob(blob: Uint8Array, what: string): { encoding: BlobEncoding; payload: Uint8Array } {
+  const encoding = blobEncoding(blob);
+  if (!encoding) throw corrupt(what, 'bad magic');
+  const payload = blob.subarray(BLOB_HEADER_SIZE);
+  const stored = new DataView(blob.buffer, blob.byteOffset, BLOB_HEADER_SIZE).getUint32(8, true);
+  if (blobCrc(blob.subarray(0, 8), payload) !== stored) throw corrupt(what, 'CRC mismatch');
+  return { encoding, payload };
+}
+
 /** Decodes a blob into a new buffer (length checked when `expectedLength` is given). */
 export function decodeBlob(blob: Uint8Array, what: string, expectedLength?: number): Buffer {
   const out = Buffer.allocUnsafe(MAX_CHUNK_SIZE);
   if (expectedLength !== undefined) return Buffer.from(out.subarray(0, decodeBlobInto(blob, what, out, expectedLength)));
-  const encoding = blobEncoding(blob);
-  const length = encoding === 'raw' ? blob.length - BLOB_HEADER_SIZE : encoding === 'zstd' ? probeLength(blob, what) : -1;
+  const { encoding, payload } = checkBlob(blob, what);
+  const length = encoding === 'raw' ? payload.length : probeLength(payload, what);
   return Buffer.from(out.subarray(0, decodeBlobInto(blob, what, out, length)));
 }
 
-function probeLength(blob: Uint8Array, what: string): number {
-  const size = zstd.getFrameContentSize(blob.subarray(BLOB_HEADER_SIZE));
+function probeLength(payload: Uint8Array, what: string): number {
+  let size: number | null;
+  try {
+    size = zstd.getFrameContentSize(payload);
+  } catch (cause) {
+    throw corrupt(what, 'zstd frame header does not parse', cause);
+  }
   if (size === null || size > MAX_CHUNK_SIZE) throw corrupt(what, 'zstd frame without a valid content size');
   return size;
 }

@@ -12,7 +12,7 @@ export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 /** Chunk blob magics, 8 bytes each. */
 export const BLOB_MAGIC_RAW = Buffer.from('CVBLOB\x00R', 'latin1');
 export const BLOB_MAGIC_ZSTD = Buffer.from('CVBLOB\x00Z', 'latin1');
-export const BLOB_HEADER_SIZE = 12; // magic[8] | crc32 u32 LE (of the payload)
+export const BLOB_HEADER_SIZE = 12; // magic[8] | crc32 u32 LE (of magic and payload)
 
 /** Fixed index magic and header size. */
 export const INDEX_MAGIC = Buffer.from('CVFIDX\x00\x01', 'latin1');
