@@ -8,11 +8,11 @@
  *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
  * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
  */
-import { open, readdir, readFile, rename, unlink, utimes } from 'node:fs/promises';
+import { open, readdir, readFile, rename, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
-import { ensureDir, fsyncDir, tempNameFor, TEMP_MARK } from './durable.js';
+import { ensureDir, fsyncDir, TEMP_MARK, writeFileDurable } from './durable.js';
 
 export class ChunkStore {
   private readonly knownDirs = new Set<string>();
@@ -47,20 +47,7 @@ export class ChunkStore {
       this.knownDirs.add(prefixDir);
       this.dirtyDirs.add(this.dir);
     }
-    const temp = tempNameFor(path);
-    try {
-      const handle = await open(temp, 'wx');
-      try {
-        await handle.writeFile(blob);
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, path);
-    } catch (err) {
-      await unlink(temp).catch(() => undefined);
-      throw ioError(`inserting chunk ${hex} into '${this.dir}'`, err);
-    }
+    await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing: `inserting chunk ${hex} into '${this.dir}'` });
     this.dirtyDirs.add(prefixDir);
   }
 

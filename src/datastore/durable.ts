@@ -15,20 +15,29 @@ export function tempNameFor(path: string): string {
   return join(dirname(path), `${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-export async function writeFileDurable(path: string, data: Uint8Array, opts: { syncDir?: boolean } = {}): Promise<void> {
+export interface DurableWriteOptions {
+  /** fsync the folder afterwards (default true); callers that sync folders in a batch say false */
+  syncDir?: boolean;
+  /** fdatasync instead of fsync: enough for content whose metadata (times) does not matter */
+  dataOnly?: boolean;
+  /** what the error message says was being done, default "writing '<path>'" */
+  doing?: string;
+}
+
+export async function writeFileDurable(path: string, data: Uint8Array, opts: DurableWriteOptions = {}): Promise<void> {
   const temp = tempNameFor(path);
   try {
     const handle = await open(temp, 'wx');
     try {
       await handle.writeFile(data);
-      await handle.sync();
+      await (opts.dataOnly ? handle.datasync() : handle.sync());
     } finally {
       await handle.close();
     }
     await rename(temp, path);
   } catch (err) {
     await unlink(temp).catch(() => undefined);
-    throw ioError(`writing '${path}'`, err);
+    throw ioError(opts.doing ?? `writing '${path}'`, err);
   }
   if (opts.syncDir !== false) await fsyncDir(dirname(path));
 }
