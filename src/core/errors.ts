@@ -26,6 +26,14 @@ export type ErrorCode =
   | 'MANIFEST_CORRUPT'
   | 'DIGEST_MISMATCH'
   | 'ABORTED'
+  | 'STOP_TIMEOUT'
+  | 'START_FAILED'
+  | 'HYPERVISOR'
+  | 'HOOK_FAILED'
+  | 'JOB_NOT_FOUND'
+  | 'JOB_INVALID'
+  | 'JOB_RUNNING'
+  | 'MAIL_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

@@ -8,3 +8,4 @@ export * from './ids.js';
 export * from './units.js';
 export * from './log.js';
 export * from './progress.js';
+export * from './hypervisor.js';

@@ -1,0 +1,34 @@
+/**
+ * The hypervisor port: what the job runner needs from whatever runs the guests (QEMU over QMP,
+ * Proxmox `qm`, libvirt `virsh`). Drivers live in guests/hypervisor/; the runner only sees this.
+ * Contracts:
+ * - `status` never changes anything.
+ * - `shutdown` asks the guest to power off (ACPI) and resolves once it is off; after `timeoutMs` it
+ *   rejects with STOP_TIMEOUT and leaves the guest running (the caller decides about `stop`).
+ * - `stop` is a hard stop (power cut); `start` resolves once the hypervisor reports the guest running.
+ * All are idempotent where that makes sense: shutdown/stop of a stopped guest and start of a running
+ * one resolve at once.
+ */
+export type GuestRunState = 'running' | 'stopped' | 'paused' | 'unknown';
+
+export interface HypervisorDriver {
+  readonly name: string;
+  status(vmid: string): Promise<GuestRunState>;
+  shutdown(vmid: string, timeoutMs: number): Promise<void>;
+  stop(vmid: string): Promise<void>;
+  start(vmid: string, timeoutMs?: number): Promise<void>;
+  /** disk image paths of a guest, where the hypervisor knows them (libvirt domblklist) */
+  diskPaths?(vmid: string): Promise<string[]>;
+}
+
+export interface HypervisorConfig {
+  driver: 'qemu' | 'proxmox' | 'libvirt' | 'none';
+  /** qemu: the QMP socket, `{vmid}` replaced; default /var/run/qemu-server/{vmid}.qmp */
+  qmpSocket?: string;
+  /** qemu: the command that starts a guest, `{vmid}` replaced, run by /bin/sh */
+  startCommand?: string;
+  /** libvirt: connection URI, e.g. qemu:///system or test:///default */
+  libvirtUri?: string;
+  /** libvirt: domain name template, `{vmid}` replaced; default the vmid itself */
+  libvirtDomain?: string;
+}
