@@ -11,6 +11,7 @@ export interface Parsed {
 
 export const COMMON_OPTIONS: OptionSpec = {
   config: { type: 'string' },
+  'state-dir': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
+import type { HypervisorConfig } from '../core/hypervisor.js';
+import type { MailConfig } from '../jobs/index.js';
 import { list, str, type Parsed } from './args.js';
 
 export interface CliConfig {
@@ -17,6 +19,11 @@ export interface CliConfig {
   storages: Record<string, string>;
   datastores: Record<string, string>;
   zstdLevel: number;
+  hypervisor?: HypervisorConfig;
+  mail?: MailConfig;
+  scheduler?: { graceMinutes?: number; tickSeconds?: number };
+  /** how many finished tasks (and their logs) to keep */
+  taskKeep?: number;
 }
 
 const DEFAULTS: CliConfig = {
@@ -28,7 +35,7 @@ const DEFAULTS: CliConfig = {
   zstdLevel: 1,
 };
 
-const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'listen', 'tls']);
+const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls']);
 
 export function loadConfig(p: Parsed): CliConfig {
   const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;
@@ -41,6 +48,8 @@ export function loadConfig(p: Parsed): CliConfig {
   }
   const guestsDir = str(p, 'guests-dir');
   if (guestsDir) config.guestsDir = resolve(guestsDir);
+  const stateDir = str(p, 'state-dir') ?? process.env.COLDVAULT_STATE_DIR;
+  if (stateDir) config.stateDir = resolve(stateDir);
   return config;
 }
 

@@ -3,6 +3,9 @@ import { createTaskLog, type TaskLog } from '../core/log.js';
 import { Datastore } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import { WorkerPool } from '../pipeline/index.js';
+import type { HypervisorDriver } from '../core/hypervisor.js';
+import { createDriver } from '../guests/hypervisor/index.js';
+import { JobStore, openStateDb, StopJournal, TaskStore, type StateDb } from '../jobs/index.js';
 import { flag, required, type Parsed } from './args.js';
 import { loadConfig, storeDir, type CliConfig } from './config.js';
 import { ProgressBar } from './progress-bar.js';
@@ -13,6 +16,7 @@ export class CommandContext {
   readonly bar = new ProgressBar();
   readonly log: TaskLog;
   private readonly closers: Array<() => unknown> = [];
+  private stateCache?: { db: StateDb; jobs: JobStore; tasks: TaskStore; journal: StopJournal };
 
   constructor(readonly args: Parsed, readonly command: string) {
     this.config = loadConfig(args);
@@ -38,6 +42,20 @@ export class CommandContext {
     const catalog = await Catalog.open(store);
     this.closers.push(() => catalog.close());
     return { store, catalog };
+  }
+
+  /** The state database, jobs, tasks and stop journal of `stateDir`. */
+  state(): { db: StateDb; jobs: JobStore; tasks: TaskStore; journal: StopJournal } {
+    if (!this.stateCache) {
+      const db = openStateDb(this.config.stateDir);
+      this.closers.push(() => db.close());
+      this.stateCache = { db, jobs: new JobStore(db), tasks: new TaskStore(db, this.config.stateDir, this.config.taskKeep), journal: new StopJournal(db) };
+    }
+    return this.stateCache;
+  }
+
+  driver(): HypervisorDriver {
+    return createDriver(this.config.hypervisor);
   }
 
   pool(): WorkerPool {

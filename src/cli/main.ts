@@ -11,6 +11,9 @@ import { listCommand, listHelp, listOptions } from './commands/list.js';
 import { restoreCommand, restoreHelp, restoreOptions } from './commands/restore.js';
 import { verifyCommand, verifyHelp, verifyOptions } from './commands/verify.js';
 import { benchmarkCommand, benchmarkHelp, benchmarkOptions } from './commands/benchmark.js';
+import { jobCommand, jobHelp, jobOptions } from './commands/job.js';
+import { taskCommand, taskHelp, taskOptions } from './commands/task.js';
+import { serveCommand, serveHelp, serveOptions } from './commands/serve.js';
 import {
   catalogCommand, catalogHelp, catalogOptions, datastoreCommand, datastoreHelp, datastoreOptions, gcCommand, gcHelp, gcOptions,
   protectCommand, protectHelp, protectOptions, pruneCommand, pruneHelp, pruneOptions,
@@ -33,6 +36,9 @@ const COMMANDS: Record<string, Command> = {
   catalog: { options: catalogOptions, help: catalogHelp, run: catalogCommand },
   protect: { options: protectOptions, help: protectHelp, run: protectCommand },
   benchmark: { options: benchmarkOptions, help: benchmarkHelp, run: benchmarkCommand },
+  job: { options: jobOptions, help: jobHelp, run: jobCommand },
+  task: { options: taskOptions, help: taskHelp, run: taskCommand },
+  serve: { options: serveOptions, help: serveHelp, run: serveCommand },
 };
 
 const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults)

@@ -36,6 +36,12 @@ export interface BackupRequest {
   onProgress?: ProgressListener;
   signal?: AbortSignal;
   lockWaitMs?: number;
+  /** logged after the first line, e.g. `status = running` (the job layer knows it) */
+  statusLine?: string;
+  /** after planning and the space check, before anything is written: the job stops the guest here */
+  beforeArchive?: (log: TaskLog) => Promise<void>;
+  /** after the version is published and rotated, before the last line: the job starts the guest here */
+  afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
 }
 
 export interface BackupResult {
@@ -53,6 +59,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   const started = new Date();
   const vlog = createTaskLog((line) => forward(req.log, line.level, line.message));
   vlog.info(`Starting Backup of VM ${req.guestId} (qemu)`);
+  if (req.statusLine) vlog.info(req.statusLine);
   const lock = await req.store.locks.acquire(`guest-${req.guestId}`, `backup of guest ${req.guestId}`, req.lockWaitMs ?? 0);
   const writer = await req.store.locks.registerWriter(`backup of guest ${req.guestId}`);
   let staging: Staging | undefined;
@@ -60,6 +67,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     await req.store.cleanupStale(req.guestId);
     const plan = await planBackup(req, vlog);
     await checkBackupSpace(req.store, plan.disks.map((d) => ({ path: d.path, ...d.info })), req.pool, vlog, req.guestId);
+    await req.beforeArchive?.(vlog);
     const version = await req.store.nextVersionNumber(req.guestId);
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
@@ -70,6 +78,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     staging = undefined;
     req.catalog.recordVersion(manifest);
     const pruned = req.keep ? await pruneGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
+    await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog);
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
     await rewriteLog(req.store, req.guestId, version, vlog);

@@ -1,0 +1,108 @@
+/** `coldvault job add|edit|list|rm|run` */
+import { resolve } from 'node:path';
+import { ColdvaultError } from '../../core/errors.js';
+import { formatLogLine } from '../../core/log.js';
+import { runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
+import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
+import type { CommandContext } from '../context.js';
+import { storeDir } from '../config.js';
+
+export const jobOptions: OptionSpec = {
+  store: { type: 'string' }, vmid: { type: 'string', multiple: true }, all: { type: 'boolean' }, exclude: { type: 'string', multiple: true },
+  days: { type: 'string' }, at: { type: 'string' }, schedule: { type: 'string' }, keep: { type: 'string' }, mode: { type: 'string' },
+  mailto: { type: 'string', multiple: true }, 'mail-notification': { type: 'string' }, 'script-before': { type: 'string' },
+  'script-after': { type: 'string' }, hook: { type: 'string' }, 'stop-timeout': { type: 'string' }, 'force-stop': { type: 'boolean' },
+  'no-force-stop': { type: 'boolean' }, 'lock-wait': { type: 'string' }, device: { type: 'string' }, compress: { type: 'string' },
+  disabled: { type: 'boolean' }, enabled: { type: 'boolean' }, node: { type: 'string' }, 'guests-dir': { type: 'string' },
+  storage: { type: 'string', multiple: true },
+};
+
+export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
+     [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
+     [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
+     [--compress zstd|none] [--disabled] [--node NAME]
+coldvault job edit <id> ...same flags (only those given change)
+coldvault job list [--json]
+coldvault job rm <id>
+coldvault job run <id>        runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded`;
+
+/** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
+function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
+  const ids = list(p, 'vmid').flatMap((v) => v.split(','));
+  const store = str(p, 'store');
+  const days = str(p, 'days');
+  return {
+    store: store ? storeDir(ctx.config, store) : undefined, vmid: ids.length > 0 ? ids : undefined, all: flag(p, 'all') || undefined,
+    exclude: p.values.exclude ? list(p, 'exclude').flatMap((v) => v.split(',')) : undefined,
+    days: days === undefined ? undefined : days === 'all' || days === 'daily' ? [...WEEKDAYS] : days.split(','),
+    at: str(p, 'at'), schedule: str(p, 'schedule'), keep: str(p, 'keep'), mode: str(p, 'mode'),
+    mailto: p.values.mailto ? list(p, 'mailto').flatMap((v) => v.split(',')) : undefined, mailNotification: str(p, 'mail-notification'),
+    scriptBefore: pathOf(str(p, 'script-before')), scriptAfter: pathOf(str(p, 'script-after')), hook: pathOf(str(p, 'hook')),
+    stopTimeout: str(p, 'stop-timeout'), forceStop: flag(p, 'force-stop') ? true : flag(p, 'no-force-stop') ? false : undefined,
+    lockWait: str(p, 'lock-wait'), device: str(p, 'device'), compress: str(p, 'compress'), node: str(p, 'node'),
+    enabled: flag(p, 'disabled') ? false : flag(p, 'enabled') ? true : undefined,
+  };
+}
+
+const pathOf = (v: string | undefined): string | undefined => (v ? resolve(v) : undefined);
+
+export async function jobCommand(ctx: CommandContext): Promise<number> {
+  const [sub, id] = ctx.args.positionals;
+  const { jobs } = ctx.state();
+  const needId = (): string => {
+    if (!id) throw new ColdvaultError('USAGE', `coldvault job ${sub}: name the job`);
+    return id;
+  };
+  switch (sub) {
+    case 'add':
+      return printJob(ctx, jobs.add({ ...jobFields(ctx, ctx.args), id: needId() }), 'added');
+    case 'edit':
+      return printJob(ctx, jobs.edit(needId(), jobFields(ctx, ctx.args)), 'changed');
+    case 'list':
+      return listJobs(ctx, jobs.list());
+    case 'rm':
+      jobs.remove(needId());
+      ctx.print(`job ${id} removed`);
+      return 0;
+    case 'run':
+      return runNow(ctx, jobs.get(needId()));
+    default:
+      throw new ColdvaultError('USAGE', `coldvault job: unknown subcommand '${sub ?? ''}' (add, edit, list, rm, run)`);
+  }
+}
+
+function printJob(ctx: CommandContext, job: Job, verb: string): number {
+  if (ctx.json) ctx.printJson(job);
+  else ctx.print(`job ${job.id} ${verb}: ${describeJob(job)}`);
+  return 0;
+}
+
+export function describeJob(job: Job): string {
+  const when = job.schedule ? `cron '${job.schedule}'` : job.days.length > 0 ? `${job.days.join(',')} at ${job.at}` : 'no schedule (run by hand)';
+  const guests = job.all ? `all guests${job.exclude.length ? ` except ${job.exclude.join(',')}` : ''}` : `guests ${job.vmid.join(',')}`;
+  return `${guests} -> ${job.store}${job.device ? ` (device ${job.device})` : ''}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
+}
+
+function listJobs(ctx: CommandContext, jobs: Job[]): number {
+  if (ctx.json) {
+    ctx.printJson(jobs);
+    return 0;
+  }
+  const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'TARGET'.padEnd(28)} SELECTION`;
+  const rows = jobs.map((j) => `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${j.store.slice(-28).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`);
+  ctx.print(jobs.length === 0 ? 'no jobs' : [head, ...rows].join('\n'));
+  return 0;
+}
+
+async function runNow(ctx: CommandContext, job: Job): Promise<number> {
+  const { tasks, journal } = ctx.state();
+  const result = await runJob(job, {
+    node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
+    zstdLevel: ctx.config.zstdLevel, tasks, journal, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
+  }, (task) => {
+    ctx.print(`task ${task.id}`);
+    task.onLine((line) => ctx.print(formatLogLine(line)));
+  });
+  if (ctx.json) ctx.printJson(result);
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,39 @@
+/** `coldvault task list [--json]`, `coldvault task log <task-id> [-f]` */
+import { ColdvaultError } from '../../core/errors.js';
+import { formatLogLine } from '../../core/log.js';
+import { flag, intOption, type OptionSpec } from '../args.js';
+import type { CommandContext } from '../context.js';
+
+export const taskOptions: OptionSpec = { follow: { type: 'boolean', short: 'f' }, limit: { type: 'string' } };
+export const taskHelp = `coldvault task list [--limit N] [--json]
+coldvault task log <task-id> [-f]      prints a task's log; -f follows it until the task ends`;
+
+export async function taskCommand(ctx: CommandContext): Promise<number> {
+  const [sub, id] = ctx.args.positionals;
+  const { tasks } = ctx.state();
+  if (sub === 'list') {
+    const list = tasks.list(intOption(ctx.args, 'limit', 1) ?? 50);
+    if (ctx.json) ctx.printJson(list);
+    else ctx.print(list.length === 0 ? 'no tasks' : list.map((t) => `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`).join('\n'));
+    return 0;
+  }
+  if (sub === 'log') {
+    if (!id) throw new ColdvaultError('USAGE', 'coldvault task log: name the task');
+    return printLog(ctx, id, flag(ctx.args, 'follow'));
+  }
+  throw new ColdvaultError('USAGE', `coldvault task: unknown subcommand '${sub ?? ''}' (list, log)`);
+}
+
+async function printLog(ctx: CommandContext, id: string, follow: boolean): Promise<number> {
+  const { tasks } = ctx.state();
+  let next = 0;
+  for (;;) {
+    const info = tasks.get(id);
+    for (const line of tasks.lines(id, next)) {
+      ctx.print(formatLogLine(line));
+      next = line.n + 1;
+    }
+    if (!follow || info.status !== 'running') return info.status === 'failed' ? 1 : 0;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

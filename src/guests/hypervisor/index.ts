@@ -1,0 +1,27 @@
+/**
+ * Hypervisor drivers behind the core port (core/hypervisor.ts): `qemu` (QMP socket + a start
+ * command), `proxmox` (`qm`), `libvirt` (`virsh`), and `none` (no hypervisor: guests count as stopped).
+ */
+import { ColdvaultError } from '../../core/errors.js';
+import type { HypervisorConfig, HypervisorDriver } from '../../core/hypervisor.js';
+import { LibvirtDriver } from './libvirt.js';
+import { NoneDriver } from './none.js';
+import { ProxmoxDriver } from './proxmox.js';
+import { QemuDriver } from './qemu.js';
+
+export { LibvirtDriver, NoneDriver, ProxmoxDriver, QemuDriver };
+
+export function createDriver(config: HypervisorConfig | undefined): HypervisorDriver {
+  switch (config?.driver ?? 'qemu') {
+    case 'qemu':
+      return new QemuDriver({ qmpSocket: config?.qmpSocket, startCommand: config?.startCommand });
+    case 'proxmox':
+      return new ProxmoxDriver({});
+    case 'libvirt':
+      return new LibvirtDriver({ uri: config?.libvirtUri, domain: config?.libvirtDomain });
+    case 'none':
+      return new NoneDriver();
+    default:
+      throw new ColdvaultError('CONFIG_INVALID', `hypervisor.driver '${String(config?.driver)}' is not one of qemu, proxmox, libvirt, none`);
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The `none` driver: no hypervisor to ask. Every guest counts as stopped, so its disks are backed up
+ * as they are, without stop or start; asking it to start or stop a guest is an error. For datastores
+ * of powered-off guests, image folders copied from elsewhere, and the demo.
+ */
+import { ColdvaultError } from '../../core/errors.js';
+import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
+
+export class NoneDriver implements HypervisorDriver {
+  readonly name = 'none';
+
+  async status(): Promise<GuestRunState> {
+    return 'stopped';
+  }
+
+  async shutdown(): Promise<void> {}
+
+  async stop(): Promise<void> {}
+
+  async start(vmid: string): Promise<void> {
+    throw new ColdvaultError('START_FAILED', `cannot start guest ${vmid}: no hypervisor is configured (hypervisor.driver is 'none')`);
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * jobs: backup jobs of stopped guests, as the seed's "Backup -> Jobs" screen has them. A job (weekdays +
+ * start time or a cron expression, guests or "all but", target store, keep N, scripts, mail) runs as a
+ * task: stop guest (ACPI) -> back up -> start guest, with vzdump's hook phases, a stop journal that
+ * brings guests back after a crash, per-guest locks, task logs in SQLite and files, and a mail report.
+ * State lives in `<stateDir>/coldvault.sqlite`. The scheduler (in `coldvault serve`) starts due jobs.
+ */
+export * from './job-model.js';
+export * from './cron.js';
+export * from './state-db.js';
+export * from './job-store.js';
+export * from './task-store.js';
+export * from './journal.js';
+export * from './hooks.js';
+export * from './runner.js';
+export * from './scheduler.js';
+export * from './mail.js';

@@ -1,0 +1,138 @@
+/**
+ * The job: what the seed's "new job" form holds. Validated here once; everything else trusts it.
+ * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
+ * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
+ * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled}.
+ */
+import { ColdvaultError } from '../core/errors.js';
+import { isGuestId } from '../core/ids.js';
+import { parseCron } from './cron.js';
+
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export interface Job {
+  id: string;
+  node?: string;
+  store: string;
+  device?: string;
+  vmid: string[];
+  all: boolean;
+  exclude: string[];
+  days: Weekday[];
+  at: string;
+  schedule?: string;
+  mode: 'stop';
+  mailto: string[];
+  mailNotification: 'always' | 'failure';
+  keep?: number;
+  scriptBefore?: string;
+  scriptAfter?: string;
+  hook?: string;
+  /** seconds to wait for the ACPI shutdown (vzdump's stopwait, default 10 min) */
+  stopTimeout: number;
+  /** hard stop when the shutdown times out (otherwise that guest's backup fails, guest left running) */
+  forceStop: boolean;
+  /** minutes to wait for a guest locked by another run (vzdump's lockwait, default 180) */
+  lockWait: number;
+  compress: 'zstd' | 'none';
+  enabled: boolean;
+}
+
+const JOB_KEYS = new Set<string>([
+  'id', 'node', 'store', 'device', 'vmid', 'all', 'exclude', 'days', 'at', 'schedule', 'mode', 'mailto', 'mailNotification',
+  'keep', 'scriptBefore', 'scriptAfter', 'hook', 'stopTimeout', 'forceStop', 'lockWait', 'compress', 'enabled',
+]);
+
+export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+function invalid(message: string): ColdvaultError {
+  return new ColdvaultError('JOB_INVALID', message);
+}
+
+/** Builds a valid Job from loose input (CLI flags, API JSON, a stored row); throws JOB_INVALID. */
+export function validateJob(input: Record<string, unknown>): Job {
+  const unknown = Object.keys(input).filter((k) => !JOB_KEYS.has(k) && input[k] !== undefined);
+  if (unknown.length > 0) throw invalid(`unknown job field(s): ${unknown.join(', ')}`);
+  const id = str(input.id, 'id');
+  if (!id || !JOB_ID.test(id)) throw invalid(`job id '${id ?? ''}' must start with a letter and hold only letters, digits, '_', '.', '-' (up to 64)`);
+  const store = str(input.store, 'store');
+  if (!store) throw invalid(`job '${id}': a target store (folder) is required`);
+  const job: Job = {
+    id, store, node: str(input.node, 'node'), device: str(input.device, 'device'),
+    vmid: idList(input.vmid, 'vmid'), all: bool(input.all, false), exclude: idList(input.exclude, 'exclude'),
+    days: dayList(input.days), at: time(input.at), schedule: str(input.schedule, 'schedule'), mode: mode(input.mode),
+    mailto: list(input.mailto), mailNotification: notification(input.mailNotification), keep: optInt(input.keep, 'keep', 1),
+    scriptBefore: str(input.scriptBefore, 'scriptBefore'), scriptAfter: str(input.scriptAfter, 'scriptAfter'), hook: str(input.hook, 'hook'),
+    stopTimeout: optInt(input.stopTimeout, 'stopTimeout', 1) ?? 600, forceStop: bool(input.forceStop, false),
+    lockWait: optInt(input.lockWait, 'lockWait', 0) ?? 180, compress: compress(input.compress), enabled: bool(input.enabled, true),
+  };
+  if (job.all === (job.vmid.length > 0)) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
+  if (!job.all && job.exclude.length > 0) throw invalid(`job '${id}': exclude only goes with all`);
+  if (job.schedule) parseCron(job.schedule);
+  for (const addr of job.mailto) if (!/^[^\s@]+@[^\s@]+$/.test(addr)) throw invalid(`job '${id}': '${addr}' is not a mail address`);
+  return job;
+}
+
+function str(v: unknown, name: string): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw invalid(`${name} must be a string`);
+  return v;
+}
+
+function list(v: unknown): string[] {
+  if (v === undefined || v === null || v === '') return [];
+  const items = Array.isArray(v) ? v : String(v).split(/[,\s]+/);
+  return items.map((x) => String(x).trim()).filter(Boolean);
+}
+
+function idList(v: unknown, name: string): string[] {
+  const ids = list(v);
+  for (const id of ids) if (!isGuestId(id)) throw invalid(`${name}: '${id}' is not a guest id (100 to 999999999)`);
+  return [...new Set(ids)];
+}
+
+function dayList(v: unknown): Weekday[] {
+  const days = list(v).map((d) => d.toLowerCase().slice(0, 3));
+  for (const d of days) if (!(WEEKDAYS as readonly string[]).includes(d)) throw invalid(`days: '${d}' is not one of ${WEEKDAYS.join(',')}`);
+  return WEEKDAYS.filter((d) => days.includes(d));
+}
+
+function time(v: unknown): string {
+  const t = v === undefined || v === null || v === '' ? '00:00' : String(v);
+  const m = /^([01]?\d|2[0-3]):([0-5]\d)$/.exec(t);
+  if (!m) throw invalid(`at: '${t}' is not a time HH:MM`);
+  return `${(m[1] as string).padStart(2, '0')}:${m[2]}`;
+}
+
+function bool(v: unknown, dflt: boolean): boolean {
+  if (v === undefined || v === null || v === '') return dflt;
+  if (typeof v === 'boolean') return v;
+  if (['1', 'true', 'yes', 'on'].includes(String(v))) return true;
+  if (['0', 'false', 'no', 'off'].includes(String(v))) return false;
+  throw invalid(`'${String(v)}' is not a yes/no value`);
+}
+
+function optInt(v: unknown, name: string, min: number): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : /^\d+$/.test(String(v)) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min) throw invalid(`${name}: '${String(v)}' must be an integer >= ${min}`);
+  return n;
+}
+
+function mode(v: unknown): 'stop' {
+  if (v === undefined || v === null || v === '' || v === 'stop') return 'stop';
+  throw invalid(`mode: '${String(v)}' is not supported (stop)`);
+}
+
+function notification(v: unknown): 'always' | 'failure' {
+  if (v === undefined || v === null || v === '' || v === 'always') return 'always';
+  if (v === 'failure') return 'failure';
+  throw invalid(`mailNotification: '${String(v)}' must be always or failure`);
+}
+
+function compress(v: unknown): 'zstd' | 'none' {
+  if (v === undefined || v === null || v === '' || v === 'zstd') return 'zstd';
+  if (v === 'none') return 'none';
+  throw invalid(`compress: '${String(v)}' must be zstd or none`);
+}

@@ -1,0 +1,191 @@
+/**
+ * The job status mail, as vzdump's `mailto` sends it (interfaces.md §2), with coldvault's name and the
+ * job id in the subject: `coldvault backup status (pve1, job nightly): backup successful` / `... backup failed`.
+ * The body is a per-guest table (VMID, name, status, time HH:MM:SS, size, rate MiB/s), the errors of
+ * failed guests, then the whole job log; as plain text and as HTML (everything escaped).
+ * `sendMail` sends it with nodemailer: over SMTP (STARTTLS whenever the server offers it, AUTH when a
+ * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
+ * naming the server.
+ */
+import { createTransport } from 'nodemailer';
+import { ColdvaultError, describeError } from '../core/errors.js';
+import { formatBytes, formatDuration, formatRate } from '../core/units.js';
+
+export interface MailConfig {
+  transport: 'smtp' | 'sendmail';
+  /** smtp: server name; default localhost */
+  host?: string;
+  /** smtp: default 465 when `secure`, else 25 */
+  port?: number;
+  /** smtp: TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it */
+  secure?: boolean;
+  /** smtp: AUTH user; no AUTH without it */
+  user?: string;
+  pass?: string;
+  /** the sender when a mail gives none */
+  from?: string;
+  /** sendmail: the binary; default `sendmail` from PATH */
+  sendmailPath?: string;
+  /** smtp: check the server's certificate (default true); false only for self-signed test servers */
+  tlsRejectUnauthorized?: boolean;
+}
+
+export interface GuestReport {
+  vmid: string;
+  name: string;
+  status: 'ok' | 'failed';
+  seconds: number;
+  bytes: number;
+  error?: string;
+}
+
+export interface JobMailArgs {
+  node: string;
+  jobId: string;
+  ok: boolean;
+  guests: GuestReport[];
+  log: string;
+  to: string[];
+  from: string;
+}
+
+export interface ComposedMail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export interface OutgoingMail extends ComposedMail {
+  to: string[];
+  from: string;
+}
+
+/** one line: no CR/LF can reach a header */
+const oneLine = (s: string): string => s.replace(/[\r\n]+/g, ' ').trim();
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate'] as const;
+
+function rows(guests: GuestReport[]): string[][] {
+  return guests.map((g) => [
+    g.vmid,
+    oneLine(g.name),
+    g.status,
+    formatDuration(g.seconds),
+    formatBytes(g.bytes),
+    formatRate(g.bytes, g.seconds),
+  ]);
+}
+
+function totalRow(guests: GuestReport[]): string[] {
+  const seconds = guests.reduce((a, g) => a + g.seconds, 0);
+  const bytes = guests.reduce((a, g) => a + g.bytes, 0);
+  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds)];
+}
+
+function textTable(table: string[][]): string {
+  const widths = HEADERS.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
+  return table
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function composeJobMail(args: JobMailArgs): ComposedMail {
+  const result = args.ok ? 'backup successful' : 'backup failed';
+  const subject = oneLine(`coldvault backup status (${args.node}, job ${args.jobId}): ${result}`);
+  const failed = args.guests.filter((g) => g.status === 'failed');
+  const summary =
+    `coldvault backup job '${oneLine(args.jobId)}' on ${oneLine(args.node)}: ${result} ` +
+    `(${args.guests.length} guest(s): ${args.guests.length - failed.length} ok, ${failed.length} failed)`;
+  const body = rows(args.guests);
+  const total = totalRow(args.guests);
+  const errors = failed.map((g) => `${g.vmid}: ${g.error ?? 'failed'}`);
+  const log = args.log.replace(/\r\n/g, '\n').replace(/\n+$/, '');
+
+  const text = [
+    summary,
+    '',
+    textTable([[...HEADERS], ...body, total]),
+    ...(errors.length > 0 ? ['', 'Errors:', ...errors] : []),
+    '',
+    'Detailed backup log:',
+    '',
+    log,
+    '',
+  ].join('\n');
+
+  const cells = (r: string[], tag: 'td' | 'th'): string =>
+    `<tr>${r.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  const html = [
+    '<!DOCTYPE html>',
+    `<html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head><body>`,
+    `<p>${escapeHtml(summary)}</p>`,
+    '<table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse;font-family:monospace">',
+    `<thead>${cells([...HEADERS], 'th')}</thead>`,
+    '<tbody>',
+    ...body.map((r) => cells(r, 'td')),
+    '</tbody>',
+    `<tfoot>${cells(total, 'th')}</tfoot>`,
+    '</table>',
+    ...(errors.length > 0 ? ['<p>Errors:</p><ul>', ...errors.map((e) => `<li>${escapeHtml(e)}</li>`), '</ul>'] : []),
+    '<p>Detailed backup log:</p>',
+    `<pre>${escapeHtml(log)}</pre>`,
+    '</body></html>',
+    '',
+  ].join('\n');
+
+  return { subject, text, html };
+}
+
+/** `smtp mail.example.com:587` / `sendmail '/usr/sbin/sendmail'`, for error messages */
+function describeServer(config: MailConfig): string {
+  if (config.transport === 'sendmail') return `sendmail '${config.sendmailPath ?? 'sendmail'}'`;
+  return `SMTP server ${config.host ?? 'localhost'}:${smtpPort(config)}`;
+}
+
+const smtpPort = (config: MailConfig): number => config.port ?? (config.secure ? 465 : 25);
+
+export async function sendMail(config: MailConfig, mail: OutgoingMail): Promise<void> {
+  if (mail.to.length === 0) throw new ColdvaultError('USAGE', 'sending mail failed: no recipient');
+  const from = mail.from || config.from;
+  if (!from) throw new ColdvaultError('USAGE', 'sending mail failed: no sender (from)');
+  const transporter =
+    config.transport === 'sendmail'
+      ? createTransport({ sendmail: true, path: config.sendmailPath ?? 'sendmail', newline: 'unix' })
+      : createTransport({
+          host: config.host ?? 'localhost',
+          port: smtpPort(config),
+          secure: config.secure ?? false,
+          // not secure: STARTTLS is used whenever the server offers it (nodemailer's default)
+          ...(config.user !== undefined ? { auth: { user: config.user, pass: config.pass ?? '' } } : {}),
+          tls: { rejectUnauthorized: config.tlsRejectUnauthorized ?? true },
+          connectionTimeout: 30_000,
+          greetingTimeout: 30_000,
+          socketTimeout: 60_000,
+        });
+  try {
+    await transporter.sendMail({
+      from,
+      to: mail.to,
+      subject: oneLine(mail.subject),
+      text: mail.text,
+      html: mail.html,
+    });
+  } catch (err) {
+    throw new ColdvaultError(
+      'MAIL_FAILED',
+      `sending mail '${oneLine(mail.subject)}' via ${describeServer(config)} failed: ${describeError(err)}`,
+      { cause: err },
+    );
+  } finally {
+    transporter.close();
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Runs a job: one task with a vzdump-style log. job lock -> recover guests left stopped by dead runs
+ * -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
+ * script after -> job-end (job-abort on failure) -> mail. A failure of one guest does not stop the
+ * others; the task is ok only when every guest is. If the datastore cannot be opened, no guest is
+ * stopped at all.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ColdvaultError, describeError } from '../core/errors.js';
+import type { HypervisorDriver } from '../core/hypervisor.js';
+import type { TaskLog } from '../core/log.js';
+import type { ProgressListener } from '../core/progress.js';
+import { formatDuration } from '../core/units.js';
+import { Datastore, LockDir } from '../datastore/index.js';
+import { Catalog } from '../catalog/index.js';
+import type { StorageMap } from '../guests/index.js';
+import { WorkerPool } from '../pipeline/index.js';
+import { runGuest } from './guest-run.js';
+import { runHook, type HookEnv } from './hooks.js';
+import type { Job } from './job-model.js';
+import type { StopJournal } from './journal.js';
+import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './mail.js';
+import type { TaskHandle, TaskStore } from './task-store.js';
+
+export interface JobEnvironment {
+  node: string;
+  stateDir: string;
+  guestsDir: string;
+  storages: StorageMap;
+  zstdLevel: number;
+  tasks: TaskStore;
+  journal: StopJournal;
+  driver: HypervisorDriver;
+  mail?: MailConfig;
+  onProgress?: ProgressListener;
+}
+
+export interface JobResult {
+  taskId: string;
+  ok: boolean;
+  guests: GuestReport[];
+}
+
+/** Runs the job to the end; `onTask` sees the task as soon as it exists (for live logs). */
+export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: TaskHandle) => void): Promise<JobResult> {
+  const task = env.tasks.create('backup', { jobId: job.id, node: env.node, summary: `job ${job.id}` });
+  onTask?.(task);
+  const started = Date.now();
+  let guests: GuestReport[] = [];
+  let fatal: unknown;
+  try {
+    const lock = await new LockDir(join(env.stateDir, 'locks')).acquire(`job-${job.id}`, `job ${job.id}`).catch((err: unknown) => {
+      throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running (${describeError(err)})`, { cause: err });
+    });
+    try {
+      guests = await runLocked(job, env, task);
+    } finally {
+      await lock.release();
+    }
+  } catch (err) {
+    fatal = err;
+    task.error(`Backup job failed - ${describeError(err)}`);
+  }
+  const ok = fatal === undefined && guests.every((g) => g.status === 'ok');
+  if (fatal === undefined) task.info(ok ? 'Backup job finished successfully' : 'Backup job finished with errors');
+  task.info(`job ${job.id} took ${formatDuration((Date.now() - started) / 1000)}`);
+  await mailReport(job, env, task, ok, guests);
+  task.finish(ok, { guests });
+  return { taskId: task.id, ok, guests };
+}
+
+async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promise<GuestReport[]> {
+  const vmids = selectGuests(job, env.guestsDir);
+  task.info(`Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`);
+  await env.journal.recover(env.driver, task);
+  const hookEnv: HookEnv = { DUMPDIR: job.store };
+  await runHook(job.hook, ['job-init'], hookEnv, task);
+  const store = await openOrCreateStore(job.store, task);
+  const catalog = await Catalog.open(store);
+  const pool = new WorkerPool();
+  const reports: GuestReport[] = [];
+  try {
+    await runHook(job.hook, ['job-start'], hookEnv, task);
+    await runHook(job.scriptBefore, ['job-start'], hookEnv, task);
+    for (const vmid of vmids) {
+      const report = await runGuest({
+        job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
+        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress,
+      }, vmid);
+      reports.push(report);
+    }
+    const allOk = reports.every((r) => r.status === 'ok');
+    await runAfter(job, hookEnv, task, allOk);
+    return reports;
+  } catch (err) {
+    await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
+    throw err;
+  } finally {
+    await pool.close();
+    catalog.close();
+  }
+}
+
+async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog, allOk: boolean): Promise<void> {
+  await runHook(job.scriptAfter, ['job-end'], hookEnv, task).catch((err: unknown) => task.error(describeError(err)));
+  await runHook(job.hook, [allOk ? 'job-end' : 'job-abort'], hookEnv, task);
+}
+
+/** The job's guests: its list, or every guest in the guests dir but the excluded ones. */
+export function selectGuests(job: Job, guestsDir: string): string[] {
+  if (!job.all) return job.vmid;
+  const all = existsSync(guestsDir) ? readdirSync(guestsDir).filter((n) => /^[1-9]\d{2,8}\.conf$/.test(n)).map((n) => n.slice(0, -5)) : [];
+  return all.filter((id) => !job.exclude.includes(id)).sort((a, b) => Number(a) - Number(b));
+}
+
+async function openOrCreateStore(dir: string, log: TaskLog): Promise<Datastore> {
+  const empty = !existsSync(dir) || readdirSync(dir).filter((n) => n !== 'lost+found').length === 0;
+  if (!empty) return Datastore.open(dir);
+  const store = await Datastore.init(dir);
+  log.info(`created datastore ${store.identity.id} in '${dir}'`);
+  return store;
+}
+
+async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: boolean, guests: GuestReport[]): Promise<void> {
+  if (job.mailto.length === 0 || (job.mailNotification === 'failure' && ok)) return;
+  if (!env.mail) {
+    task.warn(`no mail sent to ${job.mailto.join(', ')}: the config file has no 'mail' section`);
+    return;
+  }
+  const from = env.mail.from ?? `coldvault@${env.node}`;
+  const log = env.tasks.lines(task.id).map((l) => `${l.level}: ${l.message}`).join('\n');
+  const mail = composeJobMail({ node: env.node, jobId: job.id, ok, guests, log, to: job.mailto, from });
+  try {
+    await sendMail(env.mail, { to: job.mailto, from, ...mail });
+    task.info(`sent the report to ${job.mailto.join(', ')}`);
+  } catch (err) {
+    task.error(describeError(err));
+  }
+}
+

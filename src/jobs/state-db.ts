@@ -1,0 +1,47 @@
+/**
+ * The state database `<stateDir>/coldvault.sqlite`: jobs, tasks and their log lines, the scheduler's
+ * record of runs, and the journal of guests that coldvault has stopped and not yet started again.
+ * Several processes (serve, `job run`, `task log -f`) open it at once: WAL mode (the state dir is on a
+ * local disk), busy_timeout, short IMMEDIATE transactions.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ColdvaultError } from '../core/errors.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY, type TEXT NOT NULL, job_id TEXT, node TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('running','ok','failed')),
+  start TEXT NOT NULL, end TEXT, pid INTEGER NOT NULL, host TEXT NOT NULL, summary TEXT, result TEXT);
+CREATE INDEX IF NOT EXISTS tasks_by_start ON tasks (start);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (job_id, status);
+CREATE TABLE IF NOT EXISTS task_lines (task_id TEXT NOT NULL, n INTEGER NOT NULL, time TEXT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (task_id, n));
+CREATE TABLE IF NOT EXISTS job_runs (job_id TEXT PRIMARY KEY, last_scheduled TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (vmid TEXT NOT NULL, task_id TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, stopped_at TEXT NOT NULL, PRIMARY KEY (vmid, task_id));
+`;
+
+export type StateDb = Database.Database;
+
+export function openStateDb(stateDir: string): StateDb {
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    const db = new Database(join(stateDir, 'coldvault.sqlite'));
+    db.pragma('busy_timeout = 10000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new ColdvaultError('DATASTORE_TOO_NEW', `state database in '${stateDir}' has schema ${version}, newer than this coldvault (${SCHEMA_VERSION})`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    return db;
+  } catch (err) {
+    if (err instanceof ColdvaultError) throw err;
+    throw new ColdvaultError('IO', `opening the state database in '${stateDir}' failed: ${(err as Error).message}`, { cause: err });
+  }
+}
