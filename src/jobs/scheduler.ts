@@ -72,11 +72,7 @@ export class Scheduler {
   private consider(job: Job, now: Date, startup: boolean): void {
     const spec = scheduleOf(job);
     if (!spec) return;
-    const last = this.lastScheduled(job.id);
-    const created = this.createdAt(job.id);
-    const fallback = now.getTime() - (startup ? this.graceMs : 60_000);
-    const since = last ?? new Date(Math.max(fallback, created.getTime() - 60_000));
-    const due = lastRunBefore(spec, now, new Date(since.getTime() + 60_000));
+    const due = lastRunBefore(spec, now, this.firstEligible(job.id, now, startup));
     if (!due) return;
     this.remember(job.id, due);
     if (now.getTime() - due.getTime() > this.graceMs) {
@@ -98,6 +94,20 @@ export class Scheduler {
   private lastScheduled(jobId: string): Date | undefined {
     const row = this.opts.db.prepare('SELECT last_scheduled FROM job_runs WHERE job_id = ?').get(jobId) as { last_scheduled: string } | undefined;
     return row ? new Date(row.last_scheduled) : undefined;
+  }
+
+  /**
+   * The earliest minute that may still be run: the one after the last scheduled run; without one,
+   * the current and the previous minute (at start-up: the whole grace period); never a minute before
+   * the job was created.
+   */
+  private firstEligible(jobId: string, now: Date, startup: boolean): Date {
+    const last = this.lastScheduled(jobId);
+    if (last) return new Date(last.getTime() + 60_000);
+    const minute = Math.floor(now.getTime() / 60_000) * 60_000;
+    const window = startup ? now.getTime() - this.graceMs : minute - 60_000;
+    const createdMinute = Math.ceil(this.createdAt(jobId).getTime() / 60_000) * 60_000;
+    return new Date(Math.max(window, createdMinute));
   }
 
   /** A job is never due for a minute before it existed. */
