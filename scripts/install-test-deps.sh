@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need besides npm packages, from Debian's packages (run as root):
-#   qemu-utils  qemu-img, to make and check qcow2 images
+#   qemu-utils          qemu-img, to make and check qcow2 images
+#   qemu-system-x86     the tiny real Linux guest the job tests stop and start
+#   busybox-static cpio userland and initramfs of that guest (its kernel: apt-get download, at test time)
+#   e2fsprogs           mkfs.ext4 / debugfs for the guest's disk
+#   libvirt-clients     virsh, for the libvirt driver tests (test:/// URIs, no daemon)
+#   restic borgbackup   the peers of the benchmark smoke test
+#   time                GNU time, peak memory in the benchmark
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
