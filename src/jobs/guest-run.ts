@@ -35,6 +35,7 @@ export interface GuestRunContext {
   zstdLevel: number;
   log: TaskLog;
   onProgress?: ProgressListener;
+  signal?: AbortSignal;
 }
 
 export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<GuestReport> {
@@ -71,7 +72,7 @@ class GuestRun {
       await this.hook('backup-start');
       const result = await backupGuest({
         store: ctx.store, catalog: ctx.catalog, pool: ctx.pool, guestsDir: ctx.guestsDir, storages: ctx.storages, guestId: vmid,
-        node: ctx.node, zstdLevel: ctx.zstdLevel, keep: ctx.job.keep, log: ctx.log, onProgress: ctx.onProgress,
+        node: ctx.node, zstdLevel: ctx.zstdLevel, keep: ctx.job.keep, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000, statusLine: `status = ${status}`,
         beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
         afterArchive: async (_m, dir, log) => {

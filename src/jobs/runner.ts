@@ -34,6 +34,8 @@ export interface JobEnvironment {
   driver: HypervisorDriver;
   mail?: MailConfig;
   onProgress?: ProgressListener;
+  /** aborts the run: the guest being backed up fails (and is started again), the rest are skipped */
+  signal?: AbortSignal;
 }
 
 export interface JobResult {
@@ -84,9 +86,14 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
     await runHook(job.hook, ['job-start'], hookEnv, task);
     await runHook(job.scriptBefore, ['job-start'], hookEnv, task);
     for (const vmid of vmids) {
+      if (env.signal?.aborted) {
+        task.error(`job aborted: guest ${vmid} and the following ones are not backed up`);
+        reports.push({ vmid, name: '', status: 'failed', seconds: 0, bytes: 0, error: 'job aborted' });
+        continue;
+      }
       const report = await runGuest({
         job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
-        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress,
+        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal,
       }, vmid);
       reports.push(report);
     }

@@ -96,13 +96,42 @@ function listJobs(ctx: CommandContext, jobs: Job[]): number {
 
 async function runNow(ctx: CommandContext, job: Job): Promise<number> {
   const { tasks, journal } = ctx.state();
+  const abort = abortOnSignals(ctx);
   const result = await runJob(job, {
+    signal: abort.signal,
     node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
     zstdLevel: ctx.config.zstdLevel, tasks, journal, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
   }, (task) => {
     ctx.print(`task ${task.id}`);
     task.onLine((line) => ctx.print(formatLogLine(line)));
   });
+  abort.dispose();
   if (ctx.json) ctx.printJson(result);
   return result.ok ? 0 : 1;
+}
+
+/**
+ * Ctrl-C / SIGTERM during a run: the guest being backed up is started again and the job ends failed.
+ * A second signal exits at once; the stop journal then brings the guest back at the next run.
+ */
+export function abortOnSignals(ctx: CommandContext): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const second = (): void => process.exit(130);
+  const first = (): void => {
+    ctx.log.warn('interrupted: aborting the run and starting stopped guests again (signal again to exit at once)');
+    controller.abort();
+    process.once('SIGINT', second);
+    process.once('SIGTERM', second);
+  };
+  process.once('SIGINT', first);
+  process.once('SIGTERM', first);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const f of [first, second]) {
+        process.removeListener('SIGINT', f);
+        process.removeListener('SIGTERM', f);
+      }
+    },
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * `coldvault serve`: the service. At start it brings back guests that an interrupted run left stopped
- * (stop journal), then runs the scheduler until SIGTERM / SIGINT (it then stops scheduling and waits
- * for running jobs; a second signal exits at once — the journal restarts their guests next time).
+ * (stop journal), then runs the scheduler until SIGTERM / SIGINT. Then it schedules nothing new and
+ * aborts running jobs, which start the guests they stopped and end; a second signal exits at once
+ * (the journal restarts those guests at the next start).
  */
 import { createTaskLog } from '../../core/log.js';
 import { runJob, Scheduler } from '../../jobs/index.js';
@@ -17,18 +18,20 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const driver = ctx.driver();
   await recoverGuests(ctx);
   const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
+  const abort = new AbortController();
   const scheduler = new Scheduler({
     db, jobs, log, graceMinutes: ctx.config.scheduler?.graceMinutes, tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
     run: (job) => runJob(job, {
       node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-      zstdLevel: ctx.config.zstdLevel, tasks, journal, driver, mail: ctx.config.mail,
+      zstdLevel: ctx.config.zstdLevel, tasks, journal, driver, mail: ctx.config.mail, signal: abort.signal,
     }, (task) => log.info(`job ${job.id}: task ${task.id}`)),
   });
   log.info(`coldvault serve on node ${ctx.config.node}: ${jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}`);
   scheduler.start();
   await new Promise<void>((resolve) => {
     const stop = (): void => {
-      log.info('stopping: no new runs; waiting for running jobs (signal again to exit now)');
+      log.info('stopping: no new runs; running jobs start their guests again and end (signal again to exit now)');
+      abort.abort();
       process.once('SIGTERM', () => process.exit(1));
       process.once('SIGINT', () => process.exit(1));
       void scheduler.stop().then(resolve);
