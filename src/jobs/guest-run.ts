@@ -16,7 +16,7 @@ import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js'
 import { backupGuest, type WorkerPool } from '../pipeline/index.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
-import type { StopJournal } from './journal.js';
+import type { JournalEntry, StopJournal } from './journal.js';
 import type { GuestReport } from './mail.js';
 
 export interface GuestRunContext {
@@ -36,6 +36,8 @@ export interface GuestRunContext {
   log: TaskLog;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
+  /** a stop-journal entry of an interrupted run for this guest: it was running before that run */
+  adopted?: JournalEntry;
 }
 
 export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<GuestReport> {
@@ -69,6 +71,7 @@ class GuestRun {
       this.name = guestName((await readGuestConfig(ctx.guestsDir, vmid)).config);
       this.env.HOSTNAME = this.name;
       const status = await ctx.driver.status(vmid);
+      this.adopt(status);
       await this.hook('backup-start');
       const result = await backupGuest({
         store: ctx.store, catalog: ctx.catalog, pool: ctx.pool, guestsDir: ctx.guestsDir, storages: ctx.storages, guestId: vmid,
@@ -91,6 +94,23 @@ class GuestRun {
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
     }
+  }
+
+  /**
+   * A guest left stopped by an interrupted run was running before it: back it up as it is and start
+   * it afterwards, instead of starting it first and shutting it down again while it boots.
+   */
+  private adopt(status: string): void {
+    const { adopted, log, journal, taskId } = this.ctx;
+    if (!adopted) return;
+    if (status === 'running') {
+      journal.clear(this.vmid, adopted.taskId);
+      return;
+    }
+    log.warn(`guest ${this.vmid} was left stopped by the interrupted task ${adopted.taskId}; backing it up as it is and starting it afterwards`);
+    journal.record(this.vmid, taskId);
+    journal.clear(this.vmid, adopted.taskId);
+    this.stopped = true;
   }
 
   private async stopGuest(log: TaskLog): Promise<void> {

@@ -44,9 +44,9 @@ export class StopJournal {
    * Starts every guest an interrupted run left stopped; returns how many were started. A guest that
    * fails to start stays in the journal (the next attempt tries again) and is logged as an error.
    */
-  async recover(driver: HypervisorDriver, log: TaskLog): Promise<number> {
+  async recover(driver: HypervisorDriver, log: TaskLog, except: Set<string> = new Set()): Promise<number> {
     let started = 0;
-    for (const e of this.orphans()) {
+    for (const e of this.orphans().filter((o) => !except.has(o.vmid))) {
       log.warn(`guest ${e.vmid} was stopped by task ${e.taskId} (pid ${e.pid}) at ${e.stoppedAt}, which did not finish; starting it again`);
       try {
         if ((await driver.status(e.vmid)) !== 'running') await driver.start(e.vmid);

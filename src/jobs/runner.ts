@@ -1,7 +1,7 @@
 /**
  * Runs a job: one task with a vzdump-style log. job lock -> recover guests left stopped by dead runs
  * -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
- * script after -> job-end (job-abort on failure) -> mail. A failure of one guest does not stop the
+ * script after -> job-end (job-abort only when the job itself fails) -> mail. A failure of one guest does not stop the
  * others; the task is ok only when every guest is. If the datastore cannot be opened, no guest is
  * stopped at all.
  */
@@ -75,7 +75,10 @@ export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: Task
 async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promise<GuestReport[]> {
   const vmids = selectGuests(job, env.guestsDir);
   task.info(`Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`);
-  await env.journal.recover(env.driver, task);
+  // guests an interrupted run left stopped: the ones of this job are backed up as they are (stopped)
+  // and started afterwards; the others are started now
+  const adopted = new Map(env.journal.orphans().filter((e) => vmids.includes(e.vmid)).map((e) => [e.vmid, e]));
+  await env.journal.recover(env.driver, task, new Set(adopted.keys()));
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
   const store = await openOrCreateStore(job.store, task);
@@ -93,12 +96,11 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
       }
       const report = await runGuest({
         job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
-        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal,
+        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal, adopted: adopted.get(vmid),
       }, vmid);
       reports.push(report);
     }
-    const allOk = reports.every((r) => r.status === 'ok');
-    await runAfter(job, hookEnv, task, allOk);
+    await runAfter(job, hookEnv, task);
     return reports;
   } catch (err) {
     await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
@@ -109,9 +111,9 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   }
 }
 
-async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog, allOk: boolean): Promise<void> {
+async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog): Promise<void> {
   await runHook(job.scriptAfter, ['job-end'], hookEnv, task).catch((err: unknown) => task.error(describeError(err)));
-  await runHook(job.hook, [allOk ? 'job-end' : 'job-abort'], hookEnv, task);
+  await runHook(job.hook, ['job-end'], hookEnv, task); // vzdump: job-end after the last guest, failed ones too
 }
 
 /** The job's guests: its list, or every guest in the guests dir but the excluded ones. */
