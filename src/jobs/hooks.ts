@@ -7,7 +7,6 @@
  * logged; a non-zero exit fails the phase, except for backup-abort, log-end and job-abort (warnings).
  * The seed's "script before / after" are run the same way with the phase `job-start` / `job-end`.
  */
-import { execa } from 'execa';
 import { ColdvaultError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 
@@ -30,7 +29,7 @@ export async function runHook(script: string | undefined, args: string[], env: H
   const phase = args[0] ?? '';
   const clean: Record<string, string> = { LC_ALL: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
-  const result = await execa(script, args, { env: clean, extendEnv: false, reject: false, all: true, stdin: 'ignore', timeout: 3_600_000 });
+  const result = await (await import('execa')).execa(script, args, { env: clean, extendEnv: false, reject: false, all: true, stdin: 'ignore', timeout: 3_600_000 });
   for (const line of (result.all ?? '').split('\n')) if (line.trim() !== '') log.info(line);
   if (result.exitCode === 0 && !result.failed) return;
   const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : describeFailure(result);

@@ -7,7 +7,6 @@
  * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
  * naming the server.
  */
-import { createTransport } from 'nodemailer';
 import { ColdvaultError, describeError } from '../core/errors.js';
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
 
@@ -157,6 +156,7 @@ export async function sendMail(config: MailConfig, mail: OutgoingMail): Promise<
   if (mail.to.length === 0) throw new ColdvaultError('USAGE', 'sending mail failed: no recipient');
   const from = mail.from || config.from;
   if (!from) throw new ColdvaultError('USAGE', 'sending mail failed: no sender (from)');
+  const { createTransport } = await import('nodemailer'); // loaded when a mail goes out, not at every start
   const transporter =
     config.transport === 'sendmail'
       ? createTransport({ sendmail: true, path: config.sendmailPath ?? 'sendmail', newline: 'unix' })

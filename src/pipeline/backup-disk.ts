@@ -35,6 +35,8 @@ export interface BackupDiskContext {
   buffers: BufferPool;
   /** buffers for encoded blobs (maxBlobSize(CHUNK_SIZE) each) */
   blobBuffers: BufferPool;
+  /** bounds the encoded blobs waiting to be written (and so the blob buffers) */
+  writeSlots: Window;
   zstdLevel: number;
   /** chunks inserted or confirmed during this run: dedup within the run without a syscall */
   seen: Map<string, Promise<void>>;
@@ -64,8 +66,9 @@ export async function backupDisk(path: string, size: number, ctx: BackupDiskCont
         await window.acquire();
         tasks.check();
         if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
-        tasks.start(() => backupChunk({ file, path, size, reads }, i, digests, counters, ctx).finally(() => {
-          window.release();
+        const slot = once(() => window.release());
+        tasks.start(() => backupChunk({ file, path, size, reads }, i, digests, counters, ctx, slot).finally(() => {
+          slot();
           ctx.onChunk?.(counters);
         }));
       }
@@ -96,7 +99,8 @@ interface Source {
   reads: PQueue;
 }
 
-async function backupChunk(src: Source, i: number, digests: Array<Buffer | null>, counters: DiskCounters, ctx: BackupDiskContext): Promise<void> {
+async function backupChunk(src: Source, i: number, digests: Array<Buffer | null>, counters: DiskCounters, ctx: BackupDiskContext,
+  releaseSlot: () => void): Promise<void> {
   const length = chunkLength(src.size, i);
   const buf = ctx.buffers.take();
   try {
@@ -112,12 +116,25 @@ async function backupChunk(src: Source, i: number, digests: Array<Buffer | null>
     ctx.buffers.give(buf);
     return;
   }
-  await storeChunk(buf, length, i, digests, counters, ctx);
+  await storeChunk(buf, length, i, digests, counters, ctx, releaseSlot);
 }
 
+function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) f();
+    done = true;
+  };
+}
+
+/**
+ * Hash, dedup, encode, write. The plain buffer and the read window's slot are given back as soon as
+ * the chunk is encoded, so reading and hashing go on while earlier chunks wait for their fsync; the
+ * blobs waiting to be written are bounded by `ctx.writeSlots`.
+ */
 async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests: Array<Buffer | null>,
-  counters: DiskCounters, ctx: BackupDiskContext): Promise<void> {
-  let buf = buf0;
+  counters: DiskCounters, ctx: BackupDiskContext, releaseSlot: () => void): Promise<void> {
+  let buf: ArrayBuffer | undefined = buf0;
   try {
     const hashed = await ctx.pool.digest(buf, length);
     buf = hashed.buf;
@@ -128,36 +145,51 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
       counters.dedupBytes += length;
       return;
     }
-    let done!: () => void;
-    let fail!: (e: unknown) => void;
-    const marker = new Promise<void>((res, rej) => { done = res; fail = rej; });
-    marker.catch(() => undefined);
-    ctx.seen.set(hashed.hex, marker);
+    const marker = deferred();
+    ctx.seen.set(hashed.hex, marker.promise);
     try {
-      if (await ctx.io.add(() => ctx.chunks.touch(hashed.hex))) {
-        counters.dedupBytes += length;
-      } else {
-        const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, ctx.blobBuffers.take());
-        buf = encoded.buf;
+      if (await ctx.chunks.touch(hashed.hex)) counters.dedupBytes += length;
+      else {
+        await ctx.writeSlots.acquire();
         try {
-          await ctx.beforeWrite?.(encoded.blobLength);
-          await ctx.io.add(() => ctx.chunks.insert(hashed.hex, new Uint8Array(encoded.out, 0, encoded.blobLength)));
+          const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, ctx.blobBuffers.take());
+          ctx.buffers.give(encoded.buf);
+          buf = undefined;
+          releaseSlot();
+          await writeBlob(hashed.hex, encoded.out, encoded.blobLength, ctx);
+          counters.newBytes += length;
+          counters.storedBytes += encoded.blobLength;
+          counters.newChunks++;
         } finally {
-          ctx.blobBuffers.give(encoded.out);
+          ctx.writeSlots.release();
         }
-        counters.newBytes += length;
-        counters.storedBytes += encoded.blobLength;
-        counters.newChunks++;
       }
-      done();
+      marker.resolve();
     } catch (err) {
       ctx.seen.delete(hashed.hex);
-      fail(err);
+      marker.reject(err);
       throw err;
     }
   } finally {
-    ctx.buffers.give(buf);
+    if (buf) ctx.buffers.give(buf);
   }
+}
+
+async function writeBlob(hex: string, out: ArrayBuffer, blobLength: number, ctx: BackupDiskContext): Promise<void> {
+  try {
+    await ctx.beforeWrite?.(blobLength);
+    await ctx.io.add(() => ctx.chunks.insert(hex, new Uint8Array(out, 0, blobLength)));
+  } finally {
+    ctx.blobBuffers.give(out);
+  }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }
 
 function diskDigest(digests: Array<Buffer | null>, size: number): string {

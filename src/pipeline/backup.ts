@@ -15,6 +15,7 @@ import { writeFileDurable, type Datastore, type Staging } from '../datastore/ind
 import { archivedConfigText, guestName, readGuestConfig, resolveVolumePath, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
+import { Window } from './limits.js';
 import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } from './backup-disk.js';
 import { imageInfo, type ImageInfo } from './images.js';
 import { checkBackupSpace, spaceGuard } from './space.js';
@@ -122,7 +123,7 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
   vlog.info(`now save file '${plan.configPath}'`);
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
   const ctx = {
-    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 4 }), buffers: new BufferPool(), blobBuffers: blobBufferPool(),
+    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 6 }), buffers: new BufferPool(), blobBuffers: blobBufferPool(), writeSlots: new Window(8),
     zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
   };
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);

@@ -16,6 +16,9 @@ import {
   hookCalls,
   lineIndex,
   makeJobLab,
+  part,
+  startSmtpSink,
+  subjectOf,
   taskIdOf,
   versions,
   waitBooted,
@@ -24,9 +27,14 @@ import {
 } from './helpers-jobs.js';
 
 let lab: JobLab;
+let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 
 beforeAll(async () => {
-  lab = await makeJobLab('cv-jg-', { qemu: true, ignoreAcpi: ['104'] });
+  sink = await startSmtpSink();
+  lab = await makeJobLab('cv-jg-', {
+    qemu: true, ignoreAcpi: ['104'],
+    mail: { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' },
+  });
 });
 
 afterEach(async () => {
@@ -35,6 +43,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await lab?.cleanup();
+  await sink?.close();
 });
 
 describe('job run with a real QEMU guest', () => {
@@ -144,7 +153,7 @@ describe('job run with a real QEMU guest', () => {
     const normalDisk = await addTinyGuest(lab, '105', 'normal05');
     await Promise.all([bootGuest(lab, '104', true), bootGuest(lab, '105')]);
     const hook = writeHook(lab, 'hook-c.sh');
-    const add = await cv(lab, ['job', 'add', 'j3', '--store', lab.storeDir, '--vmid', '104,105', '--hook', hook.script, '--stop-timeout', '3']);
+    const add = await cv(lab, ['job', 'add', 'j3', '--store', lab.storeDir, '--vmid', '104,105', '--hook', hook.script, '--stop-timeout', '3', '--mailto', 'admin@example.com']);
     expect(add.code, add.stderr).toBe(0);
 
     const started = Date.now();
@@ -187,6 +196,13 @@ describe('job run with a real QEMU guest', () => {
     // vzdump (PVE::VZDump::exec_backup) runs `job-end` after the last guest even when guests failed;
     // `job-abort` only when the job itself dies. coldvault promises vzdump's phases.
     expect(phases.at(-1)).toBe('job-end');
+    // the mail says it too: failed, which guest, and why
+    const mail = sink.got.at(-1);
+    expect(mail, 'a report mail arrived').toBeDefined();
+    expect(subjectOf(mail!.raw)).toMatch(/job j3\): backup failed/);
+    const text = part(mail!.raw, 'text/plain');
+    expect(text).toMatch(/104\s.*failed/);
+    expect(text).toContain('did not power off within 3 s');
   });
 
   it('with --force-stop the guest that ignores ACPI is stopped hard, backed up and started again', async () => {

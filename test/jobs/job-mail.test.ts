@@ -6,70 +6,20 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeImage } from '../helpers/fixtures.js';
-import { cv, diskPath, makeJobLab, NODE, taskIdOf, writeGuestConf, type JobLab } from './helpers-jobs.js';
+import { cv, diskPath, makeJobLab, NODE, part, startSmtpSink, subjectOf, taskIdOf, writeGuestConf, type JobLab, type Received } from './helpers-jobs.js';
 
-interface Received {
-  raw: string;
-  from: string;
-  to: string[];
-  secure: boolean;
-}
-
-/** the decoded body of the first MIME part of the given type */
-function part(raw: string, type: 'text/plain' | 'text/html'): string {
-  const msg = raw.replace(/\r\n/g, '\n');
-  const at = msg.search(new RegExp(`^Content-Type: ${type.replace('/', '\\/')}`, 'mi'));
-  if (at < 0) throw new Error(`no ${type} part`);
-  const rest = msg.slice(at);
-  const headerEnd = rest.indexOf('\n\n');
-  const headers = rest.slice(0, headerEnd);
-  let body = rest.slice(headerEnd + 2);
-  // the part ends at the MIME boundary (not at any line starting with `--`: a quoted-printable
-  // soft break can put `--store ...` of the log at a line start)
-  const marker = /boundary="?([^";\n]+)"?/i.exec(msg)?.[1];
-  const end = marker ? body.indexOf(`\n--${marker}`) : -1;
-  body = end < 0 ? body : body.slice(0, end);
-  const cte = /^Content-Transfer-Encoding:\s*(\S+)/im.exec(headers)?.[1]?.toLowerCase() ?? '7bit';
-  if (cte === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
-  if (cte === 'quoted-printable') {
-    const bytes = body.replace(/=\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    return Buffer.from(bytes, 'latin1').toString('utf8');
-  }
-  return body;
-}
-
-const subjectOf = (raw: string): string => /^Subject: (.*)$/m.exec(raw.replace(/\r\n/g, '\n').replace(/\n[ \t]+/g, ' '))?.[1] ?? '';
 
 let lab: JobLab;
-let server: SMTPServer;
-const got: Received[] = [];
+let sink: Awaited<ReturnType<typeof startSmtpSink>>;
+let got: Received[] = [];
 
 beforeAll(async () => {
-  server = new SMTPServer({
-    logger: false,
-    authOptional: true,
-    onData(stream, session: SMTPServerSession, callback) {
-      const parts: Buffer[] = [];
-      stream.on('data', (b: Buffer) => parts.push(b));
-      stream.on('end', () => {
-        got.push({
-          raw: Buffer.concat(parts).toString('utf8'),
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((a) => a.address),
-          secure: session.secure,
-        });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
+  sink = await startSmtpSink();
+  got = sink.got;
   lab = await makeJobLab('cv-jm-', {
-    mail: { transport: 'smtp', host: '127.0.0.1', port: address.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' },
+    mail: { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' },
   });
   // 101: a plain 12 MiB disk image; 102: its disk file is missing
   mkdirSync(join(lab.storageDir, 'images', '101'), { recursive: true });
@@ -79,7 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await sink?.close();
   await lab?.cleanup();
 });
 

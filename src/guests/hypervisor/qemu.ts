@@ -8,7 +8,6 @@
  * - start: runs `startCommand` (`{vmid}` replaced, via /bin/sh -c), which must return once QEMU runs
  *   (e.g. `-daemonize`), then polls `query-status` until 'running'.
  */
-import { execa } from 'execa';
 import { ColdvaultError, isColdvaultError } from '../../core/errors.js';
 import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
 import { isQmpGone, QmpClient } from './qmp.js';
@@ -111,7 +110,7 @@ export class QemuDriver implements HypervisorDriver {
       );
     }
     const command = template.replaceAll('{vmid}', vmid);
-    const result = await execa('/bin/sh', ['-c', command], { reject: false, timeout: timeoutMs, stdin: 'ignore', stdout: 'ignore' });
+    const result = await (await import('execa')).execa('/bin/sh', ['-c', command], { reject: false, timeout: timeoutMs, stdin: 'ignore', stdout: 'ignore' });
     if (result.exitCode === 0 && !result.timedOut) return;
     const how = result.timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${result.exitCode ?? result.signal}`;
     const stderr = String(result.stderr ?? '').trim();

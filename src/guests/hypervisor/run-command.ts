@@ -6,7 +6,6 @@
  * only when the program could not be run at all. `runChecked` turns a non-zero exit into
  * ColdvaultError('HYPERVISOR', "command 'qm start 101' failed: <first stderr line> (exit N)").
  */
-import { execa } from 'execa';
 import { ColdvaultError } from '../../core/errors.js';
 
 export interface RunOptions {
@@ -55,7 +54,7 @@ export function commandError(argv: readonly string[], result: CommandResult): Co
 export const runCommand: CommandRunner = async (argv, opts = {}) => {
   const [file, ...args] = argv;
   if (file === undefined) throw new ColdvaultError('USAGE', 'running a command failed: empty argv');
-  const result = await execa(file, args, {
+  const result = await (await import('execa')).execa(file, args, {
     reject: false,
     shell: false,
     stdin: 'ignore',
