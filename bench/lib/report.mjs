@@ -1,4 +1,5 @@
 /** Renders the bench's results as bench/RESULTS.md. */
+import { existsSync, readFileSync } from 'node:fs';
 
 const MB = 1e6;
 const MiB = 2 ** 20;
@@ -109,6 +110,13 @@ export function renderResults(r) {
   p('Ratios are "coldvault is N x as fast": the peer\'s median time / coldvault\'s median time, from this run; [min–max] over the rounds. ' +
     'Mind the machine\'s other load (see *Machine and versions*): on a shared machine single rounds can be several times slower.');
   p();
+
+  // ---- the hand-written analysis (where the time goes, why a target is missed), kept in bench/ANALYSIS.md
+  const analysis = new URL('../ANALYSIS.md', import.meta.url);
+  if (existsSync(analysis)) {
+    p(readFileSync(analysis, 'utf8').trim());
+    p();
+  }
 
   // ---- main table
   const img = r.images;
