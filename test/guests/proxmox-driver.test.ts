@@ -179,7 +179,7 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     };
     const err = await new ProxmoxDriver({ run, pollMs: 20 }).start('101', 100).catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('START_FAILED');
-    expect((err as ColdvaultError).message).toContain('status: stopped');
+    expect((err as ColdvaultError).message).toContain('state: stopped');
     expect(statusCalls).toBeGreaterThan(2);
   });
 

@@ -13,6 +13,7 @@
  * (`virsh -c test:///default 'shutdown test; echo <mark>; domstate test'`); only the output after the
  * mark is the call's. That replays commands, which is why it is refused for real hypervisors.
  */
+import { startAndWait } from './start-wait.js';
 import { ColdvaultError } from '../../core/errors.js';
 import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
 import { commandError, runCommand, type CommandResult, type CommandRunner } from './run-command.js';
@@ -152,26 +153,10 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async start(vmid: string, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
     const dom = this.domainOf(vmid);
-    if ((await this.status(vmid)) === 'running') return;
-    const deadline = Date.now() + timeoutMs;
-    try {
-      await this.virsh(['start', dom]);
-    } catch (err) {
-      if (!(err instanceof ColdvaultError)) throw err;
-      throw new ColdvaultError('START_FAILED', `starting guest ${vmid} failed: ${err.message}`, { cause: err });
-    }
-    for (;;) {
-      const state = await this.status(vmid);
-      if (state === 'running') return;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new ColdvaultError(
-          'START_FAILED',
-          `starting guest ${vmid} failed: libvirt domain '${dom}' not running ${Math.round(timeoutMs / 1000)} s after 'virsh start' (state: ${state})`,
-        );
-      }
-      await sleep(Math.min(this.pollMs, left));
-    }
+    await startAndWait({
+      vmid, timeoutMs, pollMs: this.pollMs, what: `'virsh start' of libvirt domain '${dom}'`,
+      status: () => this.status(vmid), start: () => this.virsh(['start', dom]),
+    });
   }
 
   async diskPaths(vmid: string): Promise<string[]> {

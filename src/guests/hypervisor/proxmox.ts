@@ -8,7 +8,8 @@
  *   start:    `qm start <vmid> --skiplock`, then `qm status` until running (else START_FAILED)
  * A non-zero exit of any other call is ColdvaultError('HYPERVISOR') naming the command line.
  */
-import { ColdvaultError, isColdvaultError } from '../../core/errors.js';
+import { startAndWait } from './start-wait.js';
+import { ColdvaultError } from '../../core/errors.js';
 import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
 import { parseGuestId } from '../../core/ids.js';
 import { commandError, formatCommand, runChecked, runCommand, type CommandRunner } from './run-command.js';
@@ -43,7 +44,6 @@ export function parseQmStatus(stdout: string): GuestRunState {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class ProxmoxDriver implements HypervisorDriver {
   readonly name = 'proxmox';
@@ -85,25 +85,9 @@ export class ProxmoxDriver implements HypervisorDriver {
   }
 
   async start(vmid: string, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
-    if ((await this.status(vmid)) === 'running') return;
-    const deadline = Date.now() + timeoutMs;
-    try {
-      await runChecked(this.run, [this.qm, 'start', vmid, '--skiplock'], { timeoutMs });
-    } catch (err) {
-      if (!isColdvaultError(err)) throw err;
-      throw new ColdvaultError('START_FAILED', `starting guest ${vmid} failed: ${err.message}`, { cause: err });
-    }
-    for (;;) {
-      const state = await this.status(vmid);
-      if (state === 'running') return;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new ColdvaultError(
-          'START_FAILED',
-          `starting guest ${vmid} failed: not running ${Math.round(timeoutMs / 1000)} s after 'qm start' (status: ${state})`,
-        );
-      }
-      await sleep(Math.min(this.pollMs, left));
-    }
+    await startAndWait({
+      vmid, timeoutMs, pollMs: this.pollMs, what: "'qm start'",
+      status: () => this.status(vmid), start: () => runChecked(this.run, [this.qm, 'start', vmid, '--skiplock'], { timeoutMs }),
+    });
   }
 }
