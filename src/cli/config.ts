@@ -24,6 +24,16 @@ export interface CliConfig {
   scheduler?: { graceMinutes?: number; tickSeconds?: number };
   /** how many finished tasks (and their logs) to keep */
   taskKeep?: number;
+  /** `coldvault serve`: HOST:PORT of the API and web UI (default 127.0.0.1:8080) */
+  listen?: string;
+  /** `coldvault serve`: PEM files; required to listen beyond loopback (unless allowInsecureListen) */
+  tls?: { cert: string; key: string };
+  /** `coldvault serve`: allow plain HTTP on a non-loopback address (not recommended) */
+  allowInsecureListen?: boolean;
+  /** `coldvault serve`: a web session ends after this many idle hours (default 12) */
+  sessionIdleHours?: number;
+  /** `coldvault serve`: folders whose scripts the API may set as a job's hook / script before / after (default /etc/coldvault) */
+  scriptDirs?: string[];
 }
 
 const DEFAULTS: CliConfig = {
@@ -35,7 +45,7 @@ const DEFAULTS: CliConfig = {
   zstdLevel: 1,
 };
 
-const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls']);
+const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs']);
 
 export function loadConfig(p: Parsed): CliConfig {
   const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;

@@ -14,6 +14,8 @@ import { benchmarkCommand, benchmarkHelp, benchmarkOptions } from './commands/be
 import { jobCommand, jobHelp, jobOptions } from './commands/job.js';
 import { taskCommand, taskHelp, taskOptions } from './commands/task.js';
 import { serveCommand, serveHelp, serveOptions } from './commands/serve.js';
+import { tokenCommand, tokenHelp, tokenOptions } from './commands/token.js';
+import { dashboardCommand, dashboardHelp, dashboardOptions } from './commands/dashboard.js';
 import {
   catalogCommand, catalogHelp, catalogOptions, datastoreCommand, datastoreHelp, datastoreOptions, gcCommand, gcHelp, gcOptions,
   protectCommand, protectHelp, protectOptions, pruneCommand, pruneHelp, pruneOptions,
@@ -39,6 +41,8 @@ const COMMANDS: Record<string, Command> = {
   job: { options: jobOptions, help: jobHelp, run: jobCommand },
   task: { options: taskOptions, help: taskHelp, run: taskCommand },
   serve: { options: serveOptions, help: serveHelp, run: serveCommand },
+  token: { options: tokenOptions, help: tokenHelp, run: tokenCommand },
+  dashboard: { options: dashboardOptions, help: dashboardHelp, run: dashboardCommand },
 };
 
 const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults)

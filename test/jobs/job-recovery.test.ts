@@ -101,7 +101,7 @@ describe('a run killed while it holds a guest stopped', () => {
     expect(interrupted).toMatchObject({ type: 'backup', jobId: 'j1', status: 'failed' });
     expect(interrupted?.summary).toMatch(/interrupted/);
 
-    const serve = start(['serve']);
+    const serve = start(['serve', '--listen', '127.0.0.1:0']);
     const back = await waitFor(async () => (await lab.driver!.status('101')) === 'running', 20_000, 250);
     expect(back, serve.out()).toBe(true);
     await waitBooted(lab, '101', 2);

@@ -1,45 +1,64 @@
 /**
  * `coldvault serve`: the service. At start it brings back guests that an interrupted run left stopped
- * (stop journal), then runs the scheduler until SIGTERM / SIGINT. Then it schedules nothing new and
- * aborts running jobs, which start the guests they stopped and end; a second signal exits at once
+ * (stop journal), sets the admin password on first start (COLDVAULT_ADMIN_PASSWORD, else generated
+ * and printed once), then serves the API and web UI (src/server) on `--listen` / config `listen`
+ * (default 127.0.0.1:8080; beyond loopback only with TLS or allowInsecureListen) and runs the
+ * scheduler; both start jobs through one TaskRunner. On SIGTERM / SIGINT it schedules nothing new and
+ * aborts running tasks, which start the guests they stopped and end; a second signal exits at once
  * (the journal restarts those guests at the next start).
  */
-import { createTaskLog } from '../../core/log.js';
-import { runJob, Scheduler } from '../../jobs/index.js';
-import type { OptionSpec } from '../args.js';
+import { createTaskLog, type TaskLog } from '../../core/log.js';
+import { Scheduler } from '../../jobs/index.js';
+import { checkListen, createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, startServer, TaskRunner } from '../../server/index.js';
+import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
-export const serveOptions: OptionSpec = { 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true } };
-export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR]
-  Runs the scheduler (and brings back guests left stopped by an interrupted run).`;
+export const serveOptions: OptionSpec = { 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true }, listen: { type: 'string' } };
+export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR] [--listen HOST:PORT]
+  Serves the API and web UI (default 127.0.0.1:8080) and runs the scheduler (and brings back guests
+  left stopped by an interrupted run). The admin password is COLDVAULT_ADMIN_PASSWORD at the first
+  start, else generated and printed once.`;
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
-  const { db, jobs, tasks, journal } = ctx.state();
+  const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
+  checkListen(host, ctx.config);
+  const state = ctx.state();
   const driver = ctx.driver();
   await recoverGuests(ctx);
   const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
-  const abort = new AbortController();
+  const { generated } = await ensureAdminPassword(state.db, process.env.COLDVAULT_ADMIN_PASSWORD);
+  if (generated) ctx.print(`admin password (shown only now; stored hashed): ${generated}`);
+  const runner = new TaskRunner({ config: ctx.config, state, driver });
+  const app = await createServer({ config: ctx.config, state, driver, runner });
   const scheduler = new Scheduler({
-    db, jobs, log, graceMinutes: ctx.config.scheduler?.graceMinutes, tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
-    run: (job) => runJob(job, {
-      node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-      zstdLevel: ctx.config.zstdLevel, tasks, journal, driver, mail: ctx.config.mail, signal: abort.signal,
-    }, (task) => log.info(`job ${job.id}: task ${task.id}`)),
+    db: state.db, jobs: state.jobs, log, graceMinutes: ctx.config.scheduler?.graceMinutes, tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
+    run: async (job) => {
+      const { taskId, done } = await runner.startJob(job);
+      log.info(`job ${job.id}: task ${taskId}`);
+      return done;
+    },
   });
-  log.info(`coldvault serve on node ${ctx.config.node}: ${jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}`);
+  const url = await startServer(app, host, port, ctx.config);
+  ctx.print(`coldvault serve: web UI and API on ${url} (node ${ctx.config.node})`);
+  log.info(`coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`);
   scheduler.start();
-  await new Promise<void>((resolve) => {
+  await untilSignal(log);
+  await Promise.all([scheduler.stop(), runner.close()]);
+  await app.close();
+  return 0;
+}
+
+function untilSignal(log: TaskLog): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (): void => {
       log.info('stopping: no new runs; running jobs start their guests again and end (signal again to exit now)');
-      abort.abort();
       process.once('SIGTERM', () => process.exit(1));
       process.once('SIGINT', () => process.exit(1));
-      void scheduler.stop().then(resolve);
+      resolve();
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
-  return 0;
 }
 
 /** Starts guests left stopped by runs that died; logs it in a `recovery` task when there are any. */

@@ -1,0 +1,72 @@
+/** createServer: the Fastify app with auth, error mapping, every route, the OpenAPI document and the web UI. */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { LoginLimiter } from './auth/rate-limit.js';
+import { SessionStore } from './auth/sessions.js';
+import { ensureServerTables } from './auth/tables.js';
+import { TokenStore } from './auth/tokens.js';
+import { installGuard } from './auth/guard.js';
+import type { RouteContext } from './context.js';
+import { SESSION_IDLE_HOURS, type ServerDeps } from './deps.js';
+import { installErrorHandling } from './errors.js';
+import { readTls } from './listen.js';
+import { collectRoutes, openApiDocument } from './openapi.js';
+import { TaskRunner } from './runner.js';
+import { responses } from './schemas.js';
+import { SseStreams } from './sse.js';
+import { DEFAULT_UI_DIR, staticRoutes } from './static.js';
+import { backupRoutes } from './routes/backups.js';
+import { guestRoutes } from './routes/guests.js';
+import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { sessionRoutes } from './routes/session.js';
+import { statusRoutes } from './routes/status.js';
+import { taskRoutes } from './routes/tasks.js';
+
+export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? Date.now;
+  ensureServerTables(deps.state.db);
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    // at close, drop every connection: a browser's spare (pre-opened) socket would hold it for the keep-alive timeout
+    forceCloseConnections: true,
+    ajv: { customOptions: { removeAdditional: false } },
+    ...(deps.config.tls ? { https: readTls(deps.config.tls) } : {}),
+  }) as unknown as FastifyInstance;
+  app.removeContentTypeParser('text/plain'); // JSON only: no body a cross-site form could send
+  const runner = deps.runner ?? new TaskRunner(deps);
+  const ctx: RouteContext = {
+    config: deps.config, state: deps.state, driver: deps.driver, clock, runner, startedAt: clock(), secure: Boolean(deps.config.tls),
+    tokens: new TokenStore(deps.state.db, clock), limiter: new LoginLimiter(clock),
+    sessions: new SessionStore(deps.state.db, clock, (deps.config.sessionIdleHours ?? SESSION_IDLE_HOURS) * 3_600_000),
+  };
+  const routes = collectRoutes(app);
+  installErrorHandling(app);
+  installGuard(app, ctx.tokens, ctx.sessions);
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('x-content-type-options', 'nosniff').header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer');
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    if (ctx.secure) void reply.header('strict-transport-security', 'max-age=15552000');
+  });
+  const streams = new SseStreams();
+  app.addHook('preClose', async () => streams.closeAll());
+  if (!deps.runner) app.addHook('onClose', async () => runner.close());
+  registerRoutes(app, ctx, streams);
+  let openapi: Record<string, unknown> | undefined;
+  app.get('/api/v1/openapi.json', {
+    schema: { summary: 'this document (OpenAPI 3.1)', tags: ['meta'], response: responses({ 200: Type.Any() }) },
+  }, async () => (openapi ??= openApiDocument(routes)));
+  staticRoutes(app, deps.uiDir === undefined ? DEFAULT_UI_DIR : deps.uiDir);
+  return app;
+}
+
+function registerRoutes(app: FastifyInstance, ctx: RouteContext, streams: SseStreams): void {
+  sessionRoutes(app, ctx);
+  statusRoutes(app, ctx);
+  guestRoutes(app, ctx);
+  jobRoutes(app, ctx);
+  taskRoutes(app, ctx, streams);
+  backupRoutes(app, ctx);
+  metricsRoutes(app, ctx);
+}

@@ -1,0 +1,50 @@
+/** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
+import type { HypervisorDriver } from '../core/hypervisor.js';
+import type { StorageMap } from '../guests/index.js';
+import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
+import type { TaskRunner } from './runner.js';
+
+/** The part of coldvault's config file the server reads (the CLI's config is a superset). */
+export interface ServerConfig {
+  node: string;
+  stateDir: string;
+  guestsDir: string;
+  storages: StorageMap;
+  /** datastore name -> folder */
+  datastores: Record<string, string>;
+  zstdLevel: number;
+  mail?: MailConfig;
+  /** PEM files; with them the server speaks HTTPS and the session cookie is Secure */
+  tls?: { cert: string; key: string };
+  allowInsecureListen?: boolean;
+  /** idle hours after which a web session ends (default 12) */
+  sessionIdleHours?: number;
+  /** folders whose scripts the API may set as a job's hook or script before / after (default /etc/coldvault) */
+  scriptDirs?: string[];
+}
+
+export interface ServerState {
+  db: StateDb;
+  jobs: JobStore;
+  tasks: TaskStore;
+  journal: StopJournal;
+}
+
+/** Milliseconds since the epoch; injectable so tests can expire sessions and tokens. */
+export type Clock = () => number;
+
+export interface ServerDeps {
+  config: ServerConfig;
+  state: ServerState;
+  driver: HypervisorDriver;
+  clock?: Clock;
+  /** runs jobs, restores and verifies as tasks; pass the scheduler's so both share one path */
+  runner?: TaskRunner;
+  /** the web UI's folder (default: `ui/` beside this module; null: none) */
+  uiDir?: string | null;
+  /** Fastify's request log (pino), off by default */
+  logger?: boolean;
+}
+
+export const DEFAULT_SCRIPT_DIRS = ['/etc/coldvault'];
+export const SESSION_IDLE_HOURS = 12;

@@ -1,0 +1,29 @@
+/**
+ * server: coldvault's HTTP API v1 and the web UI's files, on Fastify. Used by `coldvault serve`.
+ *
+ * Vocabulary: a *route* has a JSON schema for params, query, body and responses (schemas.ts), from
+ * which the OpenAPI document is generated (openapi.ts); a *principal* is who sent a request: an API
+ * token (`Authorization: Bearer cv_...`, made by `coldvault token create`) or a web session (cookie
+ * from POST /api/v1/login with the admin password); a *task* is a background run (job, restore,
+ * verify, prune) with a log in the state database, started by the TaskRunner (runner.ts), which the
+ * scheduler shares, so "start now" and a scheduled run take the same path.
+ *
+ * Request flow: onRequest guard (auth/guard.ts: 401 without a live token or session; 403 for a
+ * state-changing cookie request without `X-Requested-With: coldvault`) -> schema validation (unknown
+ * body fields are a 400) -> the route, which checks every path in the request against the configured
+ * datastores, storages, job stores and script folders (paths.ts: PATH_NOT_ALLOWED) -> engine calls.
+ * Every thrown error becomes `{error: {code, message}}` with a status in one place (errors.ts).
+ *
+ * Storage: the server's tables (settings with the admin password's scrypt hash, API tokens and
+ * sessions as SHA-256) live in the state database beside jobs and tasks (auth/tables.ts).
+ * Listening beyond loopback needs TLS or `allowInsecureListen` (listen.ts).
+ *
+ * Layer: imports core, guests, datastore, catalog, pipeline and jobs; cli wires it.
+ */
+export { createServer } from './app.js';
+export type { Clock, ServerConfig, ServerDeps, ServerState } from './deps.js';
+export { TaskRunner, type RunningTask, type Started } from './runner.js';
+export { ensureAdminPassword } from './auth/admin.js';
+export { TokenStore, type TokenInfo } from './auth/tokens.js';
+export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, startServer } from './listen.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,49 @@
+/**
+ * Where the server listens. `listen` is HOST:PORT (`127.0.0.1:8080` by default, `[::1]:8080` for
+ * IPv6). Beyond loopback (127.0.0.0/8, ::1, localhost) the server refuses plain HTTP: it needs
+ * `tls: {cert, key}` (PEM files) in the config, or `allowInsecureListen: true` to say it on purpose.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { ColdvaultError } from '../core/errors.js';
+import type { ServerConfig } from './deps.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new ColdvaultError('CONFIG_INVALID', `listen '${value}': expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080`);
+  return { host: (m[1] ?? m[2]) as string, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/** Throws CONFIG_INVALID for plain HTTP beyond loopback unless allowInsecureListen is set. */
+export function checkListen(host: string, config: Pick<ServerConfig, 'tls' | 'allowInsecureListen'>): void {
+  if (isLoopback(host) || config.tls || config.allowInsecureListen === true) return;
+  throw new ColdvaultError('CONFIG_INVALID', `refusing to listen on '${host}' without TLS: the admin password and API tokens would cross the network in the clear. `
+    + `Set "tls": {"cert": "/path/cert.pem", "key": "/path/key.pem"} in the config file, listen on 127.0.0.1 (behind an HTTPS proxy or an SSH tunnel), `
+    + `or set "allowInsecureListen": true if you really mean it`);
+}
+
+export function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  try {
+    return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+  } catch (err) {
+    throw new ColdvaultError('CONFIG_INVALID', `reading the TLS files (tls.cert '${tls.cert}', tls.key '${tls.key}') failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Checks the address, listens, and returns the server's URL. */
+export async function startServer(app: FastifyInstance, host: string, port: number, config: Pick<ServerConfig, 'tls' | 'allowInsecureListen'>): Promise<string> {
+  checkListen(host, config);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const actual = typeof address === 'object' && address ? address.port : port;
+  return `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actual}/`;
+}

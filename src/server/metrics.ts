@@ -1,0 +1,87 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of what the catalogs and the task table know, so runs by
+ * the CLI and other processes count too:
+ *   coldvault_backup_bytes_total{guest,store}                  disk bytes of the guest's versions in the store
+ *                                                              (goes down when versions are pruned)
+ *   coldvault_backup_throughput_bytes_per_second{guest,store}  disk bytes / duration of the newest version
+ *   coldvault_last_success_timestamp_seconds{guest,store}      end of the newest version's backup
+ *   coldvault_datastore_free_bytes{store}, coldvault_datastore_size_bytes{store}
+ *   coldvault_task_duration_seconds{type}                      summary (sum, count) of the kept finished tasks
+ *   coldvault_task_last_duration_seconds{type}                 the newest finished task of each type
+ *   coldvault_tasks_running                                    tasks running now (any process)
+ */
+import type { TaskInfo } from '../jobs/index.js';
+import type { KnownStore } from './paths.js';
+import { withCatalog } from './stores.js';
+
+type Labels = Record<string, string>;
+interface Sample { labels: Labels; value: number; suffix?: string }
+interface Family { name: string; type: 'counter' | 'gauge' | 'summary'; help: string; samples: Sample[] }
+
+export async function collectMetrics(stores: KnownStore[], tasks: TaskInfo[]): Promise<string> {
+  const families = familiesOf();
+  for (const s of stores) await addStore(families, s).catch(() => undefined);
+  addTasks(families, tasks);
+  return render(Object.values(families));
+}
+
+function familiesOf(): Record<string, Family> {
+  const f = (name: string, type: Family['type'], help: string): Family => ({ name, type, help, samples: [] });
+  return {
+    bytes: f('coldvault_backup_bytes_total', 'counter', 'Disk bytes backed up in the versions a store keeps of a guest (drops when versions are pruned).'),
+    rate: f('coldvault_backup_throughput_bytes_per_second', 'gauge', 'Disk bytes per second of the newest backup of a guest.'),
+    last: f('coldvault_last_success_timestamp_seconds', 'gauge', 'Unix time at which the newest successful backup of a guest ended.'),
+    free: f('coldvault_datastore_free_bytes', 'gauge', 'Free bytes on the filesystem of a datastore.'),
+    size: f('coldvault_datastore_size_bytes', 'gauge', 'Size in bytes of the filesystem of a datastore.'),
+    duration: f('coldvault_task_duration_seconds', 'summary', 'Durations of the finished tasks kept in the state database.'),
+    lastDuration: f('coldvault_task_last_duration_seconds', 'gauge', 'Duration of the newest finished task of a type.'),
+    running: f('coldvault_tasks_running', 'gauge', 'Tasks running now.'),
+  };
+}
+
+async function addStore(families: Record<string, Family>, s: KnownStore): Promise<void> {
+  await withCatalog(s.dir, async (store, catalog) => {
+    const { free, total } = await store.space();
+    families.free!.samples.push({ labels: { store: s.name }, value: free });
+    families.size!.samples.push({ labels: { store: s.name }, value: total });
+    const byGuest = groupBy(catalog.listVersions(), (v) => v.guestId);
+    for (const [guest, versions] of byGuest) {
+      const labels = { guest, store: s.name };
+      families.bytes!.samples.push({ labels, value: versions.reduce((sum, v) => sum + v.logicalBytes, 0) });
+      const newest = versions.reduce((a, b) => (Date.parse(b.time) > Date.parse(a.time) ? b : a));
+      const seconds = (await store.readManifest(guest, newest.version)).durationSeconds;
+      families.last!.samples.push({ labels, value: Date.parse(newest.time) / 1000 + seconds });
+      families.rate!.samples.push({ labels, value: newest.logicalBytes / Math.max(seconds, 0.001) });
+    }
+  });
+}
+
+function addTasks(families: Record<string, Family>, tasks: TaskInfo[]): void {
+  families.running!.samples.push({ labels: {}, value: tasks.filter((t) => t.status === 'running').length });
+  const finished = tasks.filter((t) => t.end !== null);
+  for (const [type, list] of groupBy(finished, (t) => t.type)) {
+    const seconds = list.map((t) => (Date.parse(t.end as string) - Date.parse(t.start)) / 1000);
+    families.duration!.samples.push({ labels: { type }, value: seconds.reduce((a, b) => a + b, 0), suffix: '_sum' }, { labels: { type }, value: list.length, suffix: '_count' });
+    families.lastDuration!.samples.push({ labels: { type }, value: seconds[0] as number });
+  }
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
+  return out;
+}
+
+const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+function render(families: Family[]): string {
+  const out: string[] = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',');
+      out.push(`${f.name}${s.suffix ?? ''}${labels ? `{${labels}}` : ''} ${Number.isFinite(s.value) ? s.value : 'NaN'}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,57 @@
+/**
+ * Paths in requests never escape what the config and the jobs name. A store is a configured
+ * datastore's name or exactly the folder of a configured datastore or of an existing job; a script is
+ * a file inside one of `scriptDirs` (default /etc/coldvault) or one an existing job already runs; a
+ * device is under /dev. Relative paths and `..` segments are refused before anything is resolved.
+ * Every refusal is PATH_NOT_ALLOWED (400).
+ */
+import { resolve, sep } from 'node:path';
+import type { Job, JobStore } from '../jobs/index.js';
+import { DEFAULT_SCRIPT_DIRS, type ServerConfig } from './deps.js';
+import { ApiError } from './errors.js';
+
+export interface KnownStore {
+  /** the configured name, else `job:<id>` of the first job writing there */
+  name: string;
+  dir: string;
+}
+
+/** Configured datastores, then the stores of jobs, one entry per folder. */
+export function knownStores(config: ServerConfig, jobs: JobStore): KnownStore[] {
+  const byDir = new Map<string, KnownStore>();
+  for (const [name, dir] of Object.entries(config.datastores)) if (!byDir.has(resolve(dir))) byDir.set(resolve(dir), { name, dir: resolve(dir) });
+  for (const job of jobs.list()) if (!byDir.has(resolve(job.store))) byDir.set(resolve(job.store), { name: `job:${job.id}`, dir: resolve(job.store) });
+  return [...byDir.values()];
+}
+
+function checkedAbsolute(value: string, what: string): string {
+  if (!value.startsWith('/') || value.split('/').includes('..') || value.includes('\0')) {
+    throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' must be an absolute path without '..'`);
+  }
+  return resolve(value);
+}
+
+/** A store given by name or folder -> its folder; PATH_NOT_ALLOWED for anything else. */
+export function resolveStore(value: string, config: ServerConfig, jobs: JobStore): string {
+  if (Object.hasOwn(config.datastores, value)) return resolve(config.datastores[value] as string);
+  const dir = checkedAbsolute(value, 'store');
+  const known = knownStores(config, jobs);
+  if (known.some((s) => s.dir === dir)) return dir;
+  throw new ApiError('PATH_NOT_ALLOWED', `store '${value}' is neither a configured datastore (${known.map((s) => s.name).join(', ') || 'none'}) nor the store of a job`);
+}
+
+/** A hook / script path the API may set; empty values pass (no script). */
+export function checkScript(value: string | undefined, what: string, config: ServerConfig, jobs: Job[]): void {
+  if (!value) return;
+  const path = checkedAbsolute(value, what);
+  const dirs = (config.scriptDirs ?? DEFAULT_SCRIPT_DIRS).map((d) => resolve(d));
+  if (dirs.some((d) => path.startsWith(d + sep))) return;
+  if (jobs.some((j) => [j.hook, j.scriptBefore, j.scriptAfter].includes(path))) return;
+  throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' is not inside the script folders (${dirs.join(', ')}; config key scriptDirs)`);
+}
+
+export function checkDevice(value: string | undefined): void {
+  if (!value) return;
+  const path = checkedAbsolute(value, 'device');
+  if (!path.startsWith('/dev/')) throw new ApiError('PATH_NOT_ALLOWED', `device '${value}' must be under /dev`);
+}

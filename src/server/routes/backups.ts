@@ -1,0 +1,105 @@
+/**
+ * Versions and what is done with them: GET /api/v1/backups (?guest, ?store; without a store: every
+ * known store that opens), POST /api/v1/verify -> 202 {taskId}, POST /api/v1/prune -> 200 {removed}
+ * (a short task, for the record), POST /api/v1/restore -> 202 {taskId} (its log ends `restore
+ * successful`). Cheap checks (store allowed and a datastore, version present, new id free and not
+ * running) answer at once; the work runs as a task.
+ */
+import { existsSync } from 'node:fs';
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { ColdvaultError } from '../../core/errors.js';
+import { Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
+import { guestConfigPath } from '../../guests/index.js';
+import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
+import type { RouteContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { knownStores, resolveStore } from '../paths.js';
+import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
+import { versionJson, withCatalog } from '../stores.js';
+
+export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const tags = ['backups'];
+  app.get<{ Querystring: Static<typeof BackupsQuery> }>('/api/v1/backups', {
+    schema: { summary: 'versions (as `coldvault list --json`, plus `store`)', tags, querystring: BackupsQuery, response: responses({ 200: Type.Array(Version) }) },
+  }, async (request) => listBackups(ctx, request.query));
+
+  app.post<{ Body: Static<typeof VerifyBody> }>('/api/v1/verify', {
+    schema: { summary: 're-reads every chunk of a store (or a guest, or a version) as a task', tags, body: VerifyBody, response: responses({ 202: TaskAccepted }) },
+  }, async (request, reply) => reply.code(202).send(await startVerify(ctx, request.body)));
+
+  app.post<{ Body: Static<typeof PruneBody> }>('/api/v1/prune', {
+    schema: { summary: 'removes the versions of a guest that no keep rule covers', tags, body: PruneBody, response: responses({ 200: PruneResult }) },
+  }, async (request) => prune(ctx, request.body));
+
+  app.post<{ Body: Static<typeof RestoreBody> }>('/api/v1/restore', {
+    schema: { summary: 'restores a version under a new guest id as a task', tags, body: RestoreBody, response: responses({ 202: TaskAccepted }) },
+  }, async (request, reply) => reply.code(202).send(await startRestore(ctx, request.body)));
+}
+
+async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>): Promise<unknown[]> {
+  const list = (dir: string): Promise<unknown[]> => withCatalog(dir, (_s, catalog) => catalog.listVersions(query.guest).map((v) => versionJson(v, dir)));
+  if (query.store) return list(resolveStore(query.store, ctx.config, ctx.state.jobs));
+  const all = await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => list(s.dir).catch(() => [])));
+  return all.flat();
+}
+
+async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>): Promise<{ taskId: string }> {
+  if (body.version !== undefined && body.guest === undefined) throw new ApiError('INVALID_REQUEST', 'verify: a version needs a guest');
+  const dir = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  await Datastore.open(dir);
+  const what = body.guest ? `guest ${body.guest}${body.version ? ` version ${body.version}` : ''}` : 'all versions';
+  const { taskId } = ctx.runner.startTask('verify', `verify ${what} in ${dir}`, ({ task, pool, onProgress }) => withCatalog(dir, async (store, catalog) => {
+    const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
+    if (result.ok) task.info(`verify ok: ${result.versions.length} version(s), ${result.chunks} chunks`);
+    else task.error(`verify FAILED: ${result.badChunks.length} bad chunk(s)`);
+    return { ok: result.ok, result };
+  }));
+  return { taskId };
+}
+
+async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise<Static<typeof PruneResult>> {
+  const { store: storeRef, guest, dryRun = false, ...keep } = body;
+  const options: PruneOptions = keep;
+  if (!hasRetention(options)) throw new ApiError('INVALID_REQUEST', 'prune: give at least one keep rule above 0 (prune never removes everything)');
+  const dir = resolveStore(storeRef, ctx.config, ctx.state.jobs);
+  await Datastore.open(dir);
+  let removed: number[] = [];
+  let failure: unknown;
+  const { taskId, done } = ctx.runner.startTask('prune', `prune guest ${guest} in ${dir}`, ({ task }) => withCatalog(dir, async (store, catalog) => {
+    removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
+    return { ok: true, result: { removed, dryRun } };
+  }));
+  if (!(await done)) throw failure ?? new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
+  return { removed, dryRun, taskId };
+}
+
+async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
+  if (body.fromDevice) throw new ApiError('NOT_SUPPORTED', 'restoring from an external device (fromDevice) is not supported yet; give fromPath');
+  if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder)');
+  const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
+  const store = await Datastore.open(dir);
+  await store.readManifest(body.id, body.version);
+  await checkRestoreTarget(ctx, body);
+  const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}`;
+  const { taskId } = ctx.runner.startTask('restore', summary, async ({ task, pool, onProgress, signal }) => {
+    const r = await restoreGuest({
+      store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
+      targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal,
+    });
+    return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+  });
+  return { taskId };
+}
+
+async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<void> {
+  if (body.targetStorage !== undefined && !Object.hasOwn(ctx.config.storages, body.targetStorage)) {
+    throw new ColdvaultError('STORAGE_UNKNOWN', `target storage '${body.targetStorage}' is not configured (known: ${Object.keys(ctx.config.storages).join(', ') || 'none'})`);
+  }
+  if (!existsSync(guestConfigPath(ctx.config.guestsDir, body.newId))) return;
+  if (!body.force) throw new ColdvaultError('GUEST_ID_TAKEN', `guest ID ${body.newId} is already in use; choose another newId or set force`);
+  if ((await ctx.driver.status(body.newId).catch(() => 'unknown')) !== 'stopped') {
+    throw new ColdvaultError('GUEST_ID_TAKEN', `guest ${body.newId} is not known to be stopped; stop it before restoring over it`);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Jobs: GET|POST /api/v1/jobs, GET|PUT|DELETE /api/v1/jobs/{id}, POST /api/v1/jobs/{id}/run -> 202
+ * {taskId}. The body is the job JSON of jobs/job-model.ts; PUT replaces the whole job (fields left
+ * out take their defaults). Paths in it must stay inside what is configured (paths.ts); the job model
+ * validates the rest (JOB_INVALID -> 400). A run goes through the shared TaskRunner; 409 when the job
+ * is already running (here or in another process).
+ */
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { ColdvaultError } from '../../core/errors.js';
+import type { Job as JobModel } from '../../jobs/index.js';
+import type { RouteContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { checkDevice, checkScript, resolveStore } from '../paths.js';
+import { Job, JOB_BODY_KEYS, JobCreate, JobParams, JobReplace, responses, TaskAccepted, type JobBody } from '../schemas.js';
+
+type Params = { Params: Static<typeof JobParams> };
+
+export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { jobs } = ctx.state;
+  const tags = ['jobs'];
+  app.get('/api/v1/jobs', { schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () => jobs.list());
+
+  app.post<{ Body: Static<typeof JobCreate> }>('/api/v1/jobs', {
+    schema: { summary: 'creates a job', tags, body: JobCreate, response: responses({ 201: Job }) },
+  }, async (request, reply) => {
+    if (jobs.has(request.body.id)) throw new ApiError('JOB_EXISTS', `job '${request.body.id}' already exists; PUT /api/v1/jobs/${request.body.id} changes it`);
+    const job = jobs.add(checkedFields(ctx, request.body));
+    return reply.code(201).send(job);
+  });
+
+  app.get<Params>('/api/v1/jobs/:id', { schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } }, async (request) => jobs.get(request.params.id));
+
+  app.put<Params & { Body: JobBody }>('/api/v1/jobs/:id', {
+    schema: { summary: 'replaces a job (fields left out take their defaults)', tags, params: JobParams, body: JobReplace, response: responses({ 200: Job }) },
+  }, async (request) => {
+    const { id } = request.params;
+    if (request.body.id !== undefined && request.body.id !== id) throw new ApiError('INVALID_REQUEST', `the body's id '${request.body.id}' is not the job '${id}' of the URL`);
+    jobs.get(id);
+    const fields = checkedFields(ctx, request.body, id);
+    return jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null])));
+  });
+
+  app.delete<Params>('/api/v1/jobs/:id', {
+    schema: { summary: 'removes a job', tags, params: JobParams, response: responses({ 204: Type.Null() }) },
+  }, async (request, reply) => {
+    jobs.remove(request.params.id);
+    return reply.code(204).send();
+  });
+
+  app.post<Params>('/api/v1/jobs/:id/run', {
+    schema: { summary: '"start now": runs the job in the background as a task', tags, params: JobParams, response: responses({ 202: TaskAccepted }) },
+  }, async (request, reply) => {
+    const job = jobs.get(request.params.id);
+    if (ctx.runner.isJobRunning(job.id)) throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running`);
+    const { taskId, done } = await ctx.runner.startJob(job);
+    done.catch((err: unknown) => request.log.error({ err }, `job ${job.id} (task ${taskId}) failed`));
+    return reply.code(202).send({ taskId });
+  });
+}
+
+/** The body with its store resolved to a folder and its paths checked against the config. */
+function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<string, unknown> {
+  const others: JobModel[] = ctx.state.jobs.list();
+  const store = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  checkScript(body.hook, 'hook', ctx.config, others);
+  checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
+  checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
+  checkDevice(body.device);
+  return { ...body, id: id ?? body.id, store };
+}

@@ -1,0 +1,114 @@
+/**
+ * JSON schemas (TypeBox) of every route's params, query, body and responses. Bodies refuse unknown
+ * fields (additionalProperties: false, and Ajv is told not to strip them), so a typo is a 400, never
+ * silently ignored. The OpenAPI document is generated from these (openapi.ts).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { WEEKDAYS } from '../jobs/index.js';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const StringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
+
+export const Vmid = Type.String({ pattern: '^[1-9][0-9]{2,8}$', description: 'a guest id (100 to 999999999)' });
+export const JobId = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' });
+export const TaskId = Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' });
+const PathText = Type.String({ maxLength: 4096 });
+const StoreRef = Type.String({ minLength: 1, maxLength: 4096, description: 'a configured datastore name, or the folder of a configured datastore or of a job' });
+
+export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
+export const OkBody = Type.Object({ ok: Type.Boolean() });
+export const TaskAccepted = Type.Object({ taskId: Type.String() });
+
+/** Adds the error body for every 4xx / 5xx answer. */
+export function responses(ok: Record<number, TSchema>): Record<string, TSchema> {
+  return { ...ok, '4xx': ErrorBody, '5xx': ErrorBody };
+}
+
+const jobFields = {
+  node: Type.String({ maxLength: 64 }),
+  store: StoreRef,
+  device: PathText,
+  vmid: Type.Array(Vmid, { maxItems: 10_000 }),
+  all: Type.Boolean(),
+  exclude: Type.Array(Vmid, { maxItems: 10_000 }),
+  days: Type.Array(StringEnum(WEEKDAYS), { maxItems: 7 }),
+  at: Type.String({ pattern: '^([01]?[0-9]|2[0-3]):[0-5][0-9]$' }),
+  schedule: Type.String({ maxLength: 200, description: 'cron: minute hour day-of-month month day-of-week' }),
+  keep: Type.Integer({ minimum: 1 }),
+  mode: StringEnum(['stop'] as const),
+  mailto: Type.Array(Type.String({ maxLength: 254 }), { maxItems: 100 }),
+  mailNotification: StringEnum(['always', 'failure'] as const),
+  scriptBefore: PathText,
+  scriptAfter: PathText,
+  hook: PathText,
+  stopTimeout: Type.Integer({ minimum: 1 }),
+  forceStop: Type.Boolean(),
+  lockWait: Type.Integer({ minimum: 0 }),
+  compress: StringEnum(['zstd', 'none'] as const),
+  enabled: Type.Boolean(),
+};
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, ...withDefaults } = jobFields;
+const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, ...withDefaults }));
+
+export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
+export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
+export type JobBody = Static<typeof JobReplace>;
+export const JOB_BODY_KEYS = Object.keys(jobFields);
+
+/** A job as the API answers it: the fields with defaults are always there. */
+export const Job = Type.Composite([
+  Type.Object({ id: JobId, store, ...withDefaults }),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook })),
+]);
+export const JobParams = Type.Object({ id: JobId });
+
+export const Task = Type.Object({
+  id: Type.String(), type: Type.String(), jobId: Nullable(Type.String()), node: Type.String(), status: StringEnum(['running', 'ok', 'failed'] as const),
+  start: Type.String(), end: Nullable(Type.String()), pid: Type.Integer(), host: Type.String(), summary: Nullable(Type.String()), result: Type.Unknown(),
+});
+export const TaskParams = Type.Object({ id: TaskId });
+export const TaskListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }, { additionalProperties: false });
+export const LogQuery = Type.Object({ from: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }, { additionalProperties: false });
+export const LogLine = Type.Object({ n: Type.Integer(), time: Type.String(), level: StringEnum(['INFO', 'WARN', 'ERROR'] as const), message: Type.String(), text: Type.String() });
+
+export const Progress = Type.Object({
+  phase: StringEnum(['backup', 'restore', 'verify'] as const), item: Type.String(), totalBytes: Type.Number(), readBytes: Type.Number(),
+  writtenBytes: Type.Number(), zeroBytes: Type.Number(), dedupBytes: Type.Number(), elapsedSeconds: Type.Number(),
+});
+export const DatastoreStatus = Type.Object({
+  name: Type.String(), dir: Type.String(), used: Type.Optional(Type.Number()), free: Type.Optional(Type.Number()), total: Type.Optional(Type.Number()),
+  versions: Type.Optional(Type.Integer()), logicalBytes: Type.Optional(Type.Number()), storedBytes: Type.Optional(Type.Number()), error: Type.Optional(Type.String()),
+});
+export const Status = Type.Object({
+  node: Type.String(), version: Type.String(), uptime: Type.Number({ description: 'seconds since the server started' }),
+  running: Type.Array(Type.Object({ taskId: Type.String(), type: Type.String(), jobId: Nullable(Type.String()), progress: Nullable(Progress) })),
+  datastores: Type.Array(DatastoreStatus),
+});
+
+export const Guest = Type.Object({
+  id: Type.String(), status: StringEnum(['running', 'stopped', 'paused', 'unknown'] as const), name: Type.String(), type: Type.Literal('qemu'),
+  diskSize: Nullable(Type.Number({ description: 'bytes of the disks a backup reads; null when one is missing' })),
+});
+
+export const Version = Type.Object({
+  id: Type.String(), version: Type.Integer(), time: Type.String(), name: Type.String(), node: Type.String(),
+  disks: Type.Array(Type.Object({ key: Type.String(), volume: Type.String(), format: Type.String(), size: Type.Number(), sha256: Type.String(), zeroBytes: Type.Number() })),
+  verified: Type.Boolean(), verifyState: Type.String(), verifiedAt: Nullable(Type.String()), protected: Type.Boolean(),
+  logicalBytes: Type.Number(), zeroBytes: Type.Number(), newBytes: Type.Number(), storedBytes: Type.Number(), store: Type.String(),
+});
+export const BackupsQuery = Type.Object({ guest: Type.Optional(Vmid), store: Type.Optional(StoreRef) }, { additionalProperties: false });
+
+export const VerifyBody = Type.Object({ store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
+const Keep = Type.Optional(Type.Integer({ minimum: 0 }));
+export const PruneBody = Type.Object({
+  store: StoreRef, guest: Vmid, keepLast: Type.Integer({ minimum: 0 }), keepHourly: Keep, keepDaily: Keep, keepWeekly: Keep, keepMonthly: Keep,
+  keepYearly: Keep, dryRun: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false });
+export const PruneResult = Type.Object({ removed: Type.Array(Type.Integer()), dryRun: Type.Boolean(), taskId: Type.String() });
+export const RestoreBody = Type.Object({
+  fromDevice: Type.Optional(PathText), fromPath: Type.Optional(StoreRef), id: Vmid, version: Type.Integer({ minimum: 1 }), newId: Vmid,
+  unique: Type.Optional(Type.Boolean()), force: Type.Optional(Type.Boolean()), targetStorage: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' })),
+}, { additionalProperties: false });
+
+export const LoginBody = Type.Object({ password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
+export const Health = Type.Object({ ok: Type.Boolean(), version: Type.String() });
