@@ -7,9 +7,11 @@
 #   libvirt-clients     virsh, for the libvirt driver tests (test:/// URIs, no daemon)
 #   restic borgbackup   the peers of the benchmark smoke test
 #   time                GNU time, peak memory in the benchmark
+#   tmux                the terminal dashboard test (send-keys, capture-pane)
+#   chromium            the web UI tests (driven by playwright-core, headless)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,146 @@
+// Backup -> Restore: external device (not supported by the server yet: shown disabled, with a note),
+// from path (a datastore of GET /status), from ID, version, new ID; beside it the backups of that
+// datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..),
+// a click fills the form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
+import { get, post, query } from '../api.js';
+import { formatDay, h } from '../dom.js';
+import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, setFieldError } from './common.js';
+import { storeLabel } from './jobs.js';
+
+const VMID = /^[1-9][0-9]{2,8}$/;
+const FIELDS = ['fromDevice', 'fromPath', 'id', 'version', 'newId', 'unique'];
+const ALIASES = {
+  'newId|is already in use|not known to be stopped': 'newId',
+  '[Vv]ersion \\d+|VERSION': 'version',
+  'fromDevice|external device': 'fromDevice',
+  'store |datastore': 'fromPath',
+  'guest \\d+ (has no|not found)|no backup': 'id',
+};
+
+export async function restoreView(ctx) {
+  const [status, guests] = await Promise.all([ctx.refreshStatus(), get('/guests')]);
+  if (ctx.stale()) return;
+  const p = 'restore';
+  const takenIds = new Set(guests.map((g) => g.id));
+
+  const device = h('input', { type: 'text', disabled: true, placeholder: '/dev/sdb1' });
+  const fromPath = h('select', { required: true },
+    status.datastores.map((d, i) => h('option', { value: d.dir, selected: i === 0 }, storeLabel(d.dir, status.datastores))));
+  const fromId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10', list: `${p}-ids` });
+  const idList = h('datalist', { id: `${p}-ids` });
+  const version = h('input', { type: 'number', min: '1', step: '1', size: '6' });
+  const newId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10' });
+  const unique = h('input', { type: 'checkbox', id: `${p}-unique`, name: 'unique' });
+  const summary = h('div', { class: 'form-summary' });
+  const submit = h('button', { type: 'submit', class: 'primary', t: 'restore.submit' });
+
+  const form = h('form', { class: 'card restore-form', novalidate: true, 'aria-labelledby': 'restore-title' },
+    h('h2', { id: 'restore-title', t: 'restore.title' }),
+    field(p, 'fromDevice', 'restore.device', device, 'restore.deviceNote'),
+    field(p, 'fromPath', 'restore.fromPath', fromPath, status.datastores.length ? undefined : 'restore.noStores'),
+    field(p, 'id', 'restore.fromId', fromId),
+    idList,
+    field(p, 'version', 'restore.version', version),
+    field(p, 'newId', 'restore.newId', newId),
+    h('div', { class: 'field check-field', 'data-field': 'unique' }, h('span'), h('div', { class: 'control' },
+      unique, h('label', { for: `${p}-unique`, t: 'restore.unique' }), h('p', { class: 'field-error', id: `${p}-unique-error`, hidden: true }))),
+    summary,
+    h('div', { class: 'buttons' }, submit));
+
+  const list = h('ul', { class: 'backup-list', id: 'backup-list', 'aria-labelledby': 'backups-title' });
+  const listState = h('div', { class: 'list-state' });
+  const listBox = h('section', { class: 'card backups', 'aria-labelledby': 'backups-title' },
+    h('h2', { id: 'backups-title', t: 'restore.list' }),
+    h('p', { class: 'hint', t: 'restore.listHint' }),
+    listState, list);
+
+  ctx.main.append(...backupHeader('restore'), h('div', { class: 'columns restore' }, form, listBox));
+
+  let loadSeq = 0;
+
+  function suggestNewId(from) {
+    for (let n = Math.max(Number(from) + 1, 100); n < 1_000_000_000; n++) if (!takenIds.has(String(n))) return String(n);
+    return '';
+  }
+
+  function choose(v, button) {
+    for (const b of list.querySelectorAll('button')) b.setAttribute('aria-pressed', String(b === button));
+    fromId.value = v.id;
+    version.value = String(v.version);
+    if (!newId.value || newId.dataset.suggested === 'true') {
+      newId.value = suggestNewId(v.id);
+      newId.dataset.suggested = 'true';
+    }
+  }
+
+  async function loadBackups() {
+    const seq = ++loadSeq;
+    const guest = fromId.value.trim();
+    if (!fromPath.value) {
+      list.replaceChildren();
+      listState.replaceChildren(h('p', { class: 'empty', t: 'restore.noStores' }));
+      return;
+    }
+    list.setAttribute('aria-busy', 'true');
+    try {
+      const versions = await get(`/backups${query({ store: fromPath.value, guest: VMID.test(guest) ? guest : undefined })}`);
+      if (seq !== loadSeq || ctx.stale()) return;
+      versions.sort((a, b) => Number(a.id) - Number(b.id) || b.version - a.version);
+      idList.replaceChildren(...[...new Set(versions.map((v) => v.id))].map((vmid) => h('option', { value: vmid })));
+      listState.replaceChildren(versions.length ? '' : h('p', { class: 'empty', t: 'restore.listEmpty' }));
+      list.replaceChildren(...versions.map((v) => {
+        const button = h('button', {
+          type: 'button', class: 'backup-item', 'aria-pressed': 'false', 'data-id': v.id, 'data-version': String(v.version),
+          t: ['restore.item', { id: v.id, version: v.version, date: formatDay(v.time), name: v.name || '–' }],
+        });
+        button.addEventListener('click', () => choose(v, button));
+        return h('li', {}, button);
+      }));
+    } catch (err) {
+      if (seq !== loadSeq || err.status === 401) return;
+      list.replaceChildren();
+      listState.replaceChildren(errorBox(err));
+    } finally {
+      if (seq === loadSeq) list.removeAttribute('aria-busy');
+    }
+  }
+
+  let debounce = null;
+  fromPath.addEventListener('change', () => void loadBackups());
+  fromId.addEventListener('input', () => {
+    clearTimeout(debounce);
+    const v = fromId.value.trim();
+    if (v === '' || VMID.test(v)) debounce = setTimeout(() => void loadBackups(), 250);
+  });
+  newId.addEventListener('input', () => { newId.dataset.suggested = 'false'; });
+  ctx.setCleanup(() => clearTimeout(debounce));
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearFieldErrors(form);
+    summary.replaceChildren();
+    const body = {
+      fromPath: fromPath.value || undefined,
+      id: fromId.value.trim(),
+      version: version.value === '' ? undefined : Number(version.value),
+      newId: newId.value.trim(),
+      unique: unique.checked || undefined,
+    };
+    submit.disabled = true;
+    try {
+      const { taskId } = await post('/restore', body);
+      ctx.navigate(`#/tasks/${encodeURIComponent(taskId)}?from=restore`);
+    } catch (err) {
+      if (err.status === 401) return;
+      const name = fieldOfMessage(err.message, FIELDS, ALIASES);
+      if (name) setFieldError(form, name, err.message);
+      summary.replaceChildren(errorBox(err, 'restore.notStarted'));
+      const target = name ? form.querySelector(`[data-field="${name}"] input, [data-field="${name}"] select`) : null;
+      target?.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  await loadBackups();
+}
