@@ -2,8 +2,10 @@
 // The README's first command: a demo on an embedded default. Under ./demo it makes a guests dir with
 // a demo guest (101, two generated disks: zero, random and log-like regions), a `local` storage and a
 // datastore, then runs the real CLI: backup, list, verify, and a restore under a new ID, and compares
-// the restored disks with the originals. Run it again: the next backup only stores what changed.
-import { execFileSync } from 'node:child_process';
+// the restored disks with the originals. Then it starts `coldvault serve` (web UI and API on
+// http://127.0.0.1:8080, a job "demo" ready for "Start now"), until Ctrl-C; `--no-serve` skips that.
+// Run it again: the next backup only stores what changed.
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -42,7 +44,10 @@ function setup() {
   const images = join(root, 'vz', 'images', '101');
   mkdirSync(images, { recursive: true });
   mkdirSync(join(root, 'guests'), { recursive: true });
-  writeFileSync(config, JSON.stringify({ node: 'demo', guestsDir: join(root, 'guests'), storages: { local: join(root, 'vz') }, datastores: { demo: join(root, 'store') } }, null, 2));
+  writeFileSync(config, JSON.stringify({
+    node: 'demo', stateDir: join(root, 'state'), guestsDir: join(root, 'guests'), storages: { local: join(root, 'vz') },
+    datastores: { demo: join(root, 'store') }, hypervisor: { driver: 'none' }, listen: process.env.COLDVAULT_DEMO_LISTEN ?? '127.0.0.1:8080',
+  }, null, 2));
   if (!existsSync(join(images, 'vm-101-disk-0.raw'))) {
     makeDisk(join(images, 'vm-101-disk-0.raw'), ['text', 'zero', 'random', 'zero', 'text', 'zero', 'zero', 'random', 'text', 'zero', 'zero', 'zero', 'text', 'zero', 'random', 'zero']);
     makeDisk(join(images, 'vm-101-disk-1.raw'), ['random', 'zero', 'zero', 'text']);
@@ -83,3 +88,24 @@ for (const [from, to] of [['vm-101-disk-0.raw', `vm-${newId}-disk-0.raw`], ['vm-
   if (!same) process.exitCode = 1;
 }
 console.log(`\nAll demo files are under ${root}; run 'npm run demo' again for a second night (only the changed region is stored).`);
+if (!process.argv.includes('--no-serve')) serve();
+
+/** The web UI and API on the demo's state, with a job ready for "Start now". */
+function serve() {
+  const quiet = (...args) => execFileSync(process.execPath, [cli, ...args, '--config', config], { stdio: 'pipe' });
+  const jobs = JSON.parse(quiet('job', 'list', '--json').toString());
+  if (!jobs.some((j) => j.id === 'demo')) {
+    quiet('job', 'add', 'demo', '--store', join(root, 'store'), '--vmid', '101', '--days', 'mon,tue,wed,thu,fri', '--at', '22:00', '--keep', '3');
+  }
+  const passwordFile = join(root, 'admin-password');
+  if (!existsSync(passwordFile)) writeFileSync(passwordFile, `${randomBytes(9).toString('base64url')}\n`, { mode: 0o600 });
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  const url = `http://${JSON.parse(readFileSync(config, 'utf8')).listen}`;
+  console.log(`\n$ coldvault serve\nOpen ${url} and log in with the password ${password} (kept in ${passwordFile}).`);
+  console.log('Backup -> Jobs -> "Start now" backs up the demo guest; Restore brings it back under a new ID. Ctrl-C stops.');
+  const child = spawn(process.execPath, [cli, 'serve', '--config', config], { stdio: 'inherit', env: { ...process.env, COLDVAULT_ADMIN_PASSWORD: password } });
+  const stop = () => child.kill('SIGTERM');
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  child.on('exit', (code) => process.exit(code ?? 0));
+}
