@@ -1,70 +1,15 @@
 // Job status mail: composed here, sent through a REAL SMTP server on loopback (smtp-server, port 0),
-// received raw and decoded by a few lines below (multipart/alternative, quoted-printable/base64).
+// received raw and decoded by test/helpers/smtp.ts (multipart/alternative, quoted-printable/base64).
 // The sendmail transport runs a fake `sendmail` script that keeps its argv and stdin.
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { part, startSmtpSink as startServer, type Received } from '../helpers/smtp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ColdvaultError } from '../../src/core/errors.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from '../../src/jobs/mail.js';
 
-interface Received {
-  raw: string;
-  from: string;
-  to: string[];
-  secure: boolean;
-  user: unknown;
-}
-
-/** starts a real SMTP server on 127.0.0.1, port 0; collects every message it accepts */
-async function startServer(options: SMTPServerOptions): Promise<{ port: number; got: Received[]; close: () => Promise<void> }> {
-  const got: Received[] = [];
-  const server = new SMTPServer({
-    logger: false,
-    ...options,
-    onData(stream, session: SMTPServerSession, callback) {
-      const parts: Buffer[] = [];
-      stream.on('data', (b: Buffer) => parts.push(b));
-      stream.on('end', () => {
-        got.push({
-          raw: Buffer.concat(parts).toString('utf8'),
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((a) => a.address),
-          secure: session.secure,
-          user: session.user,
-        });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { port: address.port, got, close: () => new Promise((r) => server.close(() => r())) };
-}
-
-/** the decoded body of the first MIME part of the given type */
-function part(raw: string, type: 'text/plain' | 'text/html'): string {
-  const msg = raw.replace(/\r\n/g, '\n');
-  const at = msg.search(new RegExp(`^Content-Type: ${type.replace('/', '\\/')}`, 'mi'));
-  if (at < 0) throw new Error(`no ${type} part`);
-  const rest = msg.slice(at);
-  const headerEnd = rest.indexOf('\n\n');
-  const headers = rest.slice(0, headerEnd);
-  let body = rest.slice(headerEnd + 2);
-  body = body.slice(0, body.search(/^--/m) < 0 ? undefined : body.search(/^--/m));
-  const cte = /^Content-Transfer-Encoding:\s*(\S+)/im.exec(headers)?.[1]?.toLowerCase() ?? '7bit';
-  if (cte === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
-  if (cte === 'quoted-printable') {
-    const bytes = body
-      .replace(/=\n/g, '')
-      .replace(/=([0-9A-F]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    return Buffer.from(bytes, 'latin1').toString('utf8');
-  }
-  return body;
-}
 
 const GUESTS: GuestReport[] = [
   { vmid: '101', name: 'web01', status: 'ok', seconds: 75, bytes: 2.5 * 1024 ** 3 },
