@@ -82,6 +82,8 @@ afterEach(() => {
 });
 
 afterAll(async () => {
+  // tmux -L leaves its socket file behind after kill-server
+  rmSync(join(`/tmp/tmux-${process.getuid?.() ?? 0}`, SOCKET), { force: true });
   await api?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
