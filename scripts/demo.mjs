@@ -4,10 +4,12 @@
 // datastore, then runs the real CLI: backup, list, verify, and a restore under a new ID, and compares
 // the restored disks with the originals. Then it starts `coldvault serve` (web UI and API on
 // http://127.0.0.1:8080, a job "demo" ready for "Start now"), until Ctrl-C; `--no-serve` skips that.
+// Where QEMU is installed (and as root), the served demo also boots guest 102, the tiny real Linux
+// guest, so "Start now" shuts it down over ACPI, backs it up and starts it again.
 // Run it again: the next backup only stores what changed.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(process.env.COLDVAULT_DEMO_DIR ?? 'demo');
@@ -88,15 +90,17 @@ for (const [from, to] of [['vm-101-disk-0.raw', `vm-${newId}-disk-0.raw`], ['vm-
   if (!same) process.exitCode = 1;
 }
 console.log(`\nAll demo files are under ${root}; run 'npm run demo' again for a second night (only the changed region is stored).`);
-if (!process.argv.includes('--no-serve')) serve();
+if (!process.argv.includes('--no-serve')) await serve();
 
 /** The web UI and API on the demo's state, with a job ready for "Start now". */
-function serve() {
+async function serve() {
+  const tiny = await tinyGuest();
   const quiet = (...args) => execFileSync(process.execPath, [cli, ...args, '--config', config], { stdio: 'pipe' });
   const jobs = JSON.parse(quiet('job', 'list', '--json').toString());
   if (!jobs.some((j) => j.id === 'demo')) {
-    quiet('job', 'add', 'demo', '--store', join(root, 'store'), '--vmid', '101', '--days', 'mon,tue,wed,thu,fri', '--at', '22:00', '--keep', '3');
+    quiet('job', 'add', 'demo', '--store', join(root, 'store'), '--vmid', '101', '--days', 'mon,tue,wed,thu,fri', '--at', '22:00', '--keep', '3', '--stop-timeout', '60');
   }
+  if (tiny) quiet('job', 'edit', 'demo', '--vmid', '101,102');
   const passwordFile = join(root, 'admin-password');
   if (!existsSync(passwordFile)) writeFileSync(passwordFile, `${randomBytes(9).toString('base64url')}\n`, { mode: 0o600 });
   const password = readFileSync(passwordFile, 'utf8').trim();
@@ -107,5 +111,36 @@ function serve() {
   const stop = () => child.kill('SIGTERM');
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  child.on('exit', (code) => process.exit(code ?? 0));
+  child.on('exit', async (code) => {
+    if (tiny) await tiny.stop();
+    process.exit(code ?? 0);
+  });
+}
+
+/**
+ * Guest 102: the tiny real Linux guest (Debian's cloud kernel, a busybox initramfs; QEMU with TCG),
+ * booted and waiting for the ACPI power button. Only where qemu-system-x86_64 exists and we are root
+ * (building it downloads the kernel package with apt-get); otherwise the demo has guest 101 only.
+ */
+async function tinyGuest() {
+  const hasQemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status === 0;
+  if (!hasQemu || process.getuid?.() !== 0 || process.argv.includes('--no-qemu')) return undefined;
+  const t = await import('../dist/cli/demo/tiny-guest.js');
+  const dir = join(root, 'vz', 'images', '102');
+  mkdirSync(dir, { recursive: true });
+  console.log('\nbooting guest 102, the tiny real Linux guest (QEMU, TCG) ...');
+  const guest = await t.ensureTinyGuest();
+  const files = t.guestFiles(dir, '102');
+  if (!existsSync(files.disk)) await t.makeGuestDisk(files.disk);
+  const { script } = await t.startScript({ dir, guest });
+  writeFileSync(join(root, 'guests', '102.conf'), ['# the tiny real guest of the demo', 'memory: 256', 'name: tiny', 'scsi0: local:102/102.raw,size=16M', ''].join('\n'));
+  const cfg = JSON.parse(readFileSync(config, 'utf8'));
+  cfg.hypervisor = { driver: 'qemu', qmpSocket: join(root, 'vz', 'images', '{vmid}', '{vmid}.qmp'), startCommand: `${script} {vmid}` };
+  writeFileSync(config, JSON.stringify(cfg, null, 2));
+  await t.killGuest(dir, '102');
+  rmSync(files.log, { force: true });
+  execFileSync(script, ['102']);
+  await t.waitForSerial(dir, '102', 'power button', 60_000);
+  console.log('guest 102 is running and listens for the ACPI power button');
+  return { stop: () => t.killGuest(dir, '102') };
 }
