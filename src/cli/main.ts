@@ -16,6 +16,7 @@ import { taskCommand, taskHelp, taskOptions } from './commands/task.js';
 import { serveCommand, serveHelp, serveOptions } from './commands/serve.js';
 import { tokenCommand, tokenHelp, tokenOptions } from './commands/token.js';
 import { dashboardCommand, dashboardHelp, dashboardOptions } from './commands/dashboard.js';
+import { devicesCommand, devicesHelp, devicesOptions } from './commands/devices.js';
 import {
   catalogCommand, catalogHelp, catalogOptions, datastoreCommand, datastoreHelp, datastoreOptions, gcCommand, gcHelp, gcOptions,
   protectCommand, protectHelp, protectOptions, pruneCommand, pruneHelp, pruneOptions,
@@ -43,6 +44,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { options: serveOptions, help: serveHelp, run: serveCommand },
   token: { options: tokenOptions, help: tokenHelp, run: tokenCommand },
   dashboard: { options: dashboardOptions, help: dashboardHelp, run: dashboardCommand },
+  devices: { options: devicesOptions, help: devicesHelp, run: devicesCommand },
 };
 
 const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults)

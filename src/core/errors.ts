@@ -34,6 +34,9 @@ export type ErrorCode =
   | 'JOB_INVALID'
   | 'JOB_RUNNING'
   | 'MAIL_FAILED'
+  | 'DEVICE_NOT_FOUND'
+  | 'DEVICE_MOUNT_FAILED'
+  | 'WRONG_DATASTORE'
   | 'IO';
 
 export class ColdvaultError extends Error {
