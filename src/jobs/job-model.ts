@@ -37,11 +37,15 @@ export interface Job {
   lockWait: number;
   compress: 'zstd' | 'none';
   enabled: boolean;
+  /** the job may initialise an empty external device (never a disk that holds anything) */
+  initDevice: boolean;
+  /** the datastore the job's external device must hold (bound at its first run) */
+  deviceDatastoreId?: string;
 }
 
 const JOB_KEYS = new Set<string>([
   'id', 'node', 'store', 'device', 'vmid', 'all', 'exclude', 'days', 'at', 'schedule', 'mode', 'mailto', 'mailNotification',
-  'keep', 'scriptBefore', 'scriptAfter', 'hook', 'stopTimeout', 'forceStop', 'lockWait', 'compress', 'enabled',
+  'keep', 'scriptBefore', 'scriptAfter', 'hook', 'stopTimeout', 'forceStop', 'lockWait', 'compress', 'enabled', 'initDevice', 'deviceDatastoreId',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -66,7 +70,9 @@ export function validateJob(input: Record<string, unknown>): Job {
     scriptBefore: str(input.scriptBefore, 'scriptBefore'), scriptAfter: str(input.scriptAfter, 'scriptAfter'), hook: str(input.hook, 'hook'),
     stopTimeout: optInt(input.stopTimeout, 'stopTimeout', 1) ?? 600, forceStop: bool(input.forceStop, false),
     lockWait: optInt(input.lockWait, 'lockWait', 0) ?? 180, compress: compress(input.compress), enabled: bool(input.enabled, true),
+    initDevice: bool(input.initDevice, false), deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
   };
+  if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   if (job.all === (job.vmid.length > 0)) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
   if (!job.all && job.exclude.length > 0) throw invalid(`job '${id}': exclude only goes with all`);
   if (job.schedule) parseCron(job.schedule);

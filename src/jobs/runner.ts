@@ -19,7 +19,9 @@ import { WorkerPool } from '../pipeline/index.js';
 import { runGuest } from './guest-run.js';
 import { runHook, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
-import type { StopJournal } from './journal.js';
+import type { JournalEntry, StopJournal } from './journal.js';
+import { attachDevice } from './device.js';
+import type { JobStore } from './job-store.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './mail.js';
 import type { TaskHandle, TaskStore } from './task-store.js';
 
@@ -36,6 +38,8 @@ export interface JobEnvironment {
   onProgress?: ProgressListener;
   /** aborts the run: the guest being backed up fails (and is started again), the rest are skipped */
   signal?: AbortSignal;
+  /** to bind a job to the datastore on its external device at the first run */
+  jobs?: JobStore;
 }
 
 export interface JobResult {
@@ -81,6 +85,19 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   await env.journal.recover(env.driver, task, new Set(adopted.keys()));
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
+  let device: Awaited<ReturnType<typeof attachDevice>>;
+  try {
+    device = await attachDevice(job, task, env.jobs);
+    return await runOnStore(job, env, task, vmids, adopted, hookEnv);
+  } catch (err) {
+    await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
+    throw err;
+  } finally {
+    await device?.detach();
+  }
+}
+
+async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids: string[], adopted: Map<string, JournalEntry>, hookEnv: HookEnv): Promise<GuestReport[]> {
   const store = await openOrCreateStore(job.store, task);
   const catalog = await Catalog.open(store);
   const pool = new WorkerPool();
@@ -102,9 +119,6 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
     }
     await runAfter(job, hookEnv, task);
     return reports;
-  } catch (err) {
-    await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
-    throw err;
   } finally {
     await pool.close();
     catalog.close();

@@ -48,7 +48,7 @@ export class TaskRunner {
     let entry: (RunningTask & { done: Promise<unknown> }) | undefined;
     const done = runJob(job, {
       node: job.node ?? config.node, stateDir: config.stateDir, guestsDir: config.guestsDir, storages: config.storages, zstdLevel: config.zstdLevel,
-      tasks: state.tasks, journal: state.journal, driver, mail: config.mail, signal: this.abort.signal,
+      tasks: state.tasks, journal: state.journal, jobs: state.jobs, driver, mail: config.mail, signal: this.abort.signal,
       onProgress: (p) => { if (entry) entry.progress = p; },
     }, (task) => { entry = this.track(task.id, 'backup', job.id); });
     if (!entry) return done.then(() => { throw new Error(`job ${job.id} did not start a task`); });

@@ -46,9 +46,11 @@ const jobFields = {
   lockWait: Type.Integer({ minimum: 0 }),
   compress: StringEnum(['zstd', 'none'] as const),
   enabled: Type.Boolean(),
+  initDevice: Type.Boolean(),
+  deviceDatastoreId: Type.String({ maxLength: 64 }),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, ...withDefaults } = jobFields;
-const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, ...withDefaults }));
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
+const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
@@ -58,7 +60,7 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook })),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 

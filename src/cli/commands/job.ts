@@ -14,13 +14,13 @@ export const jobOptions: OptionSpec = {
   'script-after': { type: 'string' }, hook: { type: 'string' }, 'stop-timeout': { type: 'string' }, 'force-stop': { type: 'boolean' },
   'no-force-stop': { type: 'boolean' }, 'lock-wait': { type: 'string' }, device: { type: 'string' }, compress: { type: 'string' },
   disabled: { type: 'boolean' }, enabled: { type: 'boolean' }, node: { type: 'string' }, 'guests-dir': { type: 'string' },
-  storage: { type: 'string', multiple: true },
+  storage: { type: 'string', multiple: true }, 'init-device': { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
-     [--compress zstd|none] [--disabled] [--node NAME]
+     [--compress zstd|none] [--disabled] [--node NAME] [--init-device]
 coldvault job edit <id> ...same flags (only those given change)
 coldvault job list [--json]
 coldvault job rm <id>
@@ -41,6 +41,7 @@ function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
     stopTimeout: str(p, 'stop-timeout'), forceStop: flag(p, 'force-stop') ? true : flag(p, 'no-force-stop') ? false : undefined,
     lockWait: str(p, 'lock-wait'), device: str(p, 'device'), compress: str(p, 'compress'), node: str(p, 'node'),
     enabled: flag(p, 'disabled') ? false : flag(p, 'enabled') ? true : undefined,
+    initDevice: flag(p, 'init-device') || undefined,
   };
 }
 
@@ -100,7 +101,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
   const result = await runJob(job, {
     signal: abort.signal,
     node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-    zstdLevel: ctx.config.zstdLevel, tasks, journal, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
+    zstdLevel: ctx.config.zstdLevel, tasks, journal, jobs: ctx.state().jobs, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
   }, (task) => {
     ctx.print(`task ${task.id}`);
     task.onLine((line) => ctx.print(formatLogLine(line)));

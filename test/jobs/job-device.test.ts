@@ -1,0 +1,114 @@
+/**
+ * A job's external device, on REAL loop devices with ext4 (as root, as CI runs): the disk named by
+ * UUID= is mounted on the job's target dir for the run and unmounted after; an empty disk is
+ * initialised only with --init-device and binds the job to its datastore; a wrong disk (another
+ * datastore) or an empty one without --init-device is refused without writing to it; a missing disk
+ * fails the job before any guest is touched. Guests: driver 'none', generated disk images.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readMounts } from '../../src/targets/index.js';
+import { writeImage } from '../helpers/fixtures.js';
+import { cv, diskPath, makeJobLab, writeGuestConf, type JobLab } from './helpers-jobs.js';
+
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+
+interface Loop { path: string; uuid: string; img: string }
+
+describe('job with an external device (loop devices, ext4)', () => {
+  let lab: JobLab;
+  let work = '';
+  const loops: Loop[] = [];
+  let mnt = '';
+  const mounted = async (dir: string): Promise<boolean> => (await readMounts()).some((m) => m.mountpoint === dir);
+
+  /** Looks into a disk: mounts it read-only elsewhere, lists a folder, unmounts. */
+  const look = (loop: Loop, sub: string): string[] => {
+    const dir = join(work, `look-${Math.random().toString(36).slice(2, 8)}`);
+    mkdirSync(dir);
+    sh('mount', ['-o', 'ro', loop.path, dir]);
+    try {
+      return existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)) : [];
+    } finally {
+      sh('umount', [dir]);
+    }
+  };
+
+  beforeAll(async () => {
+    lab = await makeJobLab('cv-jdev-');
+    work = mkdtempSync(join(tmpdir(), 'cv-jdev-loops-'));
+    for (const name of ['a', 'b', 'c']) {
+      const img = join(work, `${name}.img`);
+      sh('truncate', ['-s', '96M', img]);
+      const path = sh('losetup', ['--find', '--show', img]);
+      loops.push({ path, img, uuid: '' });
+      sh('mkfs.ext4', ['-q', '-F', '-L', `cvjob${name}`, path]);
+      loops[loops.length - 1]!.uuid = sh('blkid', ['-s', 'UUID', '-o', 'value', '-p', path]);
+    }
+    // disk b already holds another datastore
+    const dir = join(work, 'init-b');
+    mkdirSync(dir);
+    sh('mount', [loops[1]!.path, dir]);
+    await cv(lab, ['datastore', 'init', dir]);
+    sh('umount', [dir]);
+    writeGuestConf(lab, '101', 'usb01');
+    mkdirSync(join(lab.storageDir, 'images', '101'), { recursive: true });
+    writeImage(diskPath(lab, '101'), ['text', 'zero', 'random', 'text'], 7);
+    mnt = join(lab.root, 'usb');
+  });
+
+  afterAll(async () => {
+    for (const m of (await readMounts()).filter((x) => x.mountpoint.startsWith(work) || x.mountpoint === mnt)) sh('umount', ['-l', m.mountpoint]);
+    for (const l of loops) sh('losetup', ['-d', l.path]);
+    rmSync(work, { recursive: true, force: true });
+    await lab?.cleanup();
+  });
+
+  it('an empty disk without --init-device is refused and stays empty', async () => {
+    const add = await cv(lab, ['job', 'add', 'usb', '--store', mnt, '--vmid', '101', '--device', `UUID=${loops[0]!.uuid}`]);
+    expect(add.code, add.stderr).toBe(0);
+    const run = await cv(lab, ['job', 'run', 'usb']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/holds no coldvault datastore; nothing was written to it/);
+    expect(run.stdout).not.toContain('Starting Backup of VM 101');
+    expect(await mounted(mnt)).toBe(false);
+    expect(look(loops[0]!, '.').filter((n) => n !== 'lost+found')).toEqual([]);
+  });
+
+  it('with --init-device the disk is initialised, bound, backed up to, and unmounted after', async () => {
+    expect((await cv(lab, ['job', 'edit', 'usb', '--init-device'])).code).toBe(0);
+    const run = await cv(lab, ['job', 'run', 'usb']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/initialised datastore [0-9a-f-]+ on the empty disk/);
+    expect(run.stdout).toMatch(/is now bound to datastore/);
+    expect(run.stdout).toMatch(/the disk may now be removed/);
+    expect(await mounted(mnt)).toBe(false);
+    expect(look(loops[0]!, 'guests/101')).toContain('1');
+    const again = await cv(lab, ['job', 'run', 'usb']);
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stdout).not.toMatch(/is now bound/);
+    expect(look(loops[0]!, 'guests/101')).toEqual(expect.arrayContaining(['1', '2']));
+  });
+
+  it('another datastore\'s disk is refused without writing to it', async () => {
+    expect((await cv(lab, ['job', 'edit', 'usb', '--device', `UUID=${loops[1]!.uuid}`])).code).toBe(0);
+    const run = await cv(lab, ['job', 'run', 'usb']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/holds datastore [0-9a-f-]+, not the expected datastore [0-9a-f-]+; nothing was written to it/);
+    expect(run.stdout).not.toContain('Starting Backup of VM 101');
+    expect(await mounted(mnt)).toBe(false);
+    expect(look(loops[1]!, 'guests')).toEqual([]);
+  });
+
+  it('a missing disk fails the job before any guest is touched', async () => {
+    expect((await cv(lab, ['job', 'edit', 'usb', '--device', 'UUID=00000000-dead-beef-0000-000000000000'])).code).toBe(0);
+    const run = await cv(lab, ['job', 'run', 'usb']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/UUID=00000000-dead-beef-0000-000000000000/);
+    expect(run.stdout).not.toContain('Starting Backup of VM 101');
+    expect(run.stdout).toContain('Backup job failed');
+  });
+});
