@@ -13,7 +13,7 @@ import { ColdvaultError, describeError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import type { ProgressListener } from '../core/progress.js';
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
-import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore } from '../datastore/index.js';
+import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
   allocateRestoreVolumes, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
@@ -38,6 +38,9 @@ export interface RestoreRequest {
   log: TaskLog;
   onProgress?: ProgressListener;
   signal?: AbortSignal;
+  /** where the lock against two restores to one new ID lives; default the datastore's (a read-only
+   * datastore, e.g. an external disk mounted read-only, needs another, e.g. the state dir's) */
+  locks?: LockDir;
 }
 
 interface DiskPlan {
@@ -57,7 +60,7 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
   req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId}`);
   const manifest = await req.store.readManifest(req.guestId, req.version);
   const configPath = guestConfigPath(req.guestsDir, req.newId);
-  const lock = await req.store.locks.acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
+  const lock = await (req.locks ?? req.store.locks).acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
   const disks: DiskPlan[] = [];
   let pendingConfig: string | undefined;
   try {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/targets/index.js';
-import { writeImage } from '../helpers/fixtures.js';
+import { sha256File, writeImage } from '../helpers/fixtures.js';
 import { cv, diskPath, makeJobLab, writeGuestConf, type JobLab } from './helpers-jobs.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -91,6 +91,16 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(again.code, again.stdout).toBe(0);
     expect(again.stdout).not.toMatch(/is now bound/);
     expect(look(loops[0]!, 'guests/101')).toEqual(expect.arrayContaining(['1', '2']));
+  });
+
+  it('restore --device mounts the disk read-only for the restore and unmounts it after', async () => {
+    const dir = join(lab.root, 'usb-restore');
+    const r = await cv(lab, ['restore', '101', '--version', '1', '--new-id', '301', '--store', dir, '--device', `UUID=${loops[0]!.uuid}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/read-only/);
+    expect(r.stderr).toContain('restore successful');
+    expect(await mounted(dir)).toBe(false);
+    expect(sha256File(join(lab.storageDir, 'images', '301', 'vm-301-disk-0.raw'))).toBe(sha256File(diskPath(lab, '101')));
   });
 
   it('another datastore\'s disk is refused without writing to it', async () => {

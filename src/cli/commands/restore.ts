@@ -1,16 +1,21 @@
 /** `coldvault restore <vmid> --version N --new-id M --store <dir> [--target-storage <id>] [--unique] [--force]` */
 import { ColdvaultError } from '../../core/errors.js';
 import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
+import { join } from 'node:path';
+import { Datastore, LockDir } from '../../datastore/index.js';
 import { restoreGuest } from '../../pipeline/index.js';
+import { mountDevice, resolveDevice, unmountDevice } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const restoreOptions: OptionSpec = {
   store: { type: 'string' }, version: { type: 'string' }, 'new-id': { type: 'string' }, 'guests-dir': { type: 'string' },
   storage: { type: 'string', multiple: true }, 'target-storage': { type: 'string' }, unique: { type: 'boolean' }, force: { type: 'boolean' },
+  device: { type: 'string' },
 };
-export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force]
-  Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf.`;
+export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV]
+  Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
+  (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
@@ -18,8 +23,33 @@ export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(first, 'vmid');
   const version = parsePositiveInt(required(ctx.args, 'version', 'restore'), '--version');
   const newId = parseGuestId(required(ctx.args, 'new-id', 'restore'), '--new-id');
-  const { store } = await ctx.openStore();
+  const device = str(ctx.args, 'device') ? await mountReadOnly(ctx, str(ctx.args, 'device') as string) : undefined;
+  try {
+    return await restoreFrom(ctx, guestId, version, newId, device !== undefined);
+  } finally {
+    await device?.detach();
+  }
+}
+
+/** Mounts an external disk read-only on --store for the restore. */
+async function mountReadOnly(ctx: CommandContext, spec: string): Promise<{ detach: () => Promise<void> }> {
+  const dir = ctx.storeDir();
+  const device = await resolveDevice(spec);
+  await mountDevice(device, dir, { readOnly: true });
+  ctx.log.info(`mounted ${device.path} (${spec}) read-only on '${dir}'`);
+  return {
+    detach: async () => {
+      await unmountDevice(dir);
+      ctx.log.info(`unmounted ${device.path}: the disk may now be removed`);
+    },
+  };
+}
+
+async function restoreFrom(ctx: CommandContext, guestId: string, version: number, newId: string, readOnly: boolean): Promise<number> {
+  // a read-only disk: no catalog update, and the restore's lock lives in the state dir
+  const store = readOnly ? await Datastore.open(ctx.storeDir()) : (await ctx.openStore()).store;
   const result = await restoreGuest({
+    locks: readOnly ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
     store, pool: ctx.pool(), guestId, version, newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
     targetStorage: str(ctx.args, 'target-storage'), unique: flag(ctx.args, 'unique'), force: flag(ctx.args, 'force'),
     log: ctx.log, onProgress: (p) => ctx.bar.update(p),
