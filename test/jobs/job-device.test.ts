@@ -122,3 +122,64 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(run.stdout).toContain('Backup job failed');
   });
 });
+
+describe('a job on an external disk of each filesystem (ext4, exFAT, NTFS on loop devices)', () => {
+  // The catalog (SQLite, journal mode DELETE), the locks (hard links, or O_EXCL where the filesystem
+  // has none) and the file names must work on what users carry around.
+  let lab: JobLab;
+  let work = '';
+  const loops: string[] = [];
+
+  beforeAll(async () => {
+    lab = await makeJobLab('cv-jfs-');
+    work = mkdtempSync(join(tmpdir(), 'cv-jfs-loops-'));
+    writeGuestConf(lab, '101', 'fs01');
+    mkdirSync(join(lab.storageDir, 'images', '101'), { recursive: true });
+    writeImage(diskPath(lab, '101'), ['text', 'zero', 'random', 'text', 'random'], 11);
+  });
+
+  afterAll(async () => {
+    for (const m of (await readMounts()).filter((x) => x.mountpoint.startsWith(lab.root))) sh('umount', ['-l', m.mountpoint]);
+    for (const l of loops) sh('losetup', ['-d', l]);
+    rmSync(work, { recursive: true, force: true });
+    await lab?.cleanup();
+  });
+
+  const MKFS: Record<string, (dev: string) => void> = {
+    ext4: (dev) => sh('mkfs.ext4', ['-q', '-F', '-L', 'cvfsext4', dev]),
+    exfat: (dev) => sh('mkfs.exfat', ['-L', 'cvfsexfat', dev]),
+    ntfs: (dev) => sh('mkfs.ntfs', ['-Q', '-F', '-L', 'cvfsntfs', dev]),
+  };
+
+  for (const fs of ['ext4', 'exfat', 'ntfs']) {
+    it(`${fs}: backs up twice, verifies and restores by UUID`, async () => {
+      const img = join(work, `${fs}.img`);
+      sh('truncate', ['-s', '128M', img]);
+      const dev = sh('losetup', ['--find', '--show', img]);
+      loops.push(dev);
+      MKFS[fs]!(dev);
+      const uuid = sh('blkid', ['-s', 'UUID', '-o', 'value', '-p', dev]);
+      const mnt = join(lab.root, `mnt-${fs}`);
+      expect((await cv(lab, ['job', 'add', `j${fs}`, '--store', mnt, '--vmid', '101', '--device', `UUID=${uuid}`, '--init-device', '--keep', '2'])).code).toBe(0);
+      for (let night = 1; night <= 2; night++) {
+        const run = await cv(lab, ['job', 'run', `j${fs}`]);
+        expect(run.code, run.stdout + run.stderr).toBe(0);
+      }
+      const newId = { ext4: '411', exfat: '412', ntfs: '413' }[fs] as string;
+      const r = await cv(lab, ['restore', '101', '--version', '2', '--new-id', newId, '--store', mnt, '--device', `UUID=${uuid}`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(sha256File(join(lab.storageDir, 'images', newId, `vm-${newId}-disk-0.raw`))).toBe(sha256File(diskPath(lab, '101')));
+      // verify on the disk, mounted by hand, then unmounted again
+      mkdirSync(mnt, { recursive: true });
+      sh('mount', fs === 'ntfs' ? ['-t', 'ntfs-3g', dev, mnt] : fs === 'exfat' ? ['-t', existsSync('/sbin/mount.exfat-fuse') ? 'exfat-fuse' : 'exfat', dev, mnt] : [dev, mnt]);
+      try {
+        const v = await cv(lab, ['verify', '--store', mnt]);
+        expect(v.code, v.stderr).toBe(0);
+        const list = JSON.parse((await cv(lab, ['list', '101', '--store', mnt, '--json'])).stdout) as Array<{ version: number }>;
+        expect(list.map((x) => x.version)).toEqual([1, 2]);
+      } finally {
+        sh('umount', [mnt]);
+      }
+    });
+  }
+});
