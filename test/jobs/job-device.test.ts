@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/targets/index.js';
 import { sha256File, writeImage } from '../helpers/fixtures.js';
-import { cv, diskPath, makeJobLab, writeGuestConf, type JobLab } from './helpers-jobs.js';
+import { cv, diskPath, makeJobLab, part, startSmtpSink, subjectOf, writeGuestConf, type JobLab } from './helpers-jobs.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
@@ -20,6 +20,7 @@ interface Loop { path: string; uuid: string; img: string }
 
 describe('job with an external device (loop devices, ext4)', () => {
   let lab: JobLab;
+  let sink: Awaited<ReturnType<typeof startSmtpSink>>;
   let work = '';
   const loops: Loop[] = [];
   let mnt = '';
@@ -38,7 +39,10 @@ describe('job with an external device (loop devices, ext4)', () => {
   };
 
   beforeAll(async () => {
-    lab = await makeJobLab('cv-jdev-');
+    sink = await startSmtpSink();
+    lab = await makeJobLab('cv-jdev-', {
+      mail: { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' },
+    });
     work = mkdtempSync(join(tmpdir(), 'cv-jdev-loops-'));
     for (const name of ['a', 'b', 'c']) {
       const img = join(work, `${name}.img`);
@@ -65,10 +69,11 @@ describe('job with an external device (loop devices, ext4)', () => {
     for (const l of loops) sh('losetup', ['-d', l.path]);
     rmSync(work, { recursive: true, force: true });
     await lab?.cleanup();
+    await sink?.close();
   });
 
   it('an empty disk without --init-device is refused and stays empty', async () => {
-    const add = await cv(lab, ['job', 'add', 'usb', '--store', mnt, '--vmid', '101', '--device', `UUID=${loops[0]!.uuid}`]);
+    const add = await cv(lab, ['job', 'add', 'usb', '--store', mnt, '--vmid', '101', '--device', `UUID=${loops[0]!.uuid}`, '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
     expect(add.code, add.stderr).toBe(0);
     const run = await cv(lab, ['job', 'run', 'usb']);
     expect(run.code).toBe(1);
@@ -120,6 +125,11 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(run.stdout).toMatch(/UUID=00000000-dead-beef-0000-000000000000/);
     expect(run.stdout).not.toContain('Starting Backup of VM 101');
     expect(run.stdout).toContain('Backup job failed');
+    // and the admin hears of it
+    const mail = sink.got.at(-1);
+    expect(mail).toBeDefined();
+    expect(subjectOf(mail!.raw)).toMatch(/job usb\): backup failed/);
+    expect(part(mail!.raw, 'text/plain')).toContain('UUID=00000000-dead-beef-0000-000000000000');
   });
 });
 
