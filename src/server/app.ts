@@ -17,6 +17,7 @@ import { SseStreams } from './sse.js';
 import { DEFAULT_UI_DIR, staticRoutes } from './static.js';
 import { backupRoutes } from './routes/backups.js';
 import { guestRoutes } from './routes/guests.js';
+import { deviceRoutes } from './routes/devices.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { sessionRoutes } from './routes/session.js';
@@ -69,4 +70,5 @@ function registerRoutes(app: FastifyInstance, ctx: RouteContext, streams: SseStr
   taskRoutes(app, ctx, streams);
   backupRoutes(app, ctx);
   metricsRoutes(app, ctx);
+  deviceRoutes(app, ctx);
 }

@@ -52,6 +52,7 @@ export function checkScript(value: string | undefined, what: string, config: Ser
 
 export function checkDevice(value: string | undefined): void {
   if (!value) return;
+  if (/^(UUID|LABEL)=[^/\0]{1,128}$/.test(value)) return; // resolved through lsblk / blkid, never a path
   const path = checkedAbsolute(value, 'device');
   if (!path.startsWith('/dev/')) throw new ApiError('PATH_NOT_ALLOWED', `device '${value}' must be under /dev`);
 }
