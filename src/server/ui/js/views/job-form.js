@@ -38,7 +38,8 @@ export async function jobFormView(ctx) {
   const store = h('select', { required: true },
     stores.map((d) => h('option', { value: d.dir, selected: d.dir === job?.store }, storeLabel(d.dir, status.datastores))));
   if (job && !stores.some((d) => d.dir === job.store)) store.append(h('option', { value: job.store, selected: true }, job.store));
-  const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: '/dev/sdb1', value: job?.device ?? '' });
+  const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: '/dev/sdb1', value: job?.device ?? '', list: `${p}-devices` });
+  offerDevices(`${p}-devices`);
   const dayBoxes = Object.fromEntries(WEEKDAYS.map((d) => [d, h('input', { type: 'checkbox', id: `${p}-day-${d}`, name: 'days', value: d, checked: job?.days.includes(d) })]));
   const days = h('div', { class: 'days' }, WEEKDAYS.map((d) => h('span', { class: 'day-choice' },
     dayBoxes[d], h('label', { for: `${p}-day-${d}`, tAttr: { title: `day.long.${d}` }, t: `day.${d}` }))));
@@ -160,4 +161,17 @@ export async function jobFormView(ctx) {
   form.prepend(title);
   ctx.main.append(...backupHeader('jobs'), form);
   if (!job) id.select();
+}
+
+/** The attached external disks as suggestions for the device field (UUID= where known: it survives reboots). */
+function offerDevices(listId) {
+  document.getElementById(listId)?.remove();
+  const list = h('datalist', { id: listId });
+  document.body.append(list);
+  get('/devices').then((devices) => {
+    for (const d of devices) {
+      const text = [d.path, d.fstype, d.label, d.datastore ? `coldvault ${d.datastore.id.slice(0, 8)}` : ''].filter(Boolean).join(' · ');
+      list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
+    }
+  }).catch(() => undefined);
 }
