@@ -168,7 +168,9 @@ describe('guests, status, tasks, backups', () => {
       ['/api/v1/restore', { fromPath: '/var/lib', id: '101', version: 1, newId: '201' }, 400, 'PATH_NOT_ALLOWED'],
       ['/api/v1/restore', { fromPath: 'main', id: '101', version: 1, newId: '20' }, 400, 'INVALID_REQUEST'],
       ['/api/v1/restore', { fromPath: 'main', id: '101', version: 1, newId: '201', targetDir: '/tmp' }, 400, 'INVALID_REQUEST'],
-      ['/api/v1/restore', { fromDevice: '/dev/sdb1', id: '101', version: 1, newId: '201' }, 400, 'NOT_SUPPORTED'],
+      ['/api/v1/restore', { fromDevice: '/dev/sdb1', id: '101', version: 1, newId: '201' }, 400, 'INVALID_REQUEST'],
+      ['/api/v1/restore', { fromDevice: '/etc/passwd', fromPath: 'main', id: '101', version: 1, newId: '201' }, 400, 'PATH_NOT_ALLOWED'],
+      ['/api/v1/restore', { fromDevice: 'UUID=00000000-dead-beef-0000-000000000000', fromPath: 'main', id: '101', version: 1, newId: '201' }, 404, 'DEVICE_NOT_FOUND'],
       ['/api/v1/restore', { id: '101', version: 1, newId: '201' }, 400, 'INVALID_REQUEST'],
       ['/api/v1/restore', { fromPath: 'main', id: '101', version: 9, newId: '201' }, 404, 'VERSION_NOT_FOUND'],
     ];

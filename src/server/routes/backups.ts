@@ -6,16 +6,18 @@
  * running) answer at once; the work runs as a task.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ColdvaultError } from '../../core/errors.js';
-import { Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
+import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
 import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { knownStores, resolveStore } from '../paths.js';
+import { checkDevice, knownStores, resolveStore } from '../paths.js';
+import { mountDevice, resolveDevice, unmountDevice } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { versionJson, withCatalog } from '../stores.js';
 
@@ -76,21 +78,43 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise
 }
 
 async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
-  if (body.fromDevice) throw new ApiError('NOT_SUPPORTED', 'restoring from an external device (fromDevice) is not supported yet; give fromPath');
-  if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder)');
+  if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
   const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
-  const store = await Datastore.open(dir);
-  await store.readManifest(body.id, body.version);
-  await checkRestoreTarget(ctx, body);
-  const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}`;
+  const detach = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
+  let store: Datastore;
+  try {
+    store = await Datastore.open(dir);
+    await store.readManifest(body.id, body.version);
+    await checkRestoreTarget(ctx, body);
+  } catch (err) {
+    await detach?.();
+    throw err;
+  }
+  const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}${body.fromDevice ? ` from ${body.fromDevice}` : ''}`;
   const { taskId } = ctx.runner.startTask('restore', summary, async ({ task, pool, onProgress, signal }) => {
-    const r = await restoreGuest({
-      store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-      targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal,
-    });
-    return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+    try {
+      const r = await restoreGuest({
+        store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
+        targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal,
+        locks: detach ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
+      });
+      return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+    } finally {
+      if (detach) {
+        await detach();
+        task.info(`unmounted ${body.fromDevice}: the disk may now be removed`);
+      }
+    }
   });
   return { taskId };
+}
+
+/** An external disk, mounted read-only on the datastore folder for a restore; returns the unmount. */
+async function mountReadOnly(spec: string, dir: string): Promise<() => Promise<void>> {
+  checkDevice(spec);
+  const device = await resolveDevice(spec);
+  await mountDevice(device, dir, { readOnly: true });
+  return () => unmountDevice(dir);
 }
 
 async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<void> {
