@@ -155,7 +155,7 @@ export const STRINGS = {
 
     'restore.title': 'Restore',
     'restore.device': 'External device',
-    'restore.deviceNote': 'Restoring from an external device is not supported yet; choose a datastore under “From path”.',
+    'restore.deviceNote': 'optional: the disk is mounted read-only on the datastore folder below for the restore; give ID and version',
     'restore.fromPath': 'From path',
     'restore.fromId': 'From ID',
     'restore.version': 'Version',
@@ -328,7 +328,7 @@ export const STRINGS = {
 
     'restore.title': 'Wiederherstellen',
     'restore.device': 'Externes Gerät',
-    'restore.deviceNote': 'Wiederherstellen von einem externen Gerät geht noch nicht; unter „Von Pfad“ einen Datenspeicher wählen.',
+    'restore.deviceNote': 'optional: die Platte wird für die Wiederherstellung schreibgeschützt auf dem Datenspeicher-Ordner unten eingehängt; ID und Version angeben',
     'restore.fromPath': 'Von Pfad',
     'restore.fromId': 'Von ID',
     'restore.version': 'Version',

@@ -1,4 +1,5 @@
 // Pieces the views share: the Backup heading with its Jobs | Restore tabs, error boxes, field errors.
+import { get } from '../api.js';
 import { h } from '../dom.js';
 import { t } from '../i18n.js';
 
@@ -104,3 +105,15 @@ export function showError(container, err, leadKey) {
   container.hidden = false;
 }
 
+/** The attached external disks as suggestions for the device field (UUID= where known: it survives reboots). */
+export function offerDevices(listId) {
+  document.getElementById(listId)?.remove();
+  const list = h('datalist', { id: listId });
+  document.body.append(list);
+  get('/devices').then((devices) => {
+    for (const d of devices) {
+      const text = [d.path, d.fstype, d.label, d.datastore ? `coldvault ${d.datastore.id.slice(0, 8)}` : ''].filter(Boolean).join(' · ');
+      list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
+    }
+  }).catch(() => undefined);
+}

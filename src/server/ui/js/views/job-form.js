@@ -5,7 +5,7 @@
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
 import { h, splitList } from '../dom.js';
-import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, groupField, setFieldError } from './common.js';
+import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, groupField, offerDevices, setFieldError } from './common.js';
 import { diskSize, guestStatus } from './guests.js';
 import { storeLabel, WEEKDAYS } from './jobs.js';
 
@@ -161,17 +161,4 @@ export async function jobFormView(ctx) {
   form.prepend(title);
   ctx.main.append(...backupHeader('jobs'), form);
   if (!job) id.select();
-}
-
-/** The attached external disks as suggestions for the device field (UUID= where known: it survives reboots). */
-function offerDevices(listId) {
-  document.getElementById(listId)?.remove();
-  const list = h('datalist', { id: listId });
-  document.body.append(list);
-  get('/devices').then((devices) => {
-    for (const d of devices) {
-      const text = [d.path, d.fstype, d.label, d.datastore ? `coldvault ${d.datastore.id.slice(0, 8)}` : ''].filter(Boolean).join(' · ');
-      list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
-    }
-  }).catch(() => undefined);
 }

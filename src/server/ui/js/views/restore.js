@@ -1,10 +1,10 @@
-// Backup -> Restore: external device (not supported by the server yet: shown disabled, with a note),
+// Backup -> Restore: external device (optional: mounted read-only on the chosen datastore folder),
 // from path (a datastore of GET /status), from ID, version, new ID; beside it the backups of that
 // datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..),
 // a click fills the form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
 import { get, post, query } from '../api.js';
 import { formatDay, h } from '../dom.js';
-import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, setFieldError } from './common.js';
+import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerDevices, setFieldError } from './common.js';
 import { storeLabel } from './jobs.js';
 
 const VMID = /^[1-9][0-9]{2,8}$/;
@@ -23,7 +23,8 @@ export async function restoreView(ctx) {
   const p = 'restore';
   const takenIds = new Set(guests.map((g) => g.id));
 
-  const device = h('input', { type: 'text', disabled: true, placeholder: '/dev/sdb1' });
+  const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'UUID=… / /dev/sdb1', list: `${p}-devices` });
+  offerDevices(`${p}-devices`);
   const fromPath = h('select', { required: true },
     status.datastores.map((d, i) => h('option', { value: d.dir, selected: i === 0 }, storeLabel(d.dir, status.datastores))));
   const fromId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10', list: `${p}-ids` });
@@ -121,6 +122,7 @@ export async function restoreView(ctx) {
     summary.replaceChildren();
     const body = {
       fromPath: fromPath.value || undefined,
+      fromDevice: device.value.trim() || undefined,
       id: fromId.value.trim(),
       version: version.value === '' ? undefined : Number(version.value),
       newId: newId.value.trim(),
