@@ -246,6 +246,9 @@ describe('the web UI in English', () => {
     await page.getByRole('button', { name: 'Delete: scratch' }).click();
     await dialog.getByRole('button', { name: 'Delete' }).click();
     await page.getByText('Job “scratch” was deleted.').waitFor();
+    // the table reloads after the deletion: wait for it rather than read it mid-render
+    await page.locator('tr[data-job="scratch"]').waitFor({ state: 'detached' });
+    await page.locator('tr[data-job="nightly"]').waitFor();
     expect(await page.locator('tr[data-job="scratch"]').count()).toBe(0);
     expect(await page.locator('tr[data-job="nightly"]').count()).toBe(1);
   });
