@@ -8,7 +8,7 @@
  *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
  * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
  */
-import { open, readdir, readFile, rename, utimes } from 'node:fs/promises';
+import { open, readdir, rename, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
@@ -56,17 +56,6 @@ export class ChunkStore {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
     for (const dir of dirs) await fsyncDir(dir);
-  }
-
-  async read(hex: string): Promise<Buffer> {
-    try {
-      return await readFile(this.pathOf(hex));
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') {
-        throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
-      }
-      throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
-    }
   }
 
   /** Reads a chunk blob into `buf`; returns its length. A file larger than `buf` is CHUNK_CORRUPT. */

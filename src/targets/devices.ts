@@ -9,16 +9,8 @@ import { describeError } from '../core/errors.js';
 import { mountDevice, readDatastoreId, unmountDevice } from './device-mount.js';
 import { readBlockDevices, type BlockDevice } from './lsblk.js';
 
-export interface DiscoveredDevice {
-  path: string;
-  size: number;
-  fstype: string | null;
-  label: string | null;
-  uuid: string | null;
-  model: string | null;
-  serial: string | null;
-  type: string;
-  transport: string | null;
+/** A candidate block device as lsblk describes it, and the datastore found on it. */
+export interface DiscoveredDevice extends Pick<BlockDevice, 'path' | 'size' | 'fstype' | 'label' | 'uuid' | 'model' | 'serial' | 'type' | 'transport'> {
   /** The coldvault datastore on it, or null. */
   datastore: { id: string } | null;
   /** Why the datastore could not be looked for (mount failed...), when it could not. */
