@@ -1,6 +1,5 @@
 /** `coldvault dashboard [--url URL] [--token T] [--interval S]`: the terminal dashboard, a client of `coldvault serve`'s API. */
 import { ColdvaultError } from '../../core/errors.js';
-import { runDashboard } from '../../dashboard/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -18,5 +17,6 @@ export async function dashboardCommand(ctx: CommandContext): Promise<number> {
   }
   if (!process.stdout.isTTY || !process.stdin.isTTY) throw new ColdvaultError('USAGE', 'coldvault dashboard: needs a terminal (stdin and stdout)');
   const token = str(ctx.args, 'token') ?? process.env.COLDVAULT_TOKEN;
+  const { runDashboard } = await import('../../dashboard/index.js'); // lazily: blessed loads only here
   return runDashboard({ url, token: token || undefined, interval });
 }

@@ -9,7 +9,6 @@
  */
 import { createTaskLog, type TaskLog } from '../../core/log.js';
 import { Scheduler } from '../../jobs/index.js';
-import { checkListen, createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, startServer, TaskRunner } from '../../server/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -20,6 +19,8 @@ export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR] [--l
   start, else generated and printed once.`;
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
+  // loaded here, not at the top: the other commands start without Fastify and TypeBox (start-up time)
+  const { checkListen, createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, startServer, TaskRunner } = await import('../../server/index.js');
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
   checkListen(host, ctx.config);
   const state = ctx.state();

@@ -1,6 +1,6 @@
 /** `coldvault token create <name> [--expires DAYS]`, `token list [--json]`, `token rm <name>`: API tokens for scripts and the dashboard. */
 import { ColdvaultError } from '../../core/errors.js';
-import { TokenStore, type TokenInfo } from '../../server/index.js';
+import type { TokenInfo } from '../../server/index.js';
 import { intOption, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -12,6 +12,7 @@ coldvault token rm <name>
 
 export async function tokenCommand(ctx: CommandContext): Promise<number> {
   const [sub, name, ...rest] = ctx.args.positionals;
+  const { TokenStore } = await import('../../server/index.js'); // lazily: the other commands start without Fastify
   const store = new TokenStore(ctx.state().db);
   const needName = (): string => {
     if (!name || rest.length > 0) throw new ColdvaultError('USAGE', `coldvault token ${sub}: name exactly one token`);
