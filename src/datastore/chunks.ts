@@ -51,11 +51,20 @@ export class ChunkStore {
     this.dirtyDirs.add(prefixDir);
   }
 
-  /** Makes every insert so far durable by name (fsync of the touched folders). */
+  /**
+   * Makes every insert so far durable by name (fsync of the touched folders). The fsyncs run side by
+   * side: a journaling filesystem (ext4, xfs) serves all that wait on one journal commit with that one
+   * commit, where one after the other each waited for its own (230 folders: 0.3 s -> a few ms).
+   */
   async syncDirs(): Promise<void> {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
-    for (const dir of dirs) await fsyncDir(dir);
+    const results = await Promise.allSettled(dirs.map((dir) => fsyncDir(dir)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      for (const dir of dirs) this.dirtyDirs.add(dir);
+      throw failed.reason;
+    }
   }
 
   /** Reads a chunk blob into `buf`; returns its length. A file larger than `buf` is CHUNK_CORRUPT. */
