@@ -1,8 +1,11 @@
 /*
- * coldvault_native: the one thing Node cannot do itself, lseek(SEEK_DATA / SEEK_HOLE).
+ * coldvault_native: the two things Node cannot do itself.
+ * 1. lseek(SEEK_DATA / SEEK_HOLE):
  * dataChunks(fd, size, chunkSize) returns [first, end, first, end, ...]: the ranges of chunk
  * indexes that hold any allocated data; chunks outside them are holes (all zero) and need not be read.
  * On a filesystem without SEEK_DATA support, Linux reports the whole file as data: a safe answer.
+ * 2. The memory address of an ArrayBuffer, modulo an alignment: alignOffset(arrayBuffer, align) is
+ * how many bytes to skip so that a view starts on an `align` boundary, as O_DIRECT writes need.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,9 +65,28 @@ static napi_value data_chunks(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static napi_value align_offset(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  void *data = NULL;
+  size_t length = 0;
+  int64_t align;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &align) != napi_ok || align <= 0 || (align & (align - 1)) != 0) {
+    napi_throw_type_error(env, NULL, "alignOffset(arrayBuffer, powerOfTwo)");
+    return NULL;
+  }
+  uintptr_t rest = (uintptr_t)data & (uintptr_t)(align - 1);
+  napi_create_int64(env, rest == 0 ? 0 : (int64_t)(align - (int64_t)rest), &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "dataChunks", NAPI_AUTO_LENGTH, data_chunks, NULL, &fn);
   napi_set_named_property(env, exports, "dataChunks", fn);
+  napi_create_function(env, "alignOffset", NAPI_AUTO_LENGTH, align_offset, NULL, &fn);
+  napi_set_named_property(env, exports, "alignOffset", fn);
   return exports;
 }

@@ -1,16 +1,19 @@
 /**
  * Reads chunks back from the store, verified: blob -> CRC -> decode -> SHA-256 against the chunk's
  * name, in a worker. Buffers cycle through two small pools (blobs and plain chunks), so restore and
- * verify allocate nothing per chunk.
+ * verify allocate nothing per chunk. Plain chunks start on a DIRECT_ALIGN boundary of their buffer,
+ * so that a restore can hand them to an O_DIRECT write as they are.
  */
 import type PQueue from 'p-queue';
 import type { ChunkStore } from '../datastore/index.js';
+import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
+import { alignedOffset, DIRECT_ALIGN } from './direct-io.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export class ChunkReader {
   private readonly blobs = blobBufferPool();
-  private readonly plains = new BufferPool();
+  private readonly plains = new BufferPool(CHUNK_SIZE + DIRECT_ALIGN);
 
   constructor(
     private readonly chunks: ChunkStore,
@@ -28,10 +31,12 @@ export class ChunkReader {
       this.blobs.give(blob);
       throw err;
     }
-    const decoded = await this.pool.decode(blob, blobLength, hex, length, this.plains.take());
+    const out = this.plains.take();
+    const offset = alignedOffset(out);
+    const decoded = await this.pool.decode(blob, blobLength, hex, length, out, offset);
     this.blobs.give(decoded.blob);
     try {
-      return await use(new Uint8Array(decoded.out, 0, length));
+      return await use(new Uint8Array(decoded.out, offset, length));
     } finally {
       this.plains.give(decoded.out);
     }

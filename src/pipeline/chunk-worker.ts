@@ -15,7 +15,8 @@ function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> 
       return { blobLength: encodeBlobInto(new Uint8Array(req.buf, 0, req.length), req.level, new Uint8Array(req.out)) };
     case 'decode': {
       const what = `chunk ${req.hex}`;
-      const plain = new Uint8Array(req.out, 0, decodeBlobInto(new Uint8Array(req.blob, 0, req.blobLength), what, new Uint8Array(req.out), req.length));
+      const out = new Uint8Array(req.out, req.outOffset);
+      const plain = out.subarray(0, decodeBlobInto(new Uint8Array(req.blob, 0, req.blobLength), what, out, req.length));
       if (digestHex(chunkDigest(plain)) !== req.hex) {
         throw Object.assign(new Error(`${what} is corrupt: SHA-256 does not match its name`), { code: 'CHUNK_CORRUPT' });
       }

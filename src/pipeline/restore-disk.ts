@@ -1,20 +1,23 @@
 /**
  * Restores one disk from its fixed index into a (temp) file: zero chunks stay holes (the file is
  * sized with ftruncate and only non-zero chunks are written, so the output is sparse); every chunk is
- * read, CRC- and SHA-256-checked in a worker, and written at its offset, at most `window` in flight.
+ * read, CRC- and SHA-256-checked in a worker, and written at its offset (O_DIRECT where the filesystem
+ * allows it, see direct-io.ts), at most `window` in flight.
  */
-import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { ColdvaultError, ioError } from '../core/errors.js';
 import { chunkLength, DiskDigest, zeroChunkDigest, type FixedIndex } from '../format/index.js';
 import { Tasks, Window } from './limits.js';
 import type { ChunkReader } from './chunk-reader.js';
+import { DiskImageWriter } from './direct-io.js';
 
 export interface RestoreDiskContext {
   reader: ChunkReader;
   /** window size: chunks in flight */
   window: number;
   io: PQueue;
+  /** false: write through the page cache even where O_DIRECT works (default true) */
+  direct?: boolean;
   signal?: AbortSignal;
   onChunk?: (counters: { readBytes: number; writtenBytes: number; zeroBytes: number }) => void;
 }
@@ -33,7 +36,7 @@ export function checkIndexDigest(index: FixedIndex, disk: { size: number; sha256
 }
 
 export async function restoreDisk(index: FixedIndex, target: string, ctx: RestoreDiskContext): Promise<void> {
-  const file = await open(target, 'wx').catch((err: unknown) => { throw ioError(`creating '${target}'`, err); });
+  const file = await DiskImageWriter.create(target, { direct: ctx.direct });
   const counters = { readBytes: 0, writtenBytes: 0, zeroBytes: 0 };
   const window = new Window(ctx.window);
   const tasks = new Tasks();
@@ -55,7 +58,7 @@ export async function restoreDisk(index: FixedIndex, target: string, ctx: Restor
       const offset = i * index.chunkSize;
       tasks.start(async () => {
         try {
-          await ctx.reader.use(hex, length, (plain) => ctx.io.add(() => writeAll(file, plain, offset, target)));
+          await ctx.reader.use(hex, length, (plain) => ctx.io.add(() => file.write(plain, offset)));
           counters.readBytes += length;
           counters.writtenBytes += length;
           flusher.wrote(length);
@@ -85,7 +88,7 @@ class Flusher {
   private pending: Promise<void> | undefined;
   private failure: unknown;
 
-  constructor(private readonly file: FileHandle, private readonly target: string) {}
+  constructor(private readonly file: DiskImageWriter, private readonly target: string) {}
 
   wrote(bytes: number): void {
     this.since += bytes;
@@ -98,17 +101,5 @@ class Flusher {
     await this.pending;
     if (this.failure === undefined) await this.file.sync().catch((err: unknown) => { this.failure = err; });
     if (this.failure !== undefined) throw ioError(`syncing '${this.target}'`, this.failure);
-  }
-}
-
-async function writeAll(file: Awaited<ReturnType<typeof open>>, data: Uint8Array, offset: number, target: string): Promise<void> {
-  let done = 0;
-  try {
-    while (done < data.length) {
-      const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
-    }
-  } catch (err) {
-    throw ioError(`writing '${target}' at offset ${offset + done}`, err);
   }
 }

@@ -6,24 +6,7 @@
  * on a filesystem without SEEK_DATA, every chunk is read and zero chunks are found by comparison:
  * slower, never wrong.
  */
-import { createRequire } from 'node:module';
-
-interface NativeSparse {
-  dataChunks(fd: number, size: number, chunkSize: number): number[];
-}
-
-let native: NativeSparse | null | undefined;
-
-function loadNative(): NativeSparse | null {
-  if (native === undefined) {
-    try {
-      native = createRequire(import.meta.url)('../../build/Release/coldvault_native.node') as NativeSparse;
-    } catch {
-      native = null;
-    }
-  }
-  return native;
-}
+import { loadNative } from './native.js';
 
 export function holeDetectionAvailable(): boolean {
   return loadNative() !== null;
