@@ -36,6 +36,8 @@ export type ErrorCode =
   | 'MAIL_FAILED'
   | 'DEVICE_NOT_FOUND'
   | 'DEVICE_MOUNT_FAILED'
+  /** an external disk failed or was removed while a job used it (I/O errors, vanished, shrunk) */
+  | 'DEVICE_FAILED'
   | 'WRONG_DATASTORE'
   | 'IO';
 

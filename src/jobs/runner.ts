@@ -2,8 +2,8 @@
  * Runs a job: one task with a vzdump-style log. job lock -> recover guests left stopped by dead runs
  * -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
  * script after -> job-end (job-abort only when the job itself fails) -> mail. A failure of one guest does not stop the
- * others; the task is ok only when every guest is. If the datastore cannot be opened, no guest is
- * stopped at all.
+ * others (but a failed external disk does: device.ts); the task is ok only when every guest is. If the
+ * datastore cannot be opened, no guest is stopped at all.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { runGuest } from './guest-run.js';
 import { runHook, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
 import type { JournalEntry, StopJournal } from './journal.js';
-import { attachDevice } from './device.js';
+import { attachDevice, checkDeviceAfter, type AttachedDevice } from './device.js';
 import type { JobStore } from './job-store.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './mail.js';
 import type { TaskHandle, TaskStore } from './task-store.js';
@@ -85,36 +85,40 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   await env.journal.recover(env.driver, task, new Set(adopted.keys()));
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
-  let device: Awaited<ReturnType<typeof attachDevice>>;
+  let device: AttachedDevice | undefined;
   try {
     device = await attachDevice(job, task, env.jobs);
-    return await runOnStore(job, env, task, vmids, adopted, hookEnv);
+    return await runOnStore(job, env, task, vmids, adopted, hookEnv, device);
   } catch (err) {
     await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
-    throw err;
+    throw (await device?.diagnose(err)) ?? err; // a failing disk is named as such
   } finally {
     await device?.detach();
   }
 }
 
-async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids: string[], adopted: Map<string, JournalEntry>, hookEnv: HookEnv): Promise<GuestReport[]> {
+async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids: string[], adopted: Map<string, JournalEntry>, hookEnv: HookEnv,
+  device?: AttachedDevice): Promise<GuestReport[]> {
   const store = await openOrCreateStore(job.store, task);
   const catalog = await Catalog.open(store);
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
+  let diskFailed: unknown;
   try {
     await runHook(job.hook, ['job-start'], hookEnv, task);
     await runHook(job.scriptBefore, ['job-start'], hookEnv, task);
     for (const vmid of vmids) {
-      if (env.signal?.aborted) {
-        task.error(`job aborted: guest ${vmid} and the following ones are not backed up`);
-        reports.push({ vmid, name: '', status: 'failed', seconds: 0, bytes: 0, error: 'job aborted' });
+      const skip = env.signal?.aborted ? 'job aborted' : diskFailed ? 'the external disk failed' : undefined;
+      if (skip) {
+        task.error(`${skip}: guest ${vmid} and the following ones are not backed up`);
+        reports.push({ vmid, name: '', status: 'failed', seconds: 0, bytes: 0, error: skip });
         continue;
       }
       const report = await runGuest({
         job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
         storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal, adopted: adopted.get(vmid),
       }, vmid);
+      diskFailed ??= await checkDeviceAfter(device, report, task);
       reports.push(report);
     }
     await runAfter(job, hookEnv, task);

@@ -80,9 +80,11 @@ export async function mountDevice(device: BlockDevice | string, mountpoint: stri
   try {
     await run('mount', ['-t', type, '-o', mountFlags(d.fstype, opts), d.path, mountpoint]);
   } catch (err) {
-    throw fail(stderrOf(err), err);
+    throw fail(oneLine(stderrOf(err)), err); // one log line: mount's stderr spans several
   }
 }
+
+const oneLine = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
 
 /** Syncs and unmounts `mountpoint`, retrying a busy unmount; a path that is not a mount is fine. */
 export async function unmountDevice(mountpoint: string, attempts = 5): Promise<void> {

@@ -16,9 +16,12 @@
  *
  * Contracts: mountDevice refuses a mountpoint that is already a mount and a device that is mounted
  * elsewhere (DEVICE_MOUNT_FAILED, with mount's stderr); unmountDevice syncs first, retries a busy
- * unmount, and is idempotent (a mountpoint that is not a mount is fine). Everything here needs root.
+ * unmount, and is idempotent (a mountpoint that is not a mount is fine). deviceProblem tells whether a
+ * device found earlier has since vanished or shrunk (a pulled disk), from sysfs. Everything here
+ * needs root.
  */
 export * from './lsblk.js';
 export * from './mountinfo.js';
 export * from './device-mount.js';
 export * from './devices.js';
+export * from './device-health.js';

@@ -2,8 +2,9 @@
  * A job's external device, on REAL loop devices with ext4 (as root, as CI runs): the disk named by
  * UUID= is mounted on the job's target dir for the run and unmounted after; an empty disk is
  * initialised only with --init-device and binds the job to its datastore; a wrong disk (another
- * datastore) or an empty one without --init-device is refused without writing to it; a missing disk
- * fails the job before any guest is touched. Guests: driver 'none', generated disk images.
+ * datastore) or an empty one without --init-device is refused without writing to it (a refused disk
+ * was only mounted read-only: its image stays byte-identical); a missing disk fails the job before
+ * any guest is touched. Guests: driver 'none', generated disk images.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -72,7 +73,8 @@ describe('job with an external device (loop devices, ext4)', () => {
     await sink?.close();
   });
 
-  it('an empty disk without --init-device is refused and stays empty', async () => {
+  it('an empty disk without --init-device is refused and stays empty (byte-identical)', async () => {
+    const before = sha256File(loops[0]!.img);
     const add = await cv(lab, ['job', 'add', 'usb', '--store', mnt, '--vmid', '101', '--device', `UUID=${loops[0]!.uuid}`, '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
     expect(add.code, add.stderr).toBe(0);
     const run = await cv(lab, ['job', 'run', 'usb']);
@@ -80,6 +82,7 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(run.stdout).toMatch(/holds no coldvault datastore; nothing was written to it/);
     expect(run.stdout).not.toContain('Starting Backup of VM 101');
     expect(await mounted(mnt)).toBe(false);
+    expect(sha256File(loops[0]!.img), 'looked at read-only: not even a mount count written').toBe(before);
     expect(look(loops[0]!, '.').filter((n) => n !== 'lost+found')).toEqual([]);
   });
 
