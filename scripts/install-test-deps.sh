@@ -11,9 +11,10 @@
 #   chromium            the web UI tests (driven by playwright-core, headless)
 #   ntfs-3g exfatprogs  NTFS and exFAT on the loop devices of the external-device tests (mkfs.ntfs, mkfs.exfat)
 #   exfat-fuse          mounts exFAT where the kernel has no exfat driver
+#   xfsprogs            xfs on the loop devices of the external-device tests (mkfs.xfs; the kernel mounts it)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -136,7 +136,7 @@ describe('job with an external device (loop devices, ext4)', () => {
   });
 });
 
-describe('a job on an external disk of each filesystem (ext4, exFAT, NTFS on loop devices)', () => {
+describe('a job on an external disk of each filesystem (ext4, xfs, exFAT, NTFS on loop devices)', () => {
   // The catalog (SQLite, journal mode DELETE), the locks (hard links, or O_EXCL where the filesystem
   // has none) and the file names must work on what users carry around.
   let lab: JobLab;
@@ -162,12 +162,13 @@ describe('a job on an external disk of each filesystem (ext4, exFAT, NTFS on loo
     ext4: (dev) => sh('mkfs.ext4', ['-q', '-F', '-L', 'cvfsext4', dev]),
     exfat: (dev) => sh('mkfs.exfat', ['-L', 'cvfsexfat', dev]),
     ntfs: (dev) => sh('mkfs.ntfs', ['-Q', '-F', '-L', 'cvfsntfs', dev]),
+    xfs: (dev) => sh('mkfs.xfs', ['-q', '-f', '-L', 'cvfsxfs', dev]),
   };
 
-  for (const fs of ['ext4', 'exfat', 'ntfs']) {
+  for (const fs of ['ext4', 'xfs', 'exfat', 'ntfs']) {
     it(`${fs}: backs up twice, verifies and restores by UUID`, async () => {
       const img = join(work, `${fs}.img`);
-      sh('truncate', ['-s', '128M', img]);
+      sh('truncate', ['-s', fs === 'xfs' ? '320M' : '128M', img]); // sparse; mkfs.xfs wants 300 MiB at least
       const dev = sh('losetup', ['--find', '--show', img]);
       loops.push(dev);
       MKFS[fs]!(dev);
@@ -178,7 +179,7 @@ describe('a job on an external disk of each filesystem (ext4, exFAT, NTFS on loo
         const run = await cv(lab, ['job', 'run', `j${fs}`]);
         expect(run.code, run.stdout + run.stderr).toBe(0);
       }
-      const newId = { ext4: '411', exfat: '412', ntfs: '413' }[fs] as string;
+      const newId = { ext4: '411', exfat: '412', ntfs: '413', xfs: '414' }[fs] as string;
       const r = await cv(lab, ['restore', '101', '--version', '2', '--new-id', newId, '--store', mnt, '--device', `UUID=${uuid}`]);
       expect(r.code, r.stderr).toBe(0);
       expect(sha256File(join(lab.storageDir, 'images', newId, `vm-${newId}-disk-0.raw`))).toBe(sha256File(diskPath(lab, '101')));

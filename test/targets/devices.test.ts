@@ -1,5 +1,6 @@
 /**
- * External devices on REAL loop devices (root only): ext4, exFAT and NTFS images of 64 MiB.
+ * External devices on REAL loop devices (root only): ext4, exFAT and NTFS images of 64 MiB, and xfs of
+ * 320 MiB (mkfs.xfs refuses less than 300 MiB; the images are sparse files).
  * afterAll always unmounts and detaches, also when a test failed.
  */
 import { execFileSync } from 'node:child_process';
@@ -9,14 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
-import { checkIdentity, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
+import { checkIdentity, deviceProblem, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
 import { CLI, REPO } from '../helpers/fixtures.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 const tag = Math.random().toString(36).slice(2, 7).toUpperCase();
 
-const SHORT = { ext4: 'e4', exfat: 'xf', ntfs: 'nt' } as const;
-interface Disk { fs: 'ext4' | 'exfat' | 'ntfs'; label: string; path: string; uuid: string; }
+const SHORT = { ext4: 'e4', exfat: 'xf', ntfs: 'nt', xfs: 'xs' } as const;
+const SIZE = { ext4: '64M', exfat: '64M', ntfs: '64M', xfs: '320M' } as const;
+const MiB = 1024 * 1024;
+interface Disk { fs: 'ext4' | 'exfat' | 'ntfs' | 'xfs'; label: string; path: string; uuid: string; }
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<Error> {
   const err = await p.then(() => undefined, (e: unknown) => e);
@@ -28,8 +31,10 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<Error> {
 describe('external devices on loop devices (needs root, as CI runs)', () => {
   let work = '';
   const disks: Disk[] = [];
+  const spareLoops: string[] = [];
   const mountpoints: string[] = [];
-  let datastoreId = '';
+  let datastoreId = ''; // on the ext4 disk
+  let xfsDatastoreId = '';
   const disk = (fs: Disk['fs']): Disk => disks.find((d) => d.fs === fs)!;
   const mnt = (name: string): string => {
     const dir = join(work, name);
@@ -44,22 +49,30 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
       ext4: (dev, label) => sh('mkfs.ext4', ['-q', '-F', '-L', label, dev]),
       exfat: (dev, label) => sh('mkfs.exfat', ['-L', label, dev]),
       ntfs: (dev, label) => sh('mkfs.ntfs', ['-Q', '-F', '-L', label, dev]),
+      xfs: (dev, label) => sh('mkfs.xfs', ['-q', '-f', '-L', label, dev]),
     };
-    for (const fs of ['ext4', 'exfat', 'ntfs'] as const) {
+    for (const fs of ['ext4', 'exfat', 'ntfs', 'xfs'] as const) {
       const img = join(work, `${fs}.img`);
-      sh('truncate', ['-s', '64M', img]);
+      sh('truncate', ['-s', SIZE[fs], img]);
       const path = sh('losetup', ['--find', '--show', img]);
       const label = `cv${SHORT[fs]}${tag}`; // exFAT labels: at most 11 characters
       disks.push({ fs, label, path, uuid: '' }); // at once: afterAll detaches it whatever fails next
       mkfs[fs](path, label);
       disks[disks.length - 1]!.uuid = sh('blkid', ['-p', '-s', 'UUID', '-o', 'value', path]);
     }
-    // a datastore on the ext4 disk, made by the CLI
-    const dir = mnt('init');
-    await mountDevice(disk('ext4').path, dir, {});
-    sh('node', [CLI, 'datastore', 'init', dir]);
-    datastoreId = (JSON.parse(readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id;
-    await unmountDevice(dir);
+    // a datastore on the ext4 and on the xfs disk, made by the CLI
+    const initOn = async (fs: Disk['fs']): Promise<string> => {
+      const dir = mnt(`init-${fs}`);
+      await mountDevice(disk(fs).path, dir, {});
+      try {
+        sh('node', [CLI, 'datastore', 'init', dir]);
+        return (JSON.parse(readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id;
+      } finally {
+        await unmountDevice(dir);
+      }
+    };
+    datastoreId = await initOn('ext4');
+    xfsDatastoreId = await initOn('xfs');
   });
 
   afterAll(() => {
@@ -70,15 +83,18 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
       try { sh('umount', [d.path]); } catch { /* not mounted */ }
       try { sh('losetup', ['-d', d.path]); } catch (err) { console.error(`detaching ${d.path} failed: ${String(err)}`); }
     }
+    for (const path of spareLoops) {
+      try { sh('losetup', ['-d', path]); } catch (err) { console.error(`detaching ${path} failed: ${String(err)}`); }
+    }
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('discovery with --all lists the three loop devices with filesystem, label, UUID and datastore, and leaves them unmounted', async () => {
+  it('discovery with --all lists the four loop devices with filesystem, label, UUID and datastore, and leaves them unmounted', async () => {
     const devices = await listDevices({ all: true });
     for (const d of disks) {
       const found = devices.find((x) => x.path === d.path);
-      expect(found, d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: 64 * 1024 * 1024, type: 'loop' });
-      expect(found!.datastore).toEqual(d.fs === 'ext4' ? { id: datastoreId } : null);
+      expect(found, d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: Number.parseInt(SIZE[d.fs], 10) * MiB, type: 'loop' });
+      expect(found!.datastore).toEqual(d.fs === 'ext4' ? { id: datastoreId } : d.fs === 'xfs' ? { id: xfsDatastoreId } : null);
       expect(found!.probeError).toBeUndefined();
       expect(await mountsOfDevice(d.path)).toEqual([]);
     }
@@ -110,7 +126,7 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     }
   });
 
-  it.each(['ext4', 'exfat', 'ntfs'] as const)('mount, write, unmount, mount read-only, read: %s', async (fs) => {
+  it.each(['ext4', 'exfat', 'ntfs', 'xfs'] as const)('mount, write, unmount, mount read-only, read: %s', async (fs) => {
     const d = disk(fs);
     const dir = mnt(`rt-${fs}`);
     await mountDevice(await resolveDevice(`UUID=${d.uuid}`), dir, { readOnly: false });
@@ -171,5 +187,17 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     } finally {
       await unmountDevice(empty);
     }
+  });
+
+  it('deviceProblem: nothing for an intact device; a shrunk device and a vanished one are named', async () => {
+    const img = join(work, 'shrink.img');
+    sh('truncate', ['-s', '8M', img]);
+    const path = sh('losetup', ['--find', '--show', img]);
+    spareLoops.push(path);
+    expect(await deviceProblem({ path, size: 8 * MiB })).toBeUndefined();
+    sh('truncate', ['-s', '1M', img]);
+    sh('losetup', ['--set-capacity', path]); // the kernel re-reads the size, as after a failing disk's reset
+    expect(await deviceProblem({ path, size: 8 * MiB })).toBe('its size dropped from 8.00 MiB to 1.00 MiB');
+    expect(await deviceProblem({ path: '/dev/coldvault-missing', size: MiB })).toBe('/dev/coldvault-missing is no longer attached');
   });
 });
