@@ -3,6 +3,7 @@
  * catalog, worker pool, guests dir) are wired together. Exit codes: 0 ok, 1 failed, 2 bad usage.
  * Human output on stdout, vzdump-style log lines on stderr, `--json` for scripts.
  */
+import { readFileSync } from 'node:fs';
 import { describeError, isColdvaultError } from '../core/errors.js';
 import { parse, type OptionSpec } from './args.js';
 import { CommandContext } from './context.js';
@@ -47,7 +48,7 @@ const COMMANDS: Record<string, Command> = {
   devices: { options: devicesOptions, help: devicesHelp, run: devicesCommand },
 };
 
-const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults)
+const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults; coldvault --version)
 
 ${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
 `;
@@ -57,6 +58,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE);
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`coldvault ${packageVersion()} (node ${process.version})\n`);
+    return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
@@ -83,4 +88,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? 'unknown';
+}

@@ -185,6 +185,13 @@ describe('bad usage exits 2', () => {
     expect(lastLine(r.stderr)).toContain('backup');
   });
 
+  it('--version prints the version from package.json and exits 0', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await cli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^coldvault ${pkg.version.replace(/\./g, '\\.')} \\(node v\\d+`));
+  });
+
   it('says which command failed once, not twice (`coldvault backup: coldvault backup: ...`)', async () => {
     for (const [args, command] of [[['backup', '101', '--bogus', ...lab.flags], 'backup'], [['prune', '101', '--keep-last', '0', ...storeFlag(lab)], 'prune']] as const) {
       const line = lastLine((await cli([...args])).stderr);
