@@ -19,8 +19,8 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   if (ids.length === 0) throw new ColdvaultError('USAGE', 'coldvault backup: name at least one vmid');
   const keep = intOption(ctx.args, 'keep', 1);
   const zstdLevel = compressionLevel(str(ctx.args, 'compress'), intOption(ctx.args, 'zstd-level', 1) ?? ctx.config.zstdLevel);
+  const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const { store, catalog } = await ctx.openStore();
-  const pool = ctx.pool();
   const results: unknown[] = [];
   let failed = 0;
   for (const guestId of ids) {

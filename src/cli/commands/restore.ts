@@ -46,11 +46,12 @@ async function mountReadOnly(ctx: CommandContext, spec: string): Promise<{ detac
 }
 
 async function restoreFrom(ctx: CommandContext, guestId: string, version: number, newId: string, readOnly: boolean): Promise<number> {
+  const pool = ctx.pool(); // first: the workers load their modules while the store opens
   // a read-only disk: no catalog update, and the restore's lock lives in the state dir
   const store = readOnly ? await Datastore.open(ctx.storeDir()) : (await ctx.openStore()).store;
   const result = await restoreGuest({
     locks: readOnly ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
-    store, pool: ctx.pool(), guestId, version, newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
+    store, pool, guestId, version, newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
     targetStorage: str(ctx.args, 'target-storage'), unique: flag(ctx.args, 'unique'), force: flag(ctx.args, 'force'),
     log: ctx.log, onProgress: (p) => ctx.bar.update(p),
   });

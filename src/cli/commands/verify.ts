@@ -14,8 +14,9 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const versionArg = str(ctx.args, 'version');
   if (versionArg && !guestId) throw new ColdvaultError('USAGE', 'coldvault verify: --version needs a vmid');
   const version = versionArg ? parsePositiveInt(versionArg, '--version') : undefined;
+  const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const { store, catalog } = await ctx.openStore();
-  const result = await verifyStore({ store, catalog, pool: ctx.pool(), guestId, version, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
+  const result = await verifyStore({ store, catalog, pool, guestId, version, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
   if (ctx.json) ctx.printJson(result);
   else ctx.print(result.ok ? `verify ok: ${result.versions.length} version(s), ${result.chunks} chunks` : `verify FAILED: ${result.badChunks.length} bad chunk(s), ${result.versions.filter((v) => !v.ok).length} version(s) affected`);
   return result.ok ? 0 : 1;
