@@ -56,7 +56,15 @@ export class LockDir {
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw ioError(`creating lock '${path}'`, err);
     }
-    return (await readHolder(path)) ?? (await unreadableHolder(path));
+    return (await readHolder(path)) ?? (await unreadableHolder(path, await this.hasHardLinks()));
+  }
+
+  private hardLinks: Promise<boolean> | undefined;
+
+  /** Whether this folder's filesystem has hard links (then a live holder's lock file is never empty). */
+  private hasHardLinks(): Promise<boolean> {
+    this.hardLinks ??= probeHardLinks(this.dir);
+    return this.hardLinks;
   }
 
   /** Registers a running writer; its start time bounds what GC may sweep. */
@@ -109,11 +117,31 @@ async function createExclusive(path: string, content: string): Promise<void> {
   }
 }
 
-/** A lock file without content (only possible on filesystems without hard links): being written, or left by a crash. */
-async function unreadableHolder(path: string): Promise<LockHolder> {
+/**
+ * A lock file without content. Where the filesystem has hard links, a lock is linked in whole, so an
+ * empty one was left by a crash or a disk pulled before its content reached the disk: stale at once.
+ * Without hard links (exFAT) it may be being written: young, it counts as held; older than 30 s, stale.
+ */
+async function unreadableHolder(path: string, hardLinks: boolean): Promise<LockHolder> {
+  const stale = { pid: 0, host: thisHost, start: 0, purpose: 'a crashed process (empty lock file)' }; // pid 0 on this host: dead
+  if (hardLinks) return stale;
   const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
-  // young: assumed alive (an unknown host counts as alive); older than 30 s: stale (pid 0 on this host is dead)
-  return { pid: age > 30_000 ? 0 : -1, host: age > 30_000 ? thisHost : '?', start: 0, purpose: 'an unknown process (empty lock file; treated as stale after 30 s)' };
+  return age > 30_000 ? stale : { pid: -1, host: '?', start: 0, purpose: 'an unknown process (empty lock file; treated as stale after 30 s)' };
+}
+
+async function probeHardLinks(dir: string): Promise<boolean> {
+  const a = join(dir, `.link-probe-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  const b = `${a}.2`;
+  try {
+    await writeFile(a, '');
+    await link(a, b);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await unlink(a).catch(() => undefined);
+    await unlink(b).catch(() => undefined);
+  }
 }
 
 async function readHolder(path: string): Promise<LockHolder | undefined> {

@@ -45,10 +45,10 @@ async function runAndKill(args: string[], ms: number): Promise<{ killed: boolean
 }
 
 /**
- * A kill between the creation of a lock file and the write of its content leaves an EMPTY lock file,
- * which the engine treats as held "by a starting process" for 30 s (locks.ts unreadableHolder): the
- * next backup within 30 s fails with LOCKED. That is reported as an engine issue; here we let the
- * documented 30 s pass (backdate the file's mtime) so that the rest of the crash test can go on.
+ * Lock files are linked in whole where the filesystem has hard links (ext4 here), so a kill leaves
+ * none empty; on a filesystem without hard links (exFAT) an empty one counts as held for 30 s
+ * (locks.ts unreadableHolder). Should one appear, it is backdated so the crash test can go on, and
+ * counted in the log line.
  */
 let emptyLocks = 0;
 function ageEmptyLocks(): void {

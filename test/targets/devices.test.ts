@@ -4,12 +4,13 @@
  * afterAll always unmounts and detaches, also when a test failed.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
+import { LockDir } from '../../src/datastore/index.js';
 import { checkIdentity, deviceProblem, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
 import { CLI, REPO } from '../helpers/fixtures.js';
 
@@ -199,5 +200,28 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     sh('losetup', ['--set-capacity', path]); // the kernel re-reads the size, as after a failing disk's reset
     expect(await deviceProblem({ path, size: 8 * MiB })).toBe('its size dropped from 8.00 MiB to 1.00 MiB');
     expect(await deviceProblem({ path: '/dev/coldvault-missing', size: MiB })).toBe('/dev/coldvault-missing is no longer attached');
+  });
+
+  it('locks: an empty lock file is stale at once where hard links exist (ext4), held for 30 s on exFAT (no hard links)', async () => {
+    for (const fs of ['ext4', 'exfat'] as const) {
+      const dir = mnt(`locks-${fs}`);
+      await mountDevice(disk(fs).path, dir, {});
+      try {
+        const locks = new LockDir(join(dir, 'locks'));
+        const first = await locks.acquire('guest-101', 'a backup');
+        await first.release();
+        writeFileSync(first.path, ''); // as a disk pulled before the lock's content reached it leaves it
+        if (fs === 'ext4') {
+          await (await locks.acquire('guest-101', 'the next backup')).release();
+        } else {
+          await expectCode(locks.acquire('guest-101', 'the next backup'), 'LOCKED'); // may be a process writing it
+          const old = new Date(Date.now() - 120_000);
+          utimesSync(first.path, old, old);
+          await (await locks.acquire('guest-101', 'the next backup')).release();
+        }
+      } finally {
+        await unmountDevice(dir);
+      }
+    }
   });
 });
