@@ -1,7 +1,8 @@
 /**
  * core: the shared vocabulary of coldvault. Every other layer may import from here; core imports
  * nothing of ours. It holds typed errors (a stable `code` plus an ES2022 `cause`), guest ids, byte
- * units and their vzdump-style formatting, progress events and the logger port.
+ * units and their vzdump-style formatting, progress events, the logger port, and the optional native
+ * addon (hole detection, buffer alignment for O_DIRECT).
  */
 export * from './errors.js';
 export * from './ids.js';
@@ -9,3 +10,5 @@ export * from './units.js';
 export * from './log.js';
 export * from './progress.js';
 export * from './hypervisor.js';
+export * from './aligned.js';
+export { loadNative, type NativeAddon } from './native.js';

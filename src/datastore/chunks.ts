@@ -7,16 +7,22 @@
  * - `touch` marks a chunk as used now (its mtime) and says whether it exists. A backup touches every
  *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
  * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
+ * A blob handed over in an aligned buffer (core/aligned.ts) is written with O_DIRECT: the backup's
+ * chunks do not pass through the page cache, where they would push out what the host has cached, and
+ * cost the kernel less (bench/RESULTS.md). A filesystem that refuses O_DIRECT gets buffered writes.
  */
 import { open, readdir, rename, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { directWritable } from '../core/aligned.js';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
-import { ensureDir, fsyncDir, TEMP_MARK, writeFileDurable } from './durable.js';
+import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
 
 export class ChunkStore {
   private readonly knownDirs = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
+  /** false once the filesystem refused O_DIRECT: buffered writes from then on */
+  private directWrites = true;
 
   constructor(
     readonly dir: string,
@@ -47,7 +53,12 @@ export class ChunkStore {
       this.knownDirs.add(prefixDir);
       this.dirtyDirs.add(this.dir);
     }
-    await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing: `inserting chunk ${hex} into '${this.dir}'` });
+    const doing = `inserting chunk ${hex} into '${this.dir}'`;
+    const direct = this.directWrites && directWritable(blob, 0, true);
+    if (!direct || !(await writeFileDirect(path, blob, doing))) {
+      if (direct) this.directWrites = false;
+      await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing });
+    }
     this.dirtyDirs.add(prefixDir);
   }
 

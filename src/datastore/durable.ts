@@ -4,8 +4,10 @@
  * crash, absent; a reader never sees a half-written file. On failure the temp file is removed.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { alignUp } from '../core/aligned.js';
 import { errnoCode, ioError } from '../core/errors.js';
 
 /** Marker in temp names, so that cleanup recognises them: `<name>.cvtmp-<pid>-<rand>`. */
@@ -40,6 +42,40 @@ export async function writeFileDurable(path: string, data: Uint8Array, opts: Dur
     throw ioError(opts.doing ?? `writing '${path}'`, err);
   }
   if (opts.syncDir !== false) await fsyncDir(dirname(path));
+}
+
+/**
+ * As writeFileDurable with dataOnly and no folder sync, but through O_DIRECT, past the page cache:
+ * `data` must be directWritable(data, 0, true) (an aligned address, and its buffer holds the padding
+ * to a whole block). The padded blocks are written, the file is cut to data.length, fdatasync, rename.
+ * Returns false, with nothing left behind, when the filesystem refuses O_DIRECT (EINVAL: some FUSE
+ * filesystems); the caller then writes through the page cache.
+ */
+export async function writeFileDirect(path: string, data: Uint8Array, doing: string): Promise<boolean> {
+  const temp = tempNameFor(path);
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o666);
+  } catch (err) {
+    if (errnoCode(err) === 'EINVAL') return false;
+    throw ioError(doing, err);
+  }
+  try {
+    try {
+      const padded = new Uint8Array(data.buffer, data.byteOffset, alignUp(data.length));
+      for (let done = 0; done < padded.length;) done += (await handle.write(padded, done, padded.length - done, done)).bytesWritten;
+      if (padded.length !== data.length) await handle.truncate(data.length);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    return true;
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    if (errnoCode(err) === 'EINVAL') return false;
+    throw ioError(doing, err);
+  }
 }
 
 /** fsync a directory, so that renames and creations in it are durable. */

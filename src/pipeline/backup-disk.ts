@@ -5,6 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
+import { alignedOffset } from '../core/aligned.js';
 import { ColdvaultError, ioError } from '../core/errors.js';
 import { CHUNK_SIZE, chunkCountFor, chunkLength, DiskDigest, zeroChunkDigest } from '../format/index.js';
 import type { ChunkStore } from '../datastore/index.js';
@@ -152,11 +153,13 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
       else {
         await ctx.writeSlots.acquire();
         try {
-          const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, ctx.blobBuffers.take());
+          const out = ctx.blobBuffers.take();
+          const outOffset = alignedOffset(out);
+          const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, out, outOffset);
           ctx.buffers.give(encoded.buf);
           buf = undefined;
           releaseSlot();
-          await writeBlob(hashed.hex, encoded.out, encoded.blobLength, ctx);
+          await writeBlob(hashed.hex, encoded.out, outOffset, encoded.blobLength, ctx);
           counters.newBytes += length;
           counters.storedBytes += encoded.blobLength;
           counters.newChunks++;
@@ -175,10 +178,10 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
   }
 }
 
-async function writeBlob(hex: string, out: ArrayBuffer, blobLength: number, ctx: BackupDiskContext): Promise<void> {
+async function writeBlob(hex: string, out: ArrayBuffer, offset: number, blobLength: number, ctx: BackupDiskContext): Promise<void> {
   try {
     await ctx.beforeWrite?.(blobLength);
-    await ctx.io.add(() => ctx.chunks.insert(hex, new Uint8Array(out, 0, blobLength)));
+    await ctx.io.add(() => ctx.chunks.insert(hex, new Uint8Array(out, offset, blobLength)));
   } finally {
     ctx.blobBuffers.give(out);
   }

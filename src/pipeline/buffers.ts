@@ -1,4 +1,5 @@
 /** A free list of chunk-sized buffers that own their ArrayBuffer (transferable to workers). */
+import { DIRECT_ALIGN } from '../core/aligned.js';
 import { CHUNK_SIZE, maxBlobSize } from '../format/index.js';
 
 export class BufferPool {
@@ -15,9 +16,12 @@ export class BufferPool {
   }
 }
 
-/** Buffers for chunk blobs: the largest blob a full chunk can give. */
+/**
+ * Buffers for chunk blobs: the largest blob a full chunk can give, and room to start it on an
+ * O_DIRECT boundary (alignedOffset) and pad it to a whole block.
+ */
 export function blobBufferPool(): BufferPool {
-  return new BufferPool(maxBlobSize(CHUNK_SIZE));
+  return new BufferPool(maxBlobSize(CHUNK_SIZE) + 2 * DIRECT_ALIGN);
 }
 
 const ZEROES = Buffer.alloc(CHUNK_SIZE);

@@ -8,7 +8,7 @@ import type PQueue from 'p-queue';
 import type { ChunkStore } from '../datastore/index.js';
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
-import { alignedOffset, DIRECT_ALIGN } from './direct-io.js';
+import { alignedOffset, DIRECT_ALIGN } from '../core/aligned.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export class ChunkReader {

@@ -12,7 +12,7 @@ function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> 
     case 'digest':
       return { digest: digestHex(chunkDigest(new Uint8Array(req.buf, 0, req.length))) };
     case 'encode':
-      return { blobLength: encodeBlobInto(new Uint8Array(req.buf, 0, req.length), req.level, new Uint8Array(req.out)) };
+      return { blobLength: encodeBlobInto(new Uint8Array(req.buf, 0, req.length), req.level, new Uint8Array(req.out, req.outOffset)) };
     case 'decode': {
       const what = `chunk ${req.hex}`;
       const out = new Uint8Array(req.out, req.outOffset);

@@ -14,22 +14,11 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { directWritable } from '../core/aligned.js';
 import { errnoCode, ioError } from '../core/errors.js';
-import { loadNative } from './native.js';
+import { loadNative } from '../core/native.js';
 
-/** Alignment of O_DIRECT buffers, offsets and lengths: 4096 covers 512 and 4K sector devices. */
-export const DIRECT_ALIGN = 4096;
-
-/** Bytes to skip at the start of `buf` so that a view begins on a DIRECT_ALIGN boundary (0 without the addon). */
-export function alignedOffset(buf: ArrayBuffer): number {
-  return loadNative()?.alignOffset(buf, DIRECT_ALIGN) ?? 0;
-}
-
-function isAligned(data: Uint8Array, position: number): boolean {
-  if (position % DIRECT_ALIGN !== 0 || data.length % DIRECT_ALIGN !== 0) return false;
-  const native = loadNative();
-  return native !== null && (native.alignOffset(data.buffer as ArrayBuffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
-}
+export { alignedOffset, DIRECT_ALIGN } from '../core/aligned.js';
 
 export class DiskImageWriter {
   /** whether writes go through O_DIRECT (false after the filesystem refused it) */
@@ -54,7 +43,7 @@ export class DiskImageWriter {
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
-    if (this.directHandle && isAligned(data, position)) {
+    if (this.directHandle && directWritable(data, position)) {
       try {
         await writeAll(this.directHandle, data, position);
         return;

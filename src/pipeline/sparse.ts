@@ -6,7 +6,7 @@
  * on a filesystem without SEEK_DATA, every chunk is read and zero chunks are found by comparison:
  * slower, never wrong.
  */
-import { loadNative } from './native.js';
+import { loadNative } from '../core/native.js';
 
 export function holeDetectionAvailable(): boolean {
   return loadNative() !== null;

@@ -72,8 +72,9 @@ export class WorkerPool {
   }
 
   /** Encodes buf[0, length) at zstd `level` (0 = raw) into `out`; both come back. */
-  async encode(buf: ArrayBuffer, length: number, level: number, out: ArrayBuffer): Promise<{ blobLength: number; buf: ArrayBuffer; out: ArrayBuffer }> {
-    const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level, out }, [buf, out]);
+  /** Encodes into `out` from byte `outOffset` on (the backup aligns it for an O_DIRECT write). */
+  async encode(buf: ArrayBuffer, length: number, level: number, out: ArrayBuffer, outOffset = 0): Promise<{ blobLength: number; buf: ArrayBuffer; out: ArrayBuffer }> {
+    const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level, out, outOffset }, [buf, out]);
     const [backBuf, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];
     ok(r);
     return { blobLength: r.blobLength as number, buf: backBuf, out: backOut };

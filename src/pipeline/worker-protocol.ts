@@ -4,7 +4,7 @@
  */
 export type WorkerRequest =
   | { id: number; op: 'digest'; buf: ArrayBuffer; length: number }
-  | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer }
+  | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer; outOffset: number }
   | { id: number; op: 'decode'; blob: ArrayBuffer; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number };
 
 export interface WorkerReply {

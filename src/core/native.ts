@@ -1,7 +1,8 @@
 /**
  * The native addon (native/sparse.c, built by `npm install` through node-gyp): lseek(SEEK_DATA /
- * SEEK_HOLE) for hole detection, and the alignment of a buffer's address for O_DIRECT writes.
- * Optional: when it is not built, callers take their slower, never wrong path.
+ * SEEK_HOLE) for hole detection (pipeline/sparse.ts), and the alignment of a buffer's address for
+ * O_DIRECT writes (aligned.ts). Optional: when it is not built, callers take their slower, never
+ * wrong path.
  */
 import { createRequire } from 'node:module';
 

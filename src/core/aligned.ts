@@ -1,0 +1,28 @@
+/**
+ * Alignment for O_DIRECT writes: the buffer's address, the file offset and the length must all be
+ * multiples of the device's logical block size; DIRECT_ALIGN (4096) covers 512-byte and 4K devices.
+ * Node cannot see a buffer's address, so the native addon tells it; without the addon nothing counts
+ * as aligned and callers write through the page cache.
+ */
+import { loadNative } from './native.js';
+
+export const DIRECT_ALIGN = 4096;
+
+/** Bytes to skip at the start of `buf` so that a view begins on a DIRECT_ALIGN boundary (0 without the addon). */
+export function alignedOffset(buf: ArrayBuffer): number {
+  return loadNative()?.alignOffset(buf, DIRECT_ALIGN) ?? 0;
+}
+
+/** `length` rounded up to a multiple of DIRECT_ALIGN. */
+export function alignUp(length: number): number {
+  return Math.ceil(length / DIRECT_ALIGN) * DIRECT_ALIGN;
+}
+
+/** Whether `data` may be written with O_DIRECT at `position`, `padded` to a whole block if asked. */
+export function directWritable(data: Uint8Array, position: number, padded = false): boolean {
+  const length = padded ? alignUp(data.length) : data.length;
+  if (position % DIRECT_ALIGN !== 0 || length % DIRECT_ALIGN !== 0) return false;
+  if (data.byteOffset + length > data.buffer.byteLength) return false;
+  const native = loadNative();
+  return native !== null && (native.alignOffset(data.buffer as ArrayBuffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
+}
