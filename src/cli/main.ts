@@ -7,21 +7,6 @@ import { readFileSync } from 'node:fs';
 import { describeError, isColdvaultError } from '../core/errors.js';
 import { parse, type OptionSpec } from './args.js';
 import { CommandContext } from './context.js';
-import { backupCommand, backupHelp, backupOptions } from './commands/backup.js';
-import { listCommand, listHelp, listOptions } from './commands/list.js';
-import { restoreCommand, restoreHelp, restoreOptions } from './commands/restore.js';
-import { verifyCommand, verifyHelp, verifyOptions } from './commands/verify.js';
-import { benchmarkCommand, benchmarkHelp, benchmarkOptions } from './commands/benchmark.js';
-import { jobCommand, jobHelp, jobOptions } from './commands/job.js';
-import { taskCommand, taskHelp, taskOptions } from './commands/task.js';
-import { serveCommand, serveHelp, serveOptions } from './commands/serve.js';
-import { tokenCommand, tokenHelp, tokenOptions } from './commands/token.js';
-import { dashboardCommand, dashboardHelp, dashboardOptions } from './commands/dashboard.js';
-import { devicesCommand, devicesHelp, devicesOptions } from './commands/devices.js';
-import {
-  catalogCommand, catalogHelp, catalogOptions, datastoreCommand, datastoreHelp, datastoreOptions, gcCommand, gcHelp, gcOptions,
-  protectCommand, protectHelp, protectOptions, pruneCommand, pruneHelp, pruneOptions,
-} from './commands/maintenance.js';
 
 interface Command {
   options: OptionSpec;
@@ -29,47 +14,55 @@ interface Command {
   run: (ctx: CommandContext) => Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
-  datastore: { options: datastoreOptions, help: datastoreHelp, run: datastoreCommand },
-  backup: { options: backupOptions, help: backupHelp, run: backupCommand },
-  list: { options: listOptions, help: listHelp, run: listCommand },
-  restore: { options: restoreOptions, help: restoreHelp, run: restoreCommand },
-  verify: { options: verifyOptions, help: verifyHelp, run: verifyCommand },
-  prune: { options: pruneOptions, help: pruneHelp, run: pruneCommand },
-  gc: { options: gcOptions, help: gcHelp, run: gcCommand },
-  catalog: { options: catalogOptions, help: catalogHelp, run: catalogCommand },
-  protect: { options: protectOptions, help: protectHelp, run: protectCommand },
-  benchmark: { options: benchmarkOptions, help: benchmarkHelp, run: benchmarkCommand },
-  job: { options: jobOptions, help: jobHelp, run: jobCommand },
-  task: { options: taskOptions, help: taskHelp, run: taskCommand },
-  serve: { options: serveOptions, help: serveHelp, run: serveCommand },
-  token: { options: tokenOptions, help: tokenHelp, run: tokenCommand },
-  dashboard: { options: dashboardOptions, help: dashboardHelp, run: dashboardCommand },
-  devices: { options: devicesOptions, help: devicesHelp, run: devicesCommand },
+/**
+ * Each command's module is loaded when it runs, not at start: `backup` does not load the job,
+ * device or server code (start-up time is part of every backup's and restore's time).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  datastore: async () => { const m = await import('./commands/maintenance.js'); return { options: m.datastoreOptions, help: m.datastoreHelp, run: m.datastoreCommand }; },
+  backup: async () => { const m = await import('./commands/backup.js'); return { options: m.backupOptions, help: m.backupHelp, run: m.backupCommand }; },
+  list: async () => { const m = await import('./commands/list.js'); return { options: m.listOptions, help: m.listHelp, run: m.listCommand }; },
+  restore: async () => { const m = await import('./commands/restore.js'); return { options: m.restoreOptions, help: m.restoreHelp, run: m.restoreCommand }; },
+  verify: async () => { const m = await import('./commands/verify.js'); return { options: m.verifyOptions, help: m.verifyHelp, run: m.verifyCommand }; },
+  prune: async () => { const m = await import('./commands/maintenance.js'); return { options: m.pruneOptions, help: m.pruneHelp, run: m.pruneCommand }; },
+  gc: async () => { const m = await import('./commands/maintenance.js'); return { options: m.gcOptions, help: m.gcHelp, run: m.gcCommand }; },
+  catalog: async () => { const m = await import('./commands/maintenance.js'); return { options: m.catalogOptions, help: m.catalogHelp, run: m.catalogCommand }; },
+  protect: async () => { const m = await import('./commands/maintenance.js'); return { options: m.protectOptions, help: m.protectHelp, run: m.protectCommand }; },
+  benchmark: async () => { const m = await import('./commands/benchmark.js'); return { options: m.benchmarkOptions, help: m.benchmarkHelp, run: m.benchmarkCommand }; },
+  job: async () => { const m = await import('./commands/job.js'); return { options: m.jobOptions, help: m.jobHelp, run: m.jobCommand }; },
+  task: async () => { const m = await import('./commands/task.js'); return { options: m.taskOptions, help: m.taskHelp, run: m.taskCommand }; },
+  serve: async () => { const m = await import('./commands/serve.js'); return { options: m.serveOptions, help: m.serveHelp, run: m.serveCommand }; },
+  token: async () => { const m = await import('./commands/token.js'); return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand }; },
+  dashboard: async () => { const m = await import('./commands/dashboard.js'); return { options: m.dashboardOptions, help: m.dashboardHelp, run: m.dashboardCommand }; },
+  devices: async () => { const m = await import('./commands/devices.js'); return { options: m.devicesOptions, help: m.devicesHelp, run: m.devicesCommand }; },
 };
 
-const USAGE = `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults; coldvault --version)
+async function usage(): Promise<string> {
+  const helps = await Promise.all(Object.values(COMMANDS).map(async (load) => (await load()).help));
+  return `usage: coldvault <command> [options]   (--config FILE or COLDVAULT_CONFIG for defaults; coldvault --version)
 
-${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
+${helps.join('\n\n')}
 `;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
+    process.stdout.write(await usage());
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
     process.stdout.write(`coldvault ${packageVersion()} (node ${process.version})\n`);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = COMMANDS[name];
+  if (!load) {
     process.stderr.write(`coldvault: unknown command '${name}'; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
     return 2;
   }
   let ctx: CommandContext | undefined;
   try {
+    const command = await load();
     const args = parse(rest, command.options, name);
     if (args.values.help) {
       process.stdout.write(`${command.help}\n`);
