@@ -11,9 +11,10 @@
  * chunks do not pass through the page cache, where they would push out what the host has cached, and
  * cost the kernel less (bench/RESULTS.md). A filesystem that refuses O_DIRECT gets buffered writes.
  */
-import { open, readdir, rename, utimes } from 'node:fs/promises';
+import { open, readdir, rename, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { directWritable } from '../core/aligned.js';
+import { constants } from 'node:fs';
+import { alignUp, DIRECT_ALIGN, directWritable } from '../core/aligned.js';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
@@ -21,8 +22,9 @@ import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } fro
 export class ChunkStore {
   private readonly knownDirs = new Set<string>();
   private readonly dirtyDirs = new Set<string>();
-  /** false once the filesystem refused O_DIRECT: buffered writes from then on */
+  /** false once the filesystem refused O_DIRECT: buffered writes (reads) from then on */
   private directWrites = true;
+  private directReads = true;
 
   constructor(
     readonly dir: string,
@@ -78,27 +80,47 @@ export class ChunkStore {
     }
   }
 
-  /** Reads a chunk blob into `buf`; returns its length. A file larger than `buf` is CHUNK_CORRUPT. */
-  async readInto(hex: string, buf: ArrayBuffer): Promise<number> {
-    let handle;
+  /**
+   * Reads a chunk blob into `buf` from byte `offset` on; returns its length. A file larger than the
+   * room is CHUNK_CORRUPT. With an aligned `offset` (core/aligned.ts) and room for a whole last block
+   * the read is O_DIRECT: one request per blob to the disk, and a verify of a whole store does not
+   * push the host's cached data out. A filesystem that refuses O_DIRECT gets buffered reads.
+   */
+  async readInto(hex: string, buf: ArrayBuffer, offset = 0): Promise<number> {
+    const room = buf.byteLength - offset;
+    const blockRoom = room - (room % DIRECT_ALIGN);
+    let opened: { handle: FileHandle; direct: boolean } | undefined;
     try {
-      handle = await open(this.pathOf(hex), 'r');
-      const size = (await handle.stat()).size;
-      if (size > buf.byteLength) throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} is corrupt: ${size} bytes, more than any chunk blob`);
-      const view = new Uint8Array(buf, 0, size);
+      opened = await this.openForRead(hex, this.directReads && directWritable(new Uint8Array(buf, offset, blockRoom), 0));
+      const size = (await opened.handle.stat()).size;
+      if (size > room) throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} is corrupt: ${size} bytes, more than any chunk blob`);
+      const view = new Uint8Array(buf, offset, opened.direct ? Math.min(alignUp(size), blockRoom) : size);
       let done = 0;
       while (done < size) {
-        const { bytesRead } = await handle.read(view, done, size - done, done);
+        const { bytesRead } = await opened.handle.read(view, done, view.length - done, done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      return done;
+      return Math.min(done, size);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
       throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
     } finally {
-      await handle?.close();
+      await opened?.handle.close();
     }
+  }
+
+  private async openForRead(hex: string, direct: boolean): Promise<{ handle: FileHandle; direct: boolean }> {
+    const path = this.pathOf(hex);
+    if (direct) {
+      try {
+        return { handle: await open(path, constants.O_RDONLY | constants.O_DIRECT), direct: true };
+      } catch (err) {
+        if (errnoCode(err) !== 'EINVAL') throw err;
+        this.directReads = false; // the filesystem refused O_DIRECT: buffered reads from now on
+      }
+    }
+    return { handle: await open(path, 'r'), direct: false };
   }
 
   async exists(hex: string): Promise<boolean> {

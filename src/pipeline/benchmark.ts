@@ -82,7 +82,7 @@ export async function runBenchmark(pool: WorkerPool, opts: { seconds?: number; z
   const verifyMBps = await onPool(pool, seconds, async () => {
     const blob = blobs.take();
     new Uint8Array(blob).set(encodedText);
-    const r = await pool.decode(blob, encodedText.length, hex, CHUNK_SIZE, plains.take());
+    const r = await pool.decode({ blob, blobOffset: 0, blobLength: encodedText.length }, hex, CHUNK_SIZE, plains.take());
     blobs.give(r.blob);
     plains.give(r.out);
     return CHUNK_SIZE;

@@ -1,8 +1,8 @@
 /**
  * Reads chunks back from the store, verified: blob -> CRC -> decode -> SHA-256 against the chunk's
  * name, in a worker. Buffers cycle through two small pools (blobs and plain chunks), so restore and
- * verify allocate nothing per chunk. Plain chunks start on a DIRECT_ALIGN boundary of their buffer,
- * so that a restore can hand them to an O_DIRECT write as they are.
+ * verify allocate nothing per chunk. Blobs and plain chunks start on a DIRECT_ALIGN boundary of their
+ * buffers: blobs are read with O_DIRECT, and a restore hands plain chunks to O_DIRECT writes as they are.
  */
 import type PQueue from 'p-queue';
 import type { ChunkStore } from '../datastore/index.js';
@@ -24,16 +24,17 @@ export class ChunkReader {
   /** Reads and verifies chunk `hex` of `length` plain bytes and hands them to `use`. */
   async use<T>(hex: string, length: number, use: (plain: Uint8Array) => Promise<T>): Promise<T> {
     const blob = this.blobs.take();
+    const blobOffset = alignedOffset(blob);
     let blobLength: number;
     try {
-      blobLength = await this.io.add(() => this.chunks.readInto(hex, blob));
+      blobLength = await this.io.add(() => this.chunks.readInto(hex, blob, blobOffset));
     } catch (err) {
       this.blobs.give(blob);
       throw err;
     }
     const out = this.plains.take();
     const offset = alignedOffset(out);
-    const decoded = await this.pool.decode(blob, blobLength, hex, length, out, offset);
+    const decoded = await this.pool.decode({ blob, blobOffset, blobLength }, hex, length, out, offset);
     this.blobs.give(decoded.blob);
     try {
       return await use(new Uint8Array(decoded.out, offset, length));

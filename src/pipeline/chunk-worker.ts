@@ -16,7 +16,7 @@ function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> 
     case 'decode': {
       const what = `chunk ${req.hex}`;
       const out = new Uint8Array(req.out, req.outOffset);
-      const plain = out.subarray(0, decodeBlobInto(new Uint8Array(req.blob, 0, req.blobLength), what, out, req.length));
+      const plain = out.subarray(0, decodeBlobInto(new Uint8Array(req.blob, req.blobOffset, req.blobLength), what, out, req.length));
       if (digestHex(chunkDigest(plain)) !== req.hex) {
         throw Object.assign(new Error(`${what} is corrupt: SHA-256 does not match its name`), { code: 'CHUNK_CORRUPT' });
       }

@@ -84,9 +84,10 @@ export class WorkerPool {
    * Decodes blob[0, blobLength) into `out` and checks CRC, length and SHA-256 against `hex`;
    * CHUNK_CORRUPT otherwise. Both buffers come back (on failure they are dropped).
    */
-  /** Decodes into `out` from byte `outOffset` on (the chunk reader aligns it for O_DIRECT). */
-  async decode(blob: ArrayBuffer, blobLength: number, hex: string, length: number, out: ArrayBuffer, outOffset = 0): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }> {
-    const r = await this.run({ id: this.nextId++, op: 'decode', blob, blobLength, hex, length, out, outOffset }, [blob, out]);
+  /** Decodes the blob at `blobOffset` into `out` from byte `outOffset` on (the chunk reader aligns both for O_DIRECT). */
+  async decode(src: { blob: ArrayBuffer; blobOffset: number; blobLength: number }, hex: string, length: number, out: ArrayBuffer, outOffset = 0): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }> {
+    const { blob, blobOffset, blobLength } = src;
+    const r = await this.run({ id: this.nextId++, op: 'decode', blob, blobOffset, blobLength, hex, length, out, outOffset }, [blob, out]);
     const [backBlob, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];
     ok(r);
     return { blob: backBlob, out: backOut };

@@ -5,7 +5,7 @@
 export type WorkerRequest =
   | { id: number; op: 'digest'; buf: ArrayBuffer; length: number }
   | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer; outOffset: number }
-  | { id: number; op: 'decode'; blob: ArrayBuffer; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number };
+  | { id: number; op: 'decode'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number };
 
 export interface WorkerReply {
   id: number;

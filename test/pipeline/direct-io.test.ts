@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeFileDirect } from '../../src/datastore/durable.js';
+import { ChunkStore, writeFileDirect } from '../../src/datastore/index.js';
 import { alignedOffset, DIRECT_ALIGN, DiskImageWriter } from '../../src/pipeline/direct-io.js';
 import { cli, imagePath, makeLab, regionBytes, REGION, sha256File, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 
@@ -126,5 +126,21 @@ describe('chunks through O_DIRECT', () => {
     expect(files.reduce((sum, f) => sum + residentPages(f), 0)).toBeLessThan(stored / 10);
     const v = await cli(['verify', '--store', lab.storeDir]);
     expect(v.code, v.stderr).toBe(0);
+  });
+
+  it('readInto gives the same blob bytes through O_DIRECT (aligned room) and through the page cache', async () => {
+    lab = makeLab('cv-direct-');
+    const store = new ChunkStore(join(lab.root, 'chunks'), join(lab.root, 'quarantine'));
+    const hex = 'ab'.repeat(32);
+    const data = regionBytes('random', 5, 2_500_001);
+    await store.insert(hex, data); // a plain Buffer: not aligned, written through the page cache
+    const buf = new ArrayBuffer(4 * 1024 * 1024 + 2 * DIRECT_ALIGN);
+    const aligned = alignedOffset(buf);
+    const n1 = await store.readInto(hex, buf, aligned);
+    expect(Buffer.from(buf, aligned, n1).equals(data)).toBe(true);
+    const n2 = await store.readInto(hex, buf, aligned + 1); // unaligned: buffered
+    expect(Buffer.from(buf, aligned + 1, n2).equals(data)).toBe(true);
+    await expect(store.readInto(hex, new ArrayBuffer(1_000_000))).rejects.toMatchObject({ code: 'CHUNK_CORRUPT' });
+    await expect(store.readInto('cd'.repeat(32), buf, aligned)).rejects.toMatchObject({ code: 'CHUNK_MISSING' });
   });
 });
