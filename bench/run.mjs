@@ -101,10 +101,10 @@ function ensurePackages() {
 
 function build() {
   if (!opt['no-build']) {
-    log('building coldvault (tsc)');
-    sh('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO });
+    log('building coldvault (npm run build: tsc, UI files, bundle)');
+    sh('npm', ['run', 'build'], { cwd: REPO });
   }
-  if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) fail('dist/ is missing: run npx tsc -p tsconfig.json');
+  if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) fail('dist/ is missing: run npm run build');
   const addon = join(REPO, 'build', 'Release', 'coldvault_native.node');
   if (!existsSync(addon) && !opt['no-build']) {
     log('building the SEEK_DATA addon (npm run build:native)');

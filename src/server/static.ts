@@ -13,7 +13,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from './errors.js';
 
-export const DEFAULT_UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
+// '../server/ui/': the same folder from dist/server/ and from the bundle in dist/bundle/ (scripts/bundle.mjs)
+export const DEFAULT_UI_DIR = fileURLToPath(new URL('../server/ui/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
