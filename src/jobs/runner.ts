@@ -86,14 +86,26 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
   let device: AttachedDevice | undefined;
+  let failed = false;
   try {
     device = await attachDevice(job, task, env.jobs);
     return await runOnStore(job, env, task, vmids, adopted, hookEnv, device);
   } catch (err) {
+    failed = true;
     await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
     throw (await device?.diagnose(err)) ?? err; // a failing disk is named as such
   } finally {
+    await detachDevice(device, task, failed);
+  }
+}
+
+/** Unmounts the job's disk. After a failed job an unmount failure is logged, not thrown: the job's own error is the one to report. */
+async function detachDevice(device: AttachedDevice | undefined, task: TaskHandle, jobFailed: boolean): Promise<void> {
+  try {
     await device?.detach();
+  } catch (err) {
+    if (!jobFailed) throw err;
+    task.error(`unmounting the external disk failed too: ${describeError(err)}`);
   }
 }
 

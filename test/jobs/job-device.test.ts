@@ -7,7 +7,7 @@
  * any guest is touched. Guests: driver 'none', generated disk images.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +119,24 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(run.stdout).not.toContain('Starting Backup of VM 101');
     expect(await mounted(mnt)).toBe(false);
     expect(look(loops[1]!, 'guests')).toEqual([]);
+  });
+
+  it('a failed job whose disk cannot be unmounted reports the job\'s own error and logs the unmount failure', async () => {
+    // the script before the guests keeps the mounted disk busy (a process whose cwd is on it) and fails
+    const script = join(work, 'busy-and-fail.sh');
+    writeFileSync(script, `#!/bin/sh\n(cd '${mnt}' && exec sleep 3) >/dev/null 2>&1 &\necho "script before: failing on purpose"\nexit 7\n`, { mode: 0o755 });
+    expect((await cv(lab, ['job', 'edit', 'usb', '--device', `UUID=${loops[0]!.uuid}`, '--script-before', script])).code).toBe(0);
+    try {
+      const run = await cv(lab, ['job', 'run', 'usb']);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(/unmounting the external disk failed too: .*failed after 5 attempts/);
+      expect(run.stdout).toMatch(/script before: failing on purpose/);
+      expect(run.stdout.split('\n').filter((l) => /Backup job failed/.test(l)).join('\n')).toMatch(/exit code 7|exited with 7|code 7/);
+    } finally {
+      await new Promise((r) => setTimeout(r, 3500)); // the busy process ends
+      if (await mounted(mnt)) sh('umount', [mnt]);
+      expect((await cv(lab, ['job', 'edit', 'usb', '--script-before', ''])).code).toBe(0);
+    }
   });
 
   it('a missing disk fails the job before any guest is touched', async () => {
