@@ -104,6 +104,10 @@ export class ChunkStore {
       return Math.min(done, size);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
+      if (opened?.direct && errnoCode(err) === 'EINVAL') {
+        this.directReads = false; // the device wants a larger alignment than DIRECT_ALIGN: buffered from now on
+        return await this.readInto(hex, buf, offset);
+      }
       throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
     } finally {
       await opened?.handle.close();
