@@ -18,8 +18,8 @@ export function alignUp(length: number): number {
   return Math.ceil(length / DIRECT_ALIGN) * DIRECT_ALIGN;
 }
 
-/** Whether `data` may be written with O_DIRECT at `position`, `padded` to a whole block if asked. */
-export function directWritable(data: Uint8Array, position: number, padded = false): boolean {
+/** Whether `data` may be written or read with O_DIRECT at file `position` (`padded` to a whole block if asked). */
+export function directAligned(data: Uint8Array, position: number, padded = false): boolean {
   const length = padded ? alignUp(data.length) : data.length;
   if (position % DIRECT_ALIGN !== 0 || length % DIRECT_ALIGN !== 0) return false;
   if (data.byteOffset + length > data.buffer.byteLength) return false;

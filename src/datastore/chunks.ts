@@ -14,7 +14,7 @@
 import { open, readdir, rename, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
-import { alignUp, DIRECT_ALIGN, directWritable } from '../core/aligned.js';
+import { alignUp, DIRECT_ALIGN, directAligned } from '../core/aligned.js';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
@@ -56,7 +56,7 @@ export class ChunkStore {
       this.dirtyDirs.add(this.dir);
     }
     const doing = `inserting chunk ${hex} into '${this.dir}'`;
-    const direct = this.directWrites && directWritable(blob, 0, true);
+    const direct = this.directWrites && directAligned(blob, 0, true);
     if (!direct || !(await writeFileDirect(path, blob, doing))) {
       if (direct) this.directWrites = false;
       await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing });
@@ -91,7 +91,7 @@ export class ChunkStore {
     const blockRoom = room - (room % DIRECT_ALIGN);
     let opened: { handle: FileHandle; direct: boolean } | undefined;
     try {
-      opened = await this.openForRead(hex, this.directReads && directWritable(new Uint8Array(buf, offset, blockRoom), 0));
+      opened = await this.openForRead(hex, this.directReads && directAligned(new Uint8Array(buf, offset, blockRoom), 0));
       const size = (await opened.handle.stat()).size;
       if (size > room) throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} is corrupt: ${size} bytes, more than any chunk blob`);
       const view = new Uint8Array(buf, offset, opened.direct ? Math.min(alignUp(size), blockRoom) : size);

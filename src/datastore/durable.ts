@@ -46,7 +46,7 @@ export async function writeFileDurable(path: string, data: Uint8Array, opts: Dur
 
 /**
  * As writeFileDurable with dataOnly and no folder sync, but through O_DIRECT, past the page cache:
- * `data` must be directWritable(data, 0, true) (an aligned address, and its buffer holds the padding
+ * `data` must be directAligned(data, 0, true) (an aligned address, and its buffer holds the padding
  * to a whole block). The padded blocks are written, the file is cut to data.length, fdatasync, rename.
  * Returns false, with nothing left behind, when the filesystem refuses O_DIRECT (EINVAL: some FUSE
  * filesystems); the caller then writes through the page cache.

@@ -14,7 +14,7 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { directWritable } from '../core/aligned.js';
+import { directAligned } from '../core/aligned.js';
 import { errnoCode, ioError } from '../core/errors.js';
 import { loadNative } from '../core/native.js';
 
@@ -43,13 +43,15 @@ export class DiskImageWriter {
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
-    if (this.directHandle && directWritable(data, position)) {
+    if (this.direct && this.directHandle && directAligned(data, position)) {
       try {
         await writeAll(this.directHandle, data, position);
         return;
       } catch (err) {
         if (errnoCode(err) !== 'EINVAL') throw ioError(`writing '${this.path}' at offset ${position}`, err);
-        await this.stopDirect(); // the filesystem took the open but not the write: page cache from now on
+        // the filesystem took the open but not the write: page cache from now on (the handle stays
+        // open until close(): other writes may still be using it)
+        this.direct = false;
       }
     }
     await writeAll(this.buffered, data, position).catch((err: unknown) => { throw ioError(`writing '${this.path}' at offset ${position}`, err); });
@@ -64,15 +66,9 @@ export class DiskImageWriter {
   }
 
   async close(): Promise<void> {
-    await this.stopDirect();
-    await this.buffered.close();
-  }
-
-  private async stopDirect(): Promise<void> {
-    const h = this.directHandle;
-    this.directHandle = undefined;
     this.direct = false;
-    await h?.close().catch(() => undefined);
+    await this.directHandle?.close().catch(() => undefined);
+    await this.buffered.close();
   }
 }
 
