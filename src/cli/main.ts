@@ -15,8 +15,8 @@ interface Command {
 }
 
 /**
- * Each command's module is loaded when it runs, not at start: `backup` does not load the job,
- * device or server code (start-up time is part of every backup's and restore's time).
+ * Each command's module is loaded when it runs, not at start: `backup` does not load the other
+ * commands, the server or the dashboard (start-up time is part of every backup's and restore's time).
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   datastore: async () => { const m = await import('./commands/maintenance.js'); return { options: m.datastoreOptions, help: m.datastoreHelp, run: m.datastoreCommand }; },
