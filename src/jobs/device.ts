@@ -3,8 +3,10 @@
  * (`/dev/...`, `UUID=...` or `LABEL=...`) is found and first mounted READ-ONLY (no journal replay) to
  * see whose datastore it holds: a wrong disk, or an empty one the job may not initialise, is refused
  * before anything is written to it (not even a mount count). Only then it is mounted read-write on
- * the job's target dir. The first disk a job meets binds it (its datastore id is kept in the job); an
- * empty disk is initialised only when the job says `initDevice`. A missing, unmountable or wrong disk
+ * the job's target dir. The first disk a job meets binds it (its datastore id is kept in the job); a
+ * job may list several rotated disks (`UUID=a,UUID=b`): it uses the first one attached, and binds one
+ * datastore per listed disk as it meets them. An empty disk is initialised only when the job says
+ * `initDevice`. A missing, unmountable or wrong disk
  * fails the job before any guest is stopped. During the job, a guest that fails is checked against
  * the disk: when the disk vanished or shrank, or the failure is an I/O-class errno on the disk's
  * path, the disk failed (DEVICE_FAILED; the remaining guests are skipped, none is stopped). After the
@@ -13,8 +15,8 @@
 import { ColdvaultError, describeError, isColdvaultError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import { Datastore } from '../datastore/index.js';
-import { checkIdentity, deviceProblem, mountDevice, resolveDevice, unmountDevice, type BlockDevice } from '../targets/index.js';
-import type { Job } from './job-model.js';
+import { checkIdentity, deviceProblem, mountDevice, readBlockDevices, resolveDevice, unmountDevice, type BlockDevice } from '../targets/index.js';
+import { boundDatastores, deviceSpecs, type Job } from './job-model.js';
 import type { JobStore } from './job-store.js';
 import type { GuestReport } from './mail.js';
 
@@ -29,13 +31,13 @@ const DEVICE_ERRNO = /\b(EIO|ENOMEM|ENXIO|ENODEV|EROFS)\b/;
 
 export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore): Promise<AttachedDevice | undefined> {
   if (!job.device) return undefined;
-  const device = await resolveDevice(job.device);
-  log.info(`external device ${job.device}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`);
-  await inspect(job, device, log);
+  const { spec, device } = await findAttached(job, log);
+  log.info(`external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`);
+  await inspect(job, spec, device, log);
   await mountDevice(device, job.store);
   log.info(`mounted ${device.path} on '${job.store}'`);
   try {
-    await bindDatastore(job, log, jobs);
+    await bindDatastore(job, spec, log, jobs);
   } catch (err) {
     await unmountDevice(job.store).catch(() => undefined);
     throw err;
@@ -49,36 +51,73 @@ export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore): Pro
   };
 }
 
+/** The first of the job's disks that is attached (rotated disks: whichever is plugged in today). */
+async function findAttached(job: Job, log: TaskLog): Promise<{ spec: string; device: BlockDevice }> {
+  const specs = deviceSpecs(job);
+  if (specs.length === 1) return { spec: specs[0]!, device: await resolveDevice(specs[0]!) };
+  const all = await readBlockDevices();
+  const found: Array<{ spec: string; device: BlockDevice }> = [];
+  const missing: string[] = [];
+  for (const spec of specs) {
+    try {
+      found.push({ spec, device: await resolveDevice(spec, all) });
+    } catch (err) {
+      if (!isColdvaultError(err, 'DEVICE_NOT_FOUND')) throw err;
+      missing.push(spec);
+    }
+  }
+  const [first, ...others] = found;
+  if (!first) throw new ColdvaultError('DEVICE_NOT_FOUND', `none of the job's disks is attached (${specs.join(', ')})`);
+  if (others.length > 0) log.info(`also attached: ${others.map((f) => f.spec).join(', ')} (the job uses the first one listed)`);
+  if (missing.length > 0) log.info(`not attached (rotated away): ${missing.join(', ')}`);
+  return first;
+}
+
 /** Read-only, without journal replay: whose datastore is it? A wrong or (without initDevice) empty disk is refused untouched. */
-async function inspect(job: Job, device: BlockDevice, log: TaskLog): Promise<void> {
+async function inspect(job: Job, spec: string, device: BlockDevice, log: TaskLog): Promise<void> {
   await mountDevice(device, job.store, { readOnly: true, noRecovery: true });
   try {
-    const found = await checkIdentity(job.store, job.deviceDatastoreId);
-    if (found === 'empty' && !job.initDevice) throw notInitialised(job);
+    const found = await checkIdentity(job.store, undefined);
+    if (found === 'empty' && !job.initDevice) throw notInitialised(job, spec);
+    if (found !== 'empty') checkBound(job, found);
     log.info(`${device.path} holds ${found === 'empty' ? 'no datastore yet (the job initialises it)' : `datastore ${found}`}`);
   } finally {
     await unmountDevice(job.store);
   }
 }
 
-const notInitialised = (job: Job): ColdvaultError =>
-  new ColdvaultError('WRONG_DATASTORE', `the disk ${job.device} holds no coldvault datastore; nothing was written to it (let the job initialise it: 'coldvault job edit ${job.id} --init-device')`);
+/** A datastore the job is bound to, or a new one while the job has fewer bindings than disks; else WRONG_DATASTORE. */
+function checkBound(job: Job, found: string): void {
+  const bound = boundDatastores(job);
+  if (bound.includes(found) || bound.length < deviceSpecs(job).length) return;
+  const expected = bound.length === 1 ? `the expected datastore ${bound[0]}` : `one of the expected datastores ${bound.join(', ')}`;
+  throw new ColdvaultError('WRONG_DATASTORE', `the device mounted on '${job.store}' holds datastore ${found}, not ${expected}; nothing was written to it`);
+}
 
-async function bindDatastore(job: Job, log: TaskLog, jobs?: JobStore): Promise<void> {
-  const found = await checkIdentity(job.store, job.deviceDatastoreId);
+const notInitialised = (job: Job, spec: string): ColdvaultError =>
+  new ColdvaultError('WRONG_DATASTORE', `the disk ${spec} holds no coldvault datastore; nothing was written to it (let the job initialise it: 'coldvault job edit ${job.id} --init-device')`);
+
+async function bindDatastore(job: Job, spec: string, log: TaskLog, jobs?: JobStore): Promise<void> {
+  const found = await checkIdentity(job.store, undefined);
   if (found !== 'empty') {
-    if (!job.deviceDatastoreId) bind(job, found, log, jobs);
+    checkBound(job, found);
+    if (!boundDatastores(job).includes(found)) bind(job, found, log, jobs);
     return;
   }
-  if (!job.initDevice) throw notInitialised(job);
+  if (!job.initDevice) throw notInitialised(job, spec);
   const store = await Datastore.init(job.store);
-  log.info(`initialised datastore ${store.identity.id} on the empty disk ${job.device}`);
+  log.info(`initialised datastore ${store.identity.id} on the empty disk ${spec}`);
   bind(job, store.identity.id, log, jobs);
 }
 
 function bind(job: Job, datastoreId: string, log: TaskLog, jobs?: JobStore): void {
-  log.info(`job ${job.id} is now bound to datastore ${datastoreId}: other disks will be refused`);
-  jobs?.edit(job.id, { deviceDatastoreId: datastoreId });
+  const bound = [...boundDatastores(job), datastoreId];
+  const disks = deviceSpecs(job).length;
+  log.info(disks > 1
+    ? `job ${job.id} is now bound to datastore ${datastoreId} (disk ${bound.length} of ${disks}${bound.length === disks ? ': other disks will be refused' : ''})`
+    : `job ${job.id} is now bound to datastore ${datastoreId}: other disks will be refused`);
+  job.deviceDatastoreId = bound.join(',');
+  jobs?.edit(job.id, { deviceDatastoreId: job.deviceDatastoreId });
 }
 
 async function diagnose(device: BlockDevice, store: string, failure: unknown): Promise<ColdvaultError | undefined> {

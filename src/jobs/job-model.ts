@@ -3,6 +3,8 @@
  * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
  * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
  * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled}.
+ * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
+ * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
  */
 import { ColdvaultError } from '../core/errors.js';
 import { isGuestId } from '../core/ids.js';
@@ -73,11 +75,30 @@ export function validateJob(input: Record<string, unknown>): Job {
     initDevice: bool(input.initDevice, false), deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
   };
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
+  checkDeviceList(job);
   if (job.all === (job.vmid.length > 0)) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
   if (!job.all && job.exclude.length > 0) throw invalid(`job '${id}': exclude only goes with all`);
   if (job.schedule) parseCron(job.schedule);
   for (const addr of job.mailto) if (!/^[^\s@]+@[^\s@]+$/.test(addr)) throw invalid(`job '${id}': '${addr}' is not a mail address`);
   return job;
+}
+
+/** The job's external disks: one, or several that are rotated (`device` lists them separated by commas). */
+export function deviceSpecs(job: Pick<Job, 'device'>): string[] {
+  return (job.device ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+}
+
+/** The datastores the job's disks are bound to so far, one per disk met (at most one per listed disk). */
+export function boundDatastores(job: Pick<Job, 'deviceDatastoreId'>): string[] {
+  return (job.deviceDatastoreId ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+}
+
+function checkDeviceList(job: Job): void {
+  const specs = deviceSpecs(job);
+  if (job.device !== undefined && specs.length !== job.device.split(',').length) throw invalid(`job '${job.id}': device '${job.device}' has an empty entry`);
+  if (new Set(specs).size !== specs.length) throw invalid(`job '${job.id}': device '${job.device}' names a disk twice`);
+  const bound = boundDatastores(job);
+  if (bound.length > Math.max(1, specs.length)) throw invalid(`job '${job.id}': ${bound.length} bound datastores for ${specs.length} disk(s)`);
 }
 
 function str(v: unknown, name: string): string | undefined {

@@ -50,9 +50,12 @@ export function checkScript(value: string | undefined, what: string, config: Ser
   throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' is not inside the script folders (${dirs.join(', ')}; config key scriptDirs)`);
 }
 
+/** One disk, or several rotated disks separated by commas: each /dev/..., UUID=... or LABEL=... */
 export function checkDevice(value: string | undefined): void {
   if (!value) return;
-  if (/^(UUID|LABEL)=[^/\0]{1,128}$/.test(value)) return; // resolved through lsblk / blkid, never a path
-  const path = checkedAbsolute(value, 'device');
-  if (!path.startsWith('/dev/')) throw new ApiError('PATH_NOT_ALLOWED', `device '${value}' must be under /dev`);
+  for (const spec of value.split(',').map((d) => d.trim())) {
+    if (/^(UUID|LABEL)=[^/\0,]{1,128}$/.test(spec)) continue; // resolved through lsblk / blkid, never a path
+    const path = checkedAbsolute(spec, 'device');
+    if (!path.startsWith('/dev/')) throw new ApiError('PATH_NOT_ALLOWED', `device '${spec}' must be under /dev`);
+  }
 }

@@ -47,7 +47,7 @@ const jobFields = {
   compress: StringEnum(['zstd', 'none'] as const),
   enabled: Type.Boolean(),
   initDevice: Type.Boolean(),
-  deviceDatastoreId: Type.String({ maxLength: 64 }),
+  deviceDatastoreId: Type.String({ maxLength: 1024 }), // one id per rotated disk, separated by commas
 };
 const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
 const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));

@@ -215,3 +215,88 @@ describe('a job on an external disk of each filesystem (ext4, xfs, exFAT, NTFS o
     });
   }
 });
+
+describe('a job with rotated disks (two loop devices with ext4; one carried away at a time)', () => {
+  // "USB disks that they rotate and carry away": one job lists both disks by UUID, uses whichever is
+  // attached, and binds one datastore per disk; a disk that then holds a third datastore is refused.
+  let lab: JobLab;
+  let work = '';
+  const disks: Array<{ img: string; uuid: string; path: string | null }> = [];
+  const attach = (d: (typeof disks)[number]): void => { d.path = sh('losetup', ['--find', '--show', d.img]); };
+  const detach = (d: (typeof disks)[number]): void => { if (d.path) sh('losetup', ['-d', d.path]); d.path = null; };
+  const mounted = async (dir: string): Promise<boolean> => (await readMounts()).some((m) => m.mountpoint === dir);
+  const versionsOn = (d: (typeof disks)[number]): string[] => {
+    const dir = join(work, `look-${Math.random().toString(36).slice(2, 8)}`);
+    mkdirSync(dir);
+    sh('mount', ['-o', 'ro', d.path!, dir]);
+    try {
+      return existsSync(join(dir, 'guests', '101')) ? readdirSync(join(dir, 'guests', '101')).filter((n) => /^\d+$/.test(n)).sort() : [];
+    } finally {
+      sh('umount', [dir]);
+    }
+  };
+
+  beforeAll(async () => {
+    lab = await makeJobLab('cv-jrot-');
+    work = mkdtempSync(join(tmpdir(), 'cv-jrot-loops-'));
+    writeGuestConf(lab, '101', 'rot01');
+    mkdirSync(join(lab.storageDir, 'images', '101'), { recursive: true });
+    writeImage(diskPath(lab, '101'), ['text', 'random', 'zero', 'text'], 13);
+    for (const name of ['mon', 'tue']) {
+      const d = { img: join(work, `${name}.img`), uuid: '', path: null as string | null };
+      disks.push(d);
+      sh('truncate', ['-s', '96M', d.img]);
+      attach(d);
+      sh('mkfs.ext4', ['-q', '-F', '-L', `cvrot${name}`, d.path!]);
+      d.uuid = sh('blkid', ['-s', 'UUID', '-o', 'value', '-p', d.path!]);
+    }
+  });
+
+  afterAll(async () => {
+    for (const m of (await readMounts()).filter((x) => x.mountpoint.startsWith(lab.root) || x.mountpoint.startsWith(work))) sh('umount', ['-l', m.mountpoint]);
+    for (const d of disks) detach(d);
+    rmSync(work, { recursive: true, force: true });
+    await lab?.cleanup();
+  });
+
+  it('uses whichever disk is attached, binds one datastore per disk, and refuses a third datastore once both are bound', async () => {
+    const [mon, tue] = disks as [(typeof disks)[number], (typeof disks)[number]];
+    const mnt = join(lab.root, 'usb');
+    expect((await cv(lab, ['job', 'add', 'rot', '--store', mnt, '--vmid', '101', '--device', `UUID=${mon.uuid},UUID=${tue.uuid}`, '--init-device'])).code).toBe(0);
+
+    detach(tue); // Tuesday's disk is in the drawer
+    const first = await cv(lab, ['job', 'run', 'rot']);
+    expect(first.code, first.stdout).toBe(0);
+    expect(first.stdout).toContain(`not attached (rotated away): UUID=${tue.uuid}`);
+    expect(first.stdout).toMatch(/is now bound to datastore [0-9a-f-]+ \(disk 1 of 2\)/);
+
+    attach(tue);
+    detach(mon); // the next day: Monday's disk is carried away
+    const second = await cv(lab, ['job', 'run', 'rot']);
+    expect(second.code, second.stdout).toBe(0);
+    expect(second.stdout).toMatch(/is now bound to datastore [0-9a-f-]+ \(disk 2 of 2: other disks will be refused\)/);
+    expect(await mounted(mnt)).toBe(false);
+
+    attach(mon); // both plugged in: the first one listed is used
+    const third = await cv(lab, ['job', 'run', 'rot']);
+    expect(third.code, third.stdout).toBe(0);
+    expect(third.stdout).toContain(`also attached: UUID=${tue.uuid}`);
+    expect(versionsOn(mon)).toEqual(['1', '2']); // each disk is its own datastore with its own versions
+    const job = (JSON.parse((await cv(lab, ['job', 'list', '--json'])).stdout) as Array<{ id: string; deviceDatastoreId?: string }>).find((j) => j.id === 'rot');
+    expect(job?.deviceDatastoreId?.split(',')).toHaveLength(2);
+
+    // Tuesday's disk is wiped and given another datastore (same UUID): refused, untouched
+    detach(mon);
+    sh('mkfs.ext4', ['-q', '-F', '-U', tue.uuid, '-L', 'cvrottue', tue.path!]);
+    const dir = join(work, 'other');
+    mkdirSync(dir);
+    sh('mount', [tue.path!, dir]);
+    await cv(lab, ['datastore', 'init', dir]);
+    sh('umount', [dir]);
+    const before = sha256File(tue.img);
+    const refused = await cv(lab, ['job', 'run', 'rot']);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/holds datastore [0-9a-f-]+, not one of the expected datastores [0-9a-f-]+, [0-9a-f-]+; nothing was written to it/);
+    expect(sha256File(tue.img)).toBe(before);
+  });
+});

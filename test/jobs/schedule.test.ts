@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskLog } from '../../src/core/log.js';
-import { JobStore, lastRunBefore, nextRun, openStateDb, parseCron, Scheduler, validateJob, weeklySpec, type Job, type StateDb } from '../../src/jobs/index.js';
+import { boundDatastores, deviceSpecs, JobStore, lastRunBefore, nextRun, openStateDb, parseCron, Scheduler, validateJob, weeklySpec, type Job, type StateDb } from '../../src/jobs/index.js';
 
 describe('schedules', () => {
   it('finds the next weekday + time in local time', () => {
@@ -43,6 +43,16 @@ describe('schedules', () => {
     expect(() => validateJob({ id: 'j', store: '/s', all: true, bogus: 1 })).toThrow(/unknown job field/);
     expect(() => validateJob({ id: '1bad', store: '/s', all: true })).toThrow(/job id/);
     expect(validateJob({ id: 'ok', store: '/s', vmid: '101,102', days: 'Mon,tue', at: '2:05' })).toMatchObject({ vmid: ['101', '102'], days: ['mon', 'tue'], at: '02:05', stopTimeout: 600, lockWait: 180 });
+  });
+
+  it('takes rotated disks as a comma list, refusing empty entries, a disk named twice and more bindings than disks', () => {
+    const base = { id: 'j', store: '/s', all: true };
+    const job = validateJob({ ...base, device: 'UUID=a, LABEL=b', deviceDatastoreId: 'x' });
+    expect(deviceSpecs(job)).toEqual(['UUID=a', 'LABEL=b']);
+    expect(boundDatastores(job)).toEqual(['x']);
+    expect(() => validateJob({ ...base, device: 'UUID=a,,UUID=b' })).toThrow(/empty entry/);
+    expect(() => validateJob({ ...base, device: 'UUID=a,UUID=a' })).toThrow(/names a disk twice/);
+    expect(() => validateJob({ ...base, device: 'UUID=a', deviceDatastoreId: 'x,y' })).toThrow(/2 bound datastores for 1 disk/);
   });
 });
 

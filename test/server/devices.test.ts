@@ -52,6 +52,9 @@ describe('GET /api/v1/devices', () => {
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'byuuid', ...base, device: 'UUID=0a1b2c3d-0000-4000-8000-000000000000' })).statusCode).toBe(201);
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'bylabel', ...base, device: `LABEL=${label}`, initDevice: true })).statusCode).toBe(201);
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'bypath', ...base, device: '/etc/passwd' })).statusCode).toBe(400);
+    // rotated disks: a comma list, every entry checked
+    expect((await lab.api('POST', '/api/v1/jobs', { id: 'rotated', ...base, device: `UUID=0a1b2c3d-0000-4000-8000-000000000000,LABEL=${label}` })).statusCode).toBe(201);
+    expect((await lab.api('POST', '/api/v1/jobs', { id: 'rotbad', ...base, device: `LABEL=${label},/etc/passwd` })).statusCode).toBe(400);
   });
 
   it('POST /api/v1/restore with fromDevice mounts the disk read-only on fromPath, restores, unmounts', async () => {

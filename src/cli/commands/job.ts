@@ -24,7 +24,9 @@ export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | -
 coldvault job edit <id> ...same flags (only those given change)
 coldvault job list [--json]
 coldvault job rm <id>
-coldvault job run <id>        runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded`;
+coldvault job run <id>        runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
+  --device /dev/sdb1 | UUID=... | LABEL=...: an external disk mounted on --store for the run; rotated disks
+  separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
 function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
