@@ -13,11 +13,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMounts } from '../../src/targets/index.js';
 import { sha256File, writeImage } from '../helpers/fixtures.js';
+import { imageHash, Loops, mounted, type Loop } from './helpers-devices.js';
 import { cv, diskPath, makeJobLab, part, startSmtpSink, subjectOf, writeGuestConf, type JobLab } from './helpers-jobs.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-
-interface Loop { path: string; uuid: string; img: string }
 
 describe('job with an external device (loop devices, ext4)', () => {
   let lab: JobLab;
@@ -25,7 +24,6 @@ describe('job with an external device (loop devices, ext4)', () => {
   let work = '';
   const loops: Loop[] = [];
   let mnt = '';
-  const mounted = async (dir: string): Promise<boolean> => (await readMounts()).some((m) => m.mountpoint === dir);
 
   /** Looks into a disk: mounts it read-only elsewhere, lists a folder, unmounts. */
   const look = (loop: Loop, sub: string): string[] => {
@@ -220,47 +218,30 @@ describe('a job with rotated disks (two loop devices with ext4; one carried away
   // "USB disks that they rotate and carry away": one job lists both disks by UUID, uses whichever is
   // attached, and binds one datastore per disk; a disk that then holds a third datastore is refused.
   let lab: JobLab;
-  let work = '';
-  const disks: Array<{ img: string; uuid: string; path: string | null }> = [];
-  const attach = (d: (typeof disks)[number]): void => { d.path = sh('losetup', ['--find', '--show', d.img]); };
-  const detach = (d: (typeof disks)[number]): void => { if (d.path) sh('losetup', ['-d', d.path]); d.path = null; };
-  const mounted = async (dir: string): Promise<boolean> => (await readMounts()).some((m) => m.mountpoint === dir);
-  const versionsOn = (d: (typeof disks)[number]): string[] => {
-    const dir = join(work, `look-${Math.random().toString(36).slice(2, 8)}`);
-    mkdirSync(dir);
-    sh('mount', ['-o', 'ro', d.path!, dir]);
-    try {
-      return existsSync(join(dir, 'guests', '101')) ? readdirSync(join(dir, 'guests', '101')).filter((n) => /^\d+$/.test(n)).sort() : [];
-    } finally {
-      sh('umount', [dir]);
-    }
-  };
+  let loops: Loops;
+  const detach = (d: Loop): void => void sh('losetup', ['-d', d.path]);
+  const attach = (d: Loop): void => { d.path = sh('losetup', ['--find', '--show', d.img]); };
+  const versionsOn = (d: Loop): Promise<string[]> => loops.byHand(d, (dir) => {
+    const guest = join(dir, 'guests', '101');
+    return existsSync(guest) ? readdirSync(guest).filter((n) => /^\d+$/.test(n)).sort() : [];
+  }, true);
 
   beforeAll(async () => {
     lab = await makeJobLab('cv-jrot-');
-    work = mkdtempSync(join(tmpdir(), 'cv-jrot-loops-'));
+    loops = new Loops(mkdtempSync(join(tmpdir(), 'cv-jrot-loops-')));
     writeGuestConf(lab, '101', 'rot01');
     mkdirSync(join(lab.storageDir, 'images', '101'), { recursive: true });
     writeImage(diskPath(lab, '101'), ['text', 'random', 'zero', 'text'], 13);
-    for (const name of ['mon', 'tue']) {
-      const d = { img: join(work, `${name}.img`), uuid: '', path: null as string | null };
-      disks.push(d);
-      sh('truncate', ['-s', '96M', d.img]);
-      attach(d);
-      sh('mkfs.ext4', ['-q', '-F', '-L', `cvrot${name}`, d.path!]);
-      d.uuid = sh('blkid', ['-s', 'UUID', '-o', 'value', '-p', d.path!]);
-    }
+    for (const name of ['mon', 'tue']) loops.make(name, '96M', (dev) => sh('mkfs.ext4', ['-q', '-F', '-L', `cvrot${name}`, dev]));
   });
 
   afterAll(async () => {
-    for (const m of (await readMounts()).filter((x) => x.mountpoint.startsWith(lab.root) || x.mountpoint.startsWith(work))) sh('umount', ['-l', m.mountpoint]);
-    for (const d of disks) detach(d);
-    rmSync(work, { recursive: true, force: true });
+    await loops?.cleanup([join(lab.root, 'usb')]);
     await lab?.cleanup();
   });
 
   it('uses whichever disk is attached, binds one datastore per disk, and refuses a third datastore once both are bound', async () => {
-    const [mon, tue] = disks as [(typeof disks)[number], (typeof disks)[number]];
+    const [mon, tue] = loops.all as [Loop, Loop];
     const mnt = join(lab.root, 'usb');
     expect((await cv(lab, ['job', 'add', 'rot', '--store', mnt, '--vmid', '101', '--device', `UUID=${mon.uuid},UUID=${tue.uuid}`, '--init-device'])).code).toBe(0);
 
@@ -281,22 +262,19 @@ describe('a job with rotated disks (two loop devices with ext4; one carried away
     const third = await cv(lab, ['job', 'run', 'rot']);
     expect(third.code, third.stdout).toBe(0);
     expect(third.stdout).toContain(`also attached: UUID=${tue.uuid}`);
-    expect(versionsOn(mon)).toEqual(['1', '2']); // each disk is its own datastore with its own versions
+    expect(await versionsOn(mon)).toEqual(['1', '2']); // each disk is its own datastore with its own versions
     const job = (JSON.parse((await cv(lab, ['job', 'list', '--json'])).stdout) as Array<{ id: string; deviceDatastoreId?: string }>).find((j) => j.id === 'rot');
     expect(job?.deviceDatastoreId?.split(',')).toHaveLength(2);
 
     // Tuesday's disk is wiped and given another datastore (same UUID): refused, untouched
     detach(mon);
-    sh('mkfs.ext4', ['-q', '-F', '-U', tue.uuid, '-L', 'cvrottue', tue.path!]);
-    const dir = join(work, 'other');
-    mkdirSync(dir);
-    sh('mount', [tue.path!, dir]);
-    await cv(lab, ['datastore', 'init', dir]);
-    sh('umount', [dir]);
-    const before = sha256File(tue.img);
+    sh('mkfs.ext4', ['-q', '-F', '-U', tue.uuid, '-L', 'cvrottue', tue.path]);
+    await loops.byHand(tue, (dir) => cv(lab, ['datastore', 'init', dir]));
+    const before = imageHash(tue);
     const refused = await cv(lab, ['job', 'run', 'rot']);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/holds datastore [0-9a-f-]+, not one of the expected datastores [0-9a-f-]+, [0-9a-f-]+; nothing was written to it/);
-    expect(sha256File(tue.img)).toBe(before);
+    expect(imageHash(tue)).toBe(before);
+    attach(mon); // for cleanup: every loop attached again
   });
 });
