@@ -12,3 +12,4 @@ export * from './progress.js';
 export * from './hypervisor.js';
 export * from './aligned.js';
 export { loadNative, type NativeAddon } from './native.js';
+export * from './seams.js';

@@ -15,6 +15,7 @@ import { open, readdir, rename, utimes, type FileHandle } from 'node:fs/promises
 import { join } from 'node:path';
 import { constants } from 'node:fs';
 import { alignUp, DIRECT_ALIGN, directAligned } from '../core/aligned.js';
+import { systemClock, type Clock } from '../core/seams.js';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
@@ -29,6 +30,8 @@ export class ChunkStore {
   constructor(
     readonly dir: string,
     private readonly quarantineDir: string,
+    /** the times of writes and touches, which garbage collection compares (gc.ts) */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   pathOf(hex: string): string {
@@ -37,7 +40,7 @@ export class ChunkStore {
 
   /** Sets the chunk's mtime to now; false when it does not exist. */
   async touch(hex: string): Promise<boolean> {
-    const now = new Date();
+    const now = new Date(this.clock.now());
     try {
       await utimes(this.pathOf(hex), now, now);
       return true;
@@ -57,9 +60,10 @@ export class ChunkStore {
     }
     const doing = `inserting chunk ${hex} into '${this.dir}'`;
     const direct = this.directWrites && directAligned(blob, 0, true);
-    if (!direct || !(await writeFileDirect(path, blob, doing))) {
+    const mtimeMs = this.clock.now();
+    if (!direct || !(await writeFileDirect(path, blob, doing, mtimeMs))) {
       if (direct) this.directWrites = false;
-      await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing });
+      await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing, mtimeMs });
     }
     this.dirtyDirs.add(prefixDir);
   }

@@ -24,6 +24,8 @@ export interface DurableWriteOptions {
   dataOnly?: boolean;
   /** what the error message says was being done, default "writing '<path>'" */
   doing?: string;
+  /** the file's modification time (ms since the epoch), set before it gets its name; default: the write's */
+  mtimeMs?: number;
 }
 
 export async function writeFileDurable(path: string, data: Uint8Array, opts: DurableWriteOptions = {}): Promise<void> {
@@ -32,6 +34,7 @@ export async function writeFileDurable(path: string, data: Uint8Array, opts: Dur
     const handle = await open(temp, 'wx');
     try {
       await handle.writeFile(data);
+      if (opts.mtimeMs !== undefined) await setTimes(handle, opts.mtimeMs);
       await (opts.dataOnly ? handle.datasync() : handle.sync());
     } finally {
       await handle.close();
@@ -51,7 +54,7 @@ export async function writeFileDurable(path: string, data: Uint8Array, opts: Dur
  * Returns false, with nothing left behind, when the filesystem refuses O_DIRECT (EINVAL: some FUSE
  * filesystems); the caller then writes through the page cache.
  */
-export async function writeFileDirect(path: string, data: Uint8Array, doing: string): Promise<boolean> {
+export async function writeFileDirect(path: string, data: Uint8Array, doing: string, mtimeMs?: number): Promise<boolean> {
   const temp = tempNameFor(path);
   let handle: FileHandle;
   try {
@@ -65,6 +68,7 @@ export async function writeFileDirect(path: string, data: Uint8Array, doing: str
       const padded = new Uint8Array(data.buffer, data.byteOffset, alignUp(data.length));
       for (let done = 0; done < padded.length;) done += (await handle.write(padded, done, padded.length - done, done)).bytesWritten;
       if (padded.length !== data.length) await handle.truncate(data.length);
+      if (mtimeMs !== undefined) await setTimes(handle, mtimeMs);
       await handle.datasync();
     } finally {
       await handle.close();
@@ -76,6 +80,12 @@ export async function writeFileDirect(path: string, data: Uint8Array, doing: str
     if (errnoCode(err) === 'EINVAL') return false;
     throw ioError(doing, err);
   }
+}
+
+/** Sets a file's access and modification times (ms since the epoch). */
+async function setTimes(handle: FileHandle, ms: number): Promise<void> {
+  const time = new Date(ms);
+  await handle.utimes(time, time);
 }
 
 /** fsync a directory, so that renames and creations in it are durable. */

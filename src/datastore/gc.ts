@@ -31,8 +31,10 @@ const TIMESTAMP_SLACK_MS = 3_000;
 export async function collectGarbage(store: Datastore, log: TaskLog): Promise<GcResult> {
   const lock = await store.locks.acquire('gc', 'garbage collection');
   try {
-    const gcStart = Date.now();
+    await store.checkpoint('gc:locked');
+    const gcStart = store.clock.now();
     const referenced = await markReferenced(store);
+    await store.checkpoint('gc:marked');
     const writers = await store.locks.liveWriters();
     const cutoff = Math.min(gcStart, ...writers.map((w) => w.start)) - TIMESTAMP_SLACK_MS;
     log.info(`marked ${referenced.size} referenced chunks; ${writers.length} backup(s) running; sweeping chunks unused since ${new Date(cutoff).toISOString()}`);
@@ -47,6 +49,7 @@ async function markReferenced(store: Datastore): Promise<Set<string>> {
   const referenced = new Set<string>();
   for (const guestId of await store.listGuestIds()) {
     for (const version of await store.listVersionNumbers(guestId)) {
+      await store.checkpoint('gc:mark');
       const manifest = await store.readManifest(guestId, version);
       for (const disk of manifest.disks) {
         const index = await store.readIndex(guestId, version, disk.index);
@@ -68,7 +71,8 @@ async function sweep(store: Datastore, referenced: Set<string>, cutoff: number):
       continue;
     }
     if (referenced.has(entry.name)) continue;
-    const removed = await removeIfOlder(entry.path, cutoff);
+    await store.checkpoint('gc:candidate');
+    const removed = await removeIfOlder(store, entry.path, cutoff);
     if (removed === undefined) r.keptUnreferenced++;
     else {
       r.removedChunks++;
@@ -79,7 +83,7 @@ async function sweep(store: Datastore, referenced: Set<string>, cutoff: number):
 }
 
 /** Renames the chunk away, then decides by its mtime; returns the bytes freed or undefined if kept. */
-async function removeIfOlder(path: string, cutoff: number): Promise<number | undefined> {
+async function removeIfOlder(store: Datastore, path: string, cutoff: number): Promise<number | undefined> {
   const before = await stat(path).catch(() => undefined);
   if (!before || before.mtimeMs >= cutoff) return undefined;
   const aside = tempNameFor(path);
@@ -89,6 +93,7 @@ async function removeIfOlder(path: string, cutoff: number): Promise<number | und
     if (errnoCode(err) === 'ENOENT') return undefined;
     throw ioError(`moving unused chunk '${path}' aside`, err);
   }
+  await store.checkpoint('gc:aside');
   const after = await stat(aside);
   if (after.mtimeMs >= cutoff) {
     await rename(aside, path);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { systemClock, type Clock } from '../core/seams.js';
 import { holderAlive, thisHost } from './pid.js';
 
 export interface LockHolder {
@@ -25,7 +26,11 @@ export interface HeldLock {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class LockDir {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** the clock of writer registrations, which garbage collection compares with chunk times */
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   /** Takes lock `name`; waits up to `waitMs` for a live holder, then fails with LOCKED. */
   async acquire(name: string, purpose: string, waitMs = 0): Promise<HeldLock> {
@@ -70,7 +75,7 @@ export class LockDir {
   /** Registers a running writer; its start time bounds what GC may sweep. */
   async registerWriter(purpose: string): Promise<HeldLock & { start: number }> {
     await mkdir(this.dir, { recursive: true });
-    const start = Date.now();
+    const start = this.clock.now();
     const path = join(this.dir, `writer-${process.pid}-${randomBytes(4).toString('hex')}.json`);
     const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
     const temp = `${path}.tmp`;

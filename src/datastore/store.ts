@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { systemClock, type Clock, type Seams } from '../core/seams.js';
 import {
   CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity,
   type DatastoreIdentity, type Manifest,
@@ -30,18 +31,27 @@ const IGNORABLE_ENTRIES = new Set(['lost+found', 'System Volume Information', '$
 export class Datastore extends VersionFolders implements DatastoreReader {
   readonly chunks: ChunkStore;
   readonly locks: LockDir;
+  /** the clock of the times garbage collection compares (core/seams.ts) */
+  readonly clock: Clock;
 
   private constructor(
     readonly dir: string,
     readonly identity: DatastoreIdentity,
+    private readonly seams: Seams = {},
   ) {
     super(join(dir, 'guests'));
-    this.chunks = new ChunkStore(join(dir, 'chunks'), join(dir, 'quarantine'));
-    this.locks = new LockDir(join(dir, 'locks'));
+    this.clock = seams.clock ?? systemClock;
+    this.chunks = new ChunkStore(join(dir, 'chunks'), join(dir, 'quarantine'), this.clock);
+    this.locks = new LockDir(join(dir, 'locks'), this.clock);
+  }
+
+  /** Lets a test park an operation between its steps (core/seams.ts); nothing waits in production. */
+  async checkpoint(step: string): Promise<void> {
+    if (this.seams.checkpoint) await this.seams.checkpoint(step);
   }
 
   /** Creates a datastore in `dir` (created if missing); refuses a folder that holds anything else. */
-  static async init(dir: string): Promise<Datastore> {
+  static async init(dir: string, seams?: Seams): Promise<Datastore> {
     await ensureDir(dir);
     const entries = await readdir(dir);
     if (entries.includes(DATASTORE_ID_FILE)) {
@@ -54,11 +64,11 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     for (const sub of ['chunks', 'guests', 'locks', 'quarantine']) await ensureDir(join(dir, sub));
     const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
     await writeFileDurable(join(dir, DATASTORE_ID_FILE), encodeIdentity(identity));
-    return new Datastore(dir, identity);
+    return new Datastore(dir, identity, seams);
   }
 
   /** Opens an existing datastore; NOT_A_DATASTORE / DATASTORE_TOO_NEW with the folder named. */
-  static async open(dir: string): Promise<Datastore> {
+  static async open(dir: string, seams?: Seams): Promise<Datastore> {
     let file: Buffer;
     try {
       file = await readFile(join(dir, DATASTORE_ID_FILE));
@@ -76,7 +86,7 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     if (identity.chunkSize !== CHUNK_SIZE) {
       throw new ColdvaultError('DATASTORE_CORRUPT', `datastore '${dir}' uses chunk size ${identity.chunkSize}; this coldvault writes ${CHUNK_SIZE}`);
     }
-    return new Datastore(dir, identity);
+    return new Datastore(dir, identity, seams);
   }
 
   /** Free and total bytes of the filesystem that holds the store. */

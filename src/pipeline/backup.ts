@@ -65,6 +65,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   const writer = await req.store.locks.registerWriter(`backup of guest ${req.guestId}`);
   let staging: Staging | undefined;
   try {
+    await req.store.checkpoint('backup:registered');
     await req.store.cleanupStale(req.guestId);
     const plan = await planBackup(req, vlog);
     await checkBackupSpace(req.store, plan.disks.map((d) => ({ path: d.path, ...d.info })), req.pool, vlog, req.guestId);
@@ -75,8 +76,10 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
     const manifest = await writeVersion(req, plan, staging, version, started, vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
+    await req.store.checkpoint('backup:publish');
     await req.store.publish(staging, version);
     staging = undefined;
+    await req.store.checkpoint('backup:published');
     req.catalog.recordVersion(manifest);
     const pruned = req.keep ? await pruneGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
     await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog);
@@ -140,6 +143,7 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
     logDisk(vlog, disk, result);
   }
   await req.store.chunks.syncDirs();
+  await req.store.checkpoint('backup:stored');
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
   const manifest: Manifest = {

@@ -20,6 +20,7 @@ export async function pruneGuest(req: PruneRequest): Promise<number[]> {
     const manifest = await req.store.readManifest(req.guestId, version);
     candidates.push({ version, time: new Date(manifest.time), protected: await req.store.isProtected(req.guestId, version) });
   }
+  await req.store.checkpoint('prune:listed');
   const marks = selectPrune(candidates, req.options);
   const removed: number[] = [];
   req.log.info(`prune older backups with retention: ${describeOptions(req.options)}`);
@@ -27,6 +28,7 @@ export async function pruneGuest(req: PruneRequest): Promise<number[]> {
     if (mark !== 'remove') continue;
     req.log.info(`${req.dryRun ? 'would delete' : 'delete'} old backup version ${version} of VM ${req.guestId}`);
     if (!req.dryRun) {
+      await req.store.checkpoint('prune:remove');
       await req.store.removeVersion(req.guestId, version);
       req.catalog.removeVersion(req.guestId, version);
     }
@@ -34,6 +36,14 @@ export async function pruneGuest(req: PruneRequest): Promise<number[]> {
   }
   req.log.info(`pruned ${removed.length} backup(s) not covered by keep-retention policy`);
   return removed;
+}
+
+/** Protects a version from pruning (or lifts the protection), in the store and the catalog. */
+export async function protectVersion(req: { store: Datastore; catalog: Catalog; guestId: string; version: number; value: boolean }): Promise<void> {
+  await req.store.readManifest(req.guestId, req.version); // VERSION_NOT_FOUND with the right words
+  await req.store.checkpoint('protect:checked');
+  await req.store.setProtected(req.guestId, req.version, req.value);
+  req.catalog.setProtected(req.guestId, req.version, req.value);
 }
 
 function describeOptions(o: PruneOptions): string {

@@ -59,6 +59,7 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
   const started = Date.now();
   req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId}`);
   const manifest = await req.store.readManifest(req.guestId, req.version);
+  await req.store.checkpoint('restore:manifest');
   const configPath = guestConfigPath(req.guestsDir, req.newId);
   const lock = await (req.locks ?? req.store.locks).acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
   const disks: DiskPlan[] = [];
@@ -72,6 +73,7 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
     const io = new PQueue({ concurrency: 4 });
     const reader = new ChunkReader(req.store.chunks, req.pool, io);
     for (const disk of disks) {
+      await req.store.checkpoint('restore:disk');
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
       await ensureDir(dirname(disk.path));
       meter.item = disk.key;

@@ -51,8 +51,10 @@ interface ChunkUse {
 export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
   const targets = await selectVersions(req);
+  await req.store.checkpoint('verify:listed');
   const versionErrors = new Map<string, string[]>(targets.map((t) => [label(t), []]));
   const uses = await collectChunks(req, targets, versionErrors);
+  await req.store.checkpoint('verify:collected');
   const bytes = [...uses.values()].reduce((s, u) => s + u.length, 0);
   req.log.info(`verifying ${targets.length} version(s): ${uses.size} chunks, ${formatBytes(bytes)}`);
   const badChunks = await checkChunks(req, uses, bytes);

@@ -4,7 +4,7 @@ import { ColdvaultError } from '../../core/errors.js';
 import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
 import { formatBytes } from '../../core/units.js';
 import { collectGarbage, Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
-import { pruneGuest } from '../../pipeline/index.js';
+import { protectVersion, pruneGuest } from '../../pipeline/index.js';
 import { flag, intOption, required, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -84,9 +84,7 @@ export async function protectCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(ctx.args.positionals[0] ?? '', 'vmid');
   const version = parsePositiveInt(required(ctx.args, 'version', 'protect'), '--version');
   const { store, catalog } = await ctx.openStore();
-  await store.readManifest(guestId, version);
-  await store.setProtected(guestId, version, !flag(ctx.args, 'off'));
-  catalog.setProtected(guestId, version, !flag(ctx.args, 'off'));
+  await protectVersion({ store, catalog, guestId, version, value: !flag(ctx.args, 'off') });
   ctx.print(`guest ${guestId} version ${version} is ${flag(ctx.args, 'off') ? 'no longer ' : ''}protected`);
   return 0;
 }
