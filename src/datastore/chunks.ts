@@ -11,7 +11,7 @@
  * chunks do not pass through the page cache, where they would push out what the host has cached, and
  * cost the kernel less (bench/RESULTS.md). A filesystem that refuses O_DIRECT gets buffered writes.
  */
-import { open, readdir, rename, utimes, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
 import { alignUp, DIRECT_ALIGN, directAligned } from '../core/aligned.js';
@@ -129,6 +129,28 @@ export class ChunkStore {
       }
     }
     return { handle: await open(path, 'r'), direct: false };
+  }
+
+  /** The chunks of `hexes` that are not in the store (looked at side by side, a few at a time). */
+  async missing(hexes: Iterable<string>): Promise<string[]> {
+    const all = [...hexes];
+    const gone: string[] = [];
+    for (let i = 0; i < all.length; i += 32) {
+      const batch = all.slice(i, i + 32);
+      const present = await Promise.all(batch.map((hex) => this.present(hex)));
+      batch.forEach((hex, j) => { if (!present[j]) gone.push(hex); });
+    }
+    return gone;
+  }
+
+  private async present(hex: string): Promise<boolean> {
+    try {
+      await stat(this.pathOf(hex));
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return false;
+      throw ioError(`looking for chunk ${hex} in '${this.dir}'`, err);
+    }
   }
 
   async exists(hex: string): Promise<boolean> {

@@ -1,18 +1,40 @@
 /**
- * Garbage collection: mark and sweep, safe while backups run.
- * - Mark: the digests of every index of every published version.
- * - Cutoff: the earlier of GC's own start and the start of the oldest running writer (backup),
- *   less a few seconds for timestamp granularity (FAT-family disks keep 2 s).
- * - Sweep: an unreferenced chunk is a candidate only if its mtime is older than the cutoff. Running
- *   backups touch (set the mtime of) every chunk they dedup against, and write new ones fresh, so
- *   their chunks are never older than their start. To close the race between GC's look at a chunk
- *   and a backup's touch, GC first renames the candidate away, then looks at its mtime: if a backup
- *   touched it meanwhile, it is renamed back; a backup that touches after the rename sees ENOENT and
- *   writes the chunk anew.
+ * Garbage collection: mark and sweep, safe while backups, prune, restore and verify run.
+ *
+ * Steps:
+ *  1. Take the gc lock (one gc per store). Note gc's start S on the store's clock.
+ *  2. Read the registrations of the live writers (running backups), then the cutoff
+ *     C = min(S, start of every live writer) - slack (timestamp granularity: FAT keeps 2 s).
+ *  3. Mark: the digests of every index of every version that exists now (a version that vanishes
+ *     while being read, because prune removed it, is skipped: nothing of it needs to be kept).
+ *  4. Sweep: a chunk that is not marked and whose time (mtime) is older than C is removed. To decide
+ *     without racing a backup's touch, gc renames the candidate aside, looks at its time again and
+ *     deletes it only if it is still old (else renames it back).
+ *
+ * Why no interleaving of backup, prune and gc loses a chunk that a version references. Every
+ * backup registers as a writer (locks.ts: its start W is taken before the registration file appears)
+ * before it looks at a single chunk, and it sets the time of every chunk it references to "now" on
+ * the same clock: a chunk it writes gets its time before it gets its name (durable.ts), a chunk it
+ * reuses is touched (chunks.ts). So every chunk of a backup has a time >= the moment its registration
+ * was complete >= W. Take any version V and any gc run G:
+ *  - V was published before G listed V's guest (step 3): G marks V's chunks.
+ *  - Otherwise V's backup B was still running when G listed. If B's registration was visible at
+ *    step 2, C <= W(B) - slack. If not, it became visible after step 2 began, after S was taken, so
+ *    V's chunks have times > S >= C. Either way G removes none of them, wherever G is paused (for a
+ *    second or an hour: the cutoff is fixed before marking and never moves forward).
+ *  - B touches a chunk while G sweeps it: a touch before G's rename makes G's second look see the
+ *    new time (renamed back); a touch after the rename fails (ENOENT) and B writes the chunk anew.
+ *    One window is left inside a single touch: utimes resolves the name, G renames and looks, then
+ *    utimes sets the time on the inode G is about to delete. B closes it: before it publishes, it
+ *    checks that every chunk it reused is still there and writes the missing ones again from its
+ *    source (pipeline/backup-reuse.ts).
+ *  - Prune only removes versions: a chunk it unreferences may be reused by a backup that then touches
+ *    it, which the rules above cover. A version being read (restore, export) holds a read lease that
+ *    prune respects (versions.ts), so a reader's chunks stay marked by step 3.
  * Leftover temp files of dead writers are removed too.
  */
 import { rename, stat, unlink } from 'node:fs/promises';
-import { errnoCode, ioError } from '../core/errors.js';
+import { errnoCode, ioError, isColdvaultError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import { processAlive } from './pid.js';
 import { TEMP_MARK, tempNameFor } from './durable.js';
@@ -33,10 +55,11 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
   try {
     await store.checkpoint('gc:locked');
     const gcStart = store.clock.now();
-    const referenced = await markReferenced(store);
-    await store.checkpoint('gc:marked');
     const writers = await store.locks.liveWriters();
     const cutoff = Math.min(gcStart, ...writers.map((w) => w.start)) - TIMESTAMP_SLACK_MS;
+    await store.checkpoint('gc:writers');
+    const referenced = await markReferenced(store);
+    await store.checkpoint('gc:marked');
     log.info(`marked ${referenced.size} referenced chunks; ${writers.length} backup(s) running; sweeping chunks unused since ${new Date(cutoff).toISOString()}`);
     const result = await sweep(store, referenced, cutoff);
     return { referencedChunks: referenced.size, ...result };
@@ -50,14 +73,23 @@ async function markReferenced(store: Datastore): Promise<Set<string>> {
   for (const guestId of await store.listGuestIds()) {
     for (const version of await store.listVersionNumbers(guestId)) {
       await store.checkpoint('gc:mark');
-      const manifest = await store.readManifest(guestId, version);
-      for (const disk of manifest.disks) {
-        const index = await store.readIndex(guestId, version, disk.index);
-        for (const d of index.digests) if (d) referenced.add(d.toString('hex'));
-      }
+      await markVersion(store, guestId, version, referenced);
     }
   }
   return referenced;
+}
+
+/** Adds a version's chunks; a version pruned meanwhile is skipped, any other failure stops gc (it sweeps nothing). */
+async function markVersion(store: Datastore, guestId: string, version: number, referenced: Set<string>): Promise<void> {
+  try {
+    const manifest = await store.readManifest(guestId, version);
+    for (const disk of manifest.disks) {
+      const index = await store.readIndex(guestId, version, disk.index);
+      for (const d of index.digests) if (d) referenced.add(d.toString('hex'));
+    }
+  } catch (err) {
+    if (!isColdvaultError(err, 'VERSION_NOT_FOUND')) throw err;
+  }
 }
 
 async function sweep(store: Datastore, referenced: Set<string>, cutoff: number): Promise<Omit<GcResult, 'referencedChunks'>> {

@@ -19,4 +19,5 @@ export * from './versions.js';
 export * from './locks.js';
 export * from './durable.js';
 export * from './gc.js';
+export * from './version-use.js';
 export * from './prune-policy.js';

@@ -1,14 +1,25 @@
 /**
  * Locks on a datastore, as files (they work on every filesystem a USB disk may carry, and across
  * processes): `locks/<name>.lock` created with O_EXCL and holding {pid, host, start}. A lock whose
- * holder died (same host, pid gone) is stale and taken over. Writers (running backups) also
- * register in `locks/writer-*.json` so that garbage collection can keep the chunks they touch.
+ * holder died (same host, pid gone) is stale and taken over.
+ *
+ * Besides exclusive locks there are registrations, many at a time, each its own file
+ * `locks/<kind>-<...>-<pid>-<rand>.json`: writers (running backups, `writer-*`) so that garbage
+ * collection keeps the chunks they touch, and read leases (`read-<vmid>-<version>-*`) of restores
+ * and exports so that prune keeps the version they read (see versions.ts for the protocol).
+ *
+ * What is locked when:
+ *   guest-<vmid>            one backup of a guest at a time (held for the whole backup)
+ *   prune-<vmid>            prune, keep-N rotation and protect of a guest, one at a time
+ *   remove-<vmid>-<n>       held while prune decides on and removes one version
+ *   restore-<new vmid>      one restore to a new guest id at a time
+ *   gc                      one garbage collection at a time
  */
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
-import { systemClock, type Clock } from '../core/seams.js';
+import { systemClock, type Checkpoint, type Clock } from '../core/seams.js';
 import { holderAlive, thisHost } from './pid.js';
 
 export interface LockHolder {
@@ -28,27 +39,42 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class LockDir {
   constructor(
     readonly dir: string,
-    /** the clock of writer registrations, which garbage collection compares with chunk times */
+    /** the clock of writer registrations (which garbage collection compares with chunk times) and of waits */
     private readonly clock: Clock = systemClock,
+    private readonly checkpoint?: Checkpoint,
   ) {}
 
   /** Takes lock `name`; waits up to `waitMs` for a live holder, then fails with LOCKED. */
   async acquire(name: string, purpose: string, waitMs = 0): Promise<HeldLock> {
     const path = join(this.dir, `${name}.lock`);
-    const deadline = Date.now() + waitMs;
-    for (;;) {
+    const deadline = this.clock.now() + waitMs;
+    for (let attempt = 0; ; attempt++) {
       const holder = await this.tryCreate(path, purpose);
       if (!holder) return { path, release: () => unlink(path).catch(() => undefined) };
       if (!holderAlive(holder)) {
         await unlink(path).catch(() => undefined);
         continue;
       }
-      if (Date.now() >= deadline) {
-        const who = holder.pid > 0 ? ` (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})` : '';
-        throw new ColdvaultError('LOCKED', `${name} is locked by ${holder.purpose}${who}`);
-      }
-      await sleep(Math.min(500, Math.max(10, deadline - Date.now())));
+      if (this.clock.now() >= deadline) throw new ColdvaultError('LOCKED', `${name} is locked by ${describeHolder(holder)}`);
+      await this.pause(attempt, deadline);
     }
+  }
+
+  /** Waits before the next look at a lock: 10 ms, doubling up to 500 ms, never past the deadline. */
+  async pause(attempt: number, deadline: number): Promise<void> {
+    if (this.checkpoint) await this.checkpoint('lock:wait');
+    await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6), Math.max(1, deadline - this.clock.now())));
+  }
+
+  /** The live holder of lock `name`, or undefined when it is free (or its holder died). */
+  async holder(name: string): Promise<LockHolder | undefined> {
+    const path = join(this.dir, `${name}.lock`);
+    const holder = await readHolder(path);
+    if (holder) return holderAlive(holder) ? holder : undefined;
+    const exists = await stat(path).then(() => true, () => false);
+    if (!exists) return undefined;
+    const unreadable = await unreadableHolder(path, await this.hasHardLinks());
+    return holderAlive(unreadable) ? unreadable : undefined;
   }
 
   /** Creates the lock file; returns undefined on success, or the current holder. */
@@ -73,28 +99,46 @@ export class LockDir {
   }
 
   /** Registers a running writer; its start time bounds what GC may sweep. */
-  async registerWriter(purpose: string): Promise<HeldLock & { start: number }> {
-    await mkdir(this.dir, { recursive: true });
-    const start = this.clock.now();
-    const path = join(this.dir, `writer-${process.pid}-${randomBytes(4).toString('hex')}.json`);
-    const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
-    const temp = `${path}.tmp`;
-    await writeFile(temp, JSON.stringify(holder));
-    await rename(temp, path); // a writer file is whole or absent: GC never sees half of one
-    return { path, start, release: () => unlink(path).catch(() => undefined) };
+  registerWriter(purpose: string): Promise<HeldLock & { start: number }> {
+    return this.register('writer-', purpose);
   }
 
   /** Live writers; stale registrations of dead processes are removed. */
-  async liveWriters(): Promise<LockHolder[]> {
+  liveWriters(): Promise<LockHolder[]> {
+    return this.liveRegistrations('writer-');
+  }
+
+  /**
+   * Adds a registration `<prefix><pid>-<rand>.json`. Its start is taken before the file appears, and
+   * the file is whole or absent (written aside, then renamed): nobody ever sees half of one.
+   */
+  async register(prefix: string, purpose: string): Promise<HeldLock & { start: number }> {
+    await mkdir(this.dir, { recursive: true });
+    const start = this.clock.now();
+    const path = join(this.dir, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}.json`);
+    const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
+    const temp = `${path}.tmp`;
+    await writeFile(temp, JSON.stringify(holder));
+    await rename(temp, path);
+    return { path, start, release: () => unlink(path).catch(() => undefined) };
+  }
+
+  /** The live registrations whose names start with `prefix`; those of dead processes are removed. */
+  async liveRegistrations(prefix: string): Promise<LockHolder[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const live: LockHolder[] = [];
-    for (const name of names.filter((n) => n.startsWith('writer-') && n.endsWith('.json'))) {
+    for (const name of names.filter((n) => n.startsWith(prefix) && n.endsWith('.json'))) {
       const holder = await readHolder(join(this.dir, name));
       if (holder && holderAlive(holder)) live.push(holder);
       else if (holder) await unlink(join(this.dir, name)).catch(() => undefined);
     }
     return live;
   }
+}
+
+export function describeHolder(holder: LockHolder): string {
+  const who = holder.pid > 0 ? ` (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})` : '';
+  return `${holder.purpose}${who}`;
 }
 
 /**

@@ -42,7 +42,7 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     super(join(dir, 'guests'));
     this.clock = seams.clock ?? systemClock;
     this.chunks = new ChunkStore(join(dir, 'chunks'), join(dir, 'quarantine'), this.clock);
-    this.locks = new LockDir(join(dir, 'locks'), this.clock);
+    this.locks = new LockDir(join(dir, 'locks'), this.clock, seams.checkpoint);
   }
 
   /** Lets a test park an operation between its steps (core/seams.ts); nothing waits in production. */

@@ -41,6 +41,8 @@ export interface BackupDiskContext {
   zstdLevel: number;
   /** chunks inserted or confirmed during this run: dedup within the run without a syscall */
   seen: Map<string, Promise<void>>;
+  /** chunks this run found in the store and touched: checked again before the version is published (backup-reuse.ts) */
+  reused: Set<string>;
   signal?: AbortSignal;
   onChunk?: (counters: DiskCounters) => void;
   /** called before each new chunk is written, with its size; throws to stop (space guard) */
@@ -149,8 +151,10 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
     const marker = deferred();
     ctx.seen.set(hashed.hex, marker.promise);
     try {
-      if (await ctx.chunks.touch(hashed.hex)) counters.dedupBytes += length;
-      else {
+      if (await ctx.chunks.touch(hashed.hex)) {
+        counters.dedupBytes += length;
+        ctx.reused.add(hashed.hex);
+      } else {
         await ctx.writeSlots.acquire();
         try {
           const out = ctx.blobBuffers.take();
@@ -175,6 +179,32 @@ async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests:
     }
   } finally {
     if (buf) ctx.buffers.give(buf);
+  }
+}
+
+/**
+ * Reads chunk `i` of the image again and writes it to the store; it must still hash to `hex` (the
+ * source is not allowed to change during a backup). Used when a reused chunk vanished (backup-reuse.ts).
+ */
+export async function rewriteChunk(path: string, size: number, i: number, hex: string, ctx: BackupDiskContext): Promise<void> {
+  const length = chunkLength(size, i);
+  const file = await openImage(path);
+  let buf: ArrayBuffer | undefined = ctx.buffers.take();
+  try {
+    await readExactly(file, buf, length, i * CHUNK_SIZE, path);
+    const hashed = await ctx.pool.digest(buf, length);
+    buf = hashed.buf;
+    if (hashed.hex !== hex) {
+      throw new ColdvaultError('DIGEST_MISMATCH', `disk image '${path}' changed during the backup: chunk ${i} hashes to ${hashed.hex} now, ${hex} before`);
+    }
+    const out = ctx.blobBuffers.take();
+    const outOffset = alignedOffset(out);
+    const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, out, outOffset);
+    buf = encoded.buf;
+    await writeBlob(hex, encoded.out, outOffset, encoded.blobLength, ctx);
+  } finally {
+    if (buf) ctx.buffers.give(buf);
+    await file.close();
   }
 }
 

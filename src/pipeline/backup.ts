@@ -17,9 +17,10 @@ import type { Catalog } from '../catalog/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
 import { Window } from './limits.js';
 import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } from './backup-disk.js';
+import { confirmReused, type WrittenDisk } from './backup-reuse.js';
 import { imageInfo, type ImageInfo } from './images.js';
 import { checkBackupSpace, spaceGuard } from './space.js';
-import { pruneGuest } from './prune.js';
+import { rotateGuest } from './prune.js';
 import { ProgressMeter } from './progress-meter.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -81,7 +82,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     staging = undefined;
     await req.store.checkpoint('backup:published');
     req.catalog.recordVersion(manifest);
-    const pruned = req.keep ? await pruneGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
+    const pruned = req.keep ? await rotateGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
     await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog);
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
@@ -127,11 +128,12 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
   const ctx = {
     chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 6 }), buffers: new BufferPool(), blobBuffers: blobBufferPool(), writeSlots: new Window(8),
-    zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
+    zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), reused: new Set<string>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
   };
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
   const disks: ManifestDisk[] = [];
+  const written: WrittenDisk[] = [];
   const sum = newCounters();
   for (const disk of plan.disks) {
     vlog.info(`now save file '${disk.path}'`);
@@ -139,11 +141,13 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
     const result = await backupDisk(disk.path, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
     meter.completeItem(result);
     addCounters(sum, result);
+    written.push({ path: disk.path, size: disk.info.size, digests: result.digests });
     disks.push(await writeIndex(staging, disk, result));
     logDisk(vlog, disk, result);
   }
   await req.store.chunks.syncDirs();
   await req.store.checkpoint('backup:stored');
+  await confirmReused(written, ctx, vlog);
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
   const manifest: Manifest = {

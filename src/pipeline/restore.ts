@@ -13,7 +13,7 @@ import { ColdvaultError, describeError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import type { ProgressListener } from '../core/progress.js';
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
-import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
+import { ensureDir, filesystemSpace, fsyncDir, leaseVersion, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
   allocateRestoreVolumes, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
@@ -56,8 +56,18 @@ interface DiskPlan {
 }
 
 export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
-  const started = Date.now();
   req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId}`);
+  // The version cannot be pruned while it is read (datastore/version-use.ts).
+  const lease = await leaseVersion(req.store, req.guestId, req.version, `restore of guest ${req.guestId} version ${req.version} as ${req.newId}`);
+  try {
+    return await restoreLeased(req);
+  } finally {
+    await lease.release();
+  }
+}
+
+async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
+  const started = Date.now();
   const manifest = await req.store.readManifest(req.guestId, req.version);
   await req.store.checkpoint('restore:manifest');
   const configPath = guestConfigPath(req.guestsDir, req.newId);
