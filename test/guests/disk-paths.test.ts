@@ -82,6 +82,23 @@ describe('a disk for backup', () => {
     }
   });
 
+  it('a block device: fine inside a storage; outside, allowed by its real path or by the name of the link that leads to it', async () => {
+    // device nodes made with mknod (root; only stat'ed, never read): the rule judges what a path is, not its contents
+    const inStorage = join(vz, 'images', '101', 'node.raw');
+    const byId = join(root, 'by-id');
+    mkdirSync(byId);
+    execFileSync('mknod', [inStorage, 'b', '7', '0']);
+    execFileSync('mknod', [join(outside, 'dev-node'), 'b', '7', '0']);
+    symlinkSync(join(outside, 'dev-node'), join(byId, 'disk-a'));
+    symlinkSync(join(outside, 'secret.raw'), join(byId, 'file-b'));
+    expect(await resolve('local:101/node.raw')).toBe(inStorage);
+    await expect(resolve(join(byId, 'disk-a'))).rejects.toMatchObject({ code: 'DISK_PATH_NOT_ALLOWED' });
+    expect(await resolve(join(byId, 'disk-a'), [`${byId}/*`])).toBe(join(outside, 'dev-node'));
+    expect(await resolve(join(outside, 'dev-node'), [`${outside}/dev-*`])).toBe(join(outside, 'dev-node'));
+    // the same link pattern does not let a link lead to a regular file
+    await expect(resolve(join(byId, 'file-b'), [`${byId}/*`])).rejects.toMatchObject({ code: 'DISK_PATH_NOT_ALLOWED' });
+  });
+
   it('that does not exist is DISK_MISSING, naming its path', async () => {
     const missing = join(vz, 'images', '101', 'nope.raw');
     await expect(resolve('local:101/nope.raw')).rejects.toMatchObject({ code: 'DISK_MISSING', message: `disk 'scsi0' of guest 101: image '${missing}' does not exist` });
