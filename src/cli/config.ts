@@ -1,7 +1,8 @@
 /**
  * The config file (`--config FILE` or `COLDVAULT_CONFIG`), JSON: defaults for every command.
  *   { "node": "pve1", "stateDir": "/var/lib/coldvault", "guestsDir": "/etc/pve/qemu-server",
- *     "storages": { "local": "/var/lib/vz" }, "datastores": { "usb1": "/mnt/usb1" } }
+ *     "storages": { "local": "/var/lib/vz" }, "datastores": { "usb1": "/mnt/usb1" },
+ *     "allowDiskPaths": ["/dev/disk/by-id/*"] }
  * Command-line flags win over the file; `--storage id=dir` adds to or overrides `storages`.
  */
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
 import type { HypervisorConfig } from '../core/hypervisor.js';
+import { checkDiskPathPattern } from '../guests/index.js';
 import type { MailConfig } from '../jobs/index.js';
 import { list, str, type Parsed } from './args.js';
 
@@ -17,6 +19,8 @@ export interface CliConfig {
   stateDir: string;
   guestsDir: string;
   storages: Record<string, string>;
+  /** disks outside the storages that may be backed up: absolute path patterns, `*` `?` `**` (src/guests/disk-path-globs.ts) */
+  allowDiskPaths?: string[];
   datastores: Record<string, string>;
   zstdLevel: number;
   hypervisor?: HypervisorConfig;
@@ -45,7 +49,7 @@ const DEFAULTS: CliConfig = {
   zstdLevel: 1,
 };
 
-const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs']);
+const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs', 'allowDiskPaths']);
 
 export function loadConfig(p: Parsed): CliConfig {
   const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;
@@ -77,6 +81,7 @@ function readConfigFile(file: string): Partial<CliConfig> {
   if (unknown.length > 0) throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': unknown key(s) ${unknown.join(', ')}`);
   checkMap(parsed, 'storages', file);
   checkMap(parsed, 'datastores', file);
+  checkDiskPathPatterns(parsed, file);
   return parsed as Partial<CliConfig>;
 }
 
@@ -86,6 +91,13 @@ function checkMap(parsed: object, key: string, file: string): void {
   if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
     throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': '${key}' must map ids to folder paths`);
   }
+}
+
+function checkDiskPathPatterns(parsed: object, file: string): void {
+  const value = (parsed as Record<string, unknown>).allowDiskPaths;
+  if (value === undefined) return;
+  if (!Array.isArray(value)) throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': 'allowDiskPaths' must be a list of absolute path patterns`);
+  for (const pattern of value) checkDiskPathPattern(pattern, `config file '${file}': allowDiskPaths`);
 }
 
 /** `--store` takes a folder or the name of a configured datastore. */

@@ -10,6 +10,10 @@ export type ErrorCode =
   | 'GUEST_CONFIG_MALFORMED'
   | 'DISK_MISSING'
   | 'DISK_UNSUPPORTED'
+  /** a disk outside the storages and allowDiskPaths, or a restore target outside its storage (guests/disk-paths.ts) */
+  | 'DISK_PATH_NOT_ALLOWED'
+  /** a "disk" that is a character device, FIFO, socket, directory, or under /proc or /sys */
+  | 'DISK_PATH_SPECIAL'
   | 'STORAGE_UNKNOWN'
   | 'NOT_A_DATASTORE'
   | 'DATASTORE_EXISTS'

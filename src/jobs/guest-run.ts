@@ -31,6 +31,8 @@ export interface GuestRunContext {
   locks: LockDir;
   guestsDir: string;
   storages: StorageMap;
+  /** disks outside the storages that may be backed up (config `allowDiskPaths`) */
+  allowDiskPaths?: readonly string[];
   node: string;
   zstdLevel: number;
   log: TaskLog;
@@ -74,7 +76,7 @@ class GuestRun {
       this.adopt(status);
       await this.hook('backup-start');
       const result = await backupGuest({
-        store: ctx.store, catalog: ctx.catalog, pool: ctx.pool, guestsDir: ctx.guestsDir, storages: ctx.storages, guestId: vmid,
+        store: ctx.store, catalog: ctx.catalog, pool: ctx.pool, guestsDir: ctx.guestsDir, storages: ctx.storages, allowDiskPaths: ctx.allowDiskPaths, guestId: vmid,
         node: ctx.node, zstdLevel: ctx.zstdLevel, keep: ctx.job.keep, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000, statusLine: `status = ${status}`,
         beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),

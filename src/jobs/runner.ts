@@ -30,6 +30,8 @@ export interface JobEnvironment {
   stateDir: string;
   guestsDir: string;
   storages: StorageMap;
+  /** disks outside the storages that may be backed up (config `allowDiskPaths`) */
+  allowDiskPaths?: readonly string[];
   zstdLevel: number;
   tasks: TaskStore;
   journal: StopJournal;
@@ -128,7 +130,7 @@ async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids
       }
       const report = await runGuest({
         job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
-        storages: env.storages, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal, adopted: adopted.get(vmid),
+        storages: env.storages, allowDiskPaths: env.allowDiskPaths, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal, adopted: adopted.get(vmid),
       }, vmid);
       diskFailed ??= await checkDeviceAfter(device, report, task);
       reports.push(report);

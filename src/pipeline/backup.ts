@@ -12,7 +12,7 @@ import { formatBytes, formatDuration, formatRate, percent } from '../core/units.
 import type { ProgressListener } from '../core/progress.js';
 import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FILE, VERSION_CONFIG_FILE, VERSION_LOG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
 import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
-import { archivedConfigText, guestName, readGuestConfig, resolveVolumePath, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
+import { archivedConfigText, guestName, readGuestConfig, resolveBackupDisk, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
 import { Window } from './limits.js';
@@ -30,6 +30,8 @@ export interface BackupRequest {
   pool: WorkerPool;
   guestsDir: string;
   storages: StorageMap;
+  /** disks outside the storages that may be read (config `allowDiskPaths`; guests/disk-paths.ts) */
+  allowDiskPaths?: readonly string[];
   guestId: string;
   node: string;
   zstdLevel: number;
@@ -112,7 +114,7 @@ async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPa
   const { included, excluded } = selectBackupDisks(config);
   const disks: PlannedDisk[] = [];
   for (const disk of included) {
-    const path = resolveVolumePath(disk.volume, req.storages);
+    const path = await resolveBackupDisk(disk, req.guestId, req); // the path rule: refused before anything is written
     const info = await imageInfo(path, `disk '${disk.key}' of guest ${req.guestId}`);
     vlog.info(`include disk '${disk.key}' '${disk.volume}' ${formatBytes(info.size, 0)}`);
     disks.push({ ...disk, path, info });

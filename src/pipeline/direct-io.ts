@@ -28,9 +28,9 @@ export class DiskImageWriter {
     this.direct = directHandle !== undefined;
   }
 
-  /** Creates `path` (it must not exist) for writing; `direct: false` keeps to the page cache. */
+  /** Creates `path` (it must not exist) for writing, mode 0600 (a guest's private data); `direct: false` keeps to the page cache. */
   static async create(path: string, opts: { direct?: boolean } = {}): Promise<DiskImageWriter> {
-    const buffered = await open(path, 'wx').catch((err: unknown) => { throw ioError(`creating '${path}'`, err); });
+    const buffered = await open(path, 'wx', 0o600).catch((err: unknown) => { throw ioError(`creating '${path}'`, err); });
     let directHandle: FileHandle | undefined;
     if (opts.direct !== false && loadNative() !== null) {
       directHandle = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);

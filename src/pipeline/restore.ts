@@ -16,7 +16,7 @@ import { formatBytes, formatDuration, formatRate } from '../core/units.js';
 import { ensureDir, filesystemSpace, fsyncDir, leaseVersion, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
-  allocateRestoreVolumes, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
+  allocateRestoreVolumes, checkRestoreTargets, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
 } from '../guests/index.js';
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
@@ -127,6 +127,7 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
     newId: req.newId, disks: wanted, storages: req.storages,
     existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.includes(TEMP_MARK)) : []), reusable: req.force ? volumesOf(configPath) : undefined,
   });
+  await checkRestoreTargets(req.newId, allocated, req.storages);
   const plans: DiskPlan[] = [];
   for (const disk of manifest.disks) {
     const index = await req.store.readIndex(req.guestId, req.version, disk.index);

@@ -10,6 +10,8 @@ export interface ServerConfig {
   stateDir: string;
   guestsDir: string;
   storages: StorageMap;
+  /** disks outside the storages that jobs may back up (config `allowDiskPaths`) */
+  allowDiskPaths?: readonly string[];
   /** datastore name -> folder */
   datastores: Record<string, string>;
   zstdLevel: number;

@@ -47,7 +47,7 @@ export class TaskRunner {
     const { config, state, driver } = this.env;
     let entry: (RunningTask & { done: Promise<unknown> }) | undefined;
     const done = runJob(job, {
-      node: job.node ?? config.node, stateDir: config.stateDir, guestsDir: config.guestsDir, storages: config.storages, zstdLevel: config.zstdLevel,
+      node: job.node ?? config.node, stateDir: config.stateDir, guestsDir: config.guestsDir, storages: config.storages, allowDiskPaths: config.allowDiskPaths, zstdLevel: config.zstdLevel,
       tasks: state.tasks, journal: state.journal, jobs: state.jobs, driver, mail: config.mail, signal: this.abort.signal,
       onProgress: (p) => { if (entry) entry.progress = p; },
     }, (task) => { entry = this.track(task.id, 'backup', job.id); });

@@ -25,7 +25,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   let failed = 0;
   for (const guestId of ids) {
     try {
-      const r = await backupGuest({ store, catalog, pool, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, guestId, node: ctx.config.node, zstdLevel, keep, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
+      const r = await backupGuest({ store, catalog, pool, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, allowDiskPaths: ctx.config.allowDiskPaths, guestId, node: ctx.config.node, zstdLevel, keep, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
       const m = r.manifest;
       results.push({ id: guestId, version: m.version, time: m.time, name: m.guestName, ok: true, size: m.disks.reduce((s, d) => s + d.size, 0), newBytes: m.newBytes, storedBytes: m.storedBytes, seconds: r.seconds, pruned: r.pruned });
       if (!ctx.json) ctx.print(`backed up guest ${guestId} as version ${m.version} (${formatBytes(m.storedBytes)} new in the store)`);

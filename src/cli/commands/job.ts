@@ -102,7 +102,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
   const abort = abortOnSignals(ctx);
   const result = await runJob(job, {
     signal: abort.signal,
-    node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
+    node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, allowDiskPaths: ctx.config.allowDiskPaths,
     zstdLevel: ctx.config.zstdLevel, tasks, journal, jobs: ctx.state().jobs, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
   }, (task) => {
     ctx.print(`task ${task.id}`);
