@@ -203,6 +203,30 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
     expect((await fake.calls()).filter((c) => c.startsWith('start 107'))).toEqual([]);
     expect(journalEntries()).toEqual([]);
   });
+
+  it('after a kill -9, the next run of the same job takes the guest over: unlocks, locks again, backs it up as it is, starts it', async () => {
+    await addGuest('110', 'running');
+    const { taskId } = await killInBackupEnd('j10', '110');
+    expect(await fake.lock('110')).toBe('backup');
+    expect(await fake.state('110')).toBe('stopped');
+    await fake.clearCalls();
+    // j10's hook sleeps in backup-end: this run gets a plain one
+    expect((await pcv(['job', 'edit', 'j10', '--hook', writeHook(lab, 'hook-j10-again.sh').script])).code).toBe(0);
+
+    const again = await pcv(['job', 'run', 'j10']);
+    expect(again.code, `${again.stdout}\n${again.stderr}`).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`WARN: guest 110 was locked for backup by task ${taskId} .*removing the lock`));
+    expect(again.stdout).toMatch(new RegExp(`WARN: guest 110 was left stopped by the interrupted task ${taskId}; backing it up as it is`));
+    expect(again.stdout).not.toContain('stopping virtual guest');
+    const calls = await fake.calls();
+    const at = (re: RegExp): number => callAt(calls, re);
+    expect([at(/^unlock 110$/) < at(/^set 110 --lock backup$/), at(/^set 110 --lock backup$/) < at(/^start 110 --skiplock$/)], calls.join('\n')).toEqual([true, true]);
+    expect(calls.filter((c) => c.startsWith('unlock 110'))).toHaveLength(2); // the dead run's lock, then this run's
+    expect(await fake.lock('110')).toBeUndefined();
+    expect(await fake.state('110')).toBe('running');
+    expect(await versionCount('110')).toBe(2);
+    expect(journalEntries()).toEqual([]);
+  });
 });
 
 describe('a guest started by hand with --skiplock while its disks are read (fake qm, in-process job)', () => {
