@@ -33,6 +33,10 @@ export type ErrorCode =
   | 'STOP_TIMEOUT'
   | 'START_FAILED'
   | 'HYPERVISOR'
+  /** the hypervisor holds a lock on the guest (Proxmox `lock: migrate|snapshot|backup...`) */
+  | 'GUEST_LOCKED'
+  /** a guest was started while coldvault read its disks with it off: that version is discarded */
+  | 'GUEST_STARTED'
   | 'HOOK_FAILED'
   | 'JOB_NOT_FOUND'
   | 'JOB_INVALID'

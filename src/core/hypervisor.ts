@@ -8,6 +8,12 @@
  * - `stop` is a hard stop (power cut); `start` resolves once the hypervisor reports the guest running.
  * All are idempotent where that makes sense: shutdown/stop of a stopped guest and start of a running
  * one resolve at once.
+ * - `lockBackup`/`unlockBackup`, for hypervisors that keep a lock in the guest's config (Proxmox
+ *   `lock: backup`, as vzdump sets it): `lockBackup` sets the lock, refusing with GUEST_LOCKED (naming
+ *   the lock found) a guest that holds any lock already, atomically with that check. While this driver
+ *   holds it, its own shutdown/stop/start pass over it (Proxmox `--skiplock`); nobody else's start does.
+ *   `unlockBackup` clears a `backup` lock (also one left by a run that died), resolves at once when
+ *   there is none, and leaves any other lock in place with GUEST_LOCKED naming it.
  */
 export type GuestRunState = 'running' | 'stopped' | 'paused' | 'unknown';
 
@@ -19,6 +25,10 @@ export interface HypervisorDriver {
   start(vmid: string, timeoutMs?: number): Promise<void>;
   /** disk image paths of a guest, where the hypervisor knows them (libvirt domblklist) */
   diskPaths?(vmid: string): Promise<string[]>;
+  /** sets the hypervisor's backup lock on the guest's config (see the header) */
+  lockBackup?(vmid: string): Promise<void>;
+  /** clears the backup lock (see the header) */
+  unlockBackup?(vmid: string): Promise<void>;
 }
 
 export interface HypervisorConfig {

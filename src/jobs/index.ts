@@ -1,8 +1,9 @@
 /**
  * jobs: backup jobs of stopped guests, as the seed's "Backup -> Jobs" screen has them. A job (weekdays +
  * start time or a cron expression, guests or "all but", target store, keep N, scripts, mail) runs as a
- * task: stop guest (ACPI) -> back up -> start guest, with vzdump's hook phases, a stop journal that
- * brings guests back after a crash, per-guest locks, task logs in SQLite and files, and a mail report.
+ * task: [lock: backup] -> stop guest (ACPI) -> back up -> still stopped? -> start guest -> unlock, with
+ * vzdump's hook phases, a restart journal that brings guests back and removes their backup locks after
+ * a crash, per-guest locks, task logs in SQLite and files, and a mail report.
  * State lives in `<stateDir>/coldvault.sqlite`. The scheduler (in `coldvault serve`) starts due jobs.
  */
 export * from './job-model.js';

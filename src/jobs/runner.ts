@@ -82,8 +82,8 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   const vmids = selectGuests(job, env.guestsDir);
   task.info(`Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`);
   // guests an interrupted run left stopped: the ones of this job are backed up as they are (stopped)
-  // and started afterwards; the others are started now
-  const adopted = new Map(env.journal.orphans().filter((e) => vmids.includes(e.vmid)).map((e) => [e.vmid, e]));
+  // and started afterwards; the others are started now. Backup locks it left are removed now.
+  const adopted = new Map(env.journal.orphans().filter((e) => e.stopped && vmids.includes(e.vmid)).map((e) => [e.vmid, e]));
   await env.journal.recover(env.driver, task, new Set(adopted.keys()));
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);

@@ -44,6 +44,8 @@ export interface BackupRequest {
   statusLine?: string;
   /** after planning and the space check, before anything is written: the job stops the guest here */
   beforeArchive?: (log: TaskLog) => Promise<void>;
+  /** after every chunk, index and the manifest are written, before publishing: a throw discards the version */
+  beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
   afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
 }
@@ -78,6 +80,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
     const manifest = await writeVersion(req, plan, staging, version, started, vlog);
+    await req.beforePublish?.(vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
     await req.store.checkpoint('backup:publish');
     await req.store.publish(staging, version);

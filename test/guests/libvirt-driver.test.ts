@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ColdvaultError } from '../../src/core/errors.js';
+import { checkStillStopped } from '../../src/guests/hypervisor/index.js';
 import { LibvirtDriver, parseDomblklist, parseDomstate } from '../../src/guests/hypervisor/libvirt.js';
 import type { CommandRunner, RunOptions } from '../../src/guests/hypervisor/run-command.js';
 import { runCommand } from '../../src/guests/hypervisor/run-command.js';
@@ -205,6 +206,27 @@ describe('LibvirtDriver against real virsh, test:/// URIs (virsh from libvirt-cl
 
   it('session mode is refused for a real hypervisor URI', () => {
     expect(() => new LibvirtDriver({ uri: 'qemu:///system', session: true })).toThrow(/only for test:\/\/\//);
+  });
+});
+
+describe('checkStillStopped with the libvirt driver (real virsh, test:/// URIs)', () => {
+  const during = { during: 'while its disks were being read', outcome: 'this version is discarded' };
+
+  it('passes for a shut-off domain; a running or paused one is GUEST_STARTED naming its status', async () => {
+    const d = new LibvirtDriver({ uri: nodeUri, domain: 'vm-{vmid}' });
+    await checkStillStopped(d, '101', during);
+    const paused = await checkStillStopped(d, '102', during).catch((e: unknown) => e);
+    expect((paused as ColdvaultError).code).toBe('GUEST_STARTED');
+    expect((paused as ColdvaultError).message).toBe('guest 102 was started while its disks were being read (status: paused); this version is discarded');
+    const running = await checkStillStopped(new LibvirtDriver({ uri: 'test:///default', domain: 'test' }), '101', during).catch((e: unknown) => e);
+    expect((running as ColdvaultError).message).toBe('guest 101 was started while its disks were being read (status: running); this version is discarded');
+  });
+
+  it('a status that cannot be read is not "still stopped": HYPERVISOR naming the check and the cause', async () => {
+    const d = new LibvirtDriver({ uri: nodeUri, domain: 'vm-{vmid}' });
+    const err = await checkStillStopped(d, '999', { during: 'before its snapshot was taken', outcome: 'the snapshot is dropped' }).catch((e: unknown) => e);
+    expect((err as ColdvaultError).code).toBe('HYPERVISOR');
+    expect((err as ColdvaultError).message).toMatch(/^checking that guest 999 stayed stopped before its snapshot was taken failed: command 'virsh .* domstate vm-999' failed: .*; the snapshot is dropped$/);
   });
 });
 

@@ -1,74 +1,40 @@
-// ProxmoxDriver, tested WITHOUT a Proxmox host: `qm` is a fake shell script in a temp dir that
-// appends its argv to calls.log, keeps each guest's state in a file and answers the way qm does
-// (`status: running`, `VM quit/powerdown failed - got timeout`, exit 255 from a Perl die...).
+// ProxmoxDriver, tested WITHOUT a Proxmox host: `qm` is the FAKE of fake-qm.ts, a shell script that
+// appends its argv to calls.log, keeps each guest's state in a file and its lock in the guest's config
+// file, and answers the way qm does as read from qemu-server's source (`status: running`, `VM is
+// locked (backup)`, `VM quit/powerdown failed - got timeout`, exit 255 from a Perl die...).
 // What this shows: the exact command lines (as vzdump's stop mode runs them), the parsing, the error
-// mapping, and that the real execa runner works. What it cannot show: real qm/QEMU behaviour.
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// mapping, the lock protocol against a qm that refuses a locked guest as the real one does, and that
+// the real execa runner works. What it cannot show: real qm/QEMU behaviour.
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ColdvaultError } from '../../src/core/errors.js';
-import { ProxmoxDriver, parseQmStatus } from '../../src/guests/hypervisor/proxmox.js';
+import { ProxmoxDriver, parseQmLock, parseQmStatus } from '../../src/guests/hypervisor/proxmox.js';
 import type { CommandRunner } from '../../src/guests/hypervisor/run-command.js';
 import { formatCommand, runCommand } from '../../src/guests/hypervisor/run-command.js';
+import { makeFakeQm, type FakeQm } from './fake-qm.js';
 
-const FAKE_QM = `#!/bin/sh
-# fake qm: state files state-<vmid> hold running|stopped|paused; ignore-acpi-<vmid> makes shutdown time out
-dir=$(dirname "$0")
-printf '%s\\n' "$*" >> "$dir/calls.log"
-cmd=$1; vmid=$2
-state_file="$dir/state-$vmid"
-if [ ! -f "$state_file" ]; then
-  echo "Configuration file 'nodes/pve/qemu-server/$vmid.conf' does not exist" >&2
-  exit 2
-fi
-state=$(cat "$state_file")
-case "$cmd" in
-  status) echo "status: $state" ;;
-  shutdown)
-    if [ -f "$dir/ignore-acpi-$vmid" ]; then
-      echo "VM quit/powerdown failed - got timeout" >&2
-      exit 255
-    fi
-    echo stopped > "$state_file" ;;
-  stop) echo stopped > "$state_file" ;;
-  start)
-    if [ -f "$dir/broken-$vmid" ]; then
-      echo "kvm: -drive file=/dev/pve/vm-$vmid-disk-0: Could not open '/dev/pve/vm-$vmid-disk-0': No such file or directory" >&2
-      echo "start failed: QEMU exited with code 1" >&2
-      exit 255
-    fi
-    if [ "$state" = running ]; then echo "VM $vmid already running" >&2; exit 255; fi
-    echo running > "$state_file" ;;
-  *) echo "unknown command 'qm $cmd'" >&2; exit 255 ;;
-esac
-`;
+const CONF_101 = 'boot: order=scsi0\nmemory: 512\nname: web01\nparent: snap1\nscsi0: local-lvm:vm-101-disk-0,size=32G\n\n[snap1]\nmemory: 512\nname: web01\nscsi0: local-lvm:vm-101-disk-0,size=32G\nsnaptime: 1714557600\n';
 
+let fake: FakeQm;
 let dir: string;
 let qm: string;
 
-async function setState(vmid: string, state: string): Promise<void> {
-  await writeFile(join(dir, `state-${vmid}`), `${state}\n`);
-}
-async function state(vmid: string): Promise<string> {
-  return (await readFile(join(dir, `state-${vmid}`), 'utf8')).trim();
-}
-async function calls(): Promise<string[]> {
-  const text = await readFile(join(dir, 'calls.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter((l) => l !== '');
-}
+const setState = (vmid: string, s: 'running' | 'stopped' | 'paused'): Promise<void> => fake.setState(vmid, s);
+const state = (vmid: string): Promise<string> => fake.state(vmid);
+const calls = (): Promise<string[]> => fake.calls();
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'coldvault-fake-qm-'));
-  qm = join(dir, 'qm');
-  await writeFile(qm, FAKE_QM);
-  await chmod(qm, 0o755);
+  fake = await makeFakeQm();
+  dir = fake.dir;
+  qm = fake.qm;
 });
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await fake.cleanup();
 });
 beforeEach(async () => {
-  await writeFile(join(dir, 'calls.log'), '');
+  await writeFile(join(fake.confDir, '101.conf'), CONF_101);
+  await fake.clearCalls();
   await rm(join(dir, 'ignore-acpi-101'), { force: true });
   await rm(join(dir, 'broken-101'), { force: true });
   await setState('101', 'running');
@@ -94,17 +60,29 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     expect(await calls()).toEqual(['status 101', 'status 101']);
   });
 
-  it('shutdown and start use the command lines of vzdump stop mode', async () => {
+  it('shutdown and start use the command lines of vzdump stop mode; --skiplock only while it holds the backup lock', async () => {
     const d = new ProxmoxDriver({ qm, pollMs: 10 });
+    await d.lockBackup('101');
     await d.shutdown('101', 600_000); // vzdump: stopwait 10 min
     expect(await state('101')).toBe('stopped');
     await d.start('101');
     expect(await state('101')).toBe('running');
+    await d.unlockBackup('101');
+    await d.shutdown('101', 600_000);
+    await d.start('101');
     expect(await calls()).toEqual([
+      'set 101 --lock backup',
       'status 101',
       'shutdown 101 --skiplock --keepActive --timeout 600',
       'status 101',
       'start 101 --skiplock',
+      'status 101',
+      'config 101 --current',
+      'unlock 101',
+      'status 101',
+      'shutdown 101 --keepActive --timeout 600',
+      'status 101',
+      'start 101',
       'status 101',
     ]);
   });
@@ -119,11 +97,15 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     expect(await calls()).toEqual(['status 101', 'status 101', 'status 101']);
   });
 
-  it('stop is `qm stop <vmid> --skiplock`', async () => {
+  it('stop is `qm stop <vmid>`, with --skiplock while it holds the backup lock', async () => {
     const d = new ProxmoxDriver({ qm });
     await d.stop('101');
     expect(await state('101')).toBe('stopped');
-    expect(await calls()).toEqual(['status 101', 'stop 101 --skiplock']);
+    await setState('101', 'running');
+    await d.lockBackup('101');
+    await d.stop('101');
+    expect(await state('101')).toBe('stopped');
+    expect(await calls()).toEqual(['status 101', 'stop 101', 'set 101 --lock backup', 'status 101', 'stop 101 --skiplock']);
   });
 
   it("qm's shutdown timeout is STOP_TIMEOUT and the guest stays running", async () => {
@@ -133,7 +115,7 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     expect(err).toBeInstanceOf(ColdvaultError);
     expect((err as ColdvaultError).code).toBe('STOP_TIMEOUT');
     expect((err as ColdvaultError).message).toContain('guest 101');
-    expect((err as ColdvaultError).message).toContain('shutdown 101 --skiplock --keepActive --timeout 2');
+    expect((err as ColdvaultError).message).toContain('shutdown 101 --keepActive --timeout 2');
     expect(((err as ColdvaultError).cause as Error).message).toContain('VM quit/powerdown failed - got timeout');
     expect(await state('101')).toBe('running');
   });
@@ -148,7 +130,7 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     };
     const err = await new ProxmoxDriver({ run }).shutdown('101', 10_000).catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('STOP_TIMEOUT');
-    expect(seen.map((a) => a.join(' '))).toEqual(['qm status 101', 'qm shutdown 101 --skiplock --keepActive --timeout 10']);
+    expect(seen.map((a) => a.join(' '))).toEqual(['qm status 101', 'qm shutdown 101 --keepActive --timeout 10']);
   });
 
   it('a non-zero exit is a HYPERVISOR error naming the command, its first stderr line and the exit code', async () => {
@@ -165,7 +147,7 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     await writeFile(join(dir, 'broken-101'), '');
     const err = await new ProxmoxDriver({ qm }).start('101').catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('START_FAILED');
-    expect((err as ColdvaultError).message).toContain(`command '${qm} start 101 --skiplock' failed: kvm: -drive`);
+    expect((err as ColdvaultError).message).toContain(`command '${qm} start 101' failed: kvm: -drive`);
     expect((err as ColdvaultError).message).toContain('(exit 255)');
     expect(((err as ColdvaultError).cause as ColdvaultError).code).toBe('HYPERVISOR');
   });
@@ -187,6 +169,72 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     const err = await new ProxmoxDriver({ qm }).status('--help').catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('USAGE');
     expect(await calls()).toEqual([]);
+  });
+});
+
+describe("the backup lock, vzdump's `lock: backup`, against the fake qm", () => {
+  const confPath = (): string => join(fake.confDir, '101.conf');
+  const lockedBy = async (lock: string): Promise<void> => {
+    await writeFile(confPath(), CONF_101.replace('name: web01\n', `lock: ${lock}\nname: web01\n`));
+  };
+
+  it('parseQmLock reads the lock line of `qm config`', () => {
+    expect(parseQmLock('boot: order=scsi0\nlock: backup\nmemory: 512\n')).toBe('backup');
+    expect(parseQmLock('lock: snapshot-delete\n')).toBe('snapshot-delete');
+    expect(parseQmLock('boot: order=scsi0\nmemory: 512\n')).toBeUndefined();
+  });
+
+  it('is set in the config before the shutdown and keeps anyone else from starting the guest; the driver itself passes; unlock restores the config', async () => {
+    const d = new ProxmoxDriver({ qm, pollMs: 10 });
+    await d.lockBackup('101');
+    expect(await fake.lock('101')).toBe('backup');
+    const locked = await readFile(confPath(), 'utf8');
+    expect(locked.slice(locked.indexOf('[snap1]'))).toBe(CONF_101.slice(CONF_101.indexOf('[snap1]'))); // main section only
+    await d.shutdown('101', 60_000);
+    expect(await state('101')).toBe('stopped');
+
+    const other = await fake.runAsOther(['start', '101']); // the GUI, an admin, HA: no --skiplock
+    expect(other.exitCode).toBe(255);
+    expect(other.stderr).toContain('VM is locked (backup)');
+    expect(await state('101')).toBe('stopped');
+
+    await d.start('101');
+    expect(await state('101')).toBe('running');
+    await d.unlockBackup('101');
+    expect(await fake.lock('101')).toBeUndefined();
+    expect(await readFile(confPath(), 'utf8')).toBe(CONF_101);
+  });
+
+  for (const lock of ['migrate', 'snapshot', 'backup']) {
+    it(`a guest that holds 'lock: ${lock}' already is refused with GUEST_LOCKED naming it, and is not touched`, async () => {
+      await lockedBy(lock);
+      const d = new ProxmoxDriver({ qm });
+      const err = await d.lockBackup('101').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ColdvaultError);
+      expect((err as ColdvaultError).code).toBe('GUEST_LOCKED');
+      expect((err as ColdvaultError).message).toContain(`guest 101 is locked by another Proxmox operation ('lock: ${lock}' in its config)`);
+      expect(await fake.lock('101')).toBe(lock);
+      expect(await calls()).toEqual(['set 101 --lock backup']);
+      // and the driver does not pass over that lock afterwards
+      const stop = await d.shutdown('101', 60_000).catch((e: unknown) => e);
+      expect((stop as ColdvaultError).code).toBe('HYPERVISOR');
+      expect((stop as ColdvaultError).message).toContain(`VM is locked (${lock})`);
+      expect(await state('101')).toBe('running');
+    });
+  }
+
+  it('unlock by another driver (a recovery after a crash) removes a backup lock; no lock: only asks; another lock: left in place', async () => {
+    await new ProxmoxDriver({ qm }).lockBackup('101');
+    await new ProxmoxDriver({ qm }).unlockBackup('101');
+    expect(await fake.lock('101')).toBeUndefined();
+    await new ProxmoxDriver({ qm }).unlockBackup('101');
+    expect(await calls()).toEqual(['set 101 --lock backup', 'config 101 --current', 'unlock 101', 'config 101 --current']);
+
+    await lockedBy('migrate');
+    const err = await new ProxmoxDriver({ qm }).unlockBackup('101').catch((e: unknown) => e);
+    expect((err as ColdvaultError).code).toBe('GUEST_LOCKED');
+    expect((err as ColdvaultError).message).toContain("guest 101 holds 'lock: migrate', not the 'lock: backup' coldvault set: left in place");
+    expect(await fake.lock('101')).toBe('migrate');
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * Hypervisor drivers behind the core port (core/hypervisor.ts): `qemu` (QMP socket + a start
  * command), `proxmox` (`qm`), `libvirt` (`virsh`), and `none` (no hypervisor: guests count as stopped).
+ * `checkStillStopped` is the check, for any driver, that a guest read while off stayed off.
  */
 import { ColdvaultError } from '../../core/errors.js';
 import type { HypervisorConfig, HypervisorDriver } from '../../core/hypervisor.js';
@@ -10,6 +11,7 @@ import { ProxmoxDriver } from './proxmox.js';
 import { QemuDriver } from './qemu.js';
 
 export { LibvirtDriver, NoneDriver, ProxmoxDriver, QemuDriver };
+export { checkStillStopped, type StillStoppedCheck } from './still-stopped.js';
 
 export function createDriver(config: HypervisorConfig | undefined): HypervisorDriver {
   switch (config?.driver ?? 'qemu') {

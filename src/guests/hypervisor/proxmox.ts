@@ -1,12 +1,21 @@
 /**
  * The Proxmox VE hypervisor driver: the `qm` command, called the way vzdump's stop mode calls it
- * (qemu-server `_do_vm_stop`, interfaces.md §2):
+ * (qemu-server `_do_vm_stop`, pve-guest-common AbstractConfig `set_lock`/`remove_lock`, interfaces.md §2):
  *   status:   `qm status <vmid>`                      -> `status: running|stopped|paused`
- *   shutdown: `qm shutdown <vmid> --skiplock --keepActive --timeout <s>`  (ACPI/agent powerdown;
+ *   lock:     `qm set <vmid> --lock backup`  (qemu-server update_vm checks the lock and writes it under
+ *             the config file's flock, so a guest locked already is refused atomically: stderr
+ *             `VM is locked (migrate)` -> GUEST_LOCKED naming the lock; `lock` is a fast-plug option,
+ *             written at once also while the guest runs)
+ *   unlock:   `qm config <vmid> --current`; only if it says `lock: backup`: `qm unlock <vmid>`
+ *   shutdown: `qm shutdown <vmid> [--skiplock] --keepActive --timeout <s>`  (ACPI/agent powerdown;
  *             qm polls and dies `VM quit/powerdown failed - got timeout` -> STOP_TIMEOUT, guest left running)
- *   stop:     `qm stop <vmid> --skiplock`             (hard stop)
- *   start:    `qm start <vmid> --skiplock`, then `qm status` until running (else START_FAILED)
+ *   stop:     `qm stop <vmid> [--skiplock]`             (hard stop)
+ *   start:    `qm start <vmid> [--skiplock]`, then `qm status` until running (else START_FAILED)
+ * `--skiplock` is passed only while this driver holds the backup lock on that guest, as vzdump does:
+ * a lock someone else set (migrate, snapshot, their backup) is never passed over. `qm start` without
+ * `--skiplock` refuses a locked guest, which is what keeps a guest off while coldvault reads its disks.
  * A non-zero exit of any other call is ColdvaultError('HYPERVISOR') naming the command line.
+ * Read from the qemu-server and pve-guest-common sources; there is no Proxmox host here to run it on.
  */
 import { startAndWait } from './start-wait.js';
 import { ColdvaultError } from '../../core/errors.js';
@@ -28,6 +37,9 @@ const SHUTDOWN_GRACE_MS = 60_000;
 const STATUS_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_START_TIMEOUT_MS = 5 * 60_000;
+const CONFIG_TIMEOUT_MS = 60_000;
+/** the lock vzdump sets for a backup, in every mode */
+const BACKUP_LOCK = 'backup';
 
 /** Parses `qm status` output (`status: running`); anything else is 'unknown'. */
 export function parseQmStatus(stdout: string): GuestRunState {
@@ -44,12 +56,26 @@ export function parseQmStatus(stdout: string): GuestRunState {
   }
 }
 
+/** The `lock:` value of `qm config` output (its main section), or undefined when unlocked. */
+export function parseQmLock(stdout: string): string | undefined {
+  return /^lock:\s*(\S+)/m.exec(stdout)?.[1];
+}
+
+function lockedError(vmid: string, lock: string, cause?: unknown): ColdvaultError {
+  return new ColdvaultError(
+    'GUEST_LOCKED',
+    `guest ${vmid} is locked by another Proxmox operation ('lock: ${lock}' in its config): it is neither stopped nor backed up now`,
+    { cause },
+  );
+}
 
 export class ProxmoxDriver implements HypervisorDriver {
   readonly name = 'proxmox';
   private readonly run: CommandRunner;
   private readonly qm: string;
   private readonly pollMs: number;
+  /** guests on which this driver set the backup lock (its own calls pass over it) */
+  private readonly held = new Set<string>();
 
   constructor(opts: ProxmoxDriverOptions = {}) {
     this.run = opts.run ?? runCommand;
@@ -66,7 +92,7 @@ export class ProxmoxDriver implements HypervisorDriver {
   async shutdown(vmid: string, timeoutMs: number): Promise<void> {
     if ((await this.status(vmid)) === 'stopped') return;
     const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
-    const argv = [this.qm, 'shutdown', vmid, '--skiplock', '--keepActive', '--timeout', String(seconds)];
+    const argv = [this.qm, 'shutdown', vmid, ...this.skiplock(vmid), '--keepActive', '--timeout', String(seconds)];
     const result = await this.run(argv, { timeoutMs: seconds * 1000 + SHUTDOWN_GRACE_MS });
     if (result.exitCode === 0 && !result.timedOut) return;
     if (result.timedOut || /got timeout/i.test(result.stderr)) {
@@ -81,13 +107,40 @@ export class ProxmoxDriver implements HypervisorDriver {
 
   async stop(vmid: string): Promise<void> {
     if ((await this.status(vmid)) === 'stopped') return;
-    await runChecked(this.run, [this.qm, 'stop', vmid, '--skiplock'], { timeoutMs: STOP_TIMEOUT_MS });
+    await runChecked(this.run, [this.qm, 'stop', vmid, ...this.skiplock(vmid)], { timeoutMs: STOP_TIMEOUT_MS });
   }
 
   async start(vmid: string, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
     await startAndWait({
       vmid, timeoutMs, pollMs: this.pollMs, what: "'qm start'",
-      status: () => this.status(vmid), start: () => runChecked(this.run, [this.qm, 'start', vmid, '--skiplock'], { timeoutMs }),
+      status: () => this.status(vmid), start: () => runChecked(this.run, [this.qm, 'start', vmid, ...this.skiplock(vmid)], { timeoutMs }),
     });
+  }
+
+  async lockBackup(vmid: string): Promise<void> {
+    parseGuestId(vmid);
+    const argv = [this.qm, 'set', vmid, '--lock', BACKUP_LOCK];
+    const result = await this.run(argv, { timeoutMs: CONFIG_TIMEOUT_MS });
+    if (result.exitCode === 0 && !result.timedOut) {
+      this.held.add(vmid);
+      return;
+    }
+    const lock = /is locked \(([^)]+)\)/.exec(result.stderr)?.[1];
+    throw lock === undefined ? commandError(argv, result) : lockedError(vmid, lock, commandError(argv, result));
+  }
+
+  async unlockBackup(vmid: string): Promise<void> {
+    parseGuestId(vmid);
+    const config = await runChecked(this.run, [this.qm, 'config', vmid, '--current'], { timeoutMs: CONFIG_TIMEOUT_MS });
+    const lock = parseQmLock(config.stdout);
+    if (lock === BACKUP_LOCK) await runChecked(this.run, [this.qm, 'unlock', vmid], { timeoutMs: CONFIG_TIMEOUT_MS });
+    this.held.delete(vmid);
+    if (lock !== undefined && lock !== BACKUP_LOCK) {
+      throw new ColdvaultError('GUEST_LOCKED', `guest ${vmid} holds 'lock: ${lock}', not the 'lock: backup' coldvault set: left in place`);
+    }
+  }
+
+  private skiplock(vmid: string): string[] {
+    return this.held.has(vmid) ? ['--skiplock'] : [];
   }
 }
