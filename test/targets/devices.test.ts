@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { LockDir } from '../../src/datastore/index.js';
-import { checkIdentity, deviceProblem, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
+import { checkIdentity, deviceProblem, listCandidates, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
 import { CLI, REPO } from '../helpers/fixtures.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -100,7 +100,7 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
       expect(await mountsOfDevice(d.path)).toEqual([]);
     }
     expect((await readMounts()).filter((m) => m.mountpoint.includes('coldvault-probe-'))).toEqual([]);
-    const plain = await listDevices({ noProbe: true });
+    const plain = await listCandidates();
     expect(plain.some((x) => disks.some((d) => d.path === x.path))).toBe(false);
   });
 
