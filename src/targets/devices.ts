@@ -5,7 +5,7 @@
  * a moment, always unmounted again).
  */
 import { describeError } from '../core/errors.js';
-import { withReadOnlyMount } from './device-mount.js';
+import { resolveDevice, withReadOnlyMount } from './device-mount.js';
 import { readDatastoreId } from './identity.js';
 import { readBlockDevices, type BlockDevice } from './lsblk.js';
 
@@ -23,6 +23,8 @@ export interface DiscoveredDevice extends CandidateDevice {
 export interface ListDevicesOptions {
   /** Also loop devices and fixed disks (not only removable / hotplug / USB ones). */
   all?: boolean;
+  /** Only these devices (`/dev/...`, `UUID=...`, `LABEL=...`; loop devices and fixed disks too): DEVICE_NOT_FOUND for one not attached. */
+  only?: string[];
 }
 
 const isExternal = (d: BlockDevice): boolean => d.removable || d.hotplug || d.transport === 'usb';
@@ -42,9 +44,17 @@ const candidate = (d: BlockDevice): CandidateDevice => ({
   model: d.model, serial: d.serial, type: d.type, transport: d.transport,
 });
 
+async function candidates(opts: ListDevicesOptions): Promise<BlockDevice[]> {
+  const devices = await readBlockDevices();
+  if (opts.only === undefined) return selectCandidates(devices, opts.all ?? false);
+  const wanted = new Set<string>();
+  for (const spec of opts.only) wanted.add((await resolveDevice(spec, devices)).path);
+  return selectCandidates(devices, true).filter((d) => wanted.has(d.path));
+}
+
 /** The devices a datastore could live on, as lsblk and blkid see them: nothing is mounted. */
 export async function listCandidates(opts: ListDevicesOptions = {}): Promise<CandidateDevice[]> {
-  return selectCandidates(await readBlockDevices(), opts.all ?? false).map(candidate);
+  return (await candidates(opts)).map(candidate);
 }
 
 /** Mounts read-only in a fresh temp dir, reads the identity, always unmounts and removes the dir. */
@@ -66,6 +76,6 @@ async function probed(d: BlockDevice): Promise<DiscoveredDevice> {
 /** The candidate devices, each with the datastore on it: each is mounted for a moment, one at a time. */
 export async function listDevices(opts: ListDevicesOptions = {}): Promise<DiscoveredDevice[]> {
   const out: DiscoveredDevice[] = [];
-  for (const d of selectCandidates(await readBlockDevices(), opts.all ?? false)) out.push(await probed(d));
+  for (const d of await candidates(opts)) out.push(await probed(d));
   return out;
 }
