@@ -1,9 +1,11 @@
 /**
  * A job's external device (the seed's "external device", e.g. a USB disk): before the job the device
- * (`/dev/...`, `UUID=...` or `LABEL=...`) is found and first mounted READ-ONLY (no journal replay) to
- * see whose datastore it holds: a wrong disk, or an empty one the job may not initialise, is refused
- * before anything is written to it (not even a mount count). Only then it is mounted read-write on
- * the job's target dir. The first disk a job meets binds it (its datastore id is kept in the job); a
+ * (`/dev/...`, `UUID=...` or `LABEL=...`) is found and first mounted READ-ONLY (no journal replay, the
+ * block device itself read-only) to see whose datastore it holds: a wrong disk, or an empty one the
+ * job may not initialise, is refused before anything is written to it (not even a mount count). Only
+ * then it is mounted read-write on the job's target dir. Both mounts are nosuid,nodev,noexec, and a
+ * target dir that is a datastore in use (a live lock under it, or another datastore in it) is
+ * refused before either (targets' mountpoint rule). The first disk a job meets binds it (its datastore id is kept in the job); a
  * job may list several rotated disks (`UUID=a,UUID=b`): it uses the first one attached, and binds one
  * datastore per listed disk as it meets them. An empty disk is initialised only when the job says
  * `initDevice`. A missing, unmountable or wrong disk
@@ -73,9 +75,9 @@ async function findAttached(job: Job, log: TaskLog): Promise<{ spec: string; dev
   return first;
 }
 
-/** Read-only, without journal replay: whose datastore is it? A wrong or (without initDevice) empty disk is refused untouched. */
+/** Read-only (no journal replay, the block device read-only): whose datastore is it? A wrong or (without initDevice) empty disk is refused untouched. */
 async function inspect(job: Job, spec: string, device: BlockDevice, log: TaskLog): Promise<void> {
-  await mountDevice(device, job.store, { readOnly: true, noRecovery: true });
+  await mountDevice(device, job.store, { readOnly: true });
   try {
     const found = await checkIdentity(job.store, undefined);
     if (found === 'empty' && !job.initDevice) throw notInitialised(job, spec);

@@ -1,16 +1,19 @@
 /**
- * Discovery: the attached, unmounted filesystems a datastore could live on, and whose datastore
- * each holds (mounted read-only in a temp dir for a moment, always unmounted again).
+ * Discovery: the attached, unmounted filesystems a datastore could live on (listCandidates: from
+ * lsblk and blkid alone, nothing mounted), and whose datastore each holds (probeDevices: each
+ * mounted read-only, without journal replay, on a read-only block device, in a private temp dir for
+ * a moment, always unmounted again).
  */
-import { mkdtemp, rmdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describeError } from '../core/errors.js';
-import { mountDevice, readDatastoreId, unmountDevice } from './device-mount.js';
+import { resolveDevice, withReadOnlyMount } from './device-mount.js';
+import { readDatastoreId } from './identity.js';
 import { readBlockDevices, type BlockDevice } from './lsblk.js';
 
-/** A candidate block device as lsblk describes it, and the datastore found on it. */
-export interface DiscoveredDevice extends Pick<BlockDevice, 'path' | 'size' | 'fstype' | 'label' | 'uuid' | 'model' | 'serial' | 'type' | 'transport'> {
+/** A candidate block device as lsblk describes it. */
+export type CandidateDevice = Pick<BlockDevice, 'path' | 'size' | 'fstype' | 'label' | 'uuid' | 'model' | 'serial' | 'type' | 'transport'>;
+
+/** A candidate device and the datastore found on it. */
+export interface DiscoveredDevice extends CandidateDevice {
   /** The coldvault datastore on it, or null. */
   datastore: { id: string } | null;
   /** Why the datastore could not be looked for (mount failed...), when it could not. */
@@ -20,8 +23,8 @@ export interface DiscoveredDevice extends Pick<BlockDevice, 'path' | 'size' | 'f
 export interface ListDevicesOptions {
   /** Also loop devices and fixed disks (not only removable / hotplug / USB ones). */
   all?: boolean;
-  /** Skip mounting to look for a datastore (datastore is then null). */
-  noProbe?: boolean;
+  /** Only these devices (`/dev/...`, `UUID=...`, `LABEL=...`; loop devices and fixed disks too): DEVICE_NOT_FOUND for one not attached. */
+  only?: string[];
 }
 
 const isExternal = (d: BlockDevice): boolean => d.removable || d.hotplug || d.transport === 'usb';
@@ -36,28 +39,32 @@ export function selectCandidates(devices: BlockDevice[], all: boolean): BlockDev
   });
 }
 
-/** Mounts read-only in a fresh temp dir, reads the identity, always unmounts and removes the dir. */
-export async function probeDatastore(device: BlockDevice): Promise<{ id: string } | null> {
-  const dir = await mkdtemp(join(tmpdir(), 'coldvault-probe-'));
-  try {
-    await mountDevice(device, dir, { readOnly: true, noRecovery: true });
-    try {
-      const id = await readDatastoreId(dir);
-      return id === null ? null : { id };
-    } finally {
-      await unmountDevice(dir);
-    }
-  } finally {
-    await rmdir(dir).catch(() => undefined);
-  }
+const candidate = (d: BlockDevice): CandidateDevice => ({
+  path: d.path, size: d.size, fstype: d.fstype, label: d.label, uuid: d.uuid,
+  model: d.model, serial: d.serial, type: d.type, transport: d.transport,
+});
+
+async function candidates(opts: ListDevicesOptions): Promise<BlockDevice[]> {
+  const devices = await readBlockDevices();
+  if (opts.only === undefined) return selectCandidates(devices, opts.all ?? false);
+  const wanted = new Set<string>();
+  for (const spec of opts.only) wanted.add((await resolveDevice(spec, devices)).path);
+  return selectCandidates(devices, true).filter((d) => wanted.has(d.path));
 }
 
-async function describe(d: BlockDevice, probe: boolean): Promise<DiscoveredDevice> {
-  const out: DiscoveredDevice = {
-    path: d.path, size: d.size, fstype: d.fstype, label: d.label, uuid: d.uuid,
-    model: d.model, serial: d.serial, type: d.type, transport: d.transport, datastore: null,
-  };
-  if (!probe) return out;
+/** The devices a datastore could live on, as lsblk and blkid see them: nothing is mounted. */
+export async function listCandidates(opts: ListDevicesOptions = {}): Promise<CandidateDevice[]> {
+  return (await candidates(opts)).map(candidate);
+}
+
+/** Mounts read-only in a fresh temp dir, reads the identity, always unmounts and removes the dir. */
+export async function probeDatastore(device: BlockDevice): Promise<{ id: string } | null> {
+  const id = await withReadOnlyMount(device, readDatastoreId);
+  return id === null ? null : { id };
+}
+
+async function probed(d: BlockDevice): Promise<DiscoveredDevice> {
+  const out: DiscoveredDevice = { ...candidate(d), datastore: null };
   try {
     out.datastore = await probeDatastore(d);
   } catch (err) {
@@ -66,10 +73,9 @@ async function describe(d: BlockDevice, probe: boolean): Promise<DiscoveredDevic
   return out;
 }
 
-/** The devices a datastore could live on; each probed one at a time (mounts are not raced). */
+/** The candidate devices, each with the datastore on it: each is mounted for a moment, one at a time. */
 export async function listDevices(opts: ListDevicesOptions = {}): Promise<DiscoveredDevice[]> {
-  const candidates = selectCandidates(await readBlockDevices(), opts.all ?? false);
   const out: DiscoveredDevice[] = [];
-  for (const d of candidates) out.push(await describe(d, !opts.noProbe));
+  for (const d of await candidates(opts)) out.push(await probed(d));
   return out;
 }

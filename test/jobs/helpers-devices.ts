@@ -159,3 +159,56 @@ export async function checkStore(lab: JobLab, dir: string, vmid: string, expecte
   if (!stagingMayRemain) expect(names.filter((n) => n.startsWith('.staging-'))).toEqual([]);
   expect(names.filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b)).toEqual(expected);
 }
+
+/**
+ * Leaves an ext4 or xfs disk as a power cut does: mounted read-write by hand, `fill(dir)` runs, all is
+ * checkpointed (freeze, thaw: what `fill` wrote is in place without the journal), then a file is
+ * written and one kept open is unlinked (an orphan inode), synced into the journal, and the
+ * filesystem is shut down without flushing its log (`xfs_io -x -c shutdown`). A mount that replays
+ * the journal (or, on ext4, cleans up orphans) then writes to the disk.
+ */
+export async function leaveDirty(loop: Loop, work: string, fill: (dir: string) => Promise<void> | void = () => undefined): Promise<void> {
+  const dir = join(work, `dirty-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(dir);
+  sh('mount', [loop.path, dir]);
+  let fd: number | undefined;
+  try {
+    await fill(dir);
+    sh('fsfreeze', ['-f', dir]);
+    sh('fsfreeze', ['-u', dir]);
+    writeFileSync(join(dir, 'after-checkpoint.txt'), 'only in the journal\n');
+    fd = openSync(join(dir, 'orphan.txt'), 'w');
+    writeSync(fd, 'open while unlinked\n');
+    rmSync(join(dir, 'orphan.txt'));
+    sh('sync', ['-f', dir]);
+    sh('xfs_io', ['-x', '-c', 'shutdown', dir]); // no log flush: as a power cut
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    sh('umount', [dir]);
+  }
+}
+
+/** Whether a mount that replays the journal would change the disk: mounts a copy of its image so (read-only, as `mount -o ro` does). */
+export function replayWouldWrite(loop: Loop, work: string): boolean {
+  const copy = join(work, `replay-${basename(loop.img)}`);
+  sh('cp', ['--sparse=always', loop.img, copy]);
+  const before = sha256File(copy);
+  const dev = sh('losetup', ['--find', '--show', copy]);
+  const dir = join(work, `replay-${Math.random().toString(36).slice(2, 8)}`);
+  try {
+    mkdirSync(dir);
+    sh('mount', ['-o', 'ro', dev, dir]);
+    sh('umount', [dir]);
+  } finally {
+    sh('losetup', ['-d', dev]);
+  }
+  const after = sha256File(copy);
+  rmSync(copy);
+  return after !== before;
+}
+
+/** How often the kernel logged a mount of the filesystem with this UUID (ext4: "mounted filesystem", xfs: "Mounting V5 Filesystem"). */
+export function kernelMountsOf(uuid: string): number {
+  const pattern = new RegExp(`(mounted filesystem|Mounting V5 filesystem) ${uuid}`, 'i');
+  return sh('dmesg', []).split('\n').filter((l) => pattern.test(l)).length;
+}

@@ -89,4 +89,5 @@ export const ALL_ROUTES = [
   'GET /api/v1/jobs', 'POST /api/v1/jobs', 'GET /api/v1/jobs/{id}', 'PUT /api/v1/jobs/{id}', 'DELETE /api/v1/jobs/{id}',
   'POST /api/v1/jobs/{id}/run', 'GET /api/v1/tasks', 'GET /api/v1/tasks/{id}', 'GET /api/v1/tasks/{id}/log', 'GET /api/v1/backups',
   'POST /api/v1/verify', 'POST /api/v1/prune', 'POST /api/v1/restore', 'GET /metrics', 'GET /api/v1/openapi.json', 'GET /api/v1/devices',
+  'POST /api/v1/devices/probe',
 ];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { LockDir } from '../../src/datastore/index.js';
-import { checkIdentity, deviceProblem, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
+import { checkIdentity, deviceProblem, listCandidates, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
 import { CLI, REPO } from '../helpers/fixtures.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -90,26 +90,33 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('discovery with --all lists the four loop devices with filesystem, label, UUID and datastore, and leaves them unmounted', async () => {
-    const devices = await listDevices({ all: true });
+  it('discovery with --all lists the four loop devices with filesystem, label and UUID; probing them names the datastore on each, leaving them unmounted', async () => {
+    const listed = await listCandidates({ all: true }); // mounts nothing
+    // probing only our own disks: the others' loop devices on this machine are not ours to mount
+    const probed = await listDevices({ only: disks.map((d) => d.path) });
+    expect(probed.map((x) => x.path).sort()).toEqual(disks.map((d) => d.path).sort());
     for (const d of disks) {
-      const found = devices.find((x) => x.path === d.path);
-      expect(found, d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: Number.parseInt(SIZE[d.fs], 10) * MiB, type: 'loop' });
+      expect(listed.find((x) => x.path === d.path), d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: Number.parseInt(SIZE[d.fs], 10) * MiB, type: 'loop' });
+      const found = probed.find((x) => x.path === d.path);
+      expect(found, d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, type: 'loop' });
       expect(found!.datastore).toEqual(d.fs === 'ext4' ? { id: datastoreId } : d.fs === 'xfs' ? { id: xfsDatastoreId } : null);
       expect(found!.probeError).toBeUndefined();
       expect(await mountsOfDevice(d.path)).toEqual([]);
     }
     expect((await readMounts()).filter((m) => m.mountpoint.includes('coldvault-probe-'))).toEqual([]);
-    const plain = await listDevices({ noProbe: true });
+    const plain = await listCandidates();
     expect(plain.some((x) => disks.some((d) => d.path === x.path))).toBe(false);
+    await expectCode(listDevices({ only: [`LABEL=nope${tag}`] }), 'DEVICE_NOT_FOUND');
   });
 
-  it('the devices command prints the table and JSON', () => {
-    const json = JSON.parse(sh('node', [CLI, 'devices', '--all', '--json'])) as Array<{ path: string; datastore: { id: string } | null }>;
+  it('the devices command prints the table and JSON (of the disks named)', () => {
+    const json = JSON.parse(sh('node', [CLI, 'devices', '--json', ...disks.map((d) => d.path)])) as Array<{ path: string; datastore: { id: string } | null }>;
     expect(json.find((x) => x.path === disk('ext4').path)?.datastore).toEqual({ id: datastoreId });
-    const table = sh('node', [CLI, 'devices', '--all']);
+    const table = sh('node', [CLI, 'devices', `UUID=${disk('ntfs').uuid}`, `LABEL=${disk('ext4').label}`]);
     expect(table.split('\n')[0]).toMatch(/^DEVICE\s+SIZE\s+FS\s+LABEL\s+UUID\s+MODEL\s+DATASTORE$/);
     expect(table).toMatch(new RegExp(`${disk('ntfs').path}\\s+.*ntfs\\s+${disk('ntfs').label}\\s+${disk('ntfs').uuid}\\s+-\\s+-`));
+    expect(table).toContain(datastoreId);
+    expect(table.split('\n')).toHaveLength(3);
   });
 
   it('resolveDevice finds a device by UUID=, LABEL= and /dev path', async () => {

@@ -71,14 +71,14 @@ describe('parseBlkidExport and parseMountinfo', () => {
       .toEqual({ DEVNAME: '/dev/loop0', LABEL: 'my disk', UUID: 'd6f9', TYPE: 'ext4', USAGE: 'filesystem' });
   });
 
-  it('reads mountpoint, fstype and source, decoding octal escapes', () => {
+  it('reads mountpoint, its options, fstype, source and the filesystem\'s options, decoding octal escapes', () => {
     const text = [
       '22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw',
-      '98 22 7:0 / /mnt/usb\\040disk rw,relatime shared:50 - fuseblk /dev/loop0 rw,user_id=0',
+      '98 22 7:0 / /mnt/usb\\040disk ro,nosuid,nodev,noexec,relatime shared:50 - fuseblk /dev/loop0 ro,user_id=0',
     ].join('\n');
     expect(parseMountinfo(text)).toEqual([
-      { mountpoint: '/', fstype: 'ext4', source: '/dev/vda' },
-      { mountpoint: '/mnt/usb disk', fstype: 'fuseblk', source: '/dev/loop0' },
+      { mountpoint: '/', fstype: 'ext4', source: '/dev/vda', options: ['rw', 'relatime'], superOptions: ['rw'] },
+      { mountpoint: '/mnt/usb disk', fstype: 'fuseblk', source: '/dev/loop0', options: ['ro', 'nosuid', 'nodev', 'noexec', 'relatime'], superOptions: ['ro', 'user_id=0'] },
     ]);
   });
 });

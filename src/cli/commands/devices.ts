@@ -1,13 +1,14 @@
-/** `coldvault devices [--json] [--all]`: attached, unmounted filesystems and the datastore each holds. */
+/** `coldvault devices [--json] [--all] [DEV...]`: attached, unmounted filesystems and the datastore each holds. */
 import { formatBytes } from '../../core/units.js';
 import { listDevices, type DiscoveredDevice } from '../../targets/index.js';
 import { flag, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const devicesOptions: OptionSpec = { all: { type: 'boolean' } };
-export const devicesHelp = `coldvault devices [--json] [--all]
-  Lists attached, unmounted USB / removable filesystems (--all: also loop devices and fixed disks) with
-  size, filesystem, label, UUID, model and the coldvault datastore each holds (mounted read-only briefly; root).`;
+export const devicesHelp = `coldvault devices [--json] [--all] [DEV...]
+  Lists attached, unmounted USB / removable filesystems (--all: also loop devices and fixed disks; DEV
+  (/dev/..., UUID=..., LABEL=...): only those) with size, filesystem, label, UUID, model and the coldvault
+  datastore each holds (each mounted read-only for a moment, without journal replay; root).`;
 
 const COLUMNS = ['DEVICE', 'SIZE', 'FS', 'LABEL', 'UUID', 'MODEL', 'DATASTORE'];
 
@@ -24,7 +25,8 @@ export function devicesTable(devices: DiscoveredDevice[]): string {
 }
 
 export async function devicesCommand(ctx: CommandContext): Promise<number> {
-  const devices = await listDevices({ all: flag(ctx.args, 'all') });
+  const only = ctx.args.positionals.length > 0 ? ctx.args.positionals : undefined;
+  const devices = await listDevices({ all: flag(ctx.args, 'all'), only });
   if (ctx.json) ctx.printJson(devices);
   else ctx.print(devices.length === 0 ? 'no attached, unmounted devices found (--all also lists loop devices and fixed disks)' : devicesTable(devices));
   for (const d of devices) if (d.probeError) ctx.log.warn(`${d.path}: ${d.probeError}`);

@@ -4,7 +4,7 @@ import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
 import { join } from 'node:path';
 import { Datastore, LockDir } from '../../datastore/index.js';
 import { restoreGuest } from '../../pipeline/index.js';
-import { mountDevice, resolveDevice, unmountDevice } from '../../targets/index.js';
+import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -15,7 +15,8 @@ export const restoreOptions: OptionSpec = {
 };
 export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV]
   Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
-  (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore.`;
+  (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
+  without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
@@ -31,12 +32,14 @@ export async function restoreCommand(ctx: CommandContext): Promise<number> {
   }
 }
 
-/** Mounts an external disk read-only on --store for the restore. */
+/** Mounts an external disk read-only (no journal replay: the disk is not changed) on --store for the restore. */
 async function mountReadOnly(ctx: CommandContext, spec: string): Promise<{ detach: () => Promise<void> }> {
   const dir = ctx.storeDir();
   const device = await resolveDevice(spec);
+  const warning = await unreplayedJournalWarning(device);
   await mountDevice(device, dir, { readOnly: true });
-  ctx.log.info(`mounted ${device.path} (${spec}) read-only on '${dir}'`);
+  ctx.log.info(`mounted ${device.path} (${spec}) read-only on '${dir}', without journal replay: the disk is not changed`);
+  if (warning) ctx.log.warn(warning);
   return {
     detach: async () => {
       await unmountDevice(dir);

@@ -17,7 +17,7 @@ import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, knownStores, resolveStore } from '../paths.js';
-import { mountDevice, resolveDevice, unmountDevice } from '../../targets/index.js';
+import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { versionJson, withCatalog } from '../stores.js';
 
@@ -80,7 +80,8 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise
 async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
   if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
   const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
-  const detach = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
+  const mounted = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
+  const detach = mounted?.detach;
   let store: Datastore;
   try {
     store = await Datastore.open(dir);
@@ -92,6 +93,8 @@ async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>)
   }
   const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}${body.fromDevice ? ` from ${body.fromDevice}` : ''}`;
   const { taskId } = ctx.runner.startTask('restore', summary, async ({ task, pool, onProgress, signal }) => {
+    if (mounted) task.info(`mounted ${body.fromDevice} read-only on '${dir}', without journal replay: the disk is not changed`);
+    if (mounted?.warning) task.warn(mounted.warning);
     try {
       const r = await restoreGuest({
         store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
@@ -109,12 +112,13 @@ async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>)
   return { taskId };
 }
 
-/** An external disk, mounted read-only on the datastore folder for a restore; returns the unmount. */
-async function mountReadOnly(spec: string, dir: string): Promise<() => Promise<void>> {
+/** An external disk, mounted read-only (no journal replay: the disk is not changed) on the datastore folder for a restore. */
+async function mountReadOnly(spec: string, dir: string): Promise<{ detach: () => Promise<void>; warning?: string }> {
   checkDevice(spec);
   const device = await resolveDevice(spec);
+  const warning = await unreplayedJournalWarning(device);
   await mountDevice(device, dir, { readOnly: true });
-  return () => unmountDevice(dir);
+  return { detach: () => unmountDevice(dir), warning };
 }
 
 async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<void> {

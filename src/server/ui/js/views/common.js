@@ -105,14 +105,17 @@ export function showError(container, err, leadKey) {
   container.hidden = false;
 }
 
-/** The attached external disks as suggestions for the device field (UUID= where known: it survives reboots). */
+/**
+ * The attached external disks as suggestions for the device field (UUID= where known: it survives
+ * reboots). GET /devices mounts nothing, so it does not say whose datastore a disk holds.
+ */
 export function offerDevices(listId) {
   document.getElementById(listId)?.remove();
   const list = h('datalist', { id: listId });
   document.body.append(list);
   get('/devices').then((devices) => {
     for (const d of devices) {
-      const text = [d.path, d.fstype, d.label, d.datastore ? `coldvault ${d.datastore.id.slice(0, 8)}` : ''].filter(Boolean).join(' · ');
+      const text = [d.path, d.fstype, d.label].filter(Boolean).join(' · ');
       list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
     }
   }).catch(() => undefined);
