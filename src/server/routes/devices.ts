@@ -19,6 +19,7 @@ const Device = Type.Object({
 
 export function deviceRoutes(app: FastifyInstance, _ctx: RouteContext): void {
   app.get('/api/v1/devices', {
+    config: { access: { action: 'read' } },
     schema: {
       summary: 'unmounted external disks, with the coldvault datastore each holds', tags: ['devices'],
       querystring: Type.Object({ all: Type.Optional(Type.Boolean({ default: false })) }, { additionalProperties: false }),
