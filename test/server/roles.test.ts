@@ -18,7 +18,7 @@ import { cli, imagePath, spawnCli, writeGuest, writeImage } from '../helpers/fix
 import { Datastore } from '../../dist/datastore/index.js';
 import { createDriver } from '../../dist/guests/hypervisor/index.js';
 import { openStateDb, TaskStore } from '../../dist/jobs/index.js';
-import { createServer, TokenStore } from '../../dist/server/index.js';
+import { createServer, decide, TokenStore } from '../../dist/server/index.js';
 import { errorCode, makeServerLab, PASSWORD, waitTask, type ServerLab } from './helpers-server.js';
 
 type Who = 'admin' | 'operator' | 'audit' | 'backup' | 'web';
@@ -127,6 +127,17 @@ describe('every route against every role', () => {
     expect((await as('backup', 'GET', '/api/v1/whoami')).json()).toEqual({ name: 'token:node2', role: 'backup', store: 'main' });
     expect((await as('operator', 'GET', '/api/v1/whoami')).json()).toEqual({ name: 'token:ops', role: 'operator', store: null });
     expect((await as('web', 'GET', '/api/v1/whoami')).json()).toEqual({ name: 'admin@web', role: 'admin', store: null });
+  });
+});
+
+describe('the decision cluster mode\'s push routes will use (store.write)', () => {
+  it('a backup token may write its own store only; an operator or audit token none; an admin any', () => {
+    const backup = { role: 'backup', store: 'main' } as const;
+    expect(decide(backup, 'store.write', 'main')).toEqual({ allowed: true });
+    expect(decide(backup, 'store.write', 'other')).toEqual({ allowed: false, message: "role 'backup' (store 'main') may not write versions of store 'other'" });
+    expect(decide(backup, 'store.write')).toEqual({ allowed: true, onlyStore: 'main' });
+    for (const role of ['operator', 'audit'] as const) expect(decide({ role }, 'store.write', 'main')).toMatchObject({ allowed: false, message: `role '${role}' may not write versions of store 'main'` });
+    expect(decide({ role: 'admin' }, 'store.write', 'other')).toEqual({ allowed: true });
   });
 });
 

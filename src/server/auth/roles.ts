@@ -37,8 +37,7 @@ export type Action =
   | 'prune'
   | 'restore' // to a new guest id
   | 'restore.force' // over an existing guest
-  | 'restore.privileged-config' // keep the archived args: and hookscript: lines
-  | 'token.manage';
+  | 'restore.privileged-config'; // keep the archived args: and hookscript: lines
 
 interface Rule {
   roles: readonly Role[];
@@ -66,7 +65,6 @@ export const RULES: Readonly<Record<Action, Rule>> = {
   restore: { roles: OPERATORS, does: 'restore guests' },
   'restore.force': { roles: ADMIN, does: 'restore over an existing guest (force)' },
   'restore.privileged-config': { roles: ADMIN, does: 'restore the archived args: and hookscript: lines' },
-  'token.manage': { roles: ADMIN, does: 'manage API tokens' },
 };
 
 /** Roles whose grant names one store. */
@@ -89,7 +87,7 @@ export function decide(grant: Grant, action: Action, store?: string): Decision {
 /** The keys a restore leaves out of the config when the grant may not restore them. */
 export const PRIVILEGED_CONFIG_KEYS = ['args', 'hookscript'] as const;
 
-export function describeGrant(grant: Grant): string {
+function describeGrant(grant: Grant): string {
   return SCOPED_ROLES.has(grant.role) ? `role '${grant.role}' (store '${grant.store ?? '?'}')` : `role '${grant.role}'`;
 }
 
