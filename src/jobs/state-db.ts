@@ -5,9 +5,9 @@
  * local disk), busy_timeout, short IMMEDIATE transactions.
  *
  * Schema versions (PRAGMA user_version): SCHEMA is version 1 as first released (run at every open:
- * it only creates what is missing); each entry of
- * MIGRATIONS takes the database one version up, in one IMMEDIATE transaction (so two processes
- * opening an old database at once migrate it once). A database newer than this code is refused.
+ * it only creates what is missing); each entry of MIGRATIONS takes the database one version up, all
+ * in one IMMEDIATE transaction (two processes opening an old database at once migrate it once). A
+ * database newer than this code is refused.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
