@@ -84,7 +84,7 @@ describe('login and sessions', () => {
     expect(errorCode(extra)).toBe('INVALID_REQUEST');
   });
 
-  it('a session ends after 12 idle hours (sessionIdleHours)', async () => {
+  it('a session ends 12 h after its last use at the latest (default sessionIdleHours and sessionMaxHours)', async () => {
     const { cookie } = await login('10.0.1.3');
     lab.advance(11 * HOUR);
     try {
