@@ -38,6 +38,12 @@ export interface CliConfig {
   sessionIdleHours?: number;
   /** `coldvault serve`: folders whose scripts the API may set as a job's hook / script before / after (default /etc/coldvault) */
   scriptDirs?: string[];
+  /** `coldvault serve`: hours after the login at which a web session ends, used or not (default 12) */
+  sessionMaxHours?: number;
+  /** `coldvault serve`: login attempts per client address and in total per window (default 5, 60, 60 s) */
+  loginLimit?: { perAddress?: number; global?: number; windowSeconds?: number };
+  /** `coldvault serve`: reverse proxies whose X-Forwarded-For is believed (default false; a list of addresses / CIDRs, or true) */
+  trustProxy?: boolean | string[];
 }
 
 const DEFAULTS: CliConfig = {
@@ -49,7 +55,8 @@ const DEFAULTS: CliConfig = {
   zstdLevel: 1,
 };
 
-const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs', 'allowDiskPaths']);
+const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs',
+  'allowDiskPaths', 'sessionMaxHours', 'loginLimit', 'trustProxy']);
 
 export function loadConfig(p: Parsed): CliConfig {
   const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;

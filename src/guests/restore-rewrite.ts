@@ -9,6 +9,8 @@
  * - `vmgenid` gets a new UUID unless it is `0`;
  * - with `unique`: each netN gets a new MAC (different from every MAC of the config and from each
  *   other), smbios1 a new `uuid=` (its other options kept).
+ * - with `dropKeys`: those keys' lines are dropped (the API leaves out `args:` and `hookscript:` for
+ *   a restore by someone other than an admin); `onDropped` hears which of them were there.
  * The legacy 1.x `vlanN:` conversion is not done (such a line is kept as it is).
  */
 import { randomBytes } from 'node:crypto';
@@ -25,6 +27,10 @@ export interface RestoreRewriteOptions {
   unique: boolean;
   macPrefix?: string;
   random?: (n: number) => Buffer;
+  /** keys whose lines are left out of the restored config */
+  dropKeys?: readonly string[];
+  /** called once with the keys of `dropKeys` that the config had (none: not called) */
+  onDropped?: (keys: string[]) => void;
 }
 
 const DROPPED = /^(#qmdump#|#vzdump#|lock:|unused\d+:|parent:)/;
@@ -38,6 +44,7 @@ interface Rewrite {
   /** MACs not to hand out: all old ones and the new ones so far. */
   macs: Set<string>;
   mapped: Set<string>;
+  dropped: Set<string>;
 }
 
 export function rewriteConfigForRestore(text: string, opts: RestoreRewriteOptions): string {
@@ -48,8 +55,10 @@ export function rewriteConfigForRestore(text: string, opts: RestoreRewriteOption
     prefix: checkMacPrefix(opts.macPrefix ?? DEFAULT_MAC_PREFIX),
     macs: new Set(lines.flatMap((l) => oldMac(l) ?? [])),
     mapped: new Set(),
+    dropped: new Set(),
   };
   const out = lines.flatMap((line) => rewriteLine(line, rw));
+  if (rw.dropped.size > 0) opts.onDropped?.([...rw.dropped]);
   const missing = [...opts.volumes.keys()].filter((k) => !rw.mapped.has(k));
   if (missing.length > 0) {
     throw new ColdvaultError('USAGE', `rewriting the config for restore failed: no drive line for ${missing.join(', ')}`);
@@ -76,6 +85,10 @@ function rewriteLine(line: string, rw: Rewrite): string[] {
   const key = kv?.[1] ?? '';
   const value = kv?.[2] ?? '';
   if (!kv) return [line];
+  if (rw.opts.dropKeys?.includes(key)) {
+    rw.dropped.add(key);
+    return [];
+  }
   if (DRIVE_LINE_KEY.test(key)) return [rewriteDrive(line, key, value, rw)];
   if (key === 'vmgenid') return [value === '0' ? line : `vmgenid: ${uuid(rw.random)}`];
   if (!rw.opts.unique) return [line];

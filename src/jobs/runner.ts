@@ -42,6 +42,8 @@ export interface JobEnvironment {
   signal?: AbortSignal;
   /** to bind a job to the datastore on its external device at the first run */
   jobs?: JobStore;
+  /** who started the run, for the task list (default: the local user on the command line) */
+  startedBy?: string;
 }
 
 export interface JobResult {
@@ -52,7 +54,7 @@ export interface JobResult {
 
 /** Runs the job to the end; `onTask` sees the task as soon as it exists (for live logs). */
 export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: TaskHandle) => void): Promise<JobResult> {
-  const task = env.tasks.create('backup', { jobId: job.id, node: env.node, summary: `job ${job.id}` });
+  const task = env.tasks.create('backup', { jobId: job.id, node: env.node, summary: `job ${job.id}`, startedBy: env.startedBy });
   onTask?.(task);
   const started = Date.now();
   let guests: GuestReport[] = [];

@@ -3,13 +3,22 @@
  * record of runs, and the journal of guests that coldvault has stopped and not yet started again.
  * Several processes (serve, `job run`, `task log -f`) open it at once: WAL mode (the state dir is on a
  * local disk), busy_timeout, short IMMEDIATE transactions.
+ *
+ * Schema versions (PRAGMA user_version): SCHEMA is version 1 as first released (run at every open:
+ * it only creates what is missing); each entry of MIGRATIONS takes the database one version up, all
+ * in one IMMEDIATE transaction (two processes opening an old database at once migrate it once). A
+ * database newer than this code is refused.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
 
-const SCHEMA_VERSION = 1;
+/** MIGRATIONS[i] takes version i + 1 to i + 2. */
+const MIGRATIONS: readonly string[] = [
+  'ALTER TABLE tasks ADD COLUMN started_by TEXT', // 2: who started a task (token, web login, scheduler, CLI user)
+];
+const SCHEMA_VERSION = 1 + MIGRATIONS.length;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, json TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
@@ -25,6 +34,15 @@ CREATE TABLE IF NOT EXISTS journal (vmid TEXT NOT NULL, task_id TEXT NOT NULL, p
 
 export type StateDb = Database.Database;
 
+function migrate(db: StateDb): void {
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number; // again, inside the lock
+    if (version >= SCHEMA_VERSION) return;
+    for (let v = Math.max(version, 1); v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v - 1] as string);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
 export function openStateDb(stateDir: string): StateDb {
   try {
     mkdirSync(stateDir, { recursive: true });
@@ -38,7 +56,7 @@ export function openStateDb(stateDir: string): StateDb {
       throw new ColdvaultError('DATASTORE_TOO_NEW', `state database in '${stateDir}' has schema ${version}, newer than this coldvault (${SCHEMA_VERSION})`);
     }
     db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    migrate(db);
     return db;
   } catch (err) {
     if (err instanceof ColdvaultError) throw err;

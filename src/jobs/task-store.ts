@@ -3,9 +3,14 @@
  * timestamped vzdump-style log, kept in the state database and as a file `<stateDir>/tasks/<id>.log`.
  * The newest `keep` tasks are kept; older ones (rows and files) are rotated away. A task whose
  * process died is marked failed ("interrupted") when next seen.
+ *
+ * Every task records who started it (`startedBy`): the server passes `token:<name>`, `admin@web` or
+ * `scheduler`; a task made without it was started on the command line, `<user>@cli` (`root@cli` as
+ * root). Tasks from before this was recorded have none (null).
  */
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
 import { formatLogLine, type LogLevel, type LogLine, type TaskLog } from '../core/log.js';
@@ -26,17 +31,28 @@ export interface TaskInfo {
   host: string;
   summary: string | null;
   result: unknown;
+  /** who started it: `token:<name>`, `admin@web`, `scheduler`, `<user>@cli`; null for tasks older than this field */
+  startedBy: string | null;
 }
 
 interface TaskRow {
   id: string; type: string; job_id: string | null; node: string; status: TaskStatus; start: string; end: string | null;
-  pid: number; host: string; summary: string | null; result: string | null;
+  pid: number; host: string; summary: string | null; result: string | null; started_by: string | null;
 }
 
 const toInfo = (r: TaskRow): TaskInfo => ({
   id: r.id, type: r.type, jobId: r.job_id, node: r.node, status: r.status, start: r.start, end: r.end, pid: r.pid, host: r.host,
-  summary: r.summary, result: r.result ? (JSON.parse(r.result) as unknown) : null,
+  summary: r.summary, result: r.result ? (JSON.parse(r.result) as unknown) : null, startedBy: r.started_by,
 });
+
+/** The command line's user: `root@cli` as root. */
+export function cliUser(): string {
+  try {
+    return `${userInfo().username}@cli`;
+  } catch {
+    return `uid${process.getuid?.() ?? '?'}@cli`;
+  }
+}
 
 function newTaskId(type: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -51,13 +67,13 @@ export class TaskStore {
     mkdirSync(this.dir, { recursive: true });
   }
 
-  create(type: string, opts: { jobId?: string; node: string; summary?: string }): TaskHandle {
+  create(type: string, opts: { jobId?: string; node: string; summary?: string; startedBy?: string }): TaskHandle {
     this.markInterrupted();
     this.rotate();
     const start = new Date();
     const id = newTaskId(type, start);
-    this.db.prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(id, type, opts.jobId ?? null, opts.node, 'running', start.toISOString(), process.pid, thisHost, opts.summary ?? null);
+    this.db.prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, summary, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(id, type, opts.jobId ?? null, opts.node, 'running', start.toISOString(), process.pid, thisHost, opts.summary ?? null, opts.startedBy ?? cliUser());
     return new TaskHandle(this.db, id, join(this.dir, `${id}.log`));
   }
 

@@ -41,6 +41,8 @@ export interface RestoreRequest {
   /** where the lock against two restores to one new ID lives; default the datastore's (a read-only
    * datastore, e.g. an external disk mounted read-only, needs another, e.g. the state dir's) */
   locks?: LockDir;
+  /** config keys left out of the restored config, and why (for the WARN line when the config had them) */
+  dropKeys?: { keys: readonly string[]; why: string };
 }
 
 interface DiskPlan {
@@ -91,7 +93,10 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
     const volumes = new Map(disks.map((d) => [d.key, d.volume]));
-    const config = rewriteConfigForRestore(manifest.config, { volumes, unique: req.unique ?? false });
+    const config = rewriteConfigForRestore(manifest.config, {
+      volumes, unique: req.unique ?? false, dropKeys: req.dropKeys?.keys,
+      onDropped: (keys) => req.log.warn(`left ${keys.map((k) => `'${k}:'`).join(', ')} out of the restored configuration: ${req.dropKeys?.why ?? ''}`),
+    });
     req.log.info(`restore configuration to '${configPath}'`);
     await ensureDir(dirname(configPath));
     pendingConfig = tempNameFor(configPath);

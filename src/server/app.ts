@@ -6,11 +6,14 @@ import { SessionStore } from './auth/sessions.js';
 import { ensureServerTables } from './auth/tables.js';
 import { TokenStore } from './auth/tokens.js';
 import { installGuard } from './auth/guard.js';
+import { installAccess } from './auth/access.js';
 import type { RouteContext } from './context.js';
-import { SESSION_IDLE_HOURS, type ServerDeps } from './deps.js';
+import type { ServerDeps } from './deps.js';
 import { installErrorHandling } from './errors.js';
 import { readTls } from './listen.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
+import { storeName } from './paths.js';
+import { loginLimits, sessionLifetime, trustProxy } from './settings.js';
 import { TaskRunner } from './runner.js';
 import { responses } from './schemas.js';
 import { SseStreams } from './sse.js';
@@ -33,18 +36,20 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
     // at close, drop every connection: a browser's spare (pre-opened) socket would hold it for the keep-alive timeout
     forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false } },
+    trustProxy: trustProxy(deps.config),
     ...(deps.config.tls ? { https: readTls(deps.config.tls) } : {}),
   }) as unknown as FastifyInstance;
   app.removeContentTypeParser('text/plain'); // JSON only: no body a cross-site form could send
   const runner = deps.runner ?? new TaskRunner(deps);
   const ctx: RouteContext = {
     config: deps.config, state: deps.state, driver: deps.driver, clock, runner, startedAt: clock(), secure: Boolean(deps.config.tls),
-    tokens: new TokenStore(deps.state.db, clock), limiter: new LoginLimiter(clock),
-    sessions: new SessionStore(deps.state.db, clock, (deps.config.sessionIdleHours ?? SESSION_IDLE_HOURS) * 3_600_000),
+    tokens: new TokenStore(deps.state.db, clock), limiter: new LoginLimiter(clock, loginLimits(deps.config)),
+    sessions: new SessionStore(deps.state.db, clock, sessionLifetime(deps.config)),
   };
   const routes = collectRoutes(app);
   installErrorHandling(app);
   installGuard(app, ctx.tokens, ctx.sessions);
+  installAccess(app, (ref) => storeName(ref, ctx.config, ctx.state.jobs));
   app.addHook('onSend', async (_request, reply) => {
     void reply.header('x-content-type-options', 'nosniff').header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer');
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
@@ -56,6 +61,7 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerRoutes(app, ctx, streams);
   let openapi: Record<string, unknown> | undefined;
   app.get('/api/v1/openapi.json', {
+    config: { access: { action: 'session' } },
     schema: { summary: 'this document (OpenAPI 3.1)', tags: ['meta'], response: responses({ 200: Type.Any() }) },
   }, async () => (openapi ??= openApiDocument(routes)));
   staticRoutes(app, deps.uiDir === undefined ? DEFAULT_UI_DIR : deps.uiDir);

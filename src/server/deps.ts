@@ -21,6 +21,13 @@ export interface ServerConfig {
   allowInsecureListen?: boolean;
   /** idle hours after which a web session ends (default 12) */
   sessionIdleHours?: number;
+  /** hours after the login at which a web session ends, used or not (default 12) */
+  sessionMaxHours?: number;
+  /** login attempts let through per client address and from all addresses together in a window (default 5, 60, 60 s) */
+  loginLimit?: { perAddress?: number; global?: number; windowSeconds?: number };
+  /** the reverse proxies whose X-Forwarded-For is believed: false (default: the client is the TCP peer),
+   * a list of their addresses or CIDRs, or true (every peer: only when nothing else can reach the port) */
+  trustProxy?: boolean | string[];
   /** folders whose scripts the API may set as a job's hook or script before / after (default /etc/coldvault) */
   scriptDirs?: string[];
 }
@@ -50,3 +57,4 @@ export interface ServerDeps {
 
 export const DEFAULT_SCRIPT_DIRS = ['/etc/coldvault'];
 export const SESSION_IDLE_HOURS = 12;
+export const SESSION_MAX_HOURS = 12;

@@ -8,9 +8,14 @@
  * verify, prune) with a log in the state database, started by the TaskRunner (runner.ts), which the
  * scheduler shares, so "start now" and a scheduled run take the same path.
  *
+ * Roles: every token has one (auth/roles.ts: admin, operator, audit, backup scoped to one datastore);
+ * the web login is admin. Each route declares its action; `decide` (role + scope + action + store) is
+ * the one place that allows or refuses (403 FORBIDDEN naming principal, role, action and store).
+ *
  * Request flow: onRequest guard (auth/guard.ts: 401 without a live token or session; 403 for a
- * state-changing cookie request without `X-Requested-With: coldvault`) -> schema validation (unknown
- * body fields are a 400) -> the route, which checks every path in the request against the configured
+ * state-changing cookie request without `X-Requested-With: coldvault`) -> preValidation access check
+ * (auth/access.ts: 403 FORBIDDEN for a role that may not use the route) -> schema validation (unknown
+ * body fields are a 400) -> the route (body-dependent role checks: a job's hook, a restore's force), which checks every path in the request against the configured
  * datastores, storages, job stores and script folders (paths.ts: PATH_NOT_ALLOWED) -> engine calls.
  * Every thrown error becomes `{error: {code, message}}` with a status in one place (errors.ts).
  *
@@ -25,5 +30,6 @@ export type { Clock, ServerConfig, ServerDeps, ServerState } from './deps.js';
 export { TaskRunner, type RunningTask, type Started } from './runner.js';
 export { ensureAdminPassword } from './auth/admin.js';
 export { TokenStore, type TokenInfo } from './auth/tokens.js';
+export { decide, ROLES, type Action, type Grant, type Role } from './auth/roles.js';
 export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, startServer } from './listen.js';
 export { VERSION } from './version.js';

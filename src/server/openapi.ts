@@ -2,10 +2,12 @@
  * The OpenAPI 3.1 document, generated from the routes' own schemas (collected by an onRoute hook, so
  * a route cannot be added without showing up here): path and query parameters, the JSON body, the
  * responses (the error body for 4XX / 5XX), `produces` for non-JSON answers, and the security of each
- * route (bearer token or session cookie; none for public ones). Served at GET /api/v1/openapi.json.
+ * route (bearer token or session cookie; none for public ones) with the roles that may use it
+ * (`x-roles`; auth/roles.ts). Served at GET /api/v1/openapi.json.
  */
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { SESSION_COOKIE } from './auth/cookies.js';
+import { RULES, type Action } from './auth/roles.js';
 import { responses } from './schemas.js';
 import { VERSION } from './version.js';
 
@@ -31,7 +33,7 @@ interface RouteSchema {
   hide?: boolean;
 }
 
-interface Collected { method: string; url: string; schema: RouteSchema; isPublic: boolean }
+interface Collected { method: string; url: string; schema: RouteSchema; isPublic: boolean; action?: Action }
 
 /** Starts collecting routes; call before any route is added. */
 export function collectRoutes(app: FastifyInstance): Collected[] {
@@ -40,7 +42,7 @@ export function collectRoutes(app: FastifyInstance): Collected[] {
     const schema = route.schema as RouteSchema | undefined;
     if (!schema || schema.hide) return;
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') routes.push({ method: method.toLowerCase(), url: route.url, schema, isPublic: Boolean(route.config?.public) });
+      if (method !== 'HEAD') routes.push({ method: method.toLowerCase(), url: route.url, schema, isPublic: Boolean(route.config?.public), action: route.config?.access?.action });
     }
   });
   return routes;
@@ -72,6 +74,7 @@ function operation(r: Collected): Record<string, unknown> {
   if (r.schema.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.schema.body) } } };
   op.responses = Object.fromEntries(Object.entries(r.schema.response ?? responses({})).map(([code, schema]) => [code.toUpperCase(), response(code, schema, r.schema.produces)]));
   if (r.isPublic) op.security = [];
+  if (r.action) op['x-roles'] = [...RULES[r.action].roles];
   return op;
 }
 

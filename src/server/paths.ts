@@ -40,6 +40,13 @@ export function resolveStore(value: string, config: ServerConfig, jobs: JobStore
   throw new ApiError('PATH_NOT_ALLOWED', `store '${value}' is neither a configured datastore (${known.map((s) => s.name).join(', ') || 'none'}) nor the store of a job`);
 }
 
+/** A store as sent (name or folder) -> the name a grant is scoped by: the configured datastore's name
+ * for its name or folder, `job:<id>` for a job's folder; anything else unchanged (a route refuses it). */
+export function storeName(value: string, config: ServerConfig, jobs: JobStore): string {
+  if (Object.hasOwn(config.datastores, value) || !value.startsWith('/') || value.split('/').includes('..')) return value;
+  return knownStores(config, jobs).find((s) => s.dir === resolve(value))?.name ?? value;
+}
+
 /** A hook / script path the API may set; empty values pass (no script). */
 export function checkScript(value: string | undefined, what: string, config: ServerConfig, jobs: Job[]): void {
   if (!value) return;

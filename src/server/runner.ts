@@ -42,13 +42,13 @@ export class TaskRunner {
     return [...this.running.values()].some((r) => r.jobId === jobId) || this.env.state.tasks.runningForJob(jobId).length > 0;
   }
 
-  /** Starts a job run; resolves as soon as its task exists. */
-  async startJob(job: Job): Promise<Started<JobResult>> {
+  /** Starts a job run for `startedBy` (a token, the web login, the scheduler); resolves as soon as its task exists. */
+  async startJob(job: Job, startedBy: string): Promise<Started<JobResult>> {
     const { config, state, driver } = this.env;
     let entry: (RunningTask & { done: Promise<unknown> }) | undefined;
     const done = runJob(job, {
       node: job.node ?? config.node, stateDir: config.stateDir, guestsDir: config.guestsDir, storages: config.storages, allowDiskPaths: config.allowDiskPaths, zstdLevel: config.zstdLevel,
-      tasks: state.tasks, journal: state.journal, jobs: state.jobs, driver, mail: config.mail, signal: this.abort.signal,
+      tasks: state.tasks, journal: state.journal, jobs: state.jobs, driver, mail: config.mail, signal: this.abort.signal, startedBy,
       onProgress: (p) => { if (entry) entry.progress = p; },
     }, (task) => { entry = this.track(task.id, 'backup', job.id); });
     if (!entry) return done.then(() => { throw new Error(`job ${job.id} did not start a task`); });
@@ -57,9 +57,9 @@ export class TaskRunner {
     return { taskId, done };
   }
 
-  /** Starts `work` as a task of `type`; the task ends ok or failed with what work returns or throws. */
-  startTask(type: string, summary: string, work: TaskWork): Started<boolean> {
-    const task = this.env.state.tasks.create(type, { node: this.env.config.node, summary });
+  /** Starts `work` as a task of `type` for `startedBy`; the task ends ok or failed with what work returns or throws. */
+  startTask(type: string, summary: string, work: TaskWork, startedBy: string): Started<boolean> {
+    const task = this.env.state.tasks.create(type, { node: this.env.config.node, summary, startedBy });
     const entry = this.track(task.id, type, null);
     const done = this.execute(task, entry, work).finally(() => this.running.delete(task.id));
     entry.done = done;

@@ -5,6 +5,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { WEEKDAYS } from '../jobs/index.js';
+import { ROLES } from './auth/roles.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const StringEnum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
@@ -67,6 +68,7 @@ export const JobParams = Type.Object({ id: JobId });
 export const Task = Type.Object({
   id: Type.String(), type: Type.String(), jobId: Nullable(Type.String()), node: Type.String(), status: StringEnum(['running', 'ok', 'failed'] as const),
   start: Type.String(), end: Nullable(Type.String()), pid: Type.Integer(), host: Type.String(), summary: Nullable(Type.String()), result: Type.Unknown(),
+  startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
 });
 export const TaskParams = Type.Object({ id: TaskId });
 export const TaskListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }, { additionalProperties: false });
@@ -114,3 +116,7 @@ export const RestoreBody = Type.Object({
 
 export const LoginBody = Type.Object({ password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
 export const Health = Type.Object({ ok: Type.Boolean(), version: Type.String() });
+export const WhoAmI = Type.Object({
+  name: Type.String({ description: '`token:<name>` or `admin@web`' }), role: StringEnum(ROLES),
+  store: Nullable(Type.String({ description: 'the one datastore of a `backup` token' })),
+});

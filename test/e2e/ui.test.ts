@@ -159,7 +159,9 @@ describe('the web UI in English', () => {
     const links = page.locator('table.tasks tbody a');
     await links.first().waitFor();
     expect(await links.count()).toBe(1);
-    expect(await page.locator('table.tasks tbody tr').first().innerText()).toMatch(/backup\s+nightly\s+OK/);
+    const row = await page.locator('table.tasks tbody tr').first().innerText();
+    expect(row).toMatch(/backup\s+nightly\s+OK/);
+    expect(row).toContain('admin@web'); // who started it: the web login
     await screenshot(page, '05b-tasks');
     await links.first().click();
     await heading('Task log').waitFor();

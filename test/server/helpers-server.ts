@@ -2,7 +2,7 @@
  * A lab for the API tests: a temp folder with a guests dir (guest 101, a 16 MiB generated disk), a
  * `local` storage, a datastore `main`, a scripts folder and a state dir with a real SQLite state
  * database; the server made by createServer from the BUILT code (dist/: the chunk workers are .js
- * files), driver `none`, a clock the test can move, an API token, and the admin password `secret`.
+ * files), driver `none`, a clock the test can move, an admin API token, and the admin password `secret`.
  * Requests go through fastify.inject, or real HTTP when the test listens.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -52,7 +52,7 @@ export async function makeServerLab(opts: { config?: Partial<ServerConfig> } = {
   const clock = (): number => Date.now() + offset;
   await ensureAdminPassword(db, PASSWORD);
   const tokens = new TokenStore(db, clock);
-  const { token } = tokens.create('tests');
+  const { token } = tokens.create('tests', { role: 'admin' });
   const app = await createServer({ config, state, driver: createDriver({ driver: 'none' }), clock, uiDir: UI_DIR });
   return {
     ...lab, stateDir, scriptsDir, config, state, app, token, tokens, clock,
@@ -90,4 +90,5 @@ export const ALL_ROUTES = [
   'POST /api/v1/jobs/{id}/run', 'GET /api/v1/tasks', 'GET /api/v1/tasks/{id}', 'GET /api/v1/tasks/{id}/log', 'GET /api/v1/backups',
   'POST /api/v1/verify', 'POST /api/v1/prune', 'POST /api/v1/restore', 'GET /metrics', 'GET /api/v1/openapi.json', 'GET /api/v1/devices',
   'POST /api/v1/devices/probe',
+  'GET /api/v1/whoami',
 ];

@@ -34,7 +34,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const scheduler = new Scheduler({
     db: state.db, jobs: state.jobs, log, graceMinutes: ctx.config.scheduler?.graceMinutes, tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
     run: async (job) => {
-      const { taskId, done } = await runner.startJob(job);
+      const { taskId, done } = await runner.startJob(job, 'scheduler');
       log.info(`job ${job.id}: task ${taskId}`);
       return done;
     },

@@ -5,7 +5,7 @@ import { flag, intOption, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const taskOptions: OptionSpec = { follow: { type: 'boolean', short: 'f' }, limit: { type: 'string' } };
-export const taskHelp = `coldvault task list [--limit N] [--json]
+export const taskHelp = `coldvault task list [--limit N] [--json]  newest first: id, status, start, who started it, type, job
 coldvault task log <task-id> [-f]      prints a task's log; -f follows it until the task ends`;
 
 export async function taskCommand(ctx: CommandContext): Promise<number> {
@@ -14,7 +14,7 @@ export async function taskCommand(ctx: CommandContext): Promise<number> {
   if (sub === 'list') {
     const list = tasks.list(intOption(ctx.args, 'limit', 1) ?? 50);
     if (ctx.json) ctx.printJson(list);
-    else ctx.print(list.length === 0 ? 'no tasks' : list.map((t) => `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`).join('\n'));
+    else ctx.print(list.length === 0 ? 'no tasks' : list.map((t) => `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  by ${(t.startedBy ?? '-').padEnd(16)} ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`).join('\n'));
     return 0;
   }
   if (sub === 'log') {

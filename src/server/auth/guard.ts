@@ -9,14 +9,24 @@
  * `X-Requested-With: coldvault`: a header another site's page cannot send without a CORS preflight,
  * which this server never grants. Otherwise 403 CSRF_CHECK_FAILED. Bearer requests are exempt: a
  * browser never adds that header on its own.
+ *
+ * The principal carries its grant (roles.ts): a token its own role, the web login `admin`. What a
+ * grant may do is decided after this gate, per route (access.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import { readCookie, SESSION_COOKIE } from './cookies.js';
+import type { Grant } from './roles.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenStore } from './tokens.js';
 
-export type Principal = { kind: 'token'; name: string } | { kind: 'session'; session: string };
+export type Principal = { kind: 'token'; name: string; grant: Grant } | { kind: 'session'; session: string; grant: Grant };
+
+/** Who started a task, as the task list shows it: `token:<name>`, or `admin@web` for the web login. */
+export const WEB_LOGIN = 'admin@web';
+export function principalLabel(principal: Principal): string {
+  return principal.kind === 'token' ? `token:${principal.name}` : WEB_LOGIN;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,12 +55,12 @@ export function installGuard(app: FastifyInstance, tokens: TokenStore, sessions:
 
 function authenticate(request: FastifyRequest, bearer: string | undefined, tokens: TokenStore, sessions: SessionStore): Principal {
   if (bearer !== undefined) {
-    const name = bearer ? tokens.authenticate(bearer) : undefined;
-    if (name) return { kind: 'token', name };
+    const found = bearer ? tokens.authenticate(bearer) : undefined;
+    if (found) return { kind: 'token', ...found };
     throw new ApiError('UNAUTHORIZED', 'the API token is unknown or expired');
   }
   const session = readCookie(request.headers.cookie, SESSION_COOKIE);
-  if (session && sessions.touch(session)) return { kind: 'session', session };
+  if (session && sessions.touch(session)) return { kind: 'session', session, grant: { role: 'admin' } };
   throw new ApiError('UNAUTHORIZED', session ? 'the session has expired; log in again' : 'log in (POST /api/v1/login) or send an API token (Authorization: Bearer ...)');
 }
 

@@ -4,16 +4,22 @@
  * (a short task, for the record), POST /api/v1/restore -> 202 {taskId} (its log ends `restore
  * successful`). Cheap checks (store allowed and a datastore, version present, new id free and not
  * running) answer at once; the work runs as a task.
+ *
+ * Roles: listing versions is store-scoped (`versions.read`: a backup token sees its own store only);
+ * verify and restore are operator actions, prune and restore with `force` admin ones. A restore by a
+ * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/errors.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
 import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
+import { authorize, field, may, startedBy } from '../auth/access.js';
+import { PRIVILEGED_CONFIG_KEYS } from '../auth/roles.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, knownStores, resolveStore } from '../paths.js';
@@ -24,30 +30,36 @@ import { versionJson, withCatalog } from '../stores.js';
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['backups'];
   app.get<{ Querystring: Static<typeof BackupsQuery> }>('/api/v1/backups', {
+    config: { access: { action: 'versions.read', store: field('query', 'store') } },
     schema: { summary: 'versions (as `coldvault list --json`, plus `store`)', tags, querystring: BackupsQuery, response: responses({ 200: Type.Array(Version) }) },
-  }, async (request) => listBackups(ctx, request.query));
+  }, async (request) => listBackups(ctx, request.query, request.allowed?.onlyStore));
 
   app.post<{ Body: Static<typeof VerifyBody> }>('/api/v1/verify', {
+    config: { access: { action: 'verify', store: field('body', 'store') } },
     schema: { summary: 're-reads every chunk of a store (or a guest, or a version) as a task', tags, body: VerifyBody, response: responses({ 202: TaskAccepted }) },
-  }, async (request, reply) => reply.code(202).send(await startVerify(ctx, request.body)));
+  }, async (request, reply) => reply.code(202).send(await startVerify(ctx, request.body, startedBy(request))));
 
   app.post<{ Body: Static<typeof PruneBody> }>('/api/v1/prune', {
+    config: { access: { action: 'prune', store: field('body', 'store') } },
     schema: { summary: 'removes the versions of a guest that no keep rule covers', tags, body: PruneBody, response: responses({ 200: PruneResult }) },
-  }, async (request) => prune(ctx, request.body));
+  }, async (request) => prune(ctx, request.body, startedBy(request)));
 
   app.post<{ Body: Static<typeof RestoreBody> }>('/api/v1/restore', {
+    config: { access: { action: 'restore', store: field('body', 'fromPath') } },
     schema: { summary: 'restores a version under a new guest id as a task', tags, body: RestoreBody, response: responses({ 202: TaskAccepted }) },
-  }, async (request, reply) => reply.code(202).send(await startRestore(ctx, request.body)));
+  }, async (request, reply) => reply.code(202).send(await startRestore(ctx, request, request.body)));
 }
 
-async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>): Promise<unknown[]> {
+/** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */
+async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>, onlyStore?: string): Promise<unknown[]> {
   const list = (dir: string): Promise<unknown[]> => withCatalog(dir, (_s, catalog) => catalog.listVersions(query.guest).map((v) => versionJson(v, dir)));
-  if (query.store) return list(resolveStore(query.store, ctx.config, ctx.state.jobs));
+  const named = query.store ?? onlyStore;
+  if (named) return list(resolveStore(named, ctx.config, ctx.state.jobs));
   const all = await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => list(s.dir).catch(() => [])));
   return all.flat();
 }
 
-async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>): Promise<{ taskId: string }> {
+async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, by: string): Promise<{ taskId: string }> {
   if (body.version !== undefined && body.guest === undefined) throw new ApiError('INVALID_REQUEST', 'verify: a version needs a guest');
   const dir = resolveStore(body.store, ctx.config, ctx.state.jobs);
   await Datastore.open(dir);
@@ -57,11 +69,11 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>): 
     if (result.ok) task.info(`verify ok: ${result.versions.length} version(s), ${result.chunks} chunks`);
     else task.error(`verify FAILED: ${result.badChunks.length} bad chunk(s)`);
     return { ok: result.ok, result };
-  }));
+  }), by);
   return { taskId };
 }
 
-async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise<Static<typeof PruneResult>> {
+async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: string): Promise<Static<typeof PruneResult>> {
   const { store: storeRef, guest, dryRun = false, ...keep } = body;
   const options: PruneOptions = keep;
   if (!hasRetention(options)) throw new ApiError('INVALID_REQUEST', 'prune: give at least one keep rule above 0 (prune never removes everything)');
@@ -72,13 +84,15 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise
   const { taskId, done } = ctx.runner.startTask('prune', `prune guest ${guest} in ${dir}`, ({ task }) => withCatalog(dir, async (store, catalog) => {
     removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
     return { ok: true, result: { removed, dryRun } };
-  }));
+  }), by);
   if (!(await done)) throw failure ?? new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
   return { removed, dryRun, taskId };
 }
 
-async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
+async function startRestore(ctx: RouteContext, request: FastifyRequest, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
   if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
+  if (body.force) authorize(request, 'restore.force');
+  const dropKeys = configKeysToDrop(request);
   const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
   const mounted = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
   const detach = mounted?.detach;
@@ -98,7 +112,7 @@ async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>)
     try {
       const r = await restoreGuest({
         store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-        targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal,
+        targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal, dropKeys,
         locks: detach ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
       });
       return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
@@ -108,8 +122,14 @@ async function startRestore(ctx: RouteContext, body: Static<typeof RestoreBody>)
         task.info(`unmounted ${body.fromDevice}: the disk may now be removed`);
       }
     }
-  });
+  }, startedBy(request));
   return { taskId };
+}
+
+/** The archived config keys this principal may not restore (args:, hookscript: for all but admin), and why. */
+function configKeysToDrop(request: FastifyRequest): { keys: readonly string[]; why: string } | undefined {
+  if (may(request, 'restore.privileged-config')) return undefined;
+  return { keys: PRIVILEGED_CONFIG_KEYS, why: `${startedBy(request)} (role '${request.principal?.grant.role}') may not restore them; Proxmox lets only root set these keys` };
 }
 
 /** An external disk, mounted read-only (no journal replay: the disk is not changed) on the datastore folder for a restore. */

@@ -32,6 +32,7 @@ const All = Type.Optional(Type.Boolean({ default: false, description: 'also loop
 
 export function deviceRoutes(app: FastifyInstance, _ctx: RouteContext): void {
   app.get('/api/v1/devices', {
+    config: { access: { action: 'read' } },
     schema: {
       summary: 'unmounted external disks (nothing is mounted: see POST /api/v1/devices/probe for the datastore on each)', tags: ['devices'],
       querystring: Type.Object({ all: All }, { additionalProperties: false }),
@@ -40,6 +41,7 @@ export function deviceRoutes(app: FastifyInstance, _ctx: RouteContext): void {
   }, async (request) => listCandidates({ all: (request.query as { all?: boolean }).all ?? false }));
 
   app.post('/api/v1/devices/probe', {
+    config: { access: { action: 'devices.probe' } },
     schema: {
       summary: 'unmounted external disks with the coldvault datastore each holds (each mounted read-only for a moment)', tags: ['devices'],
       body: Type.Object({

@@ -12,6 +12,7 @@ import { Guest, responses } from '../schemas.js';
 
 export function guestRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/api/v1/guests', {
+    config: { access: { action: 'read' } },
     schema: { summary: 'guests of the guests dir: id, status, name, type, disk size', tags: ['guests'], response: responses({ 200: Type.Array(Guest) }) },
   }, async () => {
     const ids = existsSync(ctx.config.guestsDir) ? await listGuestIds(ctx.config.guestsDir) : [];

@@ -4,12 +4,17 @@
  * out take their defaults). Paths in it must stay inside what is configured (paths.ts); the job model
  * validates the rest (JOB_INVALID -> 400). A run goes through the shared TaskRunner; 409 when the job
  * is already running (here or in another process).
+ *
+ * Roles: reading needs `read`; create, replace and delete need `job.edit` (operator); setting or
+ * changing a job's scripts, hook or external device needs `job.edit-privileged` (admin): an operator
+ * may resend a job's existing values, not change them. A run records who started it.
  */
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/errors.js';
 import type { Job as JobModel } from '../../jobs/index.js';
+import { authorize, may, startedBy } from '../auth/access.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, checkScript, resolveStore } from '../paths.js';
@@ -20,29 +25,35 @@ type Params = { Params: Static<typeof JobParams> };
 export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { jobs } = ctx.state;
   const tags = ['jobs'];
-  app.get('/api/v1/jobs', { schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () => jobs.list());
+  const read = { access: { action: 'read' } } as const;
+  const edit = { access: { action: 'job.edit' } } as const;
+  app.get('/api/v1/jobs', { config: read, schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () => jobs.list());
 
   app.post<{ Body: Static<typeof JobCreate> }>('/api/v1/jobs', {
+    config: edit,
     schema: { summary: 'creates a job', tags, body: JobCreate, response: responses({ 201: Job }) },
   }, async (request, reply) => {
     if (jobs.has(request.body.id)) throw new ApiError('JOB_EXISTS', `job '${request.body.id}' already exists; PUT /api/v1/jobs/${request.body.id} changes it`);
+    checkPrivilegedFields(request, request.body);
     const job = jobs.add(checkedFields(ctx, request.body));
     return reply.code(201).send(job);
   });
 
-  app.get<Params>('/api/v1/jobs/:id', { schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } }, async (request) => jobs.get(request.params.id));
+  app.get<Params>('/api/v1/jobs/:id', { config: read, schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } }, async (request) => jobs.get(request.params.id));
 
   app.put<Params & { Body: JobBody }>('/api/v1/jobs/:id', {
+    config: edit,
     schema: { summary: 'replaces a job (fields left out take their defaults)', tags, params: JobParams, body: JobReplace, response: responses({ 200: Job }) },
   }, async (request) => {
     const { id } = request.params;
     if (request.body.id !== undefined && request.body.id !== id) throw new ApiError('INVALID_REQUEST', `the body's id '${request.body.id}' is not the job '${id}' of the URL`);
-    jobs.get(id);
+    checkPrivilegedFields(request, request.body, jobs.get(id));
     const fields = checkedFields(ctx, request.body, id);
     return jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null])));
   });
 
   app.delete<Params>('/api/v1/jobs/:id', {
+    config: edit,
     schema: { summary: 'removes a job', tags, params: JobParams, response: responses({ 204: Type.Null() }) },
   }, async (request, reply) => {
     jobs.remove(request.params.id);
@@ -50,14 +61,26 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 
   app.post<Params>('/api/v1/jobs/:id/run', {
+    config: { access: { action: 'job.run' } },
     schema: { summary: '"start now": runs the job in the background as a task', tags, params: JobParams, response: responses({ 202: TaskAccepted }) },
   }, async (request, reply) => {
     const job = jobs.get(request.params.id);
     if (ctx.runner.isJobRunning(job.id)) throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running`);
-    const { taskId, done } = await ctx.runner.startJob(job);
+    const { taskId, done } = await ctx.runner.startJob(job, startedBy(request));
     done.catch((err: unknown) => request.log.error({ err }, `job ${job.id} (task ${taskId}) failed`));
     return reply.code(202).send({ taskId });
   });
+}
+
+/** A job's fields that run or mount something as root: only an admin sets or changes them. */
+const PRIVILEGED_FIELDS = ['hook', 'scriptBefore', 'scriptAfter', 'device', 'initDevice', 'deviceDatastoreId'] as const;
+
+/** 403 when the principal may not edit privileged fields and the body sets or changes one (against the existing job). */
+function checkPrivilegedFields(request: FastifyRequest, body: JobBody, existing?: JobModel): void {
+  if (may(request, 'job.edit-privileged')) return;
+  const plain = (v: unknown): unknown => (v === undefined || v === null || v === '' || v === false ? null : v);
+  const changed = PRIVILEGED_FIELDS.filter((k) => plain(body[k]) !== plain(existing?.[k]));
+  if (changed.length > 0) authorize(request, 'job.edit-privileged', undefined, ` (this request ${existing ? 'changes' : 'sets'} ${changed.join(', ')})`);
 }
 
 /** The body with its store resolved to a folder and its paths checked against the config. */

@@ -8,6 +8,7 @@ import { VERSION } from '../version.js';
 
 export function statusRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/api/v1/status', {
+    config: { access: { action: 'read' } },
     schema: { summary: 'node, version, uptime, running tasks (live progress of this server\'s), datastores', tags: ['status'], response: responses({ 200: Status }) },
   }, async () => ({
     node: ctx.config.node,

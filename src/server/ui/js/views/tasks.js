@@ -1,4 +1,4 @@
-// Tasks, newest first (GET /api/v1/tasks), each linking to its log; refreshed while any runs.
+// Tasks, newest first (GET /api/v1/tasks), each linking to its log, with who started it; refreshed while any runs.
 import { get } from '../api.js';
 import { formatTime, h } from '../dom.js';
 import { statusBadge } from './common.js';
@@ -10,7 +10,7 @@ export async function tasksView(ctx) {
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', t: 'tasks.col.id' }), h('th', { scope: 'col', t: 'tasks.col.type' }), h('th', { scope: 'col', t: 'tasks.col.job' }),
       h('th', { scope: 'col', t: 'tasks.col.status' }), h('th', { scope: 'col', t: 'tasks.col.start' }), h('th', { scope: 'col', t: 'tasks.col.end' }),
-      h('th', { scope: 'col', t: 'tasks.col.summary' }))),
+      h('th', { scope: 'col', t: 'tasks.col.startedBy' }), h('th', { scope: 'col', t: 'tasks.col.summary' }))),
     tbody));
   let timer = null;
   let stopped = false;
@@ -21,7 +21,8 @@ export async function tasksView(ctx) {
     tbody.replaceChildren(...tasks.map((task) => h('tr', { 'data-task': task.id },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks/${encodeURIComponent(task.id)}`, tAttr: { 'aria-label': ['tasks.showLogOf', { id: task.id }] } }, task.id)),
       h('td', {}, task.type), h('td', {}, task.jobId ?? '–'), h('td', {}, statusBadge(task.status)),
-      h('td', { class: 'time' }, formatTime(task.start)), h('td', { class: 'time' }, formatTime(task.end)), h('td', {}, task.summary ?? ''))));
+      h('td', { class: 'time' }, formatTime(task.start)), h('td', { class: 'time' }, formatTime(task.end)),
+      h('td', { class: 'started-by' }, task.startedBy ?? '–'), h('td', {}, task.summary ?? ''))));
     empty.hidden = tasks.length > 0;
     table.hidden = tasks.length === 0;
     if (tasks.some((task) => task.status === 'running')) timer = setTimeout(() => void load().catch(() => undefined), 2000);
