@@ -2,12 +2,15 @@
  * The state database `<stateDir>/coldvault.sqlite`: jobs, tasks and their log lines, the scheduler's
  * record of runs, and the journal of guests that coldvault has stopped and not yet started again.
  * Several processes (serve, `job run`, `task log -f`) open it at once: WAL mode (the state dir is on a
- * local disk), busy_timeout, short IMMEDIATE transactions.
+ * local disk), busy_timeout, short IMMEDIATE transactions. The state dir is 0700 and the database
+ * 0600 (with its -wal and -shm, which SQLite creates with the database's mode): it holds the admin
+ * password hash, the API tokens' hashes and every task log.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
+import { createPrivateFile, PRIVATE_DIR } from '../datastore/index.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -27,7 +30,8 @@ export type StateDb = Database.Database;
 
 export function openStateDb(stateDir: string): StateDb {
   try {
-    mkdirSync(stateDir, { recursive: true });
+    mkdirSync(stateDir, { recursive: true, mode: PRIVATE_DIR });
+    createPrivateFile(join(stateDir, 'coldvault.sqlite'));
     const db = new Database(join(stateDir, 'coldvault.sqlite'));
     db.pragma('busy_timeout = 10000');
     db.pragma('journal_mode = WAL');
