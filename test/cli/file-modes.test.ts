@@ -68,6 +68,12 @@ describe('files coldvault creates are private to their owner, whatever the umask
     expect(exposedUnder(lab.storeDir)).toEqual([]);
   });
 
+  it('a restore under umask 000 writes the new guest config 0600', async () => {
+    const versions = JSON.parse((await ok('000', ['list', '101', '--json', '--store', lab.storeDir])).stdout) as Array<{ version: number }>;
+    await ok('000', ['restore', '101', '--version', String(versions[0]!.version), '--new-id', '301', ...lab.flags]);
+    expect(lstatSync(join(lab.guestsDir, '301.conf')).mode & 0o777).toBe(0o600);
+  });
+
   it('a staging folder, a lock and a writer registration are private too (umask 000, in process)', async () => {
     const store = await Datastore.open(lab.storeDir);
     const before = process.umask(0);
