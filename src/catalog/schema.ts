@@ -9,6 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { createPrivateFile } from '../datastore/index.js';
 
 const SCHEMA_V1 = `
 CREATE TABLE versions (
@@ -46,7 +47,53 @@ CREATE TABLE disks (
 ) WITHOUT ROWID;
 `;
 
-const MIGRATIONS: readonly string[] = [SCHEMA_V1];
+/**
+ * v2: verify_state may be 'incomplete' (not fully checked: I/O errors). SQLite cannot change a CHECK
+ * in place: both tables are copied to new ones; disks first dropped, so dropping versions cascades
+ * nothing; the renames rewrite the foreign key to the final name.
+ */
+const V2_VERIFY_INCOMPLETE = `
+CREATE TABLE versions_v2 (
+  guest_id      TEXT    NOT NULL,
+  version       INTEGER NOT NULL,
+  time          TEXT    NOT NULL,
+  name          TEXT    NOT NULL,
+  node          TEXT    NOT NULL,
+  logical_bytes INTEGER NOT NULL,
+  zero_bytes    INTEGER NOT NULL,
+  new_bytes     INTEGER NOT NULL,
+  stored_bytes  INTEGER NOT NULL,
+  chunk_count   INTEGER NOT NULL,
+  verify_state  TEXT    NOT NULL DEFAULT 'unverified' CHECK (verify_state IN ('unverified', 'ok', 'failed', 'incomplete')),
+  verified_at   TEXT,
+  verify_detail TEXT,
+  protected     INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+  PRIMARY KEY (guest_id, version)
+) WITHOUT ROWID;
+CREATE TABLE disks_v2 (
+  guest_id    TEXT    NOT NULL,
+  version     INTEGER NOT NULL,
+  position    INTEGER NOT NULL,
+  key         TEXT    NOT NULL,
+  volume      TEXT    NOT NULL,
+  format      TEXT    NOT NULL,
+  size        INTEGER NOT NULL,
+  sha256      TEXT    NOT NULL,
+  zero_bytes  INTEGER NOT NULL,
+  chunk_count INTEGER NOT NULL,
+  zero_chunks INTEGER NOT NULL,
+  PRIMARY KEY (guest_id, version, position),
+  FOREIGN KEY (guest_id, version) REFERENCES versions_v2 (guest_id, version) ON DELETE CASCADE
+) WITHOUT ROWID;
+INSERT INTO versions_v2 SELECT * FROM versions;
+INSERT INTO disks_v2 SELECT * FROM disks;
+DROP TABLE disks;
+DROP TABLE versions;
+ALTER TABLE versions_v2 RENAME TO versions;
+ALTER TABLE disks_v2 RENAME TO disks;
+`;
+
+const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE];
 
 /** The schema version this build writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -61,6 +108,7 @@ export interface OpenedDatabase {
 export function openDatabase(file: string): OpenedDatabase {
   let db: Database.Database;
   try {
+    createPrivateFile(file); // 0600; SQLite gives its -journal the same mode
     db = new Database(file);
   } catch (err) {
     throw openError(file, err);

@@ -1,7 +1,12 @@
 /** The catalog's public vocabulary: what a row looks like to the engine, and what the catalog reads. */
 import type { DatastoreReader } from '../datastore/index.js';
 
-export type VerifyState = 'unverified' | 'ok' | 'failed';
+/**
+ * The last verify's verdict: `failed` = damage found (a chunk or file wrong or missing);
+ * `incomplete` = something could not be read (I/O errors: trouble with the disk, not damage), so the
+ * version was not fully checked.
+ */
+export type VerifyState = 'unverified' | 'ok' | 'failed' | 'incomplete';
 
 export interface CatalogDisk {
   key: string;

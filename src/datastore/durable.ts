@@ -2,9 +2,14 @@
  * Crash-safe file writes: temp file in the same folder, write, fsync, rename, fsync the folder.
  * After `writeFileDurable` returns, the file is on stable storage under its final name or, after a
  * crash, absent; a reader never sees a half-written file. On failure the temp file is removed.
+ *
+ * Modes: what these helpers create is private to its owner, files PRIVATE_FILE (0600) and folders
+ * PRIVATE_DIR (0700), given explicitly at creation (open / mkdir), so whatever the process umask
+ * (even 000) nothing is ever readable by other local users, not even for a moment. A stopped guest's
+ * disk holds exactly what its owner wants to keep private.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { alignUp } from '../core/aligned.js';
@@ -12,6 +17,11 @@ import { errnoCode, ioError } from '../core/errors.js';
 
 /** Marker in temp names, so that cleanup recognises them: `<name>.cvtmp-<pid>-<rand>`. */
 export const TEMP_MARK = '.cvtmp-';
+
+/** Mode of every file coldvault creates in a datastore or its state dir (rw for the owner only). */
+export const PRIVATE_FILE = 0o600;
+/** Mode of every folder coldvault creates there (rwx for the owner only). */
+export const PRIVATE_DIR = 0o700;
 
 export function tempNameFor(path: string): string {
   return join(dirname(path), `${basename(path)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -31,7 +41,7 @@ export interface DurableWriteOptions {
 export async function writeFileDurable(path: string, data: Uint8Array, opts: DurableWriteOptions = {}): Promise<void> {
   const temp = tempNameFor(path);
   try {
-    const handle = await open(temp, 'wx');
+    const handle = await open(temp, 'wx', PRIVATE_FILE);
     try {
       await handle.writeFile(data);
       if (opts.mtimeMs !== undefined) await setTimes(handle, opts.mtimeMs);
@@ -58,7 +68,7 @@ export async function writeFileDirect(path: string, data: Uint8Array, doing: str
   const temp = tempNameFor(path);
   let handle: FileHandle;
   try {
-    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o666);
+    handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, PRIVATE_FILE);
   } catch (err) {
     if (errnoCode(err) === 'EINVAL') return false;
     throw ioError(doing, err);
@@ -104,9 +114,10 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Creates `dir` and its missing parents, each PRIVATE_DIR; an existing folder is left as it is. */
 export async function ensureDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   } catch (err) {
     throw ioError(`creating folder '${dir}'`, err);
   }
@@ -114,4 +125,18 @@ export async function ensureDir(dir: string): Promise<void> {
 
 export async function removeTree(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/**
+ * Creates `path` empty with PRIVATE_FILE if it does not exist; an existing file is left untouched.
+ * For files another library creates, e.g. SQLite: it gives its journal, WAL and shm files the
+ * database file's mode, so a database created this way stays private with all its companions.
+ * Any failure (a read-only folder...) is left for that library's open to report in its words.
+ */
+export function createPrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, PRIVATE_FILE));
+  } catch {
+    // exists already, or cannot be created: the real open says why
+  }
 }

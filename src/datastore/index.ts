@@ -10,6 +10,9 @@
  *   locks/                          per-guest backup locks and the registry of running writers (for GC)
  *   catalog.sqlite                  the SQLite catalog (an index, rebuildable from the files above)
  *
+ * Modes: every file is created 0600 and every folder 0700 (private to the owner, whatever the umask);
+ * `checkPrivate` (privacy.ts) finds what others may read, for verify and serve to warn about.
+ *
  * Durability: every file is written to a temp name, fsynced, renamed, and its directory fsynced;
  * a version's folder is renamed into place only after all its chunks, indexes and manifest are durable.
  */
@@ -21,3 +24,4 @@ export * from './durable.js';
 export * from './gc.js';
 export * from './version-use.js';
 export * from './prune-policy.js';
+export * from './privacy.js';

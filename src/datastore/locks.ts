@@ -20,6 +20,7 @@ import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile }
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { systemClock, type Checkpoint, type Clock } from '../core/seams.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from './durable.js';
 import { holderAlive, thisHost } from './pid.js';
 
 export interface LockHolder {
@@ -79,7 +80,7 @@ export class LockDir {
 
   /** Creates the lock file; returns undefined on success, or the current holder. */
   private async tryCreate(path: string, purpose: string): Promise<LockHolder | undefined> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
     const holder: LockHolder = { pid: process.pid, host: thisHost, start: Date.now(), purpose };
     try {
       await createExclusive(path, JSON.stringify(holder));
@@ -113,12 +114,12 @@ export class LockDir {
    * the file is whole or absent (written aside, then renamed): nobody ever sees half of one.
    */
   async register(prefix: string, purpose: string): Promise<HeldLock & { start: number }> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
     const start = this.clock.now();
     const path = join(this.dir, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}.json`);
     const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
     const temp = `${path}.tmp`;
-    await writeFile(temp, JSON.stringify(holder));
+    await writeFile(temp, JSON.stringify(holder), { mode: PRIVATE_FILE });
     await rename(temp, path);
     return { path, start, release: () => unlink(path).catch(() => undefined) };
   }
@@ -148,7 +149,7 @@ export function describeHolder(holder: LockHolder): string {
  */
 async function createExclusive(path: string, content: string): Promise<void> {
   const temp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(temp, content);
+  await writeFile(temp, content, { mode: PRIVATE_FILE });
   try {
     await link(temp, path);
     return;
@@ -158,7 +159,7 @@ async function createExclusive(path: string, content: string): Promise<void> {
   } finally {
     await unlink(temp).catch(() => undefined);
   }
-  const handle = await open(path, 'wx');
+  const handle = await open(path, 'wx', PRIVATE_FILE);
   try {
     await handle.writeFile(content);
   } finally {
@@ -182,7 +183,7 @@ async function probeHardLinks(dir: string): Promise<boolean> {
   const a = join(dir, `.link-probe-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   const b = `${a}.2`;
   try {
-    await writeFile(a, '');
+    await writeFile(a, '', { mode: PRIVATE_FILE });
     await link(a, b);
     return true;
   } catch {

@@ -3,7 +3,7 @@
  * locks and housekeeping. The catalog and the pipeline build on it; it knows nothing of either.
  */
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, stat, statfs } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { systemClock, type Clock, type Seams } from '../core/seams.js';
@@ -12,7 +12,7 @@ import {
   type DatastoreIdentity, type Manifest,
 } from '../format/index.js';
 import { ChunkStore } from './chunks.js';
-import { ensureDir, writeFileDurable } from './durable.js';
+import { ensureDir, PRIVATE_DIR, writeFileDurable } from './durable.js';
 import { LockDir } from './locks.js';
 import { VersionFolders } from './versions.js';
 
@@ -61,6 +61,9 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     if (foreign.length > 0) {
       throw new ColdvaultError('FOLDER_NOT_EMPTY', `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`);
     }
+    // the folder is the store's now: private, also when it existed (a fresh disk's root is 0755); a
+    // filesystem without Unix modes (exFAT) refuses: its mount options decide (privacy.ts says so)
+    await chmod(dir, PRIVATE_DIR).catch(() => undefined);
     for (const sub of ['chunks', 'guests', 'locks', 'quarantine']) await ensureDir(join(dir, sub));
     const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
     await writeFileDurable(join(dir, DATASTORE_ID_FILE), encodeIdentity(identity));

@@ -10,7 +10,7 @@ import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { decodeFixedIndex, decodeManifest, MANIFEST_FILE, type FixedIndex, type Manifest } from '../format/index.js';
-import { ensureDir, fsyncDir, removeTree, writeFileDurable } from './durable.js';
+import { ensureDir, fsyncDir, PRIVATE_FILE, removeTree, writeFileDurable } from './durable.js';
 import { holderAlive, thisHost } from './pid.js';
 
 export interface Staging {
@@ -35,12 +35,12 @@ export class VersionFolders {
   }
 
   async listGuestIds(): Promise<string[]> {
-    const names = await readdir(this.guestsDir).catch(() => [] as string[]);
+    const names = await readdir(this.guestsDir).catch((err: unknown) => absentAsEmpty(err, this.guestsDir));
     return names.filter((n) => /^[1-9][0-9]*$/.test(n)).sort((a, b) => Number(a) - Number(b));
   }
 
   async listVersionNumbers(guestId: string): Promise<number[]> {
-    const names = await readdir(this.guestDir(guestId)).catch(() => [] as string[]);
+    const names = await readdir(this.guestDir(guestId)).catch((err: unknown) => absentAsEmpty(err, this.guestDir(guestId)));
     return names.filter((n) => /^[1-9][0-9]*$/.test(n)).map(Number).sort((a, b) => a - b);
   }
 
@@ -91,7 +91,7 @@ export class VersionFolders {
   async createStaging(guestId: string): Promise<Staging> {
     const dir = join(this.guestDir(guestId), `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
     await ensureDir(dir);
-    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, host: thisHost, start: Date.now() }));
+    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, host: thisHost, start: Date.now() }), { mode: PRIVATE_FILE });
     return {
       dir,
       guestId,
@@ -145,6 +145,12 @@ export class VersionFolders {
     }
     return removed;
   }
+}
+
+/** A folder that is not there lists empty; any other error (EIO on a failing disk) is no empty list. */
+function absentAsEmpty(err: unknown, dir: string): string[] {
+  if (errnoCode(err) === 'ENOENT') return [];
+  throw ioError(`listing '${dir}'`, err);
 }
 
 async function stagingAlive(dir: string): Promise<boolean> {

@@ -7,7 +7,8 @@
  * Backup (resolveBackupDisk), for the volume's path P and its real path R:
  * 1. R under /proc or /sys, or R neither a regular file nor a block device (a directory, character
  *    device, FIFO, socket): refused, DISK_PATH_SPECIAL.
- * 2. R under /dev: only a block device on the allow-list.
+ * 2. R under /dev: only a block device on the allow-list, or a regular file inside a configured
+ *    storage (a storage on the tmpfs /dev/shm).
  * 3. Elsewhere: R inside the real folder of a configured storage, or on the allow-list.
  *    Anything else: DISK_PATH_NOT_ALLOWED.
  * "On the allow-list": R matches a pattern, or R is a block device and P matches (so
@@ -45,7 +46,8 @@ export async function resolveBackupDisk(disk: { key: string; volume: string }, g
   const allowed = matchingPattern(real, allowList) !== undefined || (kind === 'block device' && matchingPattern(path, allowList) !== undefined);
   if (isUnder(real, '/dev')) {
     if (allowed && kind === 'block device') return real;
-    throw refuse('DISK_PATH_NOT_ALLOWED', `is under /dev, where only a block device that allowDiskPaths names is read (allowDiskPaths: ${listed(allowList)})`);
+    if (kind === 'regular file' && (await insideAStorage(real, rule.storages))) return real;
+    throw refuse('DISK_PATH_NOT_ALLOWED', `is under /dev, where only a block device that allowDiskPaths names is read, or a regular file inside a configured storage (allowDiskPaths: ${listed(allowList)})`);
   }
   if (allowed || (await insideAStorage(real, rule.storages))) return real;
   throw refuse('DISK_PATH_NOT_ALLOWED', `lies outside every storage (${storagesListed(rule.storages)}) and matches no allowDiskPaths pattern (${listed(allowList)})`);

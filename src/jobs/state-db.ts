@@ -2,7 +2,9 @@
  * The state database `<stateDir>/coldvault.sqlite`: jobs, tasks and their log lines, the scheduler's
  * record of runs, and the journal of guests that coldvault has stopped and not yet started again.
  * Several processes (serve, `job run`, `task log -f`) open it at once: WAL mode (the state dir is on a
- * local disk), busy_timeout, short IMMEDIATE transactions.
+ * local disk), busy_timeout, short IMMEDIATE transactions. The state dir is 0700 and the database
+ * 0600 (with its -wal and -shm, which SQLite creates with the database's mode): it holds the admin
+ * password hash, the API tokens' hashes and every task log.
  *
  * Schema versions (PRAGMA user_version): SCHEMA is version 1 as first released (run at every open:
  * it only creates what is missing); each entry of MIGRATIONS takes the database one version up, all
@@ -13,6 +15,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
+import { createPrivateFile, PRIVATE_DIR } from '../datastore/index.js';
 
 /** MIGRATIONS[i] takes version i + 1 to i + 2. */
 const MIGRATIONS: readonly string[] = [
@@ -45,7 +48,8 @@ function migrate(db: StateDb): void {
 
 export function openStateDb(stateDir: string): StateDb {
   try {
-    mkdirSync(stateDir, { recursive: true });
+    mkdirSync(stateDir, { recursive: true, mode: PRIVATE_DIR });
+    createPrivateFile(join(stateDir, 'coldvault.sqlite'));
     const db = new Database(join(stateDir, 'coldvault.sqlite'));
     db.pragma('busy_timeout = 10000');
     db.pragma('journal_mode = WAL');

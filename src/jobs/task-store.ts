@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ColdvaultError } from '../core/errors.js';
 import { formatLogLine, type LogLevel, type LogLine, type TaskLog } from '../core/log.js';
 import { holderAlive, thisHost } from '../datastore/pid.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../datastore/index.js';
 import type { StateDb } from './state-db.js';
 
 export type TaskStatus = 'running' | 'ok' | 'failed';
@@ -64,7 +65,7 @@ export class TaskStore {
 
   constructor(private readonly db: StateDb, stateDir: string, private readonly keep = 500) {
     this.dir = join(stateDir, 'tasks');
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR });
   }
 
   create(type: string, opts: { jobId?: string; node: string; summary?: string; startedBy?: string }): TaskHandle {
@@ -135,7 +136,7 @@ export class TaskHandle implements TaskLog {
   private emit(level: LogLevel, message: string): void {
     const line: LogLine = { time: new Date(), level, message };
     this.db.prepare('INSERT INTO task_lines (task_id, n, time, level, message) VALUES (?, ?, ?, ?, ?)').run(this.id, this.n++, line.time.toISOString(), level, message);
-    appendFileSync(this.file, `${formatLogLine(line)}\n`);
+    appendFileSync(this.file, `${formatLogLine(line)}\n`, { mode: PRIVATE_FILE });
     for (const l of this.listeners) l(line);
   }
 

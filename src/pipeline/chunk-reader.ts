@@ -3,8 +3,15 @@
  * name, in a worker. Buffers cycle through two small pools (blobs and plain chunks), so restore and
  * verify allocate nothing per chunk. Blobs and plain chunks start on a DIRECT_ALIGN boundary of their
  * buffers: blobs are read with O_DIRECT, and a restore hands plain chunks to O_DIRECT writes as they are.
+ *
+ * What a failed read means (`readTrouble`): a chunk whose content is wrong (CRC, decode, SHA-256 or an
+ * impossible size: CHUNK_CORRUPT) is *damaged*; one whose file is not there (CHUNK_MISSING) is
+ * *missing*; anything else (EIO, ENXIO, ENODEV, ENOMEM from a pulled disk, ESTALE, timeouts, a
+ * worker that died) says nothing about the chunk: it is *unreadable*, trouble with the disk or its
+ * connection, and must never be taken for damage.
  */
 import type PQueue from 'p-queue';
+import { ColdvaultError, isColdvaultError, type ErrorCode } from '../core/errors.js';
 import type { ChunkStore } from '../datastore/index.js';
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
@@ -42,4 +49,15 @@ export class ChunkReader {
       this.plains.give(decoded.out);
     }
   }
+}
+
+export type ReadTrouble = 'damaged' | 'missing' | 'unreadable';
+
+/** Codes that say the bytes read are wrong (as opposed to: could not be read). */
+const DAMAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CHUNK_CORRUPT', 'INDEX_CORRUPT', 'MANIFEST_CORRUPT', 'DIGEST_MISMATCH']);
+
+/** What a read error says about the data: damaged, missing, or nothing (unreadable). */
+export function readTrouble(err: unknown): ReadTrouble {
+  if (isColdvaultError(err, 'CHUNK_MISSING')) return 'missing';
+  return err instanceof ColdvaultError && DAMAGE_CODES.has(err.code) ? 'damaged' : 'unreadable';
 }

@@ -1,20 +1,31 @@
 /**
  * Verify: re-reads every chunk the selected versions use (each distinct chunk once), checks its CRC
- * and SHA-256 in a worker, and checks each version's manifest, indexes and disk digests. Each bad
- * chunk is reported with the versions that use it and moved to quarantine, so that the next backup
- * that meets the same data writes it afresh (healing); the catalog records ok / failed per version.
+ * and SHA-256 in a worker, and checks each version's manifest, indexes and disk digests. Verify tells
+ * damage from trouble (chunk-reader.ts `readTrouble`):
+ * - damaged (content wrong: CRC, decode, SHA-256, impossible size; a corrupt manifest or index): the
+ *   chunk is moved to quarantine, so that the next backup that meets the same data writes it afresh
+ *   (healing); the versions using it are `failed`.
+ * - missing (the file is not there): reported, the versions are `failed`; nothing to quarantine.
+ * - unreadable (an I/O error: EIO, ENXIO, ENODEV, ENOMEM from a pulled disk, ESTALE, timeouts): says
+ *   nothing about the data. The chunk is left in place and reported "unreadable, not checked"; the
+ *   versions are `incomplete` (not fully checked), never `failed`: a flaky USB cable must not
+ *   quarantine good chunks that every version shares.
+ * - A version removed while verify runs (pruned: its folder is gone) is skipped with an INFO line.
+ * The catalog records ok / failed / incomplete per version. The store's file modes are checked too
+ * (datastore/privacy.ts): files others can read get a WARN with the fix; the result is unchanged.
  */
+import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
-import { describeError } from '../core/errors.js';
+import { ColdvaultError, describeError, errnoCode, isColdvaultError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import type { ProgressListener } from '../core/progress.js';
 import { formatBytes, formatRate } from '../core/units.js';
-import type { Datastore } from '../datastore/index.js';
+import { checkPrivate, privacyWarnings, type Datastore } from '../datastore/index.js';
 import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { Tasks, Window } from './limits.js';
 import { ProgressMeter } from './progress-meter.js';
-import { ChunkReader } from './chunk-reader.js';
+import { ChunkReader, readTrouble, type ReadTrouble } from './chunk-reader.js';
 import { checkIndexDigest } from './restore-disk.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -28,18 +39,40 @@ export interface VerifyRequest {
   onProgress?: ProgressListener;
 }
 
+export interface VersionRef {
+  guestId: string;
+  version: number;
+}
+
+/** damaged or missing chunks (in `badChunks`), unreadable ones (in `unreadableChunks`) */
 export interface BadChunk {
   digest: string;
+  trouble: ReadTrouble;
   error: string;
   versions: string[];
   quarantined?: string;
 }
 
+export type VerifyVerdict = 'ok' | 'failed' | 'incomplete';
+
+export interface VerifiedVersion extends VersionRef {
+  state: VerifyVerdict;
+  ok: boolean;
+  /** false when something of it could not be read (I/O errors), whatever else was found */
+  fullyChecked: boolean;
+  errors: string[];
+}
+
 export interface VerifyResult {
-  versions: Array<{ guestId: string; version: number; ok: boolean; errors: string[] }>;
+  versions: VerifiedVersion[];
+  /** versions removed (pruned) while verify ran */
+  skipped: VersionRef[];
   chunks: number;
   bytes: number;
+  /** damaged (quarantined) and missing chunks */
   badChunks: BadChunk[];
+  /** chunks that could not be read (I/O errors): not checked, left in place */
+  unreadableChunks: BadChunk[];
   ok: boolean;
 }
 
@@ -48,33 +81,68 @@ interface ChunkUse {
   users: Set<string>;
 }
 
+/** The problems found per version: the worst decides its verdict. */
+class Findings {
+  private readonly byVersion = new Map<string, Array<{ trouble: ReadTrouble; error: string }>>();
+
+  add(version: string, trouble: ReadTrouble, error: string): void {
+    this.byVersion.set(version, [...(this.byVersion.get(version) ?? []), { trouble, error }]);
+  }
+
+  troubled(): string[] {
+    return [...this.byVersion.keys()];
+  }
+
+  verdict(version: string): VerifyVerdict {
+    const found = this.byVersion.get(version) ?? [];
+    if (found.length === 0) return 'ok';
+    return found.some((f) => f.trouble !== 'unreadable') ? 'failed' : 'incomplete';
+  }
+
+  fullyChecked(version: string): boolean {
+    return !(this.byVersion.get(version) ?? []).some((f) => f.trouble === 'unreadable');
+  }
+
+  errors(version: string): string[] {
+    return (this.byVersion.get(version) ?? []).map((f) => f.error);
+  }
+}
+
 export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
   const started = Date.now();
+  await warnAboutModes(req);
   const targets = await selectVersions(req);
   await req.store.checkpoint('verify:listed');
-  const versionErrors = new Map<string, string[]>(targets.map((t) => [label(t), []]));
-  const uses = await collectChunks(req, targets, versionErrors);
+  const findings = new Findings();
+  const uses = await collectChunks(req, targets, findings);
   await req.store.checkpoint('verify:collected');
   const bytes = [...uses.values()].reduce((s, u) => s + u.length, 0);
   req.log.info(`verifying ${targets.length} version(s): ${uses.size} chunks, ${formatBytes(bytes)}`);
-  const badChunks = await checkChunks(req, uses, bytes);
-  for (const bad of badChunks) {
-    bad.quarantined = await req.store.chunks.quarantine(bad.digest);
-    req.log.error(`chunk ${bad.digest} is bad (${bad.error}); used by ${bad.versions.join(', ')}${bad.quarantined ? '; moved to quarantine, the next backup of this data writes it again' : ''}`);
-    for (const v of bad.versions) versionErrors.get(v)?.push(`chunk ${bad.digest}: ${bad.error}`);
-  }
-  const versions = targets.map((t) => ({ ...t, errors: versionErrors.get(label(t)) ?? [], ok: (versionErrors.get(label(t)) ?? []).length === 0 }));
+  const found = await checkChunks(req, uses, bytes);
+  const gone = await vanished(req, [...findings.troubled(), ...found.flatMap((b) => b.versions)]);
+  const live = liveChunks(found, gone);
+  await reportChunks(req, live, findings);
+  const skipped = targets.filter((t) => gone.has(label(t)));
+  for (const t of skipped) req.log.info(`version ${label(t)} was removed while verify ran (pruned): skipped`);
+  const versions = targets.filter((t) => !gone.has(label(t))).map((t) => verdictOf(t, findings));
   for (const v of versions) recordResult(req, v);
-  const seconds = (Date.now() - started) / 1000;
-  req.log.info(`verified ${uses.size} chunks (${formatBytes(bytes)}) in ${seconds.toFixed(1)} s (${formatRate(bytes, seconds)}): ${badChunks.length} bad, ${versions.filter((v) => !v.ok).length} of ${versions.length} version(s) failed`);
-  return { versions, chunks: uses.size, bytes, badChunks, ok: versions.every((v) => v.ok) };
+  const result: VerifyResult = {
+    versions, skipped, chunks: uses.size, bytes, ok: versions.every((v) => v.ok),
+    badChunks: live.filter((b) => b.trouble !== 'unreadable'), unreadableChunks: live.filter((b) => b.trouble === 'unreadable'),
+  };
+  logSummary(req.log, result, (Date.now() - started) / 1000);
+  return result;
 }
 
-const label = (t: { guestId: string; version: number }): string => `${t.guestId}/${t.version}`;
+const label = (t: VersionRef): string => `${t.guestId}/${t.version}`;
 
-async function selectVersions(req: VerifyRequest): Promise<Array<{ guestId: string; version: number }>> {
+async function warnAboutModes(req: VerifyRequest): Promise<void> {
+  for (const line of privacyWarnings(await checkPrivate([req.store.dir]))) (line.level === 'WARN' ? req.log.warn : req.log.info).call(req.log, line.message);
+}
+
+async function selectVersions(req: VerifyRequest): Promise<VersionRef[]> {
   const guests = req.guestId ? [req.guestId] : await req.store.listGuestIds();
-  const out: Array<{ guestId: string; version: number }> = [];
+  const out: VersionRef[] = [];
   for (const guestId of guests) {
     const numbers = await req.store.listVersionNumbers(guestId);
     for (const version of numbers) if (req.version === undefined || req.version === version) out.push({ guestId, version });
@@ -85,7 +153,7 @@ async function selectVersions(req: VerifyRequest): Promise<Array<{ guestId: stri
   return out;
 }
 
-async function collectChunks(req: VerifyRequest, targets: Array<{ guestId: string; version: number }>, errors: Map<string, string[]>): Promise<Map<string, ChunkUse>> {
+async function collectChunks(req: VerifyRequest, targets: VersionRef[], findings: Findings): Promise<Map<string, ChunkUse>> {
   const uses = new Map<string, ChunkUse>();
   for (const t of targets) {
     try {
@@ -102,11 +170,18 @@ async function collectChunks(req: VerifyRequest, targets: Array<{ guestId: strin
         });
       }
     } catch (err) {
-      errors.get(label(t))?.push(describeError(err));
-      req.log.error(`version ${label(t)}: ${describeError(err)}`);
+      findings.add(label(t), versionTrouble(err), describeError(err));
     }
   }
   return uses;
+}
+
+/** A version's own files: not there (pruned, or lost), wrong (damaged), or an I/O error (unreadable). */
+function versionTrouble(err: unknown): ReadTrouble {
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (isColdvaultError(err, 'VERSION_NOT_FOUND') || errnoCode(cause) === 'ENOENT') return 'missing';
+  if (err instanceof ColdvaultError && err.code !== 'IO' && err.code !== 'DEVICE_FAILED') return 'damaged';
+  return 'unreadable';
 }
 
 async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
@@ -123,7 +198,8 @@ async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, tota
       try {
         await reader.use(hex, use.length, async () => undefined);
       } catch (err) {
-        bad.push({ digest: hex, error: describeError(err).replace(/^chunk [0-9a-f]+ (is )?/, ''), versions: [...use.users].sort() });
+        const error = describeError(err).replace(/^chunk [0-9a-f]+ (is )?/, '');
+        bad.push({ digest: hex, trouble: readTrouble(err), error, versions: [...use.users].sort() });
       } finally {
         counters.readBytes += use.length;
         meter.update(counters);
@@ -135,10 +211,88 @@ async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, tota
   return bad;
 }
 
-function recordResult(req: VerifyRequest, v: { guestId: string; version: number; ok: boolean; errors: string[] }): void {
+/**
+ * The versions among `labels` whose folder is gone: removed (pruned) while verify ran. Only ENOENT
+ * counts; a folder that cannot be looked at (EIO on a failing disk) is not gone.
+ */
+async function vanished(req: VerifyRequest, labels: string[]): Promise<Set<string>> {
+  const gone = new Set<string>();
+  for (const name of new Set(labels)) {
+    const slash = name.lastIndexOf('/');
+    const dir = req.store.versionDir(name.slice(0, slash), Number(name.slice(slash + 1)));
+    const missing = await stat(dir).then(() => false, (err: unknown) => errnoCode(err) === 'ENOENT');
+    if (missing) gone.add(name);
+  }
+  return gone;
+}
+
+/** The bad chunks as the versions still present see them (a chunk only pruned versions used is dropped). */
+function liveChunks(found: BadChunk[], gone: Set<string>): BadChunk[] {
+  return found
+    .map((b) => ({ ...b, versions: b.versions.filter((v) => !gone.has(v)) }))
+    .filter((b) => b.versions.length > 0)
+    .sort((a, b) => a.digest.localeCompare(b.digest));
+}
+
+async function reportChunks(req: VerifyRequest, chunks: BadChunk[], findings: Findings): Promise<void> {
+  for (const bad of chunks) {
+    const users = `used by ${bad.versions.join(', ')}`;
+    if (bad.trouble === 'damaged') {
+      bad.quarantined = await quarantine(req, bad.digest);
+      req.log.error(`chunk ${bad.digest} is damaged (${bad.error}); ${users}${bad.quarantined ? '; moved to quarantine, the next backup of this data writes it again' : ''}`);
+    } else if (bad.trouble === 'missing') {
+      req.log.error(`chunk ${bad.digest} is missing; ${users}`);
+    } else {
+      req.log.warn(`chunk ${bad.digest} is unreadable, not checked (${bad.error}); left in place; ${users}`);
+    }
+    for (const v of bad.versions) findings.add(v, bad.trouble, `chunk ${bad.digest}: ${bad.trouble === 'unreadable' ? 'unreadable, not checked: ' : ''}${bad.error}`);
+  }
+}
+
+async function quarantine(req: VerifyRequest, digest: string): Promise<string | undefined> {
   try {
-    req.catalog.markVerified(v.guestId, v.version, v.ok ? 'ok' : 'failed', v.errors.slice(0, 5).join('; ') || undefined);
+    return await req.store.chunks.quarantine(digest);
+  } catch (err) {
+    req.log.error(`chunk ${digest} could not be moved to quarantine: ${describeError(err)}`);
+    return undefined;
+  }
+}
+
+function verdictOf(t: VersionRef, findings: Findings): VerifiedVersion {
+  const state = findings.verdict(label(t));
+  return { ...t, state, ok: state === 'ok', fullyChecked: findings.fullyChecked(label(t)), errors: findings.errors(label(t)) };
+}
+
+function recordResult(req: VerifyRequest, v: VerifiedVersion): void {
+  if (v.state === 'failed' || v.state === 'incomplete') req.log.error(`version ${label(v)}: ${v.state === 'failed' ? 'FAILED' : 'not fully checked (incomplete)'}: ${v.errors.slice(0, 3).join('; ')}${v.errors.length > 3 ? ` (and ${v.errors.length - 3} more)` : ''}`);
+  try {
+    req.catalog.markVerified(v.guestId, v.version, v.state, v.errors.slice(0, 5).join('; ') || undefined);
   } catch {
     // a version whose manifest is unreadable has no catalog row; the report above names it
   }
+}
+
+function logSummary(log: TaskLog, r: VerifyResult, seconds: number): void {
+  const count = (state: VerifyVerdict): number => r.versions.filter((v) => v.state === state).length;
+  const damaged = r.badChunks.filter((b) => b.trouble === 'damaged').length;
+  log.info(`verified ${r.chunks} chunks (${formatBytes(r.bytes)}) in ${seconds.toFixed(1)} s (${formatRate(r.bytes, seconds)}): `
+    + `${damaged} damaged, ${r.badChunks.length - damaged} missing, ${r.unreadableChunks.length} unreadable; `
+    + `${count('failed')} of ${r.versions.length} version(s) failed, ${count('incomplete')} not fully checked${r.skipped.length ? `, ${r.skipped.length} skipped (pruned meanwhile)` : ''}`);
+  for (const line of verifyVerdict(r)) (r.ok ? log.info : log.error).call(log, line);
+}
+
+/** The one-line verdicts a person reads (CLI, task log): ok, FAILED (damage) and/or INCOMPLETE (trouble). */
+export function verifyVerdict(r: VerifyResult): string[] {
+  const skipped = r.skipped.length ? `; ${r.skipped.length} version(s) skipped (pruned while verify ran)` : '';
+  if (r.ok) return [`verify ok: ${r.versions.length} version(s), ${r.chunks} chunks${skipped}`];
+  const lines: string[] = [];
+  const failed = r.versions.filter((v) => v.state === 'failed').length;
+  if (failed > 0) lines.push(`verify FAILED: ${r.badChunks.length} bad chunk(s), ${failed} version(s) damaged`);
+  const unchecked = r.versions.filter((v) => !v.fullyChecked).length;
+  if (unchecked > 0) {
+    lines.push(`verify INCOMPLETE: ${r.unreadableChunks.length} chunk(s) could not be read (I/O errors), ${unchecked} version(s) not fully checked: `
+      + 'this is trouble with the disk or its connection (cable, port, hub, power), not damage to the backups; '
+      + 'the chunks were left in place: check the connection and the disk (dmesg), then run verify again');
+  }
+  return lines;
 }

@@ -5,9 +5,14 @@
  * (default 127.0.0.1:8080; beyond loopback only with TLS or allowInsecureListen) and runs the
  * scheduler; both start jobs through one TaskRunner. On SIGTERM / SIGINT it schedules nothing new and
  * aborts running tasks, which start the guests they stopped and end; a second signal exits at once
- * (the journal restarts those guests at the next start).
+ * (the journal restarts those guests at the next start). At start it also checks, in the background,
+ * that the state dir, the config file, the TLS key and the datastores are private to their owner
+ * (datastore/privacy.ts) and warns with the fix when others may read them.
  */
+import { resolve } from 'node:path';
+import { describeError } from '../../core/errors.js';
 import { createTaskLog, type TaskLog } from '../../core/log.js';
+import { checkPrivate, privacyWarnings } from '../../datastore/index.js';
 import { Scheduler } from '../../jobs/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -27,6 +32,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const driver = ctx.driver();
   await recoverGuests(ctx);
   const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
+  const privacy = warnAboutModes(ctx, log);
   const { generated } = await ensureAdminPassword(state.db, process.env.COLDVAULT_ADMIN_PASSWORD);
   if (generated) ctx.print(`admin password (shown only now; stored hashed): ${generated}`);
   const runner = new TaskRunner({ config: ctx.config, state, driver });
@@ -46,7 +52,21 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   await untilSignal(log);
   await Promise.all([scheduler.stop(), runner.close()]);
   await app.close();
+  await privacy;
   return 0;
+}
+
+/** WARNs (with the fix) about state, config, TLS key and datastores that other local users may read. */
+async function warnAboutModes(ctx: CommandContext, log: TaskLog): Promise<void> {
+  const { config } = ctx;
+  const configFile = str(ctx.args, 'config') ?? process.env.COLDVAULT_CONFIG;
+  const stores = [...Object.values(config.datastores), ...ctx.state().jobs.list().map((j) => j.store)].map((d) => resolve(d));
+  const roots = [config.stateDir, configFile, config.tls?.key, ...new Set(stores)].filter((r): r is string => Boolean(r));
+  try {
+    for (const line of privacyWarnings(await checkPrivate(roots))) (line.level === 'WARN' ? log.warn : log.info).call(log, line.message);
+  } catch (err) {
+    log.warn(`checking the file modes of the state dir and the datastores failed: ${describeError(err)}`);
+  }
 }
 
 function untilSignal(log: TaskLog): Promise<void> {

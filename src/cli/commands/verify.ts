@@ -1,13 +1,19 @@
-/** `coldvault verify [<vmid> [--version N]] --store <dir> [--json]`: exit 1 when anything is bad. */
+/**
+ * `coldvault verify [<vmid> [--version N]] --store <dir> [--json]`: exit 1 when anything is damaged
+ * (FAILED) or could not be read (INCOMPLETE: trouble with the disk, not damage); 0 when all checked
+ * versions are whole (versions pruned meanwhile are skipped). Warns about files others can read.
+ */
 import { ColdvaultError } from '../../core/errors.js';
 import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
-import { verifyStore } from '../../pipeline/index.js';
+import { verifyStore, verifyVerdict } from '../../pipeline/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const verifyOptions: OptionSpec = { store: { type: 'string' }, version: { type: 'string' } };
 export const verifyHelp = `coldvault verify [<vmid> [--version N]] --store <dir> [--json]
-  Re-reads every chunk of the versions and checks CRC and SHA-256; bad chunks are reported and quarantined.`;
+  Re-reads every chunk of the versions and checks CRC and SHA-256; damaged chunks are reported and
+  quarantined, missing ones reported; chunks that cannot be read (I/O errors: the disk or its
+  connection) are left in place and their versions reported as not fully checked (incomplete).`;
 
 export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const guestId = ctx.args.positionals[0] ? parseGuestId(ctx.args.positionals[0], 'vmid') : undefined;
@@ -18,6 +24,6 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const { store, catalog } = await ctx.openStore();
   const result = await verifyStore({ store, catalog, pool, guestId, version, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
   if (ctx.json) ctx.printJson(result);
-  else ctx.print(result.ok ? `verify ok: ${result.versions.length} version(s), ${result.chunks} chunks` : `verify FAILED: ${result.badChunks.length} bad chunk(s), ${result.versions.filter((v) => !v.ok).length} version(s) affected`);
+  else ctx.print(verifyVerdict(result).join('\n'));
   return result.ok ? 0 : 1;
 }

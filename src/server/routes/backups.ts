@@ -66,8 +66,6 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, b
   const what = body.guest ? `guest ${body.guest}${body.version ? ` version ${body.version}` : ''}` : 'all versions';
   const { taskId } = ctx.runner.startTask('verify', `verify ${what} in ${dir}`, ({ task, pool, onProgress }) => withCatalog(dir, async (store, catalog) => {
     const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
-    if (result.ok) task.info(`verify ok: ${result.versions.length} version(s), ${result.chunks} chunks`);
-    else task.error(`verify FAILED: ${result.badChunks.length} bad chunk(s)`);
     return { ok: result.ok, result };
   }), by);
   return { taskId };
