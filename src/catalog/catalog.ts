@@ -1,8 +1,10 @@
 /** The Catalog: the engine's handle on one datastore's catalog file. See index.ts for the contract. */
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { createTaskLog, formatLogLine, type TaskLog } from '../core/log.js';
 import type { Manifest } from '../format/index.js';
+import { CatalogDamage, catalogError, inodeOf, moveAside } from './damage.js';
 import { versionKey } from './rows.js';
 import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
 import { openDatabase } from './schema.js';
@@ -19,6 +21,16 @@ import type {
 
 export const CATALOG_FILE = 'catalog.sqlite';
 
+export interface CatalogOpenOptions {
+  /** the SQLite file; default `<reader.dir>/catalog.sqlite` */
+  file?: string;
+  /** where the WARN about a damaged catalog goes; default stderr */
+  log?: TaskLog;
+}
+
+/** Lines for stderr when the caller gives no log (as the CLI prints them). */
+const stderrLog = createTaskLog((line) => process.stderr.write(`${formatLogLine(line)}\n`));
+
 export class Catalog {
   #skipped: SkippedVersion[] = [];
 
@@ -30,16 +42,44 @@ export class Catalog {
     readonly file: string,
   ) {}
 
-  /** Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled. */
-  static async open(reader: CatalogReader, opts: { file?: string } = {}): Promise<Catalog> {
+  /**
+   * Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled.
+   * A damaged file is moved aside (WARN on `opts.log`, default stderr) and the catalog rebuilt; on a
+   * read-only datastore, where it cannot be moved, the catalog is rebuilt in memory for this process.
+   * A catalog locked by another process is LOCKED, an I/O failure IO: the file is left alone then.
+   */
+  static async open(reader: CatalogReader, opts: CatalogOpenOptions = {}): Promise<Catalog> {
     const file = opts.file ?? join(reader.dir, CATALOG_FILE);
-    const { db, created } = openDatabase(file);
+    try {
+      return await Catalog.openFile(reader, file);
+    } catch (err) {
+      if (!(err instanceof CatalogDamage)) throw err;
+      return Catalog.recover(reader, err, opts.log ?? stderrLog);
+    }
+  }
+
+  private static async recover(reader: CatalogReader, damage: CatalogDamage, log: TaskLog): Promise<Catalog> {
+    let aside: string | undefined;
+    try {
+      aside = moveAside(damage);
+    } catch (err) {
+      if (errnoCode(err) !== 'EROFS') throw ioError(`${damage.message}; moving it aside`, err);
+      log.warn(`${damage.message}; the datastore is read-only, so this command uses a catalog rebuilt in memory`);
+      return Catalog.openFile(reader, ':memory:');
+    }
+    if (aside) log.warn(`${damage.message}; moved it to '${aside}' and rebuilding the catalog from the datastore`);
+    return Catalog.openFile(reader, damage.file);
+  }
+
+  private static async openFile(reader: CatalogReader, file: string): Promise<Catalog> {
+    const inode = file === ':memory:' ? undefined : await inodeOf(file);
+    const { db, created } = openDatabase(file, inode);
     const catalog = new Catalog(reader, db, new VersionTable(db), file);
     try {
       await (created ? catalog.rebuild() : catalog.reconcile());
     } catch (err) {
       catalog.close();
-      throw err;
+      throw catalogError(file, inode, created ? 'rebuilding' : 'reconciling', err);
     }
     return catalog;
   }
@@ -72,10 +112,8 @@ export class Catalog {
     const missing = onDisk.filter((ref) => !known.has(versionKey(ref.guestId, ref.version)));
     const { loaded, skipped } = await loadVersions(this.reader, missing);
     const gone = [...known].filter((key) => !present.has(key));
-    this.table.inTransaction(() => {
-      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected);
-      for (const key of gone) this.removeKey(key);
-    });
+    // no write lock when nothing changed: a reader is not held up by another process's write
+    if (loaded.length > 0 || gone.length > 0) this.applyChanges(loaded, gone);
     this.#skipped = skipped;
     return { added: loaded.length, removed: gone.length, skipped };
   }
@@ -128,6 +166,13 @@ export class Catalog {
   /** Closes the connection; idempotent. */
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  private applyChanges(loaded: LoadedVersion[], gone: string[]): void {
+    this.table.inTransaction(() => {
+      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected);
+      for (const key of gone) this.removeKey(key);
+    });
   }
 
   private removeKey(key: string): void {

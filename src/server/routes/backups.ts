@@ -57,7 +57,7 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>): 
     if (result.ok) task.info(`verify ok: ${result.versions.length} version(s), ${result.chunks} chunks`);
     else task.error(`verify FAILED: ${result.badChunks.length} bad chunk(s)`);
     return { ok: result.ok, result };
-  }));
+  }, task));
   return { taskId };
 }
 
@@ -72,7 +72,7 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>): Promise
   const { taskId, done } = ctx.runner.startTask('prune', `prune guest ${guest} in ${dir}`, ({ task }) => withCatalog(dir, async (store, catalog) => {
     removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
     return { ok: true, result: { removed, dryRun } };
-  }));
+  }, task));
   if (!(await done)) throw failure ?? new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
   return { removed, dryRun, taskId };
 }
