@@ -1,7 +1,8 @@
 /** The Catalog: the engine's handle on one datastore's catalog file. See index.ts for the contract. */
-import { join } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { ColdvaultError, describeError, errnoCode, ioError, isColdvaultError } from '../core/errors.js';
 import { createTaskLog, formatLogLine, type TaskLog } from '../core/log.js';
 import type { Manifest } from '../format/index.js';
 import { CatalogDamage, catalogError, inodeOf, moveAside } from './damage.js';
@@ -44,17 +45,20 @@ export class Catalog {
 
   /**
    * Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled.
-   * A damaged file is moved aside (WARN on `opts.log`, default stderr) and the catalog rebuilt; on a
-   * read-only datastore, where it cannot be moved, the catalog is rebuilt in memory for this process.
-   * A catalog locked by another process is LOCKED, an I/O failure IO: the file is left alone then.
+   * A damaged file is moved aside (WARN on `opts.log`, default stderr) and the catalog rebuilt. On a
+   * read-only datastore, where the file cannot be moved, made or brought up to date, the catalog is
+   * rebuilt in memory for this process (WARN). A catalog locked by another process is LOCKED, an I/O
+   * failure IO: the file is left alone then.
    */
   static async open(reader: CatalogReader, opts: CatalogOpenOptions = {}): Promise<Catalog> {
     const file = opts.file ?? join(reader.dir, CATALOG_FILE);
+    const log = opts.log ?? stderrLog;
     try {
       return await Catalog.openFile(reader, file);
     } catch (err) {
-      if (!(err instanceof CatalogDamage)) throw err;
-      return Catalog.recover(reader, err, opts.log ?? stderrLog);
+      if (err instanceof CatalogDamage) return Catalog.recover(reader, err, log);
+      if (!isColdvaultError(err, 'IO') || !onReadOnlyFs(dirname(file))) throw err;
+      return Catalog.inMemory(reader, `${describeError(err)}, and the datastore is read-only`, log);
     }
   }
 
@@ -64,11 +68,15 @@ export class Catalog {
       aside = moveAside(damage);
     } catch (err) {
       if (errnoCode(err) !== 'EROFS') throw ioError(`${damage.message}; moving it aside`, err);
-      log.warn(`${damage.message}; the datastore is read-only, so this command uses a catalog rebuilt in memory`);
-      return Catalog.openFile(reader, ':memory:');
+      return Catalog.inMemory(reader, `${damage.message}; the datastore is read-only`, log);
     }
     if (aside) log.warn(`${damage.message}; moved it to '${aside}' and rebuilding the catalog from the datastore`);
     return Catalog.openFile(reader, damage.file);
+  }
+
+  private static async inMemory(reader: CatalogReader, why: string, log: TaskLog): Promise<Catalog> {
+    log.warn(`${why}, so this command uses a catalog rebuilt in memory`);
+    return Catalog.openFile(reader, ':memory:');
   }
 
   private static async openFile(reader: CatalogReader, file: string): Promise<Catalog> {
@@ -182,6 +190,16 @@ export class Catalog {
 
   private notFound(doing: string): ColdvaultError {
     return new ColdvaultError('VERSION_NOT_FOUND', `${doing} in catalog '${this.file}' failed: no such version`);
+  }
+}
+
+/** Whether `dir` is on a filesystem mounted read-only (EROFS even for root). */
+function onReadOnlyFs(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return false;
+  } catch (err) {
+    return errnoCode(err) === 'EROFS';
   }
 }
 

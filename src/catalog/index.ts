@@ -15,7 +15,8 @@
  *    versions with no row, and rows whose folder is gone are deleted. Verify state survives.
  *  - A *damaged* file (damage.ts) is never a dead end: open moves it aside to
  *    `catalog.sqlite.damaged-<UTC time>` (with its -journal/-wal/-shm), logs a WARN naming both, and
- *    rebuilds. On a read-only datastore it cannot be moved: the catalog is rebuilt in memory instead.
+ *    rebuilds. On a read-only datastore nothing is written: a healthy, current file is read as it is;
+ *    one that is damaged, missing or behind the folders is replaced by a catalog rebuilt in memory.
  *    A catalog that is only locked by another process, or that fails with an I/O error, is not
  *    damaged: open fails (LOCKED, IO) and leaves the file alone.
  *  - A manifest that fails to read or decode is skipped and reported (`skipped`), never fatal.

@@ -13,7 +13,7 @@ import { catalogError, CatalogDamage, moveAside } from '../../src/catalog/damage
 import { isColdvaultError } from '../../src/core/errors.js';
 import { createTaskLog } from '../../src/core/log.js';
 import { asideFiles, damage, DAMAGES, holdLock, sqliteHealth } from './damage-helpers.js';
-import { FileReader, ProtectingReader, protect, seed, tempDir } from './fixtures.js';
+import { FileReader, makeManifest, ProtectingReader, protect, publish, seed, tempDir } from './fixtures.js';
 
 const ids = (versions: CatalogVersion[]): string[] => versions.map((v) => `${v.guestId}/${v.version}`);
 const ALL = ['101/1', '101/2', '101/3', '200/1', '200/2', '1000/1'];
@@ -94,14 +94,23 @@ describe('Catalog.open on a damaged file', () => {
   });
 });
 
-describe('Catalog.open on a damaged file of a read-only datastore (a read-only bind mount, as root)', () => {
-  it('rebuilds the catalog in memory, warns that it is read-only, and leaves the file as it was', async () => {
+/** Runs `fn` on a read-only bind mount of `dir` (root), always unmounting. */
+async function readOnly<T>(dir: string, fn: (ro: string) => Promise<T>): Promise<T> {
+  const ro = await tempDir();
+  execFileSync('mount', ['--bind', dir, ro]);
+  try {
+    execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+    return await fn(ro);
+  } finally {
+    execFileSync('umount', [ro]);
+  }
+}
+
+describe('Catalog.open on a read-only datastore (a read-only bind mount, as root): nothing is written', () => {
+  it('a damaged file: the catalog is rebuilt in memory with a WARN saying so, the file stays as it was', async () => {
     const { dir, file } = await storeWithCatalog();
     const damaged = damage(file, 'flipped page');
-    const ro = await tempDir();
-    execFileSync('mount', ['--bind', dir, ro]);
-    try {
-      execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+    await readOnly(dir, async (ro) => {
       const log = createTaskLog();
       const catalog = await Catalog.open(new FileReader(ro), { log });
       expect(ids(catalog.listVersions())).toEqual(ALL);
@@ -109,11 +118,40 @@ describe('Catalog.open on a damaged file of a read-only datastore (a read-only b
       catalog.close();
       expect(log.lines.map((l) => l.level)).toEqual(['WARN']);
       expect(log.lines[0]?.message).toMatch(/is damaged: .*; the datastore is read-only, so this command uses a catalog rebuilt in memory/);
-    } finally {
-      execFileSync('umount', [ro]);
-    }
+    });
     expect(readFileSync(file)).toEqual(damaged);
     expect(asideFiles(file)).toEqual([]);
+  });
+
+  it('no catalog file, or one that is behind the version folders: in memory too', async () => {
+    const missing = await tempDir();
+    await seed(missing);
+    const { dir: stale, file } = await storeWithCatalog();
+    await publish(stale, makeManifest('101', 4));
+    const before = readFileSync(file);
+    for (const [dir, expected] of [[missing, ALL], [stale, [...ALL.slice(0, 3), '101/4', ...ALL.slice(3)]]] as const) {
+      await readOnly(dir, async (ro) => {
+        const log = createTaskLog();
+        const catalog = await Catalog.open(new FileReader(ro), { log });
+        expect(ids(catalog.listVersions())).toEqual(expected);
+        catalog.close();
+        expect(log.lines[0]?.message).toMatch(/catalog '.*' failed: .*, and the datastore is read-only, so this command uses a catalog rebuilt in memory/);
+      });
+    }
+    expect(existsSync(join(missing, 'catalog.sqlite'))).toBe(false);
+    expect(readFileSync(file)).toEqual(before);
+  });
+
+  it('a healthy, current catalog is read from the file, without a warning', async () => {
+    const { dir } = await storeWithCatalog();
+    await readOnly(dir, async (ro) => {
+      const log = createTaskLog();
+      const catalog = await Catalog.open(new FileReader(ro), { log });
+      expect(catalog.file).toBe(join(ro, 'catalog.sqlite'));
+      expect(ids(catalog.listVersions())).toEqual(ALL);
+      catalog.close();
+      expect(log.lines).toEqual([]);
+    });
   });
 });
 
