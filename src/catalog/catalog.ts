@@ -3,9 +3,9 @@ import { accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { ColdvaultError, describeError, errnoCode, ioError, isColdvaultError } from '../core/errors.js';
-import { createTaskLog, formatLogLine, type TaskLog } from '../core/log.js';
+import { formatLogLine, type LogLevel, type TaskLog } from '../core/log.js';
 import type { Manifest } from '../format/index.js';
-import { CatalogDamage, catalogError, inodeOf, moveAside } from './damage.js';
+import { CatalogDamage, catalogError, inodeOf, isSqliteError, moveAside } from './damage.js';
 import { versionKey } from './rows.js';
 import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
 import { openDatabase } from './schema.js';
@@ -29,8 +29,11 @@ export interface CatalogOpenOptions {
   log?: TaskLog;
 }
 
-/** Lines for stderr when the caller gives no log (as the CLI prints them). */
-const stderrLog = createTaskLog((line) => process.stderr.write(`${formatLogLine(line)}\n`));
+/** Lines for stderr when the caller gives no log (as the CLI prints them; nothing kept in memory). */
+const toStderr = (level: LogLevel) => (message: string): void => {
+  process.stderr.write(`${formatLogLine({ time: new Date(), level, message })}\n`);
+};
+const stderrLog: TaskLog = { info: toStderr('INFO'), warn: toStderr('WARN'), error: toStderr('ERROR') };
 
 export class Catalog {
   #skipped: SkippedVersion[] = [];
@@ -87,7 +90,7 @@ export class Catalog {
       await (created ? catalog.rebuild() : catalog.reconcile());
     } catch (err) {
       catalog.close();
-      throw catalogError(file, inode, created ? 'rebuilding' : 'reconciling', err);
+      throw isSqliteError(err) ? catalogError(file, inode, created ? 'rebuilding' : 'reconciling', err) : err;
     }
     return catalog;
   }

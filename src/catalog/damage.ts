@@ -32,7 +32,7 @@ const BUSY = /^SQLITE_(BUSY|LOCKED)/;
 const FULL = /^SQLITE_FULL/;
 
 /** The SQLite files that belong to a catalog file besides itself. */
-export const SIDE_FILES = ['-journal', '-wal', '-shm'] as const;
+const SIDE_FILES = ['-journal', '-wal', '-shm'] as const;
 
 /** Maps a failure of `doing` on the catalog to damage, LOCKED, NO_SPACE or IO; ColdvaultErrors pass. */
 export function catalogError(file: string, inode: number | undefined, doing: string, err: unknown): ColdvaultError {
@@ -49,6 +49,11 @@ export function catalogError(file: string, inode: number | undefined, doing: str
   }
   if (FULL.test(code)) return new ColdvaultError('NO_SPACE', `${doing} catalog '${file}' failed: no space left (${code})`, { cause: err });
   return ioError(`${doing} catalog '${file}'`, err);
+}
+
+/** An error SQLite raised (better-sqlite3's SqliteError codes all start SQLITE_), as opposed to the reader's. */
+export function isSqliteError(err: unknown): boolean {
+  return (errnoCode(err) ?? '').startsWith('SQLITE_');
 }
 
 /** The inode of `file`, or undefined when it does not exist (or is not a file on disk, like ':memory:'). */
