@@ -42,8 +42,9 @@ const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v, path)
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `must be an integer from ${min} to ${max}, not ${show(v)}`);
 };
 
-const nonNegative: Check = (v, path) => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(path, `must be a number >= 0, not ${show(v)}`);
+/** A finite number (a duration: a clock stepped back during a backup may have made it negative). */
+const finite: Check = (v, path) => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, `must be a number, not ${show(v)}`);
 };
 
 const nullable = (check: Check): Check => (v, path) => {
@@ -87,7 +88,7 @@ const disk = object({
   key: matching(/^[a-z]+[0-9]+$/, 'a disk key such as scsi0'),
   volume: matching(/./, 'a volume (not empty)'),
   storage: nullable(matching(/./, 'a storage id (not empty) or null')),
-  format: matching(/^[a-z0-9]+$/, 'an image format such as raw'),
+  format: string, // as the config named it (restore only ever uses a format it knows)
   size: bytes,
   index: indexName,
   sha256: matching(/^[0-9a-f]{64}$/, '64 lowercase hex digits'),
@@ -112,7 +113,7 @@ const manifestShape = object({
   excluded: arrayOf(object({ key: string, volume: string, reason: string })),
   storedBytes: bytes,
   newBytes: bytes,
-  durationSeconds: nonNegative,
+  durationSeconds: finite,
 });
 
 interface DiskNumbers {
