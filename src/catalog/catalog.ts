@@ -1,8 +1,11 @@
 /** The Catalog: the engine's handle on one datastore's catalog file. See index.ts for the contract. */
-import { join } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError, describeError, errnoCode, ioError, isColdvaultError } from '../core/errors.js';
+import { formatLogLine, type LogLevel, type TaskLog } from '../core/log.js';
 import type { Manifest } from '../format/index.js';
+import { CatalogDamage, catalogError, inodeOf, isSqliteError, moveAside } from './damage.js';
 import { versionKey } from './rows.js';
 import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
 import { openDatabase } from './schema.js';
@@ -19,6 +22,19 @@ import type {
 
 export const CATALOG_FILE = 'catalog.sqlite';
 
+export interface CatalogOpenOptions {
+  /** the SQLite file; default `<reader.dir>/catalog.sqlite` */
+  file?: string;
+  /** where the WARN about a damaged catalog goes; default stderr */
+  log?: TaskLog;
+}
+
+/** Lines for stderr when the caller gives no log (as the CLI prints them; nothing kept in memory). */
+const toStderr = (level: LogLevel) => (message: string): void => {
+  process.stderr.write(`${formatLogLine({ time: new Date(), level, message })}\n`);
+};
+const stderrLog: TaskLog = { info: toStderr('INFO'), warn: toStderr('WARN'), error: toStderr('ERROR') };
+
 export class Catalog {
   #skipped: SkippedVersion[] = [];
 
@@ -30,16 +46,51 @@ export class Catalog {
     readonly file: string,
   ) {}
 
-  /** Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled. */
-  static async open(reader: CatalogReader, opts: { file?: string } = {}): Promise<Catalog> {
+  /**
+   * Opens `<reader.dir>/catalog.sqlite` (or `opts.file`): a new file is rebuilt, an existing one reconciled.
+   * A damaged file is moved aside (WARN on `opts.log`, default stderr) and the catalog rebuilt. On a
+   * read-only datastore, where the file cannot be moved, made or brought up to date, the catalog is
+   * rebuilt in memory for this process (WARN). A catalog locked by another process is LOCKED, an I/O
+   * failure IO: the file is left alone then.
+   */
+  static async open(reader: CatalogReader, opts: CatalogOpenOptions = {}): Promise<Catalog> {
     const file = opts.file ?? join(reader.dir, CATALOG_FILE);
-    const { db, created } = openDatabase(file);
+    const log = opts.log ?? stderrLog;
+    try {
+      return await Catalog.openFile(reader, file);
+    } catch (err) {
+      if (err instanceof CatalogDamage) return Catalog.recover(reader, err, log);
+      if (!isColdvaultError(err, 'IO') || !onReadOnlyFs(dirname(file))) throw err;
+      return Catalog.inMemory(reader, `${describeError(err)}, and the datastore is read-only`, log);
+    }
+  }
+
+  private static async recover(reader: CatalogReader, damage: CatalogDamage, log: TaskLog): Promise<Catalog> {
+    let aside: string | undefined;
+    try {
+      aside = moveAside(damage);
+    } catch (err) {
+      if (errnoCode(err) !== 'EROFS') throw ioError(`${damage.message}; moving it aside`, err);
+      return Catalog.inMemory(reader, `${damage.message}; the datastore is read-only`, log);
+    }
+    if (aside) log.warn(`${damage.message}; moved it to '${aside}' and rebuilding the catalog from the datastore`);
+    return Catalog.openFile(reader, damage.file);
+  }
+
+  private static async inMemory(reader: CatalogReader, why: string, log: TaskLog): Promise<Catalog> {
+    log.warn(`${why}, so this command uses a catalog rebuilt in memory`);
+    return Catalog.openFile(reader, ':memory:');
+  }
+
+  private static async openFile(reader: CatalogReader, file: string): Promise<Catalog> {
+    const inode = file === ':memory:' ? undefined : await inodeOf(file);
+    const { db, created } = openDatabase(file, inode);
     const catalog = new Catalog(reader, db, new VersionTable(db), file);
     try {
       await (created ? catalog.rebuild() : catalog.reconcile());
     } catch (err) {
       catalog.close();
-      throw err;
+      throw isSqliteError(err) ? catalogError(file, inode, created ? 'rebuilding' : 'reconciling', err) : err;
     }
     return catalog;
   }
@@ -72,10 +123,8 @@ export class Catalog {
     const missing = onDisk.filter((ref) => !known.has(versionKey(ref.guestId, ref.version)));
     const { loaded, skipped } = await loadVersions(this.reader, missing);
     const gone = [...known].filter((key) => !present.has(key));
-    this.table.inTransaction(() => {
-      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected);
-      for (const key of gone) this.removeKey(key);
-    });
+    // no write lock when nothing changed: a reader is not held up by another process's write
+    if (loaded.length > 0 || gone.length > 0) this.applyChanges(loaded, gone);
     this.#skipped = skipped;
     return { added: loaded.length, removed: gone.length, skipped };
   }
@@ -130,6 +179,13 @@ export class Catalog {
     if (this.db.open) this.db.close();
   }
 
+  private applyChanges(loaded: LoadedVersion[], gone: string[]): void {
+    this.table.inTransaction(() => {
+      for (const entry of loaded) this.table.upsert(entry.manifest, entry.protected);
+      for (const key of gone) this.removeKey(key);
+    });
+  }
+
   private removeKey(key: string): void {
     const slash = key.lastIndexOf('/');
     this.table.remove(key.slice(0, slash), Number(key.slice(slash + 1)));
@@ -137,6 +193,16 @@ export class Catalog {
 
   private notFound(doing: string): ColdvaultError {
     return new ColdvaultError('VERSION_NOT_FOUND', `${doing} in catalog '${this.file}' failed: no such version`);
+  }
+}
+
+/** Whether `dir` is on a filesystem mounted read-only (EROFS even for root). */
+function onReadOnlyFs(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return false;
+  } catch (err) {
+    return errnoCode(err) === 'EROFS';
   }
 }
 

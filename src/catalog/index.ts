@@ -10,8 +10,15 @@
  *
  * Algorithm:
  *  - open: a missing (or empty) file is created and *rebuilt*: every manifest read, rows replaced.
- *    An existing file is *reconciled*: one listing of the version folders; manifests are read only
- *    for versions with no row, and rows whose folder is gone are deleted. Verify state survives.
+ *    An existing file is checked (SQLite reads it, its schema is coldvault's, `PRAGMA quick_check`
+ *    passes) and *reconciled*: one listing of the version folders; manifests are read only for
+ *    versions with no row, and rows whose folder is gone are deleted. Verify state survives.
+ *  - A *damaged* file (damage.ts) is never a dead end: open moves it aside to
+ *    `catalog.sqlite.damaged-<UTC time>` (with its -journal/-wal/-shm), logs a WARN naming both, and
+ *    rebuilds. On a read-only datastore nothing is written: a healthy, current file is read as it is;
+ *    one that is damaged, missing or behind the folders is replaced by a catalog rebuilt in memory.
+ *    A catalog that is only locked by another process, or that fails with an I/O error, is not
+ *    damaged: open fails (LOCKED, IO) and leaves the file alone.
  *  - A manifest that fails to read or decode is skipped and reported (`skipped`), never fatal.
  *    Reconcile does not re-read the manifests of versions it already has: a version folder is
  *    immutable once published, and damage that happens later is verify's to find, not the catalog's.
@@ -22,13 +29,17 @@
  *
  * Concurrency: several processes may open one file. Journal mode DELETE (WAL needs shared memory,
  * which NTFS/exFAT/FUSE mounts lack), synchronous FULL, busy_timeout 5000 ms; multi-row writes are
- * single IMMEDIATE transactions, so readers never see half a version.
+ * single IMMEDIATE transactions, so readers never see half a version; a reconcile that changes
+ * nothing takes no write lock. Two processes that find one file damaged: the second sees that the
+ * path no longer names the damaged inode and opens the new file instead of moving it aside too.
  *
- * Errors: DATASTORE_TOO_NEW (schema newer than this build), DATASTORE_CORRUPT (not a SQLite file:
- * delete it to rebuild), VERSION_NOT_FOUND (markVerified/setProtected on an unknown version), IO.
+ * Errors: DATASTORE_TOO_NEW (schema newer than this build: kept, not moved), LOCKED (another process
+ * holds the file locked beyond busy_timeout), DATASTORE_CORRUPT (only when a damaged file cannot be
+ * recovered, e.g. the new file is damaged too), VERSION_NOT_FOUND (markVerified/setProtected on an
+ * unknown version), NO_SPACE, IO.
  *
  * Layer: imports core, format and datastore only.
  */
 export * from './types.js';
-export { Catalog, CATALOG_FILE } from './catalog.js';
+export { Catalog, CATALOG_FILE, type CatalogOpenOptions } from './catalog.js';
 export { SCHEMA_VERSION } from './schema.js';

@@ -6,10 +6,15 @@
  * Journal mode DELETE (not WAL): WAL needs shared memory, which NTFS/exFAT/FUSE mounts (USB disks,
  * network shares) do not reliably give. synchronous FULL; busy_timeout 5000 ms so that two processes
  * on one file wait for each other's write lock instead of failing.
+ *
+ * Every open checks the file (damage.ts says what counts as damage): SQLite must read it, its schema
+ * must be exactly what the migrations make (a SQLite file of something else is not written into), and
+ * `PRAGMA quick_check` must pass (a damaged page can hide behind a query that never reads it).
  */
 import Database from 'better-sqlite3';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { ColdvaultError } from '../core/errors.js';
 import { createPrivateFile } from '../datastore/index.js';
+import { CatalogDamage, catalogError } from './damage.js';
 
 const SCHEMA_V1 = `
 CREATE TABLE versions (
@@ -104,21 +109,28 @@ export interface OpenedDatabase {
   created: boolean;
 }
 
-/** Opens (creating if needed) the catalog file, sets the pragmas and brings the schema up to date. */
-export function openDatabase(file: string): OpenedDatabase {
+/**
+ * Opens (creating if needed) the catalog file, sets the pragmas, brings the schema up to date and
+ * checks the file: CatalogDamage when it is not a coldvault catalog in good health (`inode`: of the
+ * file as found before opening, for moving it aside safely), LOCKED/NO_SPACE/IO for trouble.
+ */
+export function openDatabase(file: string, inode: number | undefined): OpenedDatabase {
   let db: Database.Database;
   try {
     createPrivateFile(file); // 0600; SQLite gives its -journal the same mode
     db = new Database(file);
   } catch (err) {
-    throw openError(file, err);
+    throw catalogError(file, inode, 'opening', err);
   }
   try {
     setPragmas(db);
-    return { db, created: migrate(db, file) };
+    const created = migrate(db, file, inode);
+    checkSchema(db, file, inode);
+    if (!created) checkIntegrity(db, file, inode);
+    return { db, created };
   } catch (err) {
     db.close();
-    throw openError(file, err);
+    throw catalogError(file, inode, 'opening', err);
   }
 }
 
@@ -134,16 +146,58 @@ function userVersion(db: Database.Database): number {
 }
 
 /** Applies the missing migrations under a write lock; returns whether the schema was created. */
-function migrate(db: Database.Database, file: string): boolean {
+function migrate(db: Database.Database, file: string, inode: number | undefined): boolean {
   if (userVersion(db) === SCHEMA_VERSION) return false;
   const step = db.transaction((): boolean => {
     const current = userVersion(db);
     if (current > SCHEMA_VERSION) throw tooNew(file, current);
+    if (current === 0 && schemaOf(db).length > 0) {
+      throw new CatalogDamage(file, `not a coldvault catalog (it holds ${schemaOf(db).join(', ')})`, inode);
+    }
     for (const sql of MIGRATIONS.slice(current)) db.exec(sql);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return current === 0;
   });
   return step.immediate();
+}
+
+/** The file's tables and indexes must be exactly those the migrations make. */
+function checkSchema(db: Database.Database, file: string, inode: number | undefined): void {
+  const found = schemaOf(db);
+  const expected = expectedSchema();
+  if (found.join('\n') === expected.join('\n')) return;
+  const odd = [...found.filter((s) => !expected.includes(s)), ...expected.filter((s) => !found.includes(s))];
+  throw new CatalogDamage(file, `its schema is not the one of catalog version ${SCHEMA_VERSION} (differs in: ${odd.map(firstLine).join('; ')})`, inode);
+}
+
+/** `PRAGMA quick_check`: every page and b-tree of the file is read and checked (not the index contents). */
+function checkIntegrity(db: Database.Database, file: string, inode: number | undefined): void {
+  const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
+  if (rows.length === 1 && rows[0]?.quick_check === 'ok') return;
+  const problems = rows.map((r) => r.quick_check.replace(/\s+/g, ' ').trim()).join('; '); // one log line
+  throw new CatalogDamage(file, `its integrity check failed: ${problems.length > 300 ? `${problems.slice(0, 300)}...` : problems}`, inode);
+}
+
+function schemaOf(db: Database.Database): string[] {
+  const rows = db.prepare<[], { type: string; name: string; sql: string | null }>('SELECT type, name, sql FROM sqlite_master ORDER BY type, name').all();
+  return rows.map((r) => `${r.type} ${r.name}: ${r.sql ?? ''}`);
+}
+
+let expected: string[] | undefined;
+
+/** The schema the migrations give, made once in memory. */
+function expectedSchema(): string[] {
+  if (!expected) {
+    const db = new Database(':memory:');
+    for (const sql of MIGRATIONS) db.exec(sql);
+    expected = schemaOf(db);
+    db.close();
+  }
+  return expected;
+}
+
+function firstLine(entry: string): string {
+  return entry.split('\n')[0] ?? entry;
 }
 
 function tooNew(file: string, found: number): ColdvaultError {
@@ -152,17 +206,4 @@ function tooNew(file: string, found: number): ColdvaultError {
     `opening catalog '${file}' failed: its schema version ${found} is newer than this coldvault reads ` +
       `(up to ${SCHEMA_VERSION}); upgrade coldvault`,
   );
-}
-
-function openError(file: string, err: unknown): ColdvaultError {
-  const code = errnoCode(err);
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-    return new ColdvaultError(
-      'DATASTORE_CORRUPT',
-      `opening catalog '${file}' failed: not a readable SQLite database (${code}); ` +
-        'delete the file and coldvault rebuilds it from the datastore',
-      { cause: err },
-    );
-  }
-  return ioError(`opening catalog '${file}'`, err);
 }

@@ -39,7 +39,7 @@ export class CommandContext {
 
   async openStore(): Promise<{ store: Datastore; catalog: Catalog }> {
     const store = await Datastore.open(this.storeDir());
-    const catalog = await Catalog.open(store);
+    const catalog = await Catalog.open(store, { log: this.log }); // a damaged catalog: moved aside, WARN, rebuilt
     this.closers.push(() => catalog.close());
     return { store, catalog };
   }

@@ -1,11 +1,14 @@
 /**
  * Manifest: `manifest.json` of a version folder, the record of one backed-up guest version.
  * JSON so that an admin can read it with `cat`; it carries its own SHA-256 (`checksum`, over the
- * canonical JSON without that field) so that a damaged manifest is detected, not trusted.
+ * canonical JSON without that field) so that a damaged manifest is detected, not trusted; and it is
+ * checked against a strict schema (manifest-schema.ts), so that a manifest someone wrote with a valid
+ * checksum cannot smuggle in a path (`index: "../../etc/x"`), a negative size or an unknown field.
  */
 import { createHash } from 'node:crypto';
 import { ColdvaultError } from '../core/errors.js';
 import { DATASTORE_FORMAT } from './constants.js';
+import { checkManifestSchema, SchemaViolation } from './manifest-schema.js';
 
 export interface ManifestDisk {
   /** config key, e.g. `scsi0` */
@@ -18,13 +21,16 @@ export interface ManifestDisk {
   format: string;
   /** bytes of the image file */
   size: number;
-  /** file name of the fixed index in the version folder */
+  /** file name of the fixed index in the version folder: `<key>.fidx`; never a path (no '/', '\\', '..') */
   index: string;
   /** disk digest: SHA-256 over the chunk SHA-256s, see format/digest.ts */
   sha256: string;
   chunkSize: number;
+  /** ceil(size / chunkSize) */
   chunkCount: number;
+  /** chunks that are all zero (nothing stored); at most chunkCount */
   zeroChunks: number;
+  /** at most size */
   zeroBytes: number;
 }
 
@@ -75,5 +81,16 @@ export function decodeManifest(file: Buffer, what: string): Manifest {
   }
   const expected = createHash('sha256').update(canonical(manifest)).digest('hex');
   if (checksum !== expected) throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: checksum mismatch`);
+  checkSchema(manifest, what);
   return manifest;
+}
+
+/** A manifest with a valid checksum can still be one nobody should trust: see manifest-schema.ts. */
+function checkSchema(manifest: Manifest, what: string): void {
+  try {
+    checkManifestSchema(manifest);
+  } catch (err) {
+    if (!(err instanceof SchemaViolation)) throw err;
+    throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: ${err.message}`, { cause: err });
+  }
 }

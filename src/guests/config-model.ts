@@ -64,6 +64,6 @@ export interface GuestConfig {
   readonly sections: readonly ConfigSection[];
   /** Whether the text ended with '\n'. */
   readonly finalNewline: boolean;
-  /** What Proxmox would warn about (unknown or duplicate sections), each naming the line. */
+  /** What Proxmox would warn about (unknown or duplicate sections, unknown keys) and lines over 1 MiB, each naming the line. */
   readonly warnings: readonly string[];
 }

@@ -5,10 +5,13 @@
  * - `[PENDING]`, `[special:cloudinit]`, `[special:fleecing]` and `[snapname]` open sections; any other
  *   `[..]` is skipped with a warning, and of two sections with the same name the later one wins;
  * - where Proxmox would drop a line (no `key: value`, a drive without a volume) we refuse the config:
- *   a backup must not silently miss a disk.
+ *   a backup must not silently miss a disk;
+ * - a key Proxmox does not know in its section (config-keys.ts), and a line over 1 MiB, are kept but
+ *   warned about (`warnings`, each naming the line and the key), never silent.
  */
 import { ColdvaultError } from '../core/errors.js';
 import type { ConfigLine, ConfigSection, GuestConfig, PropertyLine, SectionKind } from './config-model.js';
+import { isKnownKey } from './config-keys.js';
 import { decodeText } from './description.js';
 import { isDriveKey, parseDrive } from './drives.js';
 
@@ -17,6 +20,8 @@ const BLANK = /^\s*$/;
 const HEADER = /^\[(.*)\]\s*$/;
 const SNAPSHOT = /^\[([a-z][a-z0-9_-]+)\]\s*$/i;
 const SPECIAL = /^\[special:(cloudinit|fleecing)\]\s*$/i;
+/** A line longer than this is warned about (Proxmox's longest value, the description, is 8 KiB). */
+export const MAX_LINE_BYTES = 1024 * 1024;
 
 interface SectionBuilder {
   kind: SectionKind;
@@ -36,6 +41,7 @@ export function parseGuestConfig(text: string, what: string): GuestConfig {
   const builders: SectionBuilder[] = [{ kind: 'main', name: '', lines: [] }];
   rawLines.forEach((lineText, i) => {
     const lineNo = i + 1;
+    checkLength(lineText, lineNo, ctx);
     const header = HEADER.test(lineText) ? openSection(lineText, lineNo, ctx) : undefined;
     if (header) builders.push(header);
     else addLine(builders[builders.length - 1] as SectionBuilder, lineText, lineNo, ctx);
@@ -80,14 +86,17 @@ function addLine(section: SectionBuilder, text: string, lineNo: number, ctx: Con
   if (section.kind === 'unknown') section.lines.push({ kind: 'ignored', lineNo, text });
   else if (BLANK.test(text)) section.lines.push({ kind: 'blank', lineNo, text });
   else if (text.startsWith('#')) section.lines.push({ kind: 'description', lineNo, text, comment: decodeText(text.slice(1)) });
-  else section.lines.push(propertyLine(section.kind, text, lineNo, ctx));
+  else section.lines.push(propertyLine(section, text, lineNo, ctx));
 }
 
-function propertyLine(kind: SectionKind, text: string, lineNo: number, ctx: Context): PropertyLine {
+function propertyLine(section: SectionBuilder, text: string, lineNo: number, ctx: Context): PropertyLine {
   const match = KEY_VALUE.exec(text);
   if (!match) throw malformed(ctx, lineNo, `expected 'key: value', got '${clip(text)}'`);
   const line: PropertyLine = { kind: 'property', lineNo, text, key: match[1] ?? '', value: match[2] ?? '' };
-  if (kind !== 'special' && isDriveKey(canonicalKey(line.key))) {
+  if (!isKnownKey(line.key, section.kind, section.name)) {
+    ctx.warnings.push(`${ctx.what} line ${lineNo}: unknown key '${line.key}' in ${sectionLabel(section)} (Proxmox ignores it; kept as written)`);
+  }
+  if (section.kind !== 'special' && isDriveKey(canonicalKey(line.key))) {
     const drive = parseDrive(line.value);
     if (typeof drive === 'string') throw malformed(ctx, lineNo, `drive ${line.key}: ${drive}`);
   }
@@ -117,6 +126,22 @@ function markDuplicates(sections: ConfigSection[], ctx: Context): ConfigSection[
     ctx.warnings.push(`${ctx.what} line ${lineNo}: duplicate section '${s.name}', the later one wins`);
     return { ...s, skipped: true };
   });
+}
+
+/** Warns about a line over MAX_LINE_BYTES, naming its key (never quoting the line). */
+function checkLength(text: string, lineNo: number, ctx: Context): void {
+  if (text.length * 3 <= MAX_LINE_BYTES) return; // UTF-8: at most 3 bytes per UTF-16 unit
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= MAX_LINE_BYTES) return;
+  const key = KEY_VALUE.exec(text.slice(0, 200))?.[1];
+  const what = key ? `key '${key}'` : `starting '${clip(text.slice(0, 40))}'`;
+  ctx.warnings.push(`${ctx.what} line ${lineNo} (${what}) is ${bytes} bytes long, over the 1 MiB a config line should hold`);
+}
+
+function sectionLabel(section: SectionBuilder): string {
+  if (section.kind === 'main') return 'the main section';
+  if (section.kind === 'pending') return '[PENDING]';
+  return section.kind === 'special' ? `[special:${section.name}]` : `snapshot [${section.name}]`;
 }
 
 export function canonicalKey(key: string): string {

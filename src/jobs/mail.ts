@@ -6,7 +6,14 @@
  * `sendMail` sends it with nodemailer: over SMTP (STARTTLS whenever the server offers it, AUTH when a
  * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
  * naming the server.
+ *
+ * TLS rule: a password never crosses the network in clear. With `user`/`pass` set, the connection
+ * must be TLS: `secure: true` (port 465), or STARTTLS, which is then required (nodemailer's
+ * `requireTLS`): a server that does not offer it gets no AUTH and no mail, MAIL_FAILED says why.
+ * Without credentials (a local relay that needs no login) STARTTLS stays opportunistic: used when
+ * offered, plain otherwise. That is the opt-out: leave out user and pass.
  */
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { ColdvaultError, describeError } from '../core/errors.js';
 import { formatBytes, formatDuration, formatRate } from '../core/units.js';
 
@@ -18,7 +25,7 @@ export interface MailConfig {
   port?: number;
   /** smtp: TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it */
   secure?: boolean;
-  /** smtp: AUTH user; no AUTH without it */
+  /** smtp: AUTH user; no AUTH without it. With user/pass, TLS is required (secure, or STARTTLS) */
   user?: string;
   pass?: string;
   /** the sender when a mail gives none */
@@ -160,17 +167,7 @@ export async function sendMail(config: MailConfig, mail: OutgoingMail): Promise<
   const transporter =
     config.transport === 'sendmail'
       ? createTransport({ sendmail: true, path: config.sendmailPath ?? 'sendmail', newline: 'unix' })
-      : createTransport({
-          host: config.host ?? 'localhost',
-          port: smtpPort(config),
-          secure: config.secure ?? false,
-          // not secure: STARTTLS is used whenever the server offers it (nodemailer's default)
-          ...(config.user !== undefined ? { auth: { user: config.user, pass: config.pass ?? '' } } : {}),
-          tls: { rejectUnauthorized: config.tlsRejectUnauthorized ?? true },
-          connectionTimeout: 30_000,
-          greetingTimeout: 30_000,
-          socketTimeout: 60_000,
-        });
+      : createTransport(smtpOptions(config));
   try {
     await transporter.sendMail({
       from,
@@ -182,10 +179,36 @@ export async function sendMail(config: MailConfig, mail: OutgoingMail): Promise<
   } catch (err) {
     throw new ColdvaultError(
       'MAIL_FAILED',
-      `sending mail '${oneLine(mail.subject)}' via ${describeServer(config)} failed: ${describeError(err)}`,
+      `sending mail '${oneLine(mail.subject)}' via ${describeServer(config)} failed: ${mailFailure(config, err)}`,
       { cause: err },
     );
   } finally {
     transporter.close();
   }
+}
+
+/** Credentials are set: they may only travel over TLS (see the TLS rule above). */
+const hasCredentials = (config: MailConfig): boolean => config.user !== undefined || config.pass !== undefined;
+
+function smtpOptions(config: MailConfig): SMTPTransport.Options {
+  return {
+    host: config.host ?? 'localhost',
+    port: smtpPort(config),
+    secure: config.secure ?? false,
+    // not secure: STARTTLS is used whenever the server offers it, and required when a password is sent
+    requireTLS: hasCredentials(config) && !config.secure,
+    ...(hasCredentials(config) ? { auth: { user: config.user ?? '', pass: config.pass ?? '' } } : {}),
+    tls: { rejectUnauthorized: config.tlsRejectUnauthorized ?? true },
+    connectionTimeout: 30_000,
+    greetingTimeout: 30_000,
+    socketTimeout: 60_000,
+  };
+}
+
+/** nodemailer's reason, or the TLS rule's when the server offered no STARTTLS. */
+function mailFailure(config: MailConfig, err: unknown): string {
+  const noStartTls = /STARTTLS/i.test(describeError(err)) && hasCredentials(config) && !config.secure;
+  if (!noStartTls) return describeError(err);
+  return 'the server does not offer STARTTLS, and coldvault sends a password only over TLS ' +
+    '(enable STARTTLS on the server, use secure: true on port 465, or leave out user and pass for a relay that needs no login)';
 }

@@ -116,7 +116,7 @@ async function detachDevice(device: AttachedDevice | undefined, task: TaskHandle
 async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids: string[], adopted: Map<string, JournalEntry>, hookEnv: HookEnv,
   device?: AttachedDevice): Promise<GuestReport[]> {
   const store = await openOrCreateStore(job.store, task);
-  const catalog = await Catalog.open(store);
+  const catalog = await Catalog.open(store, { log: task });
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
   let diskFailed: unknown;

@@ -111,6 +111,7 @@ function forward(log: TaskLog, level: string, message: string): void {
 
 async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPath: string; configText: string; name: string; disks: PlannedDisk[]; excluded: Manifest['excluded'] }> {
   const { path: configPath, config } = await readGuestConfig(req.guestsDir, req.guestId);
+  for (const warning of config.warnings) vlog.warn(warning); // unknown keys and sections, over-long lines
   const name = guestName(config);
   vlog.info('backup mode: stop');
   vlog.info(`VM Name: ${name}`);

@@ -1,12 +1,13 @@
 /** Opening a store for one request (the catalog is reconciled on open and closed after), and its JSON views. */
 import { Catalog, type CatalogVersion } from '../catalog/index.js';
 import { describeError } from '../core/errors.js';
+import type { TaskLog } from '../core/log.js';
 import { Datastore } from '../datastore/index.js';
 import type { KnownStore } from './paths.js';
 
-export async function withCatalog<T>(dir: string, fn: (store: Datastore, catalog: Catalog) => Promise<T> | T): Promise<T> {
+export async function withCatalog<T>(dir: string, fn: (store: Datastore, catalog: Catalog) => Promise<T> | T, log?: TaskLog): Promise<T> {
   const store = await Datastore.open(dir);
-  const catalog = await Catalog.open(store);
+  const catalog = await Catalog.open(store, { log }); // a damaged catalog is moved aside and rebuilt, with a WARN on `log` (default stderr)
   try {
     return await fn(store, catalog);
   } finally {

@@ -147,14 +147,6 @@ describe('Catalog.open', () => {
     expect((err as Error).message).toContain(`schema version ${SCHEMA_VERSION + 1} is newer than this coldvault reads (up to ${SCHEMA_VERSION})`);
   });
 
-  it('refuses a file that is not SQLite with DATASTORE_CORRUPT', async () => {
-    const dir = await tempDir();
-    await writeFile(join(dir, 'catalog.sqlite'), Buffer.alloc(4096, 7));
-    const err: unknown = await Catalog.open(new FileReader(dir)).catch((e: unknown) => e);
-    expect(isColdvaultError(err, 'DATASTORE_CORRUPT')).toBe(true);
-    expect((err as Error).message).toMatch(/delete the file/);
-  });
-
   it('fails when the listing fails; the next open catches up', async () => {
     const dir = await tempDir();
     await seed(dir);

@@ -6,40 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isColdvaultError, type ErrorCode } from '../../src/core/errors.js';
-import { CHUNK_SIZE, DATASTORE_FORMAT, decodeManifest, encodeManifest, type Manifest, type ManifestDisk } from '../../src/format/index.js';
-
-const hex64 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'));
-const count = fc.integer({ min: 0, max: 1_000_000 });
-const bytes = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
-
-const disk: fc.Arbitrary<ManifestDisk> = fc.record({
-  key: fc.constantFrom('scsi0', 'scsi1', 'virtio0', 'sata2', 'ide0', 'efidisk0', 'tpmstate0'),
-  volume: fc.string({ maxLength: 60 }),
-  storage: fc.option(fc.string({ maxLength: 12 }), { nil: null }),
-  format: fc.constantFrom('raw', 'qcow2', 'vmdk'),
-  size: bytes,
-  index: fc.string({ minLength: 1, maxLength: 20 }).map((s) => `${s}.fidx`),
-  sha256: hex64,
-  chunkSize: fc.constant(CHUNK_SIZE),
-  chunkCount: count,
-  zeroChunks: count,
-  zeroBytes: bytes,
-});
-
-const manifest: fc.Arbitrary<Manifest> = fc.record({
-  format: fc.integer({ min: 1, max: DATASTORE_FORMAT }),
-  guestId: fc.integer({ min: 100, max: 999_999_999 }).map(String),
-  guestName: fc.string({ maxLength: 40 }),
-  version: fc.integer({ min: 1, max: 1_000_000 }),
-  time: fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString()),
-  node: fc.string({ maxLength: 20 }),
-  config: fc.string({ maxLength: 400 }),
-  disks: fc.array(disk, { maxLength: 4 }),
-  excluded: fc.array(fc.record({ key: fc.string({ maxLength: 8 }), volume: fc.string({ maxLength: 30 }), reason: fc.string({ maxLength: 30 }) }), { maxLength: 2 }),
-  storedBytes: bytes,
-  newBytes: bytes,
-  durationSeconds: fc.integer({ min: 0, max: 10_000_000 }).map((ms) => ms / 1000),
-});
+import { DATASTORE_FORMAT, decodeManifest, encodeManifest, type Manifest } from '../../src/format/index.js';
+import { manifest } from './manifest-arbitraries.js';
 
 function thrownBy(fn: () => unknown): unknown {
   try {

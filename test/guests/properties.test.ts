@@ -88,7 +88,8 @@ describe('property: parse -> print -> parse', () => {
         const config = parseGuestConfig(text, 'generated');
         expect(printGuestConfig(config)).toBe(text);
         expect(parseGuestConfig(printGuestConfig(config), 'generated')).toEqual(config);
-        expect(config.warnings).toEqual([]);
+        // generated keys are random (most unknown to Proxmox: warned about, see config-parse-warnings.test.ts); nothing else warns
+        expect(config.warnings.filter((w) => !/: unknown key '/.test(w))).toEqual([]);
         expect(config.sections.map((s) => [s.kind, s.name, s.skipped])).toEqual(sections.map((s) => [s.kind, s.name, false]));
         sections.forEach((gen, i) => {
           const parsed = config.sections[i];

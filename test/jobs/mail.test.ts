@@ -5,6 +5,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SMTPServerOptions } from 'smtp-server';
 import { part, startSmtpSink as startServer, type Received } from '../helpers/smtp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ColdvaultError } from '../../src/core/errors.js';
@@ -151,6 +152,58 @@ describe('sendMail with auth required (STARTTLS offered by the server)', () => {
     const err = await sendMail(base(), mail()).catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('MAIL_FAILED');
     expect((err as ColdvaultError).message).toContain(`127.0.0.1:${srv.port}`);
+  });
+});
+
+describe('sendMail: a password only over TLS', () => {
+  let plain: { port: number; got: Received[]; close: () => Promise<void> };
+  let implicit: { port: number; got: Received[]; close: () => Promise<void> };
+  const logins: string[] = [];
+  const onAuth: SMTPServerOptions['onAuth'] = (auth, _session, callback) => {
+    logins.push(`${auth.username}:${auth.password ?? ''}`);
+    callback(null, { user: auth.username });
+  };
+  beforeAll(async () => {
+    // a server that offers AUTH (optional, as a relay for its network does) but no STARTTLS: a password would cross in clear
+    plain = await startServer({ authMethods: ['PLAIN', 'LOGIN'], authOptional: true, allowInsecureAuth: true, disabledCommands: ['STARTTLS'], onAuth });
+    // TLS from the first byte (port 465 style), with the server's self-signed certificate
+    implicit = await startServer({ secure: true, authMethods: ['PLAIN', 'LOGIN'], onAuth });
+  });
+  afterAll(async () => {
+    await plain.close();
+    await implicit.close();
+  });
+  const mail = () => ({ to: ['admin@example.com'], from: 'coldvault@pve1', ...jobMail(true) });
+
+  it('a server without STARTTLS gets neither the password nor the mail: MAIL_FAILED says why and what to do', async () => {
+    const err = await sendMail({ transport: 'smtp', host: '127.0.0.1', port: plain.port, user: 'backup', pass: 's3cret' }, mail()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ColdvaultError);
+    expect((err as ColdvaultError).code).toBe('MAIL_FAILED');
+    expect((err as ColdvaultError).message).toContain(`via SMTP server 127.0.0.1:${plain.port} failed: the server does not offer STARTTLS, and coldvault sends a password only over TLS`);
+    expect((err as ColdvaultError).message).toContain('leave out user and pass for a relay that needs no login');
+    expect(logins).toEqual([]);
+    expect(plain.got).toEqual([]);
+  });
+
+  it('a password alone (no user) is held to the same rule', async () => {
+    const err = await sendMail({ transport: 'smtp', host: '127.0.0.1', port: plain.port, pass: 's3cret' }, mail()).catch((e: unknown) => e);
+    expect((err as ColdvaultError).code).toBe('MAIL_FAILED');
+    expect(logins).toEqual([]);
+  });
+
+  it('without credentials (a local relay that needs no login) the same server delivers in plain text: the opt-out', async () => {
+    await sendMail({ transport: 'smtp', host: '127.0.0.1', port: plain.port }, mail());
+    expect(plain.got).toHaveLength(1);
+    expect(plain.got[0]!.secure).toBe(false);
+    expect(logins).toEqual([]);
+  });
+
+  it('secure: true (TLS from the first byte) authenticates and delivers', async () => {
+    await sendMail({ transport: 'smtp', host: '127.0.0.1', port: implicit.port, secure: true, user: 'backup', pass: 's3cret', tlsRejectUnauthorized: false }, mail());
+    expect(implicit.got).toHaveLength(1);
+    expect(implicit.got[0]!.secure).toBe(true);
+    expect(implicit.got[0]!.user).toBe('backup');
+    expect(logins).toEqual(['backup:s3cret']);
   });
 });
 

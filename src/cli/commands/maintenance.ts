@@ -65,7 +65,8 @@ export async function gcCommand(ctx: CommandContext): Promise<number> {
 
 export const catalogOptions: OptionSpec = { store: { type: 'string' } };
 export const catalogHelp = `coldvault catalog rebuild --store <dir> [--json]
-  Rebuilds the SQLite catalog from the datastore's files.`;
+  Rebuilds the SQLite catalog from the datastore's files. A damaged catalog file is first moved aside
+  (catalog.sqlite.damaged-<UTC time>, with a warning); a catalog locked by another process is left alone.`;
 
 export async function catalogCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.positionals[0] !== 'rebuild') throw new ColdvaultError('USAGE', `coldvault catalog: unknown subcommand '${ctx.args.positionals[0] ?? ''}' (rebuild)`);

@@ -67,7 +67,7 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, b
   const { taskId } = ctx.runner.startTask('verify', `verify ${what} in ${dir}`, ({ task, pool, onProgress }) => withCatalog(dir, async (store, catalog) => {
     const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
     return { ok: result.ok, result };
-  }), by);
+  }, task), by);
   return { taskId };
 }
 
@@ -82,7 +82,7 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: stri
   const { taskId, done } = ctx.runner.startTask('prune', `prune guest ${guest} in ${dir}`, ({ task }) => withCatalog(dir, async (store, catalog) => {
     removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
     return { ok: true, result: { removed, dryRun } };
-  }), by);
+  }, task), by);
   if (!(await done)) throw failure ?? new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
   return { removed, dryRun, taskId };
 }
