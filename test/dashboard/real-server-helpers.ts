@@ -132,6 +132,15 @@ export class Tmux {
     return this.run('capture-pane', '-p', '-t', session).replace(/\n$/, '');
   }
 
+  /** The screen, or undefined when the session has ended (also between a look and the capture). */
+  captureIfAlive(session: string): string | undefined {
+    try {
+      return this.capture(session);
+    } catch {
+      return undefined;
+    }
+  }
+
   alive(session: string): boolean {
     try {
       this.run('has-session', '-t', session);
@@ -153,7 +162,7 @@ export class Tmux {
     const until = Date.now() + ms;
     let screen = '';
     for (;;) {
-      screen = this.alive(session) ? this.capture(session) : screen;
+      screen = this.captureIfAlive(session) ?? screen;
       const result = check(screen);
       if (result !== undefined && result !== false) return result;
       if (Date.now() > until) throw new Error(`timed out; the screen:\n${screen}`);
