@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+/**
+ * The power-cut campaign for release checks (issue 10, item 12): many more cuts than CI runs
+ * (test/powercut/*.test.ts), with the same harness (test/helpers/power-cut/): backup, prune, gc,
+ * restore and catalog rebuild on small ext4 and XFS filesystems on loop devices, each cut at a seeded
+ * moment by shutting the filesystem down without flushing its log, then mounted again and checked.
+ *
+ *   node bench/power-cut-campaign.mjs --cuts 500 --seed 42        (as root; about 3 s per cut)
+ *
+ * Prints one line per cut, then the cuts per operation and filesystem and the failures; exit 1 when
+ * any cut failed. A failure names its seed and round: the same --seed replays the same sequence
+ * (syscall cuts fall at the same place again; time cuts depend on the machine's speed).
+ */
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { build } from 'rolldown';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: opt } = parseArgs({
+  options: {
+    cuts: { type: 'string', default: '500' },
+    seed: { type: 'string' },
+    fs: { type: 'string', default: 'ext4,xfs' },
+    'syscall-share': { type: 'string', default: '0.5' },
+    operations: { type: 'string' },
+    fsck: { type: 'boolean', default: false },
+    'keep-failed': { type: 'boolean', default: false },
+    'max-failures': { type: 'string', default: '10' },
+    sequential: { type: 'boolean', default: false },
+    work: { type: 'string' },
+    json: { type: 'string' },
+    'no-build': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (opt.help) {
+  console.log(`usage: node bench/power-cut-campaign.mjs [--cuts N] [--seed N] [--fs ext4,xfs] [--operations backup,prune,gc,restore,catalog-rebuild]
+        [--syscall-share 0.5] [--fsck] [--keep-failed] [--max-failures N] [--sequential] [--work DIR] [--json FILE] [--no-build]
+  --cuts           cuts in all, split evenly over the filesystems (default 500)
+  --seed           replays a campaign (default: from the clock; printed)
+  --syscall-share  share of cuts placed after the Nth call of a kind (an LD_PRELOAD shim) rather than after a delay
+  --fsck           check the filesystem itself (e2fsck -n / xfs_repair -n) at every remount
+  --keep-failed    keep a copy of the filesystem image of each failed round in the work dir
+  --sequential     one filesystem after the other (default: side by side)`);
+  process.exit(0);
+}
+if (process.getuid?.() !== 0) {
+  console.error('power-cut campaign: run as root (it makes loop devices and filesystems)');
+  process.exit(2);
+}
+
+const seed = Number(opt.seed ?? Date.now() % 2_147_483_647) >>> 0 || 1;
+const filesystems = opt.fs.split(',').filter(Boolean);
+const total = Number(opt.cuts);
+if (!Number.isInteger(total) || total < 1 || filesystems.some((f) => f !== 'ext4' && f !== 'xfs')) {
+  console.error('power-cut campaign: --cuts takes a positive integer, --fs ext4 and/or xfs');
+  process.exit(2);
+}
+
+if (!opt['no-build']) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+const harness = await bundleHarness();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    harness.destroyAllRigs(); // our loop devices only: unmounted, detached
+    process.exit(130);
+  });
+}
+const work = opt.work ?? join('/var/tmp', 'coldvault-power-cut');
+mkdirSync(work, { recursive: true });
+
+console.log(`power-cut campaign: ${total} cuts on ${filesystems.join(' and ')}, seed ${seed} (node bench/power-cut-campaign.mjs --seed ${seed} --cuts ${total} replays it)`);
+const campaign = (fs, i) => harness.runCampaign({
+  fs, seed, cuts: Math.floor(total / filesystems.length) + (i < total % filesystems.length ? 1 : 0),
+  cli: join(REPO, 'bin', 'coldvault.js'), workParent: work, syscallShare: Number(opt['syscall-share']),
+  operations: opt.operations?.split(','), fsck: opt.fsck, keepFailed: opt['keep-failed'], maxFailures: Number(opt['max-failures']),
+});
+const reports = [];
+if (opt.sequential) for (const [i, fs] of filesystems.entries()) reports.push(await campaign(fs, i));
+else reports.push(...(await Promise.all(filesystems.map(campaign))));
+
+console.log(`\n${harness.summarize(reports)}`);
+const failed = reports.flatMap((r) => r.results.filter((x) => x.problems.length > 0).map((x) => ({ fs: r.fs, ...x })));
+for (const f of failed) console.log(`\nFAILED: ${f.fs} seed ${seed} round ${f.round}, ${f.op} cut ${JSON.stringify(f.point)}:\n- ${f.problems.join('\n- ')}`);
+if (opt.json) await writeFile(opt.json, JSON.stringify({ seed, reports }, null, 2));
+process.exitCode = failed.length > 0 || reports.some((r) => r.final.length > 0) ? 1 : 0;
+
+/** The harness is TypeScript (shared with the tests): bundled for node with rolldown, npm packages external. */
+async function bundleHarness() {
+  const dir = join(REPO, 'node_modules', '.cache', 'coldvault-power-cut');
+  await build({
+    input: join(REPO, 'test', 'helpers', 'power-cut', 'index.ts'),
+    platform: 'node',
+    external: (id) => !id.startsWith('.') && !id.startsWith('/'),
+    resolve: { extensionAlias: { '.js': ['.ts', '.js'] } },
+    logLevel: 'warn',
+    output: { dir, format: 'esm', entryFileNames: 'harness.mjs' },
+  });
+  return import(pathToFileURL(join(dir, 'harness.mjs')).href);
+}
