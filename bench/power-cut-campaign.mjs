@@ -64,12 +64,9 @@ if (!Number.isInteger(total) || total < 1 || filesystems.some((f) => f !== 'ext4
 
 if (!opt['no-build']) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
 const harness = await bundleHarness();
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    harness.destroyAllRigs(); // our loop devices only: unmounted, detached
-    process.exit(130);
-  });
-}
+// whatever ends the process: our loop devices (only ours) are unmounted and detached
+process.on('exit', () => harness.destroyAllRigs());
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const work = opt.work ?? join('/var/tmp', 'coldvault-power-cut');
 mkdirSync(work, { recursive: true });
 
@@ -87,7 +84,8 @@ console.log(`\n${harness.summarize(reports)}`);
 const failed = reports.flatMap((r) => r.results.filter((x) => x.problems.length > 0).map((x) => ({ fs: r.fs, ...x })));
 for (const f of failed) console.log(`\nFAILED: ${f.fs} seed ${seed} round ${f.round}, ${f.op} cut ${JSON.stringify(f.point)}:\n- ${f.problems.join('\n- ')}`);
 if (opt.json) await writeFile(opt.json, JSON.stringify({ seed, reports }, null, 2));
-process.exitCode = failed.length > 0 || reports.some((r) => r.final.length > 0) ? 1 : 0;
+// exit explicitly: rolldown's worker threads would keep the process alive
+process.exit(failed.length > 0 || reports.some((r) => r.final.length > 0) ? 1 : 0);
 
 /** The harness is TypeScript (shared with the tests): bundled for node with rolldown, npm packages external. */
 async function bundleHarness() {

@@ -133,8 +133,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const ops = schedule(opts.seed, opts.cuts, opts.operations);
   log(`power-cut campaign on ${opts.fs}: seed ${opts.seed}, ${opts.cuts} cuts (replay with the same seed)`);
   const fresh = async (): Promise<PowerCutLab> => PowerCutLab.create(opts.fs, opts.workParent ?? tmpdir(), opts.cli ?? CLI);
-  let lab = await fresh();
   const pageCache = (opts.pageCacheShare ?? 0.25) > 0 ? makePageCacheCli(repoOf(opts.cli ?? CLI)) : undefined;
+  let lab: PowerCutLab;
+  try {
+    lab = await fresh();
+  } catch (err) {
+    pageCache?.remove();
+    throw err;
+  }
   const pacing = new Pacing();
   const results: CutResult[] = [];
   let final: string[] = [];

@@ -117,13 +117,19 @@ export class PowerCutLab {
     this.seeds.set(path, seeds);
   }
 
-  /** Rewrites one non-zero region of one of the guest's disks with content from the seed pool. */
-  mutate(id: string, rng: Rng): void {
-    const disk = rng.pick(GUESTS[id] as DiskSpec[]);
+  private freshSeeds = 0;
+
+  /**
+   * Rewrites one non-zero region of one of the guest's disks (or of `only.disk`) with content from the
+   * seed pool (`only.fresh`: content never seen before).
+   */
+  mutate(id: string, rng: Rng, only: { fresh?: boolean; disk?: string } = {}): void {
+    const disks = (GUESTS[id] as DiskSpec[]).filter((d) => only.disk === undefined || d.key === only.disk);
+    const disk = rng.pick(disks);
     const path = this.sourcePath(id, disk);
     const seeds = [...(this.seeds.get(path) as number[])];
     const { i } = rng.pick(disk.regions.map((k, i) => ({ k, i })).filter((r) => r.k !== 'zero'));
-    seeds[i] = 1 + (((seeds[i] as number) + rng.int(SEED_POOL - 1)) % SEED_POOL);
+    seeds[i] = only.fresh ? 1000 + this.freshSeeds++ : 1 + (((seeds[i] as number) + rng.int(SEED_POOL - 1)) % SEED_POOL);
     const fd = openSync(path, 'r+');
     try {
       writeSync(fd, regionContent(disk.regions[i] as Region, seeds[i] as number, i), 0, REGION, i * REGION);
