@@ -8,11 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
-import { holderAlive, thisHost } from './pid.js';
+import { holderAlive, thisBoot, thisHost } from './pid.js';
 
 export interface LockHolder {
   pid: number;
   host: string;
+  /** the boot of `host` it was taken in: after a reboot its pid means nothing (pid.ts) */
+  boot?: string;
   start: number;
   purpose: string;
 }
@@ -49,7 +51,7 @@ export class LockDir {
   /** Creates the lock file; returns undefined on success, or the current holder. */
   private async tryCreate(path: string, purpose: string): Promise<LockHolder | undefined> {
     await mkdir(this.dir, { recursive: true });
-    const holder: LockHolder = { pid: process.pid, host: thisHost, start: Date.now(), purpose };
+    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start: Date.now(), purpose };
     try {
       await createExclusive(path, JSON.stringify(holder));
       return undefined;
@@ -72,7 +74,7 @@ export class LockDir {
     await mkdir(this.dir, { recursive: true });
     const start = Date.now();
     const path = join(this.dir, `writer-${process.pid}-${randomBytes(4).toString('hex')}.json`);
-    const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
+    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start, purpose };
     const temp = `${path}.tmp`;
     await writeFile(temp, JSON.stringify(holder));
     await rename(temp, path); // a writer file is whole or absent: GC never sees half of one

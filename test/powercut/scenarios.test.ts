@@ -5,10 +5,14 @@
  *   backup then trusts by dedup (it only touches it), is there, whole, after a power cut right after
  *   that next backup;
  * - a dedup'd chunk whose touch (mtime) a power cut may undo is still kept by gc, because the version
- *   that uses it is durable; what happens to the mtime is logged.
+ *   that uses it is durable; what happens to the mtime is logged;
+ * - after a cut and a reboot, the lock of the killed backup does not block the next one, even when its
+ *   pid now belongs to another process.
  * Needs root, xfs_io and a C compiler (test/helpers/power-cut/cut-shim.c).
  */
-import { readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/fixtures.js';
@@ -108,3 +112,35 @@ async function cutOnceBackup(l: PowerCutLab): Promise<{ run: Awaited<ReturnType<
   const run = await l.cut(l.backupArgs('101'), { kind: 'end' });
   return { run, problems: await checkStore(l) };
 }
+
+describe('after a power cut and a reboot', () => {
+  // A nightly backup runs for a while (its lock file is written back), the power fails, the host
+  // boots again. The lock names the dead backup's pid, and after a reboot that pid may belong to any
+  // process: the next night's backup must not take it for a running backup and give up (LOCKED).
+  it('a lock left by the backup the cut killed does not block the next backup, even when its pid was reused', async () => {
+    const l = await newLab('ext4');
+    const rng = seededRng(10, 0);
+    expect(await uncutBackup(l, '101', rng)).toEqual([]);
+    l.mutate('101', rng, { fresh: true, disk: 'scsi0' });
+    l.expectBackup('101');
+    const run = await l.cut(l.backupArgs('101'), { kind: 'syscall', call: 'rename', nth: 3 }, { writeback: true });
+    expect(run.exitedBeforeCut, run.stderr).toBe(false);
+    const lockPath = join(l.store, 'locks', 'guest-101.lock');
+    const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as Record<string, unknown>;
+    expect(lock.pid).toBe(run.pid);
+    // The reboot, as the datastore sees it: the boot the lock was taken in is over (a new boot id),
+    // and the pid now belongs to a live process (this test's `sleep`, standing in for whatever got it).
+    const reused = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      writeFileSync(lockPath, JSON.stringify({ ...lock, pid: reused.pid, boot: randomUUID() }));
+      l.mutate('101', rng);
+      const version = l.expectBackup('101');
+      const next = await l.run(l.backupArgs('101'));
+      expect(next.code, next.stderr).toBe(0);
+      expect(l.folders('101')).toContain(version);
+      expect(await checkStore(l)).toEqual([]);
+    } finally {
+      reused.kill('SIGKILL');
+    }
+  });
+});

@@ -158,6 +158,8 @@ export function describeCut(p: CutPoint): string {
 }
 
 export interface CutRun {
+  /** the coldvault process's pid */
+  pid: number;
   /** the process had ended (by itself) before the cut */
   exitedBeforeCut: boolean;
   /** exit code when it ended by itself */
@@ -180,6 +182,9 @@ export interface CutOptions {
   fsck?: boolean;
   /** false: only kill -9 at the point (the page cache survives), no power cut; default true */
   power?: boolean;
+  /** write the page cache back (syncfs) at the point, before the cut: what the kernel's flusher does
+   * to a long-running process's files after 30 s, so the cut loses only what happened since */
+  writeback?: boolean;
   /** the compiled cut-shim.c for syscall cuts (default: the one of the CLI's checkout) */
   shim?: string;
 }
@@ -204,12 +209,13 @@ export async function runAndCut(rig: LoopFs, cli: string, args: string[], point:
   if (point.kind === 'time' && ranMs !== undefined) await sleep(Math.max(0, point.ms - (Date.now() - started))); // ended first: cut at the planned moment
   const exitedBeforeCut = ranMs !== undefined;
   const cutAtMs = Date.now() - started;
+  if (opts.writeback) execFileSync('sync', ['-f', rig.mnt]);
   if (power) rig.shutdown();
   killGroup(child.pid as number);
   const r = await exit;
   const complaint = power ? await rig.remount(fsck) : undefined;
   const calls = point.kind === 'syscall' ? (exitedBeforeCut ? readCounts(counts)[point.call] : point.nth) : undefined;
-  return { exitedBeforeCut, code: exitedBeforeCut ? r.code : null, stdout: r.stdout, stderr: r.stderr, cutAtMs, ranMs: exitedBeforeCut ? ranMs : undefined, calls, fsck: complaint };
+  return { pid: child.pid as number, exitedBeforeCut, code: exitedBeforeCut ? r.code : null, stdout: r.stdout, stderr: r.stderr, cutAtMs, ranMs: exitedBeforeCut ? ranMs : undefined, calls, fsck: complaint };
 }
 
 /** Resolves once the process is stopped (the shim raised SIGSTOP). */
