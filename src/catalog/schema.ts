@@ -4,8 +4,11 @@
  * one. A file with a higher version than this build knows is refused (DATASTORE_TOO_NEW).
  *
  * Journal mode DELETE (not WAL): WAL needs shared memory, which NTFS/exFAT/FUSE mounts (USB disks,
- * network shares) do not reliably give. synchronous FULL; busy_timeout 5000 ms so that two processes
- * on one file wait for each other's write lock instead of failing.
+ * network shares) do not reliably give. synchronous EXTRA: in DELETE mode a transaction commits when
+ * its journal file is deleted, and only EXTRA fsyncs the folder after that delete; with FULL a power
+ * cut soon after a commit brings the journal back and SQLite rolls the transaction back (a `protect`
+ * or the last `verify` result lost; test/powercut/scenarios.test.ts). busy_timeout 5000 ms so that
+ * two processes on one file wait for each other's write lock instead of failing.
  */
 import Database from 'better-sqlite3';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
@@ -77,7 +80,7 @@ export function openDatabase(file: string): OpenedDatabase {
 function setPragmas(db: Database.Database): void {
   db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = DELETE');
-  db.pragma('synchronous = FULL');
+  db.pragma('synchronous = EXTRA');
   db.pragma('foreign_keys = ON');
 }
 

@@ -1,6 +1,7 @@
 /**
  * Power cuts at chosen places (the campaign in suite.ts cuts at random ones), on ext4 and XFS:
- * - what a finished operation reported is durable: each of the five operations cut right at its end;
+ * - what a finished operation reported is durable: each of the five operations cut right at its end,
+ *   and the protection and verify state that `protect` and `verify` record in the catalog;
  * - a chunk that a killed backup renamed into place before its folder was fsynced, and that the next
  *   backup then trusts by dedup (it only touches it), is there, whole, after a power cut right after
  *   that next backup;
@@ -55,6 +56,24 @@ describe.each(FILESYSTEMS)('power cuts on %s at chosen places', (fs) => {
       expect(run.exitedBeforeCut && run.code, `${op}:\n${run.stderr}`).toBe(0);
       expect(problems, op).toEqual([]);
     }
+  });
+
+  // The catalog is where `list` (and the web UI) get protection and verify state from; a command that
+  // said it protected or verified a version must find that in the catalog after the power comes back.
+  it('protect and verify cut right after they ended: list shows the protection and the verify state they recorded', async () => {
+    const l = await newLab(fs);
+    const rng = seededRng(11, 0);
+    for (let i = 0; i < 2; i++) expect(await uncutBackup(l, '101', rng)).toEqual([]);
+    const [first] = l.folders('101');
+    const protect = await l.cut(['protect', '101', '--version', String(first), '--store', l.store], { kind: 'end' });
+    expect(protect.code, protect.stderr).toBe(0);
+    expect(readdirSync(join(l.store, 'guests', '101', String(first)))).toContain('protected');
+    const verify = await l.cut(['verify', '--json', '--store', l.store], { kind: 'end' });
+    expect(verify.code, verify.stderr).toBe(0);
+    const list = await l.run(['list', '101', '--json', '--store', l.store]);
+    expect(list.code, list.stderr).toBe(0);
+    const shown = (JSON.parse(list.stdout) as Array<{ version: number; protected: boolean; verifyState: string }>).map((v) => [v.version, v.protected, v.verifyState]);
+    expect(shown).toEqual(l.folders('101').map((v) => [v, v === first, 'ok']));
   });
 
   // A backup killed after writing some chunks leaves them under their final names, their data

@@ -93,11 +93,15 @@ export class LoopFs {
 
   /**
    * Unmounts (waiting for killed processes to let go of their files) and mounts: the journal replay.
-   * With `fsck`, the filesystem itself is checked in between; returns that check's complaint, if any.
+   * With `fsck`, the filesystem itself is then checked (unmounted, after the replay); returns that
+   * check's complaint, if any.
    */
   async remount(fsck = false): Promise<string | undefined> {
     await this.unmount();
-    const complaint = fsck ? this.fsck() : undefined;
+    this.mount();
+    if (!fsck) return undefined;
+    await this.unmount(); // the check reads the filesystem as the replay left it
+    const complaint = this.fsck();
     this.mount();
     return complaint;
   }
