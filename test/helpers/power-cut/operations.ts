@@ -61,7 +61,10 @@ const backup: Planner = async (lab, rng) => {
 };
 
 const prune: Planner = async (lab, rng) => {
-  while (lab.folders('101').length <= PRUNE_KEEP) await uncutBackup(lab, '101', rng);
+  while (lab.folders('101').length <= PRUNE_KEEP) {
+    const problems = await uncutBackup(lab, '101', rng);
+    if (problems.length) throw new Error(`preparing a prune: ${problems.join('\n')}`);
+  }
   const before = lab.folders('101');
   const kept = before.slice(-PRUNE_KEEP);
   return {

@@ -4,11 +4,11 @@
  *
  * A cut is `xfs_io -x -c shutdown MOUNTPOINT`: XFS_IOC_GOINGDOWN (ext4: EXT4_IOC_SHUTDOWN, the same
  * ioctl number) with the NOLOGFLUSH flag, i.e. without `-f`: the filesystem stops at once and its
- * in-memory log is thrown away, so whatever was not fsynced (file data, renames, unlinks not yet
- * committed to the journal) is lost, exactly as in a power cut, while the page cache of the process
- * that did it does not matter any more. Then the process is killed (-9), the filesystem unmounted and
- * mounted again: the journal replay happens there, and what is on the "disk" afterwards is what a
- * machine would find after the power came back.
+ * in-memory log is thrown away, and nothing in the page cache reaches the disk any more: whatever was
+ * not fsynced (file data, renames, unlinks not yet committed to the journal) is lost, exactly as in a
+ * power cut. Then the process is killed (-9), the filesystem unmounted and mounted again: the journal
+ * replay happens there, and what is on the "disk" afterwards is what a machine would find after the
+ * power came back. (A loop device has no volatile write cache: a disk's own cache is not modelled.)
  *
  * Where the cut falls:
  * - `time`: after a delay from the start of the process (xfstests' way: random moments);
