@@ -65,8 +65,8 @@ if (!Number.isInteger(total) || total < 1 || filesystems.some((f) => f !== 'ext4
 
 if (!opt['no-build'] && !opt.child) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
 const harness = await loadHarness(!opt.child);
-// whatever ends the process: our loop devices (only ours) are unmounted and detached
-process.on('exit', () => harness.destroyAllRigs());
+// whatever ends the process: our loop devices (only ours) are unmounted and detached, our CLI copies removed
+process.on('exit', () => harness.cleanupPowerCut());
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const work = opt.work ?? join('/var/tmp', 'coldvault-power-cut');
 mkdirSync(work, { recursive: true });

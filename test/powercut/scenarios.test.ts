@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/fixtures.js';
 import {
-  checkStore, cutOnce, destroyAllRigs, OPERATIONS, PowerCutLab, seededRng, uncutBackup, type FsType,
+  checkStore, cutOnce, cleanupPowerCut, OPERATIONS, PowerCutLab, seededRng, uncutBackup, type FsType,
 } from '../helpers/power-cut/index.js';
 import { indexDigests } from '../cli/helpers-1.js';
 
@@ -28,7 +28,7 @@ afterEach(() => {
   lab?.destroy();
   lab = undefined;
 });
-afterAll(() => destroyAllRigs());
+afterAll(() => cleanupPowerCut());
 
 const newLab = async (fs: FsType): Promise<PowerCutLab> => (lab = await PowerCutLab.create(fs, '/tmp', CLI));
 

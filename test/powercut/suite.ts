@@ -7,13 +7,13 @@
  * CV_POWERCUT_CUTS the number of cuts per filesystem (default 26: 52 per CI run).
  */
 import { afterAll, expect, it } from 'vitest';
-import { destroyAllRigs, OPERATIONS, runCampaign, summarize, type FsType } from '../helpers/power-cut/index.js';
+import { cleanupPowerCut, OPERATIONS, runCampaign, summarize, type FsType } from '../helpers/power-cut/index.js';
 
 export const SEED = Number(process.env.CV_POWERCUT_SEED ?? Date.now() % 2_147_483_647) >>> 0 || 1;
 const CUTS = Number(process.env.CV_POWERCUT_CUTS ?? 26);
 
 export function powerCutSuite(fs: FsType): void {
-  afterAll(() => destroyAllRigs());
+  afterAll(() => cleanupPowerCut());
 
   // The user relies on a power cut at any moment of any operation never losing or damaging a version
   // that was backed up, never leaving a chunk that a later backup would trust but that is empty or

@@ -12,3 +12,12 @@ export * from './lab.js';
 export * from './operations.js';
 export * from './campaign.js';
 export * from './page-cache-cli.js';
+
+import { removeAllPageCacheClis } from './page-cache-cli.js';
+import { destroyAllRigs } from './rig.js';
+
+/** After an interrupted run (a signal, a failed test): our loop devices detached, our CLI copies removed. */
+export function cleanupPowerCut(): void {
+  destroyAllRigs();
+  removeAllPageCacheClis();
+}

@@ -16,10 +16,23 @@ export interface PageCacheCli {
   remove(): void;
 }
 
+/** Copies not yet removed: removeAllPageCacheClis() cleans up after an interrupted run. */
+const live = new Set<string>();
+
 export function makePageCacheCli(repo = REPO): PageCacheCli {
   const parent = join(repo, 'node_modules', '.cache');
   mkdirSync(parent, { recursive: true });
   const dir = mkdtempSync(join(parent, 'coldvault-page-cache-'));
+  live.add(dir);
   for (const part of ['bin', 'dist', 'package.json']) cpSync(join(repo, part), join(dir, part), { recursive: true });
-  return { cli: join(dir, 'bin', 'coldvault.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { cli: join(dir, 'bin', 'coldvault.js'), remove: () => removeCopy(dir) };
+}
+
+function removeCopy(dir: string): void {
+  live.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export function removeAllPageCacheClis(): void {
+  for (const dir of [...live]) removeCopy(dir);
 }
