@@ -28,7 +28,7 @@
  *    versions added by reconcile) when the reader offers `isProtected`.
  *
  * Concurrency: several processes may open one file. Journal mode DELETE (WAL needs shared memory,
- * which NTFS/exFAT/FUSE mounts lack), synchronous FULL, busy_timeout 5000 ms; multi-row writes are
+ * which NTFS/exFAT/FUSE mounts lack), synchronous EXTRA, busy_timeout 5000 ms; multi-row writes are
  * single IMMEDIATE transactions, so readers never see half a version; a reconcile that changes
  * nothing takes no write lock. Two processes that find one file damaged: the second sees that the
  * path no longer names the damaged inode and opens the new file instead of moving it aside too.

@@ -4,8 +4,11 @@
  * one. A file with a higher version than this build knows is refused (DATASTORE_TOO_NEW).
  *
  * Journal mode DELETE (not WAL): WAL needs shared memory, which NTFS/exFAT/FUSE mounts (USB disks,
- * network shares) do not reliably give. synchronous FULL; busy_timeout 5000 ms so that two processes
- * on one file wait for each other's write lock instead of failing.
+ * network shares) do not reliably give. synchronous EXTRA: in DELETE mode a transaction commits when
+ * its journal file is deleted, and only EXTRA fsyncs the folder after that delete; with FULL a power
+ * cut soon after a commit brings the journal back and SQLite rolls the transaction back (a `protect`
+ * or the last `verify` result lost; test/powercut/scenarios.test.ts). busy_timeout 5000 ms so that
+ * two processes on one file wait for each other's write lock instead of failing.
  *
  * Every open checks the file (damage.ts says what counts as damage): SQLite must read it, its schema
  * must be exactly what the migrations make (a SQLite file of something else is not written into), and
@@ -137,7 +140,7 @@ export function openDatabase(file: string, inode: number | undefined): OpenedDat
 function setPragmas(db: Database.Database): void {
   db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = DELETE');
-  db.pragma('synchronous = FULL');
+  db.pragma('synchronous = EXTRA');
   db.pragma('foreign_keys = ON');
 }
 

@@ -21,11 +21,13 @@ import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { systemClock, type Checkpoint, type Clock } from '../core/seams.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from './durable.js';
-import { holderAlive, thisHost } from './pid.js';
+import { holderAlive, thisBoot, thisHost } from './pid.js';
 
 export interface LockHolder {
   pid: number;
   host: string;
+  /** the boot of `host` it was taken in: after a reboot its pid means nothing (pid.ts) */
+  boot?: string;
   start: number;
   purpose: string;
 }
@@ -81,7 +83,7 @@ export class LockDir {
   /** Creates the lock file; returns undefined on success, or the current holder. */
   private async tryCreate(path: string, purpose: string): Promise<LockHolder | undefined> {
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
-    const holder: LockHolder = { pid: process.pid, host: thisHost, start: Date.now(), purpose };
+    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start: Date.now(), purpose };
     try {
       await createExclusive(path, JSON.stringify(holder));
       return undefined;
@@ -117,7 +119,7 @@ export class LockDir {
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
     const start = this.clock.now();
     const path = join(this.dir, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}.json`);
-    const holder: LockHolder = { pid: process.pid, host: thisHost, start, purpose };
+    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start, purpose };
     const temp = `${path}.tmp`;
     await writeFile(temp, JSON.stringify(holder), { mode: PRIVATE_FILE });
     await rename(temp, path);

@@ -1,4 +1,5 @@
 /** Whether a process that left a lock or a temp file behind is still alive (on this host). */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoCode } from '../core/errors.js';
 
@@ -14,7 +15,23 @@ export function processAlive(pid: number): boolean {
 
 export const thisHost = hostname();
 
-/** A holder on another host is assumed alive; on this host we can check. */
-export function holderAlive(holder: { pid: number; host: string }): boolean {
-  return holder.host !== thisHost || processAlive(holder.pid);
+/**
+ * This boot of this host (Linux's boot_id; undefined elsewhere). Recorded beside a pid, because after
+ * a power cut and a reboot the pid of a dead holder may belong to any process.
+ */
+export const thisBoot = readBootId();
+
+function readBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A holder on another host is assumed alive; on this host, one from an earlier boot is dead, else we check its pid. */
+export function holderAlive(holder: { pid: number; host: string; boot?: string }): boolean {
+  if (holder.host !== thisHost) return true;
+  if (holder.boot !== undefined && thisBoot !== undefined && holder.boot !== thisBoot) return false;
+  return processAlive(holder.pid);
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { decodeFixedIndex, decodeManifest, MANIFEST_FILE, type FixedIndex, type Manifest } from '../format/index.js';
 import { ensureDir, fsyncDir, PRIVATE_FILE, removeTree, writeFileDurable } from './durable.js';
-import { holderAlive, thisHost } from './pid.js';
+import { holderAlive, thisBoot, thisHost } from './pid.js';
 
 export interface Staging {
   readonly dir: string;
@@ -91,7 +91,7 @@ export class VersionFolders {
   async createStaging(guestId: string): Promise<Staging> {
     const dir = join(this.guestDir(guestId), `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
     await ensureDir(dir);
-    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, host: thisHost, start: Date.now() }), { mode: PRIVATE_FILE });
+    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, host: thisHost, boot: thisBoot, start: Date.now() }), { mode: PRIVATE_FILE });
     return {
       dir,
       guestId,
@@ -155,7 +155,7 @@ function absentAsEmpty(err: unknown, dir: string): string[] {
 
 async function stagingAlive(dir: string): Promise<boolean> {
   try {
-    const owner = JSON.parse(await readFile(join(dir, OWNER_FILE), 'utf8')) as { pid: number; host: string };
+    const owner = JSON.parse(await readFile(join(dir, OWNER_FILE), 'utf8')) as { pid: number; host: string; boot?: string };
     return holderAlive(owner);
   } catch {
     return false; // no owner file: a crash right at creation, or a published rename that failed

@@ -1,0 +1,4 @@
+/** Power cuts on ext4 (issue 10, item 12): see suite.ts and test/helpers/power-cut/. */
+import { powerCutSuite } from './suite.js';
+
+powerCutSuite('ext4');
