@@ -7,11 +7,16 @@
  * - `touch` marks a chunk as used now (its mtime) and says whether it exists. A backup touches every
  *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
  * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
+ * - Garbage collection moves a candidate aside (`<hex>.cvgc-<pid>-<rand>`) before its last look
+ *   (gc.ts). A gc that dies (kill -9, power cut) may leave it there, and the chunk may be one a version
+ *   published meanwhile references: so nothing ever deletes such a leftover. A read that misses a
+ *   chunk puts a leftover back (`recoverAside`), and so does the next gc before it marks.
  * A blob handed over in an aligned buffer (core/aligned.ts) is written with O_DIRECT: the backup's
  * chunks do not pass through the page cache, where they would push out what the host has cached, and
  * cost the kernel less (bench/RESULTS.md). A filesystem that refuses O_DIRECT gets buffered writes.
  */
-import { open, readdir, rename, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readdir, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
 import { alignUp, DIRECT_ALIGN, directAligned } from '../core/aligned.js';
@@ -19,6 +24,9 @@ import { systemClock, type Clock } from '../core/seams.js';
 import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
 import { isDigestHex } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
+
+/** Marker of a chunk garbage collection moved aside: `<hex>.cvgc-<pid>-<rand>`. */
+export const GC_ASIDE_MARK = '.cvgc-';
 
 export class ChunkStore {
   private readonly knownDirs = new Set<string>();
@@ -90,7 +98,7 @@ export class ChunkStore {
    * the read is O_DIRECT: one request per blob to the disk, and a verify of a whole store does not
    * push the host's cached data out. A filesystem that refuses O_DIRECT gets buffered reads.
    */
-  async readInto(hex: string, buf: ArrayBuffer, offset = 0): Promise<number> {
+  async readInto(hex: string, buf: ArrayBuffer, offset = 0, recovered = false): Promise<number> {
     const room = buf.byteLength - offset;
     const blockRoom = room - (room % DIRECT_ALIGN);
     let opened: { handle: FileHandle; direct: boolean } | undefined;
@@ -107,10 +115,11 @@ export class ChunkStore {
       }
       return Math.min(done, size);
     } catch (err) {
+      if (errnoCode(err) === 'ENOENT' && !recovered && (await this.recoverAside(hex))) return await this.readInto(hex, buf, offset, true);
       if (errnoCode(err) === 'ENOENT') throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from '${this.dir}'`, { cause: err });
       if (opened?.direct && errnoCode(err) === 'EINVAL') {
         this.directReads = false; // the device wants a larger alignment than DIRECT_ALIGN: buffered from now on
-        return await this.readInto(hex, buf, offset);
+        return await this.readInto(hex, buf, offset, recovered);
       }
       throw ioError(`reading chunk ${hex} from '${this.dir}'`, err);
     } finally {
@@ -177,16 +186,69 @@ export class ChunkStore {
     }
   }
 
+  /** A name to move chunk `hex` aside under while garbage collection takes its last look. */
+  asidePath(hex: string): string {
+    return `${this.pathOf(hex)}${GC_ASIDE_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+  }
+
+  /**
+   * When chunk `hex` is missing but a copy moved aside by gc is there: waits a moment for a live gc to
+   * put it back, then puts it back itself (that gc died, or is about to delete a chunk that is read, so
+   * referenced). True when the chunk is in place again. On a read-only store nothing can be put back.
+   */
+  async recoverAside(hex: string, waitMs = 1000): Promise<boolean> {
+    for (let waited = 0; waited < waitMs; waited += 20) {
+      if ((await this.asideCopies(hex)).length === 0) return this.present(hex);
+      if (await this.present(hex)) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.putBack(hex);
+  }
+
+  /** Moves every leftover of a dead gc back in place (the caller holds the gc lock); returns how many. */
+  async putBackAllAside(): Promise<number> {
+    let count = 0;
+    for await (const entry of this.entries()) {
+      if (!entry.name.includes(GC_ASIDE_MARK)) continue;
+      if (await this.putBack(entry.name.slice(0, entry.name.indexOf(GC_ASIDE_MARK)))) count++;
+    }
+    return count;
+  }
+
+  /** Puts one aside copy of `hex` back unless the chunk is there; drops the other copies. */
+  private async putBack(hex: string): Promise<boolean> {
+    for (const copy of await this.asideCopies(hex)) {
+      try {
+        if (await this.present(hex)) await unlink(copy);
+        else await rename(copy, this.pathOf(hex));
+      } catch (err) {
+        if (errnoCode(err) === 'EROFS') return false;
+        if (errnoCode(err) !== 'ENOENT') throw ioError(`putting chunk ${hex} back in '${this.dir}'`, err);
+      }
+    }
+    return this.present(hex);
+  }
+
+  private async asideCopies(hex: string): Promise<string[]> {
+    const dir = join(this.dir, hex.slice(0, 4));
+    const names = await readdir(dir).catch(() => [] as string[]);
+    return names.filter((n) => n.startsWith(`${hex}${GC_ASIDE_MARK}`)).map((n) => join(dir, n));
+  }
+
   /** Every chunk file and every leftover temp file, folder by folder. */
   async *list(): AsyncGenerator<{ name: string; path: string; temp: boolean }> {
+    for await (const entry of this.entries()) {
+      const temp = entry.name.includes(TEMP_MARK);
+      if (temp || isDigestHex(entry.name)) yield { ...entry, temp };
+    }
+  }
+
+  private async *entries(): AsyncGenerator<{ name: string; path: string }> {
     const prefixes = await readdir(this.dir).catch(() => [] as string[]);
     for (const prefix of prefixes.sort()) {
       if (!/^[0-9a-f]{4}$/.test(prefix)) continue;
       const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
-      for (const name of names) {
-        const temp = name.includes(TEMP_MARK);
-        if (temp || isDigestHex(name)) yield { name, path: join(this.dir, prefix, name), temp };
-      }
+      for (const name of names) yield { name, path: join(this.dir, prefix, name) };
     }
   }
 }

@@ -8,8 +8,12 @@
  *  3. Mark: the digests of every index of every version that exists now (a version that vanishes
  *     while being read, because prune removed it, is skipped: nothing of it needs to be kept).
  *  4. Sweep: a chunk that is not marked and whose time (mtime) is older than C is removed. To decide
- *     without racing a backup's touch, gc renames the candidate aside, looks at its time again and
- *     deletes it only if it is still old (else renames it back).
+ *     without racing a backup's touch, gc renames the candidate aside (`<hex>.cvgc-*`), looks at its
+ *     time again and deletes it only if it is still old (else renames it back). A gc that dies between
+ *     the rename and its last look (kill -9, power cut) leaves the copy aside; a backup may have
+ *     touched the chunk and published a version using it just before the rename. So a copy aside is
+ *     never deleted as a leftover: a read that misses the chunk puts it back (chunks.ts), and every gc
+ *     puts all leftovers back before step 2, then judges them like any chunk.
  *
  * Why no interleaving of backup, prune and gc loses a chunk that a version references. Every
  * backup registers as a writer (locks.ts: its start W is taken before the registration file appears)
@@ -37,7 +41,7 @@ import { rename, stat, unlink } from 'node:fs/promises';
 import { errnoCode, ioError, isColdvaultError } from '../core/errors.js';
 import type { TaskLog } from '../core/log.js';
 import { processAlive } from './pid.js';
-import { TEMP_MARK, tempNameFor } from './durable.js';
+import { TEMP_MARK } from './durable.js';
 import type { Datastore } from './store.js';
 
 export interface GcResult {
@@ -54,6 +58,8 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
   const lock = await store.locks.acquire('gc', 'garbage collection');
   try {
     await store.checkpoint('gc:locked');
+    const putBack = await store.chunks.putBackAllAside();
+    if (putBack > 0) log.info(`put back ${putBack} chunk(s) an interrupted garbage collection had moved aside`);
     const gcStart = store.clock.now();
     const writers = await store.locks.liveWriters();
     const cutoff = Math.min(gcStart, ...writers.map((w) => w.start)) - TIMESTAMP_SLACK_MS;
@@ -104,7 +110,7 @@ async function sweep(store: Datastore, referenced: Set<string>, cutoff: number):
     }
     if (referenced.has(entry.name)) continue;
     await store.checkpoint('gc:candidate');
-    const removed = await removeIfOlder(store, entry.path, cutoff);
+    const removed = await removeIfOlder(store, entry.name, entry.path, cutoff);
     if (removed === undefined) r.keptUnreferenced++;
     else {
       r.removedChunks++;
@@ -115,24 +121,31 @@ async function sweep(store: Datastore, referenced: Set<string>, cutoff: number):
 }
 
 /** Renames the chunk away, then decides by its mtime; returns the bytes freed or undefined if kept. */
-async function removeIfOlder(store: Datastore, path: string, cutoff: number): Promise<number | undefined> {
+async function removeIfOlder(store: Datastore, hex: string, path: string, cutoff: number): Promise<number | undefined> {
   const before = await stat(path).catch(() => undefined);
   if (!before || before.mtimeMs >= cutoff) return undefined;
-  const aside = tempNameFor(path);
-  try {
-    await rename(path, aside);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return undefined;
-    throw ioError(`moving unused chunk '${path}' aside`, err);
-  }
+  await store.checkpoint('gc:decided');
+  const aside = store.chunks.asidePath(hex);
+  if (!(await tolerateGone(() => rename(path, aside), `moving unused chunk '${path}' aside`))) return undefined;
   await store.checkpoint('gc:aside');
-  const after = await stat(aside);
+  const after = await stat(aside).catch(() => undefined); // gone: a reader put it back (chunks.ts recoverAside)
+  if (!after) return undefined;
   if (after.mtimeMs >= cutoff) {
-    await rename(aside, path);
+    await tolerateGone(() => rename(aside, path), `putting chunk '${path}' back`);
     return undefined;
   }
-  await unlink(aside);
-  return after.size;
+  return (await tolerateGone(() => unlink(aside), `removing unused chunk '${aside}'`)) ? after.size : undefined;
+}
+
+/** Runs a rename or unlink; false when its source was gone (ENOENT), any other error thrown. */
+async function tolerateGone(op: () => Promise<void>, doing: string): Promise<boolean> {
+  try {
+    await op();
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw ioError(doing, err);
+  }
 }
 
 /** A temp file is stale when its writer (pid in its name) is gone, or it is older than a day. */

@@ -5,8 +5,12 @@
  * StepGate, with a clock the test moves forward instead of sleeping. What is asserted is what a user
  * relies on: every version that exists restores byte-identical, and verify is clean.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, StepGate } from '../helpers/interleaving.js';
 import { block, makeStoreLab, type StoreLab } from '../helpers/store-lab.js';
@@ -111,4 +115,74 @@ describe('gc and a backup that overlap', () => {
     expected.set(`105/${b.version}`, sha);
     await expectAllRestorable(expected);
   });
+
+  it('a gc killed while a reused chunk is moved aside loses nothing: a restore puts it back, and so does the next gc', async () => {
+    // gc looked at the chunk (old), a backup reused (touched) it and published, then gc moved it aside and died.
+    const expected = new Map<string, string>();
+    const past = new ManualClock();
+    past.advance(-3600 * SECOND); // the first versions were made an hour ago (for gc in its own process, on the real clock)
+    lab.writeGuest('101', [1]);
+    await lab.backup('101', { clock: past });
+    const sha2 = lab.writeGuest('101', [2]);
+    const v2 = await lab.backup('101', { clock: past });
+    await lab.prune('101', 1, { clock: past }); // block 1's chunk is unreferenced and old
+    expected.set(`101/${v2.version}`, sha2);
+    const hex = createHash('sha256').update(block(1)).digest('hex');
+    const gc = new GcProcess(lab.storeDir, ['gc:decided', 'gc:aside']);
+    try {
+      await gc.parked('gc:decided'); // gc has looked at block 1's chunk: old, unreferenced
+      const sha = lab.writeGuest('106', [1]);
+      const b = await lab.backup('106'); // reuses it: touch, check, publish
+      expected.set(`106/${b.version}`, sha);
+      gc.go();
+      await gc.parked('gc:aside'); // moved aside, not yet looked at again
+      gc.kill();
+      const store = await lab.open();
+      expect(readdirSync(dirname(store.chunks.pathOf(hex))).filter((n) => n.startsWith(`${hex}.`))).toHaveLength(1);
+      expect(await lab.restoreSha('106', b.version)).toBe(sha); // the read puts it back
+      await lab.gc(); // and a gc keeps it
+      await expectAllRestorable(expected);
+    } finally {
+      gc.kill();
+    }
+  });
+
+  it('the next gc puts back what a killed gc left aside before it judges anything', async () => {
+    const expected = new Map<string, string>();
+    const sha = lab.writeGuest('101', [1, 2]);
+    const v1 = await lab.backup('101');
+    expected.set(`101/${v1.version}`, sha);
+    const store = await lab.open();
+    const hex = createHash('sha256').update(block(2)).digest('hex');
+    const { rename } = await import('node:fs/promises');
+    await rename(store.chunks.pathOf(hex), `${store.chunks.pathOf(hex)}.cvgc-999999-dead`); // as a gc killed mid-look leaves it
+    const result = await lab.gc();
+    expect(result.removedChunks).toBe(0);
+    await expectAllRestorable(expected);
+    expect(readdirSync(dirname(store.chunks.pathOf(hex))).filter((n) => n.includes('.cvgc-'))).toEqual([]);
+  });
 });
+
+/** collectGarbage in a child process (test/helpers/gc-child.mjs) that parks at the given steps until told to go on. */
+class GcProcess {
+  private readonly child: ChildProcess;
+  private readonly lines: AsyncIterator<string>;
+
+  constructor(storeDir: string, stops: string[]) {
+    this.child = spawn(process.execPath, [join(import.meta.dirname, '../helpers/gc-child.mjs'), storeDir, stops.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.lines = createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
+  }
+
+  async parked(step: string): Promise<void> {
+    const line = await this.lines.next();
+    expect(line.value, `gc should park at ${step}`).toBe(`parked ${step}`);
+  }
+
+  go(): void {
+    this.child.stdin?.write('go\n');
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
