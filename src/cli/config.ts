@@ -89,7 +89,7 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkMap(parsed, 'storages', file);
   checkMap(parsed, 'datastores', file);
   checkDiskPathPatterns(parsed, file);
-  return parsed as Partial<CliConfig>;
+  return parsed;
 }
 
 function checkMap(parsed: object, key: string, file: string): void {

@@ -31,6 +31,13 @@ export function formatLogLine(line: LogLine): string {
   return `${formatLogTime(line.time)} ${line.level}: ${line.message}`;
 }
 
+/** Logs `message` at `level`. */
+export function logAt(log: TaskLog, level: LogLevel, message: string): void {
+  if (level === 'ERROR') log.error(message);
+  else if (level === 'WARN') log.warn(message);
+  else log.info(message);
+}
+
 /** A TaskLog that fans every line out to the given sinks. */
 export function createTaskLog(...sinks: LogSink[]): TaskLog & { lines: LogLine[] } {
   const lines: LogLine[] = [];

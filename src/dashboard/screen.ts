@@ -125,7 +125,7 @@ export class DashboardScreen {
     w.log.setLabel(fitLabel(view.logLabel, Number(w.log.width) - 4));
     // the tail that fits (scrolling a freshly built list is unreliable before its first render)
     const lines = view.log.slice(-Math.max(1, Number(w.log.height) - 2)).map(formatEntry);
-    w.log.setItems(lines as unknown as Widgets.BlessedElement[]);
+    w.log.setItems(lines);
     this.screen.render();
   }
 

@@ -22,7 +22,7 @@ import { ColdvaultError, errnoCode } from '../core/errors.js';
 import { describeHolder, type HeldLock, type LockHolder } from './locks.js';
 import type { Datastore } from './store.js';
 
-const NO_LEASE: HeldLock = { path: '', release: async () => undefined };
+const NO_LEASE: HeldLock = { path: '', release: () => Promise.resolve() };
 
 /** Takes a read lease on a version; waits up to `waitMs` while prune is removing it. */
 export async function leaseVersion(store: Datastore, guestId: string, version: number, purpose: string, waitMs = 60_000): Promise<HeldLock> {

@@ -22,11 +22,12 @@ function field(text: string, min: number, max: number, what: string): Set<number
   for (const part of text.split(',')) {
     const m = /^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:\/(\d+))?$/i.exec(part);
     if (!m) throw new ColdvaultError('JOB_INVALID', `schedule: '${part}' is not a valid ${what} field`);
-    const [lo, hi] = m[1] === '*' ? [min, max] : (m[1] as string).split('-').map((x) => num(x, what));
-    const end = hi ?? (m[2] ? max : (lo as number));
+    const range = m[1] === '*' ? [min, max] : (m[1] ?? '').split('-').map((x) => num(x, what));
+    const lo = range[0] ?? min;
+    const end = range[1] ?? (m[2] ? max : lo);
     const step = m[2] ? Number(m[2]) : 1;
-    if ((lo as number) < min || end > max || (lo as number) > end || step < 1) throw new ColdvaultError('JOB_INVALID', `schedule: '${part}' is out of range for ${what} (${min}-${max})`);
-    for (let v = lo as number; v <= end; v += step) out.add(v);
+    if (lo < min || end > max || lo > end || step < 1) throw new ColdvaultError('JOB_INVALID', `schedule: '${part}' is out of range for ${what} (${min}-${max})`);
+    for (let v = lo; v <= end; v += step) out.add(v);
   }
   return out;
 }

@@ -28,8 +28,9 @@ export async function runHook(script: string | undefined, args: string[], env: H
   if (!script) return;
   const phase = args[0] ?? '';
   const clean: Record<string, string> = { LC_ALL: 'C', LVM_SUPPRESS_FD_WARNINGS: '1' };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
-  const result = await (await import('execa')).execa(script, args, { env: clean, extendEnv: false, reject: false, all: true, stdin: 'ignore', timeout: 3_600_000 });
+  for (const [k, v] of Object.entries(env) as Array<[string, string | undefined]>) if (v !== undefined) clean[k] = v;
+  const { execa } = await import('execa');
+  const result = await execa(script, args, { env: clean, extendEnv: false, reject: false, all: true, stdin: 'ignore', timeout: 3_600_000 });
   for (const line of (result.all ?? '').split('\n')) if (line.trim() !== '') log.info(line);
   if (result.exitCode === 0 && !result.failed) return;
   const why = result.exitCode !== undefined ? `exit code ${result.exitCode}` : describeFailure(result);

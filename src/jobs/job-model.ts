@@ -107,10 +107,17 @@ function str(v: unknown, name: string): string | undefined {
   return v;
 }
 
+/** A value as the admin wrote it: strings as they are, anything else as JSON (never "[object Object]"). */
+function text(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return JSON.stringify(v) ?? typeof v;
+}
+
 function list(v: unknown): string[] {
   if (v === undefined || v === null || v === '') return [];
-  const items = Array.isArray(v) ? v : String(v).split(/[,\s]+/);
-  return items.map((x) => String(x).trim()).filter(Boolean);
+  const items = Array.isArray(v) ? v : text(v).split(/[,\s]+/);
+  return items.map((x) => text(x).trim()).filter(Boolean);
 }
 
 function idList(v: unknown, name: string): string[] {
@@ -126,7 +133,7 @@ function dayList(v: unknown): Weekday[] {
 }
 
 function time(v: unknown): string {
-  const t = v === undefined || v === null || v === '' ? '00:00' : String(v);
+  const t = v === undefined || v === null || v === '' ? '00:00' : text(v);
   const m = /^([01]?\d|2[0-3]):([0-5]\d)$/.exec(t);
   if (!m) throw invalid(`at: '${t}' is not a time HH:MM`);
   return `${(m[1] as string).padStart(2, '0')}:${m[2]}`;
@@ -135,31 +142,31 @@ function time(v: unknown): string {
 function bool(v: unknown, dflt: boolean): boolean {
   if (v === undefined || v === null || v === '') return dflt;
   if (typeof v === 'boolean') return v;
-  if (['1', 'true', 'yes', 'on'].includes(String(v))) return true;
-  if (['0', 'false', 'no', 'off'].includes(String(v))) return false;
-  throw invalid(`'${String(v)}' is not a yes/no value`);
+  if (['1', 'true', 'yes', 'on'].includes(text(v))) return true;
+  if (['0', 'false', 'no', 'off'].includes(text(v))) return false;
+  throw invalid(`'${text(v)}' is not a yes/no value`);
 }
 
 function optInt(v: unknown, name: string, min: number): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'number' ? v : /^\d+$/.test(String(v)) ? Number(v) : NaN;
-  if (!Number.isInteger(n) || n < min) throw invalid(`${name}: '${String(v)}' must be an integer >= ${min}`);
+  const n = typeof v === 'number' ? v : /^\d+$/.test(text(v)) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < min) throw invalid(`${name}: '${text(v)}' must be an integer >= ${min}`);
   return n;
 }
 
 function mode(v: unknown): 'stop' {
   if (v === undefined || v === null || v === '' || v === 'stop') return 'stop';
-  throw invalid(`mode: '${String(v)}' is not supported (stop)`);
+  throw invalid(`mode: '${text(v)}' is not supported (stop)`);
 }
 
 function notification(v: unknown): 'always' | 'failure' {
   if (v === undefined || v === null || v === '' || v === 'always') return 'always';
   if (v === 'failure') return 'failure';
-  throw invalid(`mailNotification: '${String(v)}' must be always or failure`);
+  throw invalid(`mailNotification: '${text(v)}' must be always or failure`);
 }
 
 function compress(v: unknown): 'zstd' | 'none' {
   if (v === undefined || v === null || v === '' || v === 'zstd') return 'zstd';
   if (v === 'none') return 'none';
-  throw invalid(`compress: '${String(v)}' must be zstd or none`);
+  throw invalid(`compress: '${text(v)}' must be zstd or none`);
 }

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import PQueue from 'p-queue';
 import { describeError } from '../core/errors.js';
-import { createTaskLog, formatLogLine, type LogLine, type TaskLog } from '../core/log.js';
+import { createTaskLog, formatLogLine, logAt, type LogLine, type TaskLog } from '../core/log.js';
 import { formatBytes, formatDuration, formatRate, percent } from '../core/units.js';
 import type { ProgressListener } from '../core/progress.js';
 import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FILE, VERSION_CONFIG_FILE, VERSION_LOG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
@@ -63,7 +63,7 @@ interface PlannedDisk extends BackupDisk {
 
 export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   const started = new Date();
-  const vlog = createTaskLog((line) => forward(req.log, line.level, line.message));
+  const vlog = createTaskLog((line) => logAt(req.log, line.level, line.message));
   vlog.info(`Starting Backup of VM ${req.guestId} (qemu)`);
   if (req.statusLine) vlog.info(req.statusLine);
   const lock = await req.store.locks.acquire(`guest-${req.guestId}`, `backup of guest ${req.guestId}`, req.lockWaitMs ?? 0);
@@ -101,12 +101,6 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     await writer.release();
     await lock.release();
   }
-}
-
-function forward(log: TaskLog, level: string, message: string): void {
-  if (level === 'ERROR') log.error(message);
-  else if (level === 'WARN') log.warn(message);
-  else log.info(message);
 }
 
 async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPath: string; configText: string; name: string; disks: PlannedDisk[]; excluded: Manifest['excluded'] }> {

@@ -17,7 +17,7 @@
 import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { ColdvaultError, describeError, errnoCode, isColdvaultError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { logAt, type TaskLog } from '../core/log.js';
 import type { ProgressListener } from '../core/progress.js';
 import { formatBytes, formatRate } from '../core/units.js';
 import { checkPrivate, privacyWarnings, type Datastore } from '../datastore/index.js';
@@ -137,7 +137,7 @@ export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
 const label = (t: VersionRef): string => `${t.guestId}/${t.version}`;
 
 async function warnAboutModes(req: VerifyRequest): Promise<void> {
-  for (const line of privacyWarnings(await checkPrivate([req.store.dir]))) (line.level === 'WARN' ? req.log.warn : req.log.info).call(req.log, line.message);
+  for (const line of privacyWarnings(await checkPrivate([req.store.dir]))) logAt(req.log, line.level, line.message);
 }
 
 async function selectVersions(req: VerifyRequest): Promise<VersionRef[]> {
@@ -196,7 +196,7 @@ async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, tota
     await window.acquire();
     tasks.start(async () => {
       try {
-        await reader.use(hex, use.length, async () => undefined);
+        await reader.use(hex, use.length, () => Promise.resolve());
       } catch (err) {
         const error = describeError(err).replace(/^chunk [0-9a-f]+ (is )?/, '');
         bad.push({ digest: hex, trouble: readTrouble(err), error, versions: [...use.users].sort() });
@@ -278,7 +278,7 @@ function logSummary(log: TaskLog, r: VerifyResult, seconds: number): void {
   log.info(`verified ${r.chunks} chunks (${formatBytes(r.bytes)}) in ${seconds.toFixed(1)} s (${formatRate(r.bytes, seconds)}): `
     + `${damaged} damaged, ${r.badChunks.length - damaged} missing, ${r.unreadableChunks.length} unreadable; `
     + `${count('failed')} of ${r.versions.length} version(s) failed, ${count('incomplete')} not fully checked${r.skipped.length ? `, ${r.skipped.length} skipped (pruned meanwhile)` : ''}`);
-  for (const line of verifyVerdict(r)) (r.ok ? log.info : log.error).call(log, line);
+  for (const line of verifyVerdict(r)) logAt(log, r.ok ? 'INFO' : 'ERROR', line);
 }
 
 /** The one-line verdicts a person reads (CLI, task log): ok, FAILED (damage) and/or INCOMPLETE (trouble). */

@@ -73,7 +73,7 @@ async function mountNow(d: BlockDevice, mountpoint: string, readOnly: boolean): 
   const problem = await mountpointProblem(mountpoint, () => datastoreIdOn(d));
   if (problem) throw fail(problem);
   if (!readOnly) await checkWritable(d.path);
-  const release = readOnly ? await holdReadOnly(d.path) : async () => undefined;
+  const release = readOnly ? await holdReadOnly(d.path) : () => Promise.resolve();
   try {
     await mountWith(d, driver, mountpoint, readOnly).catch((err: unknown) => { throw fail(oneLine(stderrOf(err)), err); });
   } catch (err) {

@@ -13,7 +13,7 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<st
       const failure = err as Error & Partial<ExecFailure> & { code?: unknown };
       failure.stderr = stderr.trim() || err.message;
       failure.exitCode = typeof failure.code === 'number' ? failure.code : null;
-      reject(failure as ExecFailure);
+      reject(failure);
     });
   });
 }

@@ -32,7 +32,7 @@ export async function setDeviceReadOnly(devicePath: string, readOnly: boolean): 
 
 /** Makes the device read-only; returns what puts its flag back (nothing to do when it was read-only already). */
 export async function holdReadOnly(devicePath: string): Promise<() => Promise<void>> {
-  if (await isDeviceReadOnly(devicePath)) return async () => undefined;
+  if (await isDeviceReadOnly(devicePath)) return () => Promise.resolve();
   await setDeviceReadOnly(devicePath, true);
   return () => setDeviceReadOnly(devicePath, false);
 }

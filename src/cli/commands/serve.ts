@@ -11,7 +11,7 @@
  */
 import { resolve } from 'node:path';
 import { describeError } from '../../core/errors.js';
-import { createTaskLog, type TaskLog } from '../../core/log.js';
+import { createTaskLog, logAt, type TaskLog } from '../../core/log.js';
 import { checkPrivate, privacyWarnings } from '../../datastore/index.js';
 import { Scheduler } from '../../jobs/index.js';
 import { str, type OptionSpec } from '../args.js';
@@ -63,7 +63,7 @@ async function warnAboutModes(ctx: CommandContext, log: TaskLog): Promise<void> 
   const stores = [...Object.values(config.datastores), ...ctx.state().jobs.list().map((j) => j.store)].map((d) => resolve(d));
   const roots = [config.stateDir, configFile, config.tls?.key, ...new Set(stores)].filter((r): r is string => Boolean(r));
   try {
-    for (const line of privacyWarnings(await checkPrivate(roots))) (line.level === 'WARN' ? log.warn : log.info).call(log, line.message);
+    for (const line of privacyWarnings(await checkPrivate(roots))) logAt(log, line.level, line.message);
   } catch (err) {
     log.warn(`checking the file modes of the state dir and the datastores failed: ${describeError(err)}`);
   }

@@ -9,15 +9,19 @@ import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
 export class NoneDriver implements HypervisorDriver {
   readonly name = 'none';
 
-  async status(): Promise<GuestRunState> {
-    return 'stopped';
+  status(): Promise<GuestRunState> {
+    return Promise.resolve('stopped');
   }
 
-  async shutdown(): Promise<void> {}
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
 
-  async stop(): Promise<void> {}
+  stop(): Promise<void> {
+    return Promise.resolve();
+  }
 
-  async start(vmid: string): Promise<void> {
-    throw new ColdvaultError('START_FAILED', `cannot start guest ${vmid}: no hypervisor is configured (hypervisor.driver is 'none')`);
+  start(vmid: string): Promise<void> {
+    return Promise.reject(new ColdvaultError('START_FAILED', `cannot start guest ${vmid}: no hypervisor is configured (hypervisor.driver is 'none')`));
   }
 }

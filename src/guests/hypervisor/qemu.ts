@@ -118,7 +118,7 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   private async waitUntilRunning(vmid: string, deadline: number, timeoutMs: number): Promise<void> {
-    let last: GuestRunState | string = 'stopped';
+    let last: string = 'stopped';
     while (Date.now() < deadline) {
       last = await this.status(vmid).catch((err: unknown) => (isColdvaultError(err) ? err.message : String(err)));
       if (last === 'running') return;

@@ -86,7 +86,7 @@ export class QmpClient {
     const id = `cv-${this.nextId++}`;
     const message = JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id });
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { command, resolve: resolve, reject });
       this.socket.write(`${message}\n`);
     });
   }

@@ -37,7 +37,7 @@ declare module 'fastify' {
 /** Installs the check; call before any route is added. `storeName` maps a store as sent to its configured name. */
 export function installAccess(app: FastifyInstance, storeName: (ref: string) => string): void {
   app.addHook('onRoute', (route: RouteOptions) => {
-    const config = route.config as { public?: boolean; access?: RouteAccess } | undefined;
+    const config = route.config;
     if (config?.public || config?.access) return;
     throw new Error(`route ${String(route.method)} ${route.url} has no access rule: set config.access (auth/access.ts) or config.public`);
   });

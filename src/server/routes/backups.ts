@@ -83,7 +83,7 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: stri
     removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
     return { ok: true, result: { removed, dryRun } };
   }, task), by);
-  if (!(await done)) throw failure ?? new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
+  if (!(await done)) throw failure instanceof Error ? failure : new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
   return { removed, dryRun, taskId };
 }
 
