@@ -2,8 +2,7 @@
 import { accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
-import { ColdvaultError, describeError, errnoCode, ioError, isColdvaultError } from '../core/errors.js';
-import { formatLogLine, type LogLevel, type TaskLog } from '../core/log.js';
+import { ColdvaultError, describeError, errnoCode, formatLogLine, ioError, isColdvaultError, type LogLevel, type TaskLog } from '../core/index.js';
 import type { Manifest } from '../format/index.js';
 import { CatalogDamage, catalogError, inodeOf, isSqliteError, moveAside } from './damage.js';
 import { versionKey } from './rows.js';

@@ -13,7 +13,7 @@
  */
 import { existsSync, renameSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { ColdvaultError, errnoCode, ioError } from '../core/index.js';
 
 /** The catalog file is damaged: `inode` is the file that was found so (undefined: it had none). */
 export class CatalogDamage extends ColdvaultError {

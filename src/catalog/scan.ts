@@ -4,7 +4,7 @@
  * read or decoded (or names another guest or version than its folder) is skipped and reported, never
  * fatal: the files stay the truth, and the next reconcile tries it again. A failed listing is fatal.
  */
-import { ColdvaultError, describeError } from '../core/errors.js';
+import { ColdvaultError, describeError } from '../core/index.js';
 import type { Manifest } from '../format/index.js';
 import type { CatalogReader, SkippedVersion } from './types.js';
 

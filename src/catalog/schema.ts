@@ -15,7 +15,7 @@
  * `PRAGMA quick_check` must pass (a damaged page can hide behind a query that never reads it).
  */
 import Database from 'better-sqlite3';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { createPrivateFile } from '../datastore/index.js';
 import { CatalogDamage, catalogError } from './damage.js';
 

@@ -1,6 +1,6 @@
 /** Command-line parsing on node:util parseArgs, with coldvault's errors (USAGE, exit code 2). */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 

@@ -8,8 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
-import type { HypervisorConfig } from '../core/hypervisor.js';
+import { ColdvaultError, type HypervisorConfig } from '../core/index.js';
 import { checkDiskPathPattern } from '../guests/index.js';
 import type { MailConfig } from '../jobs/index.js';
 import { list, str, type Parsed } from './args.js';

@@ -1,9 +1,8 @@
 /** What every command gets: parsed flags, the config, a log to stderr, stdout, and store openers. */
-import { createTaskLog, type TaskLog } from '../core/log.js';
+import { createTaskLog, type HypervisorDriver, type TaskLog } from '../core/index.js';
 import { Datastore } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import { WorkerPool } from '../pipeline/index.js';
-import type { HypervisorDriver } from '../core/hypervisor.js';
 import { createDriver } from '../guests/hypervisor/index.js';
 import { JobStore, openStateDb, StopJournal, TaskStore, type StateDb } from '../jobs/index.js';
 import { flag, required, type Parsed } from './args.js';

@@ -4,7 +4,7 @@
  * Human output on stdout, vzdump-style log lines on stderr, `--json` for scripts.
  */
 import { readFileSync } from 'node:fs';
-import { describeError, isColdvaultError } from '../core/errors.js';
+import { describeError, isColdvaultError } from '../core/index.js';
 import { parse, type OptionSpec } from './args.js';
 import { CommandContext } from './context.js';
 

@@ -1,7 +1,5 @@
 /** A one-line progress bar on stderr when it is a TTY; log lines clear it before they print. */
-import type { LogLine, LogSink } from '../core/log.js';
-import type { TransferProgress } from '../core/progress.js';
-import { formatBytes, formatRate, percent } from '../core/units.js';
+import { formatBytes, formatRate, type LogLine, type LogSink, percent, type TransferProgress } from '../core/index.js';
 
 export class ProgressBar {
   private shown = false;

@@ -3,7 +3,7 @@
  * Bearer <token>`. Types here are the API's JSON as the dashboard reads it; every field the dashboard
  * does not strictly need is optional, so a server that sends less degrades a cell, not the screen.
  */
-import type { TransferProgress } from '../core/progress.js';
+import type { TransferProgress } from '../core/index.js';
 
 export interface RunningTask {
   taskId: string;

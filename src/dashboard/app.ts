@@ -3,8 +3,7 @@
  * every few polls and whenever the set of running tasks changes), feed the model, draw the screen.
  * API errors become red lines in the log box (once per distinct message), never an exit.
  */
-import { ApiClient, ApiError } from './api.js';
-import type { JobJson, StatusJson, TaskJson } from './api.js';
+import { ApiClient, ApiError, type JobJson, type StatusJson, type TaskJson } from './api.js';
 import {
   addSample, emptySeries, formatTaskLine, shortDuration, gaugeOf, logTaskId, mainTask, rotationRows, rotationTable, usageLines,
   type StoreBackups, type ThroughputSeries,

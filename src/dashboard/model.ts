@@ -7,7 +7,7 @@
  * over a guest's kept versions: logical = disks' sizes, stored = bytes each version newly wrote to the
  * store after compression; the dedup ratio is logical / stored.
  */
-import { formatBytes, MiB } from '../core/units.js';
+import { formatBytes, MiB } from '../core/index.js';
 import type { BackupJson, DatastoreStatus, JobJson, RunningTask, StatusJson, TaskJson, TaskLogLineJson } from './api.js';
 
 // ---- throughput ---------------------------------------------------------------------------------

@@ -19,9 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants } from 'node:fs';
-import { alignUp, DIRECT_ALIGN, directAligned } from '../core/aligned.js';
-import { systemClock, type Clock } from '../core/seams.js';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { alignUp, type Clock, ColdvaultError, DIRECT_ALIGN, directAligned, errnoCode, ioError, systemClock } from '../core/index.js';
 import { isDigestHex } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
 

@@ -12,8 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync } from 'node:fs';
 import { mkdir, open, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { alignUp } from '../core/aligned.js';
-import { errnoCode, ioError } from '../core/errors.js';
+import { alignUp, errnoCode, ioError } from '../core/index.js';
 
 /** Marker in temp names, so that cleanup recognises them: `<name>.cvtmp-<pid>-<rand>`. */
 export const TEMP_MARK = '.cvtmp-';

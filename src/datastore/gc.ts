@@ -38,8 +38,7 @@
  * Leftover temp files of dead writers are removed too.
  */
 import { rename, stat, unlink } from 'node:fs/promises';
-import { errnoCode, ioError, isColdvaultError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { errnoCode, ioError, isColdvaultError, type TaskLog } from '../core/index.js';
 import { processAlive } from './pid.js';
 import { TEMP_MARK } from './durable.js';
 import type { Datastore } from './store.js';

@@ -23,5 +23,6 @@ export * from './locks.js';
 export * from './durable.js';
 export * from './gc.js';
 export * from './version-use.js';
+export { holderAlive, processAlive, thisBoot, thisHost } from './pid.js';
 export * from './prune-policy.js';
 export * from './privacy.js';

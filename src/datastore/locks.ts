@@ -18,8 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
-import { systemClock, type Checkpoint, type Clock } from '../core/seams.js';
+import { type Checkpoint, type Clock, ColdvaultError, errnoCode, ioError, systemClock } from '../core/index.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from './durable.js';
 import { holderAlive, thisBoot, thisHost } from './pid.js';
 

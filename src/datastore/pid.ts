@@ -1,7 +1,7 @@
 /** Whether a process that left a lock or a temp file behind is still alive (on this host). */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { errnoCode } from '../core/errors.js';
+import { errnoCode } from '../core/index.js';
 
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

@@ -12,7 +12,7 @@
  */
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode } from '../core/errors.js';
+import { errnoCode } from '../core/index.js';
 import { readMounts } from '../targets/index.js';
 
 /** Filesystem types (mountinfo) that store no Unix modes; fuseblk is ntfs-3g or exfat-fuse. */

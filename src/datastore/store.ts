@@ -5,8 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
-import { systemClock, type Clock, type Seams } from '../core/seams.js';
+import { type Clock, ColdvaultError, errnoCode, ioError, type Seams, systemClock } from '../core/index.js';
 import {
   CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity,
   type DatastoreIdentity, type Manifest,

@@ -18,7 +18,7 @@
  * Retention: prune, the keep-N rotation of a backup and protect take lock `prune-<vmid>`, so the
  * protected flag prune reads is the one that holds when it removes.
  */
-import { ColdvaultError, errnoCode } from '../core/errors.js';
+import { ColdvaultError, errnoCode } from '../core/index.js';
 import { describeHolder, type HeldLock, type LockHolder } from './locks.js';
 import type { Datastore } from './store.js';
 

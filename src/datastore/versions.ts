@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { ColdvaultError, errnoCode, ioError } from '../core/index.js';
 import { decodeFixedIndex, decodeManifest, MANIFEST_FILE, type FixedIndex, type Manifest } from '../format/index.js';
 import { ensureDir, fsyncDir, PRIVATE_FILE, removeTree, writeFileDurable } from './durable.js';
 import { holderAlive, thisBoot, thisHost } from './pid.js';

@@ -8,7 +8,7 @@
  */
 import { crc32 } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { BLOB_HEADER_SIZE, BLOB_MAGIC_RAW, BLOB_MAGIC_ZSTD, MAX_CHUNK_SIZE } from './constants.js';
 
 export type BlobEncoding = 'raw' | 'zstd';

@@ -2,7 +2,7 @@
  * The datastore's identity file `coldvault-datastore.json` at its root: format number, a random id
  * (jobs bind to it, so a wrong USB disk is recognised), and the creation time.
  */
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { DATASTORE_FORMAT } from './constants.js';
 
 export interface DatastoreIdentity {

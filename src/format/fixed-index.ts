@@ -7,7 +7,7 @@
  * as the digests, so a damaged index is detected before any chunk is trusted.
  */
 import { createHash } from 'node:crypto';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { DIGEST_SIZE, INDEX_HEADER_SIZE, INDEX_MAGIC, MAX_CHUNK_SIZE, ZERO_DIGEST_MARKER } from './constants.js';
 
 export interface FixedIndex {

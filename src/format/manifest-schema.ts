@@ -7,7 +7,7 @@
  * separator, no `..`), so that no manifest makes verify or restore read outside its version folder.
  * A manifest this version wrote always passes: the rules are what backup.ts produces.
  */
-import { isGuestId } from '../core/ids.js';
+import { isGuestId } from '../core/index.js';
 import { DATASTORE_FORMAT, INDEX_SUFFIX, MAX_CHUNK_SIZE } from './constants.js';
 import { chunkCountFor } from './fixed-index.js';
 

@@ -6,7 +6,7 @@
  * checksum cannot smuggle in a path (`index: "../../etc/x"`), a negative size or an unknown field.
  */
 import { createHash } from 'node:crypto';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { DATASTORE_FORMAT } from './constants.js';
 import { checkManifestSchema, SchemaViolation } from './manifest-schema.js';
 

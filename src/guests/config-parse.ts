@@ -9,7 +9,7 @@
  * - a key Proxmox does not know in its section (config-keys.ts), and a line over 1 MiB, are kept but
  *   warned about (`warnings`, each naming the line and the key), never silent.
  */
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import type { ConfigLine, ConfigSection, GuestConfig, PropertyLine, SectionKind } from './config-model.js';
 import { isKnownKey } from './config-keys.js';
 import { decodeText } from './description.js';

@@ -6,7 +6,7 @@
  * matched against normal paths only: `/dev/zvol/../sda` is `/dev/sda` before anything is matched.
  */
 import { posix } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 
 /** Throws CONFIG_INVALID naming `where` unless `pattern` is an absolute, normal path pattern. */
 export function checkDiskPathPattern(pattern: unknown, where: string): string {

@@ -19,7 +19,7 @@
 import type { Stats } from 'node:fs';
 import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { ColdvaultError, errnoCode, ioError, type ErrorCode } from '../core/errors.js';
+import { ColdvaultError, errnoCode, ioError, type ErrorCode } from '../core/index.js';
 import { matchingPattern } from './disk-path-globs.js';
 import { parseVolume, resolveVolumePath, storageDir, type StorageMap } from './volumes.js';
 

@@ -1,8 +1,7 @@
 /** Guest configs on disk: `<guestsDir>/<vmid>.conf` (on Proxmox: /etc/pve/qemu-server). Read-only. */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
-import { isGuestId } from '../core/ids.js';
+import { ColdvaultError, errnoCode, ioError, isGuestId } from '../core/index.js';
 import type { GuestConfig } from './config-model.js';
 import { parseGuestConfig } from './config-parse.js';
 

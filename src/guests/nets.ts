@@ -6,7 +6,7 @@
  * locally-administered bit off again: such addresses are unicast, not locally administered.
  */
 import { randomBytes } from 'node:crypto';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import type { GuestConfig } from './config-model.js';
 import { mainSection } from './config-parse.js';
 import { splitPropertyString, type PropertyPart } from './property-string.js';

@@ -6,8 +6,7 @@
  * --force) count as free. Formats other than raw, qcow2 and vmdk fall back to the storage default, raw.
  */
 import { posix } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
-import { isGuestId } from '../core/ids.js';
+import { ColdvaultError, isGuestId } from '../core/index.js';
 import { storageDir, type StorageMap } from './volumes.js';
 
 const DIR_FORMATS = new Set(['raw', 'qcow2', 'vmdk']);

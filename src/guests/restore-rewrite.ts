@@ -14,7 +14,7 @@
  * The legacy 1.x `vlanN:` conversion is not done (such a line is kept as it is).
  */
 import { randomBytes } from 'node:crypto';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { isBackupDisabled, parseDrive } from './drives.js';
 import {
   checkMacPrefix, DEFAULT_MAC_PREFIX, isNetKey, macOfNet, macPartIndex, NET_MODELS, randomMac,

@@ -3,7 +3,7 @@
  * (pve-storage Plugin.pm: parse_volume_id, parse_volname, filesystem_path).
  */
 import { posix } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 
 /** Storage id -> the directory of a Proxmox "dir" storage. */
 export type StorageMap = Record<string, string>;

@@ -3,7 +3,7 @@
  * (`minute hour day-of-month month day-of-week`, with `*`, lists, ranges and steps; day-of-week 0-7,
  * 0 and 7 = Sunday, or mon..sun). `nextRun` / `lastRunBefore` find the matching minutes.
  */
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 
 export interface CronSpec {
   minutes: Set<number>;

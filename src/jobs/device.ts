@@ -14,8 +14,7 @@
  * path, the disk failed (DEVICE_FAILED; the remaining guests are skipped, none is stopped). After the
  * job: sync, unmount, and the log says the disk may now be removed.
  */
-import { ColdvaultError, describeError, isColdvaultError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { ColdvaultError, describeError, isColdvaultError, type TaskLog } from '../core/index.js';
 import { Datastore } from '../datastore/index.js';
 import { checkIdentity, deviceProblem, mountDevice, readBlockDevices, resolveDevice, unmountDevice, type BlockDevice } from '../targets/index.js';
 import { boundDatastores, deviceSpecs, type Job } from './job-model.js';

@@ -13,10 +13,7 @@
  * A shutdown that times out fails this guest and leaves it running, unless the job says forceStop
  * (then: hard stop).
  */
-import { ColdvaultError, describeError, isColdvaultError } from '../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../core/hypervisor.js';
-import type { TaskLog } from '../core/log.js';
-import type { ProgressListener } from '../core/progress.js';
+import { ColdvaultError, describeError, type GuestRunState, type HypervisorDriver, isColdvaultError, type ProgressListener, type TaskLog } from '../core/index.js';
 import type { Datastore, LockDir } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';

@@ -7,8 +7,7 @@
  * logged; a non-zero exit fails the phase, except for backup-abort, log-end and job-abort (warnings).
  * The seed's "script before / after" are run the same way with the phase `job-start` / `job-end`.
  */
-import { ColdvaultError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { ColdvaultError, type TaskLog } from '../core/index.js';
 
 export type JobPhase = 'job-init' | 'job-start' | 'job-end' | 'job-abort';
 export type GuestPhase = 'backup-start' | 'pre-stop' | 'pre-restart' | 'post-restart' | 'backup-end' | 'backup-abort' | 'log-end';

@@ -6,8 +6,7 @@
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
  */
-import { ColdvaultError } from '../core/errors.js';
-import { isGuestId } from '../core/ids.js';
+import { ColdvaultError, isGuestId } from '../core/index.js';
 import { parseCron } from './cron.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;

@@ -1,5 +1,5 @@
 /** Jobs in the state database: add, edit, list, remove. */
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { validateJob, type Job } from './job-model.js';
 import type { StateDb } from './state-db.js';
 

@@ -8,10 +8,8 @@
  * lock (only a lock that still says `backup`) and starts the guest, and logs it. So a guest that
  * coldvault stopped always comes back, and a lock coldvault set is never left behind.
  */
-import { describeError, isColdvaultError } from '../core/errors.js';
-import type { HypervisorDriver } from '../core/hypervisor.js';
-import type { TaskLog } from '../core/log.js';
-import { holderAlive, thisHost } from '../datastore/pid.js';
+import { describeError, type HypervisorDriver, isColdvaultError, type TaskLog } from '../core/index.js';
+import { holderAlive, thisHost } from '../datastore/index.js';
 import type { StateDb } from './state-db.js';
 
 export interface JournalEntry {

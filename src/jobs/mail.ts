@@ -14,8 +14,7 @@
  * offered, plain otherwise. That is the opt-out: leave out user and pass.
  */
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
-import { ColdvaultError, describeError } from '../core/errors.js';
-import { formatBytes, formatDuration, formatRate } from '../core/units.js';
+import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate } from '../core/index.js';
 
 export interface MailConfig {
   transport: 'smtp' | 'sendmail';

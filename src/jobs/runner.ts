@@ -7,11 +7,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ColdvaultError, describeError } from '../core/errors.js';
-import type { HypervisorDriver } from '../core/hypervisor.js';
-import type { TaskLog } from '../core/log.js';
-import type { ProgressListener } from '../core/progress.js';
-import { formatDuration } from '../core/units.js';
+import { ColdvaultError, describeError, formatDuration, type HypervisorDriver, type ProgressListener, type TaskLog } from '../core/index.js';
 import { Datastore, LockDir } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';

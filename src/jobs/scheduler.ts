@@ -7,8 +7,7 @@
  * period (default 1 h); older ones are logged as missed. Every decision goes to the scheduler's log.
  * The clock is injectable, so tests drive time.
  */
-import { describeError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { describeError, type TaskLog } from '../core/index.js';
 import { lastRunBefore, parseCron, weeklySpec, type CronSpec } from './cron.js';
 import type { Job } from './job-model.js';
 import type { JobStore } from './job-store.js';

@@ -14,7 +14,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { createPrivateFile, PRIVATE_DIR } from '../datastore/index.js';
 
 /** MIGRATIONS[i] takes version i + 1 to i + 2. */

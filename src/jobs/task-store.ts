@@ -12,10 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
-import { formatLogLine, type LogLevel, type LogLine, type TaskLog } from '../core/log.js';
-import { holderAlive, thisHost } from '../datastore/pid.js';
-import { PRIVATE_DIR, PRIVATE_FILE } from '../datastore/index.js';
+import { ColdvaultError, formatLogLine, type LogLevel, type LogLine, type TaskLog } from '../core/index.js';
+import { holderAlive, PRIVATE_DIR, PRIVATE_FILE, thisHost } from '../datastore/index.js';
 import type { StateDb } from './state-db.js';
 
 export type TaskStatus = 'running' | 'ok' | 'failed';

@@ -5,8 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
-import { alignedOffset } from '../core/aligned.js';
-import { ColdvaultError, ioError } from '../core/errors.js';
+import { alignedOffset, ColdvaultError, ioError } from '../core/index.js';
 import { CHUNK_SIZE, chunkCountFor, chunkLength, DiskDigest, zeroChunkDigest } from '../format/index.js';
 import type { ChunkStore } from '../datastore/index.js';
 import { BufferPool, isAllZero } from './buffers.js';

@@ -6,7 +6,7 @@
  * Such a chunk is read again from the disk image, which must not have changed, and written anew. A
  * chunk verify moved to quarantine meanwhile is written anew the same way, which heals older versions.
  */
-import type { TaskLog } from '../core/log.js';
+import type { TaskLog } from '../core/index.js';
 import { rewriteChunk, type BackupDiskContext } from './backup-disk.js';
 
 export interface WrittenDisk {

@@ -6,10 +6,7 @@
  */
 import { join } from 'node:path';
 import PQueue from 'p-queue';
-import { describeError } from '../core/errors.js';
-import { createTaskLog, formatLogLine, logAt, type LogLine, type TaskLog } from '../core/log.js';
-import { formatBytes, formatDuration, formatRate, percent } from '../core/units.js';
-import type { ProgressListener } from '../core/progress.js';
+import { createTaskLog, describeError, formatBytes, formatDuration, formatLogLine, formatRate, logAt, type LogLine, percent, type ProgressListener, type TaskLog } from '../core/index.js';
 import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FILE, VERSION_CONFIG_FILE, VERSION_LOG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
 import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
 import { archivedConfigText, guestName, readGuestConfig, resolveBackupDisk, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';

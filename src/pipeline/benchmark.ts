@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { alignedOffset, DIRECT_ALIGN } from '../core/aligned.js';
+import { alignedOffset, DIRECT_ALIGN } from '../core/index.js';
 import { writeFileDirect, writeFileDurable } from '../datastore/index.js';
 import { CHUNK_SIZE, chunkDigest, encodeBlob } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';

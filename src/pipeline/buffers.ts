@@ -1,5 +1,5 @@
 /** A free list of chunk-sized buffers that own their ArrayBuffer (transferable to workers). */
-import { DIRECT_ALIGN } from '../core/aligned.js';
+import { DIRECT_ALIGN } from '../core/index.js';
 import { CHUNK_SIZE, maxBlobSize } from '../format/index.js';
 
 export class BufferPool {

@@ -11,11 +11,10 @@
  * connection, and must never be taken for damage.
  */
 import type PQueue from 'p-queue';
-import { ColdvaultError, isColdvaultError, type ErrorCode } from '../core/errors.js';
+import { alignedOffset, ColdvaultError, DIRECT_ALIGN, type ErrorCode, isColdvaultError } from '../core/index.js';
 import type { ChunkStore } from '../datastore/index.js';
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
-import { alignedOffset, DIRECT_ALIGN } from '../core/aligned.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export class ChunkReader {

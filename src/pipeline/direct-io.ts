@@ -14,11 +14,9 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { directAligned } from '../core/aligned.js';
-import { errnoCode, ioError } from '../core/errors.js';
-import { loadNative } from '../core/native.js';
+import { directAligned, errnoCode, ioError, loadNative } from '../core/index.js';
 
-export { alignedOffset, DIRECT_ALIGN } from '../core/aligned.js';
+export { alignedOffset, DIRECT_ALIGN } from '../core/index.js';
 
 export class DiskImageWriter {
   /** whether writes go through O_DIRECT (false after the filesystem refused it) */

@@ -1,6 +1,6 @@
 /** Facts about a disk image to back up: its size and allocated bytes, for files and block devices. */
 import { readFile, stat } from 'node:fs/promises';
-import { ColdvaultError, errnoCode, ioError } from '../core/errors.js';
+import { ColdvaultError, errnoCode, ioError } from '../core/index.js';
 
 export interface ImageInfo {
   size: number;

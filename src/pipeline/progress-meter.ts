@@ -1,5 +1,5 @@
 /** Turns per-disk counters into throttled progress events for the whole flow (at most 4 a second). */
-import type { ProgressListener, TransferProgress } from '../core/progress.js';
+import type { ProgressListener, TransferProgress } from '../core/index.js';
 
 export interface MeterCounters {
   readBytes: number;

@@ -3,8 +3,7 @@
  * Both hold the guest's retention lock (datastore/version-use.ts), so a version protected while prune
  * decides is kept, and a version a restore or export is reading is kept too (read lease).
  */
-import { isColdvaultError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { isColdvaultError, type TaskLog } from '../core/index.js';
 import { lockRetention, removeVersionUnlessRead, selectPrune, describeHolder, type Datastore, type PruneOptions } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 

@@ -5,7 +5,7 @@
  * allows it, see direct-io.ts), at most `window` in flight.
  */
 import PQueue from 'p-queue';
-import { ColdvaultError, ioError } from '../core/errors.js';
+import { ColdvaultError, ioError } from '../core/index.js';
 import { chunkLength, DiskDigest, zeroChunkDigest, type FixedIndex } from '../format/index.js';
 import { Tasks, Window } from './limits.js';
 import type { ChunkReader } from './chunk-reader.js';

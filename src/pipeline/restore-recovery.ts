@@ -8,9 +8,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TaskLog } from '../core/log.js';
-import { TEMP_MARK } from '../datastore/index.js';
-import { processAlive } from '../datastore/pid.js';
+import type { TaskLog } from '../core/index.js';
+import { processAlive, TEMP_MARK } from '../datastore/index.js';
 import { guestConfigPath, parseGuestConfig, resolveVolumePath, selectBackupDisks, type StorageMap } from '../guests/index.js';
 
 function tempOwner(name: string): number {

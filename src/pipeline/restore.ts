@@ -9,10 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
-import { ColdvaultError, describeError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
-import type { ProgressListener } from '../core/progress.js';
-import { formatBytes, formatDuration, formatRate } from '../core/units.js';
+import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
 import { ensureDir, filesystemSpace, fsyncDir, leaseVersion, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {

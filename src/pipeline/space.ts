@@ -4,9 +4,7 @@
  * store lacks, so a nearly full USB disk still takes a nightly backup that only adds a little. During
  * the backup a guard re-reads the free space every 64 MiB written and stops before the disk is full.
  */
-import { ColdvaultError } from '../core/errors.js';
-import { formatBytes, MiB } from '../core/units.js';
-import type { TaskLog } from '../core/log.js';
+import { ColdvaultError, formatBytes, MiB, type TaskLog } from '../core/index.js';
 import { filesystemSpace, type Datastore } from '../datastore/index.js';
 import { CHUNK_SIZE, chunkCountFor, chunkLength } from '../format/index.js';
 import { open } from 'node:fs/promises';

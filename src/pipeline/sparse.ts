@@ -7,7 +7,7 @@
  * slower, never wrong. A block device is read whole too: lseek(SEEK_DATA) on it fails with EINVAL.
  */
 import { fstatSync } from 'node:fs';
-import { loadNative } from '../core/native.js';
+import { loadNative } from '../core/index.js';
 
 export function holeDetectionAvailable(): boolean {
   return loadNative() !== null;

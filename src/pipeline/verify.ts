@@ -16,10 +16,7 @@
  */
 import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
-import { ColdvaultError, describeError, errnoCode, isColdvaultError } from '../core/errors.js';
-import { logAt, type TaskLog } from '../core/log.js';
-import type { ProgressListener } from '../core/progress.js';
-import { formatBytes, formatRate } from '../core/units.js';
+import { ColdvaultError, describeError, errnoCode, formatBytes, formatRate, isColdvaultError, logAt, type ProgressListener, type TaskLog } from '../core/index.js';
 import { checkPrivate, privacyWarnings, type Datastore } from '../datastore/index.js';
 import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';

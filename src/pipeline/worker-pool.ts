@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ColdvaultError, type ErrorCode } from '../core/errors.js';
+import { ColdvaultError, type ErrorCode } from '../core/index.js';
 import type { WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };

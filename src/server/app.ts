@@ -1,12 +1,7 @@
 /** createServer: the Fastify app with auth, error mapping, every route, the OpenAPI document and the web UI. */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
-import { LoginLimiter } from './auth/rate-limit.js';
-import { SessionStore } from './auth/sessions.js';
-import { ensureServerTables } from './auth/tables.js';
-import { TokenStore } from './auth/tokens.js';
-import { installGuard } from './auth/guard.js';
-import { installAccess } from './auth/access.js';
+import { ensureServerTables, installAccess, installGuard, LoginLimiter, SessionStore, TokenStore } from './auth/index.js';
 import type { RouteContext } from './context.js';
 import type { ServerDeps } from './deps.js';
 import { installErrorHandling } from './errors.js';
@@ -18,14 +13,7 @@ import { TaskRunner } from './runner.js';
 import { responses } from './schemas.js';
 import { SseStreams } from './sse.js';
 import { DEFAULT_UI_DIR, staticRoutes } from './static.js';
-import { backupRoutes } from './routes/backups.js';
-import { guestRoutes } from './routes/guests.js';
-import { deviceRoutes } from './routes/devices.js';
-import { jobRoutes } from './routes/jobs.js';
-import { metricsRoutes } from './routes/metrics.js';
-import { sessionRoutes } from './routes/session.js';
-import { statusRoutes } from './routes/status.js';
-import { taskRoutes } from './routes/tasks.js';
+import { backupRoutes, deviceRoutes, guestRoutes, jobRoutes, metricsRoutes, sessionRoutes, statusRoutes, taskRoutes } from './routes/index.js';
 
 export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? Date.now;

@@ -1,8 +1,6 @@
 /** What route modules get: the dependencies, plus the auth stores and the runner made from them. */
-import type { HypervisorDriver } from '../core/hypervisor.js';
-import type { LoginLimiter } from './auth/rate-limit.js';
-import type { SessionStore } from './auth/sessions.js';
-import type { TokenStore } from './auth/tokens.js';
+import type { HypervisorDriver } from '../core/index.js';
+import type { LoginLimiter, SessionStore, TokenStore } from './auth/index.js';
 import type { Clock, ServerConfig, ServerState } from './deps.js';
 import type { TaskRunner } from './runner.js';
 

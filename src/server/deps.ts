@@ -1,5 +1,5 @@
 /** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
-import type { HypervisorDriver } from '../core/hypervisor.js';
+import type { HypervisorDriver } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
 import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';

@@ -6,7 +6,7 @@
  * INTERNAL whose details go to the server log only.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isColdvaultError, type ErrorCode } from '../core/errors.js';
+import { isColdvaultError, type ErrorCode } from '../core/index.js';
 
 export type ApiErrorCode =
   | 'INVALID_REQUEST'

@@ -28,8 +28,8 @@
 export { createServer } from './app.js';
 export type { Clock, ServerConfig, ServerDeps, ServerState } from './deps.js';
 export { TaskRunner, type RunningTask, type Started } from './runner.js';
-export { ensureAdminPassword } from './auth/admin.js';
-export { TokenStore, type TokenInfo } from './auth/tokens.js';
-export { decide, ROLES, type Action, type Grant, type Role } from './auth/roles.js';
+export { ensureAdminPassword } from './auth/index.js';
+export { TokenStore, type TokenInfo } from './auth/index.js';
+export { decide, ROLES, type Action, type Grant, type Role } from './auth/index.js';
 export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, startServer } from './listen.js';
 export { VERSION } from './version.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import type { ServerConfig } from './deps.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';

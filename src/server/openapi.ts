@@ -6,8 +6,7 @@
  * (`x-roles`; auth/roles.ts). Served at GET /api/v1/openapi.json.
  */
 import type { FastifyInstance, RouteOptions } from 'fastify';
-import { SESSION_COOKIE } from './auth/cookies.js';
-import { RULES, type Action } from './auth/roles.js';
+import { type Action, RULES, SESSION_COOKIE } from './auth/index.js';
 import { responses } from './schemas.js';
 import { VERSION } from './version.js';
 

@@ -5,9 +5,7 @@
  * and one started by its schedule take the same path (runJob). `close()` aborts what runs (a job starts
  * the guests it stopped again) and waits for the end.
  */
-import { describeError, isColdvaultError } from '../core/errors.js';
-import type { HypervisorDriver } from '../core/hypervisor.js';
-import type { ProgressListener, TransferProgress } from '../core/progress.js';
+import { describeError, type HypervisorDriver, isColdvaultError, type ProgressListener, type TransferProgress } from '../core/index.js';
 import { runJob, type Job, type JobResult, type TaskHandle } from '../jobs/index.js';
 import { WorkerPool } from '../pipeline/index.js';
 import type { ServerConfig, ServerState } from './deps.js';

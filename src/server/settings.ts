@@ -3,9 +3,8 @@
  * proxies to trust. A wrong value is CONFIG_INVALID naming the key, never silently a default.
  */
 import { isIP } from 'node:net';
-import { ColdvaultError } from '../core/errors.js';
-import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from './auth/rate-limit.js';
-import type { SessionLifetime } from './auth/sessions.js';
+import { ColdvaultError } from '../core/index.js';
+import { DEFAULT_LOGIN_LIMITS, type LoginLimits, type SessionLifetime } from './auth/index.js';
 import { SESSION_IDLE_HOURS, SESSION_MAX_HOURS, type ServerConfig } from './deps.js';
 
 const HOUR = 3_600_000;

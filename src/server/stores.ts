@@ -1,7 +1,6 @@
 /** Opening a store for one request (the catalog is reconciled on open and closed after), and its JSON views. */
 import { Catalog, type CatalogVersion } from '../catalog/index.js';
-import { describeError } from '../core/errors.js';
-import type { TaskLog } from '../core/log.js';
+import { describeError, type TaskLog } from '../core/index.js';
 import { Datastore } from '../datastore/index.js';
 import type { KnownStore } from './paths.js';
 

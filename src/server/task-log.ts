@@ -1,5 +1,5 @@
 /** A task's log lines as the API answers them: {n, time (ISO), level, message, text (the vzdump-style line)}. */
-import { formatLogLine } from '../core/log.js';
+import { formatLogLine } from '../core/index.js';
 import type { TaskStore } from '../jobs/index.js';
 
 export interface LogLineJson {

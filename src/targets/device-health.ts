@@ -5,7 +5,7 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { formatBytes } from '../core/units.js';
+import { formatBytes } from '../core/index.js';
 import type { BlockDevice } from './lsblk.js';
 
 /** The size of a block device in bytes from sysfs, or null when the kernel no longer lists it. */

@@ -10,7 +10,7 @@
 import { mkdir, mkdtemp, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { run, stderrOf } from './exec.js';
 import { readDatastoreId } from './identity.js';
 import { readBlockDevices, type BlockDevice } from './lsblk.js';

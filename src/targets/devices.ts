@@ -4,7 +4,7 @@
  * mounted read-only, without journal replay, on a read-only block device, in a private temp dir for
  * a moment, always unmounted again).
  */
-import { describeError } from '../core/errors.js';
+import { describeError } from '../core/index.js';
 import { resolveDevice, withReadOnlyMount } from './device-mount.js';
 import { readDatastoreId } from './identity.js';
 import { readBlockDevices, type BlockDevice } from './lsblk.js';

@@ -3,7 +3,7 @@
  * A job is bound to an id, so a wrong disk is recognised before anything is written to it.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { ColdvaultError, errnoCode } from '../core/errors.js';
+import { ColdvaultError, errnoCode } from '../core/index.js';
 import { decodeIdentity } from '../format/index.js';
 
 export const IDENTITY_FILE = 'coldvault-datastore.json';

@@ -2,7 +2,7 @@
  * Parsing `lsblk --json --bytes -o NAME,PATH,...` and `blkid -p -o export` into typed block devices.
  * Pure functions; reading the tools is in `readBlockDevices`.
  */
-import { ColdvaultError } from '../core/errors.js';
+import { ColdvaultError } from '../core/index.js';
 import { run } from './exec.js';
 
 export const LSBLK_COLUMNS = 'NAME,PATH,SIZE,FSTYPE,LABEL,UUID,MODEL,SERIAL,MOUNTPOINT,TYPE,RM,HOTPLUG,TRAN,PKNAME';

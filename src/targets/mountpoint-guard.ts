@@ -13,7 +13,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { errnoCode } from '../core/errors.js';
+import { errnoCode } from '../core/index.js';
 import { readDatastoreId } from './identity.js';
 import { mountAt } from './mountinfo.js';
 

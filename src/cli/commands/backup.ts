@@ -1,7 +1,5 @@
 /** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N]` */
-import { ColdvaultError, describeError } from '../../core/errors.js';
-import { parseGuestId } from '../../core/ids.js';
-import { formatBytes } from '../../core/units.js';
+import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { backupGuest } from '../../pipeline/index.js';
 import { intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';

@@ -1,5 +1,5 @@
 /** `coldvault dashboard [--url URL] [--token T] [--interval S]`: the terminal dashboard, a client of `coldvault serve`'s API. */
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 

@@ -1,5 +1,5 @@
 /** `coldvault devices [--json] [--all] [DEV...]`: attached, unmounted filesystems and the datastore each holds. */
-import { formatBytes } from '../../core/units.js';
+import { formatBytes } from '../../core/index.js';
 import { listDevices, type DiscoveredDevice } from '../../targets/index.js';
 import { flag, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';

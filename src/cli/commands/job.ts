@@ -1,7 +1,6 @@
 /** `coldvault job add|edit|list|rm|run` */
 import { resolve } from 'node:path';
-import { ColdvaultError } from '../../core/errors.js';
-import { formatLogLine } from '../../core/log.js';
+import { ColdvaultError, formatLogLine } from '../../core/index.js';
 import { runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';

@@ -1,6 +1,5 @@
 /** `coldvault list [<vmid>] --store <dir> [--json]` */
-import { parseGuestId } from '../../core/ids.js';
-import { formatBytes } from '../../core/units.js';
+import { formatBytes, parseGuestId } from '../../core/index.js';
 import type { CatalogVersion } from '../../catalog/index.js';
 import type { OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';

@@ -1,8 +1,6 @@
 /** `coldvault datastore init|info`, `prune`, `gc`, `catalog rebuild`, `protect`. */
 import { resolve } from 'node:path';
-import { ColdvaultError } from '../../core/errors.js';
-import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
-import { formatBytes } from '../../core/units.js';
+import { ColdvaultError, formatBytes, parseGuestId, parsePositiveInt } from '../../core/index.js';
 import { collectGarbage, Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
 import { protectVersion, pruneGuest } from '../../pipeline/index.js';
 import { flag, intOption, required, type OptionSpec } from '../args.js';

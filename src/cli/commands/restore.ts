@@ -1,6 +1,5 @@
 /** `coldvault restore <vmid> --version N --new-id M --store <dir> [--target-storage <id>] [--unique] [--force]` */
-import { ColdvaultError } from '../../core/errors.js';
-import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
+import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index.js';
 import { join } from 'node:path';
 import { Datastore, LockDir } from '../../datastore/index.js';
 import { restoreGuest } from '../../pipeline/index.js';

@@ -10,8 +10,7 @@
  * (datastore/privacy.ts) and warns with the fix when others may read them.
  */
 import { resolve } from 'node:path';
-import { describeError } from '../../core/errors.js';
-import { createTaskLog, logAt, type TaskLog } from '../../core/log.js';
+import { createTaskLog, describeError, logAt, type TaskLog } from '../../core/index.js';
 import { checkPrivate, privacyWarnings } from '../../datastore/index.js';
 import { Scheduler } from '../../jobs/index.js';
 import { str, type OptionSpec } from '../args.js';

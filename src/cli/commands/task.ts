@@ -1,6 +1,5 @@
 /** `coldvault task list [--json]`, `coldvault task log <task-id> [-f]` */
-import { ColdvaultError } from '../../core/errors.js';
-import { formatLogLine } from '../../core/log.js';
+import { ColdvaultError, formatLogLine } from '../../core/index.js';
 import { flag, intOption, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 

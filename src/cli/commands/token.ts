@@ -4,7 +4,7 @@
  * (who can read the state database) manages them: the CLI is admin.
  */
 import { resolve } from 'node:path';
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 import type { TokenInfo } from '../../server/index.js';
 import { intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';

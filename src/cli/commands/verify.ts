@@ -3,8 +3,7 @@
  * (FAILED) or could not be read (INCOMPLETE: trouble with the disk, not damage); 0 when all checked
  * versions are whole (versions pruned meanwhile are skipped). Warns about files others can read.
  */
-import { ColdvaultError } from '../../core/errors.js';
-import { parseGuestId, parsePositiveInt } from '../../core/ids.js';
+import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index.js';
 import { verifyStore, verifyVerdict } from '../../pipeline/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';

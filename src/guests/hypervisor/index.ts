@@ -3,8 +3,7 @@
  * command), `proxmox` (`qm`), `libvirt` (`virsh`), and `none` (no hypervisor: guests count as stopped).
  * `checkStillStopped` is the check, for any driver, that a guest read while off stayed off.
  */
-import { ColdvaultError } from '../../core/errors.js';
-import type { HypervisorConfig, HypervisorDriver } from '../../core/hypervisor.js';
+import { ColdvaultError, type HypervisorConfig, type HypervisorDriver } from '../../core/index.js';
 import { LibvirtDriver } from './libvirt.js';
 import { NoneDriver } from './none.js';
 import { ProxmoxDriver } from './proxmox.js';

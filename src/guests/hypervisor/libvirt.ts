@@ -14,8 +14,7 @@
  * mark is the call's. That replays commands, which is why it is refused for real hypervisors.
  */
 import { startAndWait } from './start-wait.js';
-import { ColdvaultError } from '../../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver } from '../../core/index.js';
 import { commandError, runCommand, type CommandResult, type CommandRunner } from './run-command.js';
 
 export interface LibvirtDriverOptions {

@@ -3,8 +3,7 @@
  * as they are, without stop or start; asking it to start or stop a guest is an error. For datastores
  * of powered-off guests, image folders copied from elsewhere, and the demo.
  */
-import { ColdvaultError } from '../../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver } from '../../core/index.js';
 
 export class NoneDriver implements HypervisorDriver {
   readonly name = 'none';

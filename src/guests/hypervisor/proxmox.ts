@@ -18,9 +18,7 @@
  * Read from the qemu-server and pve-guest-common sources; there is no Proxmox host here to run it on.
  */
 import { startAndWait } from './start-wait.js';
-import { ColdvaultError } from '../../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
-import { parseGuestId } from '../../core/ids.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver, parseGuestId } from '../../core/index.js';
 import { commandError, formatCommand, runChecked, runCommand, type CommandRunner } from './run-command.js';
 
 export interface ProxmoxDriverOptions {

@@ -8,8 +8,7 @@
  * - start: runs `startCommand` (`{vmid}` replaced, via /bin/sh -c), which must return once QEMU runs
  *   (e.g. `-daemonize`), then polls `query-status` until 'running'.
  */
-import { ColdvaultError, isColdvaultError } from '../../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver, isColdvaultError } from '../../core/index.js';
 import { isQmpGone, QmpClient } from './qmp.js';
 
 export interface QemuDriverConfig {

@@ -11,7 +11,7 @@
  * socket and the command.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { ColdvaultError, errnoCode } from '../../core/errors.js';
+import { ColdvaultError, errnoCode } from '../../core/index.js';
 
 export interface QmpEvent {
   readonly event: string;

@@ -6,7 +6,7 @@
  * only when the program could not be run at all. `runChecked` turns a non-zero exit into
  * ColdvaultError('HYPERVISOR', "command 'qm start 101' failed: <first stderr line> (exit N)").
  */
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 
 export interface RunOptions {
   /** kill the command (SIGTERM) after this long; the result then has `timedOut: true` */

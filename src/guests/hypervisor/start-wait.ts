@@ -3,8 +3,7 @@
  * start command (its failure is START_FAILED), then poll the status until it says running or the
  * timeout passes (START_FAILED naming what was run and the last state).
  */
-import { ColdvaultError, isColdvaultError } from '../../core/errors.js';
-import type { GuestRunState } from '../../core/hypervisor.js';
+import { ColdvaultError, type GuestRunState, isColdvaultError } from '../../core/index.js';
 
 export interface StartSteps {
   vmid: string;

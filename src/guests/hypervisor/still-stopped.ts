@@ -5,8 +5,7 @@
  * image; the caller discards it. Polling cannot see a guest that was started and stopped again in
  * between: that is what the hypervisor's lock is for, where there is one (Proxmox `lock: backup`).
  */
-import { ColdvaultError, describeError } from '../../core/errors.js';
-import type { GuestRunState, HypervisorDriver } from '../../core/hypervisor.js';
+import { ColdvaultError, describeError, type GuestRunState, type HypervisorDriver } from '../../core/index.js';
 
 export interface StillStoppedCheck {
   /** when it must have stayed off, e.g. 'while its disks were being read' */

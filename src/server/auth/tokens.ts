@@ -4,7 +4,7 @@
  * datastore), creation time, optional expiry and the time of last use. An expired token is refused
  * (and kept, so `token list` shows it as expired).
  */
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 import type { StateDb } from '../../jobs/index.js';
 import type { Clock } from '../deps.js';
 import { grantProblem, type Grant, type Role } from './roles.js';

@@ -11,15 +11,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Static } from '@sinclair/typebox';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
 import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
-import { authorize, field, may, startedBy } from '../auth/access.js';
-import { PRIVILEGED_CONFIG_KEYS } from '../auth/roles.js';
+import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, knownStores, resolveStore } from '../paths.js';

@@ -9,12 +9,11 @@
  * changing a job's scripts, hook or external device needs `job.edit-privileged` (admin): an operator
  * may resend a job's existing values, not change them. A run records who started it.
  */
-import type { Static } from '@sinclair/typebox';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ColdvaultError } from '../../core/errors.js';
+import { ColdvaultError } from '../../core/index.js';
 import type { Job as JobModel } from '../../jobs/index.js';
-import { authorize, may, startedBy } from '../auth/access.js';
+import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, checkScript, resolveStore } from '../paths.js';

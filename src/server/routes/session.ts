@@ -4,9 +4,7 @@
  */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { describePrincipal } from '../auth/access.js';
-import { checkAdminPassword } from '../auth/admin.js';
-import { clearedSessionCookie, sessionCookie } from '../auth/cookies.js';
+import { checkAdminPassword, clearedSessionCookie, describePrincipal, sessionCookie } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { Health, LoginBody, OkBody, responses, WhoAmI } from '../schemas.js';

@@ -3,10 +3,9 @@
  * (?from=n). The log is a JSON array of lines, or, when the request accepts `text/event-stream`, a
  * stream of server-sent events (sse.ts).
  */
-import type { Static } from '@sinclair/typebox';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { isColdvaultError } from '../../core/errors.js';
+import { isColdvaultError } from '../../core/index.js';
 import type { TaskInfo, TaskStore } from '../../jobs/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';

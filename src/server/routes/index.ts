@@ -1,0 +1,13 @@
+/**
+ * routes: the API v1 routes, one file per resource (backups and restores, guests, devices, jobs,
+ * metrics, the session, status, tasks). Each registers its routes with a schema and an access rule
+ * (auth/access.ts); app.ts installs them all.
+ */
+export * from './backups.js';
+export * from './devices.js';
+export * from './guests.js';
+export * from './jobs.js';
+export * from './metrics.js';
+export * from './session.js';
+export * from './status.js';
+export * from './tasks.js';
