@@ -24,7 +24,13 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const REPO = resolve(import.meta.dirname, '..');
-const { values: opt } = parseArgs({ options: { dir: { type: 'string', default: '/var/tmp/coldvault-login-burst' }, rounds: { type: 'string', default: '3' }, 'size-mib': { type: 'string', default: '512' } } });
+const { values: opt } = parseArgs({
+  options: {
+    dir: { type: 'string', default: '/var/tmp/coldvault-login-burst' },
+    rounds: { type: 'string', default: '3' },
+    'size-mib': { type: 'string', default: '512' },
+  },
+});
 const dir = resolve(opt.dir);
 const rounds = Number(opt.rounds);
 const size = Number(opt['size-mib']) * 1024 * 1024;
@@ -75,18 +81,33 @@ async function makeServer() {
   const config = { node: 'bench', stateDir, guestsDir: join(dir, 'guests'), storages: {}, datastores: {}, zstdLevel: 1 };
   const app = await createServer({ config, state, driver: createDriver({ driver: 'none' }), uiDir: null });
   await app.ready();
-  return { app, close: async () => { await app.close(); db.close(); } };
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      db.close();
+    },
+  };
 }
 
-const oldScrypt = () => new Promise((res, rej) => scrypt('wrong', randomFillSync(Buffer.alloc(16)), 32, { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }, (e, k) => (e ? rej(e) : res(k))));
-const login = (app, ip) => app.inject({ method: 'POST', url: '/api/v1/login', payload: { password: 'wrong' }, headers: { 'x-requested-with': 'coldvault' }, remoteAddress: ip }).then((r) => r.statusCode);
+const oldScrypt = () =>
+  new Promise((res, rej) =>
+    scrypt('wrong', randomFillSync(Buffer.alloc(16)), 32, { N: 32768, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }, (e, k) => (e ? rej(e) : res(k))),
+  );
+const login = (app, ip) =>
+  app
+    .inject({ method: 'POST', url: '/api/v1/login', payload: { password: 'wrong' }, headers: { 'x-requested-with': 'coldvault' }, remoteAddress: ip })
+    .then((r) => r.statusCode);
 
 /** One measurement: the burst fired at t0; reads sampled every slice for the window. */
 async function measureBurst(reader, burst) {
   const samples = [reader.bytes];
   const t0 = performance.now();
   let settled;
-  const answered = burst().then((codes) => { settled = performance.now() - t0; return codes; });
+  const answered = burst().then((codes) => {
+    settled = performance.now() - t0;
+    return codes;
+  });
   for (let t = SLICE_MS; t <= WINDOW_MS; t += SLICE_MS) {
     await sleep(Math.max(0, t0 + t - performance.now()));
     samples.push(reader.bytes);
@@ -98,7 +119,10 @@ async function measureBurst(reader, burst) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const tally = (codes) => Object.entries(codes.reduce((n, c) => ({ ...n, [c]: (n[c] ?? 0) + 1 }), {})).map(([c, n]) => `${n}×${c}`).join(' ');
+const tally = (codes) =>
+  Object.entries(codes.reduce((n, c) => ({ ...n, [c]: (n[c] ?? 0) + 1 }), {}))
+    .map(([c, n]) => `${n}×${c}`)
+    .join(' ');
 
 mkdirSync(dir, { recursive: true });
 const image = join(dir, 'image.raw');
@@ -124,9 +148,13 @@ reader.stop = true;
 await reader.done;
 await server.close();
 
-console.log(`login burst vs backup reads: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}, node ${process.version}, image ${size / 1024 / 1024} MiB (page cache), ${rounds} rounds, medians\n`);
+console.log(
+  `login burst vs backup reads: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}, node ${process.version}, image ${size / 1024 / 1024} MiB (page cache), ${rounds} rounds, medians\n`,
+);
 console.log('| scenario | reads MB/s in the 4 s from the burst | slowest 250 ms slice MB/s | all logins answered after | answers |');
 console.log('|---|---|---|---|---|');
 for (const [name, list] of Object.entries(results)) {
-  console.log(`| ${name} | ${median(list.map((r) => r.mbps)).toFixed(0)} | ${median(list.map((r) => r.slowest)).toFixed(0)} | ${name === 'idle' ? '–' : `${(median(list.map((r) => r.settledMs)) / 1000).toFixed(2)} s`} | ${tally(list[0].codes) || '–'} |`);
+  console.log(
+    `| ${name} | ${median(list.map((r) => r.mbps)).toFixed(0)} | ${median(list.map((r) => r.slowest)).toFixed(0)} | ${name === 'idle' ? '–' : `${(median(list.map((r) => r.settledMs)) / 1000).toFixed(2)} s`} | ${tally(list[0].codes) || '–'} |`,
+  );
 }

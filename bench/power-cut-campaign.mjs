@@ -72,11 +72,23 @@ const work = opt.work ?? join('/var/tmp', 'coldvault-power-cut');
 mkdirSync(work, { recursive: true });
 
 const cutsOf = (i) => Math.floor(total / filesystems.length) + (i < total % filesystems.length ? 1 : 0);
-const campaign = (fs, cuts) => harness.runCampaign({
-  fs, seed, cuts, cli: join(REPO, 'bin', 'coldvault.js'), workParent: work, syscallShare: Number(opt['syscall-share']),
-  operations: opt.operations?.split(','), fsck: opt.fsck, keepFailed: opt['keep-failed'], maxFailures: Number(opt['max-failures']),
-});
-if (!opt.child) console.log(`power-cut campaign: ${total} cuts on ${filesystems.join(' and ')}, seed ${seed} (node bench/power-cut-campaign.mjs --seed ${seed} --cuts ${total} replays it)`);
+const campaign = (fs, cuts) =>
+  harness.runCampaign({
+    fs,
+    seed,
+    cuts,
+    cli: join(REPO, 'bin', 'coldvault.js'),
+    workParent: work,
+    syscallShare: Number(opt['syscall-share']),
+    operations: opt.operations?.split(','),
+    fsck: opt.fsck,
+    keepFailed: opt['keep-failed'],
+    maxFailures: Number(opt['max-failures']),
+  });
+if (!opt.child)
+  console.log(
+    `power-cut campaign: ${total} cuts on ${filesystems.join(' and ')}, seed ${seed} (node bench/power-cut-campaign.mjs --seed ${seed} --cuts ${total} replays it)`,
+  );
 const reports = [];
 if (filesystems.length === 1 || opt.sequential) for (const [i, fs] of filesystems.entries()) reports.push(await campaign(fs, cutsOf(i)));
 else reports.push(...(await Promise.all(filesystems.map((fs, i) => inChild(fs, cutsOf(i))))));

@@ -73,7 +73,13 @@ function fail(msg) {
 
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
-    for (const c of cleanups.splice(0).reverse()) { try { c(); } catch { /* best effort */ } }
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        c();
+      } catch {
+        /* best effort */
+      }
+    }
     process.exit(130);
   });
 }
@@ -144,7 +150,10 @@ function cpuAccount() {
   const all = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const busy = all.reduce((s, x) => s + x, 0) - all[3] - all[4];
   const self = readFileSync('/proc/self/stat', 'utf8');
-  const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = self
+    .slice(self.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   const ours = fields[11] + fields[12] + fields[13] + fields[14]; // utime stime cutime cstime
   return { busy: busy / hz, ours: ours / hz };
 }
@@ -153,11 +162,16 @@ function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? 'unknown';
   let os = 'unknown';
-  try { os = /PRETTY_NAME="(.*)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? os; } catch { /* none */ }
+  try {
+    os = /PRETTY_NAME="(.*)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? os;
+  } catch {
+    /* none */
+  }
   return {
     cpu: `${model}, ${cpus().length} cores`,
     memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    os, kernel: sh('uname', ['-r']),
+    os,
+    kernel: sh('uname', ['-r']),
     'load before': `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} and CPUs ${(100 * busyShare()).toFixed(0)}% busy just before the run`,
     'work dir': `${dir} (${sh('df', ['--output=fstype', dir]).split('\n').pop().trim()})`,
   };
@@ -200,7 +214,14 @@ function allocatedBytes(path) {
 // Measurements
 
 const results = {
-  smoke, rounds, startedAt: new Date().toISOString(), steps: {}, stores: {}, restores: [], usb: [], sparse: null,
+  smoke,
+  rounds,
+  startedAt: new Date().toISOString(),
+  steps: {},
+  stores: {},
+  restores: [],
+  usb: [],
+  sparse: null,
   notes: [],
 };
 
@@ -214,7 +235,9 @@ async function checkRestore(tool, round, label, file, expected) {
   const ok = got === expected.sha256;
   results.restores.push({ tool, round, label, sha256: got, expected: expected.sha256, identical: ok });
   if (!ok) {
-    throw new Error(`RESTORE MISMATCH: ${tool} round ${round} (${label}) restored ${file} with SHA-256 ${got}, the source image ${expected.path} has ${expected.sha256}`);
+    throw new Error(
+      `RESTORE MISMATCH: ${tool} round ${round} (${label}) restored ${file} with SHA-256 ${got}, the source image ${expected.path} has ${expected.sha256}`,
+    );
   }
   log(`${tool} restore (${label}) identical to the source: ${got.slice(0, 16)}...`);
 }
@@ -294,7 +317,7 @@ async function benchSparse(cli, site, image) {
 
 async function benchUsb(cli, site, images, name, bps) {
   const imageBytes = images.full.size;
-  const usb = setupUsb({ dir, name, sizeBytes: Math.max(512 * 2 ** 20, Math.ceil(images.full.allocated * 2 / 2 ** 20) * 2 ** 20), bps });
+  const usb = setupUsb({ dir, name, sizeBytes: Math.max(512 * 2 ** 20, Math.ceil((images.full.allocated * 2) / 2 ** 20) * 2 ** 20), bps });
   const cleanup = () => cleanupUsb(usb);
   cleanups.push(cleanup);
   try {
@@ -310,22 +333,38 @@ async function benchUsb(cli, site, images, name, bps) {
       const b1 = blkioBytes(usb);
       const payload = payloadOf();
       entry.steps[key] = {
-        seconds: m.seconds, rssKiB: m.rssKiB, cpuSeconds: m.cpuSeconds, payload, deviceRead: b1.read - b0.read, deviceWrite: b1.write - b0.write,
-        imageRate: imageBytes / m.seconds, payloadRate: payload / m.seconds,
+        seconds: m.seconds,
+        rssKiB: m.rssKiB,
+        cpuSeconds: m.cpuSeconds,
+        payload,
+        deviceRead: b1.read - b0.read,
+        deviceWrite: b1.write - b0.write,
+        imageRate: imageBytes / m.seconds,
+        payloadRate: payload / m.seconds,
       };
-      log(`USB ${name} ${key}: ${m.seconds.toFixed(2)} s, payload ${(payload / 1e6).toFixed(1)} MB = ${(payload / m.seconds / 1e6).toFixed(1)} MB/s` +
-        ` (device: read ${((b1.read - b0.read) / 1e6).toFixed(1)} MB, written ${((b1.write - b0.write) / 1e6).toFixed(1)} MB), image ${(imageBytes / m.seconds / 1e6).toFixed(0)} MB/s`);
+      log(
+        `USB ${name} ${key}: ${m.seconds.toFixed(2)} s, payload ${(payload / 1e6).toFixed(1)} MB = ${(payload / m.seconds / 1e6).toFixed(1)} MB/s` +
+          ` (device: read ${((b1.read - b0.read) / 1e6).toFixed(1)} MB, written ${((b1.write - b0.write) / 1e6).toFixed(1)} MB), image ${(imageBytes / m.seconds / 1e6).toFixed(0)} MB/s`,
+      );
       return m;
     };
     // full backup onto the device (source image warm in the page cache, on the local disk)
     linkSource(site, images.full.path);
     await sha256File(images.full.path);
     sh('sync');
-    await step('full', () => cv.backup({ cgroup: usb.cgroup }), () => duBytes(cv.store) - storeEmpty);
+    await step(
+      'full',
+      () => cv.backup({ cgroup: usb.cgroup }),
+      () => duBytes(cv.store) - storeEmpty,
+    );
     const chunkBytes = duBytes(join(cv.store, 'chunks'));
     // restore of the full version from the device, cold: the device's page cache is dropped first
     dropCaches();
-    const r = await step('restore', () => cv.restore(1, { cgroup: usb.cgroup }), () => chunkBytes);
+    const r = await step(
+      'restore',
+      () => cv.restore(1, { cgroup: usb.cgroup }),
+      () => chunkBytes,
+    );
     await checkRestore('coldvault', 1, `USB ${name}, full version, read from the device`, r.file, images.full);
     cv.clearRestore();
     // nightly backup onto the device, its page cache dropped (the next night), the source warm again
@@ -334,7 +373,11 @@ async function benchUsb(cli, site, images, name, bps) {
     await sha256File(images.nightly.path);
     sh('sync');
     const before = duBytes(cv.store);
-    await step('nightly', () => cv.backup({ cgroup: usb.cgroup }), () => duBytes(cv.store) - before);
+    await step(
+      'nightly',
+      () => cv.backup({ cgroup: usb.cgroup }),
+      () => duBytes(cv.store) - before,
+    );
   } finally {
     cleanup();
     cleanups.splice(cleanups.indexOf(cleanup), 1);
@@ -364,7 +407,9 @@ async function main() {
   const key = JSON.stringify({ regions, seed: 20261127 });
   const fullPath = join(imagesDir, `main-${regions}-full.raw`);
   const nightlyPath = join(imagesDir, `main-${regions}-nightly.raw`);
-  log(`images: ${plan.size / 2 ** 20} MiB, ${regions} regions of 4 MiB (zero ${plan.counts.zero}, of them ${plan.counts.holes} holes; random ${plan.counts.random}; text ${plan.counts.text}); nightly copy rewrites ${plan.changed.length}`);
+  log(
+    `images: ${plan.size / 2 ** 20} MiB, ${regions} regions of 4 MiB (zero ${plan.counts.zero}, of them ${plan.counts.holes} holes; random ${plan.counts.random}; text ${plan.counts.text}); nightly copy rewrites ${plan.changed.length}`,
+  );
   if (writeImage(fullPath, plan, 'full', key)) log(`made ${fullPath}`);
   if (writeImage(nightlyPath, plan, 'nightly', key, fullPath)) log(`made ${nightlyPath}`);
   const images = {
@@ -373,8 +418,13 @@ async function main() {
     nightly: { path: nightlyPath, size: plan.size, allocated: allocatedBytes(nightlyPath), sha256: await sha256File(nightlyPath) },
   };
   results.images = {
-    size: plan.size, regions, counts: plan.counts, changed: plan.changed.length,
-    allocated: images.full.allocated, sha256Full: images.full.sha256, sha256Nightly: images.nightly.sha256,
+    size: plan.size,
+    regions,
+    counts: plan.counts,
+    changed: plan.changed.length,
+    allocated: images.full.allocated,
+    sha256Full: images.full.sha256,
+    sha256Nightly: images.nightly.sha256,
   };
   let sparseImage = null;
   if (only.has('sparse')) {
@@ -411,9 +461,10 @@ async function main() {
   }
 
   const cpu1 = cpuAccount();
-  const others = (cpu1.busy - cpu0.busy) - (cpu1.ours - cpu0.ours);
+  const others = cpu1.busy - cpu0.busy - (cpu1.ours - cpu0.ours);
   const wall = Number(process.hrtime.bigint() - started) / 1e9;
-  results.machine['others during the run'] = `during the run, other processes and kernel threads (including the page cache's writeback and the loop device's workers) used ${others.toFixed(0)} CPU s = ${(100 * others / (wall * cpus().length)).toFixed(0)}% of the machine`;
+  results.machine['others during the run'] =
+    `during the run, other processes and kernel threads (including the page cache's writeback and the loop device's workers) used ${others.toFixed(0)} CPU s = ${((100 * others) / (wall * cpus().length)).toFixed(0)}% of the machine`;
   results.machine['load after'] = `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at the end`;
   results.totalSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   results.command = `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
@@ -430,6 +481,12 @@ try {
   process.stderr.write(`\nbench FAILED: ${err?.stack ?? err}\n`);
   process.exitCode = 1;
 } finally {
-  for (const c of cleanups.splice(0).reverse()) { try { c(); } catch { /* best effort */ } }
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      c();
+    } catch {
+      /* best effort */
+    }
+  }
   if (opt.clean) rmSync(dir, { recursive: true, force: true });
 }

@@ -12,7 +12,7 @@ const RANK = { core: 0, format: 1, guests: 2, targets: 2, datastore: 3, catalog:
 const IMPORT = /(?:import|export)[^'"]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
 /** A module inside folder `dir` (at any depth), or the folder itself. */
 const within = (path, dir) => path === dir || path.startsWith(`${dir}${sep}`);
-const src = new URL('../src', import.meta.url).pathname;
+const src = process.argv[2] ?? new URL('../src', import.meta.url).pathname; // a tree to check; default: src/
 
 function* files(dir) {
   for (const name of readdirSync(dir)) {

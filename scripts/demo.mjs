@@ -46,18 +46,59 @@ function setup() {
   const images = join(root, 'vz', 'images', '101');
   mkdirSync(images, { recursive: true });
   mkdirSync(join(root, 'guests'), { recursive: true });
-  writeFileSync(config, JSON.stringify({
-    node: 'demo', stateDir: join(root, 'state'), guestsDir: join(root, 'guests'), storages: { local: join(root, 'vz') },
-    datastores: { demo: join(root, 'store') }, hypervisor: { driver: 'none' }, listen: process.env.COLDVAULT_DEMO_LISTEN ?? '127.0.0.1:8080',
-  }, null, 2));
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        node: 'demo',
+        stateDir: join(root, 'state'),
+        guestsDir: join(root, 'guests'),
+        storages: { local: join(root, 'vz') },
+        datastores: { demo: join(root, 'store') },
+        hypervisor: { driver: 'none' },
+        listen: process.env.COLDVAULT_DEMO_LISTEN ?? '127.0.0.1:8080',
+      },
+      null,
+      2,
+    ),
+  );
   if (!existsSync(join(images, 'vm-101-disk-0.raw'))) {
-    makeDisk(join(images, 'vm-101-disk-0.raw'), ['text', 'zero', 'random', 'zero', 'text', 'zero', 'zero', 'random', 'text', 'zero', 'zero', 'zero', 'text', 'zero', 'random', 'zero']);
+    makeDisk(join(images, 'vm-101-disk-0.raw'), [
+      'text',
+      'zero',
+      'random',
+      'zero',
+      'text',
+      'zero',
+      'zero',
+      'random',
+      'text',
+      'zero',
+      'zero',
+      'zero',
+      'text',
+      'zero',
+      'random',
+      'zero',
+    ]);
     makeDisk(join(images, 'vm-101-disk-1.raw'), ['random', 'zero', 'zero', 'text']);
-    writeFileSync(join(root, 'guests', '101.conf'), [
-      '# demo guest made by scripts/demo.mjs', 'boot: order=scsi0', 'cores: 1', 'ide2: none,media=cdrom', 'memory: 512', 'name: demo',
-      'net0: virtio=BC:24:11:2C:69:EC,bridge=vmbr0', 'scsi0: local:101/vm-101-disk-0.raw,size=64M', 'scsi1: local:101/vm-101-disk-1.raw,size=16M',
-      'scsihw: virtio-scsi-pci', 'smbios1: uuid=b3247ab1-1fe6-428e-965b-08a1b64a8746', '',
-    ].join('\n'));
+    writeFileSync(
+      join(root, 'guests', '101.conf'),
+      [
+        '# demo guest made by scripts/demo.mjs',
+        'boot: order=scsi0',
+        'cores: 1',
+        'ide2: none,media=cdrom',
+        'memory: 512',
+        'name: demo',
+        'net0: virtio=BC:24:11:2C:69:EC,bridge=vmbr0',
+        'scsi0: local:101/vm-101-disk-0.raw,size=64M',
+        'scsi1: local:101/vm-101-disk-1.raw,size=16M',
+        'scsihw: virtio-scsi-pci',
+        'smbios1: uuid=b3247ab1-1fe6-428e-965b-08a1b64a8746',
+        '',
+      ].join('\n'),
+    );
   } else {
     const fd = openSync(join(images, 'vm-101-disk-0.raw'), 'r+'); // a night of changes: one region rewritten
     writeSync(fd, randomBytes(4 * MiB), 0, 4 * MiB, 2 * 4 * MiB);
@@ -84,7 +125,10 @@ const latest = versions[versions.length - 1].version;
 const newId = freeId();
 run('restore', '101', '--version', String(latest), '--new-id', newId, '--store', 'demo', '--unique');
 console.log(`\n$ cat ${join(root, 'guests', `${newId}.conf`)}\n${readFileSync(join(root, 'guests', `${newId}.conf`), 'utf8')}`);
-for (const [from, to] of [['vm-101-disk-0.raw', `vm-${newId}-disk-0.raw`], ['vm-101-disk-1.raw', `vm-${newId}-disk-1.raw`]]) {
+for (const [from, to] of [
+  ['vm-101-disk-0.raw', `vm-${newId}-disk-0.raw`],
+  ['vm-101-disk-1.raw', `vm-${newId}-disk-1.raw`],
+]) {
   const same = sha(join(root, 'vz', 'images', '101', from)) === sha(join(root, 'vz', 'images', newId, to));
   console.log(`${from} -> ${newId}/${to}: ${same ? 'identical' : 'DIFFERENT'}`);
   if (!same) process.exitCode = 1;
@@ -98,7 +142,23 @@ async function serve() {
   const quiet = (...args) => execFileSync(process.execPath, [cli, ...args, '--config', config], { stdio: 'pipe' });
   const jobs = JSON.parse(quiet('job', 'list', '--json').toString());
   if (!jobs.some((j) => j.id === 'demo')) {
-    quiet('job', 'add', 'demo', '--store', join(root, 'store'), '--vmid', '101', '--days', 'mon,tue,wed,thu,fri', '--at', '22:00', '--keep', '3', '--stop-timeout', '60');
+    quiet(
+      'job',
+      'add',
+      'demo',
+      '--store',
+      join(root, 'store'),
+      '--vmid',
+      '101',
+      '--days',
+      'mon,tue,wed,thu,fri',
+      '--at',
+      '22:00',
+      '--keep',
+      '3',
+      '--stop-timeout',
+      '60',
+    );
   }
   if (tiny) quiet('job', 'edit', 'demo', '--vmid', '101,102');
   const passwordFile = join(root, 'admin-password');
@@ -133,7 +193,10 @@ async function tinyGuest() {
   const files = t.guestFiles(dir, '102');
   if (!existsSync(files.disk)) await t.makeGuestDisk(files.disk);
   const { script } = await t.startScript({ dir, guest });
-  writeFileSync(join(root, 'guests', '102.conf'), ['# the tiny real guest of the demo', 'memory: 256', 'name: tiny', 'scsi0: local:102/102.raw,size=16M', ''].join('\n'));
+  writeFileSync(
+    join(root, 'guests', '102.conf'),
+    ['# the tiny real guest of the demo', 'memory: 256', 'name: tiny', 'scsi0: local:102/102.raw,size=16M', ''].join('\n'),
+  );
   const cfg = JSON.parse(readFileSync(config, 'utf8'));
   cfg.hypervisor = { driver: 'qemu', qmpSocket: join(root, 'vz', 'images', '{vmid}', '{vmid}.qmp'), startCommand: `${script} {vmid}` };
   writeFileSync(config, JSON.stringify(cfg, null, 2));

@@ -12,8 +12,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 
-interface Restore { tool: string; round: number; label: string; sha256: string; expected: string; identical: boolean }
-interface Results { steps: Record<string, unknown[]>; restores: Restore[] }
+interface Restore {
+  tool: string;
+  round: number;
+  label: string;
+  sha256: string;
+  expected: string;
+  identical: boolean;
+}
+interface Results {
+  steps: Record<string, unknown[]>;
+  restores: Restore[];
+}
 
 describe('bench smoke', () => {
   const dir = mkdtempSync(join(tmpdir(), 'coldvault-bench-smoke-'));
@@ -23,16 +33,31 @@ describe('bench smoke', () => {
     const out = join(dir, 'RESULTS.md');
     const json = join(dir, 'results.json');
     // --no-build: `npm test` has built dist/ already, and other test files use it meanwhile
-    const r = spawnSync(process.execPath, [join(REPO, 'bench', 'run.mjs'), '--smoke', '--no-build', '--dir', join(dir, 'work'), '--out', out, '--json', json],
-      { cwd: REPO, encoding: 'utf8', timeout: 540_000 });
+    const r = spawnSync(process.execPath, [join(REPO, 'bench', 'run.mjs'), '--smoke', '--no-build', '--dir', join(dir, 'work'), '--out', out, '--json', json], {
+      cwd: REPO,
+      encoding: 'utf8',
+      timeout: 540_000,
+    });
     expect(r.status, `bench failed:\n${r.stderr}`).toBe(0);
 
     const md = readFileSync(out, 'utf8');
     const rows = [
-      '| coldvault | backup (full) |', '| coldvault | backup (nightly) |', '| coldvault | restore |', '| coldvault | verify (whole store) |',
-      '| restic | backup |', '| restic | backup (nightly) |', '| restic | restore |', '| restic | check --read-data |',
-      '| borg | create |', '| borg | create (nightly) |', '| borg | extract --sparse |', '| borg | check --verify-data |',
-      '| zstd -1 -T2 |', '| zstd -3 -T2 |', '| cp |', '| openssl dgst -sha256 |',
+      '| coldvault | backup (full) |',
+      '| coldvault | backup (nightly) |',
+      '| coldvault | restore |',
+      '| coldvault | verify (whole store) |',
+      '| restic | backup |',
+      '| restic | backup (nightly) |',
+      '| restic | restore |',
+      '| restic | check --read-data |',
+      '| borg | create |',
+      '| borg | create (nightly) |',
+      '| borg | extract --sparse |',
+      '| borg | check --verify-data |',
+      '| zstd -1 -T2 |',
+      '| zstd -3 -T2 |',
+      '| cp |',
+      '| openssl dgst -sha256 |',
     ];
     for (const row of rows) expect(md, `RESULTS.md has no row '${row}'`).toContain(row);
     expect(md).toContain('## Targets');

@@ -14,7 +14,11 @@ describe('npm run demo', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cv-demo-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const demo = (): ReturnType<typeof spawnSync> =>
-    spawnSync(process.execPath, [join(REPO, 'scripts', 'demo.mjs'), '--no-serve'], { env: { ...process.env, COLDVAULT_DEMO_DIR: dir }, encoding: 'utf8', timeout: 120_000 });
+    spawnSync(process.execPath, [join(REPO, 'scripts', 'demo.mjs'), '--no-serve'], {
+      env: { ...process.env, COLDVAULT_DEMO_DIR: dir },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
 
   it('backs up, verifies and restores the demo guest; the second night stores one region', () => {
     const first = demo();
@@ -44,13 +48,21 @@ describe('npm run demo, served', () => {
 
   it('serves the UI, and Start now backs up the running tiny guest and starts it again', async () => {
     const port = 18_000 + (process.pid % 1000);
-    child = spawn(process.execPath, [join(REPO, 'scripts', 'demo.mjs')], { env: { ...process.env, COLDVAULT_DEMO_DIR: dir, COLDVAULT_DEMO_LISTEN: `127.0.0.1:${port}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [join(REPO, 'scripts', 'demo.mjs')], {
+      env: { ...process.env, COLDVAULT_DEMO_DIR: dir, COLDVAULT_DEMO_LISTEN: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
     const base = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 90_000;
-    while (!(await fetch(`${base}/api/v1/health`).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(`${base}/api/v1/health`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       expect(Date.now() < deadline, out).toBe(true);
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -68,7 +80,9 @@ describe('npm run demo, served', () => {
       await new Promise((r) => setTimeout(r, 500));
       status = ((await (await fetch(`${base}/api/v1/tasks/${taskId}`, { headers: { cookie } })).json()) as { status: string }).status;
     }
-    const log = ((await (await fetch(`${base}/api/v1/tasks/${taskId}/log`, { headers: { cookie } })).json()) as Array<{ message: string }>).map((l) => l.message);
+    const log = ((await (await fetch(`${base}/api/v1/tasks/${taskId}/log`, { headers: { cookie } })).json()) as Array<{ message: string }>).map(
+      (l) => l.message,
+    );
     expect(status, log.join('\n')).toBe('ok');
     expect(log.some((l) => l.startsWith('Finished Backup of VM 101'))).toBe(true);
     expect(log).toContain('stopping virtual guest');

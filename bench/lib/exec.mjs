@@ -41,11 +41,15 @@ export function measure(cmd, args, opts) {
         rssKiB = rss;
         cpuSeconds = user + sys;
         sysSeconds = sys;
-      } catch { /* no time file: the command did not start */ }
+      } catch {
+        /* no time file: the command did not start */
+      }
       rmSync(timeFile, { force: true });
       const res = { seconds, rssKiB, cpuSeconds, sysSeconds, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? 128 };
       if ((code !== 0 || signal) && !opts.allowFail) {
-        reject(new CommandError(`command failed (exit ${code}${signal ? `, ${signal}` : ''}): ${cmd} ${args.join(' ')}\n${tail(res.stderr)}${tail(res.stdout)}`));
+        reject(
+          new CommandError(`command failed (exit ${code}${signal ? `, ${signal}` : ''}): ${cmd} ${args.join(' ')}\n${tail(res.stderr)}${tail(res.stdout)}`),
+        );
       } else {
         resolve(res);
       }

@@ -59,7 +59,8 @@ export function textRegion(seed, out = Buffer.allocUnsafe(REGION)) {
   let off = 0;
   while (off < out.length) {
     t += (next() % 4) + (next() % 4);
-    const line = `${new Date(t).toISOString()} ${LEVELS[next() & 7]} ${SERVICES[next() & 7]}[${1000 + (next() % 9000)}]: ` +
+    const line =
+      `${new Date(t).toISOString()} ${LEVELS[next() & 7]} ${SERVICES[next() & 7]}[${1000 + (next() % 9000)}]: ` +
       `${METHODS[next() & 3]} ${PATHS[next() & 7]}/${next() % 100000} status=${STATUS[next() & 7]} bytes=${next() % 65536} ` +
       `dur=${(next() % 5000) / 10}ms req=${next().toString(16)}\n`;
     off += out.write(line, off, 'latin1');
@@ -81,14 +82,18 @@ export function planImage({ regions, shares, seed, changeShare = 0.02 }) {
   const plan = kinds.map((kind, i) => ({ index: i, kind, hole: kind === 'zero' ? zeroSeen++ % 2 === 1 : false, seed: seed * 100_003 + i }));
   const nonZero = plan.filter((r) => r.kind !== 'zero').map((r) => r.index);
   const nChange = Math.max(1, Math.round(regions * changeShare));
-  const changed = shuffle(nonZero, next).slice(0, nChange).sort((a, b) => a - b);
+  const changed = shuffle(nonZero, next)
+    .slice(0, nChange)
+    .sort((a, b) => a - b);
   return { size: regions * REGION, regions: plan, changed, counts: { zero: nZero, random: nRandom, text: nText, holes: plan.filter((r) => r.hole).length } };
 }
 
 /** A mostly-hole image: `dataRegions` regions of data (text and random alternating) at seeded places. */
 export function planSparse({ regions, dataRegions, seed }) {
   const next = rng(seed);
-  const places = shuffle([...Array(regions).keys()], next).slice(0, dataRegions).sort((a, b) => a - b);
+  const places = shuffle([...Array(regions).keys()], next)
+    .slice(0, dataRegions)
+    .sort((a, b) => a - b);
   const set = new Map(places.map((p, k) => [p, k % 2 === 0 ? 'text' : 'random']));
   const plan = [];
   for (const [index, kind] of set) plan.push({ index, kind, hole: false, seed: seed * 100_003 + index });

@@ -149,7 +149,9 @@ export class Borg {
     rmSync(repo, { recursive: true, force: true });
     rmSync(base, { recursive: true, force: true });
     this.env = {
-      BORG_BASE_DIR: base, BORG_PASSPHRASE: '', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
+      BORG_BASE_DIR: base,
+      BORG_PASSPHRASE: '',
+      BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes',
       BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
     };
     // no encryption, as coldvault (ids are still SHA-256 of the chunks)
@@ -164,8 +166,16 @@ export class Borg {
   backup() {
     this.archives++;
     // fixed 4 MiB chunks as coldvault's; --sparse skips holes in the input as coldvault does
-    return this.run(['create', '--chunker-params', 'fixed,4194304', '--compression', 'zstd,3', '--sparse',
-      `${this.repo}::a${this.archives}`, this.site.source]);
+    return this.run([
+      'create',
+      '--chunker-params',
+      'fixed,4194304',
+      '--compression',
+      'zstd,3',
+      '--sparse',
+      `${this.repo}::a${this.archives}`,
+      this.site.source,
+    ]);
   }
 
   async restore(target) {

@@ -68,6 +68,10 @@ export function cleanupUsb({ backing, mnt, cgroup }) {
     rmSync(backing, { force: true });
   }
   if (cgroup && existsSync(cgroup)) {
-    try { rmdirSync(cgroup); } catch { /* still has processes: left for the next run to remove */ }
+    try {
+      rmdirSync(cgroup);
+    } catch {
+      /* still has processes: left for the next run to remove */
+    }
   }
 }

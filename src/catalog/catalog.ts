@@ -9,15 +9,7 @@ import { versionKey } from './rows.js';
 import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
 import { openDatabase } from './schema.js';
 import { VersionTable } from './table.js';
-import type {
-  CatalogReader,
-  CatalogVersion,
-  RebuildResult,
-  ReconcileResult,
-  SkippedVersion,
-  StoreTotals,
-  VerifyState,
-} from './types.js';
+import type { CatalogReader, CatalogVersion, RebuildResult, ReconcileResult, SkippedVersion, StoreTotals, VerifyState } from './types.js';
 
 export const CATALOG_FILE = 'catalog.sqlite';
 
@@ -29,9 +21,11 @@ export interface CatalogOpenOptions {
 }
 
 /** Lines for stderr when the caller gives no log (as the CLI prints them; nothing kept in memory). */
-const toStderr = (level: LogLevel) => (message: string): void => {
-  process.stderr.write(`${formatLogLine({ time: new Date(), level, message })}\n`);
-};
+const toStderr =
+  (level: LogLevel) =>
+  (message: string): void => {
+    process.stderr.write(`${formatLogLine({ time: new Date(), level, message })}\n`);
+  };
 const stderrLog: TaskLog = { info: toStderr('INFO'), warn: toStderr('WARN'), error: toStderr('ERROR') };
 
 export class Catalog {

@@ -41,11 +41,9 @@ export function catalogError(file: string, inode: number | undefined, doing: str
   const detail = err instanceof Error ? err.message : String(err);
   if (DAMAGE.test(code)) return new CatalogDamage(file, `${detail} (${code}, while ${doing})`, inode, { cause: err });
   if (BUSY.test(code)) {
-    return new ColdvaultError(
-      'LOCKED',
-      `${doing} catalog '${file}' failed: another process holds it locked (${code}); try again when that process is done`,
-      { cause: err },
-    );
+    return new ColdvaultError('LOCKED', `${doing} catalog '${file}' failed: another process holds it locked (${code}); try again when that process is done`, {
+      cause: err,
+    });
   }
   if (FULL.test(code)) return new ColdvaultError('NO_SPACE', `${doing} catalog '${file}' failed: no space left (${code})`, { cause: err });
   return ioError(`${doing} catalog '${file}'`, err);
@@ -100,7 +98,10 @@ function moveIfThere(from: string, to: string): void {
 
 /** `20250101T020000Z`: sortable, no characters a shell or Windows share would trip on. */
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 function freeName(base: string): string {

@@ -206,7 +206,6 @@ function firstLine(entry: string): string {
 function tooNew(file: string, found: number): ColdvaultError {
   return new ColdvaultError(
     'DATASTORE_TOO_NEW',
-    `opening catalog '${file}' failed: its schema version ${found} is newer than this coldvault reads ` +
-      `(up to ${SCHEMA_VERSION}); upgrade coldvault`,
+    `opening catalog '${file}' failed: its schema version ${found} is newer than this coldvault reads ` + `(up to ${SCHEMA_VERSION}); upgrade coldvault`,
   );
 }

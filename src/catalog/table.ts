@@ -48,9 +48,7 @@ export class VersionTable {
       disksOfGuest: db.prepare<[string], DiskRow>('SELECT * FROM disks WHERE guest_id = ? ORDER BY version, position'),
       disksOne: db.prepare<[string, number], DiskRow>('SELECT * FROM disks WHERE guest_id = ? AND version = ? ORDER BY position'),
       latest: db.prepare<[string], { v: number | null }>('SELECT MAX(version) AS v FROM versions WHERE guest_id = ?'),
-      verify: db.prepare(
-        'UPDATE versions SET verify_state = ?, verified_at = ?, verify_detail = ? WHERE guest_id = ? AND version = ?',
-      ),
+      verify: db.prepare('UPDATE versions SET verify_state = ?, verified_at = ?, verify_detail = ? WHERE guest_id = ? AND version = ?'),
       protect: db.prepare('UPDATE versions SET protected = ? WHERE guest_id = ? AND version = ?'),
       totals: db.prepare<[], StoreTotals>(
         `SELECT COUNT(*) AS versions, COALESCE(SUM(logical_bytes), 0) AS logicalBytes,

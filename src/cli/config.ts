@@ -54,13 +54,37 @@ const DEFAULTS: CliConfig = {
   zstdLevel: 1,
 };
 
-const KNOWN_KEYS = new Set(['node', 'stateDir', 'guestsDir', 'storages', 'datastores', 'zstdLevel', 'hypervisor', 'mail', 'scheduler', 'taskKeep', 'listen', 'tls', 'allowInsecureListen', 'sessionIdleHours', 'scriptDirs',
-  'allowDiskPaths', 'sessionMaxHours', 'loginLimit', 'trustProxy']);
+const KNOWN_KEYS = new Set([
+  'node',
+  'stateDir',
+  'guestsDir',
+  'storages',
+  'datastores',
+  'zstdLevel',
+  'hypervisor',
+  'mail',
+  'scheduler',
+  'taskKeep',
+  'listen',
+  'tls',
+  'allowInsecureListen',
+  'sessionIdleHours',
+  'scriptDirs',
+  'allowDiskPaths',
+  'sessionMaxHours',
+  'loginLimit',
+  'trustProxy',
+]);
 
 export function loadConfig(p: Parsed): CliConfig {
   const file = str(p, 'config') ?? process.env.COLDVAULT_CONFIG;
   const fromFile = file ? readConfigFile(file) : {};
-  const config: CliConfig = { ...DEFAULTS, ...fromFile, storages: { ...(fromFile.storages ?? DEFAULTS.storages) }, datastores: { ...(fromFile.datastores ?? {}) } };
+  const config: CliConfig = {
+    ...DEFAULTS,
+    ...fromFile,
+    storages: { ...(fromFile.storages ?? DEFAULTS.storages) },
+    datastores: { ...(fromFile.datastores ?? {}) },
+  };
   for (const entry of list(p, 'storage')) {
     const eq = entry.indexOf('=');
     if (eq <= 0 || eq === entry.length - 1) throw new ColdvaultError('USAGE', `--storage '${entry}': expected <id>=<dir>`);

@@ -17,7 +17,10 @@ export class CommandContext {
   private readonly closers: Array<() => unknown> = [];
   private stateCache?: { db: StateDb; jobs: JobStore; tasks: TaskStore; journal: StopJournal };
 
-  constructor(readonly args: Parsed, readonly command: string) {
+  constructor(
+    readonly args: Parsed,
+    readonly command: string,
+  ) {
     this.config = loadConfig(args);
     this.json = flag(args, 'json');
     this.log = createTaskLog(this.bar.sink());

@@ -19,22 +19,70 @@ interface Command {
  * commands, the server or the dashboard (start-up time is part of every backup's and restore's time).
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  datastore: async () => { const m = await import('./commands/maintenance.js'); return { options: m.datastoreOptions, help: m.datastoreHelp, run: m.datastoreCommand }; },
-  backup: async () => { const m = await import('./commands/backup.js'); return { options: m.backupOptions, help: m.backupHelp, run: m.backupCommand }; },
-  list: async () => { const m = await import('./commands/list.js'); return { options: m.listOptions, help: m.listHelp, run: m.listCommand }; },
-  restore: async () => { const m = await import('./commands/restore.js'); return { options: m.restoreOptions, help: m.restoreHelp, run: m.restoreCommand }; },
-  verify: async () => { const m = await import('./commands/verify.js'); return { options: m.verifyOptions, help: m.verifyHelp, run: m.verifyCommand }; },
-  prune: async () => { const m = await import('./commands/maintenance.js'); return { options: m.pruneOptions, help: m.pruneHelp, run: m.pruneCommand }; },
-  gc: async () => { const m = await import('./commands/maintenance.js'); return { options: m.gcOptions, help: m.gcHelp, run: m.gcCommand }; },
-  catalog: async () => { const m = await import('./commands/maintenance.js'); return { options: m.catalogOptions, help: m.catalogHelp, run: m.catalogCommand }; },
-  protect: async () => { const m = await import('./commands/maintenance.js'); return { options: m.protectOptions, help: m.protectHelp, run: m.protectCommand }; },
-  benchmark: async () => { const m = await import('./commands/benchmark.js'); return { options: m.benchmarkOptions, help: m.benchmarkHelp, run: m.benchmarkCommand }; },
-  job: async () => { const m = await import('./commands/job.js'); return { options: m.jobOptions, help: m.jobHelp, run: m.jobCommand }; },
-  task: async () => { const m = await import('./commands/task.js'); return { options: m.taskOptions, help: m.taskHelp, run: m.taskCommand }; },
-  serve: async () => { const m = await import('./commands/serve.js'); return { options: m.serveOptions, help: m.serveHelp, run: m.serveCommand }; },
-  token: async () => { const m = await import('./commands/token.js'); return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand }; },
-  dashboard: async () => { const m = await import('./commands/dashboard.js'); return { options: m.dashboardOptions, help: m.dashboardHelp, run: m.dashboardCommand }; },
-  devices: async () => { const m = await import('./commands/devices.js'); return { options: m.devicesOptions, help: m.devicesHelp, run: m.devicesCommand }; },
+  datastore: async () => {
+    const m = await import('./commands/maintenance.js');
+    return { options: m.datastoreOptions, help: m.datastoreHelp, run: m.datastoreCommand };
+  },
+  backup: async () => {
+    const m = await import('./commands/backup.js');
+    return { options: m.backupOptions, help: m.backupHelp, run: m.backupCommand };
+  },
+  list: async () => {
+    const m = await import('./commands/list.js');
+    return { options: m.listOptions, help: m.listHelp, run: m.listCommand };
+  },
+  restore: async () => {
+    const m = await import('./commands/restore.js');
+    return { options: m.restoreOptions, help: m.restoreHelp, run: m.restoreCommand };
+  },
+  verify: async () => {
+    const m = await import('./commands/verify.js');
+    return { options: m.verifyOptions, help: m.verifyHelp, run: m.verifyCommand };
+  },
+  prune: async () => {
+    const m = await import('./commands/maintenance.js');
+    return { options: m.pruneOptions, help: m.pruneHelp, run: m.pruneCommand };
+  },
+  gc: async () => {
+    const m = await import('./commands/maintenance.js');
+    return { options: m.gcOptions, help: m.gcHelp, run: m.gcCommand };
+  },
+  catalog: async () => {
+    const m = await import('./commands/maintenance.js');
+    return { options: m.catalogOptions, help: m.catalogHelp, run: m.catalogCommand };
+  },
+  protect: async () => {
+    const m = await import('./commands/maintenance.js');
+    return { options: m.protectOptions, help: m.protectHelp, run: m.protectCommand };
+  },
+  benchmark: async () => {
+    const m = await import('./commands/benchmark.js');
+    return { options: m.benchmarkOptions, help: m.benchmarkHelp, run: m.benchmarkCommand };
+  },
+  job: async () => {
+    const m = await import('./commands/job.js');
+    return { options: m.jobOptions, help: m.jobHelp, run: m.jobCommand };
+  },
+  task: async () => {
+    const m = await import('./commands/task.js');
+    return { options: m.taskOptions, help: m.taskHelp, run: m.taskCommand };
+  },
+  serve: async () => {
+    const m = await import('./commands/serve.js');
+    return { options: m.serveOptions, help: m.serveHelp, run: m.serveCommand };
+  },
+  token: async () => {
+    const m = await import('./commands/token.js');
+    return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand };
+  },
+  dashboard: async () => {
+    const m = await import('./commands/dashboard.js');
+    return { options: m.dashboardOptions, help: m.dashboardHelp, run: m.dashboardCommand };
+  },
+  devices: async () => {
+    const m = await import('./commands/devices.js');
+    return { options: m.devicesOptions, help: m.devicesHelp, run: m.devicesCommand };
+  },
 };
 
 async function usage(): Promise<string> {
@@ -74,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     ctx?.bar.clear();
     const message = describeError(err);
     process.stderr.write(`${message.startsWith('coldvault ') ? message : `coldvault ${name}: ${message}`}\n`);
-    if (!isColdvaultError(err)) process.stderr.write(`${err instanceof Error ? err.stack ?? '' : ''}\n`);
+    if (!isColdvaultError(err)) process.stderr.write(`${err instanceof Error ? (err.stack ?? '') : ''}\n`);
     return isColdvaultError(err, 'USAGE') ? 2 : 1;
   } finally {
     await ctx?.close();

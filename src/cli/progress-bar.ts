@@ -10,7 +10,8 @@ export class ProgressBar {
     const width = 24;
     const done = Math.min(width, Math.round((p.readBytes / Math.max(1, p.totalBytes)) * width));
     const bar = `[${'#'.repeat(done)}${'.'.repeat(width - done)}]`;
-    const line = `${p.phase} ${p.item} ${bar} ${percent(p.readBytes, p.totalBytes)}% ${formatBytes(p.readBytes, 1)}/${formatBytes(p.totalBytes, 1)} ` +
+    const line =
+      `${p.phase} ${p.item} ${bar} ${percent(p.readBytes, p.totalBytes)}% ${formatBytes(p.readBytes, 1)}/${formatBytes(p.totalBytes, 1)} ` +
       `${formatRate(p.readBytes, p.elapsedSeconds)} written ${formatBytes(p.writtenBytes, 1)} zero ${percent(p.zeroBytes, p.readBytes)}% dedup ${percent(p.dedupBytes, p.readBytes)}%`;
     process.stderr.write(`\r\x1b[2K${line.slice(0, (process.stderr.columns ?? 120) - 1)}`);
     this.shown = true;

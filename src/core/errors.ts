@@ -66,7 +66,7 @@ export function isColdvaultError(err: unknown, code?: ErrorCode): err is Coldvau
 /** The errno code of a Node system error (ENOENT, ENOSPC...), or undefined. */
 export function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err).code;
+    const code = err.code;
     return typeof code === 'string' ? code : undefined;
   }
   return undefined;

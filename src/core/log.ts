@@ -22,8 +22,7 @@ export interface TaskLog {
 export function formatLogTime(time: Date): string {
   const pad = (n: number): string => String(n).padStart(2, '0');
   return (
-    `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())} ` +
-    `${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())}`
+    `${time.getFullYear()}-${pad(time.getMonth() + 1)}-${pad(time.getDate())} ` + `${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())}`
   );
 }
 

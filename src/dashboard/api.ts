@@ -74,7 +74,12 @@ export interface TaskLogLineJson {
 
 /** A refused or failed request: the method, path and what went wrong (the API's `code` when it sent one). */
 export class ApiError extends Error {
-  constructor(readonly path: string, readonly reason: string, readonly status?: number, readonly code?: string) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
     super(`GET ${path}: ${reason}`);
     this.name = 'ApiError';
   }

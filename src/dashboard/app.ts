@@ -5,8 +5,18 @@
  */
 import { ApiClient, ApiError, type JobJson, type StatusJson, type TaskJson } from './api.js';
 import {
-  addSample, emptySeries, formatTaskLine, shortDuration, gaugeOf, logTaskId, mainTask, rotationRows, rotationTable, usageLines,
-  type StoreBackups, type ThroughputSeries,
+  addSample,
+  emptySeries,
+  formatTaskLine,
+  shortDuration,
+  gaugeOf,
+  logTaskId,
+  mainTask,
+  rotationRows,
+  rotationTable,
+  usageLines,
+  type StoreBackups,
+  type ThroughputSeries,
 } from './model.js';
 import { DashboardScreen, type DashboardView, type LogEntry } from './screen.js';
 
@@ -167,4 +177,5 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-const clock = (d: Date): string => `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}`;
+const clock = (d: Date): string =>
+  `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}`;

@@ -29,7 +29,12 @@ export interface Rate {
 export function sampleOf(task: RunningTask | undefined): ProgressSample | undefined {
   const p = task?.progress;
   if (!task || !p) return undefined;
-  return { key: `${task.taskId}\0${p.phase}\0${p.item}`, readBytes: num(p.readBytes), writtenBytes: num(p.writtenBytes), elapsedSeconds: num(p.elapsedSeconds) };
+  return {
+    key: `${task.taskId}\0${p.phase}\0${p.item}`,
+    readBytes: num(p.readBytes),
+    writtenBytes: num(p.writtenBytes),
+    elapsedSeconds: num(p.elapsedSeconds),
+  };
 }
 
 /** The rate between two samples; undefined when they measure different things or time did not advance. */
@@ -202,14 +207,23 @@ export function rotationRows(stores: StoreBackups[], jobs: JobJson[]): RotationR
       for (const guest of job.vmid ?? []) if (!byGuest.has(guest)) byGuest.set(guest, []);
     }
     for (const [guest, versions] of byGuest) {
-      const times = versions.map((v) => toDate(v.time)).filter((d): d is Date => d !== undefined).sort((a, b) => a.getTime() - b.getTime());
+      const times = versions
+        .map((v) => toDate(v.time))
+        .filter((d): d is Date => d !== undefined)
+        .sort((a, b) => a.getTime() - b.getTime());
       const logicalBytes = sum(versions.map((v) => v.logicalBytes));
       const storedBytes = sum(versions.map((v) => v.storedBytes));
       const keep = coveringJob(jobs, guest, store, dir)?.keep;
       rows.push({
-        guest, store, kept: versions.length, keep: typeof keep === 'number' ? keep : undefined,
-        oldest: times[0] ? formatShortTime(times[0]) : undefined, newest: times.at(-1) ? formatShortTime(times.at(-1) as Date) : undefined,
-        logicalBytes, storedBytes, ratio: dedupRatio(logicalBytes, storedBytes),
+        guest,
+        store,
+        kept: versions.length,
+        keep: typeof keep === 'number' ? keep : undefined,
+        oldest: times[0] ? formatShortTime(times[0]) : undefined,
+        newest: times.at(-1) ? formatShortTime(times.at(-1) as Date) : undefined,
+        logicalBytes,
+        storedBytes,
+        ratio: dedupRatio(logicalBytes, storedBytes),
       });
     }
   }

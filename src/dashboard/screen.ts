@@ -63,12 +63,26 @@ export class DashboardScreen {
     let chart: contrib.LineElement | undefined;
     if (box.chart) {
       chart = contrib.line({
-        ...place(box.chart), label: throughputLabel({ read: 0, write: 0 }, box.chart.width - 4, paint), border: BORDER, tags: true,
-        style: { line: 'green', text: 'white', baseline: 'white', border: { fg: 'cyan' } }, xLabelPadding: 10, xPadding: 12, numYLabels: 5, showLegend: false,
+        ...place(box.chart),
+        label: throughputLabel({ read: 0, write: 0 }, box.chart.width - 4, paint),
+        border: BORDER,
+        tags: true,
+        style: { line: 'green', text: 'white', baseline: 'white', border: { fg: 'cyan' } },
+        xLabelPadding: 10,
+        xPadding: 12,
+        numYLabels: 5,
+        showLegend: false,
       });
       this.screen.append(chart);
     }
-    const gauge = contrib.gauge({ ...place(box.gauge), label: ' no task running ', border: BORDER, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } });
+    const gauge = contrib.gauge({
+      ...place(box.gauge),
+      label: ' no task running ',
+      border: BORDER,
+      stroke: 'green',
+      fill: 'white',
+      style: { border: { fg: 'cyan' } },
+    });
     this.screen.append(gauge);
     // the gauge draws its bar on rows 2-3; the two rows above carry bytes, elapsed time and ETA
     const gaugeText = blessed.box({ top: box.gauge.top + 1, left: box.gauge.left + 2, width: Math.max(1, box.gauge.width - 4), height: 2, content: '' });
@@ -82,7 +96,16 @@ export class DashboardScreen {
     const tableWidth = (box.table?.width ?? 0) - 2;
     if (box.table) {
       const columns = this.view?.table(tableWidth).widths ?? [6];
-      table = contrib.table({ ...place(box.table), label: ' rotation ', border: BORDER, columnWidth: columns, columnSpacing: 2, interactive: false, fg: 'white', style: { border: { fg: 'cyan' } } });
+      table = contrib.table({
+        ...place(box.table),
+        label: ' rotation ',
+        border: BORDER,
+        columnWidth: columns,
+        columnSpacing: 2,
+        interactive: false,
+        fg: 'white',
+        style: { border: { fg: 'cyan' } },
+      });
       tightTable(table);
       this.screen.append(table);
     }

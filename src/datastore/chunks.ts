@@ -145,7 +145,9 @@ export class ChunkStore {
     for (let i = 0; i < all.length; i += 32) {
       const batch = all.slice(i, i + 32);
       const present = await Promise.all(batch.map((hex) => this.present(hex)));
-      batch.forEach((hex, j) => { if (!present[j]) gone.push(hex); });
+      batch.forEach((hex, j) => {
+        if (!present[j]) gone.push(hex);
+      });
     }
     return gone;
   }

@@ -75,7 +75,7 @@ export async function writeFileDirect(path: string, data: Uint8Array, doing: str
   try {
     try {
       const padded = new Uint8Array(data.buffer, data.byteOffset, alignUp(data.length));
-      for (let done = 0; done < padded.length;) done += (await handle.write(padded, done, padded.length - done, done)).bytesWritten;
+      for (let done = 0; done < padded.length; ) done += (await handle.write(padded, done, padded.length - done, done)).bytesWritten;
       if (padded.length !== data.length) await handle.truncate(data.length);
       if (mtimeMs !== undefined) await setTimes(handle, mtimeMs);
       await handle.datasync();

@@ -65,7 +65,9 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
     await store.checkpoint('gc:writers');
     const referenced = await markReferenced(store);
     await store.checkpoint('gc:marked');
-    log.info(`marked ${referenced.size} referenced chunks; ${writers.length} backup(s) running; sweeping chunks unused since ${new Date(cutoff).toISOString()}`);
+    log.info(
+      `marked ${referenced.size} referenced chunks; ${writers.length} backup(s) running; sweeping chunks unused since ${new Date(cutoff).toISOString()}`,
+    );
     const result = await sweep(store, referenced, cutoff);
     return { referencedChunks: referenced.size, ...result };
   } finally {

@@ -73,7 +73,10 @@ export class LockDir {
     const path = join(this.dir, `${name}.lock`);
     const holder = await readHolder(path);
     if (holder) return holderAlive(holder) ? holder : undefined;
-    const exists = await stat(path).then(() => true, () => false);
+    const exists = await stat(path).then(
+      () => true,
+      () => false,
+    );
     if (!exists) return undefined;
     const unreadable = await unreadableHolder(path, await this.hasHardLinks());
     return holderAlive(unreadable) ? unreadable : undefined;
@@ -176,7 +179,10 @@ async function createExclusive(path: string, content: string): Promise<void> {
 async function unreadableHolder(path: string, hardLinks: boolean): Promise<LockHolder> {
   const stale = { pid: 0, host: thisHost, start: 0, purpose: 'a crashed process (empty lock file)' }; // pid 0 on this host: dead
   if (hardLinks) return stale;
-  const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  const age = await stat(path).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => Infinity,
+  );
   return age > 30_000 ? stale : { pid: -1, host: '?', start: 0, purpose: 'an unknown process (empty lock file; treated as stale after 30 s)' };
 }
 

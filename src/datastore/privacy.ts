@@ -82,7 +82,14 @@ async function walk(root: string, report: PrivacyReport, sample: number): Promis
 /** A folder's entries with their modes; symlinks left out; what cannot be read is skipped (verify's reads report the disk). */
 async function entriesOf(dir: string): Promise<Array<{ path: string; mode: number; folder: boolean }>> {
   const names = await readdir(dir).catch(() => [] as string[]);
-  const stats = await Promise.all(names.map((name) => lstat(join(dir, name)).then((s) => ({ path: join(dir, name), s }), () => undefined)));
+  const stats = await Promise.all(
+    names.map((name) =>
+      lstat(join(dir, name)).then(
+        (s) => ({ path: join(dir, name), s }),
+        () => undefined,
+      ),
+    ),
+  );
   return stats.flatMap((e) => (e && !e.s.isSymbolicLink() ? [{ path: e.path, mode: e.s.mode, folder: e.s.isDirectory() }] : []));
 }
 
@@ -109,12 +116,19 @@ export function privacyWarnings(reports: PrivacyReport[]): PrivacyLine[] {
   return reports.flatMap((r): PrivacyLine[] => {
     if (r.noModes) {
       const how = 'mount it with umask=077 (or fmask=0177,dmask=0077), as coldvault mounts external disks';
-      return [r.exposed.length > 0
-        ? { level: 'WARN', message: `'${r.root}' is on ${r.noModes}, which has no Unix file modes: every local user can read the backups there; ${how}` }
-        : { level: 'INFO', message: `file modes in '${r.root}' not checked: ${r.noModes} has no Unix file modes (its mount options keep the files private)` }];
+      return [
+        r.exposed.length > 0
+          ? { level: 'WARN', message: `'${r.root}' is on ${r.noModes}, which has no Unix file modes: every local user can read the backups there; ${how}` }
+          : { level: 'INFO', message: `file modes in '${r.root}' not checked: ${r.noModes} has no Unix file modes (its mount options keep the files private)` },
+      ];
     }
     if (r.exposed.length === 0) return [];
     const paths = `${r.exposed.map((p) => `'${p}'`).join(', ')}${r.more ? ' and more' : ''}`;
-    return [{ level: 'WARN', message: `other local users may read or change files in '${r.root}' (${paths}); make them private to their owner: chmod -R go-rwx '${r.root}'` }];
+    return [
+      {
+        level: 'WARN',
+        message: `other local users may read or change files in '${r.root}' (${paths}); make them private to their owner: chmod -R go-rwx '${r.root}'`,
+      },
+    ];
   });
 }

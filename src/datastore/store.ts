@@ -6,10 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { chmod, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Clock, ColdvaultError, errnoCode, ioError, type Seams, systemClock } from '../core/index.js';
-import {
-  CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity,
-  type DatastoreIdentity, type Manifest,
-} from '../format/index.js';
+import { CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity, type DatastoreIdentity, type Manifest } from '../format/index.js';
 import { ChunkStore } from './chunks.js';
 import { ensureDir, PRIVATE_DIR, writeFileDurable } from './durable.js';
 import { LockDir } from './locks.js';
@@ -58,7 +55,10 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     }
     const foreign = entries.filter((e) => !IGNORABLE_ENTRIES.has(e));
     if (foreign.length > 0) {
-      throw new ColdvaultError('FOLDER_NOT_EMPTY', `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`);
+      throw new ColdvaultError(
+        'FOLDER_NOT_EMPTY',
+        `refusing to create a datastore in '${dir}': the folder is not empty (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`,
+      );
     }
     // the folder is the store's now: private, also when it existed (a fresh disk's root is 0755); a
     // filesystem without Unix modes (exFAT) refuses: its mount options decide (privacy.ts says so)
@@ -77,10 +77,17 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     } catch (err) {
       const code = errnoCode(err);
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        const exists = await stat(dir).then((s) => s.isDirectory(), () => false);
-        throw new ColdvaultError('NOT_A_DATASTORE', exists
-          ? `'${dir}' is not a coldvault datastore (no ${DATASTORE_ID_FILE}); create one with 'coldvault datastore init ${dir}'`
-          : `datastore folder '${dir}' does not exist`, { cause: err });
+        const exists = await stat(dir).then(
+          (s) => s.isDirectory(),
+          () => false,
+        );
+        throw new ColdvaultError(
+          'NOT_A_DATASTORE',
+          exists
+            ? `'${dir}' is not a coldvault datastore (no ${DATASTORE_ID_FILE}); create one with 'coldvault datastore init ${dir}'`
+            : `datastore folder '${dir}' does not exist`,
+          { cause: err },
+        );
       }
       throw ioError(`opening datastore '${dir}'`, err);
     }

@@ -41,7 +41,10 @@ export class VersionFolders {
 
   async listVersionNumbers(guestId: string): Promise<number[]> {
     const names = await readdir(this.guestDir(guestId)).catch((err: unknown) => absentAsEmpty(err, this.guestDir(guestId)));
-    return names.filter((n) => /^[1-9][0-9]*$/.test(n)).map(Number).sort((a, b) => a - b);
+    return names
+      .filter((n) => /^[1-9][0-9]*$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
   }
 
   async readManifest(guestId: string, version: number): Promise<Manifest> {

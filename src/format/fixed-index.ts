@@ -42,8 +42,7 @@ function bodyChecksum(file: Buffer): Buffer {
 
 /** Decodes and checks an index file; throws INDEX_CORRUPT naming `what` on any inconsistency. */
 export function decodeFixedIndex(file: Buffer, what: string): FixedIndex {
-  const bad = (detail: string): ColdvaultError =>
-    new ColdvaultError('INDEX_CORRUPT', `index ${what} is corrupt: ${detail}`);
+  const bad = (detail: string): ColdvaultError => new ColdvaultError('INDEX_CORRUPT', `index ${what} is corrupt: ${detail}`);
   if (file.length < INDEX_HEADER_SIZE || !file.subarray(0, 8).equals(INDEX_MAGIC)) throw bad('bad magic');
   const chunkSize = file.readUInt32LE(8);
   const size = Number(file.readBigUInt64LE(16));

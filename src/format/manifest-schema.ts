@@ -13,7 +13,10 @@ import { chunkCountFor } from './fixed-index.js';
 
 /** A manifest field that breaks the schema: `path` names it (`disks[1].index`). */
 export class SchemaViolation extends Error {
-  constructor(readonly path: string, readonly problem: string) {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
     super(`${path} ${problem}`);
   }
 }
@@ -33,40 +36,50 @@ const string: Check = (v, path) => {
   if (typeof v !== 'string') fail(path, `must be a string, not ${show(v)}`);
 };
 
-const matching = (pattern: RegExp, what: string): Check => (v, path) => {
-  string(v, path);
-  if (!pattern.test(v as string)) fail(path, `must be ${what}, not ${show(v)}`);
-};
+const matching =
+  (pattern: RegExp, what: string): Check =>
+  (v, path) => {
+    string(v, path);
+    if (!pattern.test(v as string)) fail(path, `must be ${what}, not ${show(v)}`);
+  };
 
-const integer = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v, path) => {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `must be an integer from ${min} to ${max}, not ${show(v)}`);
-};
+const integer =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Check =>
+  (v, path) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) fail(path, `must be an integer from ${min} to ${max}, not ${show(v)}`);
+  };
 
 /** A finite number (a duration: a clock stepped back during a backup may have made it negative). */
 const finite: Check = (v, path) => {
   if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, `must be a number, not ${show(v)}`);
 };
 
-const nullable = (check: Check): Check => (v, path) => {
-  if (v !== null) check(v, path);
-};
+const nullable =
+  (check: Check): Check =>
+  (v, path) => {
+    if (v !== null) check(v, path);
+  };
 
-const arrayOf = (check: Check): Check => (v, path) => {
-  if (!Array.isArray(v)) fail(path, `must be an array, not ${show(v)}`);
-  (v as unknown[]).forEach((item, i) => check(item, `${path}[${i}]`));
-};
+const arrayOf =
+  (check: Check): Check =>
+  (v, path) => {
+    if (!Array.isArray(v)) fail(path, `must be an array, not ${show(v)}`);
+    (v as unknown[]).forEach((item, i) => check(item, `${path}[${i}]`));
+  };
 
 /** An object with exactly these fields (missing or extra ones are refused). */
-const object = (shape: Record<string, Check>): Check => (v, path) => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, `must be an object, not ${show(v)}`);
-  const record = v as Record<string, unknown>;
-  const at = (key: string): string => (path ? `${path}.${key}` : key);
-  for (const key of Object.keys(record)) if (!Object.hasOwn(shape, key)) fail(at(key), 'is not a field of a format-1 manifest');
-  for (const [key, check] of Object.entries(shape)) {
-    if (!Object.hasOwn(record, key)) fail(at(key), 'is missing');
-    check(record[key], at(key));
-  }
-};
+const object =
+  (shape: Record<string, Check>): Check =>
+  (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, `must be an object, not ${show(v)}`);
+    const record = v as Record<string, unknown>;
+    const at = (key: string): string => (path ? `${path}.${key}` : key);
+    for (const key of Object.keys(record)) if (!Object.hasOwn(shape, key)) fail(at(key), 'is not a field of a format-1 manifest');
+    for (const [key, check] of Object.entries(shape)) {
+      if (!Object.hasOwn(record, key)) fail(at(key), 'is missing');
+      check(record[key], at(key));
+    }
+  };
 
 /** A plain file name ending in .fidx: no '/', no '\', not '.' or '..', no leading dot. */
 const INDEX_NAME = new RegExp(`^[A-Za-z0-9_][A-Za-z0-9_.-]*${INDEX_SUFFIX.replace('.', '\\.')}$`);
@@ -135,8 +148,14 @@ function checkDisks(disks: DiskNumbers[]): void {
     if (d.zeroChunks > d.chunkCount) fail(`${path}.zeroChunks`, `must be at most chunkCount (${d.chunkCount}), not ${d.zeroChunks}`);
     if (d.zeroBytes > d.size) fail(`${path}.zeroBytes`, `must be at most size (${d.size}), not ${d.zeroBytes}`);
   });
-  unique(disks.map((d) => d.key), 'key');
-  unique(disks.map((d) => d.index), 'index');
+  unique(
+    disks.map((d) => d.key),
+    'key',
+  );
+  unique(
+    disks.map((d) => d.index),
+    'index',
+  );
 }
 
 function unique(values: string[], field: string): void {

@@ -30,4 +30,8 @@ function globRegExp(pattern: string): RegExp {
   return new RegExp(`^${parts.join('')}$`);
 }
 
-const WILDCARDS = new Map([['**', '.*'], ['*', '[^/]*'], ['?', '[^/]']]);
+const WILDCARDS = new Map([
+  ['**', '.*'],
+  ['*', '[^/]*'],
+  ['?', '[^/]'],
+]);

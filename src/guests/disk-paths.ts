@@ -37,9 +37,13 @@ export async function resolveBackupDisk(disk: { key: string; volume: string }, g
   const what = `disk '${disk.key}' of guest ${guestId}`;
   const path = resolveVolumePath(disk.volume, rule.storages);
   const real = await realDiskPath(path, what);
-  const kind = fileKind(await stat(real).catch((err: unknown) => { throw ioError(`reading ${what} image '${real}'`, err); }));
-  const refuse = (code: ErrorCode, why: string): ColdvaultError => new ColdvaultError(code,
-    `backing up ${what} (volume '${disk.volume}') refused: its real path '${real}'${real === path ? '' : ` (from '${path}')`} ${why}`);
+  const kind = fileKind(
+    await stat(real).catch((err: unknown) => {
+      throw ioError(`reading ${what} image '${real}'`, err);
+    }),
+  );
+  const refuse = (code: ErrorCode, why: string): ColdvaultError =>
+    new ColdvaultError(code, `backing up ${what} (volume '${disk.volume}') refused: its real path '${real}'${real === path ? '' : ` (from '${path}')`} ${why}`);
   if (isUnder(real, '/proc') || isUnder(real, '/sys')) throw refuse('DISK_PATH_SPECIAL', 'is under /proc or /sys, where no disk is read');
   if (kind !== 'regular file' && kind !== 'block device') throw refuse('DISK_PATH_SPECIAL', `is a ${kind}; a disk is a regular file or a block device`);
   const allowList = rule.allowDiskPaths ?? [];
@@ -47,10 +51,16 @@ export async function resolveBackupDisk(disk: { key: string; volume: string }, g
   if (isUnder(real, '/dev')) {
     if (allowed && kind === 'block device') return real;
     if (kind === 'regular file' && (await insideAStorage(real, rule.storages))) return real;
-    throw refuse('DISK_PATH_NOT_ALLOWED', `is under /dev, where only a block device that allowDiskPaths names is read, or a regular file inside a configured storage (allowDiskPaths: ${listed(allowList)})`);
+    throw refuse(
+      'DISK_PATH_NOT_ALLOWED',
+      `is under /dev, where only a block device that allowDiskPaths names is read, or a regular file inside a configured storage (allowDiskPaths: ${listed(allowList)})`,
+    );
   }
   if (allowed || (await insideAStorage(real, rule.storages))) return real;
-  throw refuse('DISK_PATH_NOT_ALLOWED', `lies outside every storage (${storagesListed(rule.storages)}) and matches no allowDiskPaths pattern (${listed(allowList)})`);
+  throw refuse(
+    'DISK_PATH_NOT_ALLOWED',
+    `lies outside every storage (${storagesListed(rule.storages)}) and matches no allowDiskPaths pattern (${listed(allowList)})`,
+  );
 }
 
 /** Refuses (DISK_PATH_NOT_ALLOWED) a restore whose new volume's folder resolves outside its target storage. */
@@ -61,8 +71,11 @@ export async function checkRestoreTargets(newId: string, targets: ReadonlyMap<st
     const folder = posix.dirname(target.path);
     const realFolder = await realNearest(folder);
     if (isUnder(realFolder, root)) continue;
-    throw new ColdvaultError('DISK_PATH_NOT_ALLOWED', `restoring disk '${key}' of guest ${newId} to '${target.volume}' refused: its folder '${folder}' ` +
-      `resolves to '${realFolder}', outside the target storage '${storage}' ('${root}'); a restore writes only inside its target storage`);
+    throw new ColdvaultError(
+      'DISK_PATH_NOT_ALLOWED',
+      `restoring disk '${key}' of guest ${newId} to '${target.volume}' refused: its folder '${folder}' ` +
+        `resolves to '${realFolder}', outside the target storage '${storage}' ('${root}'); a restore writes only inside its target storage`,
+    );
   }
 }
 
@@ -81,7 +94,10 @@ async function realNearest(path: string): Promise<string> {
     return await realpath(path);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT' || posix.dirname(path) === path) throw ioError(`resolving '${path}'`, err);
-    const link = await lstat(path).then((s) => s.isSymbolicLink(), () => false);
+    const link = await lstat(path).then(
+      (s) => s.isSymbolicLink(),
+      () => false,
+    );
     if (link) return realNearest(posix.resolve(posix.dirname(path), await readlink(path)));
     return posix.join(await realNearest(posix.dirname(path)), posix.basename(path));
   }
@@ -111,4 +127,6 @@ function fileKind(s: Stats): FileKind {
 const listed = (patterns: readonly string[]): string => patterns.join(', ') || 'none';
 
 const storagesListed = (storages: StorageMap): string =>
-  Object.entries(storages).map(([id, dir]) => `${id}: ${dir}`).join(', ') || 'none configured';
+  Object.entries(storages)
+    .map(([id, dir]) => `${id}: ${dir}`)
+    .join(', ') || 'none configured';

@@ -15,10 +15,7 @@ export function guestConfigPath(guestsDir: string, vmid: string): string {
 }
 
 /** Reads and parses a guest's config; GUEST_NOT_FOUND when the file does not exist. */
-export async function readGuestConfig(
-  guestsDir: string,
-  vmid: string,
-): Promise<{ path: string; text: string; config: GuestConfig }> {
+export async function readGuestConfig(guestsDir: string, vmid: string): Promise<{ path: string; text: string; config: GuestConfig }> {
   const path = guestConfigPath(guestsDir, vmid);
   let text: string;
   try {

@@ -14,8 +14,20 @@ import { splitPropertyString, type PropertyPart } from './property-string.js';
 export const DEFAULT_MAC_PREFIX = 'BC:24:11';
 
 export const NET_MODELS: ReadonlySet<string> = new Set([
-  'e1000', 'e1000-82540em', 'e1000-82544gc', 'e1000-82545em', 'e1000e', 'i82551', 'i82557b',
-  'i82559er', 'ne2k_isa', 'ne2k_pci', 'pcnet', 'rtl8139', 'virtio', 'vmxnet3',
+  'e1000',
+  'e1000-82540em',
+  'e1000-82544gc',
+  'e1000-82545em',
+  'e1000e',
+  'i82551',
+  'i82557b',
+  'i82559er',
+  'ne2k_isa',
+  'ne2k_pci',
+  'pcnet',
+  'rtl8139',
+  'virtio',
+  'vmxnet3',
 ]);
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;

@@ -16,10 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { ColdvaultError } from '../core/index.js';
 import { isBackupDisabled, parseDrive } from './drives.js';
-import {
-  checkMacPrefix, DEFAULT_MAC_PREFIX, isNetKey, macOfNet, macPartIndex, NET_MODELS, randomMac,
-  type RandomSource,
-} from './nets.js';
+import { checkMacPrefix, DEFAULT_MAC_PREFIX, isNetKey, macOfNet, macPartIndex, NET_MODELS, randomMac, type RandomSource } from './nets.js';
 import { joinPropertyString, splitPropertyString, type PropertyPart } from './property-string.js';
 
 export interface RestoreRewriteOptions {

@@ -26,7 +26,8 @@ function field(text: string, min: number, max: number, what: string): Set<number
     const lo = range[0] ?? min;
     const end = range[1] ?? (m[2] ? max : lo);
     const step = m[2] ? Number(m[2]) : 1;
-    if (lo < min || end > max || lo > end || step < 1) throw new ColdvaultError('JOB_INVALID', `schedule: '${part}' is out of range for ${what} (${min}-${max})`);
+    if (lo < min || end > max || lo > end || step < 1)
+      throw new ColdvaultError('JOB_INVALID', `schedule: '${part}' is out of range for ${what} (${min}-${max})`);
     for (let v = lo; v <= end; v += step) out.add(v);
   }
   return out;
@@ -45,8 +46,13 @@ export function parseCron(expr: string): CronSpec {
   const weekdays = field(wd, 0, 7, 'day-of-week');
   if (weekdays.has(7)) weekdays.add(0);
   return {
-    minutes: field(mi, 0, 59, 'minute'), hours: field(ho, 0, 23, 'hour'), days: field(da, 1, 31, 'day-of-month'),
-    months: field(mo, 1, 12, 'month'), weekdays, anyDay: da === '*', anyWeekday: wd === '*',
+    minutes: field(mi, 0, 59, 'minute'),
+    hours: field(ho, 0, 23, 'hour'),
+    days: field(da, 1, 31, 'day-of-month'),
+    months: field(mo, 1, 12, 'month'),
+    weekdays,
+    anyDay: da === '*',
+    anyWeekday: wd === '*',
   };
 }
 
@@ -55,8 +61,13 @@ export function weeklySpec(days: string[], at: string): CronSpec {
   const [h, m] = at.split(':').map(Number) as [number, number];
   const all = (n: number, from = 0): Set<number> => new Set(Array.from({ length: n }, (_, i) => i + from));
   return {
-    minutes: new Set([m]), hours: new Set([h]), days: all(31, 1), months: all(12, 1),
-    weekdays: new Set(days.map((d) => NAMES[d] as number)), anyDay: true, anyWeekday: false,
+    minutes: new Set([m]),
+    hours: new Set([h]),
+    days: all(31, 1),
+    months: all(12, 1),
+    weekdays: new Set(days.map((d) => NAMES[d] as number)),
+    anyDay: true,
+    anyWeekday: false,
   };
 }
 

@@ -33,7 +33,9 @@ const DEVICE_ERRNO = /\b(EIO|ENOMEM|ENXIO|ENODEV|EROFS)\b/;
 export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore): Promise<AttachedDevice | undefined> {
   if (!job.device) return undefined;
   const { spec, device } = await findAttached(job, log);
-  log.info(`external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`);
+  log.info(
+    `external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`,
+  );
   await inspect(job, spec, device, log);
   await mountDevice(device, job.store);
   log.info(`mounted ${device.path} on '${job.store}'`);
@@ -96,7 +98,10 @@ function checkBound(job: Job, found: string): void {
 }
 
 const notInitialised = (job: Job, spec: string): ColdvaultError =>
-  new ColdvaultError('WRONG_DATASTORE', `the disk ${spec} holds no coldvault datastore; nothing was written to it (let the job initialise it: 'coldvault job edit ${job.id} --init-device')`);
+  new ColdvaultError(
+    'WRONG_DATASTORE',
+    `the disk ${spec} holds no coldvault datastore; nothing was written to it (let the job initialise it: 'coldvault job edit ${job.id} --init-device')`,
+  );
 
 async function bindDatastore(job: Job, spec: string, log: TaskLog, jobs?: JobStore): Promise<void> {
   const found = await checkIdentity(job.store, undefined);
@@ -114,9 +119,11 @@ async function bindDatastore(job: Job, spec: string, log: TaskLog, jobs?: JobSto
 function bind(job: Job, datastoreId: string, log: TaskLog, jobs?: JobStore): void {
   const bound = [...boundDatastores(job), datastoreId];
   const disks = deviceSpecs(job).length;
-  log.info(disks > 1
-    ? `job ${job.id} is now bound to datastore ${datastoreId} (disk ${bound.length} of ${disks}${bound.length === disks ? ': other disks will be refused' : ''})`
-    : `job ${job.id} is now bound to datastore ${datastoreId}: other disks will be refused`);
+  log.info(
+    disks > 1
+      ? `job ${job.id} is now bound to datastore ${datastoreId} (disk ${bound.length} of ${disks}${bound.length === disks ? ': other disks will be refused' : ''})`
+      : `job ${job.id} is now bound to datastore ${datastoreId}: other disks will be refused`,
+  );
   job.deviceDatastoreId = bound.join(',');
   jobs?.edit(job.id, { deviceDatastoreId: job.deviceDatastoreId });
 }

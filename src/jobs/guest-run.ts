@@ -13,7 +13,15 @@
  * A shutdown that times out fails this guest and leaves it running, unless the job says forceStop
  * (then: hard stop).
  */
-import { ColdvaultError, describeError, type GuestRunState, type HypervisorDriver, isColdvaultError, type ProgressListener, type TaskLog } from '../core/index.js';
+import {
+  ColdvaultError,
+  describeError,
+  type GuestRunState,
+  type HypervisorDriver,
+  isColdvaultError,
+  type ProgressListener,
+  type TaskLog,
+} from '../core/index.js';
 import type { Datastore, LockDir } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
@@ -65,7 +73,10 @@ class GuestRun {
   private locked = false;
   private readonly env: HookEnv;
 
-  constructor(private readonly ctx: GuestRunContext, private readonly vmid: string) {
+  constructor(
+    private readonly ctx: GuestRunContext,
+    private readonly vmid: string,
+  ) {
     this.env = { DUMPDIR: ctx.store.dir, VMTYPE: 'qemu' };
   }
 
@@ -80,9 +91,21 @@ class GuestRun {
       const status = await this.prepare();
       const readOff = status === 'running' || status === 'stopped'; // the disks are read with the guest off
       const result = await backupGuest({
-        store: ctx.store, catalog: ctx.catalog, pool: ctx.pool, guestsDir: ctx.guestsDir, storages: ctx.storages, allowDiskPaths: ctx.allowDiskPaths, guestId: vmid,
-        node: ctx.node, zstdLevel: ctx.zstdLevel, keep: ctx.job.keep, log: ctx.log, onProgress: ctx.onProgress, signal: ctx.signal,
-        lockWaitMs: ctx.job.lockWait * 60_000, statusLine: `status = ${status}`,
+        store: ctx.store,
+        catalog: ctx.catalog,
+        pool: ctx.pool,
+        guestsDir: ctx.guestsDir,
+        storages: ctx.storages,
+        allowDiskPaths: ctx.allowDiskPaths,
+        guestId: vmid,
+        node: ctx.node,
+        zstdLevel: ctx.zstdLevel,
+        keep: ctx.job.keep,
+        log: ctx.log,
+        onProgress: ctx.onProgress,
+        signal: ctx.signal,
+        lockWaitMs: ctx.job.lockWait * 60_000,
+        statusLine: `status = ${status}`,
         beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
         beforePublish: (log) => (readOff ? this.checkStillOff(log) : Promise.resolve()),
         afterArchive: async (_m, dir, log) => {

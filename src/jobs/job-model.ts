@@ -45,8 +45,30 @@ export interface Job {
 }
 
 const JOB_KEYS = new Set<string>([
-  'id', 'node', 'store', 'device', 'vmid', 'all', 'exclude', 'days', 'at', 'schedule', 'mode', 'mailto', 'mailNotification',
-  'keep', 'scriptBefore', 'scriptAfter', 'hook', 'stopTimeout', 'forceStop', 'lockWait', 'compress', 'enabled', 'initDevice', 'deviceDatastoreId',
+  'id',
+  'node',
+  'store',
+  'device',
+  'vmid',
+  'all',
+  'exclude',
+  'days',
+  'at',
+  'schedule',
+  'mode',
+  'mailto',
+  'mailNotification',
+  'keep',
+  'scriptBefore',
+  'scriptAfter',
+  'hook',
+  'stopTimeout',
+  'forceStop',
+  'lockWait',
+  'compress',
+  'enabled',
+  'initDevice',
+  'deviceDatastoreId',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -64,18 +86,34 @@ export function validateJob(input: Record<string, unknown>): Job {
   const store = str(input.store, 'store');
   if (!store) throw invalid(`job '${id}': a target store (folder) is required`);
   const job: Job = {
-    id, store, node: str(input.node, 'node'), device: str(input.device, 'device'),
-    vmid: idList(input.vmid, 'vmid'), all: bool(input.all, false), exclude: idList(input.exclude, 'exclude'),
-    days: dayList(input.days), at: time(input.at), schedule: str(input.schedule, 'schedule'), mode: mode(input.mode),
-    mailto: list(input.mailto), mailNotification: notification(input.mailNotification), keep: optInt(input.keep, 'keep', 1),
-    scriptBefore: str(input.scriptBefore, 'scriptBefore'), scriptAfter: str(input.scriptAfter, 'scriptAfter'), hook: str(input.hook, 'hook'),
-    stopTimeout: optInt(input.stopTimeout, 'stopTimeout', 1) ?? 600, forceStop: bool(input.forceStop, false),
-    lockWait: optInt(input.lockWait, 'lockWait', 0) ?? 180, compress: compress(input.compress), enabled: bool(input.enabled, true),
-    initDevice: bool(input.initDevice, false), deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
+    id,
+    store,
+    node: str(input.node, 'node'),
+    device: str(input.device, 'device'),
+    vmid: idList(input.vmid, 'vmid'),
+    all: bool(input.all, false),
+    exclude: idList(input.exclude, 'exclude'),
+    days: dayList(input.days),
+    at: time(input.at),
+    schedule: str(input.schedule, 'schedule'),
+    mode: mode(input.mode),
+    mailto: list(input.mailto),
+    mailNotification: notification(input.mailNotification),
+    keep: optInt(input.keep, 'keep', 1),
+    scriptBefore: str(input.scriptBefore, 'scriptBefore'),
+    scriptAfter: str(input.scriptAfter, 'scriptAfter'),
+    hook: str(input.hook, 'hook'),
+    stopTimeout: optInt(input.stopTimeout, 'stopTimeout', 1) ?? 600,
+    forceStop: bool(input.forceStop, false),
+    lockWait: optInt(input.lockWait, 'lockWait', 0) ?? 180,
+    compress: compress(input.compress),
+    enabled: bool(input.enabled, true),
+    initDevice: bool(input.initDevice, false),
+    deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
   };
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);
-  if (job.all === (job.vmid.length > 0)) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
+  if (job.all === job.vmid.length > 0) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
   if (!job.all && job.exclude.length > 0) throw invalid(`job '${id}': exclude only goes with all`);
   if (job.schedule) parseCron(job.schedule);
   for (const addr of job.mailto) if (!/^[^\s@]+@[^\s@]+$/.test(addr)) throw invalid(`job '${id}': '${addr}' is not a mail address`);
@@ -84,12 +122,18 @@ export function validateJob(input: Record<string, unknown>): Job {
 
 /** The job's external disks: one, or several that are rotated (`device` lists them separated by commas). */
 export function deviceSpecs(job: Pick<Job, 'device'>): string[] {
-  return (job.device ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  return (job.device ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
 }
 
 /** The datastores the job's disks are bound to so far, one per disk met (at most one per listed disk). */
 export function boundDatastores(job: Pick<Job, 'deviceDatastoreId'>): string[] {
-  return (job.deviceDatastoreId ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  return (job.deviceDatastoreId ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
 }
 
 function checkDeviceList(job: Job): void {

@@ -69,7 +69,15 @@ export class StopJournal {
 
   entries(): JournalEntry[] {
     const rows = this.db.prepare('SELECT vmid, task_id, pid, host, stopped_at, stopped, locked FROM journal ORDER BY stopped_at').all() as JournalRow[];
-    return rows.map((r) => ({ vmid: r.vmid, taskId: r.task_id, pid: r.pid, host: r.host, recordedAt: r.stopped_at, stopped: r.stopped === 1, locked: r.locked === 1 }));
+    return rows.map((r) => ({
+      vmid: r.vmid,
+      taskId: r.task_id,
+      pid: r.pid,
+      host: r.host,
+      recordedAt: r.stopped_at,
+      stopped: r.stopped === 1,
+      locked: r.locked === 1,
+    }));
   }
 
   /** Entries left by processes that died (on this host). */
@@ -119,17 +127,21 @@ export class StopJournal {
   }
 
   private mark(vmid: string, taskId: string, mark: Mark): void {
-    this.db.prepare(
-      `INSERT INTO journal (vmid, task_id, pid, host, stopped_at, stopped, locked) VALUES (?, ?, ?, ?, ?, ?, ?)
+    this.db
+      .prepare(
+        `INSERT INTO journal (vmid, task_id, pid, host, stopped_at, stopped, locked) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (vmid, task_id) DO UPDATE SET ${mark} = 1`,
-    ).run(vmid, taskId, process.pid, thisHost, new Date().toISOString(), mark === 'stopped' ? 1 : 0, mark === 'locked' ? 1 : 0);
+      )
+      .run(vmid, taskId, process.pid, thisHost, new Date().toISOString(), mark === 'stopped' ? 1 : 0, mark === 'locked' ? 1 : 0);
   }
 
   private unmark(vmid: string, taskId: string, mark: Mark): void {
-    this.db.transaction(() => {
-      this.db.prepare(`UPDATE journal SET ${mark} = 0 WHERE vmid = ? AND task_id = ?`).run(vmid, taskId);
-      this.db.prepare('DELETE FROM journal WHERE vmid = ? AND task_id = ? AND stopped = 0 AND locked = 0').run(vmid, taskId);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        this.db.prepare(`UPDATE journal SET ${mark} = 0 WHERE vmid = ? AND task_id = ?`).run(vmid, taskId);
+        this.db.prepare('DELETE FROM journal WHERE vmid = ? AND task_id = ? AND stopped = 0 AND locked = 0').run(vmid, taskId);
+      })
+      .immediate();
   }
 }
 

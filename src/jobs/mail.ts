@@ -75,14 +75,7 @@ export function escapeHtml(s: string): string {
 const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate'] as const;
 
 function rows(guests: GuestReport[]): string[][] {
-  return guests.map((g) => [
-    g.vmid,
-    oneLine(g.name),
-    g.status,
-    formatDuration(g.seconds),
-    formatBytes(g.bytes),
-    formatRate(g.bytes, g.seconds),
-  ]);
+  return guests.map((g) => [g.vmid, oneLine(g.name), g.status, formatDuration(g.seconds), formatBytes(g.bytes), formatRate(g.bytes, g.seconds)]);
 }
 
 function totalRow(guests: GuestReport[]): string[] {
@@ -127,8 +120,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
     '',
   ].join('\n');
 
-  const cells = (r: string[], tag: 'td' | 'th'): string =>
-    `<tr>${r.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
+  const cells = (r: string[], tag: 'td' | 'th'): string => `<tr>${r.map((c) => `<${tag}>${escapeHtml(c)}</${tag}>`).join('')}</tr>`;
   const html = [
     '<!DOCTYPE html>',
     `<html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head><body>`,
@@ -176,11 +168,9 @@ export async function sendMail(config: MailConfig, mail: OutgoingMail): Promise<
       html: mail.html,
     });
   } catch (err) {
-    throw new ColdvaultError(
-      'MAIL_FAILED',
-      `sending mail '${oneLine(mail.subject)}' via ${describeServer(config)} failed: ${mailFailure(config, err)}`,
-      { cause: err },
-    );
+    throw new ColdvaultError('MAIL_FAILED', `sending mail '${oneLine(mail.subject)}' via ${describeServer(config)} failed: ${mailFailure(config, err)}`, {
+      cause: err,
+    });
   } finally {
     transporter.close();
   }
@@ -208,6 +198,8 @@ function smtpOptions(config: MailConfig): SMTPTransport.Options {
 function mailFailure(config: MailConfig, err: unknown): string {
   const noStartTls = /STARTTLS/i.test(describeError(err)) && hasCredentials(config) && !config.secure;
   if (!noStartTls) return describeError(err);
-  return 'the server does not offer STARTTLS, and coldvault sends a password only over TLS ' +
-    '(enable STARTTLS on the server, use secure: true on port 465, or leave out user and pass for a relay that needs no login)';
+  return (
+    'the server does not offer STARTTLS, and coldvault sends a password only over TLS ' +
+    '(enable STARTTLS on the server, use secure: true on port 465, or leave out user and pass for a relay that needs no login)'
+  );
 }

@@ -78,10 +78,17 @@ export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: Task
 
 async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promise<GuestReport[]> {
   const vmids = selectGuests(job, env.guestsDir);
-  task.info(`Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`);
+  task.info(
+    `Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`,
+  );
   // guests an interrupted run left stopped: the ones of this job are backed up as they are (stopped)
   // and started afterwards; the others are started now. Backup locks it left are removed now.
-  const adopted = new Map(env.journal.orphans().filter((e) => e.stopped && vmids.includes(e.vmid)).map((e) => [e.vmid, e]));
+  const adopted = new Map(
+    env.journal
+      .orphans()
+      .filter((e) => e.stopped && vmids.includes(e.vmid))
+      .map((e) => [e.vmid, e]),
+  );
   await env.journal.recover(env.driver, task, new Set(adopted.keys()));
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
@@ -109,8 +116,15 @@ async function detachDevice(device: AttachedDevice | undefined, task: TaskHandle
   }
 }
 
-async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids: string[], adopted: Map<string, JournalEntry>, hookEnv: HookEnv,
-  device?: AttachedDevice): Promise<GuestReport[]> {
+async function runOnStore(
+  job: Job,
+  env: JobEnvironment,
+  task: TaskHandle,
+  vmids: string[],
+  adopted: Map<string, JournalEntry>,
+  hookEnv: HookEnv,
+  device?: AttachedDevice,
+): Promise<GuestReport[]> {
   const store = await openOrCreateStore(job.store, task);
   const catalog = await Catalog.open(store, { log: task });
   const pool = new WorkerPool();
@@ -126,10 +140,28 @@ async function runOnStore(job: Job, env: JobEnvironment, task: TaskHandle, vmids
         reports.push({ vmid, name: '', status: 'failed', seconds: 0, bytes: 0, error: skip });
         continue;
       }
-      const report = await runGuest({
-        job, taskId: task.id, store, catalog, pool, locks: new LockDir(join(env.stateDir, 'locks')), driver: env.driver, journal: env.journal, guestsDir: env.guestsDir,
-        storages: env.storages, allowDiskPaths: env.allowDiskPaths, node: env.node, zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel, log: task, onProgress: env.onProgress, signal: env.signal, adopted: adopted.get(vmid),
-      }, vmid);
+      const report = await runGuest(
+        {
+          job,
+          taskId: task.id,
+          store,
+          catalog,
+          pool,
+          locks: new LockDir(join(env.stateDir, 'locks')),
+          driver: env.driver,
+          journal: env.journal,
+          guestsDir: env.guestsDir,
+          storages: env.storages,
+          allowDiskPaths: env.allowDiskPaths,
+          node: env.node,
+          zstdLevel: job.compress === 'none' ? 0 : env.zstdLevel,
+          log: task,
+          onProgress: env.onProgress,
+          signal: env.signal,
+          adopted: adopted.get(vmid),
+        },
+        vmid,
+      );
       diskFailed ??= await checkDeviceAfter(device, report, task);
       reports.push(report);
     }
@@ -149,7 +181,11 @@ async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog): Promise<void
 /** The job's guests: its list, or every guest in the guests dir but the excluded ones. */
 export function selectGuests(job: Job, guestsDir: string): string[] {
   if (!job.all) return job.vmid;
-  const all = existsSync(guestsDir) ? readdirSync(guestsDir).filter((n) => /^[1-9]\d{2,8}\.conf$/.test(n)).map((n) => n.slice(0, -5)) : [];
+  const all = existsSync(guestsDir)
+    ? readdirSync(guestsDir)
+        .filter((n) => /^[1-9]\d{2,8}\.conf$/.test(n))
+        .map((n) => n.slice(0, -5))
+    : [];
   return all.filter((id) => !job.exclude.includes(id)).sort((a, b) => Number(a) - Number(b));
 }
 
@@ -168,7 +204,10 @@ async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: b
     return;
   }
   const from = env.mail.from ?? `coldvault@${env.node}`;
-  const log = env.tasks.lines(task.id).map((l) => `${l.level}: ${l.message}`).join('\n');
+  const log = env.tasks
+    .lines(task.id)
+    .map((l) => `${l.level}: ${l.message}`)
+    .join('\n');
   const mail = composeJobMail({ node: env.node, jobId: job.id, ok, guests, log, to: job.mailto, from });
   try {
     await sendMail(env.mail, { to: job.mailto, from, ...mail });
@@ -177,4 +216,3 @@ async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: b
     task.error(describeError(err));
   }
 }
-

@@ -84,7 +84,8 @@ export class Scheduler {
     }
     const late = now.getTime() - due.getTime() > 60_000;
     this.opts.log.info(`scheduler: starting job ${job.id} for ${due.toISOString()}${late ? ' (missed while the service was down)' : ''}`);
-    const run = this.opts.run(job, due)
+    const run = this.opts
+      .run(job, due)
       .catch((err: unknown) => this.opts.log.error(`scheduler: job ${job.id} failed to run - ${describeError(err)}`))
       .finally(() => this.running.delete(job.id));
     this.running.set(job.id, run);
@@ -116,6 +117,8 @@ export class Scheduler {
   }
 
   private remember(jobId: string, due: Date): void {
-    this.opts.db.prepare('INSERT INTO job_runs (job_id, last_scheduled) VALUES (?, ?) ON CONFLICT(job_id) DO UPDATE SET last_scheduled = excluded.last_scheduled').run(jobId, due.toISOString());
+    this.opts.db
+      .prepare('INSERT INTO job_runs (job_id, last_scheduled) VALUES (?, ?) ON CONFLICT(job_id) DO UPDATE SET last_scheduled = excluded.last_scheduled')
+      .run(jobId, due.toISOString());
   }
 }

@@ -35,13 +35,33 @@ export interface TaskInfo {
 }
 
 interface TaskRow {
-  id: string; type: string; job_id: string | null; node: string; status: TaskStatus; start: string; end: string | null;
-  pid: number; host: string; summary: string | null; result: string | null; started_by: string | null;
+  id: string;
+  type: string;
+  job_id: string | null;
+  node: string;
+  status: TaskStatus;
+  start: string;
+  end: string | null;
+  pid: number;
+  host: string;
+  summary: string | null;
+  result: string | null;
+  started_by: string | null;
 }
 
 const toInfo = (r: TaskRow): TaskInfo => ({
-  id: r.id, type: r.type, jobId: r.job_id, node: r.node, status: r.status, start: r.start, end: r.end, pid: r.pid, host: r.host,
-  summary: r.summary, result: r.result ? (JSON.parse(r.result) as unknown) : null, startedBy: r.started_by,
+  id: r.id,
+  type: r.type,
+  jobId: r.job_id,
+  node: r.node,
+  status: r.status,
+  start: r.start,
+  end: r.end,
+  pid: r.pid,
+  host: r.host,
+  summary: r.summary,
+  result: r.result ? (JSON.parse(r.result) as unknown) : null,
+  startedBy: r.started_by,
 });
 
 /** The command line's user: `root@cli` as root. */
@@ -54,14 +74,21 @@ export function cliUser(): string {
 }
 
 function newTaskId(type: string, now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${type}-${randomBytes(3).toString('hex')}`;
 }
 
 export class TaskStore {
   readonly dir: string;
 
-  constructor(private readonly db: StateDb, stateDir: string, private readonly keep = 500) {
+  constructor(
+    private readonly db: StateDb,
+    stateDir: string,
+    private readonly keep = 500,
+  ) {
     this.dir = join(stateDir, 'tasks');
     mkdirSync(this.dir, { recursive: true, mode: PRIVATE_DIR });
   }
@@ -71,7 +98,8 @@ export class TaskStore {
     this.rotate();
     const start = new Date();
     const id = newTaskId(type, start);
-    this.db.prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, summary, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    this.db
+      .prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, summary, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(id, type, opts.jobId ?? null, opts.node, 'running', start.toISOString(), process.pid, thisHost, opts.summary ?? null, opts.startedBy ?? cliUser());
     return new TaskHandle(this.db, id, join(this.dir, `${id}.log`));
   }
@@ -89,7 +117,12 @@ export class TaskStore {
 
   /** Log lines of a task from line `from` on (0-based). */
   lines(id: string, from = 0): Array<LogLine & { n: number }> {
-    const rows = this.db.prepare('SELECT n, time, level, message FROM task_lines WHERE task_id = ? AND n >= ? ORDER BY n').all(id, from) as Array<{ n: number; time: string; level: LogLevel; message: string }>;
+    const rows = this.db.prepare('SELECT n, time, level, message FROM task_lines WHERE task_id = ? AND n >= ? ORDER BY n').all(id, from) as Array<{
+      n: number;
+      time: string;
+      level: LogLevel;
+      message: string;
+    }>;
     return rows.map((r) => ({ n: r.n, time: new Date(r.time), level: r.level, message: r.message }));
   }
 
@@ -98,7 +131,10 @@ export class TaskStore {
     const running = this.db.prepare("SELECT * FROM tasks WHERE status = 'running'").all() as TaskRow[];
     for (const r of running) {
       if (holderAlive({ pid: r.pid, host: r.host })) continue;
-      this.db.prepare("UPDATE tasks SET status = 'failed', end = ?, summary = coalesce(summary, '') || ' (interrupted: process ' || pid || ' died)' WHERE id = ? AND status = 'running'")
+      this.db
+        .prepare(
+          "UPDATE tasks SET status = 'failed', end = ?, summary = coalesce(summary, '') || ' (interrupted: process ' || pid || ' died)' WHERE id = ? AND status = 'running'",
+        )
         .run(new Date().toISOString(), r.id);
     }
   }
@@ -110,7 +146,9 @@ export class TaskStore {
   }
 
   private rotate(): void {
-    const old = this.db.prepare("SELECT id FROM tasks WHERE status != 'running' ORDER BY start DESC, id DESC LIMIT -1 OFFSET ?").all(this.keep) as Array<{ id: string }>;
+    const old = this.db.prepare("SELECT id FROM tasks WHERE status != 'running' ORDER BY start DESC, id DESC LIMIT -1 OFFSET ?").all(this.keep) as Array<{
+      id: string;
+    }>;
     for (const { id } of old) {
       this.db.prepare('DELETE FROM task_lines WHERE task_id = ?').run(id);
       this.db.prepare('DELETE FROM tasks WHERE id = ?').run(id);
@@ -124,7 +162,11 @@ export class TaskHandle implements TaskLog {
   private n = 0;
   private readonly listeners = new Set<(line: LogLine) => void>();
 
-  constructor(private readonly db: StateDb, readonly id: string, readonly file: string) {}
+  constructor(
+    private readonly db: StateDb,
+    readonly id: string,
+    readonly file: string,
+  ) {}
 
   onLine(listener: (line: LogLine) => void): () => void {
     this.listeners.add(listener);
@@ -133,16 +175,26 @@ export class TaskHandle implements TaskLog {
 
   private emit(level: LogLevel, message: string): void {
     const line: LogLine = { time: new Date(), level, message };
-    this.db.prepare('INSERT INTO task_lines (task_id, n, time, level, message) VALUES (?, ?, ?, ?, ?)').run(this.id, this.n++, line.time.toISOString(), level, message);
+    this.db
+      .prepare('INSERT INTO task_lines (task_id, n, time, level, message) VALUES (?, ?, ?, ?, ?)')
+      .run(this.id, this.n++, line.time.toISOString(), level, message);
     appendFileSync(this.file, `${formatLogLine(line)}\n`, { mode: PRIVATE_FILE });
     for (const l of this.listeners) l(line);
   }
 
-  info(message: string): void { this.emit('INFO', message); }
-  warn(message: string): void { this.emit('WARN', message); }
-  error(message: string): void { this.emit('ERROR', message); }
+  info(message: string): void {
+    this.emit('INFO', message);
+  }
+  warn(message: string): void {
+    this.emit('WARN', message);
+  }
+  error(message: string): void {
+    this.emit('ERROR', message);
+  }
 
   finish(ok: boolean, result?: unknown): void {
-    this.db.prepare('UPDATE tasks SET status = ?, end = ?, result = ? WHERE id = ?').run(ok ? 'ok' : 'failed', new Date().toISOString(), result === undefined ? null : JSON.stringify(result), this.id);
+    this.db
+      .prepare('UPDATE tasks SET status = ?, end = ?, result = ? WHERE id = ?')
+      .run(ok ? 'ok' : 'failed', new Date().toISOString(), result === undefined ? null : JSON.stringify(result), this.id);
   }
 }

@@ -69,10 +69,12 @@ export async function backupDisk(path: string, size: number, ctx: BackupDiskCont
         tasks.check();
         if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
         const slot = once(() => window.release());
-        tasks.start(() => backupChunk({ file, path, size, reads }, i, digests, counters, ctx, slot).finally(() => {
-          slot();
-          ctx.onChunk?.(counters);
-        }));
+        tasks.start(() =>
+          backupChunk({ file, path, size, reads }, i, digests, counters, ctx, slot).finally(() => {
+            slot();
+            ctx.onChunk?.(counters);
+          }),
+        );
       }
       next = end;
     }
@@ -101,8 +103,14 @@ interface Source {
   reads: PQueue;
 }
 
-async function backupChunk(src: Source, i: number, digests: Array<Buffer | null>, counters: DiskCounters, ctx: BackupDiskContext,
-  releaseSlot: () => void): Promise<void> {
+async function backupChunk(
+  src: Source,
+  i: number,
+  digests: Array<Buffer | null>,
+  counters: DiskCounters,
+  ctx: BackupDiskContext,
+  releaseSlot: () => void,
+): Promise<void> {
   const length = chunkLength(src.size, i);
   const buf = ctx.buffers.take();
   try {
@@ -134,8 +142,15 @@ function once(f: () => void): () => void {
  * the chunk is encoded, so reading and hashing go on while earlier chunks wait for their fsync; the
  * blobs waiting to be written are bounded by `ctx.writeSlots`.
  */
-async function storeChunk(buf0: ArrayBuffer, length: number, i: number, digests: Array<Buffer | null>,
-  counters: DiskCounters, ctx: BackupDiskContext, releaseSlot: () => void): Promise<void> {
+async function storeChunk(
+  buf0: ArrayBuffer,
+  length: number,
+  i: number,
+  digests: Array<Buffer | null>,
+  counters: DiskCounters,
+  ctx: BackupDiskContext,
+  releaseSlot: () => void,
+): Promise<void> {
   let buf: ArrayBuffer | undefined = buf0;
   try {
     const hashed = await ctx.pool.digest(buf, length);
@@ -219,7 +234,10 @@ async function writeBlob(hex: string, out: ArrayBuffer, offset: number, blobLeng
 function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   promise.catch(() => undefined);
   return { promise, resolve, reject };
 }

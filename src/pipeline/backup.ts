@@ -6,8 +6,31 @@
  */
 import { join } from 'node:path';
 import PQueue from 'p-queue';
-import { createTaskLog, describeError, formatBytes, formatDuration, formatLogLine, formatRate, logAt, type LogLine, percent, type ProgressListener, type TaskLog } from '../core/index.js';
-import { encodeFixedIndex, encodeManifest, CHUNK_SIZE, INDEX_SUFFIX, MANIFEST_FILE, VERSION_CONFIG_FILE, VERSION_LOG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
+import {
+  createTaskLog,
+  describeError,
+  formatBytes,
+  formatDuration,
+  formatLogLine,
+  formatRate,
+  logAt,
+  type LogLine,
+  percent,
+  type ProgressListener,
+  type TaskLog,
+} from '../core/index.js';
+import {
+  encodeFixedIndex,
+  encodeManifest,
+  CHUNK_SIZE,
+  INDEX_SUFFIX,
+  MANIFEST_FILE,
+  VERSION_CONFIG_FILE,
+  VERSION_LOG_FILE,
+  DATASTORE_FORMAT,
+  type Manifest,
+  type ManifestDisk,
+} from '../format/index.js';
 import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
 import { archivedConfigText, guestName, readGuestConfig, resolveBackupDisk, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
@@ -70,7 +93,13 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     await req.store.checkpoint('backup:registered');
     await req.store.cleanupStale(req.guestId);
     const plan = await planBackup(req, vlog);
-    await checkBackupSpace(req.store, plan.disks.map((d) => ({ path: d.path, ...d.info })), req.pool, vlog, req.guestId);
+    await checkBackupSpace(
+      req.store,
+      plan.disks.map((d) => ({ path: d.path, ...d.info })),
+      req.pool,
+      vlog,
+      req.guestId,
+    );
     await req.beforeArchive?.(vlog);
     const version = await req.store.nextVersionNumber(req.guestId);
     staging = await req.store.createStaging(req.guestId);
@@ -84,7 +113,9 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     staging = undefined;
     await req.store.checkpoint('backup:published');
     req.catalog.recordVersion(manifest);
-    const pruned = req.keep ? await rotateGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog }) : [];
+    const pruned = req.keep
+      ? await rotateGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog })
+      : [];
     await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog);
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
@@ -100,7 +131,10 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   }
 }
 
-async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPath: string; configText: string; name: string; disks: PlannedDisk[]; excluded: Manifest['excluded'] }> {
+async function planBackup(
+  req: BackupRequest,
+  vlog: TaskLog,
+): Promise<{ configPath: string; configText: string; name: string; disks: PlannedDisk[]; excluded: Manifest['excluded'] }> {
   const { path: configPath, config } = await readGuestConfig(req.guestsDir, req.guestId);
   for (const warning of config.warnings) vlog.warn(warning); // unknown keys and sections, over-long lines
   const name = guestName(config);
@@ -116,16 +150,37 @@ async function planBackup(req: BackupRequest, vlog: TaskLog): Promise<{ configPa
   }
   for (const ex of excluded) vlog.info(`exclude disk '${ex.key}' '${ex.volume}' (${ex.reason})`);
   if (disks.length === 0) vlog.warn(`guest ${req.guestId} has no disk to back up; saving its configuration only`);
-  return { configPath, configText: archivedConfigText(config), name, disks, excluded: excluded.map((e) => ({ key: e.key, volume: e.volume, reason: e.reason })) };
+  return {
+    configPath,
+    configText: archivedConfigText(config),
+    name,
+    disks,
+    excluded: excluded.map((e) => ({ key: e.key, volume: e.volume, reason: e.reason })),
+  };
 }
 
-async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof planBackup>>, staging: Staging,
-  version: number, started: Date, vlog: TaskLog): Promise<Manifest> {
+async function writeVersion(
+  req: BackupRequest,
+  plan: Awaited<ReturnType<typeof planBackup>>,
+  staging: Staging,
+  version: number,
+  started: Date,
+  vlog: TaskLog,
+): Promise<Manifest> {
   vlog.info(`now save file '${plan.configPath}'`);
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
   const ctx = {
-    chunks: req.store.chunks, pool: req.pool, io: new PQueue({ concurrency: 6 }), buffers: new BufferPool(), blobBuffers: blobBufferPool(), writeSlots: new Window(8),
-    zstdLevel: req.zstdLevel, seen: new Map<string, Promise<void>>(), reused: new Set<string>(), signal: req.signal, beforeWrite: spaceGuard(req.store.dir),
+    chunks: req.store.chunks,
+    pool: req.pool,
+    io: new PQueue({ concurrency: 6 }),
+    buffers: new BufferPool(),
+    blobBuffers: blobBufferPool(),
+    writeSlots: new Window(8),
+    zstdLevel: req.zstdLevel,
+    seen: new Map<string, Promise<void>>(),
+    reused: new Set<string>(),
+    signal: req.signal,
+    beforeWrite: spaceGuard(req.store.dir),
   };
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
@@ -148,8 +203,18 @@ async function writeVersion(req: BackupRequest, plan: Awaited<ReturnType<typeof 
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
   const manifest: Manifest = {
-    format: DATASTORE_FORMAT, guestId: req.guestId, guestName: plan.name, version, time: started.toISOString(), node: req.node,
-    config: plan.configText, disks, excluded: plan.excluded, storedBytes: sum.storedBytes, newBytes: sum.newBytes, durationSeconds: seconds,
+    format: DATASTORE_FORMAT,
+    guestId: req.guestId,
+    guestName: plan.name,
+    version,
+    time: started.toISOString(),
+    node: req.node,
+    config: plan.configText,
+    disks,
+    excluded: plan.excluded,
+    storedBytes: sum.storedBytes,
+    newBytes: sum.newBytes,
+    durationSeconds: seconds,
   };
   await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
   return manifest;
@@ -159,8 +224,17 @@ async function writeIndex(staging: Staging, disk: PlannedDisk, result: BackupDis
   const index = `${disk.key}${INDEX_SUFFIX}`;
   await staging.writeFile(index, encodeFixedIndex({ chunkSize: CHUNK_SIZE, size: disk.info.size, digests: result.digests }));
   return {
-    key: disk.key, volume: disk.volume, storage: disk.storage, format: disk.format, size: disk.info.size, index,
-    sha256: result.sha256, chunkSize: CHUNK_SIZE, chunkCount: result.digests.length, zeroChunks: result.zeroChunks, zeroBytes: result.zeroBytes,
+    key: disk.key,
+    volume: disk.volume,
+    storage: disk.storage,
+    format: disk.format,
+    size: disk.info.size,
+    index,
+    sha256: result.sha256,
+    chunkSize: CHUNK_SIZE,
+    chunkCount: result.digests.length,
+    zeroChunks: result.zeroChunks,
+    zeroBytes: result.zeroBytes,
   };
 }
 
@@ -169,8 +243,10 @@ function addCounters(sum: DiskCounters, add: DiskCounters): void {
 }
 
 function logDisk(vlog: TaskLog, disk: PlannedDisk, r: BackupDiskResult): void {
-  vlog.info(`disk '${disk.key}': ${formatBytes(disk.info.size)}, zero ${formatBytes(r.zeroBytes)} (${percent(r.zeroBytes, disk.info.size)}%), ` +
-    `already in store ${formatBytes(r.dedupBytes)} (${percent(r.dedupBytes, disk.info.size)}%), new ${formatBytes(r.newBytes)} stored as ${formatBytes(r.storedBytes)}`);
+  vlog.info(
+    `disk '${disk.key}': ${formatBytes(disk.info.size)}, zero ${formatBytes(r.zeroBytes)} (${percent(r.zeroBytes, disk.info.size)}%), ` +
+      `already in store ${formatBytes(r.dedupBytes)} (${percent(r.dedupBytes, disk.info.size)}%), new ${formatBytes(r.newBytes)} stored as ${formatBytes(r.storedBytes)}`,
+  );
 }
 
 function logTotals(vlog: TaskLog, total: number, sum: DiskCounters, seconds: number): void {

@@ -47,7 +47,11 @@ export function textLikeChunk(seed = 1): Buffer {
 
 async function timed(seconds: number, step: () => Promise<number> | number): Promise<number> {
   const start = process.hrtime.bigint();
-  const bytes = await sumConcurrently(1, () => Number(process.hrtime.bigint() - start) / 1e9 < seconds, async () => step());
+  const bytes = await sumConcurrently(
+    1,
+    () => Number(process.hrtime.bigint() - start) / 1e9 < seconds,
+    async () => step(),
+  );
   return bytes / (Number(process.hrtime.bigint() - start) / 1e9) / MB;
 }
 
@@ -58,12 +62,14 @@ async function timed(seconds: number, step: () => Promise<number> | number): Pro
  */
 export async function sumConcurrently(lanes: number, more: () => boolean, run: () => Promise<number>): Promise<number> {
   let total = 0;
-  await Promise.all(Array.from({ length: lanes }, async () => {
-    while (more()) {
-      const n = await run();
-      total += n;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (more()) {
+        const n = await run();
+        total += n;
+      }
+    }),
+  );
   return total;
 }
 
@@ -111,8 +117,17 @@ export async function runBenchmark(pool: WorkerPool, opts: { seconds?: number; z
   const expectedBackupMBps = targetWriteMBps === undefined ? cpuBound : Math.min(cpuBound, targetWriteMBps * compressionRatio);
   const expectedIncompressibleMBps = targetWriteMBps === undefined ? sha256PoolMBps : Math.min(sha256PoolMBps, targetWriteMBps);
   return {
-    workers: pool.size, sha256SingleCoreMBps, sha256PoolMBps, zstdCompressMBps, zstdDecompressMBps: verifyMBps,
-    verifyMBps, targetWriteMBps, expectedBackupMBps, expectedIncompressibleMBps, zstdLevel: level, compressionRatio,
+    workers: pool.size,
+    sha256SingleCoreMBps,
+    sha256PoolMBps,
+    zstdCompressMBps,
+    zstdDecompressMBps: verifyMBps,
+    verifyMBps,
+    targetWriteMBps,
+    expectedBackupMBps,
+    expectedIncompressibleMBps,
+    zstdLevel: level,
+    compressionRatio,
   };
 }
 

@@ -22,13 +22,19 @@ export class DiskImageWriter {
   /** whether writes go through O_DIRECT (false after the filesystem refused it) */
   direct: boolean;
 
-  private constructor(private readonly path: string, private readonly buffered: FileHandle, private directHandle: FileHandle | undefined) {
+  private constructor(
+    private readonly path: string,
+    private readonly buffered: FileHandle,
+    private directHandle: FileHandle | undefined,
+  ) {
     this.direct = directHandle !== undefined;
   }
 
   /** Creates `path` (it must not exist) for writing, mode 0600 (a guest's private data); `direct: false` keeps to the page cache. */
   static async create(path: string, opts: { direct?: boolean } = {}): Promise<DiskImageWriter> {
-    const buffered = await open(path, 'wx', 0o600).catch((err: unknown) => { throw ioError(`creating '${path}'`, err); });
+    const buffered = await open(path, 'wx', 0o600).catch((err: unknown) => {
+      throw ioError(`creating '${path}'`, err);
+    });
     let directHandle: FileHandle | undefined;
     if (opts.direct !== false && loadNative() !== null) {
       directHandle = await open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
@@ -37,7 +43,9 @@ export class DiskImageWriter {
   }
 
   async truncate(size: number): Promise<void> {
-    await this.buffered.truncate(size).catch((err: unknown) => { throw ioError(`sizing '${this.path}' to ${size} bytes`, err); });
+    await this.buffered.truncate(size).catch((err: unknown) => {
+      throw ioError(`sizing '${this.path}' to ${size} bytes`, err);
+    });
   }
 
   async write(data: Uint8Array, position: number): Promise<void> {
@@ -52,7 +60,9 @@ export class DiskImageWriter {
         this.direct = false;
       }
     }
-    await writeAll(this.buffered, data, position).catch((err: unknown) => { throw ioError(`writing '${this.path}' at offset ${position}`, err); });
+    await writeAll(this.buffered, data, position).catch((err: unknown) => {
+      throw ioError(`writing '${this.path}' at offset ${position}`, err);
+    });
   }
 
   datasync(): Promise<void> {

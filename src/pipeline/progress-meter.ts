@@ -27,7 +27,9 @@ export class ProgressMeter {
     if (!force && now - this.lastEmit < 250) return;
     this.lastEmit = now;
     this.listener({
-      phase: this.phase, item: this.item, totalBytes: this.totalBytes,
+      phase: this.phase,
+      item: this.item,
+      totalBytes: this.totalBytes,
       readBytes: this.done.readBytes + current.readBytes,
       writtenBytes: this.done.storedBytes + current.storedBytes,
       zeroBytes: this.done.zeroBytes + current.zeroBytes,
@@ -38,8 +40,10 @@ export class ProgressMeter {
 
   completeItem(counters: MeterCounters): void {
     this.done = {
-      readBytes: this.done.readBytes + counters.readBytes, zeroBytes: this.done.zeroBytes + counters.zeroBytes,
-      dedupBytes: this.done.dedupBytes + counters.dedupBytes, storedBytes: this.done.storedBytes + counters.storedBytes,
+      readBytes: this.done.readBytes + counters.readBytes,
+      zeroBytes: this.done.zeroBytes + counters.zeroBytes,
+      dedupBytes: this.done.dedupBytes + counters.dedupBytes,
+      storedBytes: this.done.storedBytes + counters.storedBytes,
     };
     this.update({ readBytes: 0, zeroBytes: 0, dedupBytes: 0, storedBytes: 0 }, true);
   }

@@ -55,7 +55,9 @@ async function removeOne(req: PruneRequest, version: number): Promise<boolean> {
   await req.store.checkpoint('prune:remove');
   const result = await removeVersionUnlessRead(req.store, req.guestId, version, `prune of guest ${req.guestId}`);
   if (!result.removed) {
-    req.log.warn(`kept version ${version} of VM ${req.guestId}: it is being read by ${result.readers.map(describeHolder).join(', ')}; the next prune removes it`);
+    req.log.warn(
+      `kept version ${version} of VM ${req.guestId}: it is being read by ${result.readers.map(describeHolder).join(', ')}; the next prune removes it`,
+    );
     return false;
   }
   req.catalog.removeVersion(req.guestId, version);
@@ -87,6 +89,8 @@ export async function protectVersion(req: { store: Datastore; catalog: Catalog; 
 }
 
 function describeOptions(o: PruneOptions): string {
-  const parts = Object.entries(o).filter(([, v]) => (v ?? 0) > 0).map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=${v}`);
+  const parts = Object.entries(o)
+    .filter(([, v]) => (v ?? 0) > 0)
+    .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=${v}`);
   return parts.length > 0 ? parts.join(', ') : 'keep-all';
 }

@@ -88,18 +88,31 @@ class Flusher {
   private pending: Promise<void> | undefined;
   private failure: unknown;
 
-  constructor(private readonly file: DiskImageWriter, private readonly target: string) {}
+  constructor(
+    private readonly file: DiskImageWriter,
+    private readonly target: string,
+  ) {}
 
   wrote(bytes: number): void {
     this.since += bytes;
     if (this.since < FLUSH_EVERY || this.pending) return;
     this.since = 0;
-    this.pending = this.file.datasync().catch((err: unknown) => { this.failure = err; }).finally(() => { this.pending = undefined; });
+    this.pending = this.file
+      .datasync()
+      .catch((err: unknown) => {
+        this.failure = err;
+      })
+      .finally(() => {
+        this.pending = undefined;
+      });
   }
 
   async finish(): Promise<void> {
     await this.pending;
-    if (this.failure === undefined) await this.file.sync().catch((err: unknown) => { this.failure = err; });
+    if (this.failure === undefined)
+      await this.file.sync().catch((err: unknown) => {
+        this.failure = err;
+      });
     if (this.failure !== undefined) throw ioError(`syncing '${this.target}'`, this.failure);
   }
 }

@@ -10,10 +10,26 @@ import { rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
 import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
-import { ensureDir, filesystemSpace, fsyncDir, leaseVersion, tempNameFor, TEMP_MARK, writeFileDurable, type Datastore, type LockDir } from '../datastore/index.js';
+import {
+  ensureDir,
+  filesystemSpace,
+  fsyncDir,
+  leaseVersion,
+  tempNameFor,
+  TEMP_MARK,
+  writeFileDurable,
+  type Datastore,
+  type LockDir,
+} from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
-  allocateRestoreVolumes, checkRestoreTargets, guestConfigPath, parseGuestConfig, rewriteConfigForRestore, selectBackupDisks, type StorageMap,
+  allocateRestoreVolumes,
+  checkRestoreTargets,
+  guestConfigPath,
+  parseGuestConfig,
+  rewriteConfigForRestore,
+  selectBackupDisks,
+  type StorageMap,
 } from '../guests/index.js';
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
@@ -78,7 +94,11 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
     refuseTakenId(req, configPath);
     disks.push(...(await planDisks(req, manifest, configPath)));
     await checkRestoreSpace(disks, req.log);
-    const meter = new ProgressMeter('restore', disks.reduce((s, d) => s + d.size, 0), req.onProgress);
+    const meter = new ProgressMeter(
+      'restore',
+      disks.reduce((s, d) => s + d.size, 0),
+      req.onProgress,
+    );
     const io = new PQueue({ concurrency: 4 });
     const reader = new ChunkReader(req.store.chunks, req.pool, io);
     for (const disk of disks) {
@@ -86,12 +106,20 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
       await ensureDir(dirname(disk.path));
       meter.item = disk.key;
-      await restoreDisk(disk.index, disk.temp, { reader, window: req.pool.size * 2 + 2, io, signal: req.signal, onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }) });
+      await restoreDisk(disk.index, disk.temp, {
+        reader,
+        window: req.pool.size * 2 + 2,
+        io,
+        signal: req.signal,
+        onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }),
+      });
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
     const volumes = new Map(disks.map((d) => [d.key, d.volume]));
     const config = rewriteConfigForRestore(manifest.config, {
-      volumes, unique: req.unique ?? false, dropKeys: req.dropKeys?.keys,
+      volumes,
+      unique: req.unique ?? false,
+      dropKeys: req.dropKeys?.keys,
       onDropped: (keys) => req.log.warn(`left ${keys.map((k) => `'${k}:'`).join(', ')} out of the restored configuration: ${req.dropKeys?.why ?? ''}`),
     });
     req.log.info(`restore configuration to '${configPath}'`);
@@ -118,7 +146,10 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
 function refuseTakenId(req: RestoreRequest, configPath: string): void {
   if (!existsSync(configPath)) return;
   if (!req.force) {
-    throw new ColdvaultError('GUEST_ID_TAKEN', `guest ID ${req.newId} is already in use ('${configPath}' exists); choose another --new-id or use --force to overwrite it`);
+    throw new ColdvaultError(
+      'GUEST_ID_TAKEN',
+      `guest ID ${req.newId} is already in use ('${configPath}' exists); choose another --new-id or use --force to overwrite it`,
+    );
   }
   req.log.warn(`guest ${req.newId} exists; its configuration will be replaced (--force)`);
 }
@@ -126,8 +157,11 @@ function refuseTakenId(req: RestoreRequest, configPath: string): void {
 async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: string): Promise<DiskPlan[]> {
   const wanted = manifest.disks.map((d) => ({ key: d.key, format: d.format, storage: targetStorageFor(req, d.key, d.storage, d.volume) }));
   const allocated = allocateRestoreVolumes({
-    newId: req.newId, disks: wanted, storages: req.storages,
-    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.includes(TEMP_MARK)) : []), reusable: req.force ? volumesOf(configPath) : undefined,
+    newId: req.newId,
+    disks: wanted,
+    storages: req.storages,
+    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.includes(TEMP_MARK)) : []),
+    reusable: req.force ? volumesOf(configPath) : undefined,
   });
   await checkRestoreTargets(req.newId, allocated, req.storages);
   const plans: DiskPlan[] = [];
@@ -144,10 +178,16 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
 function targetStorageFor(req: RestoreRequest, key: string, storage: string | null, volume: string): string {
   const chosen = req.targetStorage ?? storage;
   if (!chosen) {
-    throw new ColdvaultError('USAGE', `disk '${key}' of guest ${req.guestId} was an absolute path ('${volume}'); choose where to restore it with --target-storage <id>`);
+    throw new ColdvaultError(
+      'USAGE',
+      `disk '${key}' of guest ${req.guestId} was an absolute path ('${volume}'); choose where to restore it with --target-storage <id>`,
+    );
   }
   if (!(chosen in req.storages)) {
-    throw new ColdvaultError('STORAGE_UNKNOWN', `storage '${chosen}' for disk '${key}' is not configured (known: ${Object.keys(req.storages).join(', ') || 'none'}); pass --storage ${chosen}=<dir>`);
+    throw new ColdvaultError(
+      'STORAGE_UNKNOWN',
+      `storage '${chosen}' for disk '${key}' is not configured (known: ${Object.keys(req.storages).join(', ') || 'none'}); pass --storage ${chosen}=<dir>`,
+    );
   }
   return chosen;
 }

@@ -29,7 +29,10 @@ export async function checkBackupSpace(store: Datastore, disks: SpaceDisk[], poo
   for (const disk of disks) needed += await newBytesOf(disk, store, pool);
   log.info(`space needed: ${formatBytes(needed)}, available: ${formatBytes(free)}`);
   if (free < needed + SPACE_RESERVE) {
-    throw new ColdvaultError('NO_SPACE', `not enough space in '${store.dir}' for the backup of guest ${guestId}: needs ${formatBytes(needed + SPACE_RESERVE)} (new data plus reserve), available ${formatBytes(free)}`);
+    throw new ColdvaultError(
+      'NO_SPACE',
+      `not enough space in '${store.dir}' for the backup of guest ${guestId}: needs ${formatBytes(needed + SPACE_RESERVE)} (new data plus reserve), available ${formatBytes(free)}`,
+    );
   }
 }
 

@@ -16,7 +16,17 @@
  */
 import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
-import { ColdvaultError, describeError, errnoCode, formatBytes, formatRate, isColdvaultError, logAt, type ProgressListener, type TaskLog } from '../core/index.js';
+import {
+  ColdvaultError,
+  describeError,
+  errnoCode,
+  formatBytes,
+  formatRate,
+  isColdvaultError,
+  logAt,
+  type ProgressListener,
+  type TaskLog,
+} from '../core/index.js';
 import { checkPrivate, privacyWarnings, type Datastore } from '../datastore/index.js';
 import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
@@ -124,8 +134,13 @@ export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
   const versions = targets.filter((t) => !gone.has(label(t))).map((t) => verdictOf(t, findings));
   for (const v of versions) recordResult(req, v);
   const result: VerifyResult = {
-    versions, skipped, chunks: uses.size, bytes, ok: versions.every((v) => v.ok),
-    badChunks: live.filter((b) => b.trouble !== 'unreadable'), unreadableChunks: live.filter((b) => b.trouble === 'unreadable'),
+    versions,
+    skipped,
+    chunks: uses.size,
+    bytes,
+    ok: versions.every((v) => v.ok),
+    badChunks: live.filter((b) => b.trouble !== 'unreadable'),
+    unreadableChunks: live.filter((b) => b.trouble === 'unreadable'),
   };
   logSummary(req.log, result, (Date.now() - started) / 1000);
   return result;
@@ -217,7 +232,10 @@ async function vanished(req: VerifyRequest, labels: string[]): Promise<Set<strin
   for (const name of new Set(labels)) {
     const slash = name.lastIndexOf('/');
     const dir = req.store.versionDir(name.slice(0, slash), Number(name.slice(slash + 1)));
-    const missing = await stat(dir).then(() => false, (err: unknown) => errnoCode(err) === 'ENOENT');
+    const missing = await stat(dir).then(
+      () => false,
+      (err: unknown) => errnoCode(err) === 'ENOENT',
+    );
     if (missing) gone.add(name);
   }
   return gone;
@@ -236,13 +254,16 @@ async function reportChunks(req: VerifyRequest, chunks: BadChunk[], findings: Fi
     const users = `used by ${bad.versions.join(', ')}`;
     if (bad.trouble === 'damaged') {
       bad.quarantined = await quarantine(req, bad.digest);
-      req.log.error(`chunk ${bad.digest} is damaged (${bad.error}); ${users}${bad.quarantined ? '; moved to quarantine, the next backup of this data writes it again' : ''}`);
+      req.log.error(
+        `chunk ${bad.digest} is damaged (${bad.error}); ${users}${bad.quarantined ? '; moved to quarantine, the next backup of this data writes it again' : ''}`,
+      );
     } else if (bad.trouble === 'missing') {
       req.log.error(`chunk ${bad.digest} is missing; ${users}`);
     } else {
       req.log.warn(`chunk ${bad.digest} is unreadable, not checked (${bad.error}); left in place; ${users}`);
     }
-    for (const v of bad.versions) findings.add(v, bad.trouble, `chunk ${bad.digest}: ${bad.trouble === 'unreadable' ? 'unreadable, not checked: ' : ''}${bad.error}`);
+    for (const v of bad.versions)
+      findings.add(v, bad.trouble, `chunk ${bad.digest}: ${bad.trouble === 'unreadable' ? 'unreadable, not checked: ' : ''}${bad.error}`);
   }
 }
 
@@ -261,7 +282,10 @@ function verdictOf(t: VersionRef, findings: Findings): VerifiedVersion {
 }
 
 function recordResult(req: VerifyRequest, v: VerifiedVersion): void {
-  if (v.state === 'failed' || v.state === 'incomplete') req.log.error(`version ${label(v)}: ${v.state === 'failed' ? 'FAILED' : 'not fully checked (incomplete)'}: ${v.errors.slice(0, 3).join('; ')}${v.errors.length > 3 ? ` (and ${v.errors.length - 3} more)` : ''}`);
+  if (v.state === 'failed' || v.state === 'incomplete')
+    req.log.error(
+      `version ${label(v)}: ${v.state === 'failed' ? 'FAILED' : 'not fully checked (incomplete)'}: ${v.errors.slice(0, 3).join('; ')}${v.errors.length > 3 ? ` (and ${v.errors.length - 3} more)` : ''}`,
+    );
   try {
     req.catalog.markVerified(v.guestId, v.version, v.state, v.errors.slice(0, 5).join('; ') || undefined);
   } catch {
@@ -272,9 +296,11 @@ function recordResult(req: VerifyRequest, v: VerifiedVersion): void {
 function logSummary(log: TaskLog, r: VerifyResult, seconds: number): void {
   const count = (state: VerifyVerdict): number => r.versions.filter((v) => v.state === state).length;
   const damaged = r.badChunks.filter((b) => b.trouble === 'damaged').length;
-  log.info(`verified ${r.chunks} chunks (${formatBytes(r.bytes)}) in ${seconds.toFixed(1)} s (${formatRate(r.bytes, seconds)}): `
-    + `${damaged} damaged, ${r.badChunks.length - damaged} missing, ${r.unreadableChunks.length} unreadable; `
-    + `${count('failed')} of ${r.versions.length} version(s) failed, ${count('incomplete')} not fully checked${r.skipped.length ? `, ${r.skipped.length} skipped (pruned meanwhile)` : ''}`);
+  log.info(
+    `verified ${r.chunks} chunks (${formatBytes(r.bytes)}) in ${seconds.toFixed(1)} s (${formatRate(r.bytes, seconds)}): ` +
+      `${damaged} damaged, ${r.badChunks.length - damaged} missing, ${r.unreadableChunks.length} unreadable; ` +
+      `${count('failed')} of ${r.versions.length} version(s) failed, ${count('incomplete')} not fully checked${r.skipped.length ? `, ${r.skipped.length} skipped (pruned meanwhile)` : ''}`,
+  );
   for (const line of verifyVerdict(r)) logAt(log, r.ok ? 'INFO' : 'ERROR', line);
 }
 
@@ -287,9 +313,11 @@ export function verifyVerdict(r: VerifyResult): string[] {
   if (failed > 0) lines.push(`verify FAILED: ${r.badChunks.length} bad chunk(s), ${failed} version(s) damaged`);
   const unchecked = r.versions.filter((v) => !v.fullyChecked).length;
   if (unchecked > 0) {
-    lines.push(`verify INCOMPLETE: ${r.unreadableChunks.length} chunk(s) could not be read (I/O errors), ${unchecked} version(s) not fully checked: `
-      + 'this is trouble with the disk or its connection (cable, port, hub, power), not damage to the backups; '
-      + 'the chunks were left in place: check the connection and the disk (dmesg), then run verify again');
+    lines.push(
+      `verify INCOMPLETE: ${r.unreadableChunks.length} chunk(s) could not be read (I/O errors), ${unchecked} version(s) not fully checked: ` +
+        'this is trouble with the disk or its connection (cable, port, hub, power), not damage to the backups; ' +
+        'the chunks were left in place: check the connection and the disk (dmesg), then run verify again',
+    );
   }
   return lines;
 }

@@ -75,7 +75,13 @@ export class WorkerPool {
    * Encodes buf[0, length) at zstd `level` (0 = raw) into `out` from byte `outOffset` on (the backup
    * aligns it for an O_DIRECT write); both buffers come back.
    */
-  async encode(buf: ArrayBuffer, length: number, level: number, out: ArrayBuffer, outOffset = 0): Promise<{ blobLength: number; buf: ArrayBuffer; out: ArrayBuffer }> {
+  async encode(
+    buf: ArrayBuffer,
+    length: number,
+    level: number,
+    out: ArrayBuffer,
+    outOffset = 0,
+  ): Promise<{ blobLength: number; buf: ArrayBuffer; out: ArrayBuffer }> {
     const r = await this.run({ id: this.nextId++, op: 'encode', buf, length, level, out, outOffset }, [buf, out]);
     const [backBuf, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];
     ok(r);
@@ -87,7 +93,13 @@ export class WorkerPool {
    * reader aligns both for O_DIRECT) and checks CRC, length and SHA-256 against `hex`; CHUNK_CORRUPT
    * otherwise. Both buffers come back (on failure they are dropped).
    */
-  async decode(src: { blob: ArrayBuffer; blobOffset: number; blobLength: number }, hex: string, length: number, out: ArrayBuffer, outOffset = 0): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }> {
+  async decode(
+    src: { blob: ArrayBuffer; blobOffset: number; blobLength: number },
+    hex: string,
+    length: number,
+    out: ArrayBuffer,
+    outOffset = 0,
+  ): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }> {
     const { blob, blobOffset, blobLength } = src;
     const r = await this.run({ id: this.nextId++, op: 'decode', blob, blobOffset, blobLength, hex, length, out, outOffset }, [blob, out]);
     const [backBlob, backOut] = r.buffers as [ArrayBuffer, ArrayBuffer];

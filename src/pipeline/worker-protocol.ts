@@ -20,8 +20,11 @@ export interface WorkerReply {
 
 export function requestBuffers(req: WorkerRequest): ArrayBuffer[] {
   switch (req.op) {
-    case 'digest': return [req.buf];
-    case 'encode': return [req.buf, req.out];
-    case 'decode': return [req.blob, req.out];
+    case 'digest':
+      return [req.buf];
+    case 'encode':
+      return [req.buf, req.out];
+    case 'decode':
+      return [req.blob, req.out];
   }
 }

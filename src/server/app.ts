@@ -30,8 +30,15 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain'); // JSON only: no body a cross-site form could send
   const runner = deps.runner ?? new TaskRunner(deps);
   const ctx: RouteContext = {
-    config: deps.config, state: deps.state, driver: deps.driver, clock, runner, startedAt: clock(), secure: Boolean(deps.config.tls),
-    tokens: new TokenStore(deps.state.db, clock), limiter: new LoginLimiter(clock, loginLimits(deps.config)),
+    config: deps.config,
+    state: deps.state,
+    driver: deps.driver,
+    clock,
+    runner,
+    startedAt: clock(),
+    secure: Boolean(deps.config.tls),
+    tokens: new TokenStore(deps.state.db, clock),
+    limiter: new LoginLimiter(clock, loginLimits(deps.config)),
     sessions: new SessionStore(deps.state.db, clock, sessionLifetime(deps.config)),
   };
   const routes = collectRoutes(app);
@@ -48,10 +55,14 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   if (!deps.runner) app.addHook('onClose', async () => runner.close());
   registerRoutes(app, ctx, streams);
   let openapi: Record<string, unknown> | undefined;
-  app.get('/api/v1/openapi.json', {
-    config: { access: { action: 'session' } },
-    schema: { summary: 'this document (OpenAPI 3.1)', tags: ['meta'], response: responses({ 200: Type.Any() }) },
-  }, async () => (openapi ??= openApiDocument(routes)));
+  app.get(
+    '/api/v1/openapi.json',
+    {
+      config: { access: { action: 'session' } },
+      schema: { summary: 'this document (OpenAPI 3.1)', tags: ['meta'], response: responses({ 200: Type.Any() }) },
+    },
+    async () => (openapi ??= openApiDocument(routes)),
+  );
   staticRoutes(app, deps.uiDir === undefined ? DEFAULT_UI_DIR : deps.uiDir);
   return app;
 }

@@ -38,25 +38,66 @@ export class ApiError extends Error {
 }
 
 const API_STATUS: Record<ApiErrorCode, number> = {
-  INVALID_REQUEST: 400, PATH_NOT_ALLOWED: 400, NOT_SUPPORTED: 400, UNAUTHORIZED: 401, LOGIN_FAILED: 401,
-  CSRF_CHECK_FAILED: 403, FORBIDDEN: 403, NOT_FOUND: 404, TASK_NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405,
-  NOT_ACCEPTABLE: 406, JOB_EXISTS: 409, PAYLOAD_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, RATE_LIMITED: 429, INTERNAL: 500,
+  INVALID_REQUEST: 400,
+  PATH_NOT_ALLOWED: 400,
+  NOT_SUPPORTED: 400,
+  UNAUTHORIZED: 401,
+  LOGIN_FAILED: 401,
+  CSRF_CHECK_FAILED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  TASK_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  NOT_ACCEPTABLE: 406,
+  JOB_EXISTS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
 };
 
 /** Engine codes that are the client's doing or a state conflict; every other code is a 500. */
 const ENGINE_STATUS: Partial<Record<ErrorCode, number>> = {
-  USAGE: 400, JOB_INVALID: 400, STORAGE_UNKNOWN: 400, DISK_UNSUPPORTED: 400, DISK_PATH_NOT_ALLOWED: 400, DISK_PATH_SPECIAL: 400,
-  GUEST_NOT_FOUND: 404, VERSION_NOT_FOUND: 404, JOB_NOT_FOUND: 404, NOT_A_DATASTORE: 404,
-  GUEST_ID_TAKEN: 409, JOB_RUNNING: 409, LOCKED: 409, DATASTORE_EXISTS: 409, FOLDER_NOT_EMPTY: 409,
-  DATASTORE_TOO_NEW: 409, DISK_MISSING: 409, ABORTED: 409, GUEST_CONFIG_MALFORMED: 422,
-  DEVICE_NOT_FOUND: 404, WRONG_DATASTORE: 409, DEVICE_MOUNT_FAILED: 409,
-  NO_SPACE: 507, HYPERVISOR: 502, START_FAILED: 502, MAIL_FAILED: 502, STOP_TIMEOUT: 504,
+  USAGE: 400,
+  JOB_INVALID: 400,
+  STORAGE_UNKNOWN: 400,
+  DISK_UNSUPPORTED: 400,
+  DISK_PATH_NOT_ALLOWED: 400,
+  DISK_PATH_SPECIAL: 400,
+  GUEST_NOT_FOUND: 404,
+  VERSION_NOT_FOUND: 404,
+  JOB_NOT_FOUND: 404,
+  NOT_A_DATASTORE: 404,
+  GUEST_ID_TAKEN: 409,
+  JOB_RUNNING: 409,
+  LOCKED: 409,
+  DATASTORE_EXISTS: 409,
+  FOLDER_NOT_EMPTY: 409,
+  DATASTORE_TOO_NEW: 409,
+  DISK_MISSING: 409,
+  ABORTED: 409,
+  GUEST_CONFIG_MALFORMED: 422,
+  DEVICE_NOT_FOUND: 404,
+  WRONG_DATASTORE: 409,
+  DEVICE_MOUNT_FAILED: 409,
+  NO_SPACE: 507,
+  HYPERVISOR: 502,
+  START_FAILED: 502,
+  MAIL_FAILED: 502,
+  STOP_TIMEOUT: 504,
 };
 
 /** Fastify's own errors (content type, body size, JSON syntax, 404 / 405) by status. */
 const FASTIFY_CODES: Record<number, ApiErrorCode> = {
-  400: 'INVALID_REQUEST', 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED',
-  406: 'NOT_ACCEPTABLE', 413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE', 429: 'RATE_LIMITED',
+  400: 'INVALID_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  406: 'NOT_ACCEPTABLE',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
 };
 
 export interface HttpError {
@@ -91,7 +132,10 @@ function validationMessage(fe: Partial<FastifyError>): string {
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const http = toHttpError(err);
   if (http.retryAfterSeconds !== undefined) void reply.header('retry-after', String(http.retryAfterSeconds));
-  return reply.code(http.status).type('application/json').send({ error: { code: http.code, message: http.message } });
+  return reply
+    .code(http.status)
+    .type('application/json')
+    .send({ error: { code: http.code, message: http.message } });
 }
 
 export function installErrorHandling(app: FastifyInstance): void {
@@ -100,6 +144,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (http.status >= 500) request.log.error({ err }, `${request.method} ${request.url} failed`);
     return sendError(reply, err);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new ApiError('NOT_FOUND', `${request.method} ${request.url.split('?')[0]}: no such route`)));
+  app.setNotFoundHandler((request, reply) => sendError(reply, new ApiError('NOT_FOUND', `${request.method} ${request.url.split('?')[0]}: no such route`)));
 }

@@ -26,21 +26,31 @@ export function isLoopback(host: string): boolean {
 /** Throws CONFIG_INVALID for plain HTTP beyond loopback unless allowInsecureListen is set. */
 export function checkListen(host: string, config: Pick<ServerConfig, 'tls' | 'allowInsecureListen'>): void {
   if (isLoopback(host) || config.tls || config.allowInsecureListen === true) return;
-  throw new ColdvaultError('CONFIG_INVALID', `refusing to listen on '${host}' without TLS: the admin password and API tokens would cross the network in the clear. `
-    + `Set "tls": {"cert": "/path/cert.pem", "key": "/path/key.pem"} in the config file, listen on 127.0.0.1 (behind an HTTPS proxy or an SSH tunnel), `
-    + `or set "allowInsecureListen": true if you really mean it`);
+  throw new ColdvaultError(
+    'CONFIG_INVALID',
+    `refusing to listen on '${host}' without TLS: the admin password and API tokens would cross the network in the clear. ` +
+      `Set "tls": {"cert": "/path/cert.pem", "key": "/path/key.pem"} in the config file, listen on 127.0.0.1 (behind an HTTPS proxy or an SSH tunnel), ` +
+      `or set "allowInsecureListen": true if you really mean it`,
+  );
 }
 
 export function readTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
   try {
     return { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
   } catch (err) {
-    throw new ColdvaultError('CONFIG_INVALID', `reading the TLS files (tls.cert '${tls.cert}', tls.key '${tls.key}') failed: ${(err as Error).message}`, { cause: err });
+    throw new ColdvaultError('CONFIG_INVALID', `reading the TLS files (tls.cert '${tls.cert}', tls.key '${tls.key}') failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
 /** Checks the address, listens, and returns the server's URL. */
-export async function startServer(app: FastifyInstance, host: string, port: number, config: Pick<ServerConfig, 'tls' | 'allowInsecureListen'>): Promise<string> {
+export async function startServer(
+  app: FastifyInstance,
+  host: string,
+  port: number,
+  config: Pick<ServerConfig, 'tls' | 'allowInsecureListen'>,
+): Promise<string> {
   checkListen(host, config);
   await app.listen({ host, port });
   const address = app.server.address();

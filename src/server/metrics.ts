@@ -15,8 +15,17 @@ import type { KnownStore } from './paths.js';
 import { withCatalog } from './stores.js';
 
 type Labels = Record<string, string>;
-interface Sample { labels: Labels; value: number; suffix?: string }
-interface Family { name: string; type: 'counter' | 'gauge' | 'summary'; help: string; samples: Sample[] }
+interface Sample {
+  labels: Labels;
+  value: number;
+  suffix?: string;
+}
+interface Family {
+  name: string;
+  type: 'counter' | 'gauge' | 'summary';
+  help: string;
+  samples: Sample[];
+}
 
 export async function collectMetrics(stores: KnownStore[], tasks: TaskInfo[]): Promise<string> {
   const families = familiesOf();
@@ -61,7 +70,10 @@ function addTasks(families: Record<string, Family>, tasks: TaskInfo[]): void {
   const finished = tasks.filter((t) => t.end !== null);
   for (const [type, list] of groupBy(finished, (t) => t.type)) {
     const seconds = list.map((t) => (Date.parse(t.end as string) - Date.parse(t.start)) / 1000);
-    families.duration!.samples.push({ labels: { type }, value: seconds.reduce((a, b) => a + b, 0), suffix: '_sum' }, { labels: { type }, value: list.length, suffix: '_count' });
+    families.duration!.samples.push(
+      { labels: { type }, value: seconds.reduce((a, b) => a + b, 0), suffix: '_sum' },
+      { labels: { type }, value: list.length, suffix: '_count' },
+    );
     families.lastDuration!.samples.push({ labels: { type }, value: seconds[0] as number });
   }
 }
@@ -79,7 +91,9 @@ function render(families: Family[]): string {
   for (const f of families) {
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
     for (const s of f.samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',');
+      const labels = Object.entries(s.labels)
+        .map(([k, v]) => `${k}="${escape(v)}"`)
+        .join(',');
       out.push(`${f.name}${s.suffix ?? ''}${labels ? `{${labels}}` : ''} ${Number.isFinite(s.value) ? s.value : 'NaN'}`);
     }
   }

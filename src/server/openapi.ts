@@ -32,7 +32,13 @@ interface RouteSchema {
   hide?: boolean;
 }
 
-interface Collected { method: string; url: string; schema: RouteSchema; isPublic: boolean; action?: Action }
+interface Collected {
+  method: string;
+  url: string;
+  schema: RouteSchema;
+  isPublic: boolean;
+  action?: Action;
+}
 
 /** Starts collecting routes; call before any route is added. */
 export function collectRoutes(app: FastifyInstance): Collected[] {
@@ -41,7 +47,8 @@ export function collectRoutes(app: FastifyInstance): Collected[] {
     const schema = route.schema as RouteSchema | undefined;
     if (!schema || schema.hide) return;
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD') routes.push({ method: method.toLowerCase(), url: route.url, schema, isPublic: Boolean(route.config?.public), action: route.config?.access?.action });
+      if (method !== 'HEAD')
+        routes.push({ method: method.toLowerCase(), url: route.url, schema, isPublic: Boolean(route.config?.public), action: route.config?.access?.action });
     }
   });
   return routes;
@@ -54,7 +61,12 @@ export function openApiDocument(routes: Collected[]): Record<string, unknown> {
   for (const r of routes) (paths[r.url.replace(/:([A-Za-z_]+)/g, '{$1}')] ??= {})[r.method] = operation(r);
   return {
     openapi: '3.1.0',
-    info: { title: 'coldvault API', version: VERSION, description: 'Backups of stopped VMs. Errors: {error: {code, message}}. State-changing requests with the session cookie need the header X-Requested-With: coldvault.' },
+    info: {
+      title: 'coldvault API',
+      version: VERSION,
+      description:
+        'Backups of stopped VMs. Errors: {error: {code, message}}. State-changing requests with the session cookie need the header X-Requested-With: coldvault.',
+    },
     components: {
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'an API token from `coldvault token create <name>`' },
@@ -67,11 +79,17 @@ export function openApiDocument(routes: Collected[]): Record<string, unknown> {
 }
 
 function operation(r: Collected): Record<string, unknown> {
-  const op: Record<string, unknown> = { operationId: `${r.method}${r.url.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c?: string) => (c ? c.toUpperCase() : ''))}`, summary: r.schema.summary, tags: r.schema.tags };
+  const op: Record<string, unknown> = {
+    operationId: `${r.method}${r.url.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c?: string) => (c ? c.toUpperCase() : ''))}`,
+    summary: r.schema.summary,
+    tags: r.schema.tags,
+  };
   const parameters = [...params(r.schema.params, 'path'), ...params(r.schema.querystring, 'query')];
   if (parameters.length > 0) op.parameters = parameters;
   if (r.schema.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.schema.body) } } };
-  op.responses = Object.fromEntries(Object.entries(r.schema.response ?? responses({})).map(([code, schema]) => [code.toUpperCase(), response(code, schema, r.schema.produces)]));
+  op.responses = Object.fromEntries(
+    Object.entries(r.schema.response ?? responses({})).map(([code, schema]) => [code.toUpperCase(), response(code, schema, r.schema.produces)]),
+  );
   if (r.isPublic) op.security = [];
   if (r.action) op['x-roles'] = [...RULES[r.action].roles];
   return op;
@@ -79,7 +97,12 @@ function operation(r: Collected): Record<string, unknown> {
 
 function params(schema: unknown, where: 'path' | 'query'): unknown[] {
   const s = plain(schema) as { properties?: Record<string, unknown>; required?: string[] };
-  return Object.entries(s.properties ?? {}).map(([name, p]) => ({ name, in: where, required: where === 'path' || (s.required ?? []).includes(name), schema: p }));
+  return Object.entries(s.properties ?? {}).map(([name, p]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (s.required ?? []).includes(name),
+    schema: p,
+  }));
 }
 
 function response(code: string, schema: unknown, produces: string[] = ['application/json']): Record<string, unknown> {

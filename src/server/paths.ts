@@ -37,7 +37,10 @@ export function resolveStore(value: string, config: ServerConfig, jobs: JobStore
   const dir = checkedAbsolute(value, 'store');
   const known = knownStores(config, jobs);
   if (known.some((s) => s.dir === dir)) return dir;
-  throw new ApiError('PATH_NOT_ALLOWED', `store '${value}' is neither a configured datastore (${known.map((s) => s.name).join(', ') || 'none'}) nor the store of a job`);
+  throw new ApiError(
+    'PATH_NOT_ALLOWED',
+    `store '${value}' is neither a configured datastore (${known.map((s) => s.name).join(', ') || 'none'}) nor the store of a job`,
+  );
 }
 
 /** A store as sent (name or folder) -> the name a grant is scoped by: the configured datastore's name

@@ -18,7 +18,12 @@ export interface RunningTask {
 }
 
 /** What a background task does with its log, a progress listener, the abort signal and a worker pool (made on first use). */
-export type TaskWork = (ctx: { task: TaskHandle; onProgress: ProgressListener; signal: AbortSignal; pool: () => WorkerPool }) => Promise<{ ok: boolean; result?: unknown }>;
+export type TaskWork = (ctx: {
+  task: TaskHandle;
+  onProgress: ProgressListener;
+  signal: AbortSignal;
+  pool: () => WorkerPool;
+}) => Promise<{ ok: boolean; result?: unknown }>;
 
 export interface Started<T> {
   taskId: string;
@@ -44,12 +49,34 @@ export class TaskRunner {
   async startJob(job: Job, startedBy: string): Promise<Started<JobResult>> {
     const { config, state, driver } = this.env;
     let entry: (RunningTask & { done: Promise<unknown> }) | undefined;
-    const done = runJob(job, {
-      node: job.node ?? config.node, stateDir: config.stateDir, guestsDir: config.guestsDir, storages: config.storages, allowDiskPaths: config.allowDiskPaths, zstdLevel: config.zstdLevel,
-      tasks: state.tasks, journal: state.journal, jobs: state.jobs, driver, mail: config.mail, signal: this.abort.signal, startedBy,
-      onProgress: (p) => { if (entry) entry.progress = p; },
-    }, (task) => { entry = this.track(task.id, 'backup', job.id); });
-    if (!entry) return done.then(() => { throw new Error(`job ${job.id} did not start a task`); });
+    const done = runJob(
+      job,
+      {
+        node: job.node ?? config.node,
+        stateDir: config.stateDir,
+        guestsDir: config.guestsDir,
+        storages: config.storages,
+        allowDiskPaths: config.allowDiskPaths,
+        zstdLevel: config.zstdLevel,
+        tasks: state.tasks,
+        journal: state.journal,
+        jobs: state.jobs,
+        driver,
+        mail: config.mail,
+        signal: this.abort.signal,
+        startedBy,
+        onProgress: (p) => {
+          if (entry) entry.progress = p;
+        },
+      },
+      (task) => {
+        entry = this.track(task.id, 'backup', job.id);
+      },
+    );
+    if (!entry)
+      return done.then(() => {
+        throw new Error(`job ${job.id} did not start a task`);
+      });
     const { taskId } = entry;
     entry.done = done.catch(() => undefined).finally(() => this.running.delete(taskId));
     return { taskId, done };
@@ -78,7 +105,14 @@ export class TaskRunner {
   private async execute(task: TaskHandle, entry: RunningTask, work: TaskWork): Promise<boolean> {
     let pool: WorkerPool | undefined;
     try {
-      const { ok, result } = await work({ task, pool: () => (pool ??= new WorkerPool()), signal: this.abort.signal, onProgress: (p) => { entry.progress = p; } });
+      const { ok, result } = await work({
+        task,
+        pool: () => (pool ??= new WorkerPool()),
+        signal: this.abort.signal,
+        onProgress: (p) => {
+          entry.progress = p;
+        },
+      });
       task.finish(ok, result);
       return ok;
     } catch (err) {

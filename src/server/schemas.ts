@@ -14,7 +14,11 @@ export const Vmid = Type.String({ pattern: '^[1-9][0-9]{2,8}$', description: 'a 
 export const JobId = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' });
 export const TaskId = Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' });
 const PathText = Type.String({ maxLength: 4096 });
-const StoreRef = Type.String({ minLength: 1, maxLength: 4096, description: 'a configured datastore name, or the folder of a configured datastore or of a job' });
+const StoreRef = Type.String({
+  minLength: 1,
+  maxLength: 4096,
+  description: 'a configured datastore name, or the folder of a configured datastore or of a job',
+});
 
 export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
 export const OkBody = Type.Object({ ok: Type.Boolean() });
@@ -66,57 +70,126 @@ export const Job = Type.Composite([
 export const JobParams = Type.Object({ id: JobId });
 
 export const Task = Type.Object({
-  id: Type.String(), type: Type.String(), jobId: Nullable(Type.String()), node: Type.String(), status: StringEnum(['running', 'ok', 'failed'] as const),
-  start: Type.String(), end: Nullable(Type.String()), pid: Type.Integer(), host: Type.String(), summary: Nullable(Type.String()), result: Type.Unknown(),
+  id: Type.String(),
+  type: Type.String(),
+  jobId: Nullable(Type.String()),
+  node: Type.String(),
+  status: StringEnum(['running', 'ok', 'failed'] as const),
+  start: Type.String(),
+  end: Nullable(Type.String()),
+  pid: Type.Integer(),
+  host: Type.String(),
+  summary: Nullable(Type.String()),
+  result: Type.Unknown(),
   startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
 });
 export const TaskParams = Type.Object({ id: TaskId });
 export const TaskListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }, { additionalProperties: false });
 export const LogQuery = Type.Object({ from: Type.Optional(Type.Integer({ minimum: 0, default: 0 })) }, { additionalProperties: false });
-export const LogLine = Type.Object({ n: Type.Integer(), time: Type.String(), level: StringEnum(['INFO', 'WARN', 'ERROR'] as const), message: Type.String(), text: Type.String() });
+export const LogLine = Type.Object({
+  n: Type.Integer(),
+  time: Type.String(),
+  level: StringEnum(['INFO', 'WARN', 'ERROR'] as const),
+  message: Type.String(),
+  text: Type.String(),
+});
 
 export const Progress = Type.Object({
-  phase: StringEnum(['backup', 'restore', 'verify'] as const), item: Type.String(), totalBytes: Type.Number(), readBytes: Type.Number(),
-  writtenBytes: Type.Number(), zeroBytes: Type.Number(), dedupBytes: Type.Number(), elapsedSeconds: Type.Number(),
+  phase: StringEnum(['backup', 'restore', 'verify'] as const),
+  item: Type.String(),
+  totalBytes: Type.Number(),
+  readBytes: Type.Number(),
+  writtenBytes: Type.Number(),
+  zeroBytes: Type.Number(),
+  dedupBytes: Type.Number(),
+  elapsedSeconds: Type.Number(),
 });
 export const DatastoreStatus = Type.Object({
-  name: Type.String(), dir: Type.String(), used: Type.Optional(Type.Number()), free: Type.Optional(Type.Number()), total: Type.Optional(Type.Number()),
-  versions: Type.Optional(Type.Integer()), logicalBytes: Type.Optional(Type.Number()), storedBytes: Type.Optional(Type.Number()), error: Type.Optional(Type.String()),
+  name: Type.String(),
+  dir: Type.String(),
+  used: Type.Optional(Type.Number()),
+  free: Type.Optional(Type.Number()),
+  total: Type.Optional(Type.Number()),
+  versions: Type.Optional(Type.Integer()),
+  logicalBytes: Type.Optional(Type.Number()),
+  storedBytes: Type.Optional(Type.Number()),
+  error: Type.Optional(Type.String()),
 });
 export const Status = Type.Object({
-  node: Type.String(), version: Type.String(), uptime: Type.Number({ description: 'seconds since the server started' }),
+  node: Type.String(),
+  version: Type.String(),
+  uptime: Type.Number({ description: 'seconds since the server started' }),
   running: Type.Array(Type.Object({ taskId: Type.String(), type: Type.String(), jobId: Nullable(Type.String()), progress: Nullable(Progress) })),
   datastores: Type.Array(DatastoreStatus),
 });
 
 export const Guest = Type.Object({
-  id: Type.String(), status: StringEnum(['running', 'stopped', 'paused', 'unknown'] as const), name: Type.String(), type: Type.Literal('qemu'),
+  id: Type.String(),
+  status: StringEnum(['running', 'stopped', 'paused', 'unknown'] as const),
+  name: Type.String(),
+  type: Type.Literal('qemu'),
   diskSize: Nullable(Type.Number({ description: 'bytes of the disks a backup reads; null when one is missing' })),
 });
 
 export const Version = Type.Object({
-  id: Type.String(), version: Type.Integer(), time: Type.String(), name: Type.String(), node: Type.String(),
-  disks: Type.Array(Type.Object({ key: Type.String(), volume: Type.String(), format: Type.String(), size: Type.Number(), sha256: Type.String(), zeroBytes: Type.Number() })),
-  verified: Type.Boolean(), verifyState: Type.String(), verifiedAt: Nullable(Type.String()), protected: Type.Boolean(),
-  logicalBytes: Type.Number(), zeroBytes: Type.Number(), newBytes: Type.Number(), storedBytes: Type.Number(), store: Type.String(),
+  id: Type.String(),
+  version: Type.Integer(),
+  time: Type.String(),
+  name: Type.String(),
+  node: Type.String(),
+  disks: Type.Array(
+    Type.Object({ key: Type.String(), volume: Type.String(), format: Type.String(), size: Type.Number(), sha256: Type.String(), zeroBytes: Type.Number() }),
+  ),
+  verified: Type.Boolean(),
+  verifyState: Type.String(),
+  verifiedAt: Nullable(Type.String()),
+  protected: Type.Boolean(),
+  logicalBytes: Type.Number(),
+  zeroBytes: Type.Number(),
+  newBytes: Type.Number(),
+  storedBytes: Type.Number(),
+  store: Type.String(),
 });
 export const BackupsQuery = Type.Object({ guest: Type.Optional(Vmid), store: Type.Optional(StoreRef) }, { additionalProperties: false });
 
-export const VerifyBody = Type.Object({ store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
+export const VerifyBody = Type.Object(
+  { store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })) },
+  { additionalProperties: false },
+);
 const Keep = Type.Optional(Type.Integer({ minimum: 0 }));
-export const PruneBody = Type.Object({
-  store: StoreRef, guest: Vmid, keepLast: Type.Integer({ minimum: 0 }), keepHourly: Keep, keepDaily: Keep, keepWeekly: Keep, keepMonthly: Keep,
-  keepYearly: Keep, dryRun: Type.Optional(Type.Boolean()),
-}, { additionalProperties: false });
+export const PruneBody = Type.Object(
+  {
+    store: StoreRef,
+    guest: Vmid,
+    keepLast: Type.Integer({ minimum: 0 }),
+    keepHourly: Keep,
+    keepDaily: Keep,
+    keepWeekly: Keep,
+    keepMonthly: Keep,
+    keepYearly: Keep,
+    dryRun: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 export const PruneResult = Type.Object({ removed: Type.Array(Type.Integer()), dryRun: Type.Boolean(), taskId: Type.String() });
-export const RestoreBody = Type.Object({
-  fromDevice: Type.Optional(PathText), fromPath: Type.Optional(StoreRef), id: Vmid, version: Type.Integer({ minimum: 1 }), newId: Vmid,
-  unique: Type.Optional(Type.Boolean()), force: Type.Optional(Type.Boolean()), targetStorage: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' })),
-}, { additionalProperties: false });
+export const RestoreBody = Type.Object(
+  {
+    fromDevice: Type.Optional(PathText),
+    fromPath: Type.Optional(StoreRef),
+    id: Vmid,
+    version: Type.Integer({ minimum: 1 }),
+    newId: Vmid,
+    unique: Type.Optional(Type.Boolean()),
+    force: Type.Optional(Type.Boolean()),
+    targetStorage: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' })),
+  },
+  { additionalProperties: false },
+);
 
 export const LoginBody = Type.Object({ password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
 export const Health = Type.Object({ ok: Type.Boolean(), version: Type.String() });
 export const WhoAmI = Type.Object({
-  name: Type.String({ description: '`token:<name>` or `admin@web`' }), role: StringEnum(ROLES),
+  name: Type.String({ description: '`token:<name>` or `admin@web`' }),
+  role: StringEnum(ROLES),
   store: Nullable(Type.String({ description: 'the one datastore of a `backup` token' })),
 });

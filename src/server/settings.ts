@@ -11,7 +11,8 @@ const HOUR = 3_600_000;
 
 function positive(value: unknown, key: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new ColdvaultError('CONFIG_INVALID', `config key ${key}: expected a number above 0, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw new ColdvaultError('CONFIG_INVALID', `config key ${key}: expected a number above 0, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -31,7 +32,8 @@ export function sessionLifetime(config: ServerConfig): SessionLifetime {
 export function loginLimits(config: ServerConfig): LoginLimits {
   const given = config.loginLimit ?? {};
   const unknown = Object.keys(given).filter((k) => !['perAddress', 'global', 'windowSeconds'].includes(k));
-  if (unknown.length > 0) throw new ColdvaultError('CONFIG_INVALID', `config key loginLimit: unknown key(s) ${unknown.join(', ')} (known: perAddress, global, windowSeconds)`);
+  if (unknown.length > 0)
+    throw new ColdvaultError('CONFIG_INVALID', `config key loginLimit: unknown key(s) ${unknown.join(', ')} (known: perAddress, global, windowSeconds)`);
   return {
     ...DEFAULT_LOGIN_LIMITS,
     perAddress: whole(given.perAddress, 'loginLimit.perAddress', DEFAULT_LOGIN_LIMITS.perAddress),
@@ -45,7 +47,10 @@ export function trustProxy(config: ServerConfig): boolean | string[] {
   const value: unknown = config.trustProxy ?? false;
   if (typeof value === 'boolean') return value;
   if (Array.isArray(value) && value.length > 0 && value.every(isAddressOrCidr)) return value as string[];
-  throw new ColdvaultError('CONFIG_INVALID', `config key trustProxy: expected false, true or a list of proxy addresses (e.g. ["127.0.0.1", "10.0.0.0/8"]), got ${JSON.stringify(value)}`);
+  throw new ColdvaultError(
+    'CONFIG_INVALID',
+    `config key trustProxy: expected false, true or a list of proxy addresses (e.g. ["127.0.0.1", "10.0.0.0/8"]), got ${JSON.stringify(value)}`,
+  );
 }
 
 function isAddressOrCidr(value: unknown): boolean {

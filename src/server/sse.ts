@@ -29,7 +29,11 @@ export class SseStreams {
   }
 }
 
-export async function streamTaskLog(request: FastifyRequest, reply: FastifyReply, opts: { tasks: TaskStore; streams: SseStreams; id: string; from: number }): Promise<void> {
+export async function streamTaskLog(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  opts: { tasks: TaskStore; streams: SseStreams; id: string; from: number },
+): Promise<void> {
   const lastId = Number(request.headers['last-event-id'] ?? NaN);
   let next = Number.isInteger(lastId) && lastId >= 0 ? lastId + 1 : opts.from;
   const control = opts.streams.add();

@@ -17,25 +17,40 @@ import { ApiError } from './errors.js';
 export const DEFAULT_UI_DIR = fileURLToPath(new URL('../server/ui/', import.meta.url));
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png',
-  '.ico': 'image/x-icon', '.woff2': 'font/woff2', '.txt': 'text/plain; charset=utf-8', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
 };
 const CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export function staticRoutes(app: FastifyInstance, uiDir: string | null): void {
   if (!uiDir || !existsSync(uiDir)) return;
   const root = realpathSync(uiDir);
-  app.get<{ Params: { '*': string } }>('/*', {
-    config: { public: true },
-    schema: { hide: true, params: Type.Object({ '*': Type.String() }) },
-  }, async (request, reply) => {
-    const rel = request.params['*'];
-    const file = /^(api|metrics)(\/|$)/.test(rel) ? undefined : await fileInside(root, rel || 'index.html');
-    if (!file) throw new ApiError('NOT_FOUND', `GET /${rel}: no such file or route`);
-    return reply.header('content-security-policy', CSP).header('cache-control', 'no-cache')
-      .type(TYPES[extname(file)] ?? 'application/octet-stream').send(createReadStream(file));
-  });
+  app.get<{ Params: { '*': string } }>(
+    '/*',
+    {
+      config: { public: true },
+      schema: { hide: true, params: Type.Object({ '*': Type.String() }) },
+    },
+    async (request, reply) => {
+      const rel = request.params['*'];
+      const file = /^(api|metrics)(\/|$)/.test(rel) ? undefined : await fileInside(root, rel || 'index.html');
+      if (!file) throw new ApiError('NOT_FOUND', `GET /${rel}: no such file or route`);
+      return reply
+        .header('content-security-policy', CSP)
+        .header('cache-control', 'no-cache')
+        .type(TYPES[extname(file)] ?? 'application/octet-stream')
+        .send(createReadStream(file));
+    },
+  );
 }
 
 async function fileInside(root: string, rel: string): Promise<string | undefined> {

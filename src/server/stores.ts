@@ -30,9 +30,20 @@ export async function storeStatus(s: KnownStore): Promise<Record<string, unknown
 /** A version as `coldvault list --json` prints it, plus the store's folder. */
 export function versionJson(v: CatalogVersion, store: string): Record<string, unknown> {
   return {
-    id: v.guestId, version: v.version, time: v.time, name: v.name, node: v.node,
+    id: v.guestId,
+    version: v.version,
+    time: v.time,
+    name: v.name,
+    node: v.node,
     disks: v.disks.map((d) => ({ key: d.key, volume: d.volume, format: d.format, size: d.size, sha256: d.sha256, zeroBytes: d.zeroBytes })),
-    verified: v.verifyState === 'ok', verifyState: v.verifyState, verifiedAt: v.verifiedAt, protected: v.protected,
-    logicalBytes: v.logicalBytes, zeroBytes: v.zeroBytes, newBytes: v.newBytes, storedBytes: v.storedBytes, store,
+    verified: v.verifyState === 'ok',
+    verifyState: v.verifyState,
+    verifiedAt: v.verifiedAt,
+    protected: v.protected,
+    logicalBytes: v.logicalBytes,
+    zeroBytes: v.zeroBytes,
+    newBytes: v.newBytes,
+    storedBytes: v.storedBytes,
+    store,
   };
 }

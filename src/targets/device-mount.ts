@@ -75,7 +75,9 @@ async function mountNow(d: BlockDevice, mountpoint: string, readOnly: boolean): 
   if (!readOnly) await checkWritable(d.path);
   const release = readOnly ? await holdReadOnly(d.path) : () => Promise.resolve();
   try {
-    await mountWith(d, driver, mountpoint, readOnly).catch((err: unknown) => { throw fail(oneLine(stderrOf(err)), err); });
+    await mountWith(d, driver, mountpoint, readOnly).catch((err: unknown) => {
+      throw fail(oneLine(stderrOf(err)), err);
+    });
   } catch (err) {
     await release();
     throw err;
@@ -103,16 +105,29 @@ async function missingFlags(mountpoint: string, readOnly: boolean): Promise<stri
   return [...SAFETY_FLAGS, ...(readOnly ? ['ro'] : [])].filter((f) => !options.includes(f));
 }
 
-const oneLine = (text: string): string => text.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+const oneLine = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
 
 /** Mounts `device` read-only in a fresh private temp dir, runs `fn` on it, always unmounts and removes the dir. */
 export function withReadOnlyMount<T>(device: BlockDevice, fn: (dir: string) => Promise<T>): Promise<T> {
-  return inPrivateDir((dir) => mountDevice(device, dir, { readOnly: true }), (dir) => unmountDevice(dir), fn);
+  return inPrivateDir(
+    (dir) => mountDevice(device, dir, { readOnly: true }),
+    (dir) => unmountDevice(dir),
+    fn,
+  );
 }
 
 /** The datastore id on the disk, looked at as withReadOnlyMount does, from inside a mount already in turn. */
 function datastoreIdOn(d: BlockDevice): Promise<string | null> {
-  return inPrivateDir((dir) => mountNow(d, dir, true), (dir) => unmountNow(dir, 5), readDatastoreId);
+  return inPrivateDir(
+    (dir) => mountNow(d, dir, true),
+    (dir) => unmountNow(dir, 5),
+    readDatastoreId,
+  );
 }
 
 async function inPrivateDir<T>(mount: (dir: string) => Promise<void>, unmount: (dir: string) => Promise<void>, fn: (dir: string) => Promise<T>): Promise<T> {

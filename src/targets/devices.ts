@@ -40,8 +40,15 @@ export function selectCandidates(devices: BlockDevice[], all: boolean): BlockDev
 }
 
 const candidate = (d: BlockDevice): CandidateDevice => ({
-  path: d.path, size: d.size, fstype: d.fstype, label: d.label, uuid: d.uuid,
-  model: d.model, serial: d.serial, type: d.type, transport: d.transport,
+  path: d.path,
+  size: d.size,
+  fstype: d.fstype,
+  label: d.label,
+  uuid: d.uuid,
+  model: d.model,
+  serial: d.serial,
+  type: d.type,
+  transport: d.transport,
 });
 
 async function candidates(opts: ListDevicesOptions): Promise<BlockDevice[]> {

@@ -32,10 +32,16 @@ export async function checkIdentity(mountpoint: string, expected: string | undef
   if (found === null) {
     const others = (await readdir(mountpoint)).filter((n) => !IGNORABLE_ENTRIES.has(n));
     if (others.length === 0) return 'empty';
-    throw new ColdvaultError('NOT_A_DATASTORE', `the device mounted on '${mountpoint}' holds no coldvault datastore but other files (${others.slice(0, 3).join(', ')})`);
+    throw new ColdvaultError(
+      'NOT_A_DATASTORE',
+      `the device mounted on '${mountpoint}' holds no coldvault datastore but other files (${others.slice(0, 3).join(', ')})`,
+    );
   }
   if (expected !== undefined && found !== expected) {
-    throw new ColdvaultError('WRONG_DATASTORE', `the device mounted on '${mountpoint}' holds datastore ${found}, not the expected datastore ${expected}; nothing was written to it`);
+    throw new ColdvaultError(
+      'WRONG_DATASTORE',
+      `the device mounted on '${mountpoint}' holds datastore ${found}, not the expected datastore ${expected}; nothing was written to it`,
+    );
   }
   return found;
 }

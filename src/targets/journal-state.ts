@@ -28,6 +28,8 @@ export async function journalNeedsReplay(device: Pick<BlockDevice, 'path' | 'fst
 /** A warning for a restore's log when the disk's journal was not replayed, else undefined. */
 export async function unreplayedJournalWarning(device: Pick<BlockDevice, 'path' | 'fstype'>): Promise<string | undefined> {
   if (!(await journalNeedsReplay(device).catch(() => undefined))) return undefined;
-  return `${device.path} was not cleanly unmounted: its journal holds changes that this read-only mount does not replay, so the disk stays as it is ` +
-    'but the newest backups on it may be missing or unreadable; if so, let a backup job mount it read-write once (that replays the journal) and restore again';
+  return (
+    `${device.path} was not cleanly unmounted: its journal holds changes that this read-only mount does not replay, so the disk stays as it is ` +
+    'but the newest backups on it may be missing or unreadable; if so, let a backup job mount it read-write once (that replays the journal) and restore again'
+  );
 }

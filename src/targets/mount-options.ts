@@ -26,9 +26,13 @@ const PRIVATE_FILES = ['uid=0', 'gid=0', 'dmask=0077', 'fmask=0177'];
 /** The driver for a filesystem type as blkid names it; throws (plain Error, the caller wraps it) when unsupported. */
 export async function mountDriver(fstype: string | null): Promise<MountDriver> {
   switch (fstype) {
-    case 'ext2': case 'ext3': case 'ext4': case 'xfs':
+    case 'ext2':
+    case 'ext3':
+    case 'ext4':
+    case 'xfs':
       return fstype;
-    case 'ntfs': case 'ntfs3':
+    case 'ntfs':
+    case 'ntfs3':
       return 'ntfs-3g';
     case 'exfat':
       return (await kernelHasExfat()) ? 'exfat' : 'exfat-fuse';

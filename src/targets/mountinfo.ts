@@ -23,8 +23,11 @@ export function parseMountinfo(text: string): MountEntry[] {
     const right = line.slice(sep + 3).split(' ');
     if (left.length < 6 || right.length < 2) continue;
     entries.push({
-      mountpoint: unescape(left[4]!), fstype: right[0]!, source: unescape(right[1]!),
-      options: left[5]!.split(','), superOptions: (right[2] ?? '').split(',').filter(Boolean),
+      mountpoint: unescape(left[4]!),
+      fstype: right[0]!,
+      source: unescape(right[1]!),
+      options: left[5]!.split(','),
+      superOptions: (right[2] ?? '').split(',').filter(Boolean),
     });
   }
   return entries;

@@ -17,7 +17,11 @@ import { errnoCode } from '../core/index.js';
 import { readDatastoreId } from './identity.js';
 import { mountAt } from './mountinfo.js';
 
-interface LockHolder { pid: number; host: string; purpose?: string }
+interface LockHolder {
+  pid: number;
+  host: string;
+  purpose?: string;
+}
 
 /** Why the disk may not be mounted on `dir`, or undefined. `diskDatastoreId` looks at the disk (only when needed). */
 export async function mountpointProblem(dir: string, diskDatastoreId: () => Promise<string | null>): Promise<string | undefined> {

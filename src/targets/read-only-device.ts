@@ -40,6 +40,9 @@ export async function holdReadOnly(devicePath: string): Promise<() => Promise<vo
 /** Refuses a read-write mount of a read-only device (mount(8) would quietly mount it read-only). */
 export async function checkWritable(devicePath: string): Promise<void> {
   if (!(await isDeviceReadOnly(devicePath))) return;
-  throw new ColdvaultError('DEVICE_MOUNT_FAILED', `mounting ${devicePath} read-write failed: the device is read-only (a write-protect switch, ` +
-    `'blockdev --setro', or a coldvault restore or probe killed while it had the disk mounted read-only); 'blockdev --setrw ${devicePath}' makes it writable`);
+  throw new ColdvaultError(
+    'DEVICE_MOUNT_FAILED',
+    `mounting ${devicePath} read-write failed: the device is read-only (a write-protect switch, ` +
+      `'blockdev --setro', or a coldvault restore or probe killed while it had the disk mounted read-only); 'blockdev --setrw ${devicePath}' makes it writable`,
+  );
 }

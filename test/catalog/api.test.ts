@@ -34,12 +34,16 @@ describe('Catalog rows', () => {
 
   it('lists by numeric guest id then version, filters by guest, and answers latestVersion', async () => {
     const catalog = await emptyCatalog();
-    for (const [guest, version] of [['1000', 2], ['99999', 1], ['101', 10], ['101', 9], ['200', 1]] as const) {
+    for (const [guest, version] of [
+      ['1000', 2],
+      ['99999', 1],
+      ['101', 10],
+      ['101', 9],
+      ['200', 1],
+    ] as const) {
       catalog.recordVersion(makeManifest(guest, version));
     }
-    expect(catalog.listVersions().map((v) => `${v.guestId}/${v.version}`)).toEqual([
-      '101/9', '101/10', '200/1', '1000/2', '99999/1',
-    ]);
+    expect(catalog.listVersions().map((v) => `${v.guestId}/${v.version}`)).toEqual(['101/9', '101/10', '200/1', '1000/2', '99999/1']);
     expect(catalog.listVersions('101').map((v) => v.version)).toEqual([9, 10]);
     expect(catalog.listVersions('555')).toEqual([]);
     expect(catalog.latestVersion('101')).toBe(10);
@@ -81,7 +85,12 @@ describe('Catalog rows', () => {
     await seed(dir);
     await protect(dir, '101', 1);
     const catalog = await Catalog.open(new ProtectingReader(dir));
-    expect(catalog.listVersions().filter((v) => v.protected).map((v) => `${v.guestId}/${v.version}`)).toEqual(['101/1']);
+    expect(
+      catalog
+        .listVersions()
+        .filter((v) => v.protected)
+        .map((v) => `${v.guestId}/${v.version}`),
+    ).toEqual(['101/1']);
     await publish(dir, makeManifest('300', 1));
     await protect(dir, '300', 1);
     expect(await catalog.reconcile()).toMatchObject({ added: 1, removed: 0 });

@@ -25,7 +25,7 @@ function holdWriteLock(file: string, ms: number): Promise<{ done: Promise<number
 }
 
 describe('two Catalog instances on one file', () => {
-  it('see each other\'s writes', async () => {
+  it("see each other's writes", async () => {
     const dir = await tempDir();
     await seed(dir);
     const a = await Catalog.open(new FileReader(dir));
@@ -59,7 +59,7 @@ describe('two Catalog instances on one file', () => {
     b.close();
   });
 
-  it('waits for another process\'s write lock (busy_timeout) instead of failing', async () => {
+  it("waits for another process's write lock (busy_timeout) instead of failing", async () => {
     const dir = await tempDir();
     const catalog = await Catalog.open(new FileReader(dir));
     const other = await holdWriteLock(join(dir, 'catalog.sqlite'), 400);

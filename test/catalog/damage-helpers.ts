@@ -29,7 +29,7 @@ function garbage(length: number): Buffer {
 /** A valid SQLite file of something else (no user_version, other tables). */
 function foreign(file: string): void {
   rmSync(file);
-  sql(file, 'CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes (text) VALUES (\'not a catalog\')');
+  sql(file, "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes (text) VALUES ('not a catalog')");
 }
 
 function sql(file: string, statements: string): void {
@@ -58,7 +58,7 @@ export function sqliteHealth(file: string): string {
     const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all();
     const names = tables.map((t) => t.name).join(',');
     if (rows[0]?.quick_check !== 'ok') return rows[0]?.quick_check ?? 'no answer';
-    return names === 'disks,versions' && db.pragma('table_info(disks)', { simple: false }).length > 1 ? 'ok' : `tables ${names}`;
+    return names === 'disks,versions' && (db.pragma('table_info(disks)', { simple: false }) as unknown[]).length > 1 ? 'ok' : `tables ${names}`;
   } catch (err) {
     return (err as Error).message;
   } finally {
@@ -68,7 +68,9 @@ export function sqliteHealth(file: string): string {
 
 /** The names of the moved-aside files next to `file`. */
 export function asideFiles(file: string): string[] {
-  return readdirSync(dirname(file)).filter((n) => n.startsWith(`${basename(file)}.damaged-`)).sort();
+  return readdirSync(dirname(file))
+    .filter((n) => n.startsWith(`${basename(file)}.damaged-`))
+    .sort();
 }
 
 export interface LockHolder {

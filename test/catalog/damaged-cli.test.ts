@@ -120,22 +120,30 @@ describe('restore --device from a read-only disk whose catalog is damaged (loop 
     const flags = ['--store', mountpoint, '--device', disk.path, '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`];
     const restored = await okJson<{ volumes: Record<string, string> }>(['restore', '101', '--version', '3', '--new-id', '301', ...flags]);
     expect(sha256(volumePath(lab, restored.volumes.scsi0 as string))).toBe(shas.get('101/3'));
-    await loops.byHand(disk, (dir) => {
-      expect(readFileSync(join(dir, 'catalog.sqlite'))).toEqual(damaged);
-      expect(asideFiles(join(dir, 'catalog.sqlite'))).toEqual([]);
-    }, true);
+    await loops.byHand(
+      disk,
+      (dir) => {
+        expect(readFileSync(join(dir, 'catalog.sqlite'))).toEqual(damaged);
+        expect(asideFiles(join(dir, 'catalog.sqlite'))).toEqual([]);
+      },
+      true,
+    );
   });
 
   it('list on a datastore mounted read-only by hand works from a catalog rebuilt in memory', async () => {
     const disk = loops.all[0];
     if (!disk) throw new Error('the restore test made the disk');
-    await loops.byHand(disk, async (dir) => {
-      const r = await cli(['list', '--store', dir, '--json']);
-      expect(r.code, r.stderr).toBe(0);
-      expect((JSON.parse(r.stdout) as ListEntry[]).map((v) => v.version)).toEqual([1, 2, 3]);
-      expect(r.stderr).toMatch(/is damaged: .*the datastore is read-only, so this command uses a catalog rebuilt in memory/);
-      expect(existsSync(join(dir, 'catalog.sqlite'))).toBe(true);
-      expect(asideFiles(join(dir, 'catalog.sqlite'))).toEqual([]);
-    }, true);
+    await loops.byHand(
+      disk,
+      async (dir) => {
+        const r = await cli(['list', '--store', dir, '--json']);
+        expect(r.code, r.stderr).toBe(0);
+        expect((JSON.parse(r.stdout) as ListEntry[]).map((v) => v.version)).toEqual([1, 2, 3]);
+        expect(r.stderr).toMatch(/is damaged: .*the datastore is read-only, so this command uses a catalog rebuilt in memory/);
+        expect(existsSync(join(dir, 'catalog.sqlite'))).toBe(true);
+        expect(asideFiles(join(dir, 'catalog.sqlite'))).toEqual([]);
+      },
+      true,
+    );
   });
 });

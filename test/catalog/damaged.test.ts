@@ -85,7 +85,10 @@ describe('Catalog.open on a damaged file', () => {
   it('two processes opening one damaged file at once: both get a catalog, the file is moved aside once', async () => {
     const { dir, file } = await storeWithCatalog();
     damage(file, 'garbage');
-    const [a, b] = await Promise.all([Catalog.open(new FileReader(dir), { log: createTaskLog() }), Catalog.open(new FileReader(dir), { log: createTaskLog() })]);
+    const [a, b] = await Promise.all([
+      Catalog.open(new FileReader(dir), { log: createTaskLog() }),
+      Catalog.open(new FileReader(dir), { log: createTaskLog() }),
+    ]);
     expect(ids(a.listVersions())).toEqual(ALL);
     expect(ids(b.listVersions())).toEqual(ALL);
     a.close();
@@ -129,7 +132,10 @@ describe('Catalog.open on a read-only datastore (a read-only bind mount, as root
     const { dir: stale, file } = await storeWithCatalog();
     await publish(stale, makeManifest('101', 4));
     const before = readFileSync(file);
-    for (const [dir, expected] of [[missing, ALL], [stale, [...ALL.slice(0, 3), '101/4', ...ALL.slice(3)]]] as const) {
+    for (const [dir, expected] of [
+      [missing, ALL],
+      [stale, [...ALL.slice(0, 3), '101/4', ...ALL.slice(3)]],
+    ] as const) {
       await readOnly(dir, async (ro) => {
         const log = createTaskLog();
         const catalog = await Catalog.open(new FileReader(ro), { log });
@@ -216,10 +222,17 @@ describe('Catalog.open on a catalog in trouble, not damaged: the file is left al
     const system = (code: string): Error => Object.assign(new Error(`${code}: failed`), { code });
     const damaged = ['SQLITE_CORRUPT', 'SQLITE_CORRUPT_INDEX', 'SQLITE_NOTADB'].map(sqlite);
     const trouble: Array<[Error, string]> = [
-      [sqlite('SQLITE_BUSY'), 'LOCKED'], [sqlite('SQLITE_BUSY_SNAPSHOT'), 'LOCKED'], [sqlite('SQLITE_LOCKED'), 'LOCKED'],
-      [sqlite('SQLITE_FULL'), 'NO_SPACE'], [system('ENOSPC'), 'NO_SPACE'],
-      [sqlite('SQLITE_IOERR_READ'), 'IO'], [sqlite('SQLITE_CANTOPEN'), 'IO'], [sqlite('SQLITE_READONLY'), 'IO'],
-      [sqlite('SQLITE_PERM'), 'IO'], [system('EACCES'), 'IO'], [system('EIO'), 'IO'],
+      [sqlite('SQLITE_BUSY'), 'LOCKED'],
+      [sqlite('SQLITE_BUSY_SNAPSHOT'), 'LOCKED'],
+      [sqlite('SQLITE_LOCKED'), 'LOCKED'],
+      [sqlite('SQLITE_FULL'), 'NO_SPACE'],
+      [system('ENOSPC'), 'NO_SPACE'],
+      [sqlite('SQLITE_IOERR_READ'), 'IO'],
+      [sqlite('SQLITE_CANTOPEN'), 'IO'],
+      [sqlite('SQLITE_READONLY'), 'IO'],
+      [sqlite('SQLITE_PERM'), 'IO'],
+      [system('EACCES'), 'IO'],
+      [system('EIO'), 'IO'],
     ];
     for (const err of damaged) expect(catalogError('/s/catalog.sqlite', 7, 'opening', err)).toBeInstanceOf(CatalogDamage);
     for (const [err, code] of trouble) {

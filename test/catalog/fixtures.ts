@@ -91,7 +91,10 @@ export class FileReader implements CatalogReader {
 /** The same reader, also able to see the `protected` file. */
 export class ProtectingReader extends FileReader {
   async isProtected(guestId: string, version: number): Promise<boolean> {
-    return stat(join(versionDir(this.dir, guestId, version), 'protected')).then(() => true, () => false);
+    return stat(join(versionDir(this.dir, guestId, version), 'protected')).then(
+      () => true,
+      () => false,
+    );
   }
 }
 
@@ -122,6 +125,13 @@ export async function protect(dir: string, guestId: string, version: number): Pr
 
 /** Publishes guests 101 (versions 1-3), 1000 (1) and 200 (1, 2): numeric order is 101, 200, 1000. */
 export async function seed(dir: string): Promise<Manifest[]> {
-  const refs: Array<[string, number]> = [['101', 1], ['101', 2], ['101', 3], ['1000', 1], ['200', 1], ['200', 2]];
+  const refs: Array<[string, number]> = [
+    ['101', 1],
+    ['101', 2],
+    ['101', 3],
+    ['1000', 1],
+    ['200', 1],
+    ['200', 2],
+  ];
   return Promise.all(refs.map(([guest, version]) => publish(dir, makeManifest(guest, version))));
 }

@@ -6,18 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Catalog, SCHEMA_VERSION, type CatalogVersion } from '../../src/catalog/index.js';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { encodeManifest } from '../../src/format/index.js';
-import {
-  FileReader,
-  ProtectingReader,
-  corrupt,
-  makeManifest,
-  protect,
-  publish,
-  seed,
-  tempDir,
-  unpublish,
-  versionDir,
-} from './fixtures.js';
+import { FileReader, ProtectingReader, corrupt, makeManifest, protect, publish, seed, tempDir, unpublish, versionDir } from './fixtures.js';
 
 const ids = (versions: CatalogVersion[]): string[] => versions.map((v) => `${v.guestId}/${v.version}`);
 const withoutVerify = (v: CatalogVersion): Omit<CatalogVersion, 'verifyState' | 'verifiedAt' | 'verifyDetail'> => {

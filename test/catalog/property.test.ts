@@ -12,8 +12,7 @@ const op = fc.record({
   version: fc.integer({ min: 1, max: 4 }),
 });
 
-const summary = (versions: CatalogVersion[]): string[] =>
-  versions.map((v) => `${v.guestId}/${v.version}/${v.time}/${v.disks.length}/${v.logicalBytes}`);
+const summary = (versions: CatalogVersion[]): string[] => versions.map((v) => `${v.guestId}/${v.version}/${v.time}/${v.disks.length}/${v.logicalBytes}`);
 
 /**
  * Version folders are immutable once published (the datastore renames a complete folder into place),

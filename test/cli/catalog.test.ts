@@ -17,7 +17,10 @@ const shas = new Map<string, string>();
 beforeAll(async () => {
   lab = makeLab('cv-catalog-');
   await initStore(lab);
-  writeGuest(lab, '101', [{ key: 'scsi0', file: 'vm-101-disk-0.raw' }, { key: 'virtio1', file: 'vm-101-disk-1.raw' }]);
+  writeGuest(lab, '101', [
+    { key: 'scsi0', file: 'vm-101-disk-0.raw' },
+    { key: 'virtio1', file: 'vm-101-disk-1.raw' },
+  ]);
   writeImage(imagePath(lab, '101', 'vm-101-disk-0.raw'), ['random', 'zero', 'text'], 11, 777);
   writeImage(imagePath(lab, '101', 'vm-101-disk-1.raw'), ['text'], 12);
   writeGuest(lab, '102', [{ key: 'scsi0', file: 'vm-102-disk-0.raw' }]);

@@ -82,12 +82,22 @@ describe.each(CASES)('a damaged chunk: $what', ({ damage, region }) => {
   it('verify --json exits 1 and names the bad chunk with the versions using it; list shows verified: false', async () => {
     const r = await cli(['verify', '--json', ...storeFlag(lab)]);
     expect(r.code).toBe(1);
-    const result = JSON.parse(r.stdout) as { ok: boolean; badChunks: Array<{ digest: string; versions: string[]; error: string }>; versions: Array<{ version: number; ok: boolean }> };
+    const result = JSON.parse(r.stdout) as {
+      ok: boolean;
+      badChunks: Array<{ digest: string; versions: string[]; error: string }>;
+      versions: Array<{ version: number; ok: boolean }>;
+    };
     expect(result.ok).toBe(false);
     expect(result.badChunks.map((b) => ({ digest: b.digest, versions: b.versions }))).toEqual([{ digest: hex, versions: ['101/1', '101/2'] }]);
-    expect(result.versions).toMatchObject([{ version: 1, ok: false }, { version: 2, ok: false }]);
+    expect(result.versions).toMatchObject([
+      { version: 1, ok: false },
+      { version: 2, ok: false },
+    ]);
     const listed = await listJson(lab);
-    expect(listed).toMatchObject([{ id: '101', version: 1, verified: false }, { id: '101', version: 2, verified: false }]);
+    expect(listed).toMatchObject([
+      { id: '101', version: 1, verified: false },
+      { id: '101', version: 2, verified: false },
+    ]);
     // the damaged file was moved aside (a deleted one cannot be)
     expect(existsSync(chunkPath)).toBe(false);
     const quarantined = readdirSync(join(lab.storeDir, 'quarantine')).filter((n) => n.startsWith(hex));
@@ -106,7 +116,11 @@ describe.each(CASES)('a damaged chunk: $what', ({ damage, region }) => {
     expect(existsSync(chunkPath)).toBe(true);
     const v = await cli(['verify', '--json', ...storeFlag(lab)]);
     expect(v.code, v.stdout + v.stderr).toBe(0);
-    expect((await listJson(lab)).map((x) => [x.version, x.verified])).toEqual([[1, true], [2, true], [3, true]]);
+    expect((await listJson(lab)).map((x) => [x.version, x.verified])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
     await ok(restoreArgs(lab, '101', 1, '303'));
     expect(sha256File(imagePath(lab, '303', 'vm-303-disk-0.raw'))).toBe(originalSha);
     // the ids whose restores failed are free again: nothing was left that would shift the disk numbers

@@ -8,10 +8,23 @@
 import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, imagePath, makeLab, prng, REGION, rewriteRegion, sha256File, spawnCli, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
+import {
+  cli,
+  imagePath,
+  makeLab,
+  prng,
+  REGION,
+  rewriteRegion,
+  sha256File,
+  spawnCli,
+  writeGuest,
+  writeImage,
+  type Lab,
+  type Region,
+} from '../helpers/fixtures.js';
 import { backup, filesUnder, initStore, listJson, ok, restoreArgs, sleep, storeFlag, waitExit } from './helpers-1.js';
 
-const SEED = Number(process.env.CV_CRASH_SEED ?? (Date.now() % 2_147_483_647)) >>> 0 || 1;
+const SEED = Number(process.env.CV_CRASH_SEED ?? Date.now() % 2_147_483_647) >>> 0 || 1;
 const BACKUP_KILLS = 20;
 const RESTORE_KILLS = 5;
 // 64 MiB of random and log-like text: every chunk is hashed, compressed and written.
@@ -72,7 +85,12 @@ async function timed(args: string[]): Promise<number> {
 /** The store shows only whole versions: every numeric folder is complete, and list shows exactly those. */
 async function expectOnlyCompleteVersions(context: string): Promise<number[]> {
   const guestDir = join(lab.storeDir, 'guests', '101');
-  const folders = existsSync(guestDir) ? readdirSync(guestDir).filter((n) => /^[0-9]+$/.test(n)).map(Number).sort((a, b) => a - b) : [];
+  const folders = existsSync(guestDir)
+    ? readdirSync(guestDir)
+        .filter((n) => /^[0-9]+$/.test(n))
+        .map(Number)
+        .sort((a, b) => a - b)
+    : [];
   for (const v of folders) {
     const dir = join(guestDir, String(v));
     const manifestPath = join(dir, 'manifest.json');
@@ -83,7 +101,10 @@ async function expectOnlyCompleteVersions(context: string): Promise<number[]> {
     for (const d of manifest.disks) expect(existsSync(join(dir, d.index)), `${context}: version ${v} lacks ${d.index}`).toBe(true);
   }
   const listed = (await listJson(lab)).filter((x) => x.id === '101');
-  expect(listed.map((x) => x.version), context).toEqual(folders);
+  expect(
+    listed.map((x) => x.version),
+    context,
+  ).toEqual(folders);
   for (const x of listed) expect(x.disks.map((d) => d.size)).toEqual([REGIONS.length * REGION]);
   return folders;
 }
@@ -110,13 +131,12 @@ describe('kill -9 during backup', () => {
       if (r.killed) killed++;
       else expect(r.code, `round ${round}: the backup ended by itself with an error\n${r.stderr}`).toBe(0);
       const context = `round ${round} (seed ${SEED}, kill after ${ms} ms, ${r.killed ? 'killed' : 'finished'})`;
-      const [, verify] = await Promise.all([
-        expectOnlyCompleteVersions(context),
-        cli(['verify', '--json', ...storeFlag(lab)]),
-      ]);
+      const [, verify] = await Promise.all([expectOnlyCompleteVersions(context), cli(['verify', '--json', ...storeFlag(lab)])]);
       expect(verify.code, `${context}: verify failed\n${verify.stdout}${verify.stderr}`).toBe(0);
     }
-    console.log(`crash.test.ts: ${killed} of ${round} backups were killed; versions now ${JSON.stringify((await listJson(lab)).map((x) => x.version))}; ${emptyLocks} empty lock file(s) left by a kill`);
+    console.log(
+      `crash.test.ts: ${killed} of ${round} backups were killed; versions now ${JSON.stringify((await listJson(lab)).map((x) => x.version))}; ${emptyLocks} empty lock file(s) left by a kill`,
+    );
     expect(killed).toBe(BACKUP_KILLS);
 
     // After the crashes: a backup succeeds, cleans up the dead runs' staging folders, and restores exactly.
@@ -181,8 +201,20 @@ describe('kill -9 during restore', () => {
     const version = (await listJson(lab)).filter((x) => x.id === '101').at(-1)?.version ?? 0;
     const notADir = join(lab.root, 'guests-is-a-file');
     writeFileSync(notADir, 'x');
-    const args = ['restore', '101', '--version', String(version), '--new-id', '800', '--store', lab.storeDir,
-      '--guests-dir', join(notADir, 'sub'), '--storage', `local=${lab.storageDir}`];
+    const args = [
+      'restore',
+      '101',
+      '--version',
+      String(version),
+      '--new-id',
+      '800',
+      '--store',
+      lab.storeDir,
+      '--guests-dir',
+      join(notADir, 'sub'),
+      '--storage',
+      `local=${lab.storageDir}`,
+    ];
     const r = await cli(args);
     expect(r.code).toBe(1);
     expect(filesUnder(join(lab.storageDir, 'images', '800'))).toEqual([]);

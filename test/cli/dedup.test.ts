@@ -43,9 +43,15 @@ describe('deduplication', () => {
     expect(b2.newBytes).toBe(REGION);
     expect(b2.storedBytes).toBe(growth);
 
-    const files2 = chunkFiles(lab.storeDir).map((c) => c.hex).sort();
+    const files2 = chunkFiles(lab.storeDir)
+      .map((c) => c.hex)
+      .sort();
     const b3 = await backup(lab, '101');
-    expect(chunkFiles(lab.storeDir).map((c) => c.hex).sort()).toEqual(files2);
+    expect(
+      chunkFiles(lab.storeDir)
+        .map((c) => c.hex)
+        .sort(),
+    ).toEqual(files2);
     expect(chunkBytes(lab.storeDir)).toBe(size2);
     expect(b3.newBytes).toBe(0);
     expect(b3.storedBytes).toBe(0);

@@ -36,8 +36,13 @@ afterAll(async () => {
 
 /** Every file of the store but the catalog's: what a refused backup must leave as it was. */
 function storeFiles(): Map<string, number> {
-  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
-  return new Map(walk(lab.storeDir).filter((p) => !p.includes('catalog')).map((p) => [relative(lab.storeDir, p), statSync(p).mtimeMs]));
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  return new Map(
+    walk(lab.storeDir)
+      .filter((p) => !p.includes('catalog'))
+      .map((p) => [relative(lab.storeDir, p), statSync(p).mtimeMs]),
+  );
 }
 
 /** A guest whose scsi0 is a fine disk in the storage and whose scsi1 is `volume`. */
@@ -47,7 +52,10 @@ function guestWith(vmid: string, volume: string): void {
   appendFileSync(join(lab.guestsDir, `${vmid}.conf`), `scsi1: ${volume},size=1G\n`);
 }
 
-async function backupJson(vmid: string, extra: string[] = []): Promise<{ r: CliResult; result: { ok: boolean; code?: string; error?: string; version?: number } }> {
+async function backupJson(
+  vmid: string,
+  extra: string[] = [],
+): Promise<{ r: CliResult; result: { ok: boolean; code?: string; error?: string; version?: number } }> {
   const r = await cli(['backup', vmid, '--json', ...lab.flags, ...extra]);
   return { r, result: (JSON.parse(r.stdout) as Array<{ ok: boolean; code?: string; error?: string; version?: number }>)[0] ?? { ok: false } };
 }
@@ -67,7 +75,16 @@ async function expectRefused(vmid: string, code: string, ...mentions: string[]):
 describe('backup: disks only from the storages', () => {
   it('/etc/shadow as a disk is refused (exit 1), naming disk, volume, guest, real path and rule; nothing is written to the store', async () => {
     guestWith('101', '/etc/shadow');
-    await expectRefused('101', 'DISK_PATH_NOT_ALLOWED', "disk 'scsi1'", "volume '/etc/shadow'", 'guest 101', "real path '/etc/shadow'", 'outside every storage', 'allowDiskPaths');
+    await expectRefused(
+      '101',
+      'DISK_PATH_NOT_ALLOWED',
+      "disk 'scsi1'",
+      "volume '/etc/shadow'",
+      'guest 101',
+      "real path '/etc/shadow'",
+      'outside every storage',
+      'allowDiskPaths',
+    );
   });
 
   it('a symlink in a storage that leads to /etc/shadow is refused', async () => {
@@ -77,8 +94,12 @@ describe('backup: disks only from the storages', () => {
   });
 
   it('/proc/self/..., /sys and character devices (/dev/null, /dev/zero) are refused', async () => {
-    for (const [vmid, volume, code] of [['103', '/proc/self/environ', 'DISK_PATH_SPECIAL'], ['104', '/dev/null', 'DISK_PATH_SPECIAL'],
-      ['105', '/dev/zero', 'DISK_PATH_SPECIAL'], ['106', '/sys/kernel/notes', 'DISK_PATH_SPECIAL']] as const) {
+    for (const [vmid, volume, code] of [
+      ['103', '/proc/self/environ', 'DISK_PATH_SPECIAL'],
+      ['104', '/dev/null', 'DISK_PATH_SPECIAL'],
+      ['105', '/dev/zero', 'DISK_PATH_SPECIAL'],
+      ['106', '/sys/kernel/notes', 'DISK_PATH_SPECIAL'],
+    ] as const) {
       guestWith(vmid, volume);
       await expectRefused(vmid, code, "disk 'scsi1'", `volume '${volume}'`);
     }
@@ -104,7 +125,12 @@ describe('backup: a block device only from allowDiskPaths', () => {
     const loop = loops.make('disk', '12M');
     const deviceHash = sha256(loop.img);
     guestWith('120', loop.path);
-    await expectRefused('120', 'DISK_PATH_NOT_ALLOWED', `real path '${loop.path}'`, 'is under /dev, where only a block device that allowDiskPaths names is read');
+    await expectRefused(
+      '120',
+      'DISK_PATH_NOT_ALLOWED',
+      `real path '${loop.path}'`,
+      'is under /dev, where only a block device that allowDiskPaths names is read',
+    );
 
     writeFileSync(configFile, JSON.stringify({ storages: { local: lab.storageDir }, allowDiskPaths: ['/dev/loop*'] }));
     const { r, result } = await backupJson('120', ['--config', configFile]);
@@ -136,7 +162,9 @@ describe('restore: only inside the target storage', () => {
     symlinkSync(escape, join(lab.storageDir, 'images', '230'));
     const r = await cli(['restore', '130', '--version', '1', '--new-id', '230', '--json', ...lab.flags]);
     expect(r.code, r.stderr).toBe(1);
-    expect(lastLine(r.stderr)).toContain(`restoring disk 'scsi0' of guest 230 to 'local:230/vm-230-disk-0.raw' refused: its folder '${join(lab.storageDir, 'images', '230')}' resolves to '${escape}', outside the target storage 'local'`);
+    expect(lastLine(r.stderr)).toContain(
+      `restoring disk 'scsi0' of guest 230 to 'local:230/vm-230-disk-0.raw' refused: its folder '${join(lab.storageDir, 'images', '230')}' resolves to '${escape}', outside the target storage 'local'`,
+    );
     expect(readdirSync(escape)).toEqual([]);
     expect(existsSync(join(lab.guestsDir, '230.conf'))).toBe(false);
   });
@@ -148,7 +176,10 @@ describe('restore: only inside the target storage', () => {
     writeFileSync(linked, 'also precious');
     mkdirSync(join(lab.storageDir, 'images', '240'), { recursive: true });
     symlinkSync(linked, imagePath(lab, '240', 'vm-240-disk-1.raw'));
-    writeFileSync(join(lab.guestsDir, '240.conf'), `name: old\nscsi0: ${victim},size=1G\nscsi1: local:240/vm-240-disk-1.raw,size=1G\nvirtio0: /etc/passwd,size=1G\n`);
+    writeFileSync(
+      join(lab.guestsDir, '240.conf'),
+      `name: old\nscsi0: ${victim},size=1G\nscsi1: local:240/vm-240-disk-1.raw,size=1G\nvirtio0: /etc/passwd,size=1G\n`,
+    );
     const passwd = sha256('/etc/passwd');
     const disks = await restore(lab, '130', 1, '240', ['--force']);
     expect(readFileSync(victim, 'utf8')).toBe('precious');

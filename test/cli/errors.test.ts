@@ -55,7 +55,10 @@ describe('backup of a guest that cannot be read', () => {
   });
 
   it('a missing disk image exits 1 naming its path, and leaves no version', async () => {
-    writeGuest(lab, '104', [{ key: 'scsi0', file: 'vm-104-disk-0.raw' }, { key: 'scsi1', file: 'vm-104-disk-1.raw' }]);
+    writeGuest(lab, '104', [
+      { key: 'scsi0', file: 'vm-104-disk-0.raw' },
+      { key: 'scsi1', file: 'vm-104-disk-1.raw' },
+    ]);
     writeImage(imagePath(lab, '104', 'vm-104-disk-0.raw'), ['random'], 5);
     const chunksBefore = chunkFiles(lab.storeDir);
     const r = await cli(['backup', '104', ...lab.flags]);
@@ -131,7 +134,6 @@ describe('restore', () => {
   });
 });
 
-
 describe('not enough space (a 12 MiB tmpfs; needs root, as CI runs)', () => {
   let mountpoint: string | undefined;
   afterAll(() => {
@@ -146,7 +148,10 @@ describe('not enough space (a 12 MiB tmpfs; needs root, as CI runs)', () => {
     const store = join(dir, 'store');
     await initStore(lab, store);
     writeGuest(lab, '110', [{ key: 'scsi0', file: 'vm-110-disk-0.raw' }]);
-    writeRegions(imagePath(lab, '110', 'vm-110-disk-0.raw'), Array.from({ length: 8 }, (_, i) => ({ kind: 'random' as const, seed: 1100 + i })));
+    writeRegions(
+      imagePath(lab, '110', 'vm-110-disk-0.raw'),
+      Array.from({ length: 8 }, (_, i) => ({ kind: 'random' as const, seed: 1100 + i })),
+    );
     const flags = ['--store', store, '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`];
     const r = await cli(['backup', '110', ...flags]);
     const line = expectError(r, 1, 'backup', store);
@@ -193,7 +198,10 @@ describe('bad usage exits 2', () => {
   });
 
   it('says which command failed once, not twice (`coldvault backup: coldvault backup: ...`)', async () => {
-    for (const [args, command] of [[['backup', '101', '--bogus', ...lab.flags], 'backup'], [['prune', '101', '--keep-last', '0', ...storeFlag(lab)], 'prune']] as const) {
+    for (const [args, command] of [
+      [['backup', '101', '--bogus', ...lab.flags], 'backup'],
+      [['prune', '101', '--keep-last', '0', ...storeFlag(lab)], 'prune'],
+    ] as const) {
       const line = lastLine((await cli([...args])).stderr);
       expect(line.split(`coldvault ${command}:`).length - 1, line).toBe(1);
     }

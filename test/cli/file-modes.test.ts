@@ -134,12 +134,26 @@ describe('the state dir after a job run, and serve at start', () => {
   it('serve warns at start about a TLS key, a config file and a datastore that others may read; the state dir it makes is private', async () => {
     const cert = join(lab.root, 'cert.pem');
     const key = join(lab.root, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], {
+      stdio: 'ignore',
+    });
     chmodSync(key, 0o644);
     const chunk = chunkFiles(lab.storeDir)[0]!.path;
     chmodSync(chunk, 0o644);
     const config = join(lab.root, 'serve.json');
-    writeFileSync(config, JSON.stringify({ node: 'testnode', stateDir: join(lab.root, 'serve-state'), guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, hypervisor: { driver: 'none' }, datastores: { usb1: lab.storeDir }, tls: { cert, key } }), { mode: 0o644 });
+    writeFileSync(
+      config,
+      JSON.stringify({
+        node: 'testnode',
+        stateDir: join(lab.root, 'serve-state'),
+        guestsDir: lab.guestsDir,
+        storages: { local: lab.storageDir },
+        hypervisor: { driver: 'none' },
+        datastores: { usb1: lab.storeDir },
+        tls: { cert, key },
+      }),
+      { mode: 0o644 },
+    );
     const child = spawnCli(['serve', '--config', config, '--listen', '127.0.0.1:0']);
     let out = '';
     child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
@@ -154,9 +168,18 @@ describe('the state dir after a job run, and serve at start', () => {
     expect(await exited, out).toBe(0);
     expect(out).toMatch(/web UI and API on https:/);
     const warned = modeWarnings(out);
-    expect(warned.find((l) => l.includes(`'${key}'`)), out).toContain(`chmod -R go-rwx '${key}'`);
-    expect(warned.find((l) => l.includes(`'${config}'`)), out).toBeDefined();
-    expect(warned.find((l) => l.includes(`'${chunk}'`)), out).toContain(`chmod -R go-rwx '${lab.storeDir}'`);
+    expect(
+      warned.find((l) => l.includes(`'${key}'`)),
+      out,
+    ).toContain(`chmod -R go-rwx '${key}'`);
+    expect(
+      warned.find((l) => l.includes(`'${config}'`)),
+      out,
+    ).toBeDefined();
+    expect(
+      warned.find((l) => l.includes(`'${chunk}'`)),
+      out,
+    ).toContain(`chmod -R go-rwx '${lab.storeDir}'`);
     expect(warned.filter((l) => l.includes('serve-state'))).toEqual([]);
     expect(running).toEqual(expect.arrayContaining(['coldvault.sqlite', 'coldvault.sqlite-wal', 'coldvault.sqlite-shm']));
     expect(exposedWhileRunning).toEqual([]);

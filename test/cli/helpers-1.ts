@@ -86,9 +86,7 @@ export function chunkBytes(storeDir: string): number {
 /** Every file below `dir`, relative, recursively ([] when it does not exist). */
 export function filesUnder(dir: string, rel = ''): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? filesUnder(join(dir, e.name), join(rel, e.name)) : [join(rel, e.name)],
-  );
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name), join(rel, e.name)) : [join(rel, e.name)]));
 }
 
 /** The chunk digests a `.fidx` file lists, in disk order; null for an all-zero chunk (format/fixed-index.ts). */
@@ -106,7 +104,9 @@ export function indexDigests(fidxPath: string): Array<string | null> {
 /** The sha256 of chunk `i` of an image as the store names it (SHA-256 of its plain bytes). */
 export function chunkDigestOf(imagePath: string, i: number): string {
   const data = readFileSync(imagePath);
-  return createHash('sha256').update(data.subarray(i * CHUNK, (i + 1) * CHUNK)).digest('hex');
+  return createHash('sha256')
+    .update(data.subarray(i * CHUNK, (i + 1) * CHUNK))
+    .digest('hex');
 }
 
 /**
@@ -117,7 +117,11 @@ export function diskDigestOf(imagePath: string): string {
   const data = readFileSync(imagePath);
   const outer = createHash('sha256');
   for (let off = 0; off < data.length; off += CHUNK) {
-    outer.update(createHash('sha256').update(data.subarray(off, off + CHUNK)).digest());
+    outer.update(
+      createHash('sha256')
+        .update(data.subarray(off, off + CHUNK))
+        .digest(),
+    );
   }
   return outer.digest('hex');
 }

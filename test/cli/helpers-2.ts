@@ -66,7 +66,16 @@ export function volumePath(lab: Lab, volume: string): string {
 
 /** Restores a version under a new id; returns the restored disk files by config key. */
 export async function restore(lab: Lab, vmid: string, version: number, newId: string, extra: string[] = []): Promise<Map<string, string>> {
-  const r = await okJson<{ volumes: Record<string, string>; config: string }>(['restore', vmid, '--version', String(version), '--new-id', newId, ...lab.flags, ...extra]);
+  const r = await okJson<{ volumes: Record<string, string>; config: string }>([
+    'restore',
+    vmid,
+    '--version',
+    String(version),
+    '--new-id',
+    newId,
+    ...lab.flags,
+    ...extra,
+  ]);
   expect(existsSync(r.config)).toBe(true);
   return new Map(Object.entries(r.volumes).map(([key, volume]) => [key, volumePath(lab, volume)]));
 }
@@ -101,7 +110,11 @@ function walk(dir: string): string[] {
 
 /** Chunk file names (digest hex) in the store. */
 export function chunkFiles(storeDir: string): Set<string> {
-  return new Set(walk(join(storeDir, 'chunks')).map((p) => p.slice(p.lastIndexOf('/') + 1)).filter((n) => /^[0-9a-f]{64}$/.test(n)));
+  return new Set(
+    walk(join(storeDir, 'chunks'))
+      .map((p) => p.slice(p.lastIndexOf('/') + 1))
+      .filter((n) => /^[0-9a-f]{64}$/.test(n)),
+  );
 }
 
 /** Total bytes of the chunk files. */

@@ -9,7 +9,20 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, REGION, regionBytes, rewriteRegion, spawnCli, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 import {
-  ageChunks, backup, chunkBytes, chunkFiles, initStore, list, ok, okJson, referencedChunks, restore, sha256, storeFlag, versions, writeRegions,
+  ageChunks,
+  backup,
+  chunkBytes,
+  chunkFiles,
+  initStore,
+  list,
+  ok,
+  okJson,
+  referencedChunks,
+  restore,
+  sha256,
+  storeFlag,
+  versions,
+  writeRegions,
 } from './helpers-2.js';
 
 interface GcJson {

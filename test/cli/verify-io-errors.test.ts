@@ -15,7 +15,21 @@
  * connection; the damaged chunk is still quarantined. Once the device is back (and the damaged chunk
  * healed by the next backup), verify is clean and nothing was lost.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,7 +105,9 @@ describe('verify on a disk with I/O errors (loop device, ext4, size limit cut)',
     await initStore(lab);
     await backup(lab, '101');
     await backup(lab, '102');
-    candidates = indexDigests(join(lab.storeDir, 'guests', '102', '1', 'scsi0.fidx')).filter((d): d is string => d !== null).sort();
+    candidates = indexDigests(join(lab.storeDir, 'guests', '102', '1', 'scsi0.fidx'))
+      .filter((d): d is string => d !== null)
+      .sort();
     damaged = indexDigests(join(lab.storeDir, 'guests', '101', '1', 'scsi0.fidx'))[0]!;
     expect(candidates).toHaveLength(3);
     expect(candidates).not.toContain(damaged);
@@ -115,7 +131,10 @@ describe('verify on a disk with I/O errors (loop device, ext4, size limit cut)',
   function arrangeCut(): { cut: number; victims: string[] } {
     const paths = new Map(candidates.map((hex) => [chunkPath(hex), hex]));
     for (let attempt = 0; attempt < 3; attempt++) {
-      const journal = sh('debugfs', ['-R', 'blocks <8>', loop.path]).split(/\s+/).filter(Boolean).map((b) => ({ p: 'journal', s: Number(b) * 4096, e: (Number(b) + 1) * 4096 }));
+      const journal = sh('debugfs', ['-R', 'blocks <8>', loop.path])
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((b) => ({ p: 'journal', s: Number(b) * 4096, e: (Number(b) + 1) * 4096 }));
       const all = [...journal, ...walk(lab.storeDir).flatMap((p) => extents(p).map(([s, e]) => ({ p, s, e })))].sort((a, b) => b.s - a.s);
       let cut = Infinity;
       for (const x of all) {
@@ -128,7 +147,7 @@ describe('verify on a disk with I/O errors (loop device, ext4, size limit cut)',
       for (const hex of candidates) rewrite(chunkPath(hex));
       sh('sync', []);
     }
-    throw new Error('guest 102\'s chunks never came to lie at the end of the disk');
+    throw new Error("guest 102's chunks never came to lie at the end of the disk");
   }
 
   afterAll(async () => {
@@ -154,12 +173,18 @@ describe('verify on a disk with I/O errors (loop device, ext4, size limit cut)',
     }
     expect(result.badChunks).toMatchObject([{ digest: damaged, trouble: 'damaged', versions: ['101/1'] }]);
     expect(result.badChunks[0]?.quarantined).toBeTruthy();
-    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([['101/1', 'failed'], ['102/1', 'incomplete']]);
+    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([
+      ['101/1', 'failed'],
+      ['102/1', 'incomplete'],
+    ]);
     expect(r.stderr).toMatch(/verify INCOMPLETE: \d chunk\(s\) could not be read .*trouble with the disk or its connection.*not damage/);
     expect(r.stderr).toMatch(new RegExp(`chunk ${damaged} is damaged .*moved to quarantine`));
     expect(list.code, list.stderr).toBe(0);
     const listed = JSON.parse(list.stdout) as Array<{ id: string; verifyState: string }>;
-    expect(listed.map((v) => [v.id, v.verifyState])).toEqual([['101', 'failed'], ['102', 'incomplete']]);
+    expect(listed.map((v) => [v.id, v.verifyState])).toEqual([
+      ['101', 'failed'],
+      ['102', 'incomplete'],
+    ]);
   });
 
   it('once the device is back and the damaged chunk healed, verify is clean and nothing was lost', async () => {

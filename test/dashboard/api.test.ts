@@ -25,7 +25,12 @@ describe('ApiClient', () => {
   it('turns refusals into ApiErrors with the status, code and message of `{error: {code, message}}`', async () => {
     const err = await new ApiClient({ url: api.url, token: 'nope' }).status().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
-    expect(err).toMatchObject({ status: 401, code: 'UNAUTHORIZED', path: '/api/v1/status', message: 'GET /api/v1/status: 401 UNAUTHORIZED: a valid token is required' });
+    expect(err).toMatchObject({
+      status: 401,
+      code: 'UNAUTHORIZED',
+      path: '/api/v1/status',
+      message: 'GET /api/v1/status: 401 UNAUTHORIZED: a valid token is required',
+    });
     const missing = await new ApiClient({ url: api.url, token: 'tok' }).get('/api/v1/nothing').catch((e: unknown) => e);
     expect(missing).toMatchObject({ status: 404, code: 'NOT_FOUND' });
   });

@@ -30,16 +30,33 @@ const jobs = [
 
 function version(id: string, n: number, day: number, logical: number, stored: number): Record<string, unknown> {
   return {
-    id, version: n, time: `2025-02-${String(day).padStart(2, '0')}T02:0${n}:00.000Z`, name: `vm${id}`, node: 'pve1', store: '/mnt/usb1',
-    disks: [{ key: 'scsi0', size: logical, sha256: 'ab'.repeat(32), zeroBytes: 0 }], verified: true, verifyState: 'ok',
-    logicalBytes: logical, zeroBytes: 0, newBytes: stored * 2, storedBytes: stored, protected: false,
+    id,
+    version: n,
+    time: `2025-02-${String(day).padStart(2, '0')}T02:0${n}:00.000Z`,
+    name: `vm${id}`,
+    node: 'pve1',
+    store: '/mnt/usb1',
+    disks: [{ key: 'scsi0', size: logical, sha256: 'ab'.repeat(32), zeroBytes: 0 }],
+    verified: true,
+    verifyState: 'ok',
+    logicalBytes: logical,
+    zeroBytes: 0,
+    newBytes: stored * 2,
+    storedBytes: stored,
+    protected: false,
   };
 }
 
 const backups = [
-  version('101', 1, 24, 8 * GiB, 2 * GiB), version('101', 2, 25, 8 * GiB, 256 * MiB), version('101', 3, 26, 8 * GiB, 256 * MiB),
-  version('102', 1, 25, 32 * GiB, 4 * GiB), version('102', 2, 26, 32 * GiB, 1 * GiB),
-  version('103', 1, 2, 4 * GiB, 1 * GiB), version('103', 2, 9, 4 * GiB, 128 * MiB), version('103', 3, 16, 4 * GiB, 128 * MiB), version('103', 4, 23, 4 * GiB, 128 * MiB),
+  version('101', 1, 24, 8 * GiB, 2 * GiB),
+  version('101', 2, 25, 8 * GiB, 256 * MiB),
+  version('101', 3, 26, 8 * GiB, 256 * MiB),
+  version('102', 1, 25, 32 * GiB, 4 * GiB),
+  version('102', 2, 26, 32 * GiB, 1 * GiB),
+  version('103', 1, 2, 4 * GiB, 1 * GiB),
+  version('103', 2, 9, 4 * GiB, 128 * MiB),
+  version('103', 3, 16, 4 * GiB, 128 * MiB),
+  version('103', 4, 23, 4 * GiB, 128 * MiB),
 ];
 
 export async function startFakeApi(options: { token?: string } = {}): Promise<FakeApi> {
@@ -52,32 +69,66 @@ export async function startFakeApi(options: { token?: string } = {}): Promise<Fa
   const api: FakeApi = { url: '', requests: [], refused: 0, close: async () => {} };
 
   const routes: Array<[RegExp, (m: RegExpMatchArray, q: URLSearchParams) => unknown]> = [
-    [/^\/api\/v1\/status$/, () => {
-      step++;
-      log.push({ n: log.length, time: new Date().toISOString(), level: 'INFO', message: `scsi0: ${Math.min(100, Math.round((step * STEP.readBytes * 100) / TOTAL))}% read` });
-      return {
-        node: 'pve1', version: '0.1.0', uptime: Math.round((Date.now() - started) / 1000) + 3600,
-        running: [{
-          taskId: TASK_ID, type: 'backup', jobId: 'daily',
-          progress: {
-            phase: 'backup', item: 'scsi0', totalBytes: TOTAL, readBytes: Math.min(TOTAL, step * STEP.readBytes), writtenBytes: step * STEP.writtenBytes,
-            zeroBytes: 0, dedupBytes: step * 8 * MiB, elapsedSeconds: step * STEP.elapsedSeconds,
-          },
-        }],
-        datastores: [{ name: 'usb1', dir: '/mnt/usb1', used: 300 * GiB, free: 700 * GiB, total: 1000 * GiB, versions: backups.length }],
-      };
-    }],
+    [
+      /^\/api\/v1\/status$/,
+      () => {
+        step++;
+        log.push({
+          n: log.length,
+          time: new Date().toISOString(),
+          level: 'INFO',
+          message: `scsi0: ${Math.min(100, Math.round((step * STEP.readBytes * 100) / TOTAL))}% read`,
+        });
+        return {
+          node: 'pve1',
+          version: '0.1.0',
+          uptime: Math.round((Date.now() - started) / 1000) + 3600,
+          running: [
+            {
+              taskId: TASK_ID,
+              type: 'backup',
+              jobId: 'daily',
+              progress: {
+                phase: 'backup',
+                item: 'scsi0',
+                totalBytes: TOTAL,
+                readBytes: Math.min(TOTAL, step * STEP.readBytes),
+                writtenBytes: step * STEP.writtenBytes,
+                zeroBytes: 0,
+                dedupBytes: step * 8 * MiB,
+                elapsedSeconds: step * STEP.elapsedSeconds,
+              },
+            },
+          ],
+          datastores: [{ name: 'usb1', dir: '/mnt/usb1', used: 300 * GiB, free: 700 * GiB, total: 1000 * GiB, versions: backups.length }],
+        };
+      },
+    ],
     [/^\/api\/v1\/jobs$/, () => jobs],
-    [/^\/api\/v1\/backups$/, (_m, q) => {
-      const store = q.get('store');
-      if (store && store !== 'usb1' && store !== '/mnt/usb1') return [];
-      const guest = q.get('guest');
-      return guest ? backups.filter((b) => b.id === guest) : backups;
-    }],
-    [/^\/api\/v1\/tasks$/, (_m, q) => [
-      { id: TASK_ID, status: 'running', type: 'backup', jobId: 'daily', start: '2025-03-01T02:00:00.000Z', end: null },
-      { id: '20250228T020000Z-backup-0f0f0f', status: 'ok', type: 'backup', jobId: 'daily', start: '2025-02-28T02:00:00.000Z', end: '2025-02-28T02:10:00.000Z' },
-    ].slice(0, Number(q.get('limit') ?? 50))],
+    [
+      /^\/api\/v1\/backups$/,
+      (_m, q) => {
+        const store = q.get('store');
+        if (store && store !== 'usb1' && store !== '/mnt/usb1') return [];
+        const guest = q.get('guest');
+        return guest ? backups.filter((b) => b.id === guest) : backups;
+      },
+    ],
+    [
+      /^\/api\/v1\/tasks$/,
+      (_m, q) =>
+        [
+          { id: TASK_ID, status: 'running', type: 'backup', jobId: 'daily', start: '2025-03-01T02:00:00.000Z', end: null },
+          {
+            id: '20250228T020000Z-backup-0f0f0f',
+            status: 'ok',
+            type: 'backup',
+            jobId: 'daily',
+            start: '2025-02-28T02:00:00.000Z',
+            end: '2025-02-28T02:10:00.000Z',
+          },
+        ].slice(0, Number(q.get('limit') ?? 50)),
+    ],
     [/^\/api\/v1\/tasks\/([^/]+)\/log$/, (m, q) => (decodeURIComponent(m[1] ?? '') === TASK_ID ? log.filter((l) => l.n >= Number(q.get('from') ?? 0)) : [])],
   ];
 
@@ -103,9 +154,10 @@ export async function startFakeApi(options: { token?: string } = {}): Promise<Fa
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   api.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  api.close = () => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  api.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return api;
 }

@@ -2,8 +2,28 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupJson, JobJson, RunningTask } from '../../src/dashboard/api.js';
 import {
-  addSample, chartData, coveringJob, dedupRatio, emptySeries, fitLabel, formatRatio, gaugeOf, layout, logTaskId, mainTask, niceMax,
-  rateBetween, rotationRows, rotationTable, sampleOf, shortBytes, shortDuration, throughputLabel, toDate, usageLines, type Rect,
+  addSample,
+  chartData,
+  coveringJob,
+  dedupRatio,
+  emptySeries,
+  fitLabel,
+  formatRatio,
+  gaugeOf,
+  layout,
+  logTaskId,
+  mainTask,
+  niceMax,
+  rateBetween,
+  rotationRows,
+  rotationTable,
+  sampleOf,
+  shortBytes,
+  shortDuration,
+  throughputLabel,
+  toDate,
+  usageLines,
+  type Rect,
 } from '../../src/dashboard/model.js';
 
 const MiB = 1024 * 1024;
@@ -11,10 +31,18 @@ const GiB = 1024 * MiB;
 
 function task(readMiB: number, writtenMiB: number, elapsed: number, extra: { taskId?: string; item?: string; total?: number } = {}): RunningTask {
   return {
-    taskId: extra.taskId ?? 't1', type: 'backup', jobId: 'daily',
+    taskId: extra.taskId ?? 't1',
+    type: 'backup',
+    jobId: 'daily',
     progress: {
-      phase: 'backup', item: extra.item ?? 'scsi0', totalBytes: extra.total ?? 4 * GiB, readBytes: readMiB * MiB, writtenBytes: writtenMiB * MiB,
-      zeroBytes: 0, dedupBytes: 0, elapsedSeconds: elapsed,
+      phase: 'backup',
+      item: extra.item ?? 'scsi0',
+      totalBytes: extra.total ?? 4 * GiB,
+      readBytes: readMiB * MiB,
+      writtenBytes: writtenMiB * MiB,
+      zeroBytes: 0,
+      dedupBytes: 0,
+      elapsedSeconds: elapsed,
     },
   };
 }
@@ -128,7 +156,13 @@ describe('rotation rows', () => {
 
   it('counts versions kept against keep N of the covering job, with oldest, newest, sizes and dedup ratio', () => {
     const rows = rotationRows([{ store: 'usb1', dir: '/mnt/usb1', backups }], jobs);
-    expect(rows.map((r) => [r.guest, r.kept, r.keep])).toEqual([['101', 3, 3], ['102', 0, 3], ['103', 1, 5], ['104', 0, 3], ['1000', 1, 5]]);
+    expect(rows.map((r) => [r.guest, r.kept, r.keep])).toEqual([
+      ['101', 3, 3],
+      ['102', 0, 3],
+      ['103', 1, 5],
+      ['104', 0, 3],
+      ['1000', 1, 5],
+    ]);
     const r101 = rows[0]!;
     expect(r101.oldest).toMatch(/^25-02-2[34] \d\d:\d\d$/);
     expect(r101.newest).toMatch(/^25-02-2[56] \d\d:\d\d$/);
@@ -223,7 +257,13 @@ describe('layout', () => {
     expect(tiny.table).toBeUndefined();
     expect(tiny.usage).toBeUndefined();
     expect(tiny.log.height).toBeGreaterThanOrEqual(3);
-    for (const [w, h] of [[80, 24], [60, 16], [40, 12], [120, 50], [20, 9]] as const) {
+    for (const [w, h] of [
+      [80, 24],
+      [60, 16],
+      [40, 12],
+      [120, 50],
+      [20, 9],
+    ] as const) {
       const l = layout(w, h);
       expect(Math.max(...boxes(l).map((b) => b.top + b.height))).toBe(h);
       expect(Math.max(...boxes(l).map((b) => b.left + b.width))).toBe(w);
@@ -234,7 +274,13 @@ describe('layout', () => {
 describe('formats', () => {
   it('short sizes, durations, times, labels', () => {
     expect([shortBytes(512), shortBytes(3.4 * MiB), shortBytes(700 * GiB), shortBytes(1023.9 * GiB)]).toEqual(['512 B', '3.4 MiB', '700 GiB', '1024 GiB']);
-    expect([shortDuration(42), shortDuration(185), shortDuration(3720), shortDuration(2 * 86400 + 3 * 3600), shortDuration(undefined)]).toEqual(['42s', '3m05s', '1h02m', '2d3h', '-']);
+    expect([shortDuration(42), shortDuration(185), shortDuration(3720), shortDuration(2 * 86400 + 3 * 3600), shortDuration(undefined)]).toEqual([
+      '42s',
+      '3m05s',
+      '1h02m',
+      '2d3h',
+      '-',
+    ]);
     expect(toDate('2025-02-24T02:00:00Z')?.toISOString()).toBe('2025-02-24T02:00:00.000Z');
     expect(toDate(1_700_000_000)?.getTime()).toBe(1_700_000_000_000);
     expect(toDate('nonsense')).toBeUndefined();

@@ -38,13 +38,22 @@ export async function startRealServer(options: RealServerOptions): Promise<RealS
   const init = await cli(['datastore', 'init', lab.storeDir]);
   if (init.code !== 0) throw new Error(`datastore init failed: ${init.stderr}`);
   const configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(configPath, JSON.stringify({
-    node: 'dashnode', stateDir: join(lab.root, 'state'), guestsDir: lab.guestsDir, storages: { local: lab.storageDir },
-    datastores: { main: lab.storeDir }, hypervisor: { driver: 'none' }, zstdLevel: options.zstdLevel ?? 1,
-  }));
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      node: 'dashnode',
+      stateDir: join(lab.root, 'state'),
+      guestsDir: lab.guestsDir,
+      storages: { local: lab.storageDir },
+      datastores: { main: lab.storeDir },
+      hypervisor: { driver: 'none' },
+      zstdLevel: options.zstdLevel ?? 1,
+    }),
+  );
 
   const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath, '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COLDVAULT_ADMIN_PASSWORD: 'dashboard-test-password' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, COLDVAULT_ADMIN_PASSWORD: 'dashboard-test-password' },
   });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -68,7 +77,8 @@ export async function startRealServer(options: RealServerOptions): Promise<RealS
     const token = made.stdout.split('\n')[0]!.trim();
     const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
       const res = await fetch(`${url}${path}`, {
-        method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();

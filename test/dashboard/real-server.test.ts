@@ -60,10 +60,14 @@ describe('coldvault dashboard against the real coldvault serve', () => {
     mux.startDashboard(session, ['--url', s.url, '--token', s.token, '--interval', '0.25'], exitFile);
 
     // one frame, taken while the backup runs, with everything on it
-    const screen = await mux.waitFor(session, (sc) => {
-      const read = Number(/Throughput MiB\/s\s+read (\d+\.\d)\s+write \d+\.\d/.exec(sc)?.[1]);
-      return read > 0 && /│\s+\d{1,3}%\s+│/.test(sc) && /^│101\s+main\s+1\/3\s/m.test(sc) && sc.includes(`log ${taskId}`) && sc;
-    }, 30_000);
+    const screen = await mux.waitFor(
+      session,
+      (sc) => {
+        const read = Number(/Throughput MiB\/s\s+read (\d+\.\d)\s+write \d+\.\d/.exec(sc)?.[1]);
+        return read > 0 && /│\s+\d{1,3}%\s+│/.test(sc) && /^│101\s+main\s+1\/3\s/m.test(sc) && sc.includes(`log ${taskId}`) && sc;
+      },
+      30_000,
+    );
     const task = await s.api<{ status: string }>('GET', `/api/v1/tasks/${taskId}`);
     expect(task.status, 'the frame was taken while the backup ran').toBe('running');
 
@@ -74,11 +78,17 @@ describe('coldvault dashboard against the real coldvault serve', () => {
     // the chart: non-zero read rate in its label, a drawn line in the left 48 columns
     const rates = /Throughput MiB\/s\s+read (\d+\.\d)\s+write (\d+\.\d)/.exec(screen)!;
     expect(Number(rates[1])).toBeGreaterThan(0);
-    const chart = lines.slice(0, 10).map((l) => l.slice(0, 48)).join('\n');
+    const chart = lines
+      .slice(0, 10)
+      .map((l) => l.slice(0, 48))
+      .join('\n');
     expect(chart).toMatch(/[⠁-⣿]/);
 
     // the gauge: the running job and disk, bytes of the 1 GiB disk, a percentage
-    const right = lines.slice(0, 6).map((l) => l.slice(48)).join('\n');
+    const right = lines
+      .slice(0, 6)
+      .map((l) => l.slice(48))
+      .join('\n');
     expect(right).toContain(`backup ${JOB} scsi0`);
     expect(right).toMatch(/\d+(\.\d)? (B|KiB|MiB|GiB) of 1\.0 GiB/);
     const percent = Number(/│\s+(\d{1,3})%\s+│/.exec(right)?.[1]);
@@ -100,7 +110,11 @@ describe('coldvault dashboard against the real coldvault serve', () => {
 
     // the gauge moves on with the backup
     await mux.waitFor(session, (sc) => {
-      const gauge = sc.split('\n').slice(0, 6).map((l) => l.slice(48)).join('\n');
+      const gauge = sc
+        .split('\n')
+        .slice(0, 6)
+        .map((l) => l.slice(48))
+        .join('\n');
       return gauge.includes(`backup ${JOB} scsi0`) && Number(/│\s+(\d{1,3})%\s+│/.exec(gauge)?.[1]) > percent;
     });
 

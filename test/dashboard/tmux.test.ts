@@ -56,7 +56,9 @@ function startDashboard(args: string[], env: Record<string, string> = {}): { ses
   const session = `dash${++n}`;
   const exitFile = join(work, `${session}.exit`);
   const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  const command = `${Object.entries(env).map(([k, v]) => `${k}=${quote(v)} `).join('')}node ${quote(BIN)} dashboard ${args.map(quote).join(' ')}; echo $? > ${quote(exitFile)}`;
+  const command = `${Object.entries(env)
+    .map(([k, v]) => `${k}=${quote(v)} `)
+    .join('')}node ${quote(BIN)} dashboard ${args.map(quote).join(' ')}; echo $? > ${quote(exitFile)}`;
   tmux('new-session', '-d', '-x', '80', '-y', '24', '-s', session, command);
   return { session, exitFile };
 }
@@ -99,12 +101,18 @@ describe('coldvault dashboard in an 80x24 tmux pane', () => {
     expect(lines.every((l) => l.length <= 80)).toBe(true);
 
     // the chart: its y axis and a drawn line (braille dots) in the left 48 columns
-    const chart = lines.slice(0, 10).map((l) => l.slice(0, 48)).join('\n');
+    const chart = lines
+      .slice(0, 10)
+      .map((l) => l.slice(0, 48))
+      .join('\n');
     expect(chart).toMatch(/[⠀-⣿]{10,}/);
     expect(chart).toMatch(/^│\s*\d+\s*⡇/m);
 
     // the gauge: the running task, its bytes and its percentage in the right column
-    const right = lines.slice(0, 6).map((l) => l.slice(48)).join('\n');
+    const right = lines
+      .slice(0, 6)
+      .map((l) => l.slice(48))
+      .join('\n');
     expect(right).toContain('backup daily scsi0');
     expect(right).toMatch(/\d+(\.\d)? (MiB|GiB) of 4\.0 GiB/);
     const percent = Number(/│\s+(\d{1,3})%\s+│/.exec(right)?.[1]);
@@ -127,14 +135,25 @@ describe('coldvault dashboard in an 80x24 tmux pane', () => {
 
     // the gauge moves on with the task
     await waitFor(session, (s) => {
-      const p = Number(/│\s+(\d{1,3})%\s+│/.exec(s.split('\n').slice(0, 6).map((l) => l.slice(48)).join('\n'))?.[1]);
+      const p = Number(
+        /│\s+(\d{1,3})%\s+│/.exec(
+          s
+            .split('\n')
+            .slice(0, 6)
+            .map((l) => l.slice(48))
+            .join('\n'),
+        )?.[1],
+      );
       return p > percent;
     });
 
     // every request carried the token; every route of the contract was used
     expect(api.refused).toBe(0);
     for (const route of ['/api/v1/status', '/api/v1/jobs', '/api/v1/backups?store=usb1', '/api/v1/tasks?limit=', `/api/v1/tasks/${TASK_ID}/log?from=`]) {
-      expect(api.requests.some((r) => r.startsWith(`GET ${route}`)), route).toBe(true);
+      expect(
+        api.requests.some((r) => r.startsWith(`GET ${route}`)),
+        route,
+      ).toBe(true);
     }
 
     // the API going away is an error line in the log box, not a crash

@@ -54,7 +54,7 @@ describe('gc and a backup that overlap', () => {
     await expectAllRestorable(expected);
   });
 
-  it('a backup that starts after gc began keeps the chunks it reuses, even ones no version referenced at gc\'s start', async () => {
+  it("a backup that starts after gc began keeps the chunks it reuses, even ones no version referenced at gc's start", async () => {
     const expected = new Map<string, string>();
     lab.writeGuest('101', [1, 2, 3]);
     const v1 = await lab.backup('101', { clock });
@@ -169,7 +169,9 @@ class GcProcess {
   private readonly lines: AsyncIterator<string>;
 
   constructor(storeDir: string, stops: string[]) {
-    this.child = spawn(process.execPath, [join(import.meta.dirname, '../helpers/gc-child.mjs'), storeDir, stops.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = spawn(process.execPath, [join(import.meta.dirname, '../helpers/gc-child.mjs'), storeDir, stops.join(',')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     this.lines = createInterface({ input: this.child.stdout! })[Symbol.asyncIterator]();
   }
 

@@ -37,14 +37,17 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 const scenario = fc.record({
   history: fc.array(fc.record({ guest: fc.constantFrom('101', '102'), blocks }), { minLength: 2, maxLength: 5 }),
-  ops: fc.tuple(
-    fc.record({ kind: fc.constant('backup' as const), guest: fc.constantFrom('101', '103'), blocks }),
-    fc.constant({ kind: 'gc' as const }),
-    fc.array(opArb, { minLength: 0, maxLength: 4 }),
-  ).map(([backup, gc, more]) => [backup, gc, ...more] as Op[]).filter((ops) => {
-    const backups = ops.filter((o) => o.kind === 'backup').map((o) => (o as { guest: string }).guest);
-    return new Set(backups).size === backups.length; // one backup per guest: its disk must not change meanwhile
-  }),
+  ops: fc
+    .tuple(
+      fc.record({ kind: fc.constant('backup' as const), guest: fc.constantFrom('101', '103'), blocks }),
+      fc.constant({ kind: 'gc' as const }),
+      fc.array(opArb, { minLength: 0, maxLength: 4 }),
+    )
+    .map(([backup, gc, more]) => [backup, gc, ...more] as Op[])
+    .filter((ops) => {
+      const backups = ops.filter((o) => o.kind === 'backup').map((o) => (o as { guest: string }).guest);
+      return new Set(backups).size === backups.length; // one backup per guest: its disk must not change meanwhile
+    }),
   choices: fc.array(fc.nat({ max: 1000 }), { minLength: 1, maxLength: 60 }),
   gaps: fc.array(fc.integer({ min: 0, max: 20_000 }), { minLength: 1, maxLength: 60 }),
 });
@@ -90,7 +93,10 @@ async function runScenario(s: Scenario): Promise<void> {
   const actors = s.ops.map((op, i) => ({ op, actor: il.add(`${i}:${op.kind}`, (checkpoint) => start(op, { clock, checkpoint }, pickVersion)) }));
   let c = 0;
   let g = 0;
-  await il.run((n) => (s.choices[c++ % s.choices.length] ?? 0) % n, () => clock.advance(s.gaps[g++ % s.gaps.length] ?? 0));
+  await il.run(
+    (n) => (s.choices[c++ % s.choices.length] ?? 0) % n,
+    () => clock.advance(s.gaps[g++ % s.gaps.length] ?? 0),
+  );
 
   const at = (): string => `trace: ${il.trace.join(' ')}`;
   const after = await lab.versions();
@@ -127,14 +133,24 @@ async function runScenario(s: Scenario): Promise<void> {
   expect(await lab.verify(), `final verify; ${at()}`).toEqual({ ok: true, errors: [] });
 }
 
-function start(op: Op, seams: { clock: ManualClock; checkpoint: (step: string) => Promise<void> }, pickVersion: (g: string, p: number) => number): Promise<unknown> {
+function start(
+  op: Op,
+  seams: { clock: ManualClock; checkpoint: (step: string) => Promise<void> },
+  pickVersion: (g: string, p: number) => number,
+): Promise<unknown> {
   switch (op.kind) {
-    case 'backup': return lab.backup(op.guest, seams);
-    case 'prune': return lab.prune(op.guest, op.keep, seams);
-    case 'protect': return lab.protect(op.guest, pickVersion(op.guest, op.pick), seams);
-    case 'restore': return lab.restoreSha(op.guest, pickVersion(op.guest, op.pick), seams);
-    case 'gc': return lab.gc(seams);
-    case 'verify': return lab.verify(seams);
+    case 'backup':
+      return lab.backup(op.guest, seams);
+    case 'prune':
+      return lab.prune(op.guest, op.keep, seams);
+    case 'protect':
+      return lab.protect(op.guest, pickVersion(op.guest, op.pick), seams);
+    case 'restore':
+      return lab.restoreSha(op.guest, pickVersion(op.guest, op.pick), seams);
+    case 'gc':
+      return lab.gc(seams);
+    case 'verify':
+      return lab.verify(seams);
   }
 }
 

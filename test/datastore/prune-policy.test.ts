@@ -22,7 +22,10 @@ function candidates(times: Date[], protectedVersions: number[] = []): PruneCandi
 }
 
 function kept(marks: Map<number, PruneMark>): number[] {
-  return [...marks].filter(([, m]) => m !== 'remove').map(([v]) => v).sort((a, b) => a - b);
+  return [...marks]
+    .filter(([, m]) => m !== 'remove')
+    .map(([v]) => v)
+    .sort((a, b) => a - b);
 }
 
 const dayString = (d: Date): string => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
@@ -184,8 +187,18 @@ describe('selectPrune, properties', () => {
     fc.assert(
       fc.property(history, fc.integer({ min: 1, max: 10 }), (list, n) => {
         const marks = selectPrune(list, { keepLast: n });
-        const want = list.filter((c) => !c.protected).sort(newestFirst).slice(0, n).map((c) => c.version).sort((a, b) => a - b);
-        expect([...marks].filter(([, m]) => m === 'keep').map(([v]) => v).sort((a, b) => a - b)).toEqual(want);
+        const want = list
+          .filter((c) => !c.protected)
+          .sort(newestFirst)
+          .slice(0, n)
+          .map((c) => c.version)
+          .sort((a, b) => a - b);
+        expect(
+          [...marks]
+            .filter(([, m]) => m === 'keep')
+            .map(([v]) => v)
+            .sort((a, b) => a - b),
+        ).toEqual(want);
       }),
     );
   });
@@ -195,9 +208,17 @@ describe('selectPrune, properties', () => {
       fc.property(history, fc.integer({ min: 1, max: 10 }), (list, n) => {
         const byDay = new Map<string, PruneCandidate>();
         for (const c of list.filter((x) => !x.protected).sort(newestFirst)) if (!byDay.has(dayString(c.time))) byDay.set(dayString(c.time), c);
-        const want = [...byDay.values()].slice(0, n).map((c) => c.version).sort((a, b) => a - b);
+        const want = [...byDay.values()]
+          .slice(0, n)
+          .map((c) => c.version)
+          .sort((a, b) => a - b);
         const marks = selectPrune(list, { keepDaily: n });
-        expect([...marks].filter(([, m]) => m === 'keep').map(([v]) => v).sort((a, b) => a - b)).toEqual(want);
+        expect(
+          [...marks]
+            .filter(([, m]) => m === 'keep')
+            .map(([v]) => v)
+            .sort((a, b) => a - b),
+        ).toEqual(want);
       }),
     );
   });
@@ -232,7 +253,10 @@ describe('LockDir', () => {
   it('refuses a second holder with LOCKED, naming the lock and the holder; after release it can be taken again', async () => {
     const locks = lockDir();
     const held = await locks.acquire('guest-101', 'backup of guest 101');
-    const err = await locks.acquire('guest-101', 'another backup').then(() => undefined, (e: unknown) => e);
+    const err = await locks.acquire('guest-101', 'another backup').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isColdvaultError(err, 'LOCKED')).toBe(true);
     expect((err as Error).message).toContain('guest-101');
     expect((err as Error).message).toContain('backup of guest 101');
@@ -256,7 +280,10 @@ describe('LockDir', () => {
     expect(JSON.parse(readFileSync(second.path, 'utf8'))).toMatchObject({ pid: process.pid, purpose: 'gc 2' });
     await second.release();
     const held2 = await locks.acquire('gc', 'gc');
-    const err = await locks.acquire('gc', 'gc 3', 200).then(() => undefined, (e: unknown) => e);
+    const err = await locks.acquire('gc', 'gc 3', 200).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isColdvaultError(err, 'LOCKED')).toBe(true);
     await held2.release();
   });
@@ -277,7 +304,10 @@ describe('LockDir', () => {
     const first = await locks.acquire('guest-101', 'x');
     await first.release();
     writeFileSync(first.path, JSON.stringify({ pid: deadPid(), host: `${hostname()}-other`, start: Date.now(), purpose: 'a backup elsewhere' }));
-    const err = await locks.acquire('guest-101', 'mine').then(() => undefined, (e: unknown) => e);
+    const err = await locks.acquire('guest-101', 'mine').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isColdvaultError(err, 'LOCKED')).toBe(true);
   });
 

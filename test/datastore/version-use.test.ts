@@ -48,7 +48,10 @@ describe('a restore reading a version', () => {
     const prune = lab.prune('101', 1, { clock, checkpoint: pruneGate.checkpoint });
     await pruneGate.reached('prune:remove-locked'); // prune holds remove-101-<v1> and has not looked for readers
     const restoreGate = new StepGate().hold('lock:wait');
-    const restore = lab.restoreSha('101', v1, { clock, checkpoint: restoreGate.checkpoint }).then(() => 'restored', (err: unknown) => codeOf(err));
+    const restore = lab.restoreSha('101', v1, { clock, checkpoint: restoreGate.checkpoint }).then(
+      () => 'restored',
+      (err: unknown) => codeOf(err),
+    );
     const first = await Promise.race([restore, restoreGate.reached('lock:wait').then(() => 'waiting')]);
     expect(first).toBe('waiting');
     pruneGate.release('prune:remove-locked');
@@ -65,7 +68,10 @@ describe('prune and protect of one guest', () => {
     const prune = lab.prune('101', 1, { clock, checkpoint: pruneGate.checkpoint });
     await pruneGate.reached('prune:listed'); // prune has read "v1 is not protected" and decided to remove it
     const protectGate = new StepGate().hold('lock:wait');
-    const protect = lab.protect('101', v1, { clock, checkpoint: protectGate.checkpoint }).then(() => 'protected', (err: unknown) => codeOf(err));
+    const protect = lab.protect('101', v1, { clock, checkpoint: protectGate.checkpoint }).then(
+      () => 'protected',
+      (err: unknown) => codeOf(err),
+    );
     const first = await Promise.race([protect, protectGate.reached('lock:wait').then(() => 'waiting')]);
     pruneGate.release('prune:listed');
     const removed = await prune;
@@ -78,7 +84,7 @@ describe('prune and protect of one guest', () => {
     expect(removed).toEqual([v1]);
   });
 
-  it('two prunes of one guest take turns instead of failing on each other\'s removals', async () => {
+  it("two prunes of one guest take turns instead of failing on each other's removals", async () => {
     await twoVersions();
     const sha3 = lab.writeGuest('101', [5]);
     const { version: v3 } = await lab.backup('101', { clock });

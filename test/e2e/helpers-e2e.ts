@@ -16,7 +16,15 @@ import { CLI, imagePath, makeLab, REPO, writeGuest, writeImage, type Lab } from 
 export const CHROMIUM = '/usr/bin/chromium';
 export const PASSWORD = 'e2e-secret-pw';
 export const ARTIFACTS = join(REPO, 'test-artifacts', 'e2e');
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 if (!existsSync(join(REPO, 'dist/server/ui/index.html')) || !existsSync(join(REPO, 'dist/cli/main.js'))) {
   throw new Error('dist/ or dist/server/ui is missing: run `npm run build` first');
@@ -53,7 +61,9 @@ async function waitHealthy(url: string, server: ChildProcess, output: () => stri
     try {
       const res = await fetch(`${url}/api/v1/health`);
       if (res.ok) return;
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > until) throw new Error(`coldvault serve did not answer /api/v1/health within ${ms} ms:\n${output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -69,10 +79,23 @@ export async function startE2eLab(opts: { beforeScript?: string } = {}): Promise
   writeGuest(lab, '101', [{ key: 'scsi0', file: 'vm-101-disk-0.raw' }]);
   writeImage(imagePath(lab, '101', 'vm-101-disk-0.raw'), ['random', 'zero', 'text', 'random'], 7);
   const configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(configPath, JSON.stringify({
-    node: 'e2enode', stateDir, guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, datastores: { main: lab.storeDir },
-    hypervisor: { driver: 'none' }, scriptDirs: [scriptsDir], zstdLevel: 1,
-  }, null, 2));
+  writeFileSync(
+    configPath,
+    JSON.stringify(
+      {
+        node: 'e2enode',
+        stateDir,
+        guestsDir: lab.guestsDir,
+        storages: { local: lab.storageDir },
+        datastores: { main: lab.storeDir },
+        hypervisor: { driver: 'none' },
+        scriptDirs: [scriptsDir],
+        zstdLevel: 1,
+      },
+      null,
+      2,
+    ),
+  );
   const init = spawn(process.execPath, [CLI, 'datastore', 'init', lab.storeDir, '--config', configPath], { stdio: 'ignore' });
   const initCode = await new Promise<number | null>((resolve) => init.on('exit', resolve));
   if (initCode !== 0) throw new Error(`coldvault datastore init exited with ${initCode}`);
@@ -84,12 +107,22 @@ export async function startE2eLab(opts: { beforeScript?: string } = {}): Promise
     env: { ...process.env, COLDVAULT_ADMIN_PASSWORD: PASSWORD, COLDVAULT_CONFIG: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  server.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  server.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  server.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  server.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   const output = (): string => out;
   await waitHealthy(url, server, output);
   return {
-    ...lab, url, stateDir, scriptsDir, configPath, server, output,
+    ...lab,
+    url,
+    stateDir,
+    scriptsDir,
+    configPath,
+    server,
+    output,
     close: async () => {
       if (server.exitCode === null) {
         const exited = new Promise((resolve) => server.once('exit', resolve));
@@ -120,7 +153,8 @@ export function watchErrors(page: Page): string[] {
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
     // refused requests (401 before the login, 400 for a form the API rejects) are expected; anything else is not
-    if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text())) errors.push(`console: ${msg.text()}`);
+    if (msg.type() === 'error' && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(msg.text()))
+      errors.push(`console: ${msg.text()}`);
   });
   return errors;
 }

@@ -15,7 +15,9 @@ const UI_JS = join(REPO, 'src/server/ui/js');
 const placeholders = (text: string): string[] => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string).sort();
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.js') && e.name !== 'strings.js' ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.js') && e.name !== 'strings.js' ? [join(dir, e.name)] : [],
+  );
 }
 
 describe('the UI dictionary', () => {
@@ -29,12 +31,24 @@ describe('the UI dictionary', () => {
     }
   });
 
-  it('holds the seed\'s German words', () => {
+  it("holds the seed's German words", () => {
     expect(dict.de).toMatchObject({
-      'backup.title': 'Datensicherung', 'tabs.jobs': 'Jobs', 'tabs.restore': 'Wiederherstellen', 'jobs.new': 'Neuen Job erstellen',
-      'jobs.startNow': 'Jetzt starten', 'nav.guests': 'Gäste', 'nav.logout': 'Abmelden', 'form.store': 'Zielverzeichnis', 'form.device': 'Externes Gerät',
-      'form.at': 'Startzeit', 'form.keep': 'Behalten (1-x)', 'form.scriptBefore': 'Skript vorher', 'form.scriptAfter': 'Skript nachher',
-      'restore.fromPath': 'Von Pfad', 'restore.fromId': 'Von ID', 'restore.newId': 'Neue ID',
+      'backup.title': 'Datensicherung',
+      'tabs.jobs': 'Jobs',
+      'tabs.restore': 'Wiederherstellen',
+      'jobs.new': 'Neuen Job erstellen',
+      'jobs.startNow': 'Jetzt starten',
+      'nav.guests': 'Gäste',
+      'nav.logout': 'Abmelden',
+      'form.store': 'Zielverzeichnis',
+      'form.device': 'Externes Gerät',
+      'form.at': 'Startzeit',
+      'form.keep': 'Behalten (1-x)',
+      'form.scriptBefore': 'Skript vorher',
+      'form.scriptAfter': 'Skript nachher',
+      'restore.fromPath': 'Von Pfad',
+      'restore.fromId': 'Von ID',
+      'restore.newId': 'Neue ID',
     });
   });
 
@@ -43,7 +57,8 @@ describe('the UI dictionary', () => {
     const keyLike = new RegExp(`^(${[...new Set(families)].join('|')})\\.[A-Za-z][\\w.]*$`);
     const used = new Set<string>();
     for (const file of sources(UI_JS)) {
-      for (const m of readFileSync(file, 'utf8').matchAll(/'([a-zA-Z][\w.-]*)'/g)) if (keyLike.test(m[1] as string) && !/\.(js|css|svg)$/.test(m[1] as string)) used.add(m[1] as string);
+      for (const m of readFileSync(file, 'utf8').matchAll(/'([a-zA-Z][\w.-]*)'/g))
+        if (keyLike.test(m[1] as string) && !/\.(js|css|svg)$/.test(m[1] as string)) used.add(m[1] as string);
     }
     for (const d of ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']) used.add(`day.${d}`).add(`day.long.${d}`);
     for (const s of ['running', 'ok', 'failed']) used.add(`status.${s}`);

@@ -36,9 +36,12 @@ afterAll(async () => {
 });
 
 /** Inputs and selects on the page that have neither a <label> nor an aria-label. */
-const unlabelled = () => page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
-  .filter((el) => (el as HTMLInputElement).labels?.length === 0 && !el.getAttribute('aria-label'))
-  .map((el) => el.outerHTML));
+const unlabelled = () =>
+  page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => (el as HTMLInputElement).labels?.length === 0 && !el.getAttribute('aria-label'))
+      .map((el) => el.outerHTML),
+  );
 
 const heading = (name: string | RegExp) => page.getByRole('heading', { level: 1, name });
 const logText = () => page.locator('#task-log').innerText();
@@ -76,14 +79,27 @@ describe('the web UI in English', () => {
     await screenshot(page, '02-guests');
   });
 
-  it('creates a job through the form; the API\'s refusal shows next to its field', async () => {
+  it("creates a job through the form; the API's refusal shows next to its field", async () => {
     await page.getByRole('link', { name: 'Backup' }).click();
     await heading('Backup').waitFor();
     await page.getByRole('button', { name: 'Create new job' }).click();
     await page.getByRole('heading', { name: 'New job' }).waitFor();
     const form = page.locator('form.job-form');
     // every field of the seed is there, each with its label
-    for (const label of ['Job name', 'Node', 'Target dir', 'External device', 'Start time', 'Mode', 'Mail to', 'Include all guests', 'Exclude', 'Keep (1-x)', 'Script before', 'Script after']) {
+    for (const label of [
+      'Job name',
+      'Node',
+      'Target dir',
+      'External device',
+      'Start time',
+      'Mode',
+      'Mail to',
+      'Include all guests',
+      'Exclude',
+      'Keep (1-x)',
+      'Script before',
+      'Script after',
+    ]) {
       expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
     }
     for (const day of ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']) expect(await form.getByLabel(day, { exact: true }).count(), day).toBe(1);
@@ -121,7 +137,20 @@ describe('the web UI in English', () => {
     await screenshot(page, '03-jobs');
 
     const job = await (await page.request.get(`${lab.url}/api/v1/jobs/nightly`)).json();
-    expect(job).toMatchObject({ id: 'nightly', node: 'e2enode', store: lab.storeDir, vmid: ['101'], all: false, days: ['mon', 'wed', 'fri'], at: '22:30', keep: 3, mode: 'stop', mailto: ['admin@example.com'], scriptBefore: join(lab.scriptsDir, 'before.sh'), enabled: true });
+    expect(job).toMatchObject({
+      id: 'nightly',
+      node: 'e2enode',
+      store: lab.storeDir,
+      vmid: ['101'],
+      all: false,
+      days: ['mon', 'wed', 'fri'],
+      at: '22:30',
+      keep: 3,
+      mode: 'stop',
+      mailto: ['admin@example.com'],
+      scriptBefore: join(lab.scriptsDir, 'before.sh'),
+      enabled: true,
+    });
   });
 
   it('Start now asks in a dialog; cancel does nothing, confirming shows the live log to `Finished Backup` and OK', async () => {
@@ -193,7 +222,10 @@ describe('the web UI in English', () => {
     expect(await form.getByLabel('New ID').inputValue()).toBe('102'); // the next free ID
     await form.getByLabel('New ID').fill('101'); // taken: the API refuses
     await form.getByRole('button', { name: 'Restore' }).click();
-    await form.locator('[data-field="newId"] .field-error').filter({ hasText: /guest ID 101 is already in use/ }).waitFor();
+    await form
+      .locator('[data-field="newId"] .field-error')
+      .filter({ hasText: /guest ID 101 is already in use/ })
+      .waitFor();
     await form.getByLabel('New ID').fill('201');
     await screenshot(page, '06-restore');
     await form.getByRole('button', { name: 'Restore' }).click();
@@ -231,7 +263,16 @@ describe('the web UI in English', () => {
     const cells = await page.locator('tr[data-job="nightly"]').locator('th, td').allInnerTexts();
     expect(cells.slice(9, 12)).toEqual(['23:15', `${lab.storeDir} (main)`, 'all guests except 201']);
     const job = await (await page.request.get(`${lab.url}/api/v1/jobs/nightly`)).json();
-    expect(job).toMatchObject({ all: true, vmid: [], exclude: ['201'], days: ['mon', 'wed', 'fri', 'sat'], at: '23:15', keep: 3, scriptBefore: join(lab.scriptsDir, 'before.sh'), mailto: ['admin@example.com'] });
+    expect(job).toMatchObject({
+      all: true,
+      vmid: [],
+      exclude: ['201'],
+      days: ['mon', 'wed', 'fri', 'sat'],
+      at: '23:15',
+      keep: 3,
+      scriptBefore: join(lab.scriptsDir, 'before.sh'),
+      mailto: ['admin@example.com'],
+    });
 
     // a second job to delete
     await page.getByRole('button', { name: 'Create new job' }).click();
@@ -262,7 +303,8 @@ describe('the web UI in German', () => {
     await heading('Datensicherung').waitFor();
     expect(await page.locator('html').getAttribute('lang')).toBe('de');
     expect(await page.getByRole('button', { name: 'DE', exact: true }).getAttribute('aria-pressed')).toBe('true');
-    for (const name of ['Gäste', 'Datensicherung', 'Aufgaben']) expect(await page.getByRole('navigation', { name: 'Hauptmenü' }).getByRole('link', { name }).count(), name).toBe(1);
+    for (const name of ['Gäste', 'Datensicherung', 'Aufgaben'])
+      expect(await page.getByRole('navigation', { name: 'Hauptmenü' }).getByRole('link', { name }).count(), name).toBe(1);
     expect(await page.getByRole('button', { name: 'Abmelden' }).count()).toBe(1);
     expect(await page.getByRole('navigation', { name: 'Datensicherung' }).innerText()).toMatch(/Jobs\s+Wiederherstellen/);
     expect(await page.getByRole('button', { name: 'Neuen Job erstellen' }).count()).toBe(1);
@@ -279,7 +321,19 @@ describe('the web UI in German', () => {
     await page.getByRole('button', { name: 'Neuen Job erstellen' }).click();
     await page.getByRole('heading', { name: 'Neuer Job' }).waitFor();
     const form = page.locator('form.job-form');
-    for (const label of ['Knoten', 'Zielverzeichnis', 'Externes Gerät', 'Startzeit', 'Modus', 'Mail an', 'Alle Gäste einschliessen', 'Ausschliessen', 'Behalten (1-x)', 'Skript vorher', 'Skript nachher']) {
+    for (const label of [
+      'Knoten',
+      'Zielverzeichnis',
+      'Externes Gerät',
+      'Startzeit',
+      'Modus',
+      'Mail an',
+      'Alle Gäste einschliessen',
+      'Ausschliessen',
+      'Behalten (1-x)',
+      'Skript vorher',
+      'Skript nachher',
+    ]) {
       expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
     }
     for (const day of ['Mo', 'Di', 'Mi', 'Do', 'Fr', 'Sa', 'So']) expect(await form.getByLabel(day, { exact: true }).count(), day).toBe(1);
@@ -310,7 +364,8 @@ describe('the web UI in German', () => {
     await page.getByRole('navigation', { name: 'Datensicherung' }).getByRole('link', { name: 'Wiederherstellen' }).click();
     await page.getByRole('heading', { name: 'Wiederherstellen', level: 2 }).waitFor();
     const form = page.locator('form.restore-form');
-    for (const label of ['Externes Gerät', 'Von Pfad', 'Von ID', 'Version', 'Neue ID']) expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
+    for (const label of ['Externes Gerät', 'Von Pfad', 'Von ID', 'Version', 'Neue ID'])
+      expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
     const v2 = page.locator('#backup-list button[data-id="101"][data-version="2"]');
     await v2.waitFor();
     expect(await v2.innerText()).toMatch(/^ID: 101, Version: 2 \(\d{4}-\d\d-\d\d\), name: test-101$/);

@@ -25,7 +25,8 @@ const anyBytes = fc.oneof(randomBytes, compressibleBytes);
 const chunkBytes = anyBytes.filter((b) => b.length > 0);
 
 /** Byte equality without a slow element-by-element deep compare. */
-const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const same = (a: Uint8Array, b: Uint8Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 const level = fc.integer({ min: 0, max: 5 });
 
 function expectCorrupt(fn: () => unknown): void {
@@ -153,7 +154,10 @@ describe('chunk blob', () => {
   it('catches every single-bit and every whole-byte change at every position of a raw and a zstd blob of a real chunk', () => {
     const text = regionBytes('text', 9, 64 * 1024);
     const random = regionBytes('random', 9, 4096);
-    for (const [plain, lvl, enc] of [[text, 3, 'zstd'], [random, 3, 'raw']] as const) {
+    for (const [plain, lvl, enc] of [
+      [text, 3, 'zstd'],
+      [random, 3, 'raw'],
+    ] as const) {
       const blob = encodeBlob(plain, lvl);
       expect(blobEncoding(blob)).toBe(enc);
       const step = Math.max(1, Math.floor(blob.length / 2048));

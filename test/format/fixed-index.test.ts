@@ -7,7 +7,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import {
-  CHUNK_SIZE, chunkCountFor, decodeFixedIndex, DIGEST_SIZE, encodeFixedIndex, INDEX_HEADER_SIZE, MAX_CHUNK_SIZE, type FixedIndex,
+  CHUNK_SIZE,
+  chunkCountFor,
+  decodeFixedIndex,
+  DIGEST_SIZE,
+  encodeFixedIndex,
+  INDEX_HEADER_SIZE,
+  MAX_CHUNK_SIZE,
+  type FixedIndex,
 } from '../../src/format/index.js';
 
 const digest = fc
@@ -17,11 +24,7 @@ const digest = fc
 
 /** A random index: chunk size (mostly the real one), disk size 0, exact multiples or with a short tail. */
 const fixedIndex: fc.Arbitrary<FixedIndex> = fc
-  .tuple(
-    fc.oneof(fc.constant(CHUNK_SIZE), fc.integer({ min: 1, max: MAX_CHUNK_SIZE })),
-    fc.integer({ min: 0, max: 48 }),
-    fc.oneof(fc.constant(0), fc.nat()),
-  )
+  .tuple(fc.oneof(fc.constant(CHUNK_SIZE), fc.integer({ min: 1, max: MAX_CHUNK_SIZE })), fc.integer({ min: 0, max: 48 }), fc.oneof(fc.constant(0), fc.nat()))
   .chain(([chunkSize, fullChunks, tailSeed]) => {
     const tail = tailSeed % chunkSize;
     const size = fullChunks * chunkSize + tail;
@@ -78,12 +81,17 @@ describe('fixed index', () => {
 
   it('reports a changed byte anywhere in the body (the digests) as INDEX_CORRUPT', () => {
     fc.assert(
-      fc.property(fixedIndex.filter((i) => i.digests.length > 0), fc.nat(), fc.integer({ min: 1, max: 255 }), (index, at, xor) => {
-        const file = encodeFixedIndex(index);
-        const pos = INDEX_HEADER_SIZE + (at % (file.length - INDEX_HEADER_SIZE));
-        file[pos] = (file[pos] as number) ^ xor;
-        expectIndexCorrupt(() => decodeFixedIndex(file, "'idx under test'"));
-      }),
+      fc.property(
+        fixedIndex.filter((i) => i.digests.length > 0),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (index, at, xor) => {
+          const file = encodeFixedIndex(index);
+          const pos = INDEX_HEADER_SIZE + (at % (file.length - INDEX_HEADER_SIZE));
+          file[pos] = (file[pos] as number) ^ xor;
+          expectIndexCorrupt(() => decodeFixedIndex(file, "'idx under test'"));
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -110,14 +118,18 @@ describe('fixed index', () => {
 
   it('refuses truncated and foreign files: 0, 1 and 3 bytes, header only, a digest cut short, an extra byte', () => {
     fc.assert(
-      fc.property(fixedIndex.filter((i) => i.digests.length > 0), fc.nat(), (index, cut) => {
-        const file = encodeFixedIndex(index);
-        for (const length of [0, 1, 3, 8, INDEX_HEADER_SIZE - 1, INDEX_HEADER_SIZE]) {
-          expectIndexCorrupt(() => decodeFixedIndex(file.subarray(0, length), "'idx under test'"));
-        }
-        expectIndexCorrupt(() => decodeFixedIndex(file.subarray(0, INDEX_HEADER_SIZE + (cut % (file.length - INDEX_HEADER_SIZE))), "'idx under test'"));
-        expectIndexCorrupt(() => decodeFixedIndex(Buffer.concat([file, Buffer.from([0])]), "'idx under test'"));
-      }),
+      fc.property(
+        fixedIndex.filter((i) => i.digests.length > 0),
+        fc.nat(),
+        (index, cut) => {
+          const file = encodeFixedIndex(index);
+          for (const length of [0, 1, 3, 8, INDEX_HEADER_SIZE - 1, INDEX_HEADER_SIZE]) {
+            expectIndexCorrupt(() => decodeFixedIndex(file.subarray(0, length), "'idx under test'"));
+          }
+          expectIndexCorrupt(() => decodeFixedIndex(file.subarray(0, INDEX_HEADER_SIZE + (cut % (file.length - INDEX_HEADER_SIZE))), "'idx under test'"));
+          expectIndexCorrupt(() => decodeFixedIndex(Buffer.concat([file, Buffer.from([0])]), "'idx under test'"));
+        },
+      ),
       { numRuns: 200 },
     );
     expectIndexCorrupt(() => decodeFixedIndex(Buffer.from('{"not": "an index"}'.padEnd(200, ' ')), "'idx under test'"));

@@ -34,7 +34,9 @@ export const manifest: fc.Arbitrary<Manifest> = fc.record({
   node: fc.string({ maxLength: 20 }),
   config: fc.string({ maxLength: 400 }),
   disks: disks.map((d) => [...d]),
-  excluded: fc.array(fc.record({ key: fc.string({ maxLength: 8 }), volume: fc.string({ maxLength: 30 }), reason: fc.string({ maxLength: 30 }) }), { maxLength: 2 }),
+  excluded: fc.array(fc.record({ key: fc.string({ maxLength: 8 }), volume: fc.string({ maxLength: 30 }), reason: fc.string({ maxLength: 30 }) }), {
+    maxLength: 2,
+  }),
   storedBytes: bytes,
   newBytes: bytes,
   durationSeconds: fc.integer({ min: 0, max: 10_000_000 }).map((ms) => ms / 1000),

@@ -43,7 +43,9 @@ function tamper(vmid: string, version: number, change: (m: Manifest) => void): v
   const file = manifestPath(vmid, version);
   const { checksum: _old, ...json } = JSON.parse(readFileSync(file, 'utf8')) as Manifest & { checksum: string };
   change(json);
-  const checksum = createHash('sha256').update(JSON.stringify(json, null, 2)).digest('hex');
+  const checksum = createHash('sha256')
+    .update(JSON.stringify(json, null, 2))
+    .digest('hex');
   writeFileSync(file, `${JSON.stringify({ ...json, checksum }, null, 2)}\n`);
 }
 
@@ -53,7 +55,9 @@ describe('manifests written by this version', () => {
       const m = decodeManifest(readFileSync(manifestPath('101', version)), `of guest 101 version ${version}`);
       expect(m).toMatchObject({ format: 1, guestId: '101', version, guestName: 'test-101' });
       expect(m.disks.map((d) => [d.key, d.format, d.index])).toEqual([
-        ['scsi0', 'raw', 'scsi0.fidx'], ['scsi1', 'qcow2', 'scsi1.fidx'], ['virtio2', 'raw', 'virtio2.fidx'],
+        ['scsi0', 'raw', 'scsi0.fidx'],
+        ['scsi1', 'qcow2', 'scsi1.fidx'],
+        ['virtio2', 'raw', 'virtio2.fidx'],
       ]);
       expect(m.disks[2]).toMatchObject({ size: 0, chunkCount: 0, zeroChunks: 0, zeroBytes: 0 });
       expect(m.excluded).toEqual([{ key: 'sata1', volume: 'local:101/vm-101-disk-3.raw', reason: 'backup=no' }]);
@@ -76,7 +80,9 @@ describe('an index name that is a path', () => {
     const result = JSON.parse(r.stdout) as { versions: Array<{ guestId: string; version: number; ok: boolean; errors: string[] }> };
     const v1 = result.versions.find((v) => v.version === 1);
     expect(v1?.ok).toBe(false);
-    expect(v1?.errors.join('\n')).toMatch(/disks\[0\]\.index must be a file name in the version folder ending in \.fidx \(no path\), not "\.\.\/\.\.\/\.\.\/\.\.\/outside\.fidx"/);
+    expect(v1?.errors.join('\n')).toMatch(
+      /disks\[0\]\.index must be a file name in the version folder ending in \.fidx \(no path\), not "\.\.\/\.\.\/\.\.\/\.\.\/outside\.fidx"/,
+    );
     expect(result.versions.find((v) => v.version === 2)?.ok).toBe(true);
   });
 
@@ -91,7 +97,10 @@ describe('an index name that is a path', () => {
   it('catalog rebuild skips and reports it, and lists the other', async () => {
     const r = await cli(['catalog', 'rebuild', ...storeFlag(lab), '--json']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ versions: 1, skipped: [{ guestId: '101', version: 1, error: expect.stringMatching(/disks\[0\]\.index must be/) }] });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      versions: 1,
+      skipped: [{ guestId: '101', version: 1, error: expect.stringMatching(/disks\[0\]\.index must be/) }],
+    });
     const listed = await cli(['list', '101', ...storeFlag(lab), '--json']);
     expect((JSON.parse(listed.stdout) as Array<{ version: number }>).map((v) => v.version)).toEqual([2]);
   });

@@ -25,7 +25,9 @@ const jsonOf = (m: Manifest): Record<string, Json> => {
 
 /** A manifest file with a correct checksum over whatever `json` holds. */
 function reseal(json: Record<string, Json>): Buffer {
-  const checksum = createHash('sha256').update(JSON.stringify(json, null, 2)).digest('hex');
+  const checksum = createHash('sha256')
+    .update(JSON.stringify(json, null, 2))
+    .digest('hex');
   return Buffer.from(JSON.stringify({ ...json, checksum }, null, 2));
 }
 
@@ -74,10 +76,14 @@ describe('manifest schema: what the backup writes is accepted', () => {
   it('accepts any plain file name ending in .fidx as an index', () => {
     const plain = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_-]{0,20}$/).map((s) => `${s}.fidx`);
     fc.assert(
-      fc.property(manifest.filter((m) => m.disks.length > 0), plain, (m, index) => {
-        const disks = m.disks.map((d, i) => (i === 0 ? { ...d, index } : { ...d, index: `other${i}.fidx` }));
-        expect(decodeManifest(encodeManifest({ ...m, disks }), WHAT).disks[0]?.index).toBe(index);
-      }),
+      fc.property(
+        manifest.filter((m) => m.disks.length > 0),
+        plain,
+        (m, index) => {
+          const disks = m.disks.map((d, i) => (i === 0 ? { ...d, index } : { ...d, index: `other${i}.fidx` }));
+          expect(decodeManifest(encodeManifest({ ...m, disks }), WHAT).disks[0]?.index).toBe(index);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -86,17 +92,40 @@ describe('manifest schema: what the backup writes is accepted', () => {
 describe('manifest schema: refused even with a valid checksum', () => {
   it('an index name that is a path, or not a .fidx file name', () => {
     const traversal = fc.oneof(
-      fc.constantFrom('../../etc/x', '../../../etc/shadow.fidx', '/etc/passwd', '/abs/scsi0.fidx', 'a/b.fidx', '..\\x.fidx', 'sub\\scsi0.fidx',
-        '..', '.', '', '.fidx', '..fidx', 'scsi0..fidx', '.hidden.fidx', 'scsi0.fidx/..', 'scsi0.raw', 'scsi0.fidx\n', ' scsi0.fidx'),
+      fc.constantFrom(
+        '../../etc/x',
+        '../../../etc/shadow.fidx',
+        '/etc/passwd',
+        '/abs/scsi0.fidx',
+        'a/b.fidx',
+        '..\\x.fidx',
+        'sub\\scsi0.fidx',
+        '..',
+        '.',
+        '',
+        '.fidx',
+        '..fidx',
+        'scsi0..fidx',
+        '.hidden.fidx',
+        'scsi0.fidx/..',
+        'scsi0.raw',
+        'scsi0.fidx\n',
+        ' scsi0.fidx',
+      ),
       fc.tuple(fc.string({ maxLength: 8 }), fc.constantFrom('/', '\\', '..'), fc.string({ maxLength: 8 })).map(([a, sep, b]) => `${a}${sep}${b}.fidx`),
     );
     fc.assert(
-      fc.property(manifest.filter((m) => m.disks.length > 0), traversal, fc.nat(), (m, index, at) => {
-        const json = jsonOf(m);
-        const i = at % m.disks.length;
-        ((json.disks as Json[])[i] as Record<string, Json>).index = index;
-        expectRefused(json, `disks[${i}].index`);
-      }),
+      fc.property(
+        manifest.filter((m) => m.disks.length > 0),
+        traversal,
+        fc.nat(),
+        (m, index, at) => {
+          const json = jsonOf(m);
+          const i = at % m.disks.length;
+          ((json.disks as Json[])[i] as Record<string, Json>).index = index;
+          expectRefused(json, `disks[${i}].index`);
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -146,53 +175,68 @@ describe('manifest schema: refused even with a valid checksum', () => {
     const diskFields = ['size', 'chunkCount', 'zeroChunks', 'zeroBytes', 'chunkSize'];
     const bad = fc.constantFrom(-1, -4096, 0.5, 1.25, 2 ** 53, 1e300, -0.001);
     fc.assert(
-      fc.property(manifest.filter((m) => m.disks.length > 0), fc.nat(), bad, (m, pick, value) => {
-        const json = jsonOf(m);
-        const paths: Path[] = [...numberFields.map((f) => [f]), ...diskFields.map((f) => ['disks', 0, f])];
-        const path = pickOf(paths, pick);
-        parentOf(json, path)[last(path)] = value;
-        // changing one number may break a rule between fields first: either way it is refused naming a field
-        const err = refusal(reseal(json));
-        expect(isColdvaultError(err, 'MANIFEST_CORRUPT') || isColdvaultError(err, 'DATASTORE_TOO_NEW'), String(err)).toBe(true);
-      }),
+      fc.property(
+        manifest.filter((m) => m.disks.length > 0),
+        fc.nat(),
+        bad,
+        (m, pick, value) => {
+          const json = jsonOf(m);
+          const paths: Path[] = [...numberFields.map((f) => [f]), ...diskFields.map((f) => ['disks', 0, f])];
+          const path = pickOf(paths, pick);
+          parentOf(json, path)[last(path)] = value;
+          // changing one number may break a rule between fields first: either way it is refused naming a field
+          const err = refusal(reseal(json));
+          expect(isColdvaultError(err, 'MANIFEST_CORRUPT') || isColdvaultError(err, 'DATASTORE_TOO_NEW'), String(err)).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('a chunk count that does not match the size, zeros beyond the disk, a disk key or index used twice', () => {
     fc.assert(
-      fc.property(manifest.filter((m) => m.disks.length > 0), fc.integer({ min: 1, max: 5 }), fc.constantFrom('count', 'zeroChunks', 'zeroBytes', 'twice'), (m, by, rule) => {
-        const json = jsonOf(m);
-        const disks = json.disks as Array<Record<string, Json>>;
-        const disk = disks[0] as Record<string, Json>;
-        if (rule === 'count') {
-          disk.chunkCount = (disk.chunkCount as number) + by;
-          return expectRefused(json, 'disks[0].chunkCount');
-        }
-        if (rule === 'zeroChunks') {
-          disk.zeroChunks = (disk.chunkCount as number) + by;
-          return expectRefused(json, 'disks[0].zeroChunks');
-        }
-        if (rule === 'zeroBytes') {
-          disk.zeroBytes = (disk.size as number) + by;
-          return expectRefused(json, 'disks[0].zeroBytes');
-        }
-        disks.push({ ...disk });
-        expectRefused(json, `disks[${disks.length - 1}].key`);
-      }),
+      fc.property(
+        manifest.filter((m) => m.disks.length > 0),
+        fc.integer({ min: 1, max: 5 }),
+        fc.constantFrom('count', 'zeroChunks', 'zeroBytes', 'twice'),
+        (m, by, rule) => {
+          const json = jsonOf(m);
+          const disks = json.disks as Array<Record<string, Json>>;
+          const disk = disks[0] as Record<string, Json>;
+          if (rule === 'count') {
+            disk.chunkCount = (disk.chunkCount as number) + by;
+            return expectRefused(json, 'disks[0].chunkCount');
+          }
+          if (rule === 'zeroChunks') {
+            disk.zeroChunks = (disk.chunkCount as number) + by;
+            return expectRefused(json, 'disks[0].zeroChunks');
+          }
+          if (rule === 'zeroBytes') {
+            disk.zeroBytes = (disk.size as number) + by;
+            return expectRefused(json, 'disks[0].zeroBytes');
+          }
+          disks.push({ ...disk });
+          expectRefused(json, `disks[${disks.length - 1}].key`);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('examples: the refusal names the field and what is wrong with it', () => {
-    const m = fc.sample(manifest.filter((x) => x.disks.length > 0), { numRuns: 1, seed: 7 })[0] as Manifest;
+    const m = fc.sample(
+      manifest.filter((x) => x.disks.length > 0),
+      { numRuns: 1, seed: 7 },
+    )[0] as Manifest;
     const json = jsonOf(m);
     ((json.disks as Json[])[0] as Record<string, Json>).index = '../../etc/x';
     expect(refusal(reseal(json)).message).toBe(
       `manifest ${WHAT} is corrupt: disks[0].index must be a file name in the version folder ending in .fidx (no path), not "../../etc/x"`,
     );
     const sized = jsonOf({ ...m, disks: [{ ...(m.disks[0] as Manifest['disks'][number]), size: 3 * CHUNK_SIZE, chunkCount: 2, zeroChunks: 0, zeroBytes: 0 }] });
-    expect(refusal(reseal(sized)).message).toBe(`manifest ${WHAT} is corrupt: disks[0].chunkCount must be 3 for ${3 * CHUNK_SIZE} bytes in chunks of ${CHUNK_SIZE}, not 2`);
+    expect(refusal(reseal(sized)).message).toBe(
+      `manifest ${WHAT} is corrupt: disks[0].chunkCount must be 3 for ${3 * CHUNK_SIZE} bytes in chunks of ${CHUNK_SIZE}, not 2`,
+    );
     expect(refusal(reseal({ ...jsonOf(m), protected: true })).message).toBe(`manifest ${WHAT} is corrupt: protected is not a field of a format-1 manifest`);
   });
 });

@@ -106,7 +106,10 @@ describe('manifest', () => {
           expect(decodeManifest(file, 'of guest under test')).toEqual(m);
           return;
         }
-        expect(isColdvaultError(err, 'MANIFEST_CORRUPT') || isColdvaultError(err, 'DATASTORE_TOO_NEW'), String(err)).toBe(true);
+        expect(
+          isColdvaultError(err, 'MANIFEST_CORRUPT') || isColdvaultError(err, 'DATASTORE_TOO_NEW'),
+          err instanceof Error ? err.message : JSON.stringify(err),
+        ).toBe(true);
       }),
       { numRuns: 1000 },
     );
@@ -142,7 +145,13 @@ describe('manifest', () => {
 
   it('refuses JSON that is not a manifest object (null, [], 42, a string, {}) as MANIFEST_CORRUPT', () => {
     for (const text of ['null', '[]', '42', '"manifest"', '{}']) {
-      expect(isColdvaultError(thrownBy(() => decodeManifest(Buffer.from(text), 'of guest under test')), 'MANIFEST_CORRUPT'), text).toBe(true);
+      expect(
+        isColdvaultError(
+          thrownBy(() => decodeManifest(Buffer.from(text), 'of guest under test')),
+          'MANIFEST_CORRUPT',
+        ),
+        text,
+      ).toBe(true);
     }
   });
 });

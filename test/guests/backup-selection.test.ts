@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  archivedConfigText,
-  parseGuestConfig,
-  printGuestConfig,
-  selectBackupDisks,
-  type GuestConfig,
-} from '../../src/guests/index.js';
+import { archivedConfigText, parseGuestConfig, printGuestConfig, selectBackupDisks, type GuestConfig } from '../../src/guests/index.js';
 import { listConfigFixtures, readFixture } from './fixtures.js';
 
 const parse = (text: string): GuestConfig => parseGuestConfig(text, 'guest 101');

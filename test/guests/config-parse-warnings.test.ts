@@ -52,7 +52,21 @@ describe('unknown keys', () => {
   });
 
   it('every numbered family up to its Proxmox limit, and no further', () => {
-    const known = ['net31', 'ipconfig31', 'numa7', 'virtiofs9', 'parallel2', 'serial3', 'hostpci15', 'usb13', 'unused255', 'scsi30', 'virtio15', 'sata5', 'ide3'];
+    const known = [
+      'net31',
+      'ipconfig31',
+      'numa7',
+      'virtiofs9',
+      'parallel2',
+      'serial3',
+      'hostpci15',
+      'usb13',
+      'unused255',
+      'scsi30',
+      'virtio15',
+      'sata5',
+      'ide3',
+    ];
     const beyond = ['net32', 'numa8', 'virtiofs10', 'parallel3', 'serial4', 'hostpci16', 'usb14', 'unused256', 'scsi31', 'virtio16', 'sata6', 'ide4'];
     const line = (k: string): string => (/^(scsi|virtio|sata|ide)/.test(k) ? `${k}: local:101/vm-101-disk-0.raw` : `${k}: x`);
     expect(warningsOf(known.map(line).join('\n'))).toEqual([]);

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
-import {
-  configValue,
-  guestName,
-  parseGuestConfig,
-  printGuestConfig,
-  type ConfigSection,
-  type GuestConfig,
-} from '../../src/guests/index.js';
+import { configValue, guestName, parseGuestConfig, printGuestConfig, type ConfigSection, type GuestConfig } from '../../src/guests/index.js';
 import { listConfigFixtures, readFixture } from './fixtures.js';
 
 const fixtures = listConfigFixtures();
@@ -143,9 +136,7 @@ describe('malformed configs', () => {
   });
 
   it('refuses a drive line without a volume', () => {
-    expect(malformedMessage('cores: 1\nscsi0: size=32G,cache=none\n')).toBe(
-      'cannot parse guest 101 (/x/101.conf) line 2: drive scsi0: no volume',
-    );
+    expect(malformedMessage('cores: 1\nscsi0: size=32G,cache=none\n')).toBe('cannot parse guest 101 (/x/101.conf) line 2: drive scsi0: no volume');
     expect(malformedMessage('virtio0: a:1/x.raw,b:1/y.raw\n')).toMatch(/line 1: drive virtio0: more than one volume/);
     expect(malformedMessage('ide0: local:1/x.raw,backup=maybe\n')).toMatch(/line 1: drive ide0: backup=maybe/);
     expect(malformedMessage('sata0: local:1/x.raw,size=\n')).toMatch(/line 1: drive sata0: missing key or value/);

@@ -60,7 +60,10 @@ describe('a disk for backup', () => {
 
   it('is refused under /proc and /sys, and when a character device, FIFO or folder, even when allowed', async () => {
     const all = ['/**'];
-    await expect(resolve('/proc/self/environ', all)).rejects.toMatchObject({ code: 'DISK_PATH_SPECIAL', message: expect.stringContaining('under /proc or /sys') });
+    await expect(resolve('/proc/self/environ', all)).rejects.toMatchObject({
+      code: 'DISK_PATH_SPECIAL',
+      message: expect.stringContaining('under /proc or /sys'),
+    });
     await expect(resolve('/sys/kernel/notes', all)).rejects.toMatchObject({ code: 'DISK_PATH_SPECIAL' });
     for (const dev of ['/dev/null', '/dev/zero']) {
       await expect(resolve(dev, all)).rejects.toMatchObject({ code: 'DISK_PATH_SPECIAL', message: expect.stringContaining('is a character device') });
@@ -76,7 +79,10 @@ describe('a disk for backup', () => {
     const shm = mkdtempSync('/dev/shm/cv-diskpaths-');
     try {
       writeFileSync(join(shm, 'disk.raw'), 'x');
-      await expect(resolve(join(shm, 'disk.raw'), ['/dev/**'])).rejects.toMatchObject({ code: 'DISK_PATH_NOT_ALLOWED', message: expect.stringContaining('is under /dev, where only a block device') });
+      await expect(resolve(join(shm, 'disk.raw'), ['/dev/**'])).rejects.toMatchObject({
+        code: 'DISK_PATH_NOT_ALLOWED',
+        message: expect.stringContaining('is under /dev, where only a block device'),
+      });
     } finally {
       rmSync(shm, { recursive: true, force: true });
     }
@@ -101,7 +107,10 @@ describe('a disk for backup', () => {
 
   it('that does not exist is DISK_MISSING, naming its path', async () => {
     const missing = join(vz, 'images', '101', 'nope.raw');
-    await expect(resolve('local:101/nope.raw')).rejects.toMatchObject({ code: 'DISK_MISSING', message: `disk 'scsi0' of guest 101: image '${missing}' does not exist` });
+    await expect(resolve('local:101/nope.raw')).rejects.toMatchObject({
+      code: 'DISK_MISSING',
+      message: `disk 'scsi0' of guest 101: image '${missing}' does not exist`,
+    });
   });
 });
 
@@ -123,13 +132,19 @@ describe('a restore target', () => {
       message: `restoring disk 'scsi0' of guest 201 to 'local:201/vm-201-disk-0.raw' refused: its folder '${join(store, 'images', '201')}' resolves to '${outside}', outside the target storage 'local' ('${store}'); a restore writes only inside its target storage`,
     });
     const dangling = new Map([['scsi0', { volume: 'local:202/vm-202-disk-0.raw', path: join(store, 'images', '202', 'vm-202-disk-0.raw') }]]);
-    await expect(checkRestoreTargets('202', dangling, { local: store })).rejects.toMatchObject({ code: 'DISK_PATH_NOT_ALLOWED', message: expect.stringContaining(`resolves to '${join(outside, 'not-yet')}'`) });
+    await expect(checkRestoreTargets('202', dangling, { local: store })).rejects.toMatchObject({
+      code: 'DISK_PATH_NOT_ALLOWED',
+      message: expect.stringContaining(`resolves to '${join(outside, 'not-yet')}'`),
+    });
   });
 });
 
 describe('allowDiskPaths patterns', () => {
   const allowed = async (path: string, pattern: string): Promise<boolean> =>
-    resolveBackupDisk({ key: 'scsi0', volume: path }, '101', { storages: {}, allowDiskPaths: [pattern] }).then(() => true, () => false);
+    resolveBackupDisk({ key: 'scsi0', volume: path }, '101', { storages: {}, allowDiskPaths: [pattern] }).then(
+      () => true,
+      () => false,
+    );
 
   it('* and ? stay within one segment, ** crosses segments', async () => {
     const file = join(outside, 'secret.raw');
@@ -152,7 +167,9 @@ describe('allowDiskPaths patterns', () => {
   it('must be absolute and normal (checked when the config is read)', () => {
     expect(checkDiskPathPattern('/dev/disk/by-id/*', 'cfg')).toBe('/dev/disk/by-id/*');
     for (const bad of ['dev/sda', '/', '/dev/../etc/*', '/dev//sda', '/dev/zvol/', '', 5]) {
-      expect(() => checkDiskPathPattern(bad, 'config file x: allowDiskPaths')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('config file x: allowDiskPaths') }));
+      expect(() => checkDiskPathPattern(bad, 'config file x: allowDiskPaths')).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('config file x: allowDiskPaths') }),
+      );
     }
   });
 });

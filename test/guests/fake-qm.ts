@@ -108,7 +108,9 @@ export async function makeFakeQm(confDir?: string): Promise<FakeQm> {
   await writeFile(qm, script(conf));
   await chmod(qm, 0o755);
   return {
-    dir, qm, confDir: conf,
+    dir,
+    qm,
+    confDir: conf,
     setState: (vmid, state) => writeFile(join(dir, `state-${vmid}`), `${state}\n`),
     state: async (vmid) => (await readFile(join(dir, `state-${vmid}`), 'utf8').catch(() => 'stopped')).trim(),
     lock: async (vmid) => /^lock:\s*(\S+)/m.exec((await readFile(join(conf, `${vmid}.conf`), 'utf8')).split(/^\[/m)[0] ?? '')?.[1],

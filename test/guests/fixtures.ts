@@ -12,9 +12,7 @@ export function qemuConfigFixturesDir(): string {
 /** Every `.conf` file below the fixtures dir, as paths relative to it, sorted. */
 export function listConfigFixtures(dir = qemuConfigFixturesDir()): string[] {
   const walk = (d: string): string[] =>
-    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.conf') ? [join(d, e.name)] : [],
-    );
+    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.conf') ? [join(d, e.name)] : []));
   return walk(dir)
     .map((p) => relative(dir, p))
     .sort();

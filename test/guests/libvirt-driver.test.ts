@@ -19,7 +19,6 @@ import { LibvirtDriver, parseDomblklist, parseDomstate } from '../../src/guests/
 import type { CommandRunner, RunOptions } from '../../src/guests/hypervisor/run-command.js';
 import { runCommand } from '../../src/guests/hypervisor/run-command.js';
 
-
 const NODE_XML = `<node>
   <domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
     <name>vm-101</name>
@@ -120,10 +119,7 @@ describe('LibvirtDriver against real virsh, test:/// URIs (virsh from libvirt-cl
     const d = new LibvirtDriver({ uri: nodeUri, domain: 'vm-{vmid}', run });
     expect(await d.status('101')).toBe('stopped');
     expect(await d.status('102')).toBe('paused');
-    expect(await d.diskPaths('101')).toEqual([
-      '/var/lib/coldvault-test/vm-101-disk-0.qcow2',
-      '/var/lib/coldvault-test/vm 101 data.raw',
-    ]);
+    expect(await d.diskPaths('101')).toEqual(['/var/lib/coldvault-test/vm-101-disk-0.qcow2', '/var/lib/coldvault-test/vm 101 data.raw']);
     expect(calls[2]).toEqual(['virsh', '-c', nodeUri, 'domblklist', 'vm-101', '--details']);
   });
 
@@ -132,9 +128,7 @@ describe('LibvirtDriver against real virsh, test:/// URIs (virsh from libvirt-cl
     const err = await d.status('999').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ColdvaultError);
     expect((err as ColdvaultError).code).toBe('HYPERVISOR');
-    expect((err as ColdvaultError).message).toBe(
-      "command 'virsh -c test:///default domstate vm-999' failed: error: failed to get domain 'vm-999' (exit 1)",
-    );
+    expect((err as ColdvaultError).message).toBe("command 'virsh -c test:///default domstate vm-999' failed: error: failed to get domain 'vm-999' (exit 1)");
   });
 
   it('the test driver rejects `shutdown --mode acpi` (what we send by default): reported as HYPERVISOR', async () => {
@@ -226,7 +220,9 @@ describe('checkStillStopped with the libvirt driver (real virsh, test:/// URIs)'
     const d = new LibvirtDriver({ uri: nodeUri, domain: 'vm-{vmid}' });
     const err = await checkStillStopped(d, '999', { during: 'before its snapshot was taken', outcome: 'the snapshot is dropped' }).catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('HYPERVISOR');
-    expect((err as ColdvaultError).message).toMatch(/^checking that guest 999 stayed stopped before its snapshot was taken failed: command 'virsh .* domstate vm-999' failed: .*; the snapshot is dropped$/);
+    expect((err as ColdvaultError).message).toMatch(
+      /^checking that guest 999 stayed stopped before its snapshot was taken failed: command 'virsh .* domstate vm-999' failed: .*; the snapshot is dropped$/,
+    );
   });
 });
 
@@ -256,22 +252,13 @@ describe('LibvirtDriver polling (injected runner: the test driver shuts down ins
   it('polls domstate until shut off', async () => {
     const { run, calls } = fakeVirsh(3);
     await new LibvirtDriver({ uri: 'qemu:///system', domain: 'vm-{vmid}', run, pollMs: 5 }).shutdown('101', 5000);
-    expect(calls).toEqual([
-      'domstate vm-101',
-      'shutdown vm-101 --mode acpi',
-      'domstate vm-101',
-      'domstate vm-101',
-      'domstate vm-101',
-      'domstate vm-101',
-    ]);
+    expect(calls).toEqual(['domstate vm-101', 'shutdown vm-101 --mode acpi', 'domstate vm-101', 'domstate vm-101', 'domstate vm-101', 'domstate vm-101']);
   });
 
   it('a guest that ignores ACPI: STOP_TIMEOUT, and no destroy is sent', async () => {
     const { run, calls } = fakeVirsh(Number.POSITIVE_INFINITY);
     const started = Date.now();
-    const err = await new LibvirtDriver({ uri: 'qemu:///system', domain: 'vm-{vmid}', run, pollMs: 20 })
-      .shutdown('101', 200)
-      .catch((e: unknown) => e);
+    const err = await new LibvirtDriver({ uri: 'qemu:///system', domain: 'vm-{vmid}', run, pollMs: 20 }).shutdown('101', 200).catch((e: unknown) => e);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect((err as ColdvaultError).code).toBe('STOP_TIMEOUT');
     expect((err as ColdvaultError).message).toContain("guest 101 (libvirt domain 'vm-101') timed out");

@@ -8,7 +8,13 @@ const SPECIAL_KEY = /^(ide\d+|sata\d+|scsi\d+|virtio\d+|efidisk\d+|tpmstate\d+|n
 const plainKey = fc.stringMatching(/^[a-z][a-z_-]{0,8}\d{0,2}$/).filter((k) => !SPECIAL_KEY.test(k));
 const token = fc.stringMatching(/^[A-Za-z0-9.:/_~+-]{1,12}$/);
 const propertyString = fc
-  .array(fc.oneof(token, fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_-]{0,6}$/), token).map(([k, v]) => `${k}=${v}`)), { minLength: 1, maxLength: 5 })
+  .array(
+    fc.oneof(
+      token,
+      fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_-]{0,6}$/), token).map(([k, v]) => `${k}=${v}`),
+    ),
+    { minLength: 1, maxLength: 5 },
+  )
   .map((parts) => parts.join(','));
 // Proxmox trims values, so generated ones neither start nor end with a space.
 const freeText = fc.stringMatching(/^[A-Za-z0-9]([A-Za-z0-9 ;.~'"-]{0,20}[A-Za-z0-9.])?$/);
@@ -17,7 +23,9 @@ const value = fc.oneof(propertyString, freeText);
 /** Proxmox's writer: escape control chars, bytes >= 0x80, '%' and ':' as %XX. */
 function encodeDescription(text: string): string {
   return [...Buffer.from(text, 'utf8')]
-    .map((b) => (b < 0x20 || b === 0x7f || b >= 0x80 || b === 0x25 || b === 0x3a ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b)))
+    .map((b) =>
+      b < 0x20 || b === 0x7f || b >= 0x80 || b === 0x25 || b === 0x3a ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b),
+    )
     .join('');
 }
 const descriptionText = fc.string({ unit: 'binary', maxLength: 20 }).filter((s) => Buffer.from(s, 'utf8').toString('utf8') === s);
@@ -236,20 +244,26 @@ function checkLine(l: Line, out: string, volumes: Map<string, string>, unique: b
 describe('property: the restore rewrite', () => {
   it('changes only disks, vmgenid and (with unique) MACs and the smbios1 uuid, keeping every other line in place', () => {
     fc.assert(
-      fc.property(restoreLines, fc.boolean(), fc.constantFrom('BC:24:11', '', 'AA', '02:AB:CD:', 'BC:24:11:00:00'), fc.integer(), (lines, unique, prefix, seed) => {
-        const withEnd: Line[] = [...lines, { type: 'other', text: 'name: last' }];
-        const text = `${withEnd.map(lineText).join('\n')}\n`;
-        const restorable = withEnd.flatMap((l) => (l.type === 'disk' && !l.backup0 && !l.cdrom ? [l.key] : []));
-        const volumes = new Map(restorable.map((k, i) => [k, `target:200/vm-200-disk-${i}.raw`]));
-        const out = rewriteConfigForRestore(text, { volumes, unique, macPrefix: prefix, random: seeded(seed) });
-        const kept = withEnd.filter((l) => l.type !== 'dropped');
-        const outLines = out.split('\n');
-        expect(outLines.pop()).toBe('');
-        expect(outLines).toHaveLength(kept.length);
-        kept.forEach((l, i) => checkLine(l, outLines[i] ?? '', volumes, unique, prefix));
-        const newMacs = outLines.filter((o) => /^net\d+: /.test(o)).map((o) => /=([0-9A-F:]{17})/.exec(o)?.[1]);
-        expect(new Set(newMacs).size).toBe(newMacs.length);
-      }),
+      fc.property(
+        restoreLines,
+        fc.boolean(),
+        fc.constantFrom('BC:24:11', '', 'AA', '02:AB:CD:', 'BC:24:11:00:00'),
+        fc.integer(),
+        (lines, unique, prefix, seed) => {
+          const withEnd: Line[] = [...lines, { type: 'other', text: 'name: last' }];
+          const text = `${withEnd.map(lineText).join('\n')}\n`;
+          const restorable = withEnd.flatMap((l) => (l.type === 'disk' && !l.backup0 && !l.cdrom ? [l.key] : []));
+          const volumes = new Map(restorable.map((k, i) => [k, `target:200/vm-200-disk-${i}.raw`]));
+          const out = rewriteConfigForRestore(text, { volumes, unique, macPrefix: prefix, random: seeded(seed) });
+          const kept = withEnd.filter((l) => l.type !== 'dropped');
+          const outLines = out.split('\n');
+          expect(outLines.pop()).toBe('');
+          expect(outLines).toHaveLength(kept.length);
+          kept.forEach((l, i) => checkLine(l, outLines[i] ?? '', volumes, unique, prefix));
+          const newMacs = outLines.filter((o) => /^net\d+: /.test(o)).map((o) => /=([0-9A-F:]{17})/.exec(o)?.[1]);
+          expect(new Set(newMacs).size).toBe(newMacs.length);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -14,7 +14,8 @@ import type { CommandRunner } from '../../src/guests/hypervisor/run-command.js';
 import { formatCommand, runCommand } from '../../src/guests/hypervisor/run-command.js';
 import { makeFakeQm, type FakeQm } from './fake-qm.js';
 
-const CONF_101 = 'boot: order=scsi0\nmemory: 512\nname: web01\nparent: snap1\nscsi0: local-lvm:vm-101-disk-0,size=32G\n\n[snap1]\nmemory: 512\nname: web01\nscsi0: local-lvm:vm-101-disk-0,size=32G\nsnaptime: 1714557600\n';
+const CONF_101 =
+  'boot: order=scsi0\nmemory: 512\nname: web01\nparent: snap1\nscsi0: local-lvm:vm-101-disk-0,size=32G\n\n[snap1]\nmemory: 512\nname: web01\nscsi0: local-lvm:vm-101-disk-0,size=32G\nsnaptime: 1714557600\n';
 
 let fake: FakeQm;
 let dir: string;

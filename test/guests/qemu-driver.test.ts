@@ -9,15 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { QemuDriver } from '../../src/guests/hypervisor/qemu.js';
 import { QmpClient } from '../../src/guests/hypervisor/qmp.js';
-import {
-  ensureTinyGuest,
-  guestFiles,
-  killGuest,
-  makeGuestDisk,
-  readBootCount,
-  startScript,
-  waitForSerial,
-} from '../helpers/tiny-guest.js';
+import { ensureTinyGuest, guestFiles, killGuest, makeGuestDisk, readBootCount, startScript, waitForSerial } from '../helpers/tiny-guest.js';
 
 const READY = 'coldvault-tiny-guest: waiting for the power button';
 

@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  allocateRestoreVolumes,
-  macAddressesOf,
-  parseGuestConfig,
-  rewriteConfigForRestore,
-} from '../../src/guests/index.js';
+import { allocateRestoreVolumes, macAddressesOf, parseGuestConfig, rewriteConfigForRestore } from '../../src/guests/index.js';
 import { readFixture } from './fixtures.js';
 
 const MAP_LINE = /^#qmdump#map:([^:]+):drive-[^:]+:([^:]*):([^:]*):$/gm;
@@ -50,9 +45,7 @@ describe('allocateRestoreVolumes', () => {
       storages,
       existingFiles: (dir) => {
         seen.push(dir);
-        return dir === '/var/lib/vz/images/105'
-          ? ['vm-105-disk-0.qcow2', 'base-105-disk-2.raw', 'vm-1050-disk-1.raw', 'notes.txt', 'vm-105-disk-4']
-          : [];
+        return dir === '/var/lib/vz/images/105' ? ['vm-105-disk-0.qcow2', 'base-105-disk-2.raw', 'vm-1050-disk-1.raw', 'notes.txt', 'vm-105-disk-4'] : [];
       },
     });
     expect(Object.fromEntries(result)).toEqual({
@@ -158,8 +151,7 @@ describe('rewriteConfigForRestore', () => {
     const text = 'net0: virtio=02:00:00:DD:EE:FF\nnet1: e1000=02:00:00:01:02:03\n';
     const out = rewriteConfigForRestore(text, { volumes: new Map(), unique: true, macPrefix: '', random });
     expect(out).toBe('net0: virtio=12:01:01:01:01:01\nnet1: e1000=22:02:02:02:02:02\n');
-    const stuck = (): unknown =>
-      rewriteConfigForRestore(text, { volumes: new Map(), unique: true, macPrefix: '02:00:00', random: () => Buffer.alloc(6) });
+    const stuck = (): unknown => rewriteConfigForRestore(text, { volumes: new Map(), unique: true, macPrefix: '02:00:00', random: () => Buffer.alloc(6) });
     expect(stuck).toThrow(/generating a new MAC address for net1 failed/);
   });
 

@@ -2,14 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  configValue,
-  guestConfigPath,
-  listGuestIds,
-  parseVolume,
-  readGuestConfig,
-  resolveVolumePath,
-} from '../../src/guests/index.js';
+import { configValue, guestConfigPath, listGuestIds, parseVolume, readGuestConfig, resolveVolumePath } from '../../src/guests/index.js';
 
 const storages = { local: '/var/lib/vz', 'local-lvm': '/dev/pve', 'usb.1': '/mnt/usb' };
 
@@ -27,18 +20,14 @@ describe('resolveVolumePath', () => {
   it('maps dir-storage volumes, block-style names and paths', () => {
     expect(resolveVolumePath('local:101/vm-101-disk-0.raw', storages)).toBe('/var/lib/vz/images/101/vm-101-disk-0.raw');
     expect(resolveVolumePath('local-lvm:vm-101-disk-0', storages)).toBe('/dev/pve/vm-101-disk-0');
-    expect(resolveVolumePath('usb.1:100/base-100-disk-0.qcow2/101/vm-101-disk-1.qcow2', storages)).toBe(
-      '/mnt/usb/images/101/vm-101-disk-1.qcow2',
-    );
+    expect(resolveVolumePath('usb.1:100/base-100-disk-0.qcow2/101/vm-101-disk-1.qcow2', storages)).toBe('/mnt/usb/images/101/vm-101-disk-1.qcow2');
     expect(resolveVolumePath('local:iso/debian.iso', storages)).toBe('/var/lib/vz/template/iso/debian.iso');
     expect(resolveVolumePath('/dev/disk/by-id/ata-X', storages)).toBe('/dev/disk/by-id/ata-X');
   });
 
   it('names the volume and the known storages for an unknown storage', () => {
     const call = (): string => resolveVolumePath('nas:101/vm-101-disk-0.raw', storages);
-    expect(call).toThrow(
-      "resolving volume 'nas:101/vm-101-disk-0.raw' failed: unknown storage 'nas' (known: local, local-lvm, usb.1)",
-    );
+    expect(call).toThrow("resolving volume 'nas:101/vm-101-disk-0.raw' failed: unknown storage 'nas' (known: local, local-lvm, usb.1)");
     expect(call).toThrow(expect.objectContaining({ code: 'STORAGE_UNKNOWN' }));
     expect(() => resolveVolumePath('toString:vm-1', {})).toThrow(/unknown storage 'toString' \(known: none\)/);
   });

@@ -84,21 +84,27 @@ export class Interleaver {
   /** Adds an operation; `start` receives the checkpoint for its Datastore and runs it to the end. */
   add<T>(name: string, start: (checkpoint: Checkpoint) => Promise<T>): Actor<T> {
     const entry = { name, state: { kind: 'running' } as ActorState, steps: [] as string[] };
-    const checkpoint: Checkpoint = (step) => new Promise<void>((release) => {
-      entry.steps.push(step);
-      entry.state = { kind: 'parked', step, release };
-      this.changed();
-    });
+    const checkpoint: Checkpoint = (step) =>
+      new Promise<void>((release) => {
+        entry.steps.push(step);
+        entry.state = { kind: 'parked', step, release };
+        this.changed();
+      });
     let begin!: () => void;
-    const begun = new Promise<void>((r) => { begin = r; });
-    entry.state = { kind: 'parked', step: 'start', release: begin };
-    const result = begun.then(() => start(checkpoint)).then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    ).finally(() => {
-      entry.state = { kind: 'done' };
-      this.changed();
+    const begun = new Promise<void>((r) => {
+      begin = r;
     });
+    entry.state = { kind: 'parked', step: 'start', release: begin };
+    const result = begun
+      .then(() => start(checkpoint))
+      .then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      )
+      .finally(() => {
+        entry.state = { kind: 'done' };
+        this.changed();
+      });
     this.actors.push(entry);
     return { name, checkpoint, result, steps: entry.steps };
   }

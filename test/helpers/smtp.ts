@@ -12,7 +12,9 @@ export interface Received {
   user: unknown;
 }
 
-export async function startSmtpSink(options: SMTPServerOptions = { authOptional: true }): Promise<{ server: SMTPServer; port: number; got: Received[]; close: () => Promise<void> }> {
+export async function startSmtpSink(
+  options: SMTPServerOptions = { authOptional: true },
+): Promise<{ server: SMTPServer; port: number; got: Received[]; close: () => Promise<void> }> {
   const got: Received[] = [];
   const server = new SMTPServer({
     logger: false,

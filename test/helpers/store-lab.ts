@@ -75,14 +75,21 @@ export async function makeStoreLab(base = '/dev/shm'): Promise<StoreLab> {
     }
   };
   const lab: StoreLab = {
-    root, storeDir, guestsDir, storages, pool, open,
+    root,
+    storeDir,
+    guestsDir,
+    storages,
+    pool,
+    open,
     writeGuest(id, blocks) {
       const dir = join(storages.local, 'images', id);
       mkdirSync(dir, { recursive: true });
       const path = join(dir, `vm-${id}-disk-0.raw`);
       const fd = openSync(path, 'w');
       try {
-        blocks.forEach((n, i) => { if (n !== 0) writeSync(fd, block(n), 0, REGION, i * REGION); });
+        blocks.forEach((n, i) => {
+          if (n !== 0) writeSync(fd, block(n), 0, REGION, i * REGION);
+        });
         ftruncateSync(fd, blocks.length * REGION);
       } finally {
         closeSync(fd);
@@ -90,17 +97,19 @@ export async function makeStoreLab(base = '/dev/shm'): Promise<StoreLab> {
       writeFileSync(join(guestsDir, `${id}.conf`), `name: g${id}\nmemory: 128\nscsi0: local:${id}/vm-${id}-disk-0.raw,size=${blocks.length * 4}M\n`);
       return sha256Of(blocks);
     },
-    backup: (id, seams) => withCatalog(seams, async (store, catalog) => {
-      const r = await backupGuest({ store, catalog, pool, guestsDir, storages, guestId: id, node: 'test', zstdLevel: 1, log });
-      return { version: r.manifest.version };
-    }),
+    backup: (id, seams) =>
+      withCatalog(seams, async (store, catalog) => {
+        const r = await backupGuest({ store, catalog, pool, guestsDir, storages, guestId: id, node: 'test', zstdLevel: 1, log });
+        return { version: r.manifest.version };
+      }),
     prune: (id, keepLast, seams) => withCatalog(seams, (store, catalog) => pruneGuest({ store, catalog, guestId: id, options: { keepLast }, log })),
     protect: (id, version, seams) => withCatalog(seams, (store, catalog) => protectVersion({ store, catalog, guestId: id, version, value: true })),
     gc: async (seams) => collectGarbage(await open(seams), log),
-    verify: (seams) => withCatalog(seams, async (store, catalog) => {
-      const r = await verifyStore({ store, catalog, pool, log });
-      return { ok: r.ok, errors: r.versions.flatMap((v: { errors: string[] }) => v.errors) };
-    }),
+    verify: (seams) =>
+      withCatalog(seams, async (store, catalog) => {
+        const r = await verifyStore({ store, catalog, pool, log });
+        return { ok: r.ok, errors: r.versions.flatMap((v: { errors: string[] }) => v.errors) };
+      }),
     async restoreSha(id, version, seams) {
       const newId = String(nextRestoreId++);
       const store = await open(seams);

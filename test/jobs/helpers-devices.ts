@@ -17,7 +17,11 @@ import { cv, sleep, waitFor, type JobLab } from './helpers-jobs.js';
 export const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 export const MiB = 1024 * 1024;
 
-export interface Loop { path: string; uuid: string; img: string }
+export interface Loop {
+  path: string;
+  uuid: string;
+  img: string;
+}
 
 export const mounted = async (dir: string): Promise<boolean> => (await readMounts()).some((m) => m.mountpoint === dir);
 
@@ -110,7 +114,9 @@ const stagedOn = (store: string, vmid: string): boolean =>
 /** True once a task log written since `before` shows the guest's disk image being saved. */
 function savingDisk(tasksDir: string, before: Set<string>): boolean {
   if (!existsSync(tasksDir)) return false;
-  return readdirSync(tasksDir).filter((n) => !before.has(n)).some((f) => /now save file '[^']*\.raw'/.test(readFileSync(join(tasksDir, f), 'utf8')));
+  return readdirSync(tasksDir)
+    .filter((n) => !before.has(n))
+    .some((f) => /now save file '[^']*\.raw'/.test(readFileSync(join(tasksDir, f), 'utf8')));
 }
 
 /**
@@ -157,7 +163,12 @@ export async function checkStore(lab: JobLab, dir: string, vmid: string, expecte
   // a staging folder is never a version; after an unplug the engine could not remove it (the disk
   // was gone): the next run on the disk cleans it up (a dead writer's staging)
   if (!stagingMayRemain) expect(names.filter((n) => n.startsWith('.staging-'))).toEqual([]);
-  expect(names.filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b)).toEqual(expected);
+  expect(
+    names
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b),
+  ).toEqual(expected);
 }
 
 /**
@@ -210,5 +221,7 @@ export function replayWouldWrite(loop: Loop, work: string): boolean {
 /** How often the kernel logged a mount of the filesystem with this UUID (ext4: "mounted filesystem", xfs: "Mounting V5 Filesystem"). */
 export function kernelMountsOf(uuid: string): number {
   const pattern = new RegExp(`(mounted filesystem|Mounting V5 filesystem) ${uuid}`, 'i');
-  return sh('dmesg', []).split('\n').filter((l) => pattern.test(l)).length;
+  return sh('dmesg', [])
+    .split('\n')
+    .filter((l) => pattern.test(l)).length;
 }

@@ -29,7 +29,7 @@ import { killGuest, readBootCount } from '../helpers/tiny-guest.js';
 import { checkStore, fillGuestDisk, Loops, MiB, mounted, runWithFault, sh, type Loop } from './helpers-devices.js';
 import { addTinyGuest, bootGuest, cv, lineIndex, makeJobLab, part, startSmtpSink, subjectOf, waitBooted, type JobLab } from './helpers-jobs.js';
 
-describe('a job\'s external device failing mid-backup (loop devices, ext4, a real guest)', () => {
+describe("a job's external device failing mid-backup (loop devices, ext4, a real guest)", () => {
   let lab: JobLab;
   let sink: Awaited<ReturnType<typeof startSmtpSink>>;
   let loops: Loops;
@@ -69,7 +69,7 @@ describe('a job\'s external device failing mid-backup (loop devices, ext4, a rea
       // 320 MiB: the engine keeps a 64 MiB reserve, so a smaller disk would refuse the guest up front
       disks[name] = loops.make(name, '320M', (dev) => sh('mkfs.ext4', ['-q', '-F', '-m', '0', '-L', `cv${name}`, dev]));
       mnts[name] = join(lab.root, name);
-      await loops.byHand(disks[name]!, (dir) => cv(lab, ['datastore', 'init', dir]));
+      await loops.byHand(disks[name], (dir) => cv(lab, ['datastore', 'init', dir]));
     }
   });
 
@@ -95,14 +95,33 @@ describe('a job\'s external device failing mid-backup (loop devices, ext4, a rea
     const loop = disks.full!;
     const mnt = mnts.full!;
     const disk = await bigRunningGuest('101', 'full01');
-    const add = await cv(lab, ['job', 'add', 'full', '--store', mnt, '--vmid', '101', '--device', `UUID=${loop.uuid}`, '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'full',
+      '--store',
+      mnt,
+      '--vmid',
+      '101',
+      '--device',
+      `UUID=${loop.uuid}`,
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
 
-    const run = await runWithFault(lab, { id: 'full', store: mnt, vmid: '101' }, () => {
-      // the disk fills up from outside while the backup writes: leave 4 MiB
-      const s = statfsSync(mnt);
-      sh('fallocate', ['-l', String(s.bavail * s.bsize - 4 * MiB), join(mnt, 'filler')]);
-    }, children);
+    const run = await runWithFault(
+      lab,
+      { id: 'full', store: mnt, vmid: '101' },
+      () => {
+        // the disk fills up from outside while the backup writes: leave 4 MiB
+        const s = statfsSync(mnt);
+        sh('fallocate', ['-l', String(s.bavail * s.bsize - 4 * MiB), join(mnt, 'filler')]);
+      },
+      children,
+    );
     expect(run.midBackup, run.out).toBe(true);
     expect(run.code, run.out).toBe(1);
     expect(run.out).toMatch(/Backup of VM 101 failed - .*(is full|No space left|not enough space)/i);
@@ -131,8 +150,25 @@ describe('a job\'s external device failing mid-backup (loop devices, ext4, a rea
   it('a disk unplugged mid-backup: the job fails naming the failed disk, the guest runs again, the next guest is not stopped, the store stays consistent, the next run succeeds', async () => {
     const loop = disks.flaky!;
     const mnt = mnts.flaky!;
-    const [disk, other] = await Promise.all([bigRunningGuest('102', 'flaky02'), addTinyGuest(lab, '103', 'other03').then(async (d) => (await bootGuest(lab, '103'), d))]);
-    const add = await cv(lab, ['job', 'add', 'flaky', '--store', mnt, '--vmid', '102,103', '--device', loop.path, '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const [disk, other] = await Promise.all([
+      bigRunningGuest('102', 'flaky02'),
+      addTinyGuest(lab, '103', 'other03').then(async (d) => (await bootGuest(lab, '103'), d)),
+    ]);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'flaky',
+      '--store',
+      mnt,
+      '--vmid',
+      '102,103',
+      '--device',
+      loop.path,
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
 
     const run = await runWithFault(lab, { id: 'flaky', store: mnt, vmid: '102' }, () => loops.setLimit(loop, MiB), children);
@@ -140,7 +176,9 @@ describe('a job\'s external device failing mid-backup (loop devices, ext4, a rea
     expect(run.code, run.out).toBe(1);
     // the errno is the kernel's (EIO, EROFS once ext4 aborts its journal, ENOMEM on 6.x when an inode
     // block cannot be read); the log says what it means: the disk failed or went away
-    const failedLine = new RegExp(`ERROR: the external disk ${loop.path} \\(UUID=${loop.uuid}\\) failed or was removed during the backup: its size dropped from 320\\.00 MiB to 1\\.00 MiB; .*'${mnt}/.*(EIO|EROFS|ENOMEM|ENXIO|ENODEV)`);
+    const failedLine = new RegExp(
+      `ERROR: the external disk ${loop.path} \\(UUID=${loop.uuid}\\) failed or was removed during the backup: its size dropped from 320\\.00 MiB to 1\\.00 MiB; .*'${mnt}/.*(EIO|EROFS|ENOMEM|ENXIO|ENODEV)`,
+    );
     expect(run.out).toMatch(failedLine);
     expect(run.out).toMatch(/the external disk failed: guest 103 and the following ones are not backed up/);
     expect(run.out).not.toContain('Starting Backup of VM 103');

@@ -24,7 +24,10 @@ describe('a wrong or unmountable external disk while a real guest runs', () => {
   let guestDisk = '';
   const disks = {} as Record<'home' | 'other' | 'garbage' | 'damaged', Loop>;
   const ids = { home: '', other: '' };
-  const mkext4 = (label: string) => (dev: string): void => void sh('mkfs.ext4', ['-q', '-F', '-L', label, dev]);
+  const mkext4 =
+    (label: string) =>
+    (dev: string): void =>
+      void sh('mkfs.ext4', ['-q', '-F', '-L', label, dev]);
   const datastoreIdOn = (loop: Loop): Promise<string> =>
     loops.byHand(loop, (dir) => (JSON.parse(readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id, true);
 
@@ -47,7 +50,22 @@ describe('a wrong or unmountable external disk while a real guest runs', () => {
 
     guestDisk = await addTinyGuest(lab, '101', 'web01');
     await addTinyGuest(lab, '102', 'idle02'); // not running: backing it up stops nothing
-    const add = await cv(lab, ['job', 'add', 'carry', '--store', mnt, '--vmid', '102', '--device', `UUID=${disks.home.uuid}`, '--init-device', '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'carry',
+      '--store',
+      mnt,
+      '--vmid',
+      '102',
+      '--device',
+      `UUID=${disks.home.uuid}`,
+      '--init-device',
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     const bind = await cv(lab, ['job', 'run', 'carry']);
     expect(bind.code, bind.stdout + bind.stderr).toBe(0);
@@ -85,16 +103,22 @@ describe('a wrong or unmountable external disk while a real guest runs', () => {
 
   it('a disk that holds another datastore is refused untouched and mailed, naming both datastore ids', async () => {
     expect(ids.home).not.toBe(ids.other);
-    await expectRefused(disks.other, `UUID=${disks.other.uuid}`,
-      new RegExp(`the device mounted on '${mnt}' holds datastore ${ids.other}, not the expected datastore ${ids.home}; nothing was written to it`));
+    await expectRefused(
+      disks.other,
+      `UUID=${disks.other.uuid}`,
+      new RegExp(`the device mounted on '${mnt}' holds datastore ${ids.other}, not the expected datastore ${ids.home}; nothing was written to it`),
+    );
   });
 
   it('a disk without a filesystem is refused and mailed: no filesystem found on it', async () => {
     await expectRefused(disks.garbage, disks.garbage.path, new RegExp(`mounting device ${disks.garbage.path} on '${mnt}' failed: no filesystem found on it`));
   });
 
-  it('a disk whose filesystem is damaged is refused and mailed with mount\'s reason', async () => {
-    await expectRefused(disks.damaged, `UUID=${disks.damaged.uuid}`,
-      new RegExp(`mounting device ${disks.damaged.path} on '${mnt}' failed: mount: .*(Structure needs cleaning|bad superblock|wrong fs type)`));
+  it("a disk whose filesystem is damaged is refused and mailed with mount's reason", async () => {
+    await expectRefused(
+      disks.damaged,
+      `UUID=${disks.damaged.uuid}`,
+      new RegExp(`mounting device ${disks.damaged.path} on '${mnt}' failed: mount: .*(Structure needs cleaning|bad superblock|wrong fs type)`),
+    );
   });
 });

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockDir } from '../../src/datastore/index.js';
 import { sha256File, writeImage } from '../helpers/fixtures.js';
-import { imageHash, leaveDirty, Loops, mounted, replayWouldWrite, sh, type Loop } from './helpers-devices.js';
+import { imageHash, leaveDirty, Loops, mounted, replayWouldWrite, sh } from './helpers-devices.js';
 import { cv, diskPath, makeJobLab, writeGuestConf, type JobLab } from './helpers-jobs.js';
 
-describe('mounts of a job\'s or a restore\'s external disk (loop devices)', () => {
+describe("mounts of a job's or a restore's external disk (loop devices)", () => {
   let lab: JobLab;
   let loops: Loops;
   const mkfs = {
@@ -43,8 +43,12 @@ describe('mounts of a job\'s or a restore\'s external disk (loop devices)', () =
     await lab?.cleanup();
   });
 
-  it.each([['ext4', '96M', '311'], ['xfs', '320M', '312']] as const)(
-    'restore --device from a %s disk left with a journal to replay: restored byte-identical, the disk image byte-identical', async (fs, size, newId) => {
+  it.each([
+    ['ext4', '96M', '311'],
+    ['xfs', '320M', '312'],
+  ] as const)(
+    'restore --device from a %s disk left with a journal to replay: restored byte-identical, the disk image byte-identical',
+    async (fs, size, newId) => {
       const disk = loops.make(`dirty-${fs}`, size, mkfs[fs]);
       await leaveDirty(disk, loops.work, async (dir) => {
         expect((await cv(lab, ['datastore', 'init', dir])).code).toBe(0);
@@ -61,7 +65,8 @@ describe('mounts of a job\'s or a restore\'s external disk (loop devices)', () =
       expect(await mounted(dir)).toBe(false);
       expect(r.stderr).toContain('without journal replay: the disk is not changed');
       if (fs === 'ext4') expect(r.stderr).toMatch(/was not cleanly unmounted: its journal holds changes that this read-only mount does not replay/);
-    });
+    },
+  );
 
   it('a job whose folder holds another datastore is refused before any guest is touched; disk and datastore untouched', async () => {
     const disk = loops.make('empty', '96M', mkfs.ext4);
@@ -81,7 +86,7 @@ describe('mounts of a job\'s or a restore\'s external disk (loop devices)', () =
     expect(idIn(folder)).toBe(localId);
   });
 
-  it('a job whose folder is a datastore in use (a live lock) is refused; without the lock, a folder holding the disk\'s own id is mounted on', async () => {
+  it("a job whose folder is a datastore in use (a live lock) is refused; without the lock, a folder holding the disk's own id is mounted on", async () => {
     const disk = loops.make('own', '96M', mkfs.ext4);
     const diskId = await loops.byHand(disk, async (dir) => {
       expect((await cv(lab, ['datastore', 'init', dir])).code).toBe(0);
@@ -89,14 +94,19 @@ describe('mounts of a job\'s or a restore\'s external disk (loop devices)', () =
     });
     const folder = join(lab.root, 'copy'); // a copy of the disk's datastore, left where the disk is mounted
     mkdirSync(folder);
-    writeFileSync(join(folder, 'coldvault-datastore.json'), await loops.byHand(disk, (dir) => readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8'), true));
+    writeFileSync(
+      join(folder, 'coldvault-datastore.json'),
+      await loops.byHand(disk, (dir) => readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8'), true),
+    );
     expect((await cv(lab, ['job', 'add', 'oncopy', '--store', folder, '--vmid', '101', '--device', `UUID=${disk.uuid}`])).code).toBe(0);
     const lock = await new LockDir(join(folder, 'locks')).acquire('guest-101', 'a restore of guest 101');
     const before = imageHash(disk);
     try {
       const run = await cv(lab, ['job', 'run', 'oncopy']);
       expect(run.code, run.stdout).toBe(1);
-      expect(run.stdout).toContain(`mounting device ${disk.path} on '${folder}' failed: '${folder}' is a datastore in use: its lock guest-101.lock is held by a restore of guest 101 (pid ${process.pid}`);
+      expect(run.stdout).toContain(
+        `mounting device ${disk.path} on '${folder}' failed: '${folder}' is a datastore in use: its lock guest-101.lock is held by a restore of guest 101 (pid ${process.pid}`,
+      );
       expect(run.stdout).not.toContain('Starting Backup of VM 101');
       expect(await mounted(folder)).toBe(false);
       expect(imageHash(disk)).toBe(before);

@@ -73,7 +73,21 @@ describe('job with an external device (loop devices, ext4)', () => {
 
   it('an empty disk without --init-device is refused and stays empty (byte-identical)', async () => {
     const before = sha256File(loops[0]!.img);
-    const add = await cv(lab, ['job', 'add', 'usb', '--store', mnt, '--vmid', '101', '--device', `UUID=${loops[0]!.uuid}`, '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'usb',
+      '--store',
+      mnt,
+      '--vmid',
+      '101',
+      '--device',
+      `UUID=${loops[0]!.uuid}`,
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     const run = await cv(lab, ['job', 'run', 'usb']);
     expect(run.code).toBe(1);
@@ -109,7 +123,7 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(sha256File(join(lab.storageDir, 'images', '301', 'vm-301-disk-0.raw'))).toBe(sha256File(diskPath(lab, '101')));
   });
 
-  it('another datastore\'s disk is refused without writing to it', async () => {
+  it("another datastore's disk is refused without writing to it", async () => {
     expect((await cv(lab, ['job', 'edit', 'usb', '--device', `UUID=${loops[1]!.uuid}`])).code).toBe(0);
     const run = await cv(lab, ['job', 'run', 'usb']);
     expect(run.code).toBe(1);
@@ -119,7 +133,7 @@ describe('job with an external device (loop devices, ext4)', () => {
     expect(look(loops[1]!, 'guests')).toEqual([]);
   });
 
-  it('a failed job whose disk cannot be unmounted reports the job\'s own error and logs the unmount failure', async () => {
+  it("a failed job whose disk cannot be unmounted reports the job's own error and logs the unmount failure", async () => {
     // the script before the guests keeps the mounted disk busy (a process whose cwd is on it) and fails
     const script = join(work, 'busy-and-fail.sh');
     writeFileSync(script, `#!/bin/sh\n(cd '${mnt}' && exec sleep 3) >/dev/null 2>&1 &\necho "script before: failing on purpose"\nexit 7\n`, { mode: 0o755 });
@@ -129,7 +143,12 @@ describe('job with an external device (loop devices, ext4)', () => {
       expect(run.code).toBe(1);
       expect(run.stdout).toMatch(/unmounting the external disk failed too: .*failed after 5 attempts/);
       expect(run.stdout).toMatch(/script before: failing on purpose/);
-      expect(run.stdout.split('\n').filter((l) => /Backup job failed/.test(l)).join('\n')).toMatch(/exit code 7|exited with 7|code 7/);
+      expect(
+        run.stdout
+          .split('\n')
+          .filter((l) => /Backup job failed/.test(l))
+          .join('\n'),
+      ).toMatch(/exit code 7|exited with 7|code 7/);
     } finally {
       await new Promise((r) => setTimeout(r, 3500)); // the busy process ends
       if (await mounted(mnt)) sh('umount', [mnt]);
@@ -190,7 +209,9 @@ describe('a job on an external disk of each filesystem (ext4, xfs, exFAT, NTFS o
       MKFS[fs]!(dev);
       const uuid = sh('blkid', ['-s', 'UUID', '-o', 'value', '-p', dev]);
       const mnt = join(lab.root, `mnt-${fs}`);
-      expect((await cv(lab, ['job', 'add', `j${fs}`, '--store', mnt, '--vmid', '101', '--device', `UUID=${uuid}`, '--init-device', '--keep', '2'])).code).toBe(0);
+      expect((await cv(lab, ['job', 'add', `j${fs}`, '--store', mnt, '--vmid', '101', '--device', `UUID=${uuid}`, '--init-device', '--keep', '2'])).code).toBe(
+        0,
+      );
       for (let night = 1; night <= 2; night++) {
         const run = await cv(lab, ['job', 'run', `j${fs}`]);
         expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -201,7 +222,14 @@ describe('a job on an external disk of each filesystem (ext4, xfs, exFAT, NTFS o
       expect(sha256File(join(lab.storageDir, 'images', newId, `vm-${newId}-disk-0.raw`))).toBe(sha256File(diskPath(lab, '101')));
       // verify on the disk, mounted by hand, then unmounted again
       mkdirSync(mnt, { recursive: true });
-      sh('mount', fs === 'ntfs' ? ['-t', 'ntfs-3g', dev, mnt] : fs === 'exfat' ? ['-t', existsSync('/sbin/mount.exfat-fuse') ? 'exfat-fuse' : 'exfat', dev, mnt] : [dev, mnt]);
+      sh(
+        'mount',
+        fs === 'ntfs'
+          ? ['-t', 'ntfs-3g', dev, mnt]
+          : fs === 'exfat'
+            ? ['-t', existsSync('/sbin/mount.exfat-fuse') ? 'exfat-fuse' : 'exfat', dev, mnt]
+            : [dev, mnt],
+      );
       try {
         const v = await cv(lab, ['verify', '--store', mnt]);
         expect(v.code, v.stderr).toBe(0);
@@ -220,11 +248,22 @@ describe('a job with rotated disks (two loop devices with ext4; one carried away
   let lab: JobLab;
   let loops: Loops;
   const detach = (d: Loop): void => void sh('losetup', ['-d', d.path]);
-  const attach = (d: Loop): void => { d.path = sh('losetup', ['--find', '--show', d.img]); };
-  const versionsOn = (d: Loop): Promise<string[]> => loops.byHand(d, (dir) => {
-    const guest = join(dir, 'guests', '101');
-    return existsSync(guest) ? readdirSync(guest).filter((n) => /^\d+$/.test(n)).sort() : [];
-  }, true);
+  const attach = (d: Loop): void => {
+    d.path = sh('losetup', ['--find', '--show', d.img]);
+  };
+  const versionsOn = (d: Loop): Promise<string[]> =>
+    loops.byHand(
+      d,
+      (dir) => {
+        const guest = join(dir, 'guests', '101');
+        return existsSync(guest)
+          ? readdirSync(guest)
+              .filter((n) => /^\d+$/.test(n))
+              .sort()
+          : [];
+      },
+      true,
+    );
 
   beforeAll(async () => {
     lab = await makeJobLab('cv-jrot-');
@@ -243,7 +282,9 @@ describe('a job with rotated disks (two loop devices with ext4; one carried away
   it('uses whichever disk is attached, binds one datastore per disk, and refuses a third datastore once both are bound', async () => {
     const [mon, tue] = loops.all as [Loop, Loop];
     const mnt = join(lab.root, 'usb');
-    expect((await cv(lab, ['job', 'add', 'rot', '--store', mnt, '--vmid', '101', '--device', `UUID=${mon.uuid},UUID=${tue.uuid}`, '--init-device'])).code).toBe(0);
+    expect((await cv(lab, ['job', 'add', 'rot', '--store', mnt, '--vmid', '101', '--device', `UUID=${mon.uuid},UUID=${tue.uuid}`, '--init-device'])).code).toBe(
+      0,
+    );
 
     detach(tue); // Tuesday's disk is in the drawer
     const first = await cv(lab, ['job', 'run', 'rot']);
@@ -263,7 +304,9 @@ describe('a job with rotated disks (two loop devices with ext4; one carried away
     expect(third.code, third.stdout).toBe(0);
     expect(third.stdout).toContain(`also attached: UUID=${tue.uuid}`);
     expect(await versionsOn(mon)).toEqual(['1', '2']); // each disk is its own datastore with its own versions
-    const job = (JSON.parse((await cv(lab, ['job', 'list', '--json'])).stdout) as Array<{ id: string; deviceDatastoreId?: string }>).find((j) => j.id === 'rot');
+    const job = (JSON.parse((await cv(lab, ['job', 'list', '--json'])).stdout) as Array<{ id: string; deviceDatastoreId?: string }>).find(
+      (j) => j.id === 'rot',
+    );
     expect(job?.deviceDatastoreId?.split(',')).toHaveLength(2);
 
     // Tuesday's disk is wiped and given another datastore (same UUID): refused, untouched

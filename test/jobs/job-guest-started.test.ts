@@ -52,21 +52,37 @@ interface InProcessRun {
  * Runs `job` in this process with `driver`; `byHand` runs (synchronously) at the first progress
  * event of the read, if given.
  */
-async function runInProcess(lab: JobLab, job: Record<string, unknown>, driver: HypervisorDriver, byHand?: () => void, mail?: MailConfig): Promise<InProcessRun> {
+async function runInProcess(
+  lab: JobLab,
+  job: Record<string, unknown>,
+  driver: HypervisorDriver,
+  byHand?: () => void,
+  mail?: MailConfig,
+): Promise<InProcessRun> {
   const db = openStateDb(lab.stateDir);
   try {
     const tasks = new TaskStore(db, lab.stateDir);
     let startedByHand = false;
     const result = await runJob(validateJob(job), {
-      node: NODE, stateDir: lab.stateDir, guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, zstdLevel: 1,
-      tasks, journal: new StopJournal(db), driver, mail,
+      node: NODE,
+      stateDir: lab.stateDir,
+      guestsDir: lab.guestsDir,
+      storages: { local: lab.storageDir },
+      zstdLevel: 1,
+      tasks,
+      journal: new StopJournal(db),
+      driver,
+      mail,
       onProgress: (p) => {
         if (!byHand || startedByHand || p.phase !== 'backup') return;
         startedByHand = true;
         byHand();
       },
     });
-    const log = tasks.lines(result.taskId).map((l) => `${l.level}: ${l.message}`).join('\n');
+    const log = tasks
+      .lines(result.taskId)
+      .map((l) => `${l.level}: ${l.message}`)
+      .join('\n');
     expect(new StopJournal(db).entries()).toEqual([]);
     return { result, log, startedByHand };
   } finally {
@@ -121,10 +137,22 @@ describe('a guest started while its disks are read: the tiny real QEMU guest', (
     writeFileSync(counting, `#!/bin/sh\necho "$1" >> '${starts}'\nexec ${lab.startCommand!.replace(' {vmid}', '')} "$1"\n`, { mode: 0o755 });
     const driver = new QemuDriver({ qmpSocket: join(lab.qemuDir, '{vmid}.qmp'), startCommand: `${counting} {vmid}` });
     const hook = writeHook(lab, 'hook.sh');
-    const mail: MailConfig = { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' };
+    const mail: MailConfig = {
+      transport: 'smtp',
+      host: '127.0.0.1',
+      port: sink.port,
+      secure: false,
+      tlsRejectUnauthorized: false,
+      from: 'backup@pve.example.com',
+    };
 
-    const run = await runInProcess(lab, { id: 'j1', store: lab.storeDir, vmid: ['101'], hook: hook.script, mailto: ['admin@example.com'] }, driver,
-      () => execFileSync(lab.startCommand!.replace(' {vmid}', ''), ['101']), mail);
+    const run = await runInProcess(
+      lab,
+      { id: 'j1', store: lab.storeDir, vmid: ['101'], hook: hook.script, mailto: ['admin@example.com'] },
+      driver,
+      () => execFileSync(lab.startCommand!.replace(' {vmid}', ''), ['101']),
+      mail,
+    );
 
     expect(run.startedByHand).toBe(true);
     expect(run.result.ok).toBe(false);
@@ -135,7 +163,13 @@ describe('a guest started while its disks are read: the tiny real QEMU guest', (
     expect(run.log).toContain('Backup job finished with errors');
     expect(lineIndex(run.log, 'restarting vm')).toBe(-1);
     expect(hookCalls(hook.log).map((c) => c.args)).toEqual([
-      'job-init', 'job-start', 'backup-start stop 101', 'pre-stop stop 101', 'backup-abort stop 101', 'log-end stop 101', 'job-end',
+      'job-init',
+      'job-start',
+      'backup-start stop 101',
+      'pre-stop stop 101',
+      'backup-abort stop 101',
+      'log-end stop 101',
+      'job-end',
     ]);
     const sent = sink.got.at(-1);
     expect(sent, 'a report mail arrived').toBeDefined();

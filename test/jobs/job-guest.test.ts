@@ -32,7 +32,8 @@ let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 beforeAll(async () => {
   sink = await startSmtpSink();
   lab = await makeJobLab('cv-jg-', {
-    qemu: true, ignoreAcpi: ['104'],
+    qemu: true,
+    ignoreAcpi: ['104'],
     mail: { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' },
   });
 });
@@ -153,7 +154,21 @@ describe('job run with a real QEMU guest', () => {
     const normalDisk = await addTinyGuest(lab, '105', 'normal05');
     await Promise.all([bootGuest(lab, '104', true), bootGuest(lab, '105')]);
     const hook = writeHook(lab, 'hook-c.sh');
-    const add = await cv(lab, ['job', 'add', 'j3', '--store', lab.storeDir, '--vmid', '104,105', '--hook', hook.script, '--stop-timeout', '3', '--mailto', 'admin@example.com']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'j3',
+      '--store',
+      lab.storeDir,
+      '--vmid',
+      '104,105',
+      '--hook',
+      hook.script,
+      '--stop-timeout',
+      '3',
+      '--mailto',
+      'admin@example.com',
+    ]);
     expect(add.code, add.stderr).toBe(0);
 
     const started = Date.now();
@@ -175,14 +190,7 @@ describe('job run with a real QEMU guest', () => {
     expect(await readBootCount(normalDisk)).toBe(2);
 
     const phases = hookCalls(hook.log).map((c) => c.args);
-    expect(phases.slice(0, 6)).toEqual([
-      'job-init',
-      'job-start',
-      'backup-start stop 104',
-      'pre-stop stop 104',
-      'backup-abort stop 104',
-      'log-end stop 104',
-    ]);
+    expect(phases.slice(0, 6)).toEqual(['job-init', 'job-start', 'backup-start stop 104', 'pre-stop stop 104', 'backup-abort stop 104', 'log-end stop 104']);
     expect(phases).not.toContain('backup-end stop 104');
     expect(phases).not.toContain('pre-restart stop 104');
     expect(phases.slice(6, -1)).toEqual([

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeImage } from '../helpers/fixtures.js';
 import { cv, diskPath, makeJobLab, NODE, part, startSmtpSink, subjectOf, taskIdOf, writeGuestConf, type JobLab, type Received } from './helpers-jobs.js';
 
-
 let lab: JobLab;
 let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 let got: Received[] = [];
@@ -64,7 +63,19 @@ describe('job status mail via a real SMTP server', () => {
   });
 
   it('a failing job with --mail-notification failure mails "backup failed" with the error', async () => {
-    const add = await cv(lab, ['job', 'add', 'mailfail', '--store', lab.storeDir, '--vmid', '101,102', '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'mailfail',
+      '--store',
+      lab.storeDir,
+      '--vmid',
+      '101,102',
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     const before = got.length;
     const run = await cv(lab, ['job', 'run', 'mailfail']);
@@ -85,7 +96,19 @@ describe('job status mail via a real SMTP server', () => {
   });
 
   it('a successful job with --mail-notification failure sends nothing', async () => {
-    const add = await cv(lab, ['job', 'add', 'quiet', '--store', lab.storeDir, '--vmid', '101', '--mailto', 'admin@example.com', '--mail-notification', 'failure']);
+    const add = await cv(lab, [
+      'job',
+      'add',
+      'quiet',
+      '--store',
+      lab.storeDir,
+      '--vmid',
+      '101',
+      '--mailto',
+      'admin@example.com',
+      '--mail-notification',
+      'failure',
+    ]);
     expect(add.code, add.stderr).toBe(0);
     const before = got.length;
     const run = await cv(lab, ['job', 'run', 'quiet']);

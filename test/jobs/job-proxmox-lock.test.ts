@@ -33,7 +33,8 @@ function pcv(args: string[]): Promise<CliResult> {
 
 function spawnPcv(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<unknown> } {
   const child = spawn(process.execPath, [CLI, ...args, '--config', lab.configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${fake.dir}:${process.env.PATH ?? ''}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PATH: `${fake.dir}:${process.env.PATH ?? ''}` },
   });
   children.push(child);
   let out = '';
@@ -89,7 +90,11 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
     await fake.clearCalls();
     // backup-end: the guest is off and its version published; "someone else" looks and tries to start it
     const seen = join(lab.root, 'seen-101');
-    const hook = writeHook(lab, 'hook-101.sh', `if [ "$1" = backup-end ]; then '${fake.qm}' config 101 > '${seen}'; '${fake.qm}' start 101 2>> '${seen}'; echo "exit $?" >> '${seen}'; fi\n`);
+    const hook = writeHook(
+      lab,
+      'hook-101.sh',
+      `if [ "$1" = backup-end ]; then '${fake.qm}' config 101 > '${seen}'; '${fake.qm}' start 101 2>> '${seen}'; echo "exit $?" >> '${seen}'; fi\n`,
+    );
     expect((await pcv(['job', 'add', 'j1', '--store', lab.storeDir, '--vmid', '101', '--hook', hook.script])).code).toBe(0);
 
     const run = await pcv(['job', 'run', 'j1']);
@@ -153,7 +158,10 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
       expect(run.stdout).toContain('Backup job finished with errors');
       expect(run.stdout).not.toContain('stopping virtual guest');
       const calls = await fake.calls();
-      expect(calls.filter((c) => /^(shutdown|stop|start|unlock) /.test(c)), calls.join('\n')).toEqual([]);
+      expect(
+        calls.filter((c) => /^(shutdown|stop|start|unlock) /.test(c)),
+        calls.join('\n'),
+      ).toEqual([]);
       expect(await fake.lock(vmid)).toBe(lock);
       expect(await fake.state(vmid)).toBe('running');
       expect(await versionCount(vmid)).toBe(0);
@@ -220,7 +228,10 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
     expect(again.stdout).not.toContain('stopping virtual guest');
     const calls = await fake.calls();
     const at = (re: RegExp): number => callAt(calls, re);
-    expect([at(/^unlock 110$/) < at(/^set 110 --lock backup$/), at(/^set 110 --lock backup$/) < at(/^start 110 --skiplock$/)], calls.join('\n')).toEqual([true, true]);
+    expect([at(/^unlock 110$/) < at(/^set 110 --lock backup$/), at(/^set 110 --lock backup$/) < at(/^start 110 --skiplock$/)], calls.join('\n')).toEqual([
+      true,
+      true,
+    ]);
     expect(calls.filter((c) => c.startsWith('unlock 110'))).toHaveLength(2); // the dead run's lock, then this run's
     expect(await fake.lock('110')).toBeUndefined();
     expect(await fake.state('110')).toBe('running');
@@ -241,8 +252,14 @@ describe('a guest started by hand with --skiplock while its disks are read (fake
       const job = validateJob({ id: 'j9', store: lab.storeDir, vmid: ['109'] });
       let startedByHand = false;
       const result = await runJob(job, {
-        node: NODE, stateDir: lab.stateDir, guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, zstdLevel: 1,
-        tasks, journal: new StopJournal(db), driver: new ProxmoxDriver({ qm: fake.qm, pollMs: 50 }),
+        node: NODE,
+        stateDir: lab.stateDir,
+        guestsDir: lab.guestsDir,
+        storages: { local: lab.storageDir },
+        zstdLevel: 1,
+        tasks,
+        journal: new StopJournal(db),
+        driver: new ProxmoxDriver({ qm: fake.qm, pollMs: 50 }),
         onProgress: (p) => {
           if (startedByHand || p.phase !== 'backup') return;
           startedByHand = true;
@@ -252,7 +269,10 @@ describe('a guest started by hand with --skiplock while its disks are read (fake
       expect(startedByHand).toBe(true);
       expect(result.ok).toBe(false);
       expect(result.guests[0]?.error).toBe('guest 109 was started while its disks were being read (status: running); this version is discarded');
-      const log = tasks.lines(result.taskId).map((l) => `${l.level}: ${l.message}`).join('\n');
+      const log = tasks
+        .lines(result.taskId)
+        .map((l) => `${l.level}: ${l.message}`)
+        .join('\n');
       expect(log).toContain('WARN: guest 109 was started by someone else while coldvault held it stopped; it is left as it is and not started again');
       expect(lineIndex(log, 'restarting vm')).toBe(-1);
       const calls = await fake.calls();

@@ -9,18 +9,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli } from '../helpers/fixtures.js';
 import { killGuest, readBootCount } from '../helpers/tiny-guest.js';
-import {
-  addTinyGuest,
-  bootGuest,
-  cv,
-  hookCalls,
-  makeJobLab,
-  sleep,
-  waitBooted,
-  waitFor,
-  writeHook,
-  type JobLab,
-} from './helpers-jobs.js';
+import { addTinyGuest, bootGuest, cv, hookCalls, makeJobLab, sleep, waitBooted, waitFor, writeHook, type JobLab } from './helpers-jobs.js';
 
 interface TaskJson {
   id: string;
@@ -48,9 +37,24 @@ function start(args: string[]): { child: ChildProcess; out: () => string; exited
 }
 
 function killSleeper(): void {
-  const pid = Number.parseInt((() => { try { return readFileSync(sleeperPidFile, 'utf8'); } catch { return ''; } })(), 10);
+  const pid = Number.parseInt(
+    (() => {
+      try {
+        return readFileSync(sleeperPidFile, 'utf8');
+      } catch {
+        return '';
+      }
+    })(),
+    10,
+  );
   if (!pid) return;
-  const cmdline = (() => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } })();
+  const cmdline = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
   if (cmdline.includes('sleep')) process.kill(pid, 'SIGKILL');
 }
 
@@ -165,7 +169,9 @@ describe('a run killed while it holds a guest stopped', () => {
 
     const again = await cv(lab, ['job', 'run', 'j4']);
     const out = again.stdout;
-    expect(out).toMatch(new RegExp(`WARN: guest 104 was left stopped by the interrupted task ${killedTask}; backing it up as it is and starting it afterwards`));
+    expect(out).toMatch(
+      new RegExp(`WARN: guest 104 was left stopped by the interrupted task ${killedTask}; backing it up as it is and starting it afterwards`),
+    );
     expect(out).not.toContain('stopping virtual guest');
     expect(out).toContain('guest is online again');
     expect(again.code, `${out}\n${again.stderr}`).toBe(0);

@@ -20,7 +20,7 @@ let root: string;
 let db: StateDb;
 let fake: FakeQm;
 /** the pid of a process that has exited */
-const deadPid = spawnSync('/bin/true').pid!;
+const deadPid = spawnSync('/bin/true').pid;
 
 beforeAll(async () => {
   fake = await makeFakeQm();
@@ -65,12 +65,16 @@ describe('the restart journal', () => {
   it("adds its columns to an older state database, whose rows are stops; two processes' journals agree", () => {
     const old = join(root, 'old.sqlite');
     const raw = new Database(old);
-    raw.exec('CREATE TABLE journal (vmid TEXT NOT NULL, task_id TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, stopped_at TEXT NOT NULL, PRIMARY KEY (vmid, task_id))');
+    raw.exec(
+      'CREATE TABLE journal (vmid TEXT NOT NULL, task_id TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, stopped_at TEXT NOT NULL, PRIMARY KEY (vmid, task_id))',
+    );
     raw.prepare('INSERT INTO journal VALUES (?, ?, ?, ?, ?)').run('102', 'told', 4242, 'somehost', '2026-01-01T00:00:00.000Z');
     const other = new Database(old);
     try {
       const entries = new StopJournal(raw).entries();
-      expect(entries).toEqual([{ vmid: '102', taskId: 'told', pid: 4242, host: 'somehost', recordedAt: '2026-01-01T00:00:00.000Z', stopped: true, locked: false }]);
+      expect(entries).toEqual([
+        { vmid: '102', taskId: 'told', pid: 4242, host: 'somehost', recordedAt: '2026-01-01T00:00:00.000Z', stopped: true, locked: false },
+      ]);
       expect(new StopJournal(other).entries()).toEqual(entries); // its columns exist already: no second ALTER
     } finally {
       other.close();

@@ -16,10 +16,13 @@ const logins: string[] = [];
 
 beforeAll(async () => {
   sink = await startSmtpSink({
-    authMethods: ['PLAIN', 'LOGIN'], authOptional: true, allowInsecureAuth: true, disabledCommands: ['STARTTLS'],
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: true,
+    allowInsecureAuth: true,
+    disabledCommands: ['STARTTLS'],
     onAuth(auth, _session, callback) {
-      logins.push(auth.username);
-      callback(null, { user: auth.username });
+      logins.push(auth.username ?? '');
+      callback(null, { user: auth.username ?? '' });
     },
   });
   lab = await makeJobLab('cv-mail-tls-', {
@@ -42,7 +45,9 @@ describe('job mail with a password, to a server without STARTTLS', () => {
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect((await versions(lab, '101')).map((v) => v.version)).toEqual([1]);
     const log = (await cv(lab, ['task', 'log', taskIdOf(run.stdout)])).stdout;
-    expect(log).toMatch(/ERROR: sending mail '.*' via SMTP server 127\.0\.0\.1:\d+ failed: the server does not offer STARTTLS, and coldvault sends a password only over TLS/);
+    expect(log).toMatch(
+      /ERROR: sending mail '.*' via SMTP server 127\.0\.0\.1:\d+ failed: the server does not offer STARTTLS, and coldvault sends a password only over TLS/,
+    );
     expect(log).not.toMatch(/sent the report/);
     expect(logins).toEqual([]);
     expect(sink.got).toEqual([]);

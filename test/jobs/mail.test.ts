@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ColdvaultError } from '../../src/core/errors.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from '../../src/jobs/mail.js';
 
-
 const GUESTS: GuestReport[] = [
   { vmid: '101', name: 'web01', status: 'ok', seconds: 75, bytes: 2.5 * 1024 ** 3 },
   { vmid: '102', name: 'db <primary> & co', status: 'failed', seconds: 3, bytes: 0, error: "disk 'scsi0' missing: /dev/pve/vm-102-disk-0" },
@@ -105,10 +104,7 @@ describe('sendMail over a real SMTP server on loopback', () => {
 
   it('uses config.from when the mail has none', async () => {
     const before = open.got.length;
-    await sendMail(
-      { transport: 'smtp', host: '127.0.0.1', port: open.port, from: 'root@pve1' },
-      { to: ['admin@example.com'], from: '', ...jobMail(true) },
-    );
+    await sendMail({ transport: 'smtp', host: '127.0.0.1', port: open.port, from: 'root@pve1' }, { to: ['admin@example.com'], from: '', ...jobMail(true) });
     expect(open.got[before]!.from).toBe('root@pve1');
     expect(open.got[before]!.raw).toMatch(/^Subject: .*backup successful$/m);
   });
@@ -179,7 +175,9 @@ describe('sendMail: a password only over TLS', () => {
     const err = await sendMail({ transport: 'smtp', host: '127.0.0.1', port: plain.port, user: 'backup', pass: 's3cret' }, mail()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ColdvaultError);
     expect((err as ColdvaultError).code).toBe('MAIL_FAILED');
-    expect((err as ColdvaultError).message).toContain(`via SMTP server 127.0.0.1:${plain.port} failed: the server does not offer STARTTLS, and coldvault sends a password only over TLS`);
+    expect((err as ColdvaultError).message).toContain(
+      `via SMTP server 127.0.0.1:${plain.port} failed: the server does not offer STARTTLS, and coldvault sends a password only over TLS`,
+    );
     expect((err as ColdvaultError).message).toContain('leave out user and pass for a relay that needs no login');
     expect(logins).toEqual([]);
     expect(plain.got).toEqual([]);
@@ -199,7 +197,10 @@ describe('sendMail: a password only over TLS', () => {
   });
 
   it('secure: true (TLS from the first byte) authenticates and delivers', async () => {
-    await sendMail({ transport: 'smtp', host: '127.0.0.1', port: implicit.port, secure: true, user: 'backup', pass: 's3cret', tlsRejectUnauthorized: false }, mail());
+    await sendMail(
+      { transport: 'smtp', host: '127.0.0.1', port: implicit.port, secure: true, user: 'backup', pass: 's3cret', tlsRejectUnauthorized: false },
+      mail(),
+    );
     expect(implicit.got).toHaveLength(1);
     expect(implicit.got[0]!.secure).toBe(true);
     expect(implicit.got[0]!.user).toBe('backup');
@@ -222,10 +223,9 @@ describe('sendMail failures and sendmail', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
     const port = (probe.address() as { port: number }).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    const err = await sendMail(
-      { transport: 'smtp', host: '127.0.0.1', port },
-      { to: ['admin@example.com'], from: 'coldvault@pve1', ...jobMail(true) },
-    ).catch((e: unknown) => e);
+    const err = await sendMail({ transport: 'smtp', host: '127.0.0.1', port }, { to: ['admin@example.com'], from: 'coldvault@pve1', ...jobMail(true) }).catch(
+      (e: unknown) => e,
+    );
     expect((err as ColdvaultError).code).toBe('MAIL_FAILED');
     expect((err as ColdvaultError).message).toContain(`via SMTP server 127.0.0.1:${port} failed`);
     expect((err as ColdvaultError).message).toContain('ECONNREFUSED');

@@ -9,7 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTaskLog } from '../../src/core/log.js';
-import { boundDatastores, deviceSpecs, JobStore, lastRunBefore, nextRun, openStateDb, parseCron, Scheduler, validateJob, weeklySpec, type Job, type StateDb } from '../../src/jobs/index.js';
+import {
+  boundDatastores,
+  deviceSpecs,
+  JobStore,
+  lastRunBefore,
+  nextRun,
+  openStateDb,
+  parseCron,
+  Scheduler,
+  validateJob,
+  weeklySpec,
+  type Job,
+  type StateDb,
+} from '../../src/jobs/index.js';
 
 describe('schedules', () => {
   it('finds the next weekday + time in local time', () => {
@@ -42,7 +55,13 @@ describe('schedules', () => {
     expect(() => validateJob({ id: 'j', store: '/s', all: true, days: ['mon', 'xyz'] })).toThrow(/xyz/);
     expect(() => validateJob({ id: 'j', store: '/s', all: true, bogus: 1 })).toThrow(/unknown job field/);
     expect(() => validateJob({ id: '1bad', store: '/s', all: true })).toThrow(/job id/);
-    expect(validateJob({ id: 'ok', store: '/s', vmid: '101,102', days: 'Mon,tue', at: '2:05' })).toMatchObject({ vmid: ['101', '102'], days: ['mon', 'tue'], at: '02:05', stopTimeout: 600, lockWait: 180 });
+    expect(validateJob({ id: 'ok', store: '/s', vmid: '101,102', days: 'Mon,tue', at: '2:05' })).toMatchObject({
+      vmid: ['101', '102'],
+      days: ['mon', 'tue'],
+      at: '02:05',
+      stopTimeout: 600,
+      lockWait: 180,
+    });
   });
 
   it('takes rotated disks as a comma list, refusing empty entries, a disk named twice and more bindings than disks', () => {
@@ -64,10 +83,15 @@ describe('scheduler', () => {
   let runs: Array<{ id: string; at: Date; finish: () => void }>;
   const log = createTaskLog();
 
-  const scheduler = (): Scheduler => new Scheduler({
-    db, jobs, log, now: () => clock, graceMinutes: 60,
-    run: (job: Job, at: Date) => new Promise<void>((resolve) => runs.push({ id: job.id, at, finish: resolve })),
-  });
+  const scheduler = (): Scheduler =>
+    new Scheduler({
+      db,
+      jobs,
+      log,
+      now: () => clock,
+      graceMinutes: 60,
+      run: (job: Job, at: Date) => new Promise<void>((resolve) => runs.push({ id: job.id, at, finish: resolve })),
+    });
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'cv-sched-'));

@@ -16,10 +16,14 @@ afterEach(() => lab?.cleanup());
 describe('benchmark', () => {
   it('sumConcurrently counts every run of every lane', async () => {
     let calls = 0;
-    const total = await sumConcurrently(4, () => calls++ < 100, async () => {
-      await new Promise((r) => setImmediate(r));
-      return 3;
-    });
+    const total = await sumConcurrently(
+      4,
+      () => calls++ < 100,
+      async () => {
+        await new Promise((r) => setImmediate(r));
+        return 3;
+      },
+    );
     expect(total).toBe(300);
   });
 
@@ -30,7 +34,15 @@ describe('benchmark', () => {
     const r = await cli(['benchmark', '--store', target, '--seconds', '1', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const b = JSON.parse(r.stdout) as Record<string, number>;
-    for (const key of ['sha256SingleCoreMBps', 'sha256PoolMBps', 'zstdCompressMBps', 'verifyMBps', 'targetWriteMBps', 'expectedBackupMBps', 'expectedIncompressibleMBps']) {
+    for (const key of [
+      'sha256SingleCoreMBps',
+      'sha256PoolMBps',
+      'zstdCompressMBps',
+      'verifyMBps',
+      'targetWriteMBps',
+      'expectedBackupMBps',
+      'expectedIncompressibleMBps',
+    ]) {
       expect(b[key], key).toBeGreaterThan(0);
     }
     expect(b.workers).toBeGreaterThanOrEqual(1);

@@ -15,19 +15,25 @@ import { verifyStore, WorkerPool } from '../../dist/pipeline/index.js';
 import { imagePath, makeLab, rewriteRegion, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 import { backup, indexDigests, initStore } from '../cli/helpers-1.js';
 
+type CatalogT = Awaited<ReturnType<typeof Catalog.open>>;
+
 describe('verify while a version is pruned', () => {
   let lab: Lab;
   let pool: InstanceType<typeof WorkerPool>;
-  const catalogs: Array<InstanceType<typeof Catalog>> = [];
+  const catalogs: Array<CatalogT> = [];
 
   /** Opens the store; `at(step, store, catalog)` runs when verify reaches a checkpoint. */
-  const open = async (at?: (step: string, store: Datastore, catalog: InstanceType<typeof Catalog>) => Promise<void>): Promise<{ store: Datastore; catalog: InstanceType<typeof Catalog> }> => {
-    let opened: { store: Datastore; catalog: InstanceType<typeof Catalog> } | undefined;
-    const store = await Datastore.open(lab.storeDir, { checkpoint: async (step) => { if (opened) await at?.(step, opened.store, opened.catalog); } });
+  const open = async (at?: (step: string, store: Datastore, catalog: CatalogT) => Promise<void>): Promise<{ store: Datastore; catalog: CatalogT }> => {
+    const opened: { current?: { store: Datastore; catalog: CatalogT } } = {};
+    const store = await Datastore.open(lab.storeDir, {
+      checkpoint: async (step) => {
+        if (opened.current) await at?.(step, opened.current.store, opened.current.catalog);
+      },
+    });
     const catalog = await Catalog.open(store);
-    opened = { store, catalog };
+    opened.current = { store, catalog };
     catalogs.push(catalog);
-    return opened;
+    return opened.current;
   };
 
   /** The chunks version `v` of guest 101 uses and no other version of the store does. */
@@ -73,7 +79,11 @@ describe('verify while a version is pruned', () => {
     expect(log.lines.filter((l) => l.level !== 'INFO').map((l) => l.message)).toEqual([]);
     expect(result.ok).toBe(true);
     expect(result.skipped).toEqual([{ guestId: '101', version: 2 }]);
-    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([['101/1', 'ok'], ['101/3', 'ok'], ['102/1', 'ok']]);
+    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([
+      ['101/1', 'ok'],
+      ['101/3', 'ok'],
+      ['102/1', 'ok'],
+    ]);
     expect(log.lines.map((l) => l.message)).toContain('version 101/2 was removed while verify ran (pruned): skipped');
   });
 
@@ -92,7 +102,10 @@ describe('verify while a version is pruned', () => {
     expect(result).toMatchObject({ ok: true, badChunks: [] });
     expect(result.skipped).toEqual([{ guestId: '101', version: 3 }]);
     expect(result.unreadableChunks).toEqual([]);
-    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([['101/1', 'ok'], ['102/1', 'ok']]);
+    expect(result.versions.map((v) => [`${v.guestId}/${v.version}`, v.state])).toEqual([
+      ['101/1', 'ok'],
+      ['102/1', 'ok'],
+    ]);
     expect(log.lines.map((l) => l.message)).toContain('version 101/3 was removed while verify ran (pruned): skipped');
   });
 

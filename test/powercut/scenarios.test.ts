@@ -17,9 +17,7 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/fixtures.js';
-import {
-  checkStore, cutOnce, cleanupPowerCut, OPERATIONS, PowerCutLab, seededRng, uncutBackup, type FsType,
-} from '../helpers/power-cut/index.js';
+import { checkStore, cutOnce, cleanupPowerCut, OPERATIONS, PowerCutLab, seededRng, uncutBackup, type FsType } from '../helpers/power-cut/index.js';
 import { indexDigests } from '../cli/helpers-1.js';
 
 const FILESYSTEMS: FsType[] = ['ext4', 'xfs'];
@@ -41,7 +39,11 @@ function chunkNames(store: string): Set<string> {
 /** The chunks a version's indexes reference. */
 function referenced(store: string, id: string, version: number): Set<string> {
   const dir = join(store, 'guests', id, String(version));
-  return new Set(readdirSync(dir).filter((n) => n.endsWith('.fidx')).flatMap((n) => indexDigests(join(dir, n)).filter((d): d is string => d !== null)));
+  return new Set(
+    readdirSync(dir)
+      .filter((n) => n.endsWith('.fidx'))
+      .flatMap((n) => indexDigests(join(dir, n)).filter((d): d is string => d !== null)),
+  );
 }
 
 describe.each(FILESYSTEMS)('power cuts on %s at chosen places', (fs) => {
@@ -72,7 +74,11 @@ describe.each(FILESYSTEMS)('power cuts on %s at chosen places', (fs) => {
     expect(verify.code, verify.stderr).toBe(0);
     const list = await l.run(['list', '101', '--json', '--store', l.store]);
     expect(list.code, list.stderr).toBe(0);
-    const shown = (JSON.parse(list.stdout) as Array<{ version: number; protected: boolean; verifyState: string }>).map((v) => [v.version, v.protected, v.verifyState]);
+    const shown = (JSON.parse(list.stdout) as Array<{ version: number; protected: boolean; verifyState: string }>).map((v) => [
+      v.version,
+      v.protected,
+      v.verifyState,
+    ]);
     expect(shown).toEqual(l.folders('101').map((v) => [v, v === first, 'ok']));
   });
 
@@ -118,7 +124,9 @@ describe.each(FILESYSTEMS)('power cuts on %s at chosen places', (fs) => {
     expect(l.folders('101')).toContain(version);
     const chunks = [...referenced(l.store, '101', version)];
     const stillOld = chunks.filter((c) => statSync(join(l.store, 'chunks', c.slice(0, 4), c)).mtimeMs < old).length;
-    console.log(`${fs}: after a power cut right after a backup that only deduped, ${stillOld} of its ${chunks.length} chunks have their old mtime again (the touch was lost)`);
+    console.log(
+      `${fs}: after a power cut right after a backup that only deduped, ${stillOld} of its ${chunks.length} chunks have their old mtime again (the touch was lost)`,
+    );
     const gc = await l.run(['gc', '--store', l.store, '--json']);
     expect(gc.code, gc.stderr).toBe(0);
     expect(await checkStore(l)).toEqual([]);

@@ -19,11 +19,27 @@ describe('jobs', () => {
   it('create, list, get, replace, delete', async () => {
     const created = await lab.api('POST', '/api/v1/jobs', base);
     expect(created.statusCode, created.body).toBe(201);
-    expect(created.json()).toMatchObject({ ...base, store: lab.storeDir, all: false, exclude: [], mode: 'stop', compress: 'zstd', enabled: true, stopTimeout: 600 });
+    expect(created.json()).toMatchObject({
+      ...base,
+      store: lab.storeDir,
+      all: false,
+      exclude: [],
+      mode: 'stop',
+      compress: 'zstd',
+      enabled: true,
+      stopTimeout: 600,
+    });
     expect((await lab.api('GET', '/api/v1/jobs')).json()).toHaveLength(1);
     expect((await lab.api('GET', '/api/v1/jobs/nightly')).json()).toMatchObject({ id: 'nightly', days: ['mon', 'wed'] });
 
-    const replaced = await lab.api('PUT', '/api/v1/jobs/nightly', { store: lab.storeDir, all: true, exclude: ['102'], days: ['fri'], at: '1:05', enabled: false });
+    const replaced = await lab.api('PUT', '/api/v1/jobs/nightly', {
+      store: lab.storeDir,
+      all: true,
+      exclude: ['102'],
+      days: ['fri'],
+      at: '1:05',
+      enabled: false,
+    });
     expect(replaced.statusCode, replaced.body).toBe(200);
     expect(replaced.json()).toMatchObject({ id: 'nightly', all: true, vmid: [], exclude: ['102'], days: ['fri'], at: '01:05', enabled: false });
     expect(replaced.json().keep).toBeUndefined(); // replaced, not merged
@@ -91,9 +107,19 @@ describe('jobs', () => {
   });
 
   it('rejects bodies that are not JSON', async () => {
-    const text = await lab.app.inject({ method: 'POST', url: '/api/v1/jobs', payload: 'id=x', headers: { authorization: `Bearer ${lab.token}`, 'content-type': 'text/plain' } });
+    const text = await lab.app.inject({
+      method: 'POST',
+      url: '/api/v1/jobs',
+      payload: 'id=x',
+      headers: { authorization: `Bearer ${lab.token}`, 'content-type': 'text/plain' },
+    });
     expect([text.statusCode, errorCode(text)]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
-    const broken = await lab.app.inject({ method: 'POST', url: '/api/v1/jobs', payload: '{"id":', headers: { authorization: `Bearer ${lab.token}`, 'content-type': 'application/json' } });
+    const broken = await lab.app.inject({
+      method: 'POST',
+      url: '/api/v1/jobs',
+      payload: '{"id":',
+      headers: { authorization: `Bearer ${lab.token}`, 'content-type': 'application/json' },
+    });
     expect([broken.statusCode, errorCode(broken)]).toEqual([400, 'INVALID_REQUEST']);
   });
 });
@@ -170,7 +196,12 @@ describe('guests, status, tasks, backups', () => {
       ['/api/v1/restore', { fromPath: 'main', id: '101', version: 1, newId: '201', targetDir: '/tmp' }, 400, 'INVALID_REQUEST'],
       ['/api/v1/restore', { fromDevice: '/dev/sdb1', id: '101', version: 1, newId: '201' }, 400, 'INVALID_REQUEST'],
       ['/api/v1/restore', { fromDevice: '/etc/passwd', fromPath: 'main', id: '101', version: 1, newId: '201' }, 400, 'PATH_NOT_ALLOWED'],
-      ['/api/v1/restore', { fromDevice: 'UUID=00000000-dead-beef-0000-000000000000', fromPath: 'main', id: '101', version: 1, newId: '201' }, 404, 'DEVICE_NOT_FOUND'],
+      [
+        '/api/v1/restore',
+        { fromDevice: 'UUID=00000000-dead-beef-0000-000000000000', fromPath: 'main', id: '101', version: 1, newId: '201' },
+        404,
+        'DEVICE_NOT_FOUND',
+      ],
       ['/api/v1/restore', { id: '101', version: 1, newId: '201' }, 400, 'INVALID_REQUEST'],
       ['/api/v1/restore', { fromPath: 'main', id: '101', version: 9, newId: '201' }, 404, 'VERSION_NOT_FOUND'],
     ];
@@ -189,10 +220,15 @@ describe('OpenAPI, static files, errors', () => {
     expect(res.statusCode).toBe(200);
     const doc = res.json();
     expect(doc.openapi).toBe('3.1.0');
-    const listed = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    const listed = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     expect(listed.sort()).toEqual([...ALL_ROUTES].sort());
     const create = doc.paths['/api/v1/jobs'].post;
-    expect(create.requestBody.content['application/json'].schema).toMatchObject({ additionalProperties: false, required: expect.arrayContaining(['id', 'store']) });
+    expect(create.requestBody.content['application/json'].schema).toMatchObject({
+      additionalProperties: false,
+      required: expect.arrayContaining(['id', 'store']),
+    });
     expect(create.responses['201'].content['application/json'].schema.properties.vmid).toBeDefined();
     expect(create.responses['4XX'].content['application/json'].schema.properties.error).toBeDefined();
     expect(doc.paths['/api/v1/jobs/{id}'].get.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);

@@ -14,10 +14,14 @@ afterAll(async () => lab?.close());
 const HOUR = 3_600_000;
 const XRW = { 'x-requested-with': 'coldvault' };
 
-async function login(ip = '10.0.0.1', password = PASSWORD, headers: Record<string, string> = XRW): Promise<{ status: number; cookie?: string; setCookie?: string; retryAfter?: string }> {
+async function login(
+  ip = '10.0.0.1',
+  password = PASSWORD,
+  headers: Record<string, string> = XRW,
+): Promise<{ status: number; cookie?: string; setCookie?: string; retryAfter?: string }> {
   const res = await lab.app.inject({ method: 'POST', url: '/api/v1/login', payload: { password }, headers, remoteAddress: ip });
   const setCookie = res.headers['set-cookie'] as string | undefined;
-  return { status: res.statusCode, setCookie, cookie: setCookie?.split(';')[0], retryAfter: res.headers['retry-after'] as string | undefined };
+  return { status: res.statusCode, setCookie, cookie: setCookie?.split(';')[0], retryAfter: res.headers['retry-after'] };
 }
 
 const withCookie = (cookie: string, extra: Record<string, string> = {}): Record<string, string> => ({ cookie, ...extra });
@@ -33,7 +37,11 @@ describe('authentication', () => {
     const refused: string[] = [];
     for (const route of ALL_ROUTES.filter((r) => r !== 'GET /api/v1/health' && r !== 'POST /api/v1/login')) {
       const [method, path] = route.split(' ') as [string, string];
-      const res = await lab.app.inject({ method: method as 'GET', url: path.replace('{id}', 'x1'), payload: method === 'GET' || method === 'DELETE' ? undefined : {} });
+      const res = await lab.app.inject({
+        method: method as 'GET',
+        url: path.replace('{id}', 'x1'),
+        payload: method === 'GET' || method === 'DELETE' ? undefined : {},
+      });
       if (res.statusCode === 401 && errorCode(res) === 'UNAUTHORIZED') refused.push(route);
     }
     expect(refused).toHaveLength(ALL_ROUTES.length - 2);
@@ -79,7 +87,13 @@ describe('login and sessions', () => {
     const res = await lab.app.inject({ method: 'POST', url: '/api/v1/login', payload: { password: 'nope' }, headers: XRW, remoteAddress: '10.0.1.2' });
     expect(res.statusCode).toBe(401);
     expect(errorCode(res)).toBe('LOGIN_FAILED');
-    const extra = await lab.app.inject({ method: 'POST', url: '/api/v1/login', payload: { password: PASSWORD, user: 'root' }, headers: XRW, remoteAddress: '10.0.1.2' });
+    const extra = await lab.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      payload: { password: PASSWORD, user: 'root' },
+      headers: XRW,
+      remoteAddress: '10.0.1.2',
+    });
     expect(extra.statusCode).toBe(400);
     expect(errorCode(extra)).toBe('INVALID_REQUEST');
   });

@@ -30,7 +30,10 @@ describe('external disks over the API (loop devices, root)', () => {
   const disks = {} as Record<Name, Loop>;
   const ids = {} as Record<Exclude<Name, 'plain'>, string>;
   const label = `cvapi${Math.random().toString(36).slice(2, 6)}`;
-  const ext4 = (l: string) => (dev: string): void => void sh('mkfs.ext4', ['-q', '-F', '-L', l, dev]);
+  const ext4 =
+    (l: string) =>
+    (dev: string): void =>
+      void sh('mkfs.ext4', ['-q', '-F', '-L', l, dev]);
   const initOn = async (dir: string): Promise<string> => {
     expect((await cli(['datastore', 'init', dir])).code).toBe(0);
     return (JSON.parse(readFileSync(join(dir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id;
@@ -75,25 +78,39 @@ describe('external disks over the API (loop devices, root)', () => {
     const res = await lab.api('GET', '/api/v1/devices?all=true');
     expect(res.statusCode, res.body).toBe(200);
     const listed = res.json() as Array<Record<string, unknown>>;
-    expect({
-      ext4: kernelMountsOf(disks.ext4.uuid), xfs: kernelMountsOf(disks.xfs.uuid), dirty: kernelMountsOf(disks.dirty.uuid),
-    }, 'the kernel logged no mount of the disks').toEqual(logged);
+    expect(
+      {
+        ext4: kernelMountsOf(disks.ext4.uuid),
+        xfs: kernelMountsOf(disks.xfs.uuid),
+        dirty: kernelMountsOf(disks.dirty.uuid),
+      },
+      'the kernel logged no mount of the disks',
+    ).toEqual(logged);
     expect(await ourMounts()).toEqual(mountsBefore);
     expect(listed.find((d) => d.path === disks.plain.path)).toMatchObject({ fstype: 'ext4', label, uuid: disks.plain.uuid, type: 'loop' });
     expect(listed.find((d) => d.path === disks.xfs.path)).toMatchObject({ fstype: 'xfs', uuid: disks.xfs.uuid });
     for (const d of listed) expect(d).not.toHaveProperty('datastore'); // whose datastore: only POST /api/v1/devices/probe says
     const plain = await lab.api('GET', '/api/v1/devices');
     expect(plain.statusCode).toBe(200);
-    expect((plain.json() as Array<{ path: string }>).some((d) => d.path.startsWith('/dev/loop')), 'loop devices only with all').toBe(false);
+    expect(
+      (plain.json() as Array<{ path: string }>).some((d) => d.path.startsWith('/dev/loop')),
+      'loop devices only with all',
+    ).toBe(false);
   });
 
   it('POST /api/v1/devices/probe names the datastore on each disk; each was mounted read-only for a moment, and no byte changed', async () => {
     const hashes = Object.fromEntries(Object.entries(disks).map(([n, d]) => [n, imageHash(d)]));
     // only our disks: the others' loop devices on this machine are not ours to mount
-    const res = await lab.api('POST', '/api/v1/devices/probe', { devices: [disks.plain.path, `UUID=${disks.ext4.uuid}`, disks.xfs.path, `UUID=${disks.dirty.uuid}`] });
+    const res = await lab.api('POST', '/api/v1/devices/probe', {
+      devices: [disks.plain.path, `UUID=${disks.ext4.uuid}`, disks.xfs.path, `UUID=${disks.dirty.uuid}`],
+    });
     expect(res.statusCode, res.body).toBe(200);
     const found = Object.fromEntries((res.json() as Array<{ path: string; datastore: unknown; probeError?: string }>).map((d) => [d.path, d]));
-    expect(Object.keys(found).sort()).toEqual(Object.values(disks).map((d) => d.path).sort());
+    expect(Object.keys(found).sort()).toEqual(
+      Object.values(disks)
+        .map((d) => d.path)
+        .sort(),
+    );
     expect(found[disks.plain.path]).toMatchObject({ datastore: null });
     expect(found[disks.ext4.path]).toMatchObject({ datastore: { id: ids.ext4 } });
     expect(found[disks.xfs.path]).toMatchObject({ datastore: { id: ids.xfs } });
@@ -114,7 +131,9 @@ describe('external disks over the API (loop devices, root)', () => {
     expect(sha256File(join(lab.storageDir, 'images', '301', 'vm-301-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
     expect(imageHash(disks.dirty), 'the disk image after the restore').toBe(before);
     expect(await ourMounts()).toEqual([]);
-    const log = ((await usbLab.api('GET', `/api/v1/tasks/${taskId}/log`)).json() as Array<{ message?: string } | string>).map((l) => JSON.stringify(l)).join('\n');
+    const log = ((await usbLab.api('GET', `/api/v1/tasks/${taskId}/log`)).json() as Array<{ message?: string } | string>)
+      .map((l) => JSON.stringify(l))
+      .join('\n');
     expect(log).toContain('without journal replay: the disk is not changed');
     expect(log).toContain('was not cleanly unmounted');
   });
@@ -144,7 +163,9 @@ describe('external disks over the API (loop devices, root)', () => {
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'bylabel', ...base, device: `LABEL=${label}`, initDevice: true })).statusCode).toBe(201);
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'bypath', ...base, device: '/etc/passwd' })).statusCode).toBe(400);
     // rotated disks: a comma list, every entry checked
-    expect((await lab.api('POST', '/api/v1/jobs', { id: 'rotated', ...base, device: `UUID=0a1b2c3d-0000-4000-8000-000000000000,LABEL=${label}` })).statusCode).toBe(201);
+    expect(
+      (await lab.api('POST', '/api/v1/jobs', { id: 'rotated', ...base, device: `UUID=0a1b2c3d-0000-4000-8000-000000000000,LABEL=${label}` })).statusCode,
+    ).toBe(201);
     expect((await lab.api('POST', '/api/v1/jobs', { id: 'rotbad', ...base, device: `LABEL=${label},/etc/passwd` })).statusCode).toBe(400);
   });
 

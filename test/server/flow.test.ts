@@ -31,20 +31,27 @@ function connections(): Promise<number> {
   return new Promise((resolve, reject) => lab.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
 }
 
-interface SseEvent { event: string; id?: string; data: string }
+interface SseEvent {
+  event: string;
+  id?: string;
+  data: string;
+}
 
 function parseEvents(text: string): SseEvent[] {
-  return text.split('\n\n').filter((b) => b.trim() && !b.startsWith(':')).map((block) => {
-    const e: SseEvent = { event: 'message', data: '' };
-    for (const line of block.split('\n')) {
-      const [k, ...rest] = line.split(': ');
-      const v = rest.join(': ');
-      if (k === 'event') e.event = v;
-      else if (k === 'id') e.id = v;
-      else if (k === 'data') e.data = v;
-    }
-    return e;
-  });
+  return text
+    .split('\n\n')
+    .filter((b) => b.trim() && !b.startsWith(':'))
+    .map((block) => {
+      const e: SseEvent = { event: 'message', data: '' };
+      for (const line of block.split('\n')) {
+        const [k, ...rest] = line.split(': ');
+        const v = rest.join(': ');
+        if (k === 'event') e.event = v;
+        else if (k === 'id') e.id = v;
+        else if (k === 'data') e.data = v;
+      }
+      return e;
+    });
 }
 
 describe('backup and restore through the API', () => {
@@ -61,7 +68,7 @@ describe('backup and restore through the API', () => {
     expect(status.running).toEqual([expect.objectContaining({ taskId: firstTask, type: 'backup', jobId: 'nightly' })]);
   });
 
-  it('streams the running task\'s log as server-sent events, ending with an `end` event', async () => {
+  it("streams the running task's log as server-sent events, ending with an `end` event", async () => {
     const res = await fetch(`${url}/api/v1/tasks/${firstTask}/log`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${lab.token}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -78,13 +85,17 @@ describe('backup and restore through the API', () => {
     const events = parseEvents(text);
     const lines = events.filter((e) => e.event === 'message').map((e) => JSON.parse(e.data) as { n: number; message: string });
     expect(lines.map((l) => l.n)).toEqual(lines.map((_l, i) => i)); // every line, once, in order
-    expect(lines.map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^Starting Backup of VM 101/), expect.stringMatching(/^Finished Backup of VM 101/)]));
+    expect(lines.map((l) => l.message)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^Starting Backup of VM 101/), expect.stringMatching(/^Finished Backup of VM 101/)]),
+    );
     expect(events.at(-1)).toEqual({ event: 'end', data: JSON.stringify({ status: 'ok' }) });
     expect((await waitTask(lab, firstTask)).status).toBe('ok');
   });
 
   it('an SSE stream resumes after Last-Event-ID and stops when the client goes away', async () => {
-    const resumed = await fetch(`${url}/api/v1/tasks/${firstTask}/log`, { headers: { accept: 'text/event-stream', authorization: `Bearer ${lab.token}`, 'last-event-id': '2' } });
+    const resumed = await fetch(`${url}/api/v1/tasks/${firstTask}/log`, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${lab.token}`, 'last-event-id': '2' },
+    });
     const events = parseEvents(await resumed.text());
     expect(events[0]?.id).toBe('3');
     const task = lab.state.tasks.create('verify', { node: 'testnode' });
@@ -105,7 +116,17 @@ describe('backup and restore through the API', () => {
     expect(res.statusCode).toBe(200);
     const versions = res.json();
     expect(versions).toHaveLength(1);
-    expect(versions[0]).toMatchObject({ id: '101', version: 1, name: 'test-101', node: 'testnode', store: lab.storeDir, verified: false, verifyState: 'unverified', protected: false, logicalBytes: 16 * 1024 * 1024 });
+    expect(versions[0]).toMatchObject({
+      id: '101',
+      version: 1,
+      name: 'test-101',
+      node: 'testnode',
+      store: lab.storeDir,
+      verified: false,
+      verifyState: 'unverified',
+      protected: false,
+      logicalBytes: 16 * 1024 * 1024,
+    });
     expect(versions[0].disks).toEqual([expect.objectContaining({ key: 'scsi0', size: 16 * 1024 * 1024, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) })]);
     expect((await lab.api('GET', `/api/v1/backups?store=${encodeURIComponent(lab.storeDir)}`)).json()).toHaveLength(1);
     expect((await lab.api('GET', '/api/v1/backups?guest=999')).json()).toEqual([]);

@@ -43,8 +43,14 @@ export async function makeServerLab(opts: { config?: Partial<ServerConfig> } = {
   writeImage(imagePath(lab, '101', 'vm-101-disk-0.raw'), ['random', 'zero', 'text', 'random'], 7);
   await Datastore.init(lab.storeDir);
   const config: ServerConfig = {
-    node: 'testnode', stateDir, guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, datastores: { main: lab.storeDir },
-    zstdLevel: 1, scriptDirs: [scriptsDir], ...opts.config,
+    node: 'testnode',
+    stateDir,
+    guestsDir: lab.guestsDir,
+    storages: { local: lab.storageDir },
+    datastores: { main: lab.storeDir },
+    zstdLevel: 1,
+    scriptDirs: [scriptsDir],
+    ...opts.config,
   };
   const db = openStateDb(stateDir);
   const state: ServerState = { db, jobs: new JobStore(db), tasks: new TaskStore(db, stateDir), journal: new StopJournal(db) };
@@ -55,8 +61,18 @@ export async function makeServerLab(opts: { config?: Partial<ServerConfig> } = {
   const { token } = tokens.create('tests', { role: 'admin' });
   const app = await createServer({ config, state, driver: createDriver({ driver: 'none' }), clock, uiDir: UI_DIR });
   return {
-    ...lab, stateDir, scriptsDir, config, state, app, token, tokens, clock,
-    advance: (ms) => { offset += ms; },
+    ...lab,
+    stateDir,
+    scriptsDir,
+    config,
+    state,
+    app,
+    token,
+    tokens,
+    clock,
+    advance: (ms) => {
+      offset += ms;
+    },
     api: (method, url, body, headers = { authorization: `Bearer ${token}` }) =>
       app.inject({ method, url, headers, ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }) }),
     close: async () => {
@@ -85,10 +101,27 @@ export function errorCode(res: LightMyRequestResponse): string | undefined {
 
 /** Every API route as the OpenAPI document lists them: `METHOD /path`. */
 export const ALL_ROUTES = [
-  'GET /api/v1/health', 'POST /api/v1/login', 'POST /api/v1/logout', 'GET /api/v1/status', 'GET /api/v1/guests',
-  'GET /api/v1/jobs', 'POST /api/v1/jobs', 'GET /api/v1/jobs/{id}', 'PUT /api/v1/jobs/{id}', 'DELETE /api/v1/jobs/{id}',
-  'POST /api/v1/jobs/{id}/run', 'GET /api/v1/tasks', 'GET /api/v1/tasks/{id}', 'GET /api/v1/tasks/{id}/log', 'GET /api/v1/backups',
-  'POST /api/v1/verify', 'POST /api/v1/prune', 'POST /api/v1/restore', 'GET /metrics', 'GET /api/v1/openapi.json', 'GET /api/v1/devices',
+  'GET /api/v1/health',
+  'POST /api/v1/login',
+  'POST /api/v1/logout',
+  'GET /api/v1/status',
+  'GET /api/v1/guests',
+  'GET /api/v1/jobs',
+  'POST /api/v1/jobs',
+  'GET /api/v1/jobs/{id}',
+  'PUT /api/v1/jobs/{id}',
+  'DELETE /api/v1/jobs/{id}',
+  'POST /api/v1/jobs/{id}/run',
+  'GET /api/v1/tasks',
+  'GET /api/v1/tasks/{id}',
+  'GET /api/v1/tasks/{id}/log',
+  'GET /api/v1/backups',
+  'POST /api/v1/verify',
+  'POST /api/v1/prune',
+  'POST /api/v1/restore',
+  'GET /metrics',
+  'GET /api/v1/openapi.json',
+  'GET /api/v1/devices',
   'POST /api/v1/devices/probe',
   'GET /api/v1/whoami',
 ];

@@ -22,10 +22,17 @@ afterEach(async () => {
 
 async function login(l: ServerLab, ip: string, password = 'wrong', headers: Record<string, string> = {}) {
   const res = await l.app.inject({ method: 'POST', url: '/api/v1/login', payload: { password }, headers: { ...XRW, ...headers }, remoteAddress: ip });
-  return { status: res.statusCode, code: errorCode(res), message: res.statusCode === 200 ? '' : (res.json().error.message as string), retryAfter: res.headers['retry-after'], cookie: (res.headers['set-cookie'] as string | undefined)?.split(';')[0] };
+  return {
+    status: res.statusCode,
+    code: errorCode(res),
+    message: res.statusCode === 200 ? '' : (res.json().error.message as string),
+    retryAfter: res.headers['retry-after'],
+    cookie: (res.headers['set-cookie'] as string | undefined)?.split(';')[0],
+  };
 }
 
-const statuses = (list: Array<{ status: number }>): Record<number, number> => list.reduce<Record<number, number>>((n, r) => ({ ...n, [r.status]: (n[r.status] ?? 0) + 1 }), {});
+const statuses = (list: Array<{ status: number }>): Record<number, number> =>
+  list.reduce<Record<number, number>>((n, r) => ({ ...n, [r.status]: (n[r.status] ?? 0) + 1 }), {});
 
 describe('login limiter', () => {
   it('50 parallel wrong passwords from one address: 5 are checked (401), 45 are refused (429) before hashing', async () => {
@@ -81,7 +88,7 @@ describe('login limiter', () => {
     expect(other.message).toMatch(/from 127\.0\.0\.1/);
   });
 
-  it('with trustProxy (the proxy\'s address) the client is the one X-Forwarded-For names; other peers cannot claim one', async () => {
+  it("with trustProxy (the proxy's address) the client is the one X-Forwarded-For names; other peers cannot claim one", async () => {
     lab = await makeServerLab({ config: { trustProxy: ['127.0.0.1'] } });
     for (let i = 0; i < 5; i++) expect((await login(lab, '127.0.0.1', 'wrong', { 'x-forwarded-for': '203.0.113.1' })).status).toBe(401);
     const blocked = await login(lab, '127.0.0.1', 'wrong', { 'x-forwarded-for': '203.0.113.1' });
@@ -95,7 +102,8 @@ describe('login limiter', () => {
 
   it('refuses a trustProxy or loginLimit that is not valid, naming the key', async () => {
     lab = await makeServerLab();
-    const make = (config: Record<string, unknown>) => createServer({ config: { ...lab!.config, ...config }, state: lab!.state, driver: createDriver({ driver: 'none' }), uiDir: null });
+    const make = (config: Record<string, unknown>) =>
+      createServer({ config: { ...lab!.config, ...config }, state: lab!.state, driver: createDriver({ driver: 'none' }), uiDir: null });
     await expect(make({ trustProxy: 'yes' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/trustProxy/) });
     await expect(make({ trustProxy: ['10.0.0.0/33'] })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     await expect(make({ loginLimit: { perAddres: 3 } })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/perAddres/) });
@@ -105,7 +113,7 @@ describe('login limiter', () => {
   it(`hashes one password at a time; with ${HASH_QUEUE_LIMIT} waiting, more are refused at once (429), not piled up`, async () => {
     const stored = await hashPassword('right');
     const outcomes = await Promise.allSettled(Array.from({ length: HASH_QUEUE_LIMIT + 5 }, () => verifyPassword('wrong', stored)));
-    expect(outcomes.filter((o) => o.status === 'fulfilled').map((o) => (o as PromiseFulfilledResult<boolean>).value)).toEqual(Array(HASH_QUEUE_LIMIT).fill(false));
+    expect(outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value)).toEqual(Array(HASH_QUEUE_LIMIT).fill(false));
     const refused = outcomes.filter((o) => o.status === 'rejected') as PromiseRejectedResult[];
     expect(refused).toHaveLength(5);
     expect(refused[0]!.reason).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringMatching(/waiting to be checked/) });

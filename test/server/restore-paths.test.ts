@@ -47,7 +47,9 @@ describe('the path rule through the API', () => {
     expect(res.statusCode, res.body).toBe(202);
     const task = await waitTask(lab, res.json().taskId);
     expect(task).toMatchObject({ status: 'failed', result: { code: 'DISK_PATH_NOT_ALLOWED' } });
-    expect(await taskLog(res.json().taskId)).toContain(`its folder '${join(lab.storageDir, 'images', '201')}' resolves to '${escape}', outside the target storage 'local'`);
+    expect(await taskLog(res.json().taskId)).toContain(
+      `its folder '${join(lab.storageDir, 'images', '201')}' resolves to '${escape}', outside the target storage 'local'`,
+    );
     expect(readdirSync(escape)).toEqual([]);
     expect(existsSync(join(lab.guestsDir, '201.conf'))).toBe(false);
   });

@@ -29,14 +29,29 @@ const ADMINS: Who[] = ['admin', 'web'];
 
 /** Who may use each route (anyone else gets 403 FORBIDDEN). A new route needs a line here. */
 const MAY: Record<string, Who[]> = {
-  'GET /api/v1/health': ALL, 'POST /api/v1/login': ALL, 'POST /api/v1/logout': ALL, 'GET /api/v1/whoami': ALL,
-  'GET /api/v1/openapi.json': ALL, 'GET /api/v1/backups': ALL,
-  'GET /api/v1/status': READERS, 'GET /api/v1/guests': READERS, 'GET /api/v1/jobs': READERS, 'GET /api/v1/jobs/{id}': READERS,
-  'GET /api/v1/tasks': READERS, 'GET /api/v1/tasks/{id}': READERS, 'GET /api/v1/tasks/{id}/log': READERS,
-  'GET /metrics': READERS, 'GET /api/v1/devices': READERS,
-  'POST /api/v1/jobs': OPERATORS, 'PUT /api/v1/jobs/{id}': OPERATORS, 'DELETE /api/v1/jobs/{id}': OPERATORS,
-  'POST /api/v1/jobs/{id}/run': OPERATORS, 'POST /api/v1/verify': OPERATORS, 'POST /api/v1/restore': OPERATORS,
-  'POST /api/v1/prune': ADMINS, 'POST /api/v1/devices/probe': OPERATORS,
+  'GET /api/v1/health': ALL,
+  'POST /api/v1/login': ALL,
+  'POST /api/v1/logout': ALL,
+  'GET /api/v1/whoami': ALL,
+  'GET /api/v1/openapi.json': ALL,
+  'GET /api/v1/backups': ALL,
+  'GET /api/v1/status': READERS,
+  'GET /api/v1/guests': READERS,
+  'GET /api/v1/jobs': READERS,
+  'GET /api/v1/jobs/{id}': READERS,
+  'GET /api/v1/tasks': READERS,
+  'GET /api/v1/tasks/{id}': READERS,
+  'GET /api/v1/tasks/{id}/log': READERS,
+  'GET /metrics': READERS,
+  'GET /api/v1/devices': READERS,
+  'POST /api/v1/jobs': OPERATORS,
+  'PUT /api/v1/jobs/{id}': OPERATORS,
+  'DELETE /api/v1/jobs/{id}': OPERATORS,
+  'POST /api/v1/jobs/{id}/run': OPERATORS,
+  'POST /api/v1/verify': OPERATORS,
+  'POST /api/v1/restore': OPERATORS,
+  'POST /api/v1/prune': ADMINS,
+  'POST /api/v1/devices/probe': OPERATORS,
 };
 
 let lab: ServerLab;
@@ -48,11 +63,17 @@ const children: ChildProcess[] = [];
 
 function as(who: Who, method: string, url: string, body?: unknown): Promise<LightMyRequestResponse> {
   const headers: Record<string, string> = who === 'web' ? { cookie, 'x-requested-with': 'coldvault' } : { authorization: `Bearer ${tokens[who]}` };
-  return lab.api(method as 'GET', url, body, headers);
+  return lab.api(method, url, body, headers);
 }
 
 async function webLogin(): Promise<string> {
-  const login = await lab.app.inject({ method: 'POST', url: '/api/v1/login', payload: { password: PASSWORD }, headers: { 'x-requested-with': 'coldvault' }, remoteAddress: '10.9.0.1' });
+  const login = await lab.app.inject({
+    method: 'POST',
+    url: '/api/v1/login',
+    payload: { password: PASSWORD },
+    headers: { 'x-requested-with': 'coldvault' },
+    remoteAddress: '10.9.0.1',
+  });
   return String(login.headers['set-cookie']).split(';')[0]!;
 }
 
@@ -78,8 +99,21 @@ beforeAll(async () => {
   tokens.backup = lab.tokens.create('node2', { role: 'backup', store: 'main' }).token;
   cookie = await webLogin();
   configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(configPath, JSON.stringify({ node: 'testnode', stateDir: lab.stateDir, guestsDir: lab.guestsDir, storages: lab.config.storages, datastores: lab.config.datastores, hypervisor: { driver: 'none' } }));
-  for (const [id, store, vmid] of [['to-main', 'main', '102'], ['to-other', 'other', '101']] as const) {
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      node: 'testnode',
+      stateDir: lab.stateDir,
+      guestsDir: lab.guestsDir,
+      storages: lab.config.storages,
+      datastores: lab.config.datastores,
+      hypervisor: { driver: 'none' },
+    }),
+  );
+  for (const [id, store, vmid] of [
+    ['to-main', 'main', '102'],
+    ['to-other', 'other', '101'],
+  ] as const) {
     expect((await as('admin', 'POST', '/api/v1/jobs', { id, store, vmid: [vmid] })).statusCode).toBe(201);
     await runJob('admin', id);
   }
@@ -107,7 +141,10 @@ describe('every route against every role', () => {
         const res = await as(who, method, url, ['POST', 'PUT'].includes(method) ? {} : undefined);
         const forbidden = res.statusCode === 403 && errorCode(res) === 'FORBIDDEN';
         if (forbidden === allowed.includes(who) || res.statusCode === 401) wrong.push(`${who} ${route}: ${res.statusCode} ${res.body.slice(0, 120)}`);
-        if (forbidden) expect(res.json().error.message).toMatch(who === 'backup' ? /^token:node2: role 'backup' \(store 'main'\) may not / : new RegExp(`^token:\\w+: role '${who}' may not `));
+        if (forbidden)
+          expect(res.json().error.message).toMatch(
+            who === 'backup' ? /^token:node2: role 'backup' \(store 'main'\) may not / : new RegExp(`^token:\\w+: role '${who}' may not `),
+          );
       }
     }
     expect(wrong).toEqual([]);
@@ -130,13 +167,14 @@ describe('every route against every role', () => {
   });
 });
 
-describe('the decision cluster mode\'s push routes will use (store.write)', () => {
+describe("the decision cluster mode's push routes will use (store.write)", () => {
   it('a backup token may write its own store only; an operator or audit token none; an admin any', () => {
     const backup = { role: 'backup', store: 'main' } as const;
     expect(decide(backup, 'store.write', 'main')).toEqual({ allowed: true });
     expect(decide(backup, 'store.write', 'other')).toEqual({ allowed: false, message: "role 'backup' (store 'main') may not write versions of store 'other'" });
     expect(decide(backup, 'store.write')).toEqual({ allowed: true, onlyStore: 'main' });
-    for (const role of ['operator', 'audit'] as const) expect(decide({ role }, 'store.write', 'main')).toMatchObject({ allowed: false, message: `role '${role}' may not write versions of store 'main'` });
+    for (const role of ['operator', 'audit'] as const)
+      expect(decide({ role }, 'store.write', 'main')).toMatchObject({ allowed: false, message: `role '${role}' may not write versions of store 'main'` });
     expect(decide({ role: 'admin' }, 'store.write', 'other')).toEqual({ allowed: true });
   });
 });
@@ -161,7 +199,9 @@ describe('operator', () => {
     expect(keep.json()).toMatchObject({ keep: 3, hook: hook() });
     const removed = await as('operator', 'PUT', '/api/v1/jobs/op-hooked', { store: 'main', vmid: ['101'] });
     expect([removed.statusCode, errorCode(removed)]).toEqual([403, 'FORBIDDEN']);
-    expect(removed.json().error.message).toMatch(/role 'operator' may not set or change a job's scripts, hook or external device \(this request changes hook\)/);
+    expect(removed.json().error.message).toMatch(
+      /role 'operator' may not set or change a job's scripts, hook or external device \(this request changes hook\)/,
+    );
     expect((await as('admin', 'GET', '/api/v1/jobs/op-hooked')).json().hook).toBe(hook());
   });
 
@@ -173,7 +213,7 @@ describe('operator', () => {
     expect(prune.json().error.message).toMatch(/^token:ops: role 'operator' may not prune versions \(store 'main'\)/);
   });
 
-  it('restores to a new id without the archived args: and hookscript: lines, with a WARN naming them; an admin\'s restore keeps them', async () => {
+  it("restores to a new id without the archived args: and hookscript: lines, with a WARN naming them; an admin's restore keeps them", async () => {
     const archived = readFileSync(join(lab.guestsDir, '102.conf'), 'utf8');
     expect(archived).toMatch(/^args: .*\nhookscript: /m);
     const byOperator = await as('operator', 'POST', '/api/v1/restore', { fromPath: 'main', id: '102', version: 1, newId: '301' });
@@ -214,9 +254,15 @@ describe('backup token (scoped to the datastore main)', () => {
     }
   });
 
-  it('is refused jobs, restores, verify, devices and the server\'s state', async () => {
-    for (const [method, url, body] of [['GET', '/api/v1/jobs'], ['POST', '/api/v1/restore', { fromPath: 'main', id: '102', version: 1, newId: '303' }],
-      ['POST', '/api/v1/verify', { store: 'main' }], ['GET', '/api/v1/devices'], ['GET', '/api/v1/status'], ['GET', '/api/v1/tasks']] as const) {
+  it("is refused jobs, restores, verify, devices and the server's state", async () => {
+    for (const [method, url, body] of [
+      ['GET', '/api/v1/jobs'],
+      ['POST', '/api/v1/restore', { fromPath: 'main', id: '102', version: 1, newId: '303' }],
+      ['POST', '/api/v1/verify', { store: 'main' }],
+      ['GET', '/api/v1/devices'],
+      ['GET', '/api/v1/status'],
+      ['GET', '/api/v1/tasks'],
+    ] as const) {
       const res = await as('backup', method, url, body);
       expect([res.statusCode, errorCode(res)], url).toEqual([403, 'FORBIDDEN']);
     }
@@ -233,7 +279,12 @@ describe('who started a task', () => {
     expect(tasks.map((t) => t.startedBy)).toEqual([`${userInfo().username}@cli`, 'admin@web', 'token:ops']);
     const listed = await cli(['task', 'list', '--limit', '3', '--config', configPath]);
     expect(listed.code, listed.stderr).toBe(0);
-    expect(listed.stdout.trim().split('\n').map((l) => /\bby (\S+)/.exec(l)?.[1])).toEqual([`${userInfo().username}@cli`, 'admin@web', 'token:ops']);
+    expect(
+      listed.stdout
+        .trim()
+        .split('\n')
+        .map((l) => /\bby (\S+)/.exec(l)?.[1]),
+    ).toEqual([`${userInfo().username}@cli`, 'admin@web', 'token:ops']);
   });
 
   it('is `scheduler` for a run that `coldvault serve` starts on schedule', async () => {
@@ -286,8 +337,14 @@ describe('tokens and their roles (built CLI)', () => {
       CREATE TABLE tasks (id TEXT PRIMARY KEY, type TEXT NOT NULL, job_id TEXT, node TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('running','ok','failed')),
         start TEXT NOT NULL, end TEXT, pid INTEGER NOT NULL, host TEXT NOT NULL, summary TEXT, result TEXT);
       PRAGMA user_version = 1;`);
-    old.prepare('INSERT INTO api_tokens (name, hash, created) VALUES (?, ?, ?)').run('legacy', createHash('sha256').update('cv_legacy-secret').digest('hex'), '2024-01-01T00:00:00.000Z');
-    old.prepare("INSERT INTO tasks (id, type, node, status, start, end, pid, host) VALUES ('old-task', 'backup', 'n', 'ok', '2024-01-01T00:00:00Z', '2024-01-01T00:01:00Z', 1, 'h')").run();
+    old
+      .prepare('INSERT INTO api_tokens (name, hash, created) VALUES (?, ?, ?)')
+      .run('legacy', createHash('sha256').update('cv_legacy-secret').digest('hex'), '2024-01-01T00:00:00.000Z');
+    old
+      .prepare(
+        "INSERT INTO tasks (id, type, node, status, start, end, pid, host) VALUES ('old-task', 'backup', 'n', 'ok', '2024-01-01T00:00:00Z', '2024-01-01T00:01:00Z', 1, 'h')",
+      )
+      .run();
     old.close();
 
     const db = openStateDb(stateDir);
@@ -297,7 +354,10 @@ describe('tokens and their roles (built CLI)', () => {
       expect(new TokenStore(db).authenticate('cv_legacy-secret')).toEqual({ name: 'legacy', grant: { role: 'admin' } });
       const tasks = new TaskStore(db, stateDir);
       tasks.create('verify', { node: 'n', startedBy: 'token:x' }).finish(true);
-      expect(tasks.list().map((t) => [t.id === 'old-task' ? 'old' : 'new', t.startedBy])).toEqual([['new', 'token:x'], ['old', null]]);
+      expect(tasks.list().map((t) => [t.id === 'old-task' ? 'old' : 'new', t.startedBy])).toEqual([
+        ['new', 'token:x'],
+        ['old', null],
+      ]);
     } finally {
       db.close();
     }

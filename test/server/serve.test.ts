@@ -20,7 +20,17 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   lab = await makeServerLab();
   configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(configPath, JSON.stringify({ node: 'clinode', stateDir: join(lab.root, 'cli-state'), guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, datastores: { main: lab.storeDir }, hypervisor: { driver: 'none' } }));
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      node: 'clinode',
+      stateDir: join(lab.root, 'cli-state'),
+      guestsDir: lab.guestsDir,
+      storages: { local: lab.storageDir },
+      datastores: { main: lab.storeDir },
+      hypervisor: { driver: 'none' },
+    }),
+  );
 });
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
@@ -48,17 +58,23 @@ describe('where the server listens', () => {
   it('speaks HTTPS with tls: {cert, key}; the session cookie is then Secure', async () => {
     const cert = join(lab.root, 'cert.pem');
     const key = join(lab.root, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], {
+      stdio: 'ignore',
+    });
     const config = { ...lab.config, tls: { cert, key } };
     const app = await createServer({ config, state: lab.state, driver: createDriver({ driver: 'none' }), uiDir: null });
     try {
       const url = await startServer(app, '127.0.0.1', 0, config);
       expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/$/);
       const res = await new Promise<{ status: number; cookie: string }>((resolve, reject) => {
-        const req = request(`${url}api/v1/login`, { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json', 'x-requested-with': 'coldvault' } }, (r) => {
-          r.resume();
-          resolve({ status: r.statusCode ?? 0, cookie: String(r.headers['set-cookie']) });
-        });
+        const req = request(
+          `${url}api/v1/login`,
+          { method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json', 'x-requested-with': 'coldvault' } },
+          (r) => {
+            r.resume();
+            resolve({ status: r.statusCode ?? 0, cookie: String(r.headers['set-cookie']) });
+          },
+        );
         req.on('error', reject);
         req.end(JSON.stringify({ password: PASSWORD }));
       });
@@ -101,7 +117,11 @@ describe('coldvault serve and coldvault token (built CLI)', () => {
     const password = /admin password \(shown only now; stored hashed\): (\S+)/.exec(first.out())?.[1];
     expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
     expect((await fetch(`${first.url}/api/v1/health`)).status).toBe(200);
-    const login = await fetch(`${first.url}/api/v1/login`, { method: 'POST', body: JSON.stringify({ password }), headers: { 'content-type': 'application/json', 'x-requested-with': 'coldvault' } });
+    const login = await fetch(`${first.url}/api/v1/login`, {
+      method: 'POST',
+      body: JSON.stringify({ password }),
+      headers: { 'content-type': 'application/json', 'x-requested-with': 'coldvault' },
+    });
     expect(login.status).toBe(200);
     const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
     expect((await fetch(`${first.url}/api/v1/status`, { headers: { cookie } })).status).toBe(200);

@@ -11,7 +11,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { LockDir } from '../../src/datastore/index.js';
-import { checkIdentity, deviceProblem, listCandidates, listDevices, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice } from '../../src/targets/index.js';
+import {
+  checkIdentity,
+  deviceProblem,
+  listCandidates,
+  listDevices,
+  mountDevice,
+  mountsOfDevice,
+  readMounts,
+  resolveDevice,
+  unmountDevice,
+} from '../../src/targets/index.js';
 import { CLI, REPO } from '../helpers/fixtures.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -20,10 +30,18 @@ const tag = Math.random().toString(36).slice(2, 7).toUpperCase();
 const SHORT = { ext4: 'e4', exfat: 'xf', ntfs: 'nt', xfs: 'xs' } as const;
 const SIZE = { ext4: '64M', exfat: '64M', ntfs: '64M', xfs: '320M' } as const;
 const MiB = 1024 * 1024;
-interface Disk { fs: 'ext4' | 'exfat' | 'ntfs' | 'xfs'; label: string; path: string; uuid: string; }
+interface Disk {
+  fs: 'ext4' | 'exfat' | 'ntfs' | 'xfs';
+  label: string;
+  path: string;
+  uuid: string;
+}
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<Error> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isColdvaultError(err), String(err)).toBe(true);
   expect((err as { code: string }).code).toBe(code);
   return err as Error;
@@ -78,14 +96,30 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
 
   afterAll(() => {
     for (const dir of mountpoints.reverse()) {
-      try { sh('umount', [dir]); } catch { /* not mounted */ }
+      try {
+        sh('umount', [dir]);
+      } catch {
+        /* not mounted */
+      }
     }
     for (const d of disks) {
-      try { sh('umount', [d.path]); } catch { /* not mounted */ }
-      try { sh('losetup', ['-d', d.path]); } catch (err) { console.error(`detaching ${d.path} failed: ${String(err)}`); }
+      try {
+        sh('umount', [d.path]);
+      } catch {
+        /* not mounted */
+      }
+      try {
+        sh('losetup', ['-d', d.path]);
+      } catch (err) {
+        console.error(`detaching ${d.path} failed: ${String(err)}`);
+      }
     }
     for (const path of spareLoops) {
-      try { sh('losetup', ['-d', path]); } catch (err) { console.error(`detaching ${path} failed: ${String(err)}`); }
+      try {
+        sh('losetup', ['-d', path]);
+      } catch (err) {
+        console.error(`detaching ${path} failed: ${String(err)}`);
+      }
     }
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -96,7 +130,10 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     const probed = await listDevices({ only: disks.map((d) => d.path) });
     expect(probed.map((x) => x.path).sort()).toEqual(disks.map((d) => d.path).sort());
     for (const d of disks) {
-      expect(listed.find((x) => x.path === d.path), d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: Number.parseInt(SIZE[d.fs], 10) * MiB, type: 'loop' });
+      expect(
+        listed.find((x) => x.path === d.path),
+        d.path,
+      ).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, size: Number.parseInt(SIZE[d.fs], 10) * MiB, type: 'loop' });
       const found = probed.find((x) => x.path === d.path);
       expect(found, d.path).toMatchObject({ fstype: d.fs, label: d.label, uuid: d.uuid, type: 'loop' });
       expect(found!.datastore).toEqual(d.fs === 'ext4' ? { id: datastoreId } : d.fs === 'xfs' ? { id: xfsDatastoreId } : null);
@@ -166,7 +203,7 @@ describe('external devices on loop devices (needs root, as CI runs)', () => {
     }
   });
 
-  it('an unmountable device is DEVICE_MOUNT_FAILED with mount\'s stderr', async () => {
+  it("an unmountable device is DEVICE_MOUNT_FAILED with mount's stderr", async () => {
     const d = await resolveDevice(disk('exfat').path);
     const err = await expectCode(mountDevice({ ...d, fstype: 'ext4' }, mnt('bad'), { readOnly: true }), 'DEVICE_MOUNT_FAILED');
     expect(err.message).toMatch(new RegExp(`mounting device ${d.path} .* failed: .*(wrong fs type|bad superblock|mount)`, 's'));

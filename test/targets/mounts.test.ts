@@ -19,7 +19,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { LockDir } from '../../src/datastore/index.js';
 import {
-  journalNeedsReplay, listCandidates, mountDevice, mountsOfDevice, readMounts, resolveDevice, unmountDevice, type MountEntry,
+  journalNeedsReplay,
+  listCandidates,
+  mountDevice,
+  mountsOfDevice,
+  readMounts,
+  resolveDevice,
+  unmountDevice,
+  type MountEntry,
 } from '../../src/targets/index.js';
 import { CLI } from '../helpers/fixtures.js';
 import { imageHash, kernelMountsOf, leaveDirty, Loops, replayWouldWrite, sh, type Loop } from '../jobs/helpers-devices.js';
@@ -36,16 +43,23 @@ const SIZE: Record<Fs, string> = { ext4: '64M', xfs: '320M', exfat: '64M', ntfs:
 
 /** The options of the mount at `dir` from mountinfo (the mount's own, or its filesystem's), read here, not through src. */
 function optionsAt(dir: string, which: 'mount' | 'super' = 'mount'): string[] {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === dir).at(-1) ?? '';
+  const line =
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4] === dir)
+      .at(-1) ?? '';
   const [left = '', right = ''] = line.split(' - ');
-  return (which === 'mount' ? left.split(' ')[5] ?? '' : right.split(' ')[2] ?? '').split(',');
+  return (which === 'mount' ? (left.split(' ')[5] ?? '') : (right.split(' ')[2] ?? '')).split(',');
 }
 
 /** The kernel's read-only flag of a block device (sysfs). */
 const bdevReadOnly = (path: string): boolean => readFileSync(`/sys/class/block/${basename(path)}/ro`, 'utf8').trim() === '1';
 
 async function refused(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(isColdvaultError(err, 'DEVICE_MOUNT_FAILED'), String(err)).toBe(true);
   return (err as Error).message;
 }
@@ -92,13 +106,17 @@ describe('mounts of external disks (loop devices, root)', () => {
     }
   });
 
-  it.each(['exfat', 'ntfs'] as const)('%s: files and folders on the disk are root\'s and private (0600 / 0700), not 0777', async (fs) => {
+  it.each(['exfat', 'ntfs'] as const)("%s: files and folders on the disk are root's and private (0600 / 0700), not 0777", async (fs) => {
     const mnt = dir(`modes-${fs}`);
     await mountDevice(disk[fs].path, mnt);
     try {
       mkdirSync(join(mnt, 'chunks'));
       writeFileSync(join(mnt, 'chunks', 'a'), 'x');
-      for (const [path, mode] of [[mnt, 0o700], [join(mnt, 'chunks'), 0o700], [join(mnt, 'chunks', 'a'), 0o600]] as const) {
+      for (const [path, mode] of [
+        [mnt, 0o700],
+        [join(mnt, 'chunks'), 0o700],
+        [join(mnt, 'chunks', 'a'), 0o600],
+      ] as const) {
         const st = statSync(path);
         expect({ path, mode: st.mode & 0o777, uid: st.uid, gid: st.gid }).toEqual({ path, mode, uid: 0, gid: 0 });
       }
@@ -193,10 +211,14 @@ describe('mounts of external disks (loop devices, root)', () => {
       const otherId = initDatastore(folder);
       const before = imageHash(ruleDisk);
       const why = await refused(mountDevice(ruleDisk.path, folder));
-      expect(why).toContain(`mounting device ${ruleDisk.path} on '${folder}' failed: '${folder}' holds datastore ${otherId}, not the disk's (it holds ${diskId})`);
+      expect(why).toContain(
+        `mounting device ${ruleDisk.path} on '${folder}' failed: '${folder}' holds datastore ${otherId}, not the disk's (it holds ${diskId})`,
+      );
       expect(await mountsOfDevice(ruleDisk.path)).toEqual([]);
       expect(imageHash(ruleDisk), 'the disk was looked at read-only').toBe(before);
-      expect(await refused(mountDevice(disk.xfs.path, folder, { readOnly: true }))).toContain(`holds datastore ${otherId}, not the disk's (the disk holds none)`);
+      expect(await refused(mountDevice(disk.xfs.path, folder, { readOnly: true }))).toContain(
+        `holds datastore ${otherId}, not the disk's (the disk holds none)`,
+      );
     });
 
     it('a folder that is a datastore in use (a live lock, a running writer) is refused, naming the lock and its holder', async () => {
@@ -207,22 +229,26 @@ describe('mounts of external disks (loop devices, root)', () => {
       const lock = await locks.acquire('guest-101', 'a backup of guest 101');
       try {
         const why = await refused(mountDevice(ruleDisk.path, folder));
-        expect(why).toContain(`'${folder}' is a datastore in use: its lock guest-101.lock is held by a backup of guest 101 (pid ${process.pid} on ${hostname()})`);
+        expect(why).toContain(
+          `'${folder}' is a datastore in use: its lock guest-101.lock is held by a backup of guest 101 (pid ${process.pid} on ${hostname()})`,
+        );
       } finally {
         await lock.release();
       }
       const writer = await locks.registerWriter('a backup');
       try {
-        expect(await refused(mountDevice(ruleDisk.path, folder, { readOnly: true }))).toMatch(/is a datastore in use: its lock writer-.*\.json is held by a backup/);
+        expect(await refused(mountDevice(ruleDisk.path, folder, { readOnly: true }))).toMatch(
+          /is a datastore in use: its lock writer-.*\.json is held by a backup/,
+        );
       } finally {
         await writer.release();
       }
       expect(await mountsOfDevice(ruleDisk.path)).toEqual([]);
     });
 
-    it('a stale lock (its process is gone) does not count, and a folder holding the disk\'s own datastore id may be mounted on', async () => {
+    it("a stale lock (its process is gone) does not count, and a folder holding the disk's own datastore id may be mounted on", async () => {
       const folder = dir('busy-store'); // holds the disk's datastore id (previous test)
-      const dead = spawnSync('true').pid!;
+      const dead = spawnSync('true').pid;
       writeFileSync(join(folder, 'locks', 'guest-102.lock'), JSON.stringify({ pid: dead, host: hostname(), start: Date.now(), purpose: 'a crashed backup' }));
       await mountDevice(ruleDisk.path, folder, { readOnly: true });
       try {
@@ -243,7 +269,8 @@ describe('mounts of external disks (loop devices, root)', () => {
 
   it('listing the candidate devices mounts nothing (mountinfo unchanged, and the kernel logged no mount of them)', async () => {
     const ours = FILESYSTEMS.map((fs) => disk[fs].path);
-    const mountinfo = async (): Promise<MountEntry[]> => (await readMounts()).filter((m) => ours.includes(m.source) || m.mountpoint.includes('coldvault-probe-'));
+    const mountinfo = async (): Promise<MountEntry[]> =>
+      (await readMounts()).filter((m) => ours.includes(m.source) || m.mountpoint.includes('coldvault-probe-'));
     const before = await mountinfo();
     const logged = { ext4: kernelMountsOf(disk.ext4.uuid), xfs: kernelMountsOf(disk.xfs.uuid) };
     const listed = await listCandidates({ all: true });

@@ -5,8 +5,12 @@ import { intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const backupOptions: OptionSpec = {
-  store: { type: 'string' }, 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true },
-  keep: { type: 'string' }, compress: { type: 'string' }, 'zstd-level': { type: 'string' },
+  store: { type: 'string' },
+  'guests-dir': { type: 'string' },
+  storage: { type: 'string', multiple: true },
+  keep: { type: 'string' },
+  compress: { type: 'string' },
+  'zstd-level': { type: 'string' },
 };
 
 export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N] [--json]
@@ -23,9 +27,33 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   let failed = 0;
   for (const guestId of ids) {
     try {
-      const r = await backupGuest({ store, catalog, pool, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, allowDiskPaths: ctx.config.allowDiskPaths, guestId, node: ctx.config.node, zstdLevel, keep, log: ctx.log, onProgress: (p) => ctx.bar.update(p) });
+      const r = await backupGuest({
+        store,
+        catalog,
+        pool,
+        guestsDir: ctx.config.guestsDir,
+        storages: ctx.config.storages,
+        allowDiskPaths: ctx.config.allowDiskPaths,
+        guestId,
+        node: ctx.config.node,
+        zstdLevel,
+        keep,
+        log: ctx.log,
+        onProgress: (p) => ctx.bar.update(p),
+      });
       const m = r.manifest;
-      results.push({ id: guestId, version: m.version, time: m.time, name: m.guestName, ok: true, size: m.disks.reduce((s, d) => s + d.size, 0), newBytes: m.newBytes, storedBytes: m.storedBytes, seconds: r.seconds, pruned: r.pruned });
+      results.push({
+        id: guestId,
+        version: m.version,
+        time: m.time,
+        name: m.guestName,
+        ok: true,
+        size: m.disks.reduce((s, d) => s + d.size, 0),
+        newBytes: m.newBytes,
+        storedBytes: m.storedBytes,
+        seconds: r.seconds,
+        pruned: r.pruned,
+      });
       if (!ctx.json) ctx.print(`backed up guest ${guestId} as version ${m.version} (${formatBytes(m.storedBytes)} new in the store)`);
     } catch (err) {
       failed++;

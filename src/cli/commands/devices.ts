@@ -21,7 +21,14 @@ function row(d: DiscoveredDevice): string[] {
 export function devicesTable(devices: DiscoveredDevice[]): string {
   const rows = [COLUMNS, ...devices.map(row)];
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export async function devicesCommand(ctx: CommandContext): Promise<number> {

@@ -7,13 +7,32 @@ import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
 
 export const jobOptions: OptionSpec = {
-  store: { type: 'string' }, vmid: { type: 'string', multiple: true }, all: { type: 'boolean' }, exclude: { type: 'string', multiple: true },
-  days: { type: 'string' }, at: { type: 'string' }, schedule: { type: 'string' }, keep: { type: 'string' }, mode: { type: 'string' },
-  mailto: { type: 'string', multiple: true }, 'mail-notification': { type: 'string' }, 'script-before': { type: 'string' },
-  'script-after': { type: 'string' }, hook: { type: 'string' }, 'stop-timeout': { type: 'string' }, 'force-stop': { type: 'boolean' },
-  'no-force-stop': { type: 'boolean' }, 'lock-wait': { type: 'string' }, device: { type: 'string' }, compress: { type: 'string' },
-  disabled: { type: 'boolean' }, enabled: { type: 'boolean' }, node: { type: 'string' }, 'guests-dir': { type: 'string' },
-  storage: { type: 'string', multiple: true }, 'init-device': { type: 'boolean' },
+  store: { type: 'string' },
+  vmid: { type: 'string', multiple: true },
+  all: { type: 'boolean' },
+  exclude: { type: 'string', multiple: true },
+  days: { type: 'string' },
+  at: { type: 'string' },
+  schedule: { type: 'string' },
+  keep: { type: 'string' },
+  mode: { type: 'string' },
+  mailto: { type: 'string', multiple: true },
+  'mail-notification': { type: 'string' },
+  'script-before': { type: 'string' },
+  'script-after': { type: 'string' },
+  hook: { type: 'string' },
+  'stop-timeout': { type: 'string' },
+  'force-stop': { type: 'boolean' },
+  'no-force-stop': { type: 'boolean' },
+  'lock-wait': { type: 'string' },
+  device: { type: 'string' },
+  compress: { type: 'string' },
+  disabled: { type: 'boolean' },
+  enabled: { type: 'boolean' },
+  node: { type: 'string' },
+  'guests-dir': { type: 'string' },
+  storage: { type: 'string', multiple: true },
+  'init-device': { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
@@ -33,14 +52,26 @@ function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
   const store = str(p, 'store');
   const days = str(p, 'days');
   return {
-    store: store ? storeDir(ctx.config, store) : undefined, vmid: ids.length > 0 ? ids : undefined, all: flag(p, 'all') || undefined,
+    store: store ? storeDir(ctx.config, store) : undefined,
+    vmid: ids.length > 0 ? ids : undefined,
+    all: flag(p, 'all') || undefined,
     exclude: p.values.exclude ? list(p, 'exclude').flatMap((v) => v.split(',')) : undefined,
     days: days === undefined ? undefined : days === 'all' || days === 'daily' ? [...WEEKDAYS] : days.split(','),
-    at: str(p, 'at'), schedule: str(p, 'schedule'), keep: str(p, 'keep'), mode: str(p, 'mode'),
-    mailto: p.values.mailto ? list(p, 'mailto').flatMap((v) => v.split(',')) : undefined, mailNotification: str(p, 'mail-notification'),
-    scriptBefore: pathOf(str(p, 'script-before')), scriptAfter: pathOf(str(p, 'script-after')), hook: pathOf(str(p, 'hook')),
-    stopTimeout: str(p, 'stop-timeout'), forceStop: flag(p, 'force-stop') ? true : flag(p, 'no-force-stop') ? false : undefined,
-    lockWait: str(p, 'lock-wait'), device: str(p, 'device'), compress: str(p, 'compress'), node: str(p, 'node'),
+    at: str(p, 'at'),
+    schedule: str(p, 'schedule'),
+    keep: str(p, 'keep'),
+    mode: str(p, 'mode'),
+    mailto: p.values.mailto ? list(p, 'mailto').flatMap((v) => v.split(',')) : undefined,
+    mailNotification: str(p, 'mail-notification'),
+    scriptBefore: pathOf(str(p, 'script-before')),
+    scriptAfter: pathOf(str(p, 'script-after')),
+    hook: pathOf(str(p, 'hook')),
+    stopTimeout: str(p, 'stop-timeout'),
+    forceStop: flag(p, 'force-stop') ? true : flag(p, 'no-force-stop') ? false : undefined,
+    lockWait: str(p, 'lock-wait'),
+    device: str(p, 'device'),
+    compress: str(p, 'compress'),
+    node: str(p, 'node'),
     enabled: flag(p, 'disabled') ? false : flag(p, 'enabled') ? true : undefined,
     initDevice: flag(p, 'init-device') || undefined,
   };
@@ -91,7 +122,10 @@ function listJobs(ctx: CommandContext, jobs: Job[]): number {
     return 0;
   }
   const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'TARGET'.padEnd(28)} SELECTION`;
-  const rows = jobs.map((j) => `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${j.store.slice(-28).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`);
+  const rows = jobs.map(
+    (j) =>
+      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${j.store.slice(-28).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`,
+  );
   ctx.print(jobs.length === 0 ? 'no jobs' : [head, ...rows].join('\n'));
   return 0;
 }
@@ -99,14 +133,28 @@ function listJobs(ctx: CommandContext, jobs: Job[]): number {
 async function runNow(ctx: CommandContext, job: Job): Promise<number> {
   const { tasks, journal } = ctx.state();
   const abort = abortOnSignals(ctx);
-  const result = await runJob(job, {
-    signal: abort.signal,
-    node: job.node ?? ctx.config.node, stateDir: ctx.config.stateDir, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages, allowDiskPaths: ctx.config.allowDiskPaths,
-    zstdLevel: ctx.config.zstdLevel, tasks, journal, jobs: ctx.state().jobs, driver: ctx.driver(), mail: ctx.config.mail, onProgress: (p) => ctx.bar.update(p),
-  }, (task) => {
-    ctx.print(`task ${task.id}`);
-    task.onLine((line) => ctx.print(formatLogLine(line)));
-  });
+  const result = await runJob(
+    job,
+    {
+      signal: abort.signal,
+      node: job.node ?? ctx.config.node,
+      stateDir: ctx.config.stateDir,
+      guestsDir: ctx.config.guestsDir,
+      storages: ctx.config.storages,
+      allowDiskPaths: ctx.config.allowDiskPaths,
+      zstdLevel: ctx.config.zstdLevel,
+      tasks,
+      journal,
+      jobs: ctx.state().jobs,
+      driver: ctx.driver(),
+      mail: ctx.config.mail,
+      onProgress: (p) => ctx.bar.update(p),
+    },
+    (task) => {
+      ctx.print(`task ${task.id}`);
+      task.onLine((line) => ctx.print(formatLogLine(line)));
+    },
+  );
   abort.dispose();
   if (ctx.json) ctx.printJson(result);
   return result.ok ? 0 : 1;

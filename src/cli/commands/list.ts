@@ -19,10 +19,20 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
 
 function toJson(v: CatalogVersion): object {
   return {
-    id: v.guestId, version: v.version, time: v.time, name: v.name, node: v.node,
+    id: v.guestId,
+    version: v.version,
+    time: v.time,
+    name: v.name,
+    node: v.node,
     disks: v.disks.map((d) => ({ key: d.key, volume: d.volume, format: d.format, size: d.size, sha256: d.sha256, zeroBytes: d.zeroBytes })),
-    verified: v.verifyState === 'ok', verifyState: v.verifyState, verifiedAt: v.verifiedAt, protected: v.protected,
-    logicalBytes: v.logicalBytes, zeroBytes: v.zeroBytes, newBytes: v.newBytes, storedBytes: v.storedBytes,
+    verified: v.verifyState === 'ok',
+    verifyState: v.verifyState,
+    verifiedAt: v.verifiedAt,
+    protected: v.protected,
+    logicalBytes: v.logicalBytes,
+    zeroBytes: v.zeroBytes,
+    newBytes: v.newBytes,
+    storedBytes: v.storedBytes,
   };
 }
 

@@ -23,15 +23,24 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
     const { store, catalog } = await ctx.openStore();
     const info = { dir: store.dir, ...store.identity, ...(await store.space()), ...catalog.storeTotals() };
     if (ctx.json) ctx.printJson(info);
-    else ctx.print(`datastore ${info.id} in '${info.dir}': format ${info.format}, ${info.versions} versions, ${formatBytes(info.logicalBytes)} backed up, ${formatBytes(info.free)} free of ${formatBytes(info.total)}`);
+    else
+      ctx.print(
+        `datastore ${info.id} in '${info.dir}': format ${info.format}, ${info.versions} versions, ${formatBytes(info.logicalBytes)} backed up, ${formatBytes(info.free)} free of ${formatBytes(info.total)}`,
+      );
     return 0;
   }
   throw new ColdvaultError('USAGE', `coldvault datastore: unknown subcommand '${sub ?? ''}' (init, info)`);
 }
 
 export const pruneOptions: OptionSpec = {
-  store: { type: 'string' }, 'keep-last': { type: 'string' }, 'keep-hourly': { type: 'string' }, 'keep-daily': { type: 'string' },
-  'keep-weekly': { type: 'string' }, 'keep-monthly': { type: 'string' }, 'keep-yearly': { type: 'string' }, 'dry-run': { type: 'boolean' },
+  store: { type: 'string' },
+  'keep-last': { type: 'string' },
+  'keep-hourly': { type: 'string' },
+  'keep-daily': { type: 'string' },
+  'keep-weekly': { type: 'string' },
+  'keep-monthly': { type: 'string' },
+  'keep-yearly': { type: 'string' },
+  'dry-run': { type: 'boolean' },
 };
 export const pruneHelp = `coldvault prune <vmid> --keep-last N [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--dry-run] --store <dir>
   Removes the versions no keep rule covers (protected versions are always kept). Run 'coldvault gc' to free their chunks.`;
@@ -39,8 +48,12 @@ export const pruneHelp = `coldvault prune <vmid> --keep-last N [--keep-hourly N]
 export async function pruneCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(ctx.args.positionals[0] ?? '', 'vmid');
   const options: PruneOptions = {
-    keepLast: intOption(ctx.args, 'keep-last'), keepHourly: intOption(ctx.args, 'keep-hourly'), keepDaily: intOption(ctx.args, 'keep-daily'),
-    keepWeekly: intOption(ctx.args, 'keep-weekly'), keepMonthly: intOption(ctx.args, 'keep-monthly'), keepYearly: intOption(ctx.args, 'keep-yearly'),
+    keepLast: intOption(ctx.args, 'keep-last'),
+    keepHourly: intOption(ctx.args, 'keep-hourly'),
+    keepDaily: intOption(ctx.args, 'keep-daily'),
+    keepWeekly: intOption(ctx.args, 'keep-weekly'),
+    keepMonthly: intOption(ctx.args, 'keep-monthly'),
+    keepYearly: intOption(ctx.args, 'keep-yearly'),
   };
   if (!hasRetention(options)) throw new ColdvaultError('USAGE', 'coldvault prune: give at least one --keep-* option above 0 (prune never removes everything)');
   const { store, catalog } = await ctx.openStore();
@@ -67,11 +80,15 @@ export const catalogHelp = `coldvault catalog rebuild --store <dir> [--json]
   (catalog.sqlite.damaged-<UTC time>, with a warning); a catalog locked by another process is left alone.`;
 
 export async function catalogCommand(ctx: CommandContext): Promise<number> {
-  if (ctx.args.positionals[0] !== 'rebuild') throw new ColdvaultError('USAGE', `coldvault catalog: unknown subcommand '${ctx.args.positionals[0] ?? ''}' (rebuild)`);
+  if (ctx.args.positionals[0] !== 'rebuild')
+    throw new ColdvaultError('USAGE', `coldvault catalog: unknown subcommand '${ctx.args.positionals[0] ?? ''}' (rebuild)`);
   const { catalog } = await ctx.openStore();
   const result = await catalog.rebuild();
   if (ctx.json) ctx.printJson(result);
-  else ctx.print(`catalog rebuilt: ${result.versions} versions of ${result.guests} guests${result.skipped.length ? `; skipped ${result.skipped.length} unreadable` : ''}`);
+  else
+    ctx.print(
+      `catalog rebuilt: ${result.versions} versions of ${result.guests} guests${result.skipped.length ? `; skipped ${result.skipped.length} unreadable` : ''}`,
+    );
   return result.skipped.length > 0 ? 1 : 0;
 }
 

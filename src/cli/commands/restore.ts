@@ -8,8 +8,14 @@ import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const restoreOptions: OptionSpec = {
-  store: { type: 'string' }, version: { type: 'string' }, 'new-id': { type: 'string' }, 'guests-dir': { type: 'string' },
-  storage: { type: 'string', multiple: true }, 'target-storage': { type: 'string' }, unique: { type: 'boolean' }, force: { type: 'boolean' },
+  store: { type: 'string' },
+  version: { type: 'string' },
+  'new-id': { type: 'string' },
+  'guests-dir': { type: 'string' },
+  storage: { type: 'string', multiple: true },
+  'target-storage': { type: 'string' },
+  unique: { type: 'boolean' },
+  force: { type: 'boolean' },
   device: { type: 'string' },
 };
 export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV]
@@ -53,9 +59,18 @@ async function restoreFrom(ctx: CommandContext, guestId: string, version: number
   const store = readOnly ? await Datastore.open(ctx.storeDir()) : (await ctx.openStore()).store;
   const result = await restoreGuest({
     locks: readOnly ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
-    store, pool, guestId, version, newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-    targetStorage: str(ctx.args, 'target-storage'), unique: flag(ctx.args, 'unique'), force: flag(ctx.args, 'force'),
-    log: ctx.log, onProgress: (p) => ctx.bar.update(p),
+    store,
+    pool,
+    guestId,
+    version,
+    newId,
+    guestsDir: ctx.config.guestsDir,
+    storages: ctx.config.storages,
+    targetStorage: str(ctx.args, 'target-storage'),
+    unique: flag(ctx.args, 'unique'),
+    force: flag(ctx.args, 'force'),
+    log: ctx.log,
+    onProgress: (p) => ctx.bar.update(p),
   });
   if (ctx.json) ctx.printJson({ id: guestId, version, newId, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
   return 0;

@@ -37,7 +37,11 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const runner = new TaskRunner({ config: ctx.config, state, driver });
   const app = await createServer({ config: ctx.config, state, driver, runner });
   const scheduler = new Scheduler({
-    db: state.db, jobs: state.jobs, log, graceMinutes: ctx.config.scheduler?.graceMinutes, tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
+    db: state.db,
+    jobs: state.jobs,
+    log,
+    graceMinutes: ctx.config.scheduler?.graceMinutes,
+    tickMs: (ctx.config.scheduler?.tickSeconds ?? 15) * 1000,
     run: async (job) => {
       const { taskId, done } = await runner.startJob(job, 'scheduler');
       log.info(`job ${job.id}: task ${taskId}`);
@@ -46,7 +50,9 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   });
   const url = await startServer(app, host, port, ctx.config);
   ctx.print(`coldvault serve: web UI and API on ${url} (node ${ctx.config.node})`);
-  log.info(`coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`);
+  log.info(
+    `coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`,
+  );
   scheduler.start();
   await untilSignal(log);
   await Promise.all([scheduler.stop(), runner.close()]);
@@ -59,7 +65,13 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
 async function warnAboutModes(ctx: CommandContext, log: TaskLog): Promise<void> {
   const { config } = ctx;
   const configFile = str(ctx.args, 'config') ?? process.env.COLDVAULT_CONFIG;
-  const stores = [...Object.values(config.datastores), ...ctx.state().jobs.list().map((j) => j.store)].map((d) => resolve(d));
+  const stores = [
+    ...Object.values(config.datastores),
+    ...ctx
+      .state()
+      .jobs.list()
+      .map((j) => j.store),
+  ].map((d) => resolve(d));
   const roots = [config.stateDir, configFile, config.tls?.key, ...new Set(stores)].filter((r): r is string => Boolean(r));
   try {
     for (const line of privacyWarnings(await checkPrivate(roots))) logAt(log, line.level, line.message);

@@ -13,7 +13,17 @@ export async function taskCommand(ctx: CommandContext): Promise<number> {
   if (sub === 'list') {
     const list = tasks.list(intOption(ctx.args, 'limit', 1) ?? 50);
     if (ctx.json) ctx.printJson(list);
-    else ctx.print(list.length === 0 ? 'no tasks' : list.map((t) => `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  by ${(t.startedBy ?? '-').padEnd(16)} ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`).join('\n'));
+    else
+      ctx.print(
+        list.length === 0
+          ? 'no tasks'
+          : list
+              .map(
+                (t) =>
+                  `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  by ${(t.startedBy ?? '-').padEnd(16)} ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`,
+              )
+              .join('\n'),
+      );
     return 0;
   }
   if (sub === 'log') {

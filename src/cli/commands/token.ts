@@ -29,7 +29,11 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   };
   switch (sub) {
     case 'create': {
-      const { token, info } = store.create(needName(), { role: str(ctx.args, 'role'), store: datastoreName(ctx, str(ctx.args, 'store')), expiresDays: intOption(ctx.args, 'expires', 1) });
+      const { token, info } = store.create(needName(), {
+        role: str(ctx.args, 'role'),
+        store: datastoreName(ctx, str(ctx.args, 'store')),
+        expiresDays: intOption(ctx.args, 'expires', 1),
+      });
       if (ctx.json) ctx.printJson({ ...info, token });
       else ctx.print(`${token}\n(token '${info.name}', ${scopeOf(info)}${info.expires ? `, expires ${info.expires}` : ''}: shown only now; store it safely)`);
       return 0;
@@ -52,7 +56,10 @@ function datastoreName(ctx: CommandContext, value: string | undefined): string |
   if (Object.hasOwn(datastores, value)) return value;
   const byFolder = Object.entries(datastores).find(([, dir]) => resolve(dir) === resolve(value));
   if (byFolder) return byFolder[0];
-  throw new ColdvaultError('USAGE', `--store '${value}' is not a configured datastore (configured: ${Object.keys(datastores).join(', ') || 'none'}; config key datastores)`);
+  throw new ColdvaultError(
+    'USAGE',
+    `--store '${value}' is not a configured datastore (configured: ${Object.keys(datastores).join(', ') || 'none'}; config key datastores)`,
+  );
 }
 
 const scopeOf = (t: TokenInfo): string => (t.store === null ? `role ${t.role}` : `role ${t.role} of store ${t.store}`);
@@ -60,6 +67,14 @@ const scopeOf = (t: TokenInfo): string => (t.store === null ? `role ${t.role}` :
 function listTokens(ctx: CommandContext, tokens: TokenInfo[]): number {
   if (ctx.json) ctx.printJson(tokens);
   else if (tokens.length === 0) ctx.print('no tokens');
-  else ctx.print(tokens.map((t) => `${t.name.padEnd(20)} ${scopeOf(t).padEnd(24)} created ${t.created.slice(0, 19)}  ${t.expires ? `${t.expired ? 'EXPIRED' : 'expires'} ${t.expires.slice(0, 19)}` : 'no expiry'}  last used ${t.lastUsed?.slice(0, 19) ?? 'never'}`).join('\n'));
+  else
+    ctx.print(
+      tokens
+        .map(
+          (t) =>
+            `${t.name.padEnd(20)} ${scopeOf(t).padEnd(24)} created ${t.created.slice(0, 19)}  ${t.expires ? `${t.expired ? 'EXPIRED' : 'expires'} ${t.expires.slice(0, 19)}` : 'no expiry'}  last used ${t.lastUsed?.slice(0, 19) ?? 'never'}`,
+        )
+        .join('\n'),
+    );
   return 0;
 }

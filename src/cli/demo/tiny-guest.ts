@@ -45,7 +45,11 @@ export function ensureTinyGuest(): Promise<TinyGuest> {
 async function buildOrReuse(): Promise<TinyGuest> {
   const kernelPackage = await cloudKernelPackage();
   const init = await readFile(INIT_SCRIPT);
-  const key = createHash('sha256').update(`${RECIPE_VERSION}\n${kernelPackage}\n${MODULES.join(',')}\n`).update(init).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(`${RECIPE_VERSION}\n${kernelPackage}\n${MODULES.join(',')}\n`)
+    .update(init)
+    .digest('hex')
+    .slice(0, 16);
   const dir = join(CACHE_ROOT, key);
   const guest = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz'), kernelPackage };
   if (existsSync(guest.initrd)) return guest;
@@ -139,7 +143,10 @@ function moduleDepends(ko: Buffer): string[] {
   if (at < 0) return [];
   const end = ko.indexOf(0, at + 1);
   const value = ko.subarray(at + '\0depends='.length, end).toString('latin1');
-  return value.split(',').filter(Boolean).map((d) => d.replaceAll('-', '_'));
+  return value
+    .split(',')
+    .filter(Boolean)
+    .map((d) => d.replaceAll('-', '_'));
 }
 
 async function walk(dir: string, onFile: (path: string) => void): Promise<void> {

@@ -104,10 +104,7 @@ export class LibvirtDriver implements HypervisorDriver {
     this.shutdownMode = opts.shutdownMode === undefined ? 'acpi' : opts.shutdownMode;
     this.session = opts.session ?? false;
     if (this.session && !(this.uri ?? '').startsWith('test:')) {
-      throw new ColdvaultError(
-        'USAGE',
-        `libvirt session mode replays commands and is only for test:/// URIs, not '${this.uri ?? '(default)'}'`,
-      );
+      throw new ColdvaultError('USAGE', `libvirt session mode replays commands and is only for test:/// URIs, not '${this.uri ?? '(default)'}'`);
     }
   }
 
@@ -153,8 +150,12 @@ export class LibvirtDriver implements HypervisorDriver {
   async start(vmid: string, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
     const dom = this.domainOf(vmid);
     await startAndWait({
-      vmid, timeoutMs, pollMs: this.pollMs, what: `'virsh start' of libvirt domain '${dom}'`,
-      status: () => this.status(vmid), start: () => this.virsh(['start', dom]),
+      vmid,
+      timeoutMs,
+      pollMs: this.pollMs,
+      what: `'virsh start' of libvirt domain '${dom}'`,
+      status: () => this.status(vmid),
+      start: () => this.virsh(['start', dom]),
     });
   }
 

@@ -110,8 +110,12 @@ export class ProxmoxDriver implements HypervisorDriver {
 
   async start(vmid: string, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<void> {
     await startAndWait({
-      vmid, timeoutMs, pollMs: this.pollMs, what: "'qm start'",
-      status: () => this.status(vmid), start: () => runChecked(this.run, [this.qm, 'start', vmid, ...this.skiplock(vmid)], { timeoutMs }),
+      vmid,
+      timeoutMs,
+      pollMs: this.pollMs,
+      what: "'qm start'",
+      status: () => this.status(vmid),
+      start: () => runChecked(this.run, [this.qm, 'start', vmid, ...this.skiplock(vmid)], { timeoutMs }),
     });
   }
 

@@ -73,10 +73,7 @@ export class QemuDriver implements HypervisorDriver {
       if ((await queryState(client)) === 'stopped') return;
       await ignoreGone(client.execute('system_powerdown'));
       if (await waitForPowerOff(client, timeoutMs)) return;
-      throw new ColdvaultError(
-        'STOP_TIMEOUT',
-        `guest ${vmid} did not power off within ${Math.round(timeoutMs / 1000)} s after the ACPI request`,
-      );
+      throw new ColdvaultError('STOP_TIMEOUT', `guest ${vmid} did not power off within ${Math.round(timeoutMs / 1000)} s after the ACPI request`);
     } finally {
       await client.close();
     }
@@ -88,7 +85,10 @@ export class QemuDriver implements HypervisorDriver {
     await ignoreGone(client.execute('quit'));
     if (await settlesWithin(client.closed, QUIT_TIMEOUT_MS)) return;
     await client.close();
-    throw new ColdvaultError('HYPERVISOR', `guest ${vmid}: QEMU did not exit within ${QUIT_TIMEOUT_MS / 1000} s after 'quit' (socket ${this.socketPath(vmid)})`);
+    throw new ColdvaultError(
+      'HYPERVISOR',
+      `guest ${vmid}: QEMU did not exit within ${QUIT_TIMEOUT_MS / 1000} s after 'quit' (socket ${this.socketPath(vmid)})`,
+    );
   }
 
   async start(vmid: string, timeoutMs = 60_000): Promise<void> {

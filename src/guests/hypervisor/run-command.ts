@@ -42,11 +42,7 @@ function firstLine(text: string): string | undefined {
 /** The HYPERVISOR error for a command that exited non-zero or timed out. */
 export function commandError(argv: readonly string[], result: CommandResult): ColdvaultError {
   const detail = firstLine(result.stderr) ?? firstLine(result.stdout) ?? 'no output';
-  const how = result.timedOut
-    ? 'timed out'
-    : result.signal !== undefined
-      ? `killed by ${result.signal}`
-      : `exit ${result.exitCode}`;
+  const how = result.timedOut ? 'timed out' : result.signal !== undefined ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
   return new ColdvaultError('HYPERVISOR', `command '${formatCommand(argv)}' failed: ${detail} (${how})`);
 }
 

@@ -31,7 +31,10 @@ export async function startAndWait(s: StartSteps): Promise<void> {
     if (state === 'running') return;
     const left = deadline - Date.now();
     if (left <= 0) {
-      throw new ColdvaultError('START_FAILED', `starting guest ${s.vmid} failed: not running ${Math.round(s.timeoutMs / 1000)} s after ${s.what} (state: ${state})`);
+      throw new ColdvaultError(
+        'START_FAILED',
+        `starting guest ${s.vmid} failed: not running ${Math.round(s.timeoutMs / 1000)} s after ${s.what} (state: ${state})`,
+      );
     }
     await sleep(Math.min(s.pollMs, left));
   }

@@ -23,7 +23,9 @@ export async function checkStillStopped(driver: HypervisorDriver, vmid: string, 
   try {
     state = await driver.status(vmid);
   } catch (err) {
-    throw new ColdvaultError('HYPERVISOR', `checking that guest ${vmid} stayed stopped ${check.during} failed: ${describeError(err)}; ${check.outcome}`, { cause: err });
+    throw new ColdvaultError('HYPERVISOR', `checking that guest ${vmid} stayed stopped ${check.during} failed: ${describeError(err)}; ${check.outcome}`, {
+      cause: err,
+    });
   }
   if (state === 'stopped') return;
   throw new ColdvaultError('GUEST_STARTED', `guest ${vmid} was started ${check.during} (status: ${state}); ${check.outcome}`);

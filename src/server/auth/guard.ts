@@ -61,7 +61,10 @@ function authenticate(request: FastifyRequest, bearer: string | undefined, token
   }
   const session = readCookie(request.headers.cookie, SESSION_COOKIE);
   if (session && sessions.touch(session)) return { kind: 'session', session, grant: { role: 'admin' } };
-  throw new ApiError('UNAUTHORIZED', session ? 'the session has expired; log in again' : 'log in (POST /api/v1/login) or send an API token (Authorization: Bearer ...)');
+  throw new ApiError(
+    'UNAUTHORIZED',
+    session ? 'the session has expired; log in again' : 'log in (POST /api/v1/login) or send an API token (Authorization: Bearer ...)',
+  );
 }
 
 function bearerOf(request: FastifyRequest): string | undefined {

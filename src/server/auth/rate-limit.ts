@@ -36,7 +36,10 @@ export class LoginLimiter {
   private readonly everyone: number[] = [];
   private readonly limits: LoginLimits;
 
-  constructor(private readonly clock: Clock, limits: Partial<LoginLimits> = {}) {
+  constructor(
+    private readonly clock: Clock,
+    limits: Partial<LoginLimits> = {},
+  ) {
     this.limits = { ...DEFAULT_LOGIN_LIMITS, ...limits };
   }
 

@@ -55,11 +55,11 @@ const ADMIN: readonly Role[] = ['admin'];
 
 export const RULES: Readonly<Record<Action, Rule>> = {
   session: { roles: ALL, does: 'use its session' },
-  read: { roles: READERS, does: 'read the server\'s state (status, guests, jobs, tasks, metrics, devices)' },
+  read: { roles: READERS, does: "read the server's state (status, guests, jobs, tasks, metrics, devices)" },
   'versions.read': { roles: ALL, scoped: true, does: 'read the versions' },
   'store.write': { roles: ['admin', 'backup'], scoped: true, does: 'write versions' },
   'job.edit': { roles: OPERATORS, does: 'create, change or delete jobs' },
-  'job.edit-privileged': { roles: ADMIN, does: 'set or change a job\'s scripts, hook or external device' },
+  'job.edit-privileged': { roles: ADMIN, does: "set or change a job's scripts, hook or external device" },
   'job.run': { roles: OPERATORS, does: 'run jobs' },
   'devices.probe': { roles: OPERATORS, does: 'mount external disks read-only to see whose datastore they hold' },
   verify: { roles: OPERATORS, does: 'verify versions' },

@@ -32,7 +32,9 @@ function oneAtATime<T>(hash: () => Promise<T>): Promise<T> {
     return Promise.reject(new ApiError('RATE_LIMITED', `${queued} passwords are waiting to be checked; try again in a moment`, { retryAfterSeconds: 1 }));
   }
   queued++;
-  const run = queueTail.then(hash).finally(() => { queued--; });
+  const run = queueTail.then(hash).finally(() => {
+    queued--;
+  });
   queueTail = run.catch(() => undefined);
   return run;
 }

@@ -17,14 +17,20 @@ export interface SessionLifetime {
 }
 
 export class SessionStore {
-  constructor(private readonly db: StateDb, private readonly clock: Clock, private readonly lifetime: SessionLifetime) {
+  constructor(
+    private readonly db: StateDb,
+    private readonly clock: Clock,
+    private readonly lifetime: SessionLifetime,
+  ) {
     ensureServerTables(db);
   }
 
   /** A new session; returns the cookie value. */
   create(): string {
     const now = this.clock();
-    this.db.prepare('DELETE FROM web_sessions WHERE last_seen <= ? OR created <= ?').run(now - this.lifetime.idleMs, new Date(now - this.lifetime.maxMs).toISOString());
+    this.db
+      .prepare('DELETE FROM web_sessions WHERE last_seen <= ? OR created <= ?')
+      .run(now - this.lifetime.idleMs, new Date(now - this.lifetime.maxMs).toISOString());
     const id = randomToken();
     this.db.prepare('INSERT INTO web_sessions (hash, created, last_seen) VALUES (?, ?, ?)').run(sha256(id), new Date(now).toISOString(), now);
     return id;

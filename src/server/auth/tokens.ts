@@ -31,7 +31,14 @@ export interface TokenOptions {
   expiresDays?: number;
 }
 
-interface TokenRow { name: string; role: Role; store: string | null; created: string; expires: string | null; last_used: string | null }
+interface TokenRow {
+  name: string;
+  role: Role;
+  store: string | null;
+  created: string;
+  expires: string | null;
+  last_used: string | null;
+}
 
 export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const DEFAULT_TOKEN_ROLE: Role = 'operator';
@@ -39,15 +46,20 @@ const DAY = 86_400_000;
 const COLUMNS = 'name, role, store, created, expires, last_used';
 
 export class TokenStore {
-  constructor(private readonly db: StateDb, private readonly clock: Clock = Date.now) {
+  constructor(
+    private readonly db: StateDb,
+    private readonly clock: Clock = Date.now,
+  ) {
     ensureServerTables(db);
   }
 
   /** Creates a token; the returned secret is never available again. */
   create(name: string, opts: TokenOptions = {}): { token: string; info: TokenInfo } {
     const { role = DEFAULT_TOKEN_ROLE, store, expiresDays } = opts;
-    if (!TOKEN_NAME.test(name)) throw new ColdvaultError('USAGE', `token name '${name}' must start with a letter or digit and hold only letters, digits, '_', '.', '-' (up to 64)`);
-    if (expiresDays !== undefined && !(Number.isInteger(expiresDays) && expiresDays > 0)) throw new ColdvaultError('USAGE', `--expires '${expiresDays}': expected a number of days >= 1`);
+    if (!TOKEN_NAME.test(name))
+      throw new ColdvaultError('USAGE', `token name '${name}' must start with a letter or digit and hold only letters, digits, '_', '.', '-' (up to 64)`);
+    if (expiresDays !== undefined && !(Number.isInteger(expiresDays) && expiresDays > 0))
+      throw new ColdvaultError('USAGE', `--expires '${expiresDays}': expected a number of days >= 1`);
     const problem = grantProblem(role, store);
     if (problem) throw new ColdvaultError('USAGE', `creating token '${name}' failed: ${problem}`);
     if (this.find(name)) throw new ColdvaultError('USAGE', `token '${name}' already exists; remove it first with 'coldvault token rm ${name}'`);
@@ -55,7 +67,9 @@ export class TokenStore {
     const created = new Date(this.clock()).toISOString();
     const expires = expiresDays ? new Date(this.clock() + expiresDays * DAY).toISOString() : null;
     const row: TokenRow = { name, role: role as Role, store: store ?? null, created, expires, last_used: null };
-    this.db.prepare('INSERT INTO api_tokens (name, hash, role, store, created, expires) VALUES (?, ?, ?, ?, ?, ?)').run(name, sha256(token), row.role, row.store, created, expires);
+    this.db
+      .prepare('INSERT INTO api_tokens (name, hash, role, store, created, expires) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(name, sha256(token), row.role, row.store, created, expires);
     return { token, info: this.toInfo(row) };
   }
 
@@ -81,7 +95,12 @@ export class TokenStore {
 
   private toInfo(r: TokenRow): TokenInfo {
     return {
-      name: r.name, role: r.role, store: r.store, created: r.created, expires: r.expires, lastUsed: r.last_used,
+      name: r.name,
+      role: r.role,
+      store: r.store,
+      created: r.created,
+      expires: r.expires,
+      lastUsed: r.last_used,
       expired: r.expires !== null && Date.parse(r.expires) <= this.clock(),
     };
   }

@@ -27,25 +27,51 @@ import { versionJson, withCatalog } from '../stores.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['backups'];
-  app.get<{ Querystring: Static<typeof BackupsQuery> }>('/api/v1/backups', {
-    config: { access: { action: 'versions.read', store: field('query', 'store') } },
-    schema: { summary: 'versions (as `coldvault list --json`, plus `store`)', tags, querystring: BackupsQuery, response: responses({ 200: Type.Array(Version) }) },
-  }, async (request) => listBackups(ctx, request.query, request.allowed?.onlyStore));
+  app.get<{ Querystring: Static<typeof BackupsQuery> }>(
+    '/api/v1/backups',
+    {
+      config: { access: { action: 'versions.read', store: field('query', 'store') } },
+      schema: {
+        summary: 'versions (as `coldvault list --json`, plus `store`)',
+        tags,
+        querystring: BackupsQuery,
+        response: responses({ 200: Type.Array(Version) }),
+      },
+    },
+    async (request) => listBackups(ctx, request.query, request.allowed?.onlyStore),
+  );
 
-  app.post<{ Body: Static<typeof VerifyBody> }>('/api/v1/verify', {
-    config: { access: { action: 'verify', store: field('body', 'store') } },
-    schema: { summary: 're-reads every chunk of a store (or a guest, or a version) as a task', tags, body: VerifyBody, response: responses({ 202: TaskAccepted }) },
-  }, async (request, reply) => reply.code(202).send(await startVerify(ctx, request.body, startedBy(request))));
+  app.post<{ Body: Static<typeof VerifyBody> }>(
+    '/api/v1/verify',
+    {
+      config: { access: { action: 'verify', store: field('body', 'store') } },
+      schema: {
+        summary: 're-reads every chunk of a store (or a guest, or a version) as a task',
+        tags,
+        body: VerifyBody,
+        response: responses({ 202: TaskAccepted }),
+      },
+    },
+    async (request, reply) => reply.code(202).send(await startVerify(ctx, request.body, startedBy(request))),
+  );
 
-  app.post<{ Body: Static<typeof PruneBody> }>('/api/v1/prune', {
-    config: { access: { action: 'prune', store: field('body', 'store') } },
-    schema: { summary: 'removes the versions of a guest that no keep rule covers', tags, body: PruneBody, response: responses({ 200: PruneResult }) },
-  }, async (request) => prune(ctx, request.body, startedBy(request)));
+  app.post<{ Body: Static<typeof PruneBody> }>(
+    '/api/v1/prune',
+    {
+      config: { access: { action: 'prune', store: field('body', 'store') } },
+      schema: { summary: 'removes the versions of a guest that no keep rule covers', tags, body: PruneBody, response: responses({ 200: PruneResult }) },
+    },
+    async (request) => prune(ctx, request.body, startedBy(request)),
+  );
 
-  app.post<{ Body: Static<typeof RestoreBody> }>('/api/v1/restore', {
-    config: { access: { action: 'restore', store: field('body', 'fromPath') } },
-    schema: { summary: 'restores a version under a new guest id as a task', tags, body: RestoreBody, response: responses({ 202: TaskAccepted }) },
-  }, async (request, reply) => reply.code(202).send(await startRestore(ctx, request, request.body)));
+  app.post<{ Body: Static<typeof RestoreBody> }>(
+    '/api/v1/restore',
+    {
+      config: { access: { action: 'restore', store: field('body', 'fromPath') } },
+      schema: { summary: 'restores a version under a new guest id as a task', tags, body: RestoreBody, response: responses({ 202: TaskAccepted }) },
+    },
+    async (request, reply) => reply.code(202).send(await startRestore(ctx, request, request.body)),
+  );
 }
 
 /** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */
@@ -62,10 +88,20 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, b
   const dir = resolveStore(body.store, ctx.config, ctx.state.jobs);
   await Datastore.open(dir);
   const what = body.guest ? `guest ${body.guest}${body.version ? ` version ${body.version}` : ''}` : 'all versions';
-  const { taskId } = ctx.runner.startTask('verify', `verify ${what} in ${dir}`, ({ task, pool, onProgress }) => withCatalog(dir, async (store, catalog) => {
-    const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
-    return { ok: result.ok, result };
-  }, task), by);
+  const { taskId } = ctx.runner.startTask(
+    'verify',
+    `verify ${what} in ${dir}`,
+    ({ task, pool, onProgress }) =>
+      withCatalog(
+        dir,
+        async (store, catalog) => {
+          const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
+          return { ok: result.ok, result };
+        },
+        task,
+      ),
+    by,
+  );
   return { taskId };
 }
 
@@ -77,10 +113,23 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: stri
   await Datastore.open(dir);
   let removed: number[] = [];
   let failure: unknown;
-  const { taskId, done } = ctx.runner.startTask('prune', `prune guest ${guest} in ${dir}`, ({ task }) => withCatalog(dir, async (store, catalog) => {
-    removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => { failure = err; throw err; });
-    return { ok: true, result: { removed, dryRun } };
-  }, task), by);
+  const { taskId, done } = ctx.runner.startTask(
+    'prune',
+    `prune guest ${guest} in ${dir}`,
+    ({ task }) =>
+      withCatalog(
+        dir,
+        async (store, catalog) => {
+          removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => {
+            failure = err;
+            throw err;
+          });
+          return { ok: true, result: { removed, dryRun } };
+        },
+        task,
+      ),
+    by,
+  );
   if (!(await done)) throw failure instanceof Error ? failure : new ApiError('INTERNAL', `prune failed; see task ${taskId}`);
   return { removed, dryRun, taskId };
 }
@@ -102,30 +151,50 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
     throw err;
   }
   const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}${body.fromDevice ? ` from ${body.fromDevice}` : ''}`;
-  const { taskId } = ctx.runner.startTask('restore', summary, async ({ task, pool, onProgress, signal }) => {
-    if (mounted) task.info(`mounted ${body.fromDevice} read-only on '${dir}', without journal replay: the disk is not changed`);
-    if (mounted?.warning) task.warn(mounted.warning);
-    try {
-      const r = await restoreGuest({
-        store, pool: pool(), guestId: body.id, version: body.version, newId: body.newId, guestsDir: ctx.config.guestsDir, storages: ctx.config.storages,
-        targetStorage: body.targetStorage, unique: body.unique ?? false, force: body.force ?? false, log: task, onProgress, signal, dropKeys,
-        locks: detach ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
-      });
-      return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
-    } finally {
-      if (detach) {
-        await detach();
-        task.info(`unmounted ${body.fromDevice}: the disk may now be removed`);
+  const { taskId } = ctx.runner.startTask(
+    'restore',
+    summary,
+    async ({ task, pool, onProgress, signal }) => {
+      if (mounted) task.info(`mounted ${body.fromDevice} read-only on '${dir}', without journal replay: the disk is not changed`);
+      if (mounted?.warning) task.warn(mounted.warning);
+      try {
+        const r = await restoreGuest({
+          store,
+          pool: pool(),
+          guestId: body.id,
+          version: body.version,
+          newId: body.newId,
+          guestsDir: ctx.config.guestsDir,
+          storages: ctx.config.storages,
+          targetStorage: body.targetStorage,
+          unique: body.unique ?? false,
+          force: body.force ?? false,
+          log: task,
+          onProgress,
+          signal,
+          dropKeys,
+          locks: detach ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
+        });
+        return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+      } finally {
+        if (detach) {
+          await detach();
+          task.info(`unmounted ${body.fromDevice}: the disk may now be removed`);
+        }
       }
-    }
-  }, startedBy(request));
+    },
+    startedBy(request),
+  );
   return { taskId };
 }
 
 /** The archived config keys this principal may not restore (args:, hookscript: for all but admin), and why. */
 function configKeysToDrop(request: FastifyRequest): { keys: readonly string[]; why: string } | undefined {
   if (may(request, 'restore.privileged-config')) return undefined;
-  return { keys: PRIVILEGED_CONFIG_KEYS, why: `${startedBy(request)} (role '${request.principal?.grant.role}') may not restore them; Proxmox lets only root set these keys` };
+  return {
+    keys: PRIVILEGED_CONFIG_KEYS,
+    why: `${startedBy(request)} (role '${request.principal?.grant.role}') may not restore them; Proxmox lets only root set these keys`,
+  };
 }
 
 /** An external disk, mounted read-only (no journal replay: the disk is not changed) on the datastore folder for a restore. */
@@ -139,7 +208,10 @@ async function mountReadOnly(spec: string, dir: string): Promise<{ detach: () =>
 
 async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<void> {
   if (body.targetStorage !== undefined && !Object.hasOwn(ctx.config.storages, body.targetStorage)) {
-    throw new ColdvaultError('STORAGE_UNKNOWN', `target storage '${body.targetStorage}' is not configured (known: ${Object.keys(ctx.config.storages).join(', ') || 'none'})`);
+    throw new ColdvaultError(
+      'STORAGE_UNKNOWN',
+      `target storage '${body.targetStorage}' is not configured (known: ${Object.keys(ctx.config.storages).join(', ') || 'none'})`,
+    );
   }
   if (!existsSync(guestConfigPath(ctx.config.guestsDir, body.newId))) return;
   if (!body.force) throw new ColdvaultError('GUEST_ID_TAKEN', `guest ID ${body.newId} is already in use; choose another newId or set force`);

@@ -20,39 +20,62 @@ import { responses } from '../schemas.js';
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 const deviceFields = {
-  path: Type.String(), size: Type.Integer(), fstype: Nullable(Type.String()), label: Nullable(Type.String()), uuid: Nullable(Type.String()),
-  model: Nullable(Type.String()), serial: Nullable(Type.String()), type: Type.String(), transport: Nullable(Type.String()),
+  path: Type.String(),
+  size: Type.Integer(),
+  fstype: Nullable(Type.String()),
+  label: Nullable(Type.String()),
+  uuid: Nullable(Type.String()),
+  model: Nullable(Type.String()),
+  serial: Nullable(Type.String()),
+  type: Type.String(),
+  transport: Nullable(Type.String()),
 };
 const Device = Type.Object(deviceFields);
 const ProbedDevice = Type.Object({
   ...deviceFields,
-  datastore: Type.Union([Type.Object({ id: Type.String() }), Type.Null()]), probeError: Type.Optional(Type.String()),
+  datastore: Type.Union([Type.Object({ id: Type.String() }), Type.Null()]),
+  probeError: Type.Optional(Type.String()),
 });
 const All = Type.Optional(Type.Boolean({ default: false, description: 'also loop devices and fixed disks' }));
 
 export function deviceRoutes(app: FastifyInstance, _ctx: RouteContext): void {
-  app.get('/api/v1/devices', {
-    config: { access: { action: 'read' } },
-    schema: {
-      summary: 'unmounted external disks (nothing is mounted: see POST /api/v1/devices/probe for the datastore on each)', tags: ['devices'],
-      querystring: Type.Object({ all: All }, { additionalProperties: false }),
-      response: responses({ 200: Type.Array(Device) }),
+  app.get(
+    '/api/v1/devices',
+    {
+      config: { access: { action: 'read' } },
+      schema: {
+        summary: 'unmounted external disks (nothing is mounted: see POST /api/v1/devices/probe for the datastore on each)',
+        tags: ['devices'],
+        querystring: Type.Object({ all: All }, { additionalProperties: false }),
+        response: responses({ 200: Type.Array(Device) }),
+      },
     },
-  }, async (request) => listCandidates({ all: (request.query as { all?: boolean }).all ?? false }));
+    async (request) => listCandidates({ all: (request.query as { all?: boolean }).all ?? false }),
+  );
 
-  app.post('/api/v1/devices/probe', {
-    config: { access: { action: 'devices.probe' } },
-    schema: {
-      summary: 'unmounted external disks with the coldvault datastore each holds (each mounted read-only for a moment)', tags: ['devices'],
-      body: Type.Object({
-        all: All,
-        devices: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: 'only these disks (/dev/..., UUID=..., LABEL=...)' })),
-      }, { additionalProperties: false }),
-      response: responses({ 200: Type.Array(ProbedDevice) }),
+  app.post(
+    '/api/v1/devices/probe',
+    {
+      config: { access: { action: 'devices.probe' } },
+      schema: {
+        summary: 'unmounted external disks with the coldvault datastore each holds (each mounted read-only for a moment)',
+        tags: ['devices'],
+        body: Type.Object(
+          {
+            all: All,
+            devices: Type.Optional(
+              Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: 'only these disks (/dev/..., UUID=..., LABEL=...)' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({ 200: Type.Array(ProbedDevice) }),
+      },
     },
-  }, async (request) => {
-    const { all = false, devices } = request.body as { all?: boolean; devices?: string[] };
-    for (const spec of devices ?? []) checkDevice(spec);
-    return listDevices({ all, only: devices });
-  });
+    async (request) => {
+      const { all = false, devices } = request.body as { all?: boolean; devices?: string[] };
+      for (const spec of devices ?? []) checkDevice(spec);
+      return listDevices({ all, only: devices });
+    },
+  );
 }

@@ -11,20 +11,33 @@ import type { RouteContext } from '../context.js';
 import { Guest, responses } from '../schemas.js';
 
 export function guestRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.get('/api/v1/guests', {
-    config: { access: { action: 'read' } },
-    schema: { summary: 'guests of the guests dir: id, status, name, type, disk size', tags: ['guests'], response: responses({ 200: Type.Array(Guest) }) },
-  }, async () => {
-    const ids = existsSync(ctx.config.guestsDir) ? await listGuestIds(ctx.config.guestsDir) : [];
-    return Promise.all(ids.map((id) => describeGuest(ctx, id)));
-  });
+  app.get(
+    '/api/v1/guests',
+    {
+      config: { access: { action: 'read' } },
+      schema: { summary: 'guests of the guests dir: id, status, name, type, disk size', tags: ['guests'], response: responses({ 200: Type.Array(Guest) }) },
+    },
+    async () => {
+      const ids = existsSync(ctx.config.guestsDir) ? await listGuestIds(ctx.config.guestsDir) : [];
+      return Promise.all(ids.map((id) => describeGuest(ctx, id)));
+    },
+  );
 }
 
 async function describeGuest(ctx: RouteContext, id: string): Promise<Record<string, unknown>> {
   const status = await ctx.driver.status(id).catch(() => 'unknown' as const);
   try {
     const { config } = await readGuestConfig(ctx.config.guestsDir, id);
-    return { id, status, name: guestName(config), type: 'qemu', diskSize: await diskSize(ctx, selectBackupDisks(config).included.map((d) => d.volume)) };
+    return {
+      id,
+      status,
+      name: guestName(config),
+      type: 'qemu',
+      diskSize: await diskSize(
+        ctx,
+        selectBackupDisks(config).included.map((d) => d.volume),
+      ),
+    };
   } catch {
     return { id, status, name: '', type: 'qemu', diskSize: null };
   }

@@ -28,47 +28,69 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const edit = { access: { action: 'job.edit' } } as const;
   app.get('/api/v1/jobs', { config: read, schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () => jobs.list());
 
-  app.post<{ Body: Static<typeof JobCreate> }>('/api/v1/jobs', {
-    config: edit,
-    schema: { summary: 'creates a job', tags, body: JobCreate, response: responses({ 201: Job }) },
-  }, async (request, reply) => {
-    if (jobs.has(request.body.id)) throw new ApiError('JOB_EXISTS', `job '${request.body.id}' already exists; PUT /api/v1/jobs/${request.body.id} changes it`);
-    checkPrivilegedFields(request, request.body);
-    const job = jobs.add(checkedFields(ctx, request.body));
-    return reply.code(201).send(job);
-  });
+  app.post<{ Body: Static<typeof JobCreate> }>(
+    '/api/v1/jobs',
+    {
+      config: edit,
+      schema: { summary: 'creates a job', tags, body: JobCreate, response: responses({ 201: Job }) },
+    },
+    async (request, reply) => {
+      if (jobs.has(request.body.id))
+        throw new ApiError('JOB_EXISTS', `job '${request.body.id}' already exists; PUT /api/v1/jobs/${request.body.id} changes it`);
+      checkPrivilegedFields(request, request.body);
+      const job = jobs.add(checkedFields(ctx, request.body));
+      return reply.code(201).send(job);
+    },
+  );
 
-  app.get<Params>('/api/v1/jobs/:id', { config: read, schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } }, async (request) => jobs.get(request.params.id));
+  app.get<Params>(
+    '/api/v1/jobs/:id',
+    { config: read, schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } },
+    async (request) => jobs.get(request.params.id),
+  );
 
-  app.put<Params & { Body: JobBody }>('/api/v1/jobs/:id', {
-    config: edit,
-    schema: { summary: 'replaces a job (fields left out take their defaults)', tags, params: JobParams, body: JobReplace, response: responses({ 200: Job }) },
-  }, async (request) => {
-    const { id } = request.params;
-    if (request.body.id !== undefined && request.body.id !== id) throw new ApiError('INVALID_REQUEST', `the body's id '${request.body.id}' is not the job '${id}' of the URL`);
-    checkPrivilegedFields(request, request.body, jobs.get(id));
-    const fields = checkedFields(ctx, request.body, id);
-    return jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null])));
-  });
+  app.put<Params & { Body: JobBody }>(
+    '/api/v1/jobs/:id',
+    {
+      config: edit,
+      schema: { summary: 'replaces a job (fields left out take their defaults)', tags, params: JobParams, body: JobReplace, response: responses({ 200: Job }) },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (request.body.id !== undefined && request.body.id !== id)
+        throw new ApiError('INVALID_REQUEST', `the body's id '${request.body.id}' is not the job '${id}' of the URL`);
+      checkPrivilegedFields(request, request.body, jobs.get(id));
+      const fields = checkedFields(ctx, request.body, id);
+      return jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null])));
+    },
+  );
 
-  app.delete<Params>('/api/v1/jobs/:id', {
-    config: edit,
-    schema: { summary: 'removes a job', tags, params: JobParams, response: responses({ 204: Type.Null() }) },
-  }, async (request, reply) => {
-    jobs.remove(request.params.id);
-    return reply.code(204).send();
-  });
+  app.delete<Params>(
+    '/api/v1/jobs/:id',
+    {
+      config: edit,
+      schema: { summary: 'removes a job', tags, params: JobParams, response: responses({ 204: Type.Null() }) },
+    },
+    async (request, reply) => {
+      jobs.remove(request.params.id);
+      return reply.code(204).send();
+    },
+  );
 
-  app.post<Params>('/api/v1/jobs/:id/run', {
-    config: { access: { action: 'job.run' } },
-    schema: { summary: '"start now": runs the job in the background as a task', tags, params: JobParams, response: responses({ 202: TaskAccepted }) },
-  }, async (request, reply) => {
-    const job = jobs.get(request.params.id);
-    if (ctx.runner.isJobRunning(job.id)) throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running`);
-    const { taskId, done } = await ctx.runner.startJob(job, startedBy(request));
-    done.catch((err: unknown) => request.log.error({ err }, `job ${job.id} (task ${taskId}) failed`));
-    return reply.code(202).send({ taskId });
-  });
+  app.post<Params>(
+    '/api/v1/jobs/:id/run',
+    {
+      config: { access: { action: 'job.run' } },
+      schema: { summary: '"start now": runs the job in the background as a task', tags, params: JobParams, response: responses({ 202: TaskAccepted }) },
+    },
+    async (request, reply) => {
+      const job = jobs.get(request.params.id);
+      if (ctx.runner.isJobRunning(job.id)) throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running`);
+      const { taskId, done } = await ctx.runner.startJob(job, startedBy(request));
+      done.catch((err: unknown) => request.log.error({ err }, `job ${job.id} (task ${taskId}) failed`));
+      return reply.code(202).send({ taskId });
+    },
+  );
 }
 
 /** A job's fields that run or mount something as root: only an admin sets or changes them. */

@@ -7,16 +7,24 @@ import { storeStatus } from '../stores.js';
 import { VERSION } from '../version.js';
 
 export function statusRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  app.get('/api/v1/status', {
-    config: { access: { action: 'read' } },
-    schema: { summary: 'node, version, uptime, running tasks (live progress of this server\'s), datastores', tags: ['status'], response: responses({ 200: Status }) },
-  }, async () => ({
-    node: ctx.config.node,
-    version: VERSION,
-    uptime: Math.round((ctx.clock() - ctx.startedAt) / 1000),
-    running: runningTasks(ctx),
-    datastores: await Promise.all(knownStores(ctx.config, ctx.state.jobs).map(storeStatus)),
-  }));
+  app.get(
+    '/api/v1/status',
+    {
+      config: { access: { action: 'read' } },
+      schema: {
+        summary: "node, version, uptime, running tasks (live progress of this server's), datastores",
+        tags: ['status'],
+        response: responses({ 200: Status }),
+      },
+    },
+    async () => ({
+      node: ctx.config.node,
+      version: VERSION,
+      uptime: Math.round((ctx.clock() - ctx.startedAt) / 1000),
+      running: runningTasks(ctx),
+      datastores: await Promise.all(knownStores(ctx.config, ctx.state.jobs).map(storeStatus)),
+    }),
+  );
 }
 
 /** Every running task in the state database (CLI runs too); progress for those of this process. */

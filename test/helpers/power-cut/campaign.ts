@@ -222,7 +222,12 @@ async function runRound(lab: PowerCutLab, pacing: Pacing, opts: CampaignOptions,
  * One operation cut at `point`, then every check: the store's (files, list, verify) and the
  * operation's own. The regression cases of test/powercut/ call this with a fixed point.
  */
-export async function cutOnce(lab: PowerCutLab, op: Operation, point: CutPoint, opts: { rng: Rng; round: number; fsck?: boolean; cli?: string }): Promise<{ run: CutRun; problems: string[] }> {
+export async function cutOnce(
+  lab: PowerCutLab,
+  op: Operation,
+  point: CutPoint,
+  opts: { rng: Rng; round: number; fsck?: boolean; cli?: string },
+): Promise<{ run: CutRun; problems: string[] }> {
   const planned = await PLANNERS[op](lab, opts.rng, opts.round);
   const run = await lab.cut(planned.args, point, { fsck: opts.fsck ?? false, cli: opts.cli });
   const problems = run.fsck ? [`the filesystem itself is damaged after the cut:\n${run.fsck}`] : [];

@@ -39,7 +39,12 @@ export function chainDigest(chunkDigests: Buffer[]): string {
 export function digestImage(path: string): ExpectedDisk {
   const data = readFileSync(path);
   const chunks: Buffer[] = [];
-  for (let off = 0; off < data.length; off += CHUNK_SIZE) chunks.push(createHash('sha256').update(data.subarray(off, off + CHUNK_SIZE)).digest());
+  for (let off = 0; off < data.length; off += CHUNK_SIZE)
+    chunks.push(
+      createHash('sha256')
+        .update(data.subarray(off, off + CHUNK_SIZE))
+        .digest(),
+    );
   return { chain: chainDigest(chunks), size: data.length };
 }
 
@@ -85,9 +90,13 @@ export function inspectVersions(storeDir: string, expected: Map<string, Expected
   const problems: string[] = [];
   const folders = new Map<string, number[]>();
   for (const guestId of existsSync(guestsDir) ? readdirSync(guestsDir).filter((n) => /^\d+$/.test(n)) : []) {
-    const versions = readdirSync(join(guestsDir, guestId)).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+    const versions = readdirSync(join(guestsDir, guestId))
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
     folders.set(guestId, versions);
-    for (const version of versions) problems.push(...versionProblems(join(guestsDir, guestId, String(version)), guestId, version, expected.get(versionKey(guestId, version))));
+    for (const version of versions)
+      problems.push(...versionProblems(join(guestsDir, guestId, String(version)), guestId, version, expected.get(versionKey(guestId, version))));
   }
   return { problems, folders };
 }
@@ -104,7 +113,8 @@ function versionProblems(dir: string, guestId: string, version: number, want: Ex
     if (keys.join() !== Object.keys(want).sort().join()) problems.push(`${label}: disks ${keys.join()} instead of ${Object.keys(want).sort().join()}`);
     for (const disk of manifest.disks) {
       const index = decodeFixedIndex(readFileSync(join(dir, disk.index)), `${label} ${disk.index}`);
-      if (index.size !== want[disk.key]?.size || disk.sha256 !== want[disk.key]?.chain) problems.push(`${label}: disk ${disk.key} is not the image that was backed up`);
+      if (index.size !== want[disk.key]?.size || disk.sha256 !== want[disk.key]?.chain)
+        problems.push(`${label}: disk ${disk.key} is not the image that was backed up`);
     }
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
@@ -145,12 +155,14 @@ export function inspectRestore(layout: RestoreLayout, newId: string, want: Expec
   const named = new Set<string>();
   if (restored) {
     const volumes = configVolumes(readFileSync(configPath, 'utf8'));
-    if ([...volumes.keys()].sort().join() !== Object.keys(want).sort().join()) problems.push(`${label}: ${newId}.conf names disks ${[...volumes.keys()].join()} (expected ${Object.keys(want).join()})`);
+    if ([...volumes.keys()].sort().join() !== Object.keys(want).sort().join())
+      problems.push(`${label}: ${newId}.conf names disks ${[...volumes.keys()].join()} (expected ${Object.keys(want).join()})`);
     for (const [key, volume] of volumes) {
       const path = volumePath(layout, volume);
       named.add(path);
       if (!existsSync(path)) problems.push(`${label}: ${newId}.conf names ${volume}, which does not exist`);
-      else if (!sameDisk(digestImage(path), want[key])) problems.push(`${label}: ${volume} (${key}) is not byte-identical to the backed-up disk (${statSync(path).size} bytes)`);
+      else if (!sameDisk(digestImage(path), want[key]))
+        problems.push(`${label}: ${volume} (${key}) is not byte-identical to the backed-up disk (${statSync(path).size} bytes)`);
     }
   }
   const imageDir = join(layout.storageDir, 'images', newId);
@@ -160,7 +172,8 @@ export function inspectRestore(layout: RestoreLayout, newId: string, want: Expec
     if (name.includes(TEMP_MARK) || named.has(path)) continue;
     // a final name without a config: the restore was cut between its renames; it must hold a whole disk
     const disk = digestImage(path);
-    if (!wholeDisks.some((d) => sameDisk(disk, d))) problems.push(`${label}: '${name}' is under its final name but holds no whole disk (${statSync(path).size} bytes)`);
+    if (!wholeDisks.some((d) => sameDisk(disk, d)))
+      problems.push(`${label}: '${name}' is under its final name but holds no whole disk (${statSync(path).size} bytes)`);
   }
   return { problems, restored };
 }
@@ -169,8 +182,12 @@ export function inspectRestore(layout: RestoreLayout, newId: string, want: Expec
 export function restoreLeftovers(layout: RestoreLayout, newId: string): string[] {
   const imageDir = join(layout.storageDir, 'images', newId);
   const configPath = join(layout.guestsDir, `${newId}.conf`);
-  const named = existsSync(configPath) ? new Set([...configVolumes(readFileSync(configPath, 'utf8')).values()].map((v) => volumePath(layout, v))) : new Set<string>();
+  const named = existsSync(configPath)
+    ? new Set([...configVolumes(readFileSync(configPath, 'utf8')).values()].map((v) => volumePath(layout, v)))
+    : new Set<string>();
   const leftovers = (existsSync(imageDir) ? readdirSync(imageDir) : []).map((n) => join(imageDir, n)).filter((p) => !named.has(p));
-  const tempConfigs = readdirSync(layout.guestsDir).filter((n) => n.startsWith(`${newId}.conf${TEMP_MARK}`)).map((n) => join(layout.guestsDir, n));
+  const tempConfigs = readdirSync(layout.guestsDir)
+    .filter((n) => n.startsWith(`${newId}.conf${TEMP_MARK}`))
+    .map((n) => join(layout.guestsDir, n));
   return [...leftovers, ...tempConfigs];
 }

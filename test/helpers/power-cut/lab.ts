@@ -12,11 +12,36 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { prng, REGION, regionBytes, type Region } from '../fixtures.js';
 import { chainDigest, versionKey, type ExpectedDisk, type ExpectedVersion } from './inspect.js';
-import { countSyscalls, cutShim, fsyncPath, repoOf, LoopFs, runAndCut, type CutOptions, type CutPoint, type CutRun, type FsType, type SyscallKind } from './rig.js';
+import {
+  countSyscalls,
+  cutShim,
+  fsyncPath,
+  repoOf,
+  LoopFs,
+  runAndCut,
+  type CutOptions,
+  type CutPoint,
+  type CutRun,
+  type FsType,
+  type SyscallKind,
+} from './rig.js';
 
 export const KEEP_ON_BACKUP = 4;
 /** contents come from this many seeds per region, so chunks recur */
@@ -68,7 +93,10 @@ export class PowerCutLab {
   private readonly seeds = new Map<string, number[]>();
   private readonly env: Record<string, string>;
 
-  private constructor(readonly rig: LoopFs, readonly cli: string) {
+  private constructor(
+    readonly rig: LoopFs,
+    readonly cli: string,
+  ) {
     this.store = join(rig.mnt, 'store');
     this.guestsDir = join(rig.mnt, 'guests');
     this.storageDir = join(rig.mnt, 'vz');
@@ -94,7 +122,13 @@ export class PowerCutLab {
     for (const [id, disks] of Object.entries(GUESTS)) {
       mkdirSync(join(this.storageDir, 'images', id), { recursive: true });
       writeFileSync(join(this.guestsDir, `${id}.conf`), guestConfig(id, disks));
-      disks.forEach((d, i) => this.writeSource(id, d, d.regions.map((_, r) => 1 + ((Number(id) + i + r) % SEED_POOL))));
+      disks.forEach((d, i) =>
+        this.writeSource(
+          id,
+          d,
+          d.regions.map((_, r) => 1 + ((Number(id) + i + r) % SEED_POOL)),
+        ),
+      );
     }
     await this.ok(['datastore', 'init', this.store]);
     this.syncAll(); // the starting point is durable; everything after is under test
@@ -132,7 +166,7 @@ export class PowerCutLab {
     seeds[i] = only.fresh ? 1000 + this.freshSeeds++ : 1 + (((seeds[i] as number) + rng.int(SEED_POOL - 1)) % SEED_POOL);
     const fd = openSync(path, 'r+');
     try {
-      writeSync(fd, regionContent(disk.regions[i] as Region, seeds[i] as number, i), 0, REGION, i * REGION);
+      writeSync(fd, regionContent(disk.regions[i] as Region, seeds[i], i), 0, REGION, i * REGION);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -165,7 +199,12 @@ export class PowerCutLab {
 
   folders(id: string): number[] {
     const dir = join(this.store, 'guests', id);
-    return existsSync(dir) ? readdirSync(dir).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b) : [];
+    return existsSync(dir)
+      ? readdirSync(dir)
+          .filter((n) => /^\d+$/.test(n))
+          .map(Number)
+          .sort((a, b) => a - b)
+      : [];
   }
 
   /** Every version folder, as "<guest>/<version>". */
@@ -188,10 +227,15 @@ export class PowerCutLab {
 
   run(args: string[]): Promise<CliResult> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [this.cli, ...args], { env: { ...process.env, ...this.env }, maxBuffer: 64 << 20, timeout: 300_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        [this.cli, ...args],
+        { env: { ...process.env, ...this.env }, maxBuffer: 64 << 20, timeout: 300_000 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
     });
   }
 
@@ -222,7 +266,8 @@ export class PowerCutLab {
 
   /** Removes a restored guest (config, temp configs and volumes) to keep the filesystem small. */
   dropRestored(newId: string): void {
-    for (const name of readdirSync(this.guestsDir).filter((n) => n === `${newId}.conf` || n.startsWith(`${newId}.conf.`))) rmSync(join(this.guestsDir, name), { force: true });
+    for (const name of readdirSync(this.guestsDir).filter((n) => n === `${newId}.conf` || n.startsWith(`${newId}.conf.`)))
+      rmSync(join(this.guestsDir, name), { force: true });
     rmSync(join(this.storageDir, 'images', newId), { recursive: true, force: true });
   }
 
@@ -242,7 +287,13 @@ const regionDigests = new Map<string, Buffer>();
 function regionDigest(kind: Region, seed: number, position: number): Buffer {
   const key = kind === 'zero' ? 'zero' : `${kind}:${seed}:${position}`;
   let digest = regionDigests.get(key);
-  if (!digest) regionDigests.set(key, (digest = createHash('sha256').update(regionContent(kind, seed, position)).digest()));
+  if (!digest)
+    regionDigests.set(
+      key,
+      (digest = createHash('sha256')
+        .update(regionContent(kind, seed, position))
+        .digest()),
+    );
   return digest;
 }
 

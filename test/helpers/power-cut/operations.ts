@@ -54,7 +54,8 @@ const backup: Planner = async (lab, rng) => {
       const extra = unexpected(now, [...before, version]);
       if (extra.length) problems.push(`backup of ${id}: versions ${extra.join(', ')} appeared (expected only ${version})`);
       const done = [...before, version].slice(-KEEP_ON_BACKUP);
-      if (run.exitedBeforeCut && run.code === 0 && !same(now, done)) problems.push(`backup of ${id} finished before the cut, but after it the versions are ${now.join(', ')} instead of ${done.join(', ')}`);
+      if (run.exitedBeforeCut && run.code === 0 && !same(now, done))
+        problems.push(`backup of ${id} finished before the cut, but after it the versions are ${now.join(', ')} instead of ${done.join(', ')}`);
       return problems;
     },
   };
@@ -75,7 +76,8 @@ const prune: Planner = async (lab, rng) => {
       const lost = missing(kept, now);
       if (lost.length) problems.push(`prune: versions ${lost.join(', ')} that keep-last ${PRUNE_KEEP} keeps disappeared`);
       if (unexpected(now, before).length) problems.push(`prune: versions ${unexpected(now, before).join(', ')} appeared`);
-      if (run.exitedBeforeCut && run.code === 0 && !same(now, kept)) problems.push(`prune finished before the cut, but after it versions ${now.join(', ')} exist (kept: ${kept.join(', ')})`);
+      if (run.exitedBeforeCut && run.code === 0 && !same(now, kept))
+        problems.push(`prune finished before the cut, but after it versions ${now.join(', ')} exist (kept: ${kept.join(', ')})`);
       return problems;
     },
   };
@@ -108,7 +110,8 @@ const restore: Planner = async (lab, rng, round) => {
       const problems = endedWell(run, `restore of ${id}/${version} to ${newId}`);
       const cut = inspectRestore(layout, newId, want);
       problems.push(...cut.problems);
-      if (run.exitedBeforeCut && run.code === 0 && !cut.restored) problems.push(`restore to ${newId} finished before the cut, but ${newId}.conf is gone after it`);
+      if (run.exitedBeforeCut && run.code === 0 && !cut.restored)
+        problems.push(`restore to ${newId} finished before the cut, but ${newId}.conf is gone after it`);
       if (!cut.restored) problems.push(...(await restoreAgain(lab, id, version, newId, want)));
       lab.dropRestored(newId);
       return problems;
@@ -166,17 +169,25 @@ export async function checkStore(lab: PowerCutLab): Promise<string[]> {
 function listProblems(list: CliResult, folders: Map<string, number[]>): string[] {
   if (list.code !== 0) return [`list failed (${list.code}):\n${tail(list.stderr)}`];
   const listed = JSON.parse(list.stdout) as Array<{ id: string; version: number }>;
-  const shown = (id: string): number[] => listed.filter((x) => x.id === id).map((x) => x.version).sort((a, b) => a - b);
+  const shown = (id: string): number[] =>
+    listed
+      .filter((x) => x.id === id)
+      .map((x) => x.version)
+      .sort((a, b) => a - b);
   const ids = new Set([...folders.keys(), ...listed.map((x) => x.id)]);
-  return [...ids].filter((id) => !same(shown(id), folders.get(id) ?? [])).map((id) => `list shows versions ${shown(id).join(', ')} of ${id}, the folders are ${(folders.get(id) ?? []).join(', ')}`);
+  return [...ids]
+    .filter((id) => !same(shown(id), folders.get(id) ?? []))
+    .map((id) => `list shows versions ${shown(id).join(', ')} of ${id}, the folders are ${(folders.get(id) ?? []).join(', ')}`);
 }
 
 function verifySummary(r: CliResult): string {
   try {
     const result = JSON.parse(r.stdout) as { versions: Array<{ guestId: string; version: number; ok: boolean; errors: string[] }> };
-    return result.versions.filter((v) => !v.ok).map((v) => `${v.guestId}/${v.version}: ${v.errors.slice(0, 3).join('; ')}`).join(' | ');
+    return result.versions
+      .filter((v) => !v.ok)
+      .map((v) => `${v.guestId}/${v.version}: ${v.errors.slice(0, 3).join('; ')}`)
+      .join(' | ');
   } catch {
     return tail(r.stderr);
   }
 }
-

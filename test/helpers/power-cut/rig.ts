@@ -118,7 +118,8 @@ export class LoopFs {
 
   /** Read-only check of the filesystem itself (unmounted): undefined when clean, else the report. */
   fsck(): string | undefined {
-    const r = this.fs === 'ext4' ? spawnSync('e2fsck', ['-fn', this.device], { encoding: 'utf8' }) : spawnSync('xfs_repair', ['-n', this.device], { encoding: 'utf8' });
+    const r =
+      this.fs === 'ext4' ? spawnSync('e2fsck', ['-fn', this.device], { encoding: 'utf8' }) : spawnSync('xfs_repair', ['-n', this.device], { encoding: 'utf8' });
     return r.status === 0 ? undefined : `${r.stdout}${r.stderr}`;
   }
 
@@ -133,7 +134,9 @@ export class LoopFs {
 }
 
 function isMounted(dir: string): boolean {
-  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === dir);
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[1] === dir);
 }
 
 /** fsync a file the harness wrote itself (a source image, a guest config): our own writes are not under test. */
@@ -201,7 +204,10 @@ export async function runAndCut(rig: LoopFs, cli: string, args: string[], point:
   const { env = {}, fsck = false, power = true } = opts;
   const counts = join(rig.work, 'cut-counts');
   rmSync(counts, { force: true });
-  const shim = point.kind === 'syscall' ? { LD_PRELOAD: opts.shim ?? cutShim(repoOf(cli)), CV_CUT_KIND: point.call, CV_CUT_NTH: String(point.nth), CV_CUT_COUNTS: counts } : {};
+  const shim =
+    point.kind === 'syscall'
+      ? { LD_PRELOAD: opts.shim ?? cutShim(repoOf(cli)), CV_CUT_KIND: point.call, CV_CUT_NTH: String(point.nth), CV_CUT_COUNTS: counts }
+      : {};
   const started = Date.now();
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...env, ...shim } });
   const exit = collect(child);
@@ -219,7 +225,17 @@ export async function runAndCut(rig: LoopFs, cli: string, args: string[], point:
   const r = await exit;
   const complaint = power ? await rig.remount(fsck) : undefined;
   const calls = point.kind === 'syscall' ? (exitedBeforeCut ? readCounts(counts)[point.call] : point.nth) : undefined;
-  return { pid: child.pid as number, exitedBeforeCut, code: exitedBeforeCut ? r.code : null, stdout: r.stdout, stderr: r.stderr, cutAtMs, ranMs: exitedBeforeCut ? ranMs : undefined, calls, fsck: complaint };
+  return {
+    pid: child.pid as number,
+    exitedBeforeCut,
+    code: exitedBeforeCut ? r.code : null,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    cutAtMs,
+    ranMs: exitedBeforeCut ? ranMs : undefined,
+    calls,
+    fsck: complaint,
+  };
 }
 
 /** Resolves once the process is stopped (the shim raised SIGSTOP). */
@@ -259,7 +275,10 @@ export async function countSyscalls(rig: LoopFs, cli: string, args: string[], en
   const shim = cutShim(repoOf(cli));
   const file = join(rig.work, 'count-only');
   rmSync(file, { force: true });
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, LD_PRELOAD: shim, CV_CUT_COUNTS: file } });
+  const child = spawn(process.execPath, [cli, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env, LD_PRELOAD: shim, CV_CUT_COUNTS: file },
+  });
   const r = await collect(child);
   if (r.code !== 0) throw new Error(`coldvault ${args.join(' ')} (counting calls) exited ${r.code}\n${r.stderr}`);
   return readCounts(file);

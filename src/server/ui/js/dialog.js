@@ -8,10 +8,12 @@ export function confirmDialog({ message, ok = 'common.ok', okClass = 'primary' }
     const cancelBtn = h('button', { type: 'button', value: 'cancel', t: 'common.cancel' });
     const okBtn = h('button', { type: 'button', value: 'ok', class: okClass, t: ok });
     const text = h('p', { id: 'confirm-text', t: [key, args] });
-    const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-text' },
-      text, h('div', { class: 'buttons' }, cancelBtn, okBtn));
+    const dialog = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-text' }, text, h('div', { class: 'buttons' }, cancelBtn, okBtn));
     let answer = false;
-    okBtn.addEventListener('click', () => { answer = true; dialog.close('ok'); });
+    okBtn.addEventListener('click', () => {
+      answer = true;
+      dialog.close('ok');
+    });
     cancelBtn.addEventListener('click', () => dialog.close('cancel'));
     dialog.addEventListener('close', () => {
       dialog.remove();

@@ -81,7 +81,10 @@ export function formatTime(iso) {
 
 /** A comma / space separated list -> trimmed non-empty items. */
 export function splitList(text) {
-  return String(text ?? '').split(/[,\s]+/).map((s) => s.trim()).filter(Boolean);
+  return String(text ?? '')
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** A checkmark cell content readable by screen readers. */

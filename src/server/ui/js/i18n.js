@@ -12,7 +12,9 @@ function detect() {
   try {
     const saved = localStorage.getItem(STORAGE_KEY);
     if (LANGS.includes(saved)) return saved;
-  } catch { /* storage blocked: fall through */ }
+  } catch {
+    /* storage blocked: fall through */
+  }
   const wanted = navigator.languages?.length ? navigator.languages : [navigator.language ?? 'en'];
   for (const tag of wanted) {
     const base = String(tag).toLowerCase().split('-')[0];
@@ -36,7 +38,9 @@ export function setLang(next) {
   current = next;
   try {
     localStorage.setItem(STORAGE_KEY, next);
-  } catch { /* not remembered, still switched */ }
+  } catch {
+    /* not remembered, still switched */
+  }
   applyI18n(document);
 }
 

@@ -76,20 +76,41 @@ function renderShell() {
 function renderNav(active) {
   const nav = $('nav');
   nav.setAttribute('data-i18n-attr', JSON.stringify({ 'aria-label': 'nav.label' }));
-  nav.replaceChildren(h('ul', {}, NAV.map((item) => h('li', {},
-    h('a', { href: item.href, t: item.t, 'aria-current': item.id === active ? 'page' : undefined, class: item.id === active ? 'active' : undefined })))));
+  nav.replaceChildren(
+    h(
+      'ul',
+      {},
+      NAV.map((item) =>
+        h(
+          'li',
+          {},
+          h('a', { href: item.href, t: item.t, 'aria-current': item.id === active ? 'page' : undefined, class: item.id === active ? 'active' : undefined }),
+        ),
+      ),
+    ),
+  );
 }
 
 function renderLangSwitch() {
   const box = $('lang-switch');
   box.setAttribute('data-i18n-attr', JSON.stringify({ 'aria-label': 'lang.label' }));
-  box.replaceChildren(...LANGS.flatMap((code, i) => [
-    i > 0 ? h('span', { class: 'sep', 'aria-hidden': 'true' }, '|') : null,
-    h('button', {
-      type: 'button', lang: code, 'data-lang': code, 'aria-pressed': String(code === lang()),
-      tAttr: { title: `lang.${code}` }, on: { click: () => switchLang(code) },
-    }, code.toUpperCase()),
-  ]).filter(Boolean));
+  box.replaceChildren(
+    ...LANGS.flatMap((code, i) => [
+      i > 0 ? h('span', { class: 'sep', 'aria-hidden': 'true' }, '|') : null,
+      h(
+        'button',
+        {
+          type: 'button',
+          lang: code,
+          'data-lang': code,
+          'aria-pressed': String(code === lang()),
+          tAttr: { title: `lang.${code}` },
+          on: { click: () => switchLang(code) },
+        },
+        code.toUpperCase(),
+      ),
+    ]).filter(Boolean),
+  );
 }
 
 function switchLang(code) {
@@ -101,7 +122,11 @@ function switchLang(code) {
 async function route() {
   const renderId = ++app.renderId;
   if (app.cleanup) {
-    try { app.cleanup(); } catch { /* a view's cleanup never blocks the next one */ }
+    try {
+      app.cleanup();
+    } catch {
+      /* a view's cleanup never blocks the next one */
+    }
     app.cleanup = null;
   }
   const { path, params } = parseHash();
@@ -140,14 +165,20 @@ async function route() {
     status: app.status,
     navigate,
     stale: () => renderId !== app.renderId,
-    setCleanup: (fn) => { if (renderId === app.renderId) app.cleanup = fn; else fn(); },
+    setCleanup: (fn) => {
+      if (renderId === app.renderId) app.cleanup = fn;
+      else fn();
+    },
     loggedIn: async () => {
       await loadStatus();
       const back = app.returnTo && app.returnTo !== '#/login' ? app.returnTo : DEFAULT_ROUTE;
       app.returnTo = null;
       navigate(back);
     },
-    refreshStatus: async () => { await loadStatus(); return app.status; },
+    refreshStatus: async () => {
+      await loadStatus();
+      return app.status;
+    },
   };
   try {
     await r.view(ctx);
@@ -169,7 +200,9 @@ async function route() {
 async function logout() {
   try {
     await post('/logout');
-  } catch { /* the session is gone either way */ }
+  } catch {
+    /* the session is gone either way */
+  }
   app.status = null;
   app.returnTo = null;
   renderShell();

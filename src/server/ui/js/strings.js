@@ -274,7 +274,8 @@ export const STRINGS = {
     'form.store': 'Zielverzeichnis',
     'form.storeHint': 'ein Datenspeicher dieses Servers',
     'form.device': 'Externes Gerät',
-    'form.deviceHint': 'ein Gerät unter /dev, oder UUID=… / LABEL=…, für die Sicherung eingehängt (optional); wechselnde Platten durch Kommas getrennt: UUID=…,UUID=…',
+    'form.deviceHint':
+      'ein Gerät unter /dev, oder UUID=… / LABEL=…, für die Sicherung eingehängt (optional); wechselnde Platten durch Kommas getrennt: UUID=…,UUID=…',
     'form.days': 'Wochentage',
     'form.at': 'Startzeit',
     'form.atHint': 'HH:MM, 24 Stunden',
@@ -330,7 +331,8 @@ export const STRINGS = {
 
     'restore.title': 'Wiederherstellen',
     'restore.device': 'Externes Gerät',
-    'restore.deviceNote': 'optional: die Platte wird für die Wiederherstellung schreibgeschützt auf dem Datenspeicher-Ordner unten eingehängt; ID und Version angeben',
+    'restore.deviceNote':
+      'optional: die Platte wird für die Wiederherstellung schreibgeschützt auf dem Datenspeicher-Ordner unten eingehängt; ID und Version angeben',
     'restore.fromPath': 'Von Pfad',
     'restore.fromId': 'Von ID',
     'restore.version': 'Version',

@@ -5,19 +5,28 @@ import { t } from '../i18n.js';
 
 /** <h1>Backup</h1> and the tabs Jobs | Restore (links; aria-current marks the open one). */
 export function backupHeader(active) {
-  const tab = (id, href, key) => h('li', {}, h('a', { href, t: key, 'aria-current': id === active ? 'page' : undefined, class: id === active ? 'active' : undefined }));
+  const tab = (id, href, key) =>
+    h('li', {}, h('a', { href, t: key, 'aria-current': id === active ? 'page' : undefined, class: id === active ? 'active' : undefined }));
   return [
     h('h1', { t: 'backup.title' }),
-    h('nav', { class: 'tabs', tAttr: { 'aria-label': 'tabs.label' } }, h('ul', {}, tab('jobs', '#/jobs', 'tabs.jobs'), tab('restore', '#/restore', 'tabs.restore'))),
+    h(
+      'nav',
+      { class: 'tabs', tAttr: { 'aria-label': 'tabs.label' } },
+      h('ul', {}, tab('jobs', '#/jobs', 'tabs.jobs'), tab('restore', '#/restore', 'tabs.restore')),
+    ),
   ];
 }
 
 /** An alert box for a failed request: an optional lead-in (dictionary key) and the API's message. */
 export function errorBox(err, leadKey) {
-  return h('div', { class: 'form-error', role: 'alert' },
-    leadKey ? h('strong', { t: leadKey }) : null, leadKey ? ' ' : null,
+  return h(
+    'div',
+    { class: 'form-error', role: 'alert' },
+    leadKey ? h('strong', { t: leadKey }) : null,
+    leadKey ? ' ' : null,
     h('span', { class: 'message' }, err?.message ?? String(err)),
-    err?.code ? h('span', { class: 'code' }, ` (${err.code})`) : null);
+    err?.code ? h('span', { class: 'code' }, ` (${err.code})`) : null,
+  );
 }
 
 /**
@@ -31,9 +40,7 @@ export function field(prefix, name, labelKey, control, hintKey) {
   const hint = hintKey ? h('p', { class: 'hint', id: `${id}-hint`, t: hintKey }) : null;
   const error = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
   if (hint) control.setAttribute('aria-describedby', hint.id);
-  return h('div', { class: 'field', 'data-field': name },
-    h('label', { for: id, t: labelKey }),
-    h('div', { class: 'control' }, control, hint, error));
+  return h('div', { class: 'field', 'data-field': name }, h('label', { for: id, t: labelKey }), h('div', { class: 'control' }, control, hint, error));
 }
 
 /** A fieldset-based field (a group of checkboxes, a table) with the same error slot. */
@@ -41,9 +48,12 @@ export function groupField(prefix, name, legendKey, content, hintKey) {
   const id = `${prefix}-${name}`;
   const hint = hintKey ? h('p', { class: 'hint', id: `${id}-hint`, t: hintKey }) : null;
   const error = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
-  return h('fieldset', { class: 'field group', 'data-field': name, id, 'aria-describedby': hint ? hint.id : undefined },
+  return h(
+    'fieldset',
+    { class: 'field group', 'data-field': name, id, 'aria-describedby': hint ? hint.id : undefined },
     h('legend', { t: legendKey }),
-    h('div', { class: 'control' }, content, hint, error));
+    h('div', { class: 'control' }, content, hint, error),
+  );
 }
 
 export function clearFieldErrors(form) {
@@ -113,10 +123,12 @@ export function offerDevices(listId) {
   document.getElementById(listId)?.remove();
   const list = h('datalist', { id: listId });
   document.body.append(list);
-  get('/devices').then((devices) => {
-    for (const d of devices) {
-      const text = [d.path, d.fstype, d.label].filter(Boolean).join(' · ');
-      list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
-    }
-  }).catch(() => undefined);
+  get('/devices')
+    .then((devices) => {
+      for (const d of devices) {
+        const text = [d.path, d.fstype, d.label].filter(Boolean).join(' · ');
+        list.append(h('option', { value: d.uuid ? `UUID=${d.uuid}` : d.path }, text));
+      }
+    })
+    .catch(() => undefined);
 }

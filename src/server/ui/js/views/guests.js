@@ -18,12 +18,39 @@ export async function guestsView(ctx) {
     ctx.main.append(h('p', { class: 'empty', t: 'guests.empty' }));
     return;
   }
-  ctx.main.append(h('table', { class: 'grid guests' },
-    h('caption', { class: 'sr-only', t: ['guests.caption', { node: ctx.status.node }] }),
-    h('thead', {}, h('tr', {},
-      h('th', { scope: 'col', t: 'col.vmid' }), h('th', { scope: 'col', t: 'col.status' }), h('th', { scope: 'col', t: 'col.name' }),
-      h('th', { scope: 'col', t: 'col.type' }), h('th', { scope: 'col', class: 'num', t: 'col.diskSize' }))),
-    h('tbody', {}, guests.map((g) => h('tr', { 'data-vmid': g.id },
-      h('th', { scope: 'row' }, g.id), h('td', {}, guestStatus(g.status)), h('td', {}, g.name || '–'), h('td', {}, g.type),
-      h('td', { class: 'num' }, diskSize(g.diskSize)))))));
+  ctx.main.append(
+    h(
+      'table',
+      { class: 'grid guests' },
+      h('caption', { class: 'sr-only', t: ['guests.caption', { node: ctx.status.node }] }),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col', t: 'col.vmid' }),
+          h('th', { scope: 'col', t: 'col.status' }),
+          h('th', { scope: 'col', t: 'col.name' }),
+          h('th', { scope: 'col', t: 'col.type' }),
+          h('th', { scope: 'col', class: 'num', t: 'col.diskSize' }),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        guests.map((g) =>
+          h(
+            'tr',
+            { 'data-vmid': g.id },
+            h('th', { scope: 'row' }, g.id),
+            h('td', {}, guestStatus(g.status)),
+            h('td', {}, g.name || '–'),
+            h('td', {}, g.type),
+            h('td', { class: 'num' }, diskSize(g.diskSize)),
+          ),
+        ),
+      ),
+    ),
+  );
 }

@@ -27,22 +27,50 @@ function suggestId(jobs) {
 export async function jobFormView(ctx) {
   const editId = ctx.match[1] ? decodeURIComponent(ctx.match[1]) : null;
   const [status, guests, jobs, job] = await Promise.all([
-    ctx.refreshStatus(), get('/guests'), get('/jobs'), editId ? get(`/jobs/${encodeURIComponent(editId)}`) : Promise.resolve(null),
+    ctx.refreshStatus(),
+    get('/guests'),
+    get('/jobs'),
+    editId ? get(`/jobs/${encodeURIComponent(editId)}`) : Promise.resolve(null),
   ]);
   if (ctx.stale()) return;
   const p = 'job';
 
-  const id = h('input', { type: 'text', required: true, autocomplete: 'off', spellcheck: 'false', value: job?.id ?? suggestId(jobs), readOnly: Boolean(job), pattern: '[A-Za-z][A-Za-z0-9_.\\-]{0,63}' });
+  const id = h('input', {
+    type: 'text',
+    required: true,
+    autocomplete: 'off',
+    spellcheck: 'false',
+    value: job?.id ?? suggestId(jobs),
+    readOnly: Boolean(job),
+    pattern: '[A-Za-z][A-Za-z0-9_.\\-]{0,63}',
+  });
   const node = h('input', { type: 'text', autocomplete: 'off', value: job?.node ?? status.node });
   const stores = status.datastores.filter((d) => !d.name.startsWith('job:') || d.dir === job?.store);
-  const store = h('select', { required: true },
-    stores.map((d) => h('option', { value: d.dir, selected: d.dir === job?.store }, storeLabel(d.dir, status.datastores))));
+  const store = h(
+    'select',
+    { required: true },
+    stores.map((d) => h('option', { value: d.dir, selected: d.dir === job?.store }, storeLabel(d.dir, status.datastores))),
+  );
   if (job && !stores.some((d) => d.dir === job.store)) store.append(h('option', { value: job.store, selected: true }, job.store));
-  const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: '/dev/sdb1', value: job?.device ?? '', list: `${p}-devices` });
+  const device = h('input', {
+    type: 'text',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    placeholder: '/dev/sdb1',
+    value: job?.device ?? '',
+    list: `${p}-devices`,
+  });
   offerDevices(`${p}-devices`);
-  const dayBoxes = Object.fromEntries(WEEKDAYS.map((d) => [d, h('input', { type: 'checkbox', id: `${p}-day-${d}`, name: 'days', value: d, checked: job?.days.includes(d) })]));
-  const days = h('div', { class: 'days' }, WEEKDAYS.map((d) => h('span', { class: 'day-choice' },
-    dayBoxes[d], h('label', { for: `${p}-day-${d}`, tAttr: { title: `day.long.${d}` }, t: `day.${d}` }))));
+  const dayBoxes = Object.fromEntries(
+    WEEKDAYS.map((d) => [d, h('input', { type: 'checkbox', id: `${p}-day-${d}`, name: 'days', value: d, checked: job?.days.includes(d) })]),
+  );
+  const days = h(
+    'div',
+    { class: 'days' },
+    WEEKDAYS.map((d) =>
+      h('span', { class: 'day-choice' }, dayBoxes[d], h('label', { for: `${p}-day-${d}`, tAttr: { title: `day.long.${d}` }, t: `day.${d}` })),
+    ),
+  );
   const at = h('input', { type: 'text', required: true, inputmode: 'numeric', autocomplete: 'off', placeholder: 'HH:MM', size: '6', value: job?.at ?? '' });
   const mode = h('select', {}, h('option', { value: 'stop', selected: true, t: 'form.mode.stop' }));
   const mailto = h('input', { type: 'text', autocomplete: 'off', value: (job?.mailto ?? []).join(', ') });
@@ -56,26 +84,63 @@ export async function jobFormView(ctx) {
   const selected = new Set(job && !job.all ? job.vmid : []);
   const guestBoxes = new Map();
   const guestRows = guests.map((g) => {
-    const box = h('input', { type: 'checkbox', name: 'vmid', value: g.id, checked: selected.has(g.id), tAttr: { 'aria-label': ['form.selectGuest', { id: g.id }] } });
+    const box = h('input', {
+      type: 'checkbox',
+      name: 'vmid',
+      value: g.id,
+      checked: selected.has(g.id),
+      tAttr: { 'aria-label': ['form.selectGuest', { id: g.id }] },
+    });
     guestBoxes.set(g.id, box);
-    return h('tr', { 'data-vmid': g.id },
+    return h(
+      'tr',
+      { 'data-vmid': g.id },
       h('td', { class: 'select' }, box),
-      h('th', { scope: 'row' }, g.id), h('td', {}, guestStatus(g.status)), h('td', {}, g.name || '–'), h('td', {}, g.type),
-      h('td', { class: 'num' }, diskSize(g.diskSize)));
+      h('th', { scope: 'row' }, g.id),
+      h('td', {}, guestStatus(g.status)),
+      h('td', {}, g.name || '–'),
+      h('td', {}, g.type),
+      h('td', { class: 'num' }, diskSize(g.diskSize)),
+    );
   });
   // Guests named by the job that are not (or no longer) in the guests folder stay selectable.
   for (const vmid of selected) {
     if (guestBoxes.has(vmid)) continue;
     const box = h('input', { type: 'checkbox', name: 'vmid', value: vmid, checked: true, tAttr: { 'aria-label': ['form.selectGuest', { id: vmid }] } });
     guestBoxes.set(vmid, box);
-    guestRows.push(h('tr', { 'data-vmid': vmid }, h('td', { class: 'select' }, box), h('th', { scope: 'row' }, vmid), h('td', {}, '–'), h('td', {}, '–'), h('td', {}, '–'), h('td', {}, '–')));
+    guestRows.push(
+      h(
+        'tr',
+        { 'data-vmid': vmid },
+        h('td', { class: 'select' }, box),
+        h('th', { scope: 'row' }, vmid),
+        h('td', {}, '–'),
+        h('td', {}, '–'),
+        h('td', {}, '–'),
+        h('td', {}, '–'),
+      ),
+    );
   }
   const allNote = h('p', { class: 'note', t: 'form.guestsAll' });
-  const guestTable = h('table', { class: 'grid guests select-table' },
-    h('thead', {}, h('tr', {},
-      h('td', { class: 'select' }), h('th', { scope: 'col', t: 'col.vmid' }), h('th', { scope: 'col', t: 'col.status' }),
-      h('th', { scope: 'col', t: 'col.name' }), h('th', { scope: 'col', t: 'col.type' }), h('th', { scope: 'col', class: 'num', t: 'col.diskSize' }))),
-    h('tbody', {}, guestRows));
+  const guestTable = h(
+    'table',
+    { class: 'grid guests select-table' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('td', { class: 'select' }),
+        h('th', { scope: 'col', t: 'col.vmid' }),
+        h('th', { scope: 'col', t: 'col.status' }),
+        h('th', { scope: 'col', t: 'col.name' }),
+        h('th', { scope: 'col', t: 'col.type' }),
+        h('th', { scope: 'col', class: 'num', t: 'col.diskSize' }),
+      ),
+    ),
+    h('tbody', {}, guestRows),
+  );
 
   const excludeField = field(p, 'exclude', 'form.exclude', exclude, 'form.excludeHint');
   function syncAll() {
@@ -92,29 +157,61 @@ export async function jobFormView(ctx) {
   const cancelBtn = h('button', { type: 'button', t: 'common.cancel', on: { click: () => ctx.navigate('#/jobs') } });
   const title = job ? h('h2', { t: ['form.titleEdit', { id: job.id }] }) : h('h2', { t: 'form.titleNew' });
 
-  const form = h('form', { class: 'card job-form', novalidate: true, 'aria-labelledby': 'job-form-title' },
-    h('div', { class: 'columns' },
-      h('div', { class: 'col' },
+  const form = h(
+    'form',
+    { class: 'card job-form', novalidate: true, 'aria-labelledby': 'job-form-title' },
+    h(
+      'div',
+      { class: 'columns' },
+      h(
+        'div',
+        { class: 'col' },
         field(p, 'id', 'form.id', id, 'form.idHint'),
         field(p, 'node', 'form.node', node),
         field(p, 'store', 'form.store', store, stores.length ? 'form.storeHint' : 'form.noStores'),
         field(p, 'device', 'form.device', device, 'form.deviceHint'),
         groupField(p, 'days', 'form.days', days),
         field(p, 'at', 'form.at', at, 'form.atHint'),
-        field(p, 'mode', 'form.mode', mode, 'form.modeHint')),
-      h('div', { class: 'col' },
+        field(p, 'mode', 'form.mode', mode, 'form.modeHint'),
+      ),
+      h(
+        'div',
+        { class: 'col' },
         field(p, 'mailto', 'form.mailto', mailto, 'form.mailtoHint'),
-        h('div', { class: 'field check-field', 'data-field': 'all' }, h('span'), h('div', { class: 'control' },
-          all, h('label', { for: `${p}-all`, t: 'form.all' }), h('p', { class: 'field-error', id: `${p}-all-error`, hidden: true }))),
+        h(
+          'div',
+          { class: 'field check-field', 'data-field': 'all' },
+          h('span'),
+          h(
+            'div',
+            { class: 'control' },
+            all,
+            h('label', { for: `${p}-all`, t: 'form.all' }),
+            h('p', { class: 'field-error', id: `${p}-all-error`, hidden: true }),
+          ),
+        ),
         excludeField,
         field(p, 'keep', 'form.keep', keep, 'form.keepHint'),
         field(p, 'scriptBefore', 'form.scriptBefore', scriptBefore, 'form.scriptHint'),
         field(p, 'scriptAfter', 'form.scriptAfter', scriptAfter, 'form.scriptHint'),
-        h('div', { class: 'field check-field', 'data-field': 'enabled' }, h('span'), h('div', { class: 'control' },
-          enabled, h('label', { for: `${p}-enabled`, t: 'form.enabled' }), h('p', { class: 'field-error', id: `${p}-enabled-error`, hidden: true }))))),
+        h(
+          'div',
+          { class: 'field check-field', 'data-field': 'enabled' },
+          h('span'),
+          h(
+            'div',
+            { class: 'control' },
+            enabled,
+            h('label', { for: `${p}-enabled`, t: 'form.enabled' }),
+            h('p', { class: 'field-error', id: `${p}-enabled-error`, hidden: true }),
+          ),
+        ),
+      ),
+    ),
     groupField(p, 'vmid', 'form.guests', h('div', { class: 'table-wrap' }, allNote, guestTable)),
     summary,
-    h('div', { class: 'buttons' }, cancelBtn, saveBtn));
+    h('div', { class: 'buttons' }, cancelBtn, saveBtn),
+  );
   all.id = `${p}-all`;
   enabled.id = `${p}-enabled`;
   title.id = 'job-form-title';
@@ -142,9 +239,7 @@ export async function jobFormView(ctx) {
     };
     saveBtn.disabled = true;
     try {
-      const saved = job
-        ? await put(`/jobs/${encodeURIComponent(job.id)}`, { ...job, ...fields })
-        : await post('/jobs', { id: id.value.trim(), ...fields });
+      const saved = job ? await put(`/jobs/${encodeURIComponent(job.id)}`, { ...job, ...fields }) : await post('/jobs', { id: id.value.trim(), ...fields });
       ctx.navigate('#/jobs', ['jobs.saved', { id: saved.id }]);
     } catch (err) {
       if (err.status === 401) return;

@@ -60,31 +60,73 @@ export async function jobsView(ctx) {
   }
 
   const rows = jobs.map((job) => {
-    const startBtn = h('button', { type: 'button', class: 'primary small', 'data-action': 'start', tAttr: { 'aria-label': ['jobs.startJob', { id: job.id }] }, t: 'jobs.startNow' });
-    const editBtn = h('button', { type: 'button', class: 'small', 'data-action': 'edit', tAttr: { 'aria-label': ['jobs.editJob', { id: job.id }] }, t: 'jobs.edit' });
-    const deleteBtn = h('button', { type: 'button', class: 'small danger', 'data-action': 'delete', tAttr: { 'aria-label': ['jobs.deleteJob', { id: job.id }] }, t: 'jobs.delete' });
+    const startBtn = h('button', {
+      type: 'button',
+      class: 'primary small',
+      'data-action': 'start',
+      tAttr: { 'aria-label': ['jobs.startJob', { id: job.id }] },
+      t: 'jobs.startNow',
+    });
+    const editBtn = h('button', {
+      type: 'button',
+      class: 'small',
+      'data-action': 'edit',
+      tAttr: { 'aria-label': ['jobs.editJob', { id: job.id }] },
+      t: 'jobs.edit',
+    });
+    const deleteBtn = h('button', {
+      type: 'button',
+      class: 'small danger',
+      'data-action': 'delete',
+      tAttr: { 'aria-label': ['jobs.deleteJob', { id: job.id }] },
+      t: 'jobs.delete',
+    });
     startBtn.addEventListener('click', () => startNow(job, startBtn));
     editBtn.addEventListener('click', () => ctx.navigate(`#/jobs/${encodeURIComponent(job.id)}/edit`));
     deleteBtn.addEventListener('click', () => remove(job, deleteBtn));
-    return h('tr', { 'data-job': job.id, class: job.enabled ? undefined : 'disabled' },
-      h('th', { scope: 'row' }, job.id, job.enabled ? null : [' ', h('span', { class: 'tag', t: 'jobs.disabled' })],
-        running.has(job.id) ? [' ', h('span', { class: 'badge status-running', t: 'status.running' })] : null),
+    return h(
+      'tr',
+      { 'data-job': job.id, class: job.enabled ? undefined : 'disabled' },
+      h(
+        'th',
+        { scope: 'row' },
+        job.id,
+        job.enabled ? null : [' ', h('span', { class: 'tag', t: 'jobs.disabled' })],
+        running.has(job.id) ? [' ', h('span', { class: 'badge status-running', t: 'status.running' })] : null,
+      ),
       h('td', {}, job.node ?? status.node),
       WEEKDAYS.map((d) => h('td', { class: 'day' }, check(job.days.includes(d)))),
       h('td', {}, job.schedule ? h('span', { t: ['jobs.cron', { schedule: job.schedule }] }) : job.at),
       h('td', { class: 'path' }, storeLabel(job.store, status.datastores)),
       h('td', {}, selection(job)),
-      h('td', { class: 'actions' }, editBtn, deleteBtn, startBtn));
+      h('td', { class: 'actions' }, editBtn, deleteBtn, startBtn),
+    );
   });
 
-  ctx.main.append(h('div', { class: 'table-wrap' }, h('table', { class: 'grid jobs' },
-    h('thead', {}, h('tr', {},
-      h('th', { scope: 'col', t: 'jobs.col.job' }),
-      h('th', { scope: 'col', t: 'jobs.col.node' }),
-      WEEKDAYS.map((d) => h('th', { scope: 'col', class: 'day' }, h('abbr', { tAttr: { title: `day.long.${d}` }, t: `day.${d}` }))),
-      h('th', { scope: 'col', t: 'jobs.col.at' }),
-      h('th', { scope: 'col', t: 'jobs.col.store' }),
-      h('th', { scope: 'col', t: 'jobs.col.selection' }),
-      h('th', { scope: 'col', t: 'jobs.col.actions' }))),
-    h('tbody', {}, rows))));
+  ctx.main.append(
+    h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { class: 'grid jobs' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', { scope: 'col', t: 'jobs.col.job' }),
+            h('th', { scope: 'col', t: 'jobs.col.node' }),
+            WEEKDAYS.map((d) => h('th', { scope: 'col', class: 'day' }, h('abbr', { tAttr: { title: `day.long.${d}` }, t: `day.${d}` }))),
+            h('th', { scope: 'col', t: 'jobs.col.at' }),
+            h('th', { scope: 'col', t: 'jobs.col.store' }),
+            h('th', { scope: 'col', t: 'jobs.col.selection' }),
+            h('th', { scope: 'col', t: 'jobs.col.actions' }),
+          ),
+        ),
+        h('tbody', {}, rows),
+      ),
+    ),
+  );
 }

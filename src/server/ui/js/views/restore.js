@@ -25,8 +25,11 @@ export async function restoreView(ctx) {
 
   const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'UUID=… / /dev/sdb1', list: `${p}-devices` });
   offerDevices(`${p}-devices`);
-  const fromPath = h('select', { required: true },
-    status.datastores.map((d, i) => h('option', { value: d.dir, selected: i === 0 }, storeLabel(d.dir, status.datastores))));
+  const fromPath = h(
+    'select',
+    { required: true },
+    status.datastores.map((d, i) => h('option', { value: d.dir, selected: i === 0 }, storeLabel(d.dir, status.datastores))),
+  );
   const fromId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10', list: `${p}-ids` });
   const idList = h('datalist', { id: `${p}-ids` });
   const version = h('input', { type: 'number', min: '1', step: '1', size: '6' });
@@ -35,7 +38,9 @@ export async function restoreView(ctx) {
   const summary = h('div', { class: 'form-summary' });
   const submit = h('button', { type: 'submit', class: 'primary', t: 'restore.submit' });
 
-  const form = h('form', { class: 'card restore-form', novalidate: true, 'aria-labelledby': 'restore-title' },
+  const form = h(
+    'form',
+    { class: 'card restore-form', novalidate: true, 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title', t: 'restore.title' }),
     field(p, 'fromDevice', 'restore.device', device, 'restore.deviceNote'),
     field(p, 'fromPath', 'restore.fromPath', fromPath, status.datastores.length ? undefined : 'restore.noStores'),
@@ -43,17 +48,32 @@ export async function restoreView(ctx) {
     idList,
     field(p, 'version', 'restore.version', version),
     field(p, 'newId', 'restore.newId', newId),
-    h('div', { class: 'field check-field', 'data-field': 'unique' }, h('span'), h('div', { class: 'control' },
-      unique, h('label', { for: `${p}-unique`, t: 'restore.unique' }), h('p', { class: 'field-error', id: `${p}-unique-error`, hidden: true }))),
+    h(
+      'div',
+      { class: 'field check-field', 'data-field': 'unique' },
+      h('span'),
+      h(
+        'div',
+        { class: 'control' },
+        unique,
+        h('label', { for: `${p}-unique`, t: 'restore.unique' }),
+        h('p', { class: 'field-error', id: `${p}-unique-error`, hidden: true }),
+      ),
+    ),
     summary,
-    h('div', { class: 'buttons' }, submit));
+    h('div', { class: 'buttons' }, submit),
+  );
 
   const list = h('ul', { class: 'backup-list', id: 'backup-list', 'aria-labelledby': 'backups-title' });
   const listState = h('div', { class: 'list-state' });
-  const listBox = h('section', { class: 'card backups', 'aria-labelledby': 'backups-title' },
+  const listBox = h(
+    'section',
+    { class: 'card backups', 'aria-labelledby': 'backups-title' },
     h('h2', { id: 'backups-title', t: 'restore.list' }),
     h('p', { class: 'hint', t: 'restore.listHint' }),
-    listState, list);
+    listState,
+    list,
+  );
 
   ctx.main.append(...backupHeader('restore'), h('div', { class: 'columns restore' }, form, listBox));
 
@@ -89,14 +109,20 @@ export async function restoreView(ctx) {
       versions.sort((a, b) => Number(a.id) - Number(b.id) || b.version - a.version);
       idList.replaceChildren(...[...new Set(versions.map((v) => v.id))].map((vmid) => h('option', { value: vmid })));
       listState.replaceChildren(versions.length ? '' : h('p', { class: 'empty', t: 'restore.listEmpty' }));
-      list.replaceChildren(...versions.map((v) => {
-        const button = h('button', {
-          type: 'button', class: 'backup-item', 'aria-pressed': 'false', 'data-id': v.id, 'data-version': String(v.version),
-          t: ['restore.item', { id: v.id, version: v.version, date: formatDay(v.time), name: v.name || '–' }],
-        });
-        button.addEventListener('click', () => choose(v, button));
-        return h('li', {}, button);
-      }));
+      list.replaceChildren(
+        ...versions.map((v) => {
+          const button = h('button', {
+            type: 'button',
+            class: 'backup-item',
+            'aria-pressed': 'false',
+            'data-id': v.id,
+            'data-version': String(v.version),
+            t: ['restore.item', { id: v.id, version: v.version, date: formatDay(v.time), name: v.name || '–' }],
+          });
+          button.addEventListener('click', () => choose(v, button));
+          return h('li', {}, button);
+        }),
+      );
     } catch (err) {
       if (seq !== loadSeq || err.status === 401) return;
       list.replaceChildren();
@@ -113,7 +139,9 @@ export async function restoreView(ctx) {
     const v = fromId.value.trim();
     if (v === '' || VMID.test(v)) debounce = setTimeout(() => void loadBackups(), 250);
   });
-  newId.addEventListener('input', () => { newId.dataset.suggested = 'false'; });
+  newId.addEventListener('input', () => {
+    newId.dataset.suggested = 'false';
+  });
   ctx.setCleanup(() => clearTimeout(debounce));
 
   form.addEventListener('submit', async (event) => {

@@ -27,13 +27,24 @@ export async function taskLogView(ctx) {
 
   ctx.main.append(
     h('div', { class: 'toolbar' }, h('h1', { id: 'log-heading', t: 'log.title' }), h('a', { class: 'button', href: backHref, t: backKey })),
-    h('dl', { class: 'task-meta' },
-      h('dt', { t: 'tasks.col.id' }), h('dd', { class: 'mono' }, task.id),
-      h('dt', { t: 'tasks.col.summary' }), h('dd', {}, task.summary ?? task.type),
-      h('dt', { t: 'tasks.col.start' }), h('dd', { class: 'time' }, formatTime(task.start)),
-      h('dt', { t: 'tasks.col.end' }), endBox,
-      h('dt', { t: 'log.status' }), h('dd', {}, statusBox)),
-    state, progress, log);
+    h(
+      'dl',
+      { class: 'task-meta' },
+      h('dt', { t: 'tasks.col.id' }),
+      h('dd', { class: 'mono' }, task.id),
+      h('dt', { t: 'tasks.col.summary' }),
+      h('dd', {}, task.summary ?? task.type),
+      h('dt', { t: 'tasks.col.start' }),
+      h('dd', { class: 'time' }, formatTime(task.start)),
+      h('dt', { t: 'tasks.col.end' }),
+      endBox,
+      h('dt', { t: 'log.status' }),
+      h('dd', {}, statusBox),
+    ),
+    state,
+    progress,
+    log,
+  );
 
   let next = 0;
   let ended = false;
@@ -64,7 +75,9 @@ export async function taskLogView(ctx) {
       const done = await get(`/tasks/${encodeURIComponent(id)}`);
       endBox.textContent = formatTime(done.end);
       statusBox.replaceChildren(statusBadge(done.status));
-    } catch { /* the status from the stream stands */ }
+    } catch {
+      /* the status from the stream stands */
+    }
     log.dataset.ended = 'true';
   }
 
@@ -79,7 +92,9 @@ export async function taskLogView(ctx) {
         bar.value = Math.min(mine.readBytes, bar.max);
         barText.textContent = `${mine.item}: ${formatBytes(mine.readBytes)} / ${formatBytes(mine.totalBytes)}`;
       }
-    } catch { /* progress is a nicety */ }
+    } catch {
+      /* progress is a nicety */
+    }
     if (!ended) progressTimer = setTimeout(pollProgress, 1000);
   }
 
@@ -88,8 +103,16 @@ export async function taskLogView(ctx) {
   source.addEventListener('error', () => {
     if (ended || source.readyState !== EventSource.CLOSED) return; // CONNECTING: the browser retries by itself
     setState('log.lost');
-    void get(`/tasks/${encodeURIComponent(id)}`).then((info) => { if (info.status !== 'running') void finish(info.status); }).catch(() => undefined);
+    void get(`/tasks/${encodeURIComponent(id)}`)
+      .then((info) => {
+        if (info.status !== 'running') void finish(info.status);
+      })
+      .catch(() => undefined);
   });
-  ctx.setCleanup(() => { ended = true; source.close(); clearTimeout(progressTimer); });
+  ctx.setCleanup(() => {
+    ended = true;
+    source.close();
+    clearTimeout(progressTimer);
+  });
   if (task.status === 'running') void pollProgress();
 }
