@@ -43,3 +43,4 @@
 export * from './types.js';
 export { Catalog, CATALOG_FILE, type CatalogOpenOptions } from './catalog.js';
 export { SCHEMA_VERSION } from './schema.js';
+export { versionJson } from './version-json.js';

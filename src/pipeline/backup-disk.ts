@@ -171,15 +171,11 @@ async function storeChunk(
       } else {
         await ctx.writeSlots.acquire();
         try {
-          const out = ctx.blobBuffers.take();
-          const outOffset = alignedOffset(out);
-          const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, out, outOffset);
-          ctx.buffers.give(encoded.buf);
+          const plain = buf;
           buf = undefined;
-          releaseSlot();
-          await writeBlob(hashed.hex, encoded.out, outOffset, encoded.blobLength, ctx);
+          const blobLength = await encodeAndWrite(hashed.hex, plain, length, ctx, releaseSlot);
           counters.newBytes += length;
-          counters.storedBytes += encoded.blobLength;
+          counters.storedBytes += blobLength;
           counters.newChunks++;
         } finally {
           ctx.writeSlots.release();
@@ -211,15 +207,28 @@ export async function rewriteChunk(path: string, size: number, i: number, hex: s
     if (hashed.hex !== hex) {
       throw new ColdvaultError('DIGEST_MISMATCH', `disk image '${path}' changed during the backup: chunk ${i} hashes to ${hashed.hex} now, ${hex} before`);
     }
-    const out = ctx.blobBuffers.take();
-    const outOffset = alignedOffset(out);
-    const encoded = await ctx.pool.encode(buf, length, ctx.zstdLevel, out, outOffset);
-    buf = encoded.buf;
-    await writeBlob(hex, encoded.out, outOffset, encoded.blobLength, ctx);
+    const plain = buf;
+    buf = undefined;
+    await encodeAndWrite(hex, plain, length, ctx);
   } finally {
     if (buf) ctx.buffers.give(buf);
     await file.close();
   }
+}
+
+/**
+ * Encodes the plain chunk (the buffer goes back to its pool as soon as it is encoded, then `encoded`
+ * is called: the backup's read window moves on while the blob waits for its write) and writes the
+ * blob durably; returns the blob's length.
+ */
+async function encodeAndWrite(hex: string, plain: ArrayBuffer, length: number, ctx: BackupDiskContext, encoded?: () => void): Promise<number> {
+  const out = ctx.blobBuffers.take();
+  const outOffset = alignedOffset(out);
+  const blob = await ctx.pool.encode(plain, length, ctx.zstdLevel, out, outOffset);
+  ctx.buffers.give(blob.buf);
+  encoded?.();
+  await writeBlob(hex, blob.out, outOffset, blob.blobLength, ctx);
+  return blob.blobLength;
 }
 
 async function writeBlob(hex: string, out: ArrayBuffer, offset: number, blobLength: number, ctx: BackupDiskContext): Promise<void> {

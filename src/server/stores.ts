@@ -1,5 +1,5 @@
-/** Opening a store for one request (the catalog is reconciled on open and closed after), and its JSON views. */
-import { Catalog, type CatalogVersion } from '../catalog/index.js';
+/** Opening a store for one request (the catalog is reconciled on open and closed after). */
+import { Catalog } from '../catalog/index.js';
 import { describeError, type TaskLog } from '../core/index.js';
 import { Datastore } from '../datastore/index.js';
 import type { KnownStore } from './paths.js';
@@ -25,25 +25,4 @@ export async function storeStatus(s: KnownStore): Promise<Record<string, unknown
   } catch (err) {
     return { ...s, error: describeError(err) };
   }
-}
-
-/** A version as `coldvault list --json` prints it, plus the store's folder. */
-export function versionJson(v: CatalogVersion, store: string): Record<string, unknown> {
-  return {
-    id: v.guestId,
-    version: v.version,
-    time: v.time,
-    name: v.name,
-    node: v.node,
-    disks: v.disks.map((d) => ({ key: d.key, volume: d.volume, format: d.format, size: d.size, sha256: d.sha256, zeroBytes: d.zeroBytes })),
-    verified: v.verifyState === 'ok',
-    verifyState: v.verifyState,
-    verifiedAt: v.verifiedAt,
-    protected: v.protected,
-    logicalBytes: v.logicalBytes,
-    zeroBytes: v.zeroBytes,
-    newBytes: v.newBytes,
-    storedBytes: v.storedBytes,
-    store,
-  };
 }

@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, rewriteRegion, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
-import { backup, initStore, list, okJson, sha256, storeFlag, volumePath, type ListEntry } from '../cli/helpers-2.js';
+import { backup, initStore, list, okJson, sha256, storeFlag, volumePath, type ListEntry } from '../cli/cli-lab.js';
 import { Loops } from '../jobs/helpers-devices.js';
 import { asideFiles, damage, DAMAGES, holdLock, type Damage } from './damage-helpers.js';
 

@@ -7,7 +7,7 @@ import { cpSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, rewriteRegion, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
-import { backup, initStore, list, ok, okJson, restore, sha256, storeFlag, versions, type ListEntry } from './helpers-2.js';
+import { backup, initStore, list, ok, okJson, restore, sha256, storeFlag, versions, type ListEntry } from './cli-lab.js';
 
 let lab: Lab;
 let before: ListEntry[];

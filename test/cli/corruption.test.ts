@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync, readdirSync, readSync, rmSync, statSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, rewriteRegion, sha256File, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
-import { backup, chunkDigestOf, filesUnder, indexDigests, initStore, listJson, ok, restoreArgs, storeFlag } from './helpers-1.js';
+import { backup, chunkDigestOf, filesUnder, indexDigests, initStore, listJson, ok, restoreArgs, storeFlag } from './cli-lab.js';
 
 const REGIONS: Region[] = ['random', 'text', 'zero', 'random', 'text', 'zero', 'text', 'random'];
 

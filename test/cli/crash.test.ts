@@ -22,7 +22,7 @@ import {
   type Lab,
   type Region,
 } from '../helpers/fixtures.js';
-import { backup, filesUnder, initStore, listJson, ok, restoreArgs, sleep, storeFlag, waitExit } from './helpers-1.js';
+import { backup, filesUnder, initStore, listJson, ok, restoreArgs, sleep, storeFlag, waitExit } from './cli-lab.js';
 
 const SEED = Number(process.env.CV_CRASH_SEED ?? Date.now() % 2_147_483_647) >>> 0 || 1;
 const BACKUP_KILLS = 20;

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagePath, makeLab, REGION, rewriteRegion, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
-import { backup, chunkBytes, chunkFiles, initStore, listJson } from './helpers-1.js';
+import { backup, chunkBytes, chunkFileList, initStore, listJson } from './cli-lab.js';
 
 const REGIONS: Region[] = ['random', 'text', 'zero', 'random', 'text', 'zero', 'random', 'text', 'zero', 'text'];
 /** Room for the blob header of a chunk (12 bytes) and nothing else: chunks are the only thing counted. */
@@ -27,7 +27,7 @@ describe('deduplication', () => {
     const b1 = await backup(lab, '101');
     const size1 = chunkBytes(lab.storeDir);
     const nonZero = REGIONS.filter((r) => r !== 'zero').length;
-    expect(chunkFiles(lab.storeDir)).toHaveLength(nonZero);
+    expect(chunkFileList(lab.storeDir)).toHaveLength(nonZero);
     expect(b1.newBytes).toBe(nonZero * REGION);
     expect(b1.storedBytes).toBe(size1);
 
@@ -37,18 +37,18 @@ describe('deduplication', () => {
     const growth = size2 - size1;
     expect(growth).toBeGreaterThan(0);
     expect(growth).toBeLessThanOrEqual(REGION + OVERHEAD);
-    expect(chunkFiles(lab.storeDir)).toHaveLength(nonZero + 1);
+    expect(chunkFileList(lab.storeDir)).toHaveLength(nonZero + 1);
     // the backup's own report agrees with what the store grew by
     expect(b2.version).toBe(b1.version + 1);
     expect(b2.newBytes).toBe(REGION);
     expect(b2.storedBytes).toBe(growth);
 
-    const files2 = chunkFiles(lab.storeDir)
+    const files2 = chunkFileList(lab.storeDir)
       .map((c) => c.hex)
       .sort();
     const b3 = await backup(lab, '101');
     expect(
-      chunkFiles(lab.storeDir)
+      chunkFileList(lab.storeDir)
         .map((c) => c.hex)
         .sort(),
     ).toEqual(files2);
@@ -78,9 +78,9 @@ describe('deduplication', () => {
     expect(afterFirst - before).toBeGreaterThan(0);
     expect(first.storedBytes).toBe(afterFirst - before);
 
-    const files = chunkFiles(lab.storeDir).length;
+    const files = chunkFileList(lab.storeDir).length;
     const second = await backup(lab, '111');
-    expect(chunkFiles(lab.storeDir)).toHaveLength(files);
+    expect(chunkFileList(lab.storeDir)).toHaveLength(files);
     expect(chunkBytes(lab.storeDir) - afterFirst).toBe(0);
     expect(second.newBytes).toBe(0);
     expect(second.storedBytes).toBe(0);

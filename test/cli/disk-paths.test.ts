@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, writeGuest, writeImage, type CliResult, type Lab } from '../helpers/fixtures.js';
 import { Loops } from '../jobs/helpers-devices.js';
-import { initStore, lastLine, ok, restore, sha256, volumePath } from './helpers-2.js';
+import { initStore, lastLine, ok, restore, sha256, volumePath } from './cli-lab.js';
 
 let lab: Lab;
 let loops: Loops;

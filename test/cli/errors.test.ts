@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, writeGuest, writeImage, type CliResult, type Lab } from '../helpers/fixtures.js';
-import { backup, chunkFiles, initStore, lastLine, leftovers, list, ok, restore, sha256, storeFlag, versions, writeRegions } from './helpers-2.js';
+import { backup, chunkFiles, initStore, lastLine, leftovers, list, ok, restore, sha256, storeFlag, versions, writeRegions } from './cli-lab.js';
 
 let lab: Lab;
 const DISK = 'vm-101-disk-0.raw';

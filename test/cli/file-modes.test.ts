@@ -14,7 +14,7 @@ import { Datastore } from '../../dist/datastore/index.js';
 import { CLI, imagePath, makeLab, spawnCli, writeGuest, writeImage, type CliResult, type Lab } from '../helpers/fixtures.js';
 import { diskPath, makeJobLab, writeGuestConf, type JobLab } from '../jobs/helpers-jobs.js';
 import { Loops, sh } from '../jobs/helpers-devices.js';
-import { chunkFiles } from './helpers-1.js';
+import { chunkFileList } from './cli-lab.js';
 
 /** Runs the built CLI under `umask <mask>` (000: every file the process creates without a mode would be 0666). */
 function cliUmask(mask: string, args: string[]): Promise<CliResult> {
@@ -64,7 +64,7 @@ describe('files coldvault creates are private to their owner, whatever the umask
     await ok('000', ['verify', '--store', lab.storeDir]);
     await ok('000', ['prune', '101', '--keep-last', '1', '--store', lab.storeDir]);
     expect(existsSync(join(lab.storeDir, 'catalog.sqlite'))).toBe(true);
-    expect(chunkFiles(lab.storeDir).length).toBeGreaterThan(0);
+    expect(chunkFileList(lab.storeDir).length).toBeGreaterThan(0);
     expect(exposedUnder(lab.storeDir)).toEqual([]);
   });
 
@@ -91,7 +91,7 @@ describe('files coldvault creates are private to their owner, whatever the umask
   });
 
   it('verify warns about a chunk chmod 644 and an open folder, naming them and the fix; its exit code is unchanged', async () => {
-    const chunk = chunkFiles(lab.storeDir)[0]!.path;
+    const chunk = chunkFileList(lab.storeDir)[0]!.path;
     chmodSync(chunk, 0o644);
     chmodSync(join(lab.storeDir, 'guests'), 0o755);
     const r = await cliUmask('022', ['verify', '--store', lab.storeDir]);
@@ -138,7 +138,7 @@ describe('the state dir after a job run, and serve at start', () => {
       stdio: 'ignore',
     });
     chmodSync(key, 0o644);
-    const chunk = chunkFiles(lab.storeDir)[0]!.path;
+    const chunk = chunkFileList(lab.storeDir)[0]!.path;
     chmodSync(chunk, 0o644);
     const config = join(lab.root, 'serve.json');
     writeFileSync(

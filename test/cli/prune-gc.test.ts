@@ -23,7 +23,7 @@ import {
   storeFlag,
   versions,
   writeRegions,
-} from './helpers-2.js';
+} from './cli-lab.js';
 
 interface GcJson {
   referencedChunks: number;

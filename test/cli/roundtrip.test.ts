@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, REGION, sha256File, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
-import { backup, diskDigestOf, initStore, listJson, ok, restoreArgs, storeFlag } from './helpers-1.js';
+import { backup, diskDigestOf, initStore, listJson, ok, restoreArgs, storeFlag } from './cli-lab.js';
 
 const SOURCE_MAC = 'A2:C0:43:77:08:A0';
 const SOURCE_UUID = '21a7e7bc-3cd2-4232-a009-a41f4ee992ae';

@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, makeLab, sha256File, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 import { Loops, sh, type Loop } from '../jobs/helpers-devices.js';
-import { backup, indexDigests, initStore, ok, restoreArgs, storeFlag } from './helpers-1.js';
+import { backup, indexDigests, initStore, ok, restoreArgs, storeFlag } from './cli-lab.js';
 
 interface VerifyJson {
   ok: boolean;

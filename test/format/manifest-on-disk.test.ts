@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeManifest, type Manifest } from '../../src/format/index.js';
 import { cli, imagePath, makeLab, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
-import { backup, initStore, storeFlag } from '../cli/helpers-2.js';
+import { backup, initStore, storeFlag } from '../cli/cli-lab.js';
 
 let lab: Lab;
 const manifestPath = (vmid: string, version: number): string => join(lab.storeDir, 'guests', vmid, String(version), 'manifest.json');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGuestConfig } from '../../src/guests/index.js';
 import { imagePath, makeLab, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
-import { backup, initStore } from '../cli/helpers-2.js';
+import { backup, initStore } from '../cli/cli-lab.js';
 import { listConfigFixtures, readFixture } from './fixtures.js';
 
 const MiB = 1024 * 1024;

@@ -13,7 +13,7 @@ import { createTaskLog } from '../../dist/core/log.js';
 import { Datastore } from '../../dist/datastore/index.js';
 import { verifyStore, WorkerPool } from '../../dist/pipeline/index.js';
 import { imagePath, makeLab, rewriteRegion, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
-import { backup, indexDigests, initStore } from '../cli/helpers-1.js';
+import { backup, indexDigests, initStore } from '../cli/cli-lab.js';
 
 type CatalogT = Awaited<ReturnType<typeof Catalog.open>>;
 

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/fixtures.js';
 import { checkStore, cutOnce, cleanupPowerCut, OPERATIONS, PowerCutLab, seededRng, uncutBackup, type FsType } from '../helpers/power-cut/index.js';
-import { indexDigests } from '../cli/helpers-1.js';
+import { indexDigests } from '../cli/cli-lab.js';
 
 const FILESYSTEMS: FsType[] = ['ext4', 'xfs'];
 let lab: PowerCutLab | undefined;

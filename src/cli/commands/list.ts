@@ -1,6 +1,6 @@
 /** `coldvault list [<vmid>] --store <dir> [--json]` */
 import { formatBytes, parseGuestId } from '../../core/index.js';
-import type { CatalogVersion } from '../../catalog/index.js';
+import { versionJson, type CatalogVersion } from '../../catalog/index.js';
 import type { OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -12,28 +12,9 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
   const guestId = ctx.args.positionals[0] ? parseGuestId(ctx.args.positionals[0], 'vmid') : undefined;
   const { catalog } = await ctx.openStore();
   const versions = catalog.listVersions(guestId);
-  if (ctx.json) ctx.printJson(versions.map(toJson));
+  if (ctx.json) ctx.printJson(versions.map(versionJson));
   else ctx.print(versions.length === 0 ? 'no backups' : versions.map(toLine).join('\n'));
   return 0;
-}
-
-function toJson(v: CatalogVersion): object {
-  return {
-    id: v.guestId,
-    version: v.version,
-    time: v.time,
-    name: v.name,
-    node: v.node,
-    disks: v.disks.map((d) => ({ key: d.key, volume: d.volume, format: d.format, size: d.size, sha256: d.sha256, zeroBytes: d.zeroBytes })),
-    verified: v.verifyState === 'ok',
-    verifyState: v.verifyState,
-    verifiedAt: v.verifiedAt,
-    protected: v.protected,
-    logicalBytes: v.logicalBytes,
-    zeroBytes: v.zeroBytes,
-    newBytes: v.newBytes,
-    storedBytes: v.storedBytes,
-  };
 }
 
 function toLine(v: CatalogVersion): string {

@@ -16,6 +16,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/index.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
+import { versionJson } from '../../catalog/index.js';
 import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
 import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
@@ -23,7 +24,7 @@ import { ApiError } from '../errors.js';
 import { checkDevice, knownStores, resolveStore } from '../paths.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
-import { versionJson, withCatalog } from '../stores.js';
+import { withCatalog } from '../stores.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['backups'];
@@ -76,7 +77,8 @@ export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
 /** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */
 async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>, onlyStore?: string): Promise<unknown[]> {
-  const list = (dir: string): Promise<unknown[]> => withCatalog(dir, (_s, catalog) => catalog.listVersions(query.guest).map((v) => versionJson(v, dir)));
+  const list = (dir: string): Promise<unknown[]> =>
+    withCatalog(dir, (_s, catalog) => catalog.listVersions(query.guest).map((v) => ({ ...versionJson(v), store: dir })));
   const named = query.store ?? onlyStore;
   if (named) return list(resolveStore(named, ctx.config, ctx.state.jobs));
   const all = await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => list(s.dir).catch(() => [])));
