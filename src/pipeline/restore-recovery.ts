@@ -3,11 +3,14 @@
  * (`<id>.conf.cvtmp-<pid>-*`), then renames its disks into place, then renames the config: so a
  * leftover temp config of a dead process names exactly the volumes that restore may have put in
  * place. They are removed (unless the guest's real config uses them), and so are the temp disks of
- * dead restores in the guest's image folders, before the next restore to the same ID.
+ * dead restores in the guest's image folders, before the next restore to the same ID. Only what a
+ * restore makes is ever removed: a `vm-<id>-disk-N` file of a storage volume whose folder really lies
+ * inside that storage (a leftover config naming `/etc/passwd`, or an `images/<id>` that is a symlink
+ * out of the storage, removes nothing).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { TaskLog } from '../core/index.js';
 import { processAlive, TEMP_MARK } from '../datastore/index.js';
 import { guestConfigPath, parseGuestConfig, resolveVolumePath, selectBackupDisks, type StorageMap } from '../guests/index.js';
@@ -31,6 +34,23 @@ function volumePaths(text: string, what: string, storages: StorageMap): string[]
   }
 }
 
+/** Whether `path` is a disk a restore to `newId` makes: `<storage>/images/<newId>/vm-<newId>-disk-N.*`, really inside the storage. */
+function madeByRestore(path: string, newId: string, storages: StorageMap): boolean {
+  if (!new RegExp(`^vm-${newId}-disk-\\d+\\.(raw|qcow2)$`).test(basename(path))) return false;
+  return Object.values(storages).some((dir) => dirname(path) === join(dir, 'images', newId) && insideReally(dirname(path), dir));
+}
+
+/** Whether folder `dir` resolves (realpath) inside the real folder `root`. */
+function insideReally(dir: string, root: string): boolean {
+  try {
+    const real = realpathSync(dir);
+    const realRoot = realpathSync(root);
+    return real === realRoot || real.startsWith(`${realRoot}/`);
+  } catch {
+    return false;
+  }
+}
+
 export async function recoverInterruptedRestore(guestsDir: string, newId: string, storages: StorageMap, log: TaskLog): Promise<void> {
   const configPath = guestConfigPath(guestsDir, newId);
   const prefix = `${newId}.conf${TEMP_MARK}`;
@@ -39,7 +59,7 @@ export async function recoverInterruptedRestore(guestsDir: string, newId: string
     const pending = join(guestsDir, name);
     const inUse = existsSync(configPath) ? new Set(volumePaths(readFileSync(configPath, 'utf8'), configPath, storages)) : new Set<string>();
     for (const path of volumePaths(readFileSync(pending, 'utf8'), pending, storages)) {
-      if (inUse.has(path)) continue;
+      if (inUse.has(path) || !madeByRestore(path, newId, storages)) continue;
       if (existsSync(path)) {
         await unlink(path);
         log.warn(`removed '${path}', left by an interrupted restore to guest ${newId}`);
@@ -47,7 +67,9 @@ export async function recoverInterruptedRestore(guestsDir: string, newId: string
     }
     await unlink(pending);
   }
-  for (const dir of Object.values(storages)) await removeDeadTemps(join(dir, 'images', newId), log);
+  for (const dir of Object.values(storages)) {
+    if (insideReally(join(dir, 'images', newId), dir)) await removeDeadTemps(join(dir, 'images', newId), log);
+  }
 }
 
 /** Temp disks of dead restore processes in a guest's image folder. */
