@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { type Clock, ColdvaultError, errnoCode, ioError, type Seams, systemClock } from '../core/index.js';
 import { CHUNK_SIZE, DATASTORE_FORMAT, DATASTORE_ID_FILE, decodeIdentity, encodeIdentity, type DatastoreIdentity, type Manifest } from '../format/index.js';
 import { ChunkStore } from './chunks.js';
-import { ensureDir, PRIVATE_DIR, writeFileDurable } from './durable.js';
+import { ensureDir, PRIVATE_DIR, TEMP_MARK, writeFileDurable } from './durable.js';
 import { LockDir } from './locks.js';
 import { VersionFolders } from './versions.js';
 
@@ -19,6 +19,31 @@ export interface DatastoreReader {
   listVersionNumbers(guestId: string): Promise<number[]>;
   readManifest(guestId: string, version: number): Promise<Manifest>;
   isProtected?(guestId: string, version: number): Promise<boolean>;
+}
+
+/** The folders `init` makes before the identity file, which it writes last. */
+const SKELETON = ['chunks', 'guests', 'locks', 'quarantine'];
+
+/**
+ * The entries that make a folder not empty for `init`. What a fresh filesystem carries does not count,
+ * and neither does what an `init` cut short (killed, power cut) left: its empty skeleton folders and a
+ * temp identity file, so `init` can simply be run again.
+ */
+async function foreignEntries(dir: string, entries: string[]): Promise<string[]> {
+  const foreign: string[] = [];
+  for (const e of entries) {
+    if (IGNORABLE_ENTRIES.has(e) || e.startsWith(`${DATASTORE_ID_FILE}${TEMP_MARK}`)) continue;
+    if (
+      SKELETON.includes(e) &&
+      (await readdir(join(dir, e)).then(
+        (n) => n.length === 0,
+        () => false,
+      ))
+    )
+      continue;
+    foreign.push(e);
+  }
+  return foreign;
 }
 
 /** Names a datastore may share its folder with: what a fresh filesystem carries. */
@@ -53,7 +78,7 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     if (entries.includes(DATASTORE_ID_FILE)) {
       throw new ColdvaultError('DATASTORE_EXISTS', `'${dir}' already holds a coldvault datastore`);
     }
-    const foreign = entries.filter((e) => !IGNORABLE_ENTRIES.has(e));
+    const foreign = await foreignEntries(dir, entries);
     if (foreign.length > 0) {
       throw new ColdvaultError(
         'FOLDER_NOT_EMPTY',
@@ -63,7 +88,7 @@ export class Datastore extends VersionFolders implements DatastoreReader {
     // the folder is the store's now: private, also when it existed (a fresh disk's root is 0755); a
     // filesystem without Unix modes (exFAT) refuses: its mount options decide (privacy.ts says so)
     await chmod(dir, PRIVATE_DIR).catch(() => undefined);
-    for (const sub of ['chunks', 'guests', 'locks', 'quarantine']) await ensureDir(join(dir, sub));
+    for (const sub of SKELETON) await ensureDir(join(dir, sub));
     const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
     await writeFileDurable(join(dir, DATASTORE_ID_FILE), encodeIdentity(identity));
     return new Datastore(dir, identity, seams);

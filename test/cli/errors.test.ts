@@ -221,6 +221,19 @@ describe('datastore init', () => {
     expect(readdirSync(dir)).toEqual(['holiday.jpg']);
   });
 
+  it('runs again over what an init cut short left (its empty folders, a temp identity file), but not over a folder with a chunk in it', async () => {
+    const dir = join(lab.root, 'half-made');
+    for (const sub of ['chunks', 'guests', 'locks']) mkdirSync(join(dir, sub), { recursive: true });
+    writeFileSync(join(dir, 'coldvault-datastore.json.cvtmp-999999-dead'), '');
+    expect((await cli(['datastore', 'init', dir])).code).toBe(0);
+    expect((await cli(['datastore', 'info', '--store', dir])).code).toBe(0);
+    const used = join(lab.root, 'half-used');
+    mkdirSync(join(used, 'chunks', '3fa2'), { recursive: true });
+    const r = await cli(['datastore', 'init', used]);
+    expect(r.code).not.toBe(0);
+    expect(lastLine(r.stderr)).toMatch(/not empty \(chunks\)/);
+  });
+
   it('on an existing datastore says so and keeps its identity and versions', async () => {
     const idFile = join(lab.storeDir, 'coldvault-datastore.json');
     const identity = readFileSync(idFile, 'utf8');
