@@ -9,7 +9,7 @@
  * coldvault stopped always comes back, and a lock coldvault set is never left behind.
  */
 import { describeError, type HypervisorDriver, isColdvaultError, type TaskLog } from '../core/index.js';
-import { holderAlive, thisHost } from '../datastore/index.js';
+import { holderAlive, thisBoot, thisHost } from '../datastore/index.js';
 import type { StateDb } from './state-db.js';
 
 export interface JournalEntry {
@@ -17,6 +17,8 @@ export interface JournalEntry {
   taskId: string;
   pid: number;
   host: string;
+  /** the host's boot the row was written in (null in rows older than this field): after a reboot the pid means nothing */
+  boot: string | null;
   /** when the row was first written (the stop or the lock, whichever came first) */
   recordedAt: string;
   /** coldvault (may have) shut the guest down and not yet started it again */
@@ -32,6 +34,7 @@ interface JournalRow {
   task_id: string;
   pid: number;
   host: string;
+  boot: string | null;
   stopped_at: string;
   stopped: number;
   locked: number;
@@ -68,12 +71,13 @@ export class StopJournal {
   }
 
   entries(): JournalEntry[] {
-    const rows = this.db.prepare('SELECT vmid, task_id, pid, host, stopped_at, stopped, locked FROM journal ORDER BY stopped_at').all() as JournalRow[];
+    const rows = this.db.prepare('SELECT vmid, task_id, pid, host, boot, stopped_at, stopped, locked FROM journal ORDER BY stopped_at').all() as JournalRow[];
     return rows.map((r) => ({
       vmid: r.vmid,
       taskId: r.task_id,
       pid: r.pid,
       host: r.host,
+      boot: r.boot,
       recordedAt: r.stopped_at,
       stopped: r.stopped === 1,
       locked: r.locked === 1,
@@ -82,7 +86,7 @@ export class StopJournal {
 
   /** Entries left by processes that died (on this host). */
   orphans(): JournalEntry[] {
-    return this.entries().filter((e) => e.host === thisHost && !holderAlive(e));
+    return this.entries().filter((e) => e.host === thisHost && !holderAlive({ ...e, boot: e.boot ?? undefined }));
   }
 
   /**
@@ -129,10 +133,10 @@ export class StopJournal {
   private mark(vmid: string, taskId: string, mark: Mark): void {
     this.db
       .prepare(
-        `INSERT INTO journal (vmid, task_id, pid, host, stopped_at, stopped, locked) VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO journal (vmid, task_id, pid, host, boot, stopped_at, stopped, locked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (vmid, task_id) DO UPDATE SET ${mark} = 1`,
       )
-      .run(vmid, taskId, process.pid, thisHost, new Date().toISOString(), mark === 'stopped' ? 1 : 0, mark === 'locked' ? 1 : 0);
+      .run(vmid, taskId, process.pid, thisHost, thisBoot ?? null, new Date().toISOString(), mark === 'stopped' ? 1 : 0, mark === 'locked' ? 1 : 0);
   }
 
   private unmark(vmid: string, taskId: string, mark: Mark): void {
@@ -149,11 +153,20 @@ export class StopJournal {
  * The `stopped` and `locked` columns, added to a journal table of an older state database (whose
  * rows all record stops). Here rather than in state-db.ts: they are the journal's own business.
  */
+/** Columns newer than the first journal table: the two marks, and the boot id (rows of an older table are stops). */
+const ADDED_COLUMNS: ReadonlyArray<[string, string]> = [
+  ['stopped', 'stopped INTEGER NOT NULL DEFAULT 1'],
+  ['locked', 'locked INTEGER NOT NULL DEFAULT 0'],
+  ['boot', 'boot TEXT'],
+];
+
 function addMarkColumns(db: StateDb): void {
-  const has = (): boolean => (db.prepare("SELECT name FROM pragma_table_info('journal')").all() as Array<{ name: string }>).some((c) => c.name === 'locked');
-  if (has()) return;
+  const missing = (): Array<[string, string]> => {
+    const have = new Set((db.prepare("SELECT name FROM pragma_table_info('journal')").all() as Array<{ name: string }>).map((c) => c.name));
+    return ADDED_COLUMNS.filter(([name]) => !have.has(name));
+  };
+  if (missing().length === 0) return;
   db.transaction(() => {
-    if (has()) return; // another process was first
-    db.exec('ALTER TABLE journal ADD COLUMN stopped INTEGER NOT NULL DEFAULT 1; ALTER TABLE journal ADD COLUMN locked INTEGER NOT NULL DEFAULT 0;');
+    for (const [, ddl] of missing()) db.exec(`ALTER TABLE journal ADD COLUMN ${ddl}`); // again inside the lock: another process may have been first
   }).immediate();
 }

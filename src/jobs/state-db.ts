@@ -20,6 +20,9 @@ import { createPrivateFile, PRIVATE_DIR } from '../datastore/index.js';
 /** MIGRATIONS[i] takes version i + 1 to i + 2. */
 const MIGRATIONS: readonly string[] = [
   'ALTER TABLE tasks ADD COLUMN started_by TEXT', // 2: who started a task (token, web login, scheduler, CLI user)
+  // 3: the boot a task was started in: after a reboot its pid may belong to another process (the
+  // journal adds its own columns: journal.ts)
+  'ALTER TABLE tasks ADD COLUMN boot TEXT',
 ];
 const SCHEMA_VERSION = 1 + MIGRATIONS.length;
 

@@ -13,7 +13,7 @@ import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ColdvaultError, formatLogLine, type LogLevel, type LogLine, type TaskLog } from '../core/index.js';
-import { holderAlive, PRIVATE_DIR, PRIVATE_FILE, thisHost } from '../datastore/index.js';
+import { holderAlive, PRIVATE_DIR, PRIVATE_FILE, thisBoot, thisHost } from '../datastore/index.js';
 import type { StateDb } from './state-db.js';
 
 export type TaskStatus = 'running' | 'ok' | 'failed';
@@ -47,6 +47,7 @@ interface TaskRow {
   summary: string | null;
   result: string | null;
   started_by: string | null;
+  boot: string | null;
 }
 
 const toInfo = (r: TaskRow): TaskInfo => ({
@@ -99,8 +100,20 @@ export class TaskStore {
     const start = new Date();
     const id = newTaskId(type, start);
     this.db
-      .prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, summary, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(id, type, opts.jobId ?? null, opts.node, 'running', start.toISOString(), process.pid, thisHost, opts.summary ?? null, opts.startedBy ?? cliUser());
+      .prepare('INSERT INTO tasks (id, type, job_id, node, status, start, pid, host, boot, summary, started_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(
+        id,
+        type,
+        opts.jobId ?? null,
+        opts.node,
+        'running',
+        start.toISOString(),
+        process.pid,
+        thisHost,
+        thisBoot ?? null,
+        opts.summary ?? null,
+        opts.startedBy ?? cliUser(),
+      );
     return new TaskHandle(this.db, id, join(this.dir, `${id}.log`));
   }
 
@@ -130,7 +143,7 @@ export class TaskStore {
   markInterrupted(): void {
     const running = this.db.prepare("SELECT * FROM tasks WHERE status = 'running'").all() as TaskRow[];
     for (const r of running) {
-      if (holderAlive({ pid: r.pid, host: r.host })) continue;
+      if (holderAlive({ pid: r.pid, host: r.host, boot: r.boot ?? undefined })) continue;
       this.db
         .prepare(
           "UPDATE tasks SET status = 'failed', end = ?, summary = coalesce(summary, '') || ' (interrupted: process ' || pid || ' died)' WHERE id = ? AND status = 'running'",

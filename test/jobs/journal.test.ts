@@ -5,7 +5,7 @@
  * here; the fake keeps the lock in the guest's config file and refuses to start a locked guest
  * without --skiplock, as qm does). A dead run is a row whose pid is a process that has exited.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,24 @@ const guest = async (vmid: string, state: 'running' | 'stopped', lock?: string):
 };
 
 describe('the restart journal', () => {
+  it('after a reboot, a row whose pid now belongs to a live process is still an orphan (its boot id tells)', async () => {
+    await guest('105', 'stopped');
+    const j = new StopJournal(db);
+    j.recordStop('105', 't5');
+    const live = spawn('sleep', ['30']);
+    try {
+      db.prepare('UPDATE journal SET pid = ? WHERE vmid = ?').run(live.pid, '105');
+      expect(j.orphans()).toEqual([]); // the same boot: a live pid is a live run
+      db.prepare('UPDATE journal SET boot = ? WHERE vmid = ?').run('an-earlier-boot', '105');
+      expect(j.orphans().map((e) => e.vmid)).toEqual(['105']);
+      const log = createTaskLog();
+      expect(await j.recover(new ProxmoxDriver({ qm: fake.qm, pollMs: 10 }), log)).toBe(1);
+      expect(await fake.state('105')).toBe('running');
+    } finally {
+      live.kill();
+    }
+  });
+
   it('keeps one row per guest and task while either mark is set', () => {
     const j = new StopJournal(db);
     j.recordLock('101', 't1');
@@ -73,7 +91,7 @@ describe('the restart journal', () => {
     try {
       const entries = new StopJournal(raw).entries();
       expect(entries).toEqual([
-        { vmid: '102', taskId: 'told', pid: 4242, host: 'somehost', recordedAt: '2026-01-01T00:00:00.000Z', stopped: true, locked: false },
+        { vmid: '102', taskId: 'told', pid: 4242, host: 'somehost', boot: null, recordedAt: '2026-01-01T00:00:00.000Z', stopped: true, locked: false },
       ]);
       expect(new StopJournal(other).entries()).toEqual(entries); // its columns exist already: no second ALTER
     } finally {

@@ -349,7 +349,7 @@ describe('tokens and their roles (built CLI)', () => {
 
     const db = openStateDb(stateDir);
     try {
-      expect(db.pragma('user_version', { simple: true })).toBe(2);
+      expect(db.pragma('user_version', { simple: true })).toBe(3); // roles (2), task boot ids (3)
       expect(new TokenStore(db).list()).toEqual([expect.objectContaining({ name: 'legacy', role: 'admin', store: null })]);
       expect(new TokenStore(db).authenticate('cv_legacy-secret')).toEqual({ name: 'legacy', grant: { role: 'admin' } });
       const tasks = new TaskStore(db, stateDir);
