@@ -27,10 +27,11 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const { checkListen, createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, startServer, TaskRunner } = await import('../../server/index.js');
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
   checkListen(host, ctx.config);
+  const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
+  const signalled = untilSignal(log); // from the start: a SIGTERM during start-up stops cleanly too, never the default kill
   const state = ctx.state();
   const driver = ctx.driver();
   await recoverGuests(ctx);
-  const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
   const privacy = warnAboutModes(ctx, log);
   const { generated } = await ensureAdminPassword(state.db, process.env.COLDVAULT_ADMIN_PASSWORD);
   if (generated) ctx.print(`admin password (shown only now; stored hashed): ${generated}`);
@@ -54,7 +55,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     `coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`,
   );
   scheduler.start();
-  await untilSignal(log);
+  await signalled;
   await Promise.all([scheduler.stop(), runner.close()]);
   await app.close();
   await privacy;
