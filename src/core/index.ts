@@ -13,3 +13,4 @@ export * from './hypervisor.js';
 export * from './aligned.js';
 export { loadNative, type NativeAddon } from './native.js';
 export * from './seams.js';
+export * from './snapshots.js';
