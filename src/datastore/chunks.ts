@@ -205,18 +205,8 @@ export class ChunkStore {
     return this.putBack(hex);
   }
 
-  /** Moves every leftover of a dead gc back in place (the caller holds the gc lock); returns how many. */
-  async putBackAllAside(): Promise<number> {
-    let count = 0;
-    for await (const entry of this.entries()) {
-      if (!entry.name.includes(GC_ASIDE_MARK)) continue;
-      if (await this.putBack(entry.name.slice(0, entry.name.indexOf(GC_ASIDE_MARK)))) count++;
-    }
-    return count;
-  }
-
-  /** Puts one aside copy of `hex` back unless the chunk is there; drops the other copies. */
-  private async putBack(hex: string): Promise<boolean> {
+  /** Puts one aside copy of `hex` back unless the chunk is there; drops the other copies. True when the chunk is in place. */
+  async putBack(hex: string): Promise<boolean> {
     for (const copy of await this.asideCopies(hex)) {
       try {
         if (await this.present(hex)) await unlink(copy);
@@ -236,19 +226,19 @@ export class ChunkStore {
   }
 
   /** Every chunk file and every leftover temp file, folder by folder. */
-  async *list(): AsyncGenerator<{ name: string; path: string; temp: boolean }> {
-    for await (const entry of this.entries()) {
-      const temp = entry.name.includes(TEMP_MARK);
-      if (temp || isDigestHex(entry.name)) yield { ...entry, temp };
-    }
-  }
-
-  private async *entries(): AsyncGenerator<{ name: string; path: string }> {
+  /**
+   * Every chunk file, leftover temp file and copy moved aside by a gc (`hex` names the chunk), folder
+   * by folder; each folder is read once, before its entries are handed out.
+   */
+  async *list(): AsyncGenerator<{ name: string; path: string; kind: 'chunk' | 'temp' | 'aside'; hex: string }> {
     const prefixes = await readdir(this.dir).catch(() => [] as string[]);
     for (const prefix of prefixes.sort()) {
       if (!/^[0-9a-f]{4}$/.test(prefix)) continue;
       const names = await readdir(join(this.dir, prefix)).catch(() => [] as string[]);
-      for (const name of names) yield { name, path: join(this.dir, prefix, name) };
+      for (const name of names) {
+        const kind = name.includes(GC_ASIDE_MARK) ? 'aside' : name.includes(TEMP_MARK) ? 'temp' : isDigestHex(name) ? 'chunk' : undefined;
+        if (kind) yield { name, path: join(this.dir, prefix, name), kind, hex: name.slice(0, 64) };
+      }
     }
   }
 }

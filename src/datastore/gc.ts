@@ -12,8 +12,9 @@
  *     time again and deletes it only if it is still old (else renames it back). A gc that dies between
  *     the rename and its last look (kill -9, power cut) leaves the copy aside; a backup may have
  *     touched the chunk and published a version using it just before the rename. So a copy aside is
- *     never deleted as a leftover: a read that misses the chunk puts it back (chunks.ts), and every gc
- *     puts all leftovers back before step 2, then judges them like any chunk.
+ *     never deleted as a leftover: a read that misses the chunk puts it back (chunks.ts), and gc puts
+ *     every leftover back as its sweep meets it (it holds the gc lock: their gc is dead); the next gc
+ *     judges them like any chunk.
  *
  * Why no interleaving of backup, prune and gc loses a chunk that a version references. Every
  * backup registers as a writer (locks.ts: its start W is taken before the registration file appears)
@@ -49,6 +50,8 @@ export interface GcResult {
   removedBytes: number;
   keptUnreferenced: number;
   removedTempFiles: number;
+  /** copies an interrupted gc had left aside, put back in place */
+  putBack: number;
 }
 
 const TIMESTAMP_SLACK_MS = 3_000;
@@ -57,8 +60,6 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
   const lock = await store.locks.acquire('gc', 'garbage collection');
   try {
     await store.checkpoint('gc:locked');
-    const putBack = await store.chunks.putBackAllAside();
-    if (putBack > 0) log.info(`put back ${putBack} chunk(s) an interrupted garbage collection had moved aside`);
     const gcStart = store.clock.now();
     const writers = await store.locks.liveWriters();
     const cutoff = Math.min(gcStart, ...writers.map((w) => w.start)) - TIMESTAMP_SLACK_MS;
@@ -69,6 +70,7 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
       `marked ${referenced.size} referenced chunks; ${writers.length} backup(s) running; sweeping chunks unused since ${new Date(cutoff).toISOString()}`,
     );
     const result = await sweep(store, referenced, cutoff);
+    if (result.putBack > 0) log.info(`put back ${result.putBack} chunk(s) an interrupted garbage collection had moved aside`);
     return { referencedChunks: referenced.size, ...result };
   } finally {
     await lock.release();
@@ -100,9 +102,13 @@ async function markVersion(store: Datastore, guestId: string, version: number, r
 }
 
 async function sweep(store: Datastore, referenced: Set<string>, cutoff: number): Promise<Omit<GcResult, 'referencedChunks'>> {
-  const r = { removedChunks: 0, removedBytes: 0, keptUnreferenced: 0, removedTempFiles: 0 };
+  const r = { removedChunks: 0, removedBytes: 0, keptUnreferenced: 0, removedTempFiles: 0, putBack: 0 };
   for await (const entry of store.chunks.list()) {
-    if (entry.temp) {
+    if (entry.kind === 'aside') {
+      if (await store.chunks.putBack(entry.hex)) r.putBack++; // left by a gc that died; judged by the next gc
+      continue;
+    }
+    if (entry.kind === 'temp') {
       if (await staleTemp(entry.name, entry.path)) {
         await unlink(entry.path).catch(() => undefined);
         r.removedTempFiles++;
