@@ -4,7 +4,9 @@
  * Contracts:
  * - `status` never changes anything.
  * - `shutdown` asks the guest to power off (ACPI) and resolves once it is off; after `timeoutMs` it
- *   rejects with STOP_TIMEOUT and leaves the guest running (the caller decides about `stop`).
+ *   rejects with STOP_TIMEOUT and leaves the guest running (the caller decides about `stop`). While
+ *   it waits, it presses the button again every few seconds (a guest still booting misses a press),
+ *   saying so in `opts.log` (the config's `buttonRepeatSeconds`, see guests/hypervisor/power-button.ts).
  * - `stop` is a hard stop (power cut); `start` resolves once the hypervisor reports the guest running.
  * All are idempotent where that makes sense: shutdown/stop of a stopped guest and start of a running
  * one resolve at once.
@@ -15,12 +17,19 @@
  *   `unlockBackup` clears a `backup` lock (also one left by a run that died), resolves at once when
  *   there is none, and leaves any other lock in place with GUEST_LOCKED naming it.
  */
+import type { TaskLog } from './log.js';
+
 export type GuestRunState = 'running' | 'stopped' | 'paused' | 'unknown';
+
+export interface ShutdownOptions {
+  /** the job's log: each repeated press of the power button is an info line here */
+  log?: TaskLog;
+}
 
 export interface HypervisorDriver {
   readonly name: string;
   status(vmid: string): Promise<GuestRunState>;
-  shutdown(vmid: string, timeoutMs: number): Promise<void>;
+  shutdown(vmid: string, timeoutMs: number, opts?: ShutdownOptions): Promise<void>;
   stop(vmid: string): Promise<void>;
   start(vmid: string, timeoutMs?: number): Promise<void>;
   /** disk image paths of a guest, where the hypervisor knows them (libvirt domblklist) */
@@ -41,4 +50,6 @@ export interface HypervisorConfig {
   libvirtUri?: string;
   /** libvirt: domain name template, `{vmid}` replaced; default the vmid itself */
   libvirtDomain?: string;
+  /** every driver: while waiting for a shutdown, press the power button again every this many seconds; default 5, 0 = press once */
+  buttonRepeatSeconds?: number;
 }

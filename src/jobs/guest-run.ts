@@ -215,7 +215,7 @@ class GuestRun {
     ctx.journal.recordStop(vmid, ctx.taskId);
     log.info('stopping virtual guest');
     try {
-      await ctx.driver.shutdown(vmid, ctx.job.stopTimeout * 1000);
+      await ctx.driver.shutdown(vmid, ctx.job.stopTimeout * 1000, { log });
     } catch (err) {
       if (!isColdvaultError(err, 'STOP_TIMEOUT') || !ctx.job.forceStop) {
         if ((await ctx.driver.status(vmid).catch(() => 'unknown')) === 'running') ctx.journal.clearStop(vmid, ctx.taskId);

@@ -13,6 +13,8 @@
  *   as vm_start and _do_vm_stop do;
  * - `ignore-acpi-<vmid>`: shutdown dies "VM quit/powerdown failed - got timeout"; `broken-<vmid>`:
  *   start fails like a QEMU that cannot open its disk;
+ * - `missed-presses-<vmid>` holding N: the next N shutdowns miss their one press (a guest still
+ *   booting): each waits its `--timeout` seconds, then dies "... got timeout", as vm_stop does;
  * - every call appended to `calls.log` (its argv after `qm`).
  * Not modelled: the config file's flock (tests call it from one process at a time), pending changes,
  * the `digest:` line of `qm config`, real guests.
@@ -61,6 +63,15 @@ case "$cmd" in
   shutdown)
     check_lock
     if [ -f "$dir/ignore-acpi-$vmid" ]; then
+      echo "VM quit/powerdown failed - got timeout" >&2
+      exit 255
+    fi
+    missed=$(cat "$dir/missed-presses-$vmid" 2>/dev/null || echo 0)
+    if [ "$missed" -gt 0 ]; then
+      echo $((missed - 1)) > "$dir/missed-presses-$vmid"
+      wait_s=60; prev=
+      for a in "$@"; do [ "$prev" = --timeout ] && wait_s=$a; prev=$a; done
+      sleep "$wait_s"
       echo "VM quit/powerdown failed - got timeout" >&2
       exit 255
     fi

@@ -61,8 +61,8 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     expect(await calls()).toEqual(['status 101', 'status 101']);
   });
 
-  it('shutdown and start use the command lines of vzdump stop mode; --skiplock only while it holds the backup lock', async () => {
-    const d = new ProxmoxDriver({ qm, pollMs: 10 });
+  it('shutdown (pressed once: buttonRepeatMs 0) and start use the command lines of vzdump stop mode; --skiplock only while it holds the backup lock', async () => {
+    const d = new ProxmoxDriver({ qm, pollMs: 10, buttonRepeatMs: 0 });
     await d.lockBackup('101');
     await d.shutdown('101', 600_000); // vzdump: stopwait 10 min
     expect(await state('101')).toBe('stopped');
@@ -121,7 +121,7 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     expect(await state('101')).toBe('running');
   });
 
-  it('a qm that outlives its own timeout is killed and reported as STOP_TIMEOUT (injected runner)', async () => {
+  it('a qm that outlives its own timeout is killed and reported as STOP_TIMEOUT, not run again (injected runner)', async () => {
     const seen: string[][] = [];
     const run: CommandRunner = async (argv, opts) => {
       seen.push(argv);
@@ -131,7 +131,8 @@ describe('ProxmoxDriver against a fake qm (no Proxmox host here)', () => {
     };
     const err = await new ProxmoxDriver({ run }).shutdown('101', 10_000).catch((e: unknown) => e);
     expect((err as ColdvaultError).code).toBe('STOP_TIMEOUT');
-    expect(seen.map((a) => a.join(' '))).toEqual(['qm status 101', 'qm shutdown 101 --keepActive --timeout 10']);
+    // the first press waits the repeat interval (5 s by default), then qm is killed by us
+    expect(seen.map((a) => a.join(' '))).toEqual(['qm status 101', 'qm shutdown 101 --keepActive --timeout 5']);
   });
 
   it('a non-zero exit is a HYPERVISOR error naming the command, its first stderr line and the exit code', async () => {

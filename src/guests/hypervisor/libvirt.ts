@@ -2,7 +2,9 @@
  * The libvirt hypervisor driver: the `virsh` command (interfaces.md §6), `LC_ALL=C`.
  *   status:    `virsh -c URI domstate DOM`  (`running`, `shut off (shutdown)`, `paused`...)
  *   shutdown:  `virsh -c URI shutdown DOM --mode acpi`, then `domstate` every `pollMs` until
- *              `shut off`; past the timeout STOP_TIMEOUT and the guest is left running
+ *              `shut off`, the shutdown sent again every `buttonRepeatMs` (power-button.ts; a repeat
+ *              refused because the domain went off meanwhile is no error); past the timeout
+ *              STOP_TIMEOUT and the guest is left running
  *   stop:      `virsh -c URI destroy DOM`;  start: `virsh -c URI start DOM`, then `domstate` until running
  *   diskPaths: `virsh -c URI domblklist DOM --details`, `disk` rows with a source (no cdroms)
  * DOM is the `domain` template with `{vmid}` replaced. A failing virsh is HYPERVISOR naming the command.
@@ -14,7 +16,8 @@
  * mark is the call's. That replays commands, which is why it is refused for real hypervisors.
  */
 import { startAndWait } from './start-wait.js';
-import { ColdvaultError, type GuestRunState, type HypervisorDriver } from '../../core/index.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver, type ShutdownOptions } from '../../core/index.js';
+import { DEFAULT_BUTTON_REPEAT_MS, pressUntilOff } from './power-button.js';
 import { commandError, runCommand, type CommandResult, type CommandRunner } from './run-command.js';
 
 export interface LibvirtDriverOptions {
@@ -32,6 +35,8 @@ export interface LibvirtDriverOptions {
   shutdownMode?: string | null;
   /** test:/// URIs only: carry state across calls by replaying it in one virsh invocation (see header) */
   session?: boolean;
+  /** while waiting for a shutdown, send it again this long after the last one; default 5000, 0 = once */
+  buttonRepeatMs?: number;
 }
 
 const COMMAND_TIMEOUT_MS = 120_000;
@@ -92,6 +97,7 @@ export class LibvirtDriver implements HypervisorDriver {
   private readonly virshPath: string;
   private readonly shutdownMode: string | null;
   private readonly session: boolean;
+  private readonly buttonRepeatMs: number;
   /** session mode: the state-changing commands that succeeded, in order */
   private readonly history: string[] = [];
 
@@ -103,6 +109,7 @@ export class LibvirtDriver implements HypervisorDriver {
     this.virshPath = opts.virsh ?? 'virsh';
     this.shutdownMode = opts.shutdownMode === undefined ? 'acpi' : opts.shutdownMode;
     this.session = opts.session ?? false;
+    this.buttonRepeatMs = opts.buttonRepeatMs ?? DEFAULT_BUTTON_REPEAT_MS;
     if (this.session && !(this.uri ?? '').startsWith('test:')) {
       throw new ColdvaultError('USAGE', `libvirt session mode replays commands and is only for test:/// URIs, not '${this.uri ?? '(default)'}'`);
     }
@@ -122,22 +129,33 @@ export class LibvirtDriver implements HypervisorDriver {
     return parseDomstate(result.stdout);
   }
 
-  async shutdown(vmid: string, timeoutMs: number): Promise<void> {
+  async shutdown(vmid: string, timeoutMs: number, opts: ShutdownOptions = {}): Promise<void> {
     const dom = this.domainOf(vmid);
     if ((await this.status(vmid)) === 'stopped') return;
-    const deadline = Date.now() + timeoutMs;
+    const off = await pressUntilOff({
+      vmid,
+      timeoutMs,
+      repeatMs: this.buttonRepeatMs,
+      pollMs: this.pollMs,
+      log: opts.log,
+      press: (count) => this.pressButton(vmid, dom, count),
+      isOff: async () => (await this.status(vmid)) === 'stopped',
+      pause: sleep,
+    });
+    if (off) return;
+    throw new ColdvaultError(
+      'STOP_TIMEOUT',
+      `shutting down guest ${vmid} (libvirt domain '${dom}') timed out after ${Math.round(timeoutMs / 1000)} s; it is still running`,
+    );
+  }
+
+  /** `virsh shutdown`; a repeat that fails because the domain is off by now is no error. */
+  private async pressButton(vmid: string, dom: string, count: number): Promise<void> {
     const mode = this.shutdownMode === null ? [] : ['--mode', this.shutdownMode];
-    await this.virsh(['shutdown', dom, ...mode]);
-    for (;;) {
-      if ((await this.status(vmid)) === 'stopped') return;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new ColdvaultError(
-          'STOP_TIMEOUT',
-          `shutting down guest ${vmid} (libvirt domain '${dom}') timed out after ${Math.round(timeoutMs / 1000)} s; it is still running`,
-        );
-      }
-      await sleep(Math.min(this.pollMs, left));
+    try {
+      await this.virsh(['shutdown', dom, ...mode]);
+    } catch (err) {
+      if (count === 1 || (await this.status(vmid)) !== 'stopped') throw err;
     }
   }
 

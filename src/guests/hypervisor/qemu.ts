@@ -2,13 +2,14 @@
  * The hypervisor driver for plain QEMU, spoken to over its QMP socket (see qmp.ts).
  * - status: no socket, or nobody listening on it -> 'stopped'; else `query-status`.
  * - shutdown: `system_powerdown` (an ACPI power-button press), then waits until QEMU is gone (its
- *   socket closes) or reports status 'shutdown' (`-no-shutdown`); STOP_TIMEOUT after timeoutMs,
- *   leaving the guest running.
+ *   socket closes) or reports status 'shutdown' (`-no-shutdown`), pressing again every
+ *   `buttonRepeatMs` (power-button.ts); STOP_TIMEOUT after timeoutMs, leaving the guest running.
  * - stop: `quit` (a power cut), then waits for the socket to close.
  * - start: runs `startCommand` (`{vmid}` replaced, via /bin/sh -c), which must return once QEMU runs
  *   (e.g. `-daemonize`), then polls `query-status` until 'running'.
  */
-import { ColdvaultError, type GuestRunState, type HypervisorDriver, isColdvaultError } from '../../core/index.js';
+import { ColdvaultError, type GuestRunState, type HypervisorDriver, isColdvaultError, type ShutdownOptions } from '../../core/index.js';
+import { type ButtonPresser, DEFAULT_BUTTON_REPEAT_MS, pressUntilOff } from './power-button.js';
 import { isQmpGone, QmpClient } from './qmp.js';
 
 export interface QemuDriverConfig {
@@ -16,6 +17,8 @@ export interface QemuDriverConfig {
   qmpSocket?: string;
   /** the command that starts a guest, `{vmid}` replaced, run by /bin/sh -c */
   startCommand?: string;
+  /** while waiting for a shutdown, press the power button again this long after the last press; default 5000, 0 = once */
+  buttonRepeatMs?: number;
 }
 
 const DEFAULT_QMP_SOCKET = '/var/run/qemu-server/{vmid}.qmp';
@@ -66,13 +69,13 @@ export class QemuDriver implements HypervisorDriver {
     }
   }
 
-  async shutdown(vmid: string, timeoutMs: number): Promise<void> {
+  async shutdown(vmid: string, timeoutMs: number, opts: ShutdownOptions = {}): Promise<void> {
     const client = await this.tryConnect(vmid);
     if (!client) return;
     try {
       if ((await queryState(client)) === 'stopped') return;
-      await ignoreGone(client.execute('system_powerdown'));
-      if (await waitForPowerOff(client, timeoutMs)) return;
+      const repeatMs = this.config.buttonRepeatMs ?? DEFAULT_BUTTON_REPEAT_MS;
+      if (await pressUntilPowerOff(client, { vmid, timeoutMs, repeatMs, log: opts.log })) return;
       throw new ColdvaultError('STOP_TIMEOUT', `guest ${vmid} did not power off within ${Math.round(timeoutMs / 1000)} s after the ACPI request`);
     } finally {
       await client.close();
@@ -152,14 +155,13 @@ async function ignoreGone<T>(pending: Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** Polls each second until the socket closes or QEMU reports 'shutdown'; false after timeoutMs. */
-async function waitForPowerOff(client: QmpClient, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (client.isOpen) {
-    if ((await queryState(client)) === 'stopped') return true;
-    const left = deadline - Date.now();
-    if (left <= 0) return false;
-    await settlesWithin(client.closed, Math.min(POLL_MS, left));
-  }
-  return true;
+/** Presses the button (again every repeatMs) and polls each second until the socket closes or QEMU reports 'shutdown'. */
+function pressUntilPowerOff(client: QmpClient, how: Pick<ButtonPresser, 'vmid' | 'timeoutMs' | 'repeatMs' | 'log'>): Promise<boolean> {
+  return pressUntilOff({
+    ...how,
+    pollMs: POLL_MS,
+    press: async () => void (await ignoreGone(client.execute('system_powerdown'))),
+    isOff: async () => !client.isOpen || (await queryState(client)) === 'stopped',
+    pause: (ms) => settlesWithin(client.closed, ms),
+  });
 }
