@@ -120,7 +120,7 @@ export interface OpenedDatabase {
 export function openDatabase(file: string, inode: number | undefined): OpenedDatabase {
   let db: Database.Database;
   try {
-    createPrivateFile(file); // 0600; SQLite gives its -journal the same mode
+    if (file !== ':memory:') createPrivateFile(file); // 0600; SQLite gives its -journal the same mode (an in-memory catalog has no file)
     db = new Database(file);
   } catch (err) {
     throw catalogError(file, inode, 'opening', err);

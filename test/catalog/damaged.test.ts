@@ -123,6 +123,7 @@ describe('Catalog.open on a read-only datastore (a read-only bind mount, as root
       expect(log.lines[0]?.message).toMatch(/is damaged: .*; the datastore is read-only, so this command uses a catalog rebuilt in memory/);
     });
     expect(readFileSync(file)).toEqual(damaged);
+    expect(existsSync(':memory:'), 'an in-memory catalog leaves no file named :memory: in the working folder').toBe(false);
     expect(asideFiles(file)).toEqual([]);
   });
 
