@@ -9,6 +9,9 @@ import PQueue from 'p-queue';
 import {
   createTaskLog,
   describeError,
+  type Downtime,
+  downtimeMillis,
+  formatDowntime,
   formatBytes,
   formatDuration,
   formatLogLine,
@@ -68,6 +71,8 @@ export interface BackupRequest {
   beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
   afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
+  /** asked when the manifest is written: how long the job held the guest off (undefined: not known yet, or not stopped) */
+  downtime?: () => Downtime | undefined;
 }
 
 export interface BackupResult {
@@ -202,6 +207,7 @@ async function writeVersion(
   await confirmReused(written, ctx, vlog);
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
+  const downtimeMs = recordDowntime(req, vlog);
   const manifest: Manifest = {
     format: DATASTORE_FORMAT,
     guestId: req.guestId,
@@ -215,6 +221,7 @@ async function writeVersion(
     storedBytes: sum.storedBytes,
     newBytes: sum.newBytes,
     durationSeconds: seconds,
+    ...(downtimeMs === undefined ? {} : { downtimeMs }),
   };
   await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
   return manifest;
@@ -236,6 +243,14 @@ async function writeIndex(staging: Staging, disk: PlannedDisk, result: BackupDis
     zeroChunks: result.zeroChunks,
     zeroBytes: result.zeroBytes,
   };
+}
+
+/** The job's downtime for the manifest, logged as `guest 101 was off for 00:00:14 (...)` when known. */
+function recordDowntime(req: BackupRequest, vlog: TaskLog): number | undefined {
+  const downtime = req.downtime?.();
+  if (downtime === undefined) return undefined;
+  vlog.info(formatDowntime(req.guestId, downtime));
+  return downtimeMillis(downtime);
 }
 
 function addCounters(sum: DiskCounters, add: DiskCounters): void {
