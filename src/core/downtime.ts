@@ -25,7 +25,7 @@ function seconds(ms: number): string {
 /** `guest 101 was off for 00:00:14 (shutdown 11.2 s, snapshot 0.02 s, start 2.9 s)` */
 export function formatDowntime(guestId: string, d: Downtime): string {
   return (
-    `guest ${guestId} was off for ${formatDuration(d.offMs / 1000)} ` +
+    `guest ${guestId} was off for ${formatDuration(Math.round(d.offMs) / 1000)} ` + // the whole ms kept in manifest and task result
     `(shutdown ${seconds(d.shutdownMs)}, snapshot ${seconds(d.snapshotMs)}, start ${seconds(d.startMs)})`
   );
 }
