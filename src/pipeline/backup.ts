@@ -1,8 +1,8 @@
 /**
  * The backup of one guest (its disks must not change meanwhile: the job layer stops the guest).
  * lock guest -> read config -> select disks -> space check -> stage version -> back up each disk ->
- * sync chunk folders -> manifest -> publish -> catalog -> keep-N rotation. The version log is written
- * in vzdump's style and kept in the version folder.
+ * sync chunk folders -> [beforePublish] -> manifest -> publish -> catalog -> keep-N rotation. The
+ * version log is written in vzdump's style and kept in the version folder.
  */
 import { join } from 'node:path';
 import PQueue from 'p-queue';
@@ -67,7 +67,10 @@ export interface BackupRequest {
   statusLine?: string;
   /** after planning and the space check, before anything is written: the job stops the guest here */
   beforeArchive?: (log: TaskLog) => Promise<void>;
-  /** after every chunk, index and the manifest are written, before publishing: a throw discards the version */
+  /**
+   * after every chunk and index is written, before the manifest and the publish: a throw discards the
+   * version. A job that starts the guest again here has its downtime in the manifest.
+   */
   beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
   afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
@@ -110,8 +113,9 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
-    const manifest = await writeVersion(req, plan, staging, version, started, vlog);
+    const written = await writeVersion(req, plan, staging, version, started, vlog);
     await req.beforePublish?.(vlog);
+    const manifest = await writeManifest(req, staging, written, vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
     await req.store.checkpoint('backup:publish');
     await req.store.publish(staging, version);
@@ -207,8 +211,7 @@ async function writeVersion(
   await confirmReused(written, ctx, vlog);
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
-  const downtimeMs = recordDowntime(req, vlog);
-  const manifest: Manifest = {
+  return {
     format: DATASTORE_FORMAT,
     guestId: req.guestId,
     guestName: plan.name,
@@ -221,8 +224,13 @@ async function writeVersion(
     storedBytes: sum.storedBytes,
     newBytes: sum.newBytes,
     durationSeconds: seconds,
-    ...(downtimeMs === undefined ? {} : { downtimeMs }),
   };
+}
+
+/** Written last, after beforePublish: the downtime of a guest the job started again there is known by then. */
+async function writeManifest(req: BackupRequest, staging: Staging, written: Manifest, vlog: TaskLog): Promise<Manifest> {
+  const downtimeMs = recordDowntime(req, vlog);
+  const manifest: Manifest = downtimeMs === undefined ? written : { ...written, downtimeMs };
   await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
   return manifest;
 }

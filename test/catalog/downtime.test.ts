@@ -1,7 +1,8 @@
 /**
  * A version's downtime from the backup to the user: the engine's backupGuest (in process, dist/) with
  * a job that answers `downtime` writes `downtimeMs` into the manifest and the line
- * `guest 101 was off for 00:00:14 (...)` into the task log and the version's backup.log; the catalog
+ * `guest 101 was off for 00:00:14 (...)` into the task log and the version's backup.log (asked after
+ * beforePublish, where a job may start the guest again, so it is known by then); the catalog
  * records it, `coldvault list --json` (the built CLI) shows it, and a rebuild from the manifests
  * gives it back. A backup whose job does not know it (or that is no job's) writes no field and no
  * line, exactly as manifests were before, and lists as null. A catalog file of schema 2 (before the
@@ -20,7 +21,7 @@ let lab: Lab;
 
 beforeAll(async () => {
   lab = makeLab('cv-downtime-');
-  for (const vmid of ['101', '102']) {
+  for (const vmid of ['101', '102', '103']) {
     writeGuest(lab, vmid, [{ key: 'scsi0', file: `vm-${vmid}-disk-0.raw` }]);
     writeImage(imagePath(lab, vmid, `vm-${vmid}-disk-0.raw`), ['random', 'zero', 'text'], Number(vmid));
   }
@@ -51,6 +52,22 @@ describe('downtime through manifest, catalog and list --json', () => {
     expect(versionLog('101', 1)).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d INFO: ${DOWNTIME_LINE.replace(/[().]/g, '\\$&')}$`, 'm'));
   });
 
+  it('asked after beforePublish: a guest the job starts again there has its downtime in the manifest', async () => {
+    let started = false;
+    const { manifest, lines } = await backupInProcess({
+      ...lab,
+      guestId: '102',
+      beforePublish: async (log) => {
+        log.info('status after reading the disks = stopped');
+        started = true; // the job starts the guest here (the flow without snapshots, issue 11)
+      },
+      downtime: () => (started ? DOWNTIME : undefined),
+    });
+    expect(manifestJson('102', manifest.version).downtimeMs).toBe(DOWNTIME_MS);
+    const line = lines.indexOf(DOWNTIME_LINE.replace('guest 101', 'guest 102'));
+    expect(line).toBeGreaterThan(lines.indexOf('status after reading the disks = stopped'));
+  });
+
   it('a job that does not know it yet, and a backup that is no job: no field, no line', async () => {
     const unknown = await backup('101', () => undefined);
     const none = await backup('101');
@@ -76,7 +93,7 @@ describe('downtime through manifest, catalog and list --json', () => {
   });
 
   it('a schema-2 catalog (before the column) is migrated: rows and verify state kept, downtime null; new versions record it', async () => {
-    await backup('102');
+    await backup('103');
     const verify = await cli(['verify', '--store', lab.storeDir]);
     expect(verify.code, verify.stderr).toBe(0);
     const file = join(lab.storeDir, 'catalog.sqlite');
@@ -86,14 +103,14 @@ describe('downtime through manifest, catalog and list --json', () => {
     db.pragma('user_version = 2');
     db.close();
 
-    const migrated = await listed('102');
+    const migrated = await listed('103');
     expect(migrated.map((v) => [v.version, v.downtimeMs, v.verifyState])).toEqual([[1, null, 'ok']]);
     const check = new Database(file, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();
 
-    await backup('102', () => DOWNTIME);
-    expect((await listed('102')).map((v) => [v.version, v.downtimeMs, v.verifyState])).toEqual([
+    await backup('103', () => DOWNTIME);
+    expect((await listed('103')).map((v) => [v.version, v.downtimeMs, v.verifyState])).toEqual([
       [1, null, 'ok'],
       [2, DOWNTIME_MS, 'unverified'],
     ]);

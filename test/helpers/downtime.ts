@@ -9,7 +9,7 @@ import { Catalog } from '../../dist/catalog/index.js';
 import { createTaskLog } from '../../dist/core/index.js';
 import { Datastore } from '../../dist/datastore/index.js';
 import { backupGuest, WorkerPool } from '../../dist/pipeline/index.js';
-import type { Downtime } from '../../src/core/index.js';
+import type { Downtime, TaskLog } from '../../src/core/index.js';
 import type { Manifest } from '../../src/format/index.js';
 
 /** The issue's example: `guest 101 was off for 00:00:14 (shutdown 11.2 s, snapshot 0.02 s, start 2.9 s)`. */
@@ -25,6 +25,8 @@ export interface InProcessBackup {
   guestId: string;
   /** left out: a request without the field (a backup that is no job's, as `coldvault backup` makes) */
   downtime?: () => Downtime | undefined;
+  /** the job's last say before the manifest (the still-stopped check; a job may start the guest here) */
+  beforePublish?: (log: TaskLog) => Promise<void>;
 }
 
 /** Backs up one guest in this process; returns its manifest and the lines the task log got. */
@@ -45,6 +47,7 @@ export async function backupInProcess(opts: InProcessBackup): Promise<{ manifest
       zstdLevel: 1,
       log,
       ...(opts.downtime ? { downtime: opts.downtime } : {}),
+      ...(opts.beforePublish ? { beforePublish: opts.beforePublish } : {}),
     });
     return { manifest, lines: log.lines.map((l) => l.message) };
   } finally {
