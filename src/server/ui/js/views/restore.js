@@ -1,7 +1,8 @@
 // Backup -> Restore: external device (optional: mounted read-only on the chosen datastore folder),
 // from path (a datastore of GET /status), from ID, version, new ID; beside it the backups of that
 // datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..; with
-// `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
+// `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the
+// form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
 import { get, post, query } from '../api.js';
 import { formatDay, h } from '../dom.js';
 import { formatDuration } from './task-guests.js';
