@@ -13,6 +13,7 @@ export interface VersionRow {
   new_bytes: number;
   stored_bytes: number;
   chunk_count: number;
+  downtime_ms: number | null;
 }
 
 export interface StoredVersionRow extends VersionRow {
@@ -52,6 +53,7 @@ export function versionRow(m: Manifest): VersionRow {
     new_bytes: m.newBytes,
     stored_bytes: m.storedBytes,
     chunk_count: sum(m.disks.map((d) => d.chunkCount)),
+    downtime_ms: m.downtimeMs ?? null,
   };
 }
 
@@ -97,6 +99,7 @@ export function toVersion(row: StoredVersionRow, disks: DiskRow[]): CatalogVersi
     newBytes: row.new_bytes,
     storedBytes: row.stored_bytes,
     chunkCount: row.chunk_count,
+    downtimeMs: row.downtime_ms,
     verifyState: row.verify_state,
     verifiedAt: row.verified_at,
     verifyDetail: row.verify_detail,

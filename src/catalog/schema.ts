@@ -101,7 +101,14 @@ ALTER TABLE versions_v2 RENAME TO versions;
 ALTER TABLE disks_v2 RENAME TO disks;
 `;
 
-const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE];
+/**
+ * v3: how long the guest was off for the backup (manifest `downtimeMs`), NULL when the manifest has
+ * none. Rows already there keep NULL, which is right: they came from manifests read by a build that
+ * refused a manifest with `downtimeMs` (an unknown field then), so none of them has one.
+ */
+const V3_DOWNTIME = 'ALTER TABLE versions ADD COLUMN downtime_ms INTEGER';
+
+const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE, V3_DOWNTIME];
 
 /** The schema version this build writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -34,6 +34,8 @@ export interface CatalogVersion {
   /** from the manifest: bytes this version newly wrote to the store (after compression) */
   storedBytes: number;
   chunkCount: number;
+  /** from the manifest: milliseconds the guest was off for this backup; null when it has none */
+  downtimeMs: number | null;
   verifyState: VerifyState;
   verifiedAt: string | null;
   verifyDetail: string | null;

@@ -17,5 +17,6 @@ export function versionJson(v: CatalogVersion): Record<string, unknown> {
     zeroBytes: v.zeroBytes,
     newBytes: v.newBytes,
     storedBytes: v.storedBytes,
+    downtimeMs: v.downtimeMs,
   };
 }

@@ -1,8 +1,8 @@
 /**
  * core: the shared vocabulary of coldvault. Every other layer may import from here; core imports
  * nothing of ours. It holds typed errors (a stable `code` plus an ES2022 `cause`), guest ids, byte
- * units and their vzdump-style formatting, progress events, the logger port, and the optional native
- * addon (hole detection, buffer alignment for O_DIRECT).
+ * units and their vzdump-style formatting, progress events, a guest's downtime, the logger port, and
+ * the optional native addon (hole detection, buffer alignment for O_DIRECT).
  */
 export * from './errors.js';
 export * from './ids.js';
@@ -14,3 +14,4 @@ export * from './aligned.js';
 export { loadNative, type NativeAddon } from './native.js';
 export * from './seams.js';
 export * from './snapshots.js';
+export * from './downtime.js';

@@ -5,6 +5,7 @@
  * numbers sane (sizes and counts non-negative safe integers, chunk counts matching the sizes), ids as
  * the engine writes them, and an index name that is a plain file name in the version folder (no path
  * separator, no `..`), so that no manifest makes verify or restore read outside its version folder.
+ * Optional fields (added to format 1 later, so older manifests lack them) are checked when present.
  * A manifest this version wrote always passes: the rules are what backup.ts produces.
  */
 import { isGuestId } from '../core/index.js';
@@ -67,18 +68,21 @@ const arrayOf =
     (v as unknown[]).forEach((item, i) => check(item, `${path}[${i}]`));
   };
 
-/** An object with exactly these fields (missing or extra ones are refused). */
+/** An object with exactly these fields, and these optional ones when present (missing or extra ones are refused). */
 const object =
-  (shape: Record<string, Check>): Check =>
+  (shape: Record<string, Check>, optional: Record<string, Check> = {}): Check =>
   (v, path) => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(path, `must be an object, not ${show(v)}`);
     const record = v as Record<string, unknown>;
     const at = (key: string): string => (path ? `${path}.${key}` : key);
-    for (const key of Object.keys(record)) if (!Object.hasOwn(shape, key)) fail(at(key), 'is not a field of a format-1 manifest');
+    for (const key of Object.keys(record)) {
+      if (!Object.hasOwn(shape, key) && !Object.hasOwn(optional, key)) fail(at(key), 'is not a field of a format-1 manifest');
+    }
     for (const [key, check] of Object.entries(shape)) {
       if (!Object.hasOwn(record, key)) fail(at(key), 'is missing');
       check(record[key], at(key));
     }
+    for (const [key, check] of Object.entries(optional)) if (Object.hasOwn(record, key)) check(record[key], at(key));
   };
 
 /** A plain file name ending in .fidx: no '/', no '\', not '.' or '..', no leading dot. */
@@ -111,7 +115,7 @@ const disk = object({
   zeroBytes: bytes,
 });
 
-const manifestShape = object({
+const manifestFields: Record<string, Check> = {
   format: integer(1, DATASTORE_FORMAT),
   guestId: (v, path) => {
     string(v, path);
@@ -127,7 +131,10 @@ const manifestShape = object({
   storedBytes: bytes,
   newBytes: bytes,
   durationSeconds: finite,
-});
+};
+
+/** Fields format 1 gained later: a manifest written before lacks them. */
+const manifestShape = object(manifestFields, { downtimeMs: bytes });
 
 interface DiskNumbers {
   key: string;

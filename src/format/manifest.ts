@@ -52,6 +52,12 @@ export interface Manifest {
   /** plain bytes of the chunks this version added to the store */
   newBytes: number;
   durationSeconds: number;
+  /**
+   * Optional: milliseconds the guest was off for this backup (ACPI shutdown request to the start
+   * command's return), when coldvault stopped it and started it again before writing the manifest.
+   * Absent in manifests written before it existed, and when the guest was not stopped by this backup.
+   */
+  downtimeMs?: number;
 }
 
 function canonical(manifest: Omit<Manifest, never>): string {

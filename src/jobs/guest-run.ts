@@ -11,7 +11,7 @@
  *   been read: else (GUEST_STARTED) that version is discarded, and the guest, running again by
  *   someone else's hand, is left as it is.
  * A shutdown that times out fails this guest and leaves it running, unless the job says forceStop
- * (then: hard stop).
+ * (then: hard stop). How long the guest is off is measured by downtime-clock.ts.
  */
 import {
   ColdvaultError,
@@ -27,6 +27,7 @@ import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
 import { backupGuest, type WorkerPool } from '../pipeline/index.js';
+import { DowntimeClock } from './downtime-clock.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
 import type { JournalEntry, StopJournal } from './journal.js';
@@ -60,14 +61,17 @@ export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<Gues
   const run = new GuestRun(ctx, vmid);
   try {
     const bytes = await run.execute();
-    return { vmid, name: run.name, status: 'ok', seconds: (Date.now() - started) / 1000, bytes };
+    return { vmid, name: run.name, status: 'ok', seconds: (Date.now() - started) / 1000, bytes, downtimeMs: run.clock.offMs() };
   } catch (err) {
-    return { vmid, name: run.name, status: 'failed', seconds: (Date.now() - started) / 1000, bytes: 0, error: describeError(err) };
+    const seconds = (Date.now() - started) / 1000;
+    return { vmid, name: run.name, status: 'failed', seconds, bytes: 0, downtimeMs: run.clock.offMs(), error: describeError(err) };
   }
 }
 
 class GuestRun {
   name = '';
+  /** how long the guest is held off: the shutdown, [snapshot] and start steps feed it */
+  readonly clock = new DowntimeClock();
   private stopped = false;
   /** coldvault set (or may have set) the hypervisor's backup lock */
   private locked = false;
@@ -108,11 +112,13 @@ class GuestRun {
         statusLine: `status = ${status}`,
         beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
         beforePublish: (log) => (readOff ? this.checkStillOff(log) : Promise.resolve()),
+        downtime: () => this.clock.report(),
         afterArchive: async (_m, dir, log) => {
           this.env.TARGET = dir;
           this.env.LOGFILE = `${dir}/backup.log`;
           await this.hook('backup-end', log);
           if (this.stopped) await this.restart(log);
+          this.clock.logUnreported(vmid, log); // started after the manifest was written: the line goes to the version log here
         },
       });
       return result.manifest.storedBytes;
@@ -121,6 +127,7 @@ class GuestRun {
       throw err;
     } finally {
       if (this.stopped) await this.restart(ctx.log).catch((err: unknown) => ctx.log.error(`starting guest ${vmid} again failed - ${describeError(err)}`));
+      this.clock.logUnreported(vmid, ctx.log);
       if (this.locked) await this.unlockGuest(ctx.log);
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
@@ -215,7 +222,7 @@ class GuestRun {
     ctx.journal.recordStop(vmid, ctx.taskId);
     log.info('stopping virtual guest');
     try {
-      await ctx.driver.shutdown(vmid, ctx.job.stopTimeout * 1000, { log });
+      await this.clock.time('shutdown', () => ctx.driver.shutdown(vmid, ctx.job.stopTimeout * 1000, { log }));
     } catch (err) {
       if (!isColdvaultError(err, 'STOP_TIMEOUT') || !ctx.job.forceStop) {
         if ((await ctx.driver.status(vmid).catch(() => 'unknown')) === 'running') ctx.journal.clearStop(vmid, ctx.taskId);
@@ -223,7 +230,7 @@ class GuestRun {
         throw err;
       }
       log.warn(`${describeError(err)}; stopping it hard (forceStop)`);
-      await ctx.driver.stop(vmid);
+      await this.clock.time('shutdown', () => ctx.driver.stop(vmid));
     }
     this.stopped = true;
   }
@@ -235,7 +242,7 @@ class GuestRun {
     await this.hook('pre-restart', log);
     log.info('restarting vm');
     try {
-      await ctx.driver.start(vmid);
+      await this.clock.time('start', () => ctx.driver.start(vmid));
     } catch (err) {
       this.stopped = true;
       throw new ColdvaultError('START_FAILED', `guest ${vmid} did not start again: ${describeError(err)}`, { cause: err });

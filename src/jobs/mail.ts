@@ -1,8 +1,9 @@
 /**
  * The job status mail, as vzdump's `mailto` sends it (interfaces.md §2), with coldvault's name and the
  * job id in the subject: `coldvault backup status (pve1, job nightly): backup successful` / `... backup failed`.
- * The body is a per-guest table (VMID, name, status, time HH:MM:SS, size, rate MiB/s), the errors of
- * failed guests, then the whole job log; as plain text and as HTML (everything escaped).
+ * The body is a per-guest table (VMID, name, status, time HH:MM:SS, size, rate MiB/s, and downtime
+ * HH:MM:SS: how long coldvault held the guest off, `-` when it did not stop it), the errors of failed
+ * guests, then the whole job log; as plain text and as HTML (everything escaped).
  * `sendMail` sends it with nodemailer: over SMTP (STARTTLS whenever the server offers it, AUTH when a
  * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
  * naming the server.
@@ -41,6 +42,8 @@ export interface GuestReport {
   status: 'ok' | 'failed';
   seconds: number;
   bytes: number;
+  /** milliseconds coldvault held the guest off (shutdown request to started again); absent when it did not stop it */
+  downtimeMs?: number;
   error?: string;
 }
 
@@ -72,16 +75,28 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate'] as const;
+const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate', 'Downtime'] as const;
+
+const downtime = (ms: number | undefined): string => (ms === undefined ? '-' : formatDuration(ms / 1000));
 
 function rows(guests: GuestReport[]): string[][] {
-  return guests.map((g) => [g.vmid, oneLine(g.name), g.status, formatDuration(g.seconds), formatBytes(g.bytes), formatRate(g.bytes, g.seconds)]);
+  return guests.map((g) => [
+    g.vmid,
+    oneLine(g.name),
+    g.status,
+    formatDuration(g.seconds),
+    formatBytes(g.bytes),
+    formatRate(g.bytes, g.seconds),
+    downtime(g.downtimeMs),
+  ]);
 }
 
 function totalRow(guests: GuestReport[]): string[] {
   const seconds = guests.reduce((a, g) => a + g.seconds, 0);
   const bytes = guests.reduce((a, g) => a + g.bytes, 0);
-  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds)];
+  const stopped = guests.filter((g) => g.downtimeMs !== undefined);
+  const off = stopped.length > 0 ? downtime(stopped.reduce((a, g) => a + (g.downtimeMs ?? 0), 0)) : '-';
+  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds), off];
 }
 
 function textTable(table: string[][]): string {

@@ -1,14 +1,17 @@
 /**
  * The backup of one guest (its disks must not change meanwhile: the job layer stops the guest).
  * lock guest -> read config -> select disks -> space check -> stage version -> back up each disk ->
- * sync chunk folders -> manifest -> publish -> catalog -> keep-N rotation. The version log is written
- * in vzdump's style and kept in the version folder.
+ * sync chunk folders -> [beforePublish] -> manifest -> publish -> catalog -> keep-N rotation. The
+ * version log is written in vzdump's style and kept in the version folder.
  */
 import { join } from 'node:path';
 import PQueue from 'p-queue';
 import {
   createTaskLog,
   describeError,
+  type Downtime,
+  downtimeMillis,
+  formatDowntime,
   formatBytes,
   formatDuration,
   formatLogLine,
@@ -64,10 +67,15 @@ export interface BackupRequest {
   statusLine?: string;
   /** after planning and the space check, before anything is written: the job stops the guest here */
   beforeArchive?: (log: TaskLog) => Promise<void>;
-  /** after every chunk, index and the manifest are written, before publishing: a throw discards the version */
+  /**
+   * after every chunk and index is written, before the manifest and the publish: a throw discards the
+   * version. A job that starts the guest again here has its downtime in the manifest.
+   */
   beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
   afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
+  /** asked when the manifest is written: how long the job held the guest off (undefined: not known yet, or not stopped) */
+  downtime?: () => Downtime | undefined;
 }
 
 export interface BackupResult {
@@ -105,8 +113,9 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
-    const manifest = await writeVersion(req, plan, staging, version, started, vlog);
+    const written = await writeVersion(req, plan, staging, version, started, vlog);
     await req.beforePublish?.(vlog);
+    const manifest = await writeManifest(req, staging, written, vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
     await req.store.checkpoint('backup:publish');
     await req.store.publish(staging, version);
@@ -202,7 +211,7 @@ async function writeVersion(
   await confirmReused(written, ctx, vlog);
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
-  const manifest: Manifest = {
+  return {
     format: DATASTORE_FORMAT,
     guestId: req.guestId,
     guestName: plan.name,
@@ -216,6 +225,12 @@ async function writeVersion(
     newBytes: sum.newBytes,
     durationSeconds: seconds,
   };
+}
+
+/** Written last, after beforePublish: the downtime of a guest the job started again there is known by then. */
+async function writeManifest(req: BackupRequest, staging: Staging, written: Manifest, vlog: TaskLog): Promise<Manifest> {
+  const downtimeMs = recordDowntime(req, vlog);
+  const manifest: Manifest = downtimeMs === undefined ? written : { ...written, downtimeMs };
   await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
   return manifest;
 }
@@ -236,6 +251,14 @@ async function writeIndex(staging: Staging, disk: PlannedDisk, result: BackupDis
     zeroChunks: result.zeroChunks,
     zeroBytes: result.zeroBytes,
   };
+}
+
+/** The job's downtime for the manifest, logged as `guest 101 was off for 00:00:14 (...)` when known. */
+function recordDowntime(req: BackupRequest, vlog: TaskLog): number | undefined {
+  const downtime = req.downtime?.();
+  if (downtime === undefined) return undefined;
+  vlog.info(formatDowntime(req.guestId, downtime));
+  return downtimeMillis(downtime);
 }
 
 function addCounters(sum: DiskCounters, add: DiskCounters): void {

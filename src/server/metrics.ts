@@ -5,11 +5,16 @@
  *                                                              (goes down when versions are pruned)
  *   coldvault_backup_throughput_bytes_per_second{guest,store}  disk bytes / duration of the newest version
  *   coldvault_last_success_timestamp_seconds{guest,store}      end of the newest version's backup
+ *   coldvault_guest_downtime_seconds{guest,store}              how long the newest version's backup held the guest
+ *                                                              off (none when that backup did not stop it)
+ *   coldvault_backup_downtime_seconds{guest,store}             summary (sum, count) over the kept versions that
+ *                                                              recorded a downtime
  *   coldvault_datastore_free_bytes{store}, coldvault_datastore_size_bytes{store}
  *   coldvault_task_duration_seconds{type}                      summary (sum, count) of the kept finished tasks
  *   coldvault_task_last_duration_seconds{type}                 the newest finished task of each type
  *   coldvault_tasks_running                                    tasks running now (any process)
  */
+import type { CatalogVersion } from '../catalog/index.js';
 import type { TaskInfo } from '../jobs/index.js';
 import type { KnownStore } from './paths.js';
 import { withCatalog } from './stores.js';
@@ -40,6 +45,8 @@ function familiesOf(): Record<string, Family> {
     bytes: f('coldvault_backup_bytes_total', 'counter', 'Disk bytes backed up in the versions a store keeps of a guest (drops when versions are pruned).'),
     rate: f('coldvault_backup_throughput_bytes_per_second', 'gauge', 'Disk bytes per second of the newest backup of a guest.'),
     last: f('coldvault_last_success_timestamp_seconds', 'gauge', 'Unix time at which the newest successful backup of a guest ended.'),
+    downtime: f('coldvault_guest_downtime_seconds', 'gauge', 'Seconds the newest backup of a guest held it off (shutdown request to started again).'),
+    downtimes: f('coldvault_backup_downtime_seconds', 'summary', 'Seconds guests were held off, over the kept versions that recorded it.'),
     free: f('coldvault_datastore_free_bytes', 'gauge', 'Free bytes on the filesystem of a datastore.'),
     size: f('coldvault_datastore_size_bytes', 'gauge', 'Size in bytes of the filesystem of a datastore.'),
     duration: f('coldvault_task_duration_seconds', 'summary', 'Durations of the finished tasks kept in the state database.'),
@@ -61,8 +68,19 @@ async function addStore(families: Record<string, Family>, s: KnownStore): Promis
       const seconds = (await store.readManifest(guest, newest.version)).durationSeconds;
       families.last!.samples.push({ labels, value: Date.parse(newest.time) / 1000 + seconds });
       families.rate!.samples.push({ labels, value: newest.logicalBytes / Math.max(seconds, 0.001) });
+      addDowntimes(families, labels, newest, versions);
     }
   });
+}
+
+function addDowntimes(families: Record<string, Family>, labels: Labels, newest: CatalogVersion, versions: CatalogVersion[]): void {
+  if (newest.downtimeMs !== null) families.downtime!.samples.push({ labels, value: newest.downtimeMs / 1000 });
+  const recorded = versions.flatMap((v) => (v.downtimeMs === null ? [] : [v.downtimeMs / 1000]));
+  if (recorded.length === 0) return;
+  families.downtimes!.samples.push(
+    { labels, value: recorded.reduce((a, b) => a + b, 0), suffix: '_sum' },
+    { labels, value: recorded.length, suffix: '_count' },
+  );
 }
 
 function addTasks(families: Record<string, Family>, tasks: TaskInfo[]): void {

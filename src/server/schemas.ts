@@ -80,7 +80,11 @@ export const Task = Type.Object({
   pid: Type.Integer(),
   host: Type.String(),
   summary: Nullable(Type.String()),
-  result: Type.Unknown(),
+  result: Type.Unknown({
+    description:
+      'what the task produced, null while it runs. A backup job: `{guests: [{vmid, name, status, seconds, bytes, downtimeMs?, error?}]}`, ' +
+      'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it)',
+  }),
   startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
 });
 export const TaskParams = Type.Object({ id: TaskId });
@@ -148,6 +152,9 @@ export const Version = Type.Object({
   zeroBytes: Type.Number(),
   newBytes: Type.Number(),
   storedBytes: Type.Number(),
+  downtimeMs: Nullable(
+    Type.Integer({ minimum: 0, description: 'milliseconds the guest was off for this backup (shutdown request to started again); null: not recorded' }),
+  ),
   store: Type.String(),
 });
 export const BackupsQuery = Type.Object({ guest: Type.Optional(Vmid), store: Type.Optional(StoreRef) }, { additionalProperties: false });

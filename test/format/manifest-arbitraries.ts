@@ -25,7 +25,10 @@ const diskOf = (key: string): fc.Arbitrary<ManifestDisk> =>
 
 const disks = fc.uniqueArray(fc.constantFrom(...KEYS), { maxLength: 4 }).chain((keys) => fc.tuple(...keys.map(diskOf)));
 
-export const manifest: fc.Arbitrary<Manifest> = fc.record({
+/** The optional fields format 1 gained later: present or not, as a backup with or without them writes it. */
+const optionalFields = fc.record({ downtimeMs: fc.integer({ min: 0, max: 1_000_000_000 }) }, { requiredKeys: [] });
+
+const requiredFields = fc.record({
   format: fc.integer({ min: 1, max: DATASTORE_FORMAT }),
   guestId: fc.integer({ min: 100, max: 999_999_999 }).map(String),
   guestName: fc.string({ maxLength: 40 }),
@@ -41,3 +44,8 @@ export const manifest: fc.Arbitrary<Manifest> = fc.record({
   newBytes: bytes,
   durationSeconds: fc.integer({ min: 0, max: 10_000_000 }).map((ms) => ms / 1000),
 });
+
+export const manifest: fc.Arbitrary<Manifest> = fc.tuple(requiredFields, optionalFields).map(([required, optional]) => ({ ...required, ...optional }));
+
+/** Fields a manifest may lack (older manifests do). */
+export const OPTIONAL_FIELDS: readonly string[] = ['downtimeMs'];

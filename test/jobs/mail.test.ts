@@ -12,7 +12,7 @@ import { ColdvaultError } from '../../src/core/errors.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from '../../src/jobs/mail.js';
 
 const GUESTS: GuestReport[] = [
-  { vmid: '101', name: 'web01', status: 'ok', seconds: 75, bytes: 2.5 * 1024 ** 3 },
+  { vmid: '101', name: 'web01', status: 'ok', seconds: 75, bytes: 2.5 * 1024 ** 3, downtimeMs: 14_123 },
   { vmid: '102', name: 'db <primary> & co', status: 'failed', seconds: 3, bytes: 0, error: "disk 'scsi0' missing: /dev/pve/vm-102-disk-0" },
 ];
 const LOG = [
@@ -41,24 +41,25 @@ describe('composeJobMail', () => {
     expect(jobMail(false).subject).toBe('coldvault backup status (pve1, job nightly): backup failed');
   });
 
-  it('text: the guest table with time, size and rate, errors, then the whole log', () => {
+  it('text: the guest table with time, size, rate and downtime (`-`: not stopped), errors, then the whole log', () => {
     const { text } = jobMail(false);
     const lines = text.split('\n');
     expect(lines[0]).toBe("coldvault backup job 'nightly' on pve1: backup failed (2 guest(s): 1 ok, 1 failed)");
-    expect(lines[2]).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate$/);
-    expect(lines[3]).toMatch(/^101\s+web01\s+ok\s+00:01:15\s+2\.50 GiB\s+34\.1 MiB\/s$/);
-    expect(lines[4]).toMatch(/^102\s+db <primary> & co\s+failed\s+00:00:03\s+0 B\s+0\.0 MiB\/s$/);
-    expect(lines[5]).toMatch(/^TOTAL\s+00:01:18\s+2\.50 GiB\s+32\.8 MiB\/s$/);
+    expect(lines[2]).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate\s+Downtime$/);
+    expect(lines[3]).toMatch(/^101\s+web01\s+ok\s+00:01:15\s+2\.50 GiB\s+34\.1 MiB\/s\s+00:00:14$/);
+    expect(lines[4]).toMatch(/^102\s+db <primary> & co\s+failed\s+00:00:03\s+0 B\s+0\.0 MiB\/s\s+-$/);
+    expect(lines[5]).toMatch(/^TOTAL\s+00:01:18\s+2\.50 GiB\s+32\.8 MiB\/s\s+00:00:14$/);
     // columns line up
     expect(lines[3]!.indexOf('00:01:15')).toBe(lines[2]!.indexOf('Time'));
+    expect(lines[3]!.indexOf('00:00:14')).toBe(lines[2]!.indexOf('Downtime'));
     expect(text).toContain("Errors:\n102: disk 'scsi0' missing: /dev/pve/vm-102-disk-0");
     expect(text).toContain(`Detailed backup log:\n\n${LOG}\n`);
   });
 
   it('html: a table and the log, everything escaped', () => {
     const { html } = jobMail(false);
-    expect(html).toContain('<tr><th>VMID</th><th>Name</th><th>Status</th><th>Time</th><th>Size</th><th>Rate</th></tr>');
-    expect(html).toContain('<tr><td>101</td><td>web01</td><td>ok</td><td>00:01:15</td><td>2.50 GiB</td><td>34.1 MiB/s</td></tr>');
+    expect(html).toContain('<tr><th>VMID</th><th>Name</th><th>Status</th><th>Time</th><th>Size</th><th>Rate</th><th>Downtime</th></tr>');
+    expect(html).toContain('<tr><td>101</td><td>web01</td><td>ok</td><td>00:01:15</td><td>2.50 GiB</td><td>34.1 MiB/s</td><td>00:00:14</td></tr>');
     expect(html).toContain('<td>db &#60;primary&#62; &#38; co</td>');
     expect(html).toContain('&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; more');
     expect(html).not.toContain('<script>');
@@ -95,7 +96,7 @@ describe('sendMail over a real SMTP server on loopback', () => {
     expect(msg.raw).toMatch(/^Content-Type: multipart\/alternative/m);
     const text = part(msg.raw, 'text/plain');
     expect(text).toContain('backup failed (2 guest(s): 1 ok, 1 failed)');
-    expect(text).toMatch(/^101\s+web01\s+ok\s+00:01:15\s+2\.50 GiB\s+34\.1 MiB\/s$/m);
+    expect(text).toMatch(/^101\s+web01\s+ok\s+00:01:15\s+2\.50 GiB\s+34\.1 MiB\/s\s+00:00:14$/m);
     for (const line of LOG.split('\n')) expect(text).toContain(line);
     const html = part(msg.raw, 'text/html');
     expect(html).toContain('<td>failed</td>');

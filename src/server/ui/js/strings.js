@@ -153,6 +153,10 @@ export const STRINGS = {
     'log.backToTasks': 'All tasks',
     'log.backToJobs': 'Back to the jobs',
     'log.backToRestore': 'Back to restore',
+    'log.guests': 'Guests',
+    'log.col.time': 'Time',
+    'log.col.downtime': 'Downtime',
+    'log.downtimeHint': 'Downtime: how long coldvault held the guest off, from the shutdown request until it was started again; – when it did not stop it.',
 
     'restore.title': 'Restore',
     'restore.device': 'External device',
@@ -168,6 +172,7 @@ export const STRINGS = {
     'restore.listHint': 'Choose a backup to fill in the form.',
     'restore.listEmpty': 'No backups in this datastore.',
     'restore.item': 'ID: {id}, Version: {version} ({date}), name: {name}',
+    'restore.itemDowntime': 'ID: {id}, Version: {version} ({date}), name: {name}, downtime: {downtime}',
     'restore.noStores': 'No datastores are configured on this server.',
 
     'size.B': '{n} B',
@@ -328,6 +333,11 @@ export const STRINGS = {
     'log.backToTasks': 'Alle Aufgaben',
     'log.backToJobs': 'Zurück zu den Jobs',
     'log.backToRestore': 'Zurück zur Wiederherstellung',
+    'log.guests': 'Gäste',
+    'log.col.time': 'Dauer',
+    'log.col.downtime': 'Ausfallzeit',
+    'log.downtimeHint':
+      'Ausfallzeit: wie lange coldvault den Gast ausgeschaltet hielt, vom Herunterfahren bis zum erneuten Start; – wenn er nicht gestoppt wurde.',
 
     'restore.title': 'Wiederherstellen',
     'restore.device': 'Externes Gerät',
@@ -344,6 +354,7 @@ export const STRINGS = {
     'restore.listHint': 'Eine Sicherung wählen, um das Formular auszufüllen.',
     'restore.listEmpty': 'In diesem Datenspeicher sind keine Sicherungen.',
     'restore.item': 'ID: {id}, Version: {version} ({date}), name: {name}',
+    'restore.itemDowntime': 'ID: {id}, Version: {version} ({date}), name: {name}, Ausfallzeit: {downtime}',
     'restore.noStores': 'Auf diesem Server ist kein Datenspeicher eingerichtet.',
 
     'size.B': '{n} B',

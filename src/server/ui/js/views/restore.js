@@ -1,9 +1,11 @@
 // Backup -> Restore: external device (optional: mounted read-only on the chosen datastore folder),
 // from path (a datastore of GET /status), from ID, version, new ID; beside it the backups of that
-// datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..),
-// a click fills the form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
+// datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..; with
+// `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the
+// form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
 import { get, post, query } from '../api.js';
 import { formatDay, h } from '../dom.js';
+import { formatDuration } from './task-guests.js';
 import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerDevices, setFieldError } from './common.js';
 import { storeLabel } from './jobs.js';
 
@@ -16,6 +18,14 @@ const ALIASES = {
   'store |datastore': 'fromPath',
   'guest \\d+ (has no|not found)|no backup': 'id',
 };
+
+/** `ID: 101, Version: 1 (2014-03-06), name: test`, and `, downtime: 00:00:14` when the backup recorded one. */
+function itemText(v) {
+  const args = { id: v.id, version: v.version, date: formatDay(v.time), name: v.name || '–' };
+  return v.downtimeMs === null || v.downtimeMs === undefined
+    ? ['restore.item', args]
+    : ['restore.itemDowntime', { ...args, downtime: formatDuration(v.downtimeMs) }];
+}
 
 export async function restoreView(ctx) {
   const [status, guests] = await Promise.all([ctx.refreshStatus(), get('/guests')]);
@@ -117,7 +127,7 @@ export async function restoreView(ctx) {
             'aria-pressed': 'false',
             'data-id': v.id,
             'data-version': String(v.version),
-            t: ['restore.item', { id: v.id, version: v.version, date: formatDay(v.time), name: v.name || '–' }],
+            t: itemText(v),
           });
           button.addEventListener('click', () => choose(v, button));
           return h('li', {}, button);

@@ -5,6 +5,7 @@ import { API, get } from '../api.js';
 import { formatBytes, formatTime, h } from '../dom.js';
 import { t } from '../i18n.js';
 import { statusBadge } from './common.js';
+import { taskGuests } from './task-guests.js';
 
 const BACK = {
   jobs: ['#/jobs', 'log.backToJobs'],
@@ -22,6 +23,7 @@ export async function taskLogView(ctx) {
   const bar = h('progress', { id: 'task-progress', max: '1', value: '0' });
   const barText = h('span', { class: 'progress-text' });
   const progress = h('div', { class: 'progress', hidden: true }, h('label', { for: 'task-progress', t: 'log.progress' }), bar, barText);
+  const guests = h('div', { class: 'task-guests-box' }, task.status === 'running' ? null : taskGuests(task));
   const log = h('pre', { id: 'task-log', class: 'log', role: 'log', 'aria-live': 'polite', tabindex: '0', 'aria-labelledby': 'log-heading' });
   const [backHref, backKey] = BACK[ctx.params.get('from')] ?? ['#/tasks', 'log.backToTasks'];
 
@@ -41,6 +43,7 @@ export async function taskLogView(ctx) {
       h('dt', { t: 'log.status' }),
       h('dd', {}, statusBox),
     ),
+    guests,
     state,
     progress,
     log,
@@ -75,6 +78,7 @@ export async function taskLogView(ctx) {
       const done = await get(`/tasks/${encodeURIComponent(id)}`);
       endBox.textContent = formatTime(done.end);
       statusBox.replaceChildren(statusBadge(done.status));
+      guests.replaceChildren(taskGuests(done) ?? '');
     } catch {
       /* the status from the stream stands */
     }

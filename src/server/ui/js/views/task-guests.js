@@ -1,0 +1,51 @@
+// The guests of a finished backup job's task (its result: GET /api/v1/tasks/{id} -> result.guests):
+// VMID, name, status, time and downtime, i.e. how long coldvault held the guest off (shutdown
+// request to started again; '–' when it did not stop it).
+import { h } from '../dom.js';
+import { statusBadge } from './common.js';
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/** HH:MM:SS of a duration, as the backup log writes it (`was off for 00:00:14`); '–' for none. */
+export function formatDuration(ms) {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
+  const s = Math.max(0, Math.round(ms / 1000));
+  return `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
+}
+
+/** The table of a task's guests, or null when its result names none. */
+export function taskGuests(task) {
+  const guests = Array.isArray(task?.result?.guests) ? task.result.guests : [];
+  if (guests.length === 0) return null;
+  const cols = ['col.vmid', 'col.name', 'col.status', 'log.col.time', 'log.col.downtime'];
+  return h(
+    'section',
+    { class: 'task-guests', 'aria-labelledby': 'task-guests-title' },
+    h('h2', { id: 'task-guests-title', t: 'log.guests' }),
+    h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { class: 'grid', id: 'task-guests' },
+        h('thead', {}, h('tr', {}, ...cols.map((key) => h('th', { scope: 'col', t: key })))),
+        h(
+          'tbody',
+          {},
+          ...guests.map((g) =>
+            h(
+              'tr',
+              { 'data-vmid': String(g.vmid) },
+              h('th', { scope: 'row' }, String(g.vmid)),
+              h('td', {}, g.name || '–'),
+              h('td', {}, statusBadge(g.status)),
+              h('td', { class: 'time' }, formatDuration(g.seconds * 1000)),
+              h('td', { class: 'time downtime' }, formatDuration(g.downtimeMs)),
+            ),
+          ),
+        ),
+      ),
+    ),
+    h('p', { class: 'hint', t: 'log.downtimeHint' }),
+  );
+}
