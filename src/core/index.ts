@@ -14,3 +14,4 @@ export * from './aligned.js';
 export { loadNative, type NativeAddon } from './native.js';
 export * from './seams.js';
 export * from './snapshots.js';
+export * from './downtime.js';

@@ -1,21 +1,31 @@
 /**
- * One guest of a job in stop mode, as vzdump does it: [backup lock] -> backup-start -> [pre-stop ->
- * ACPI shutdown] -> archive -> [still stopped?] -> publish -> backup-end -> [pre-restart -> start ->
- * post-restart] -> [unlock] -> log-end; backup-abort instead of backup-end on failure.
+ * One guest of a job in stop mode, in vzdump's hook order, where the guest runs again before its data
+ * is copied: [backup lock] -> backup-start -> [pre-stop -> ACPI shutdown] -> [cold snapshot of every
+ * disk -> still stopped? -> pre-restart -> start -> post-restart] -> read the snapshots -> publish ->
+ * backup-end -> [unlock] -> log-end; backup-abort instead of backup-end on failure.
+ * - Cold snapshots (job `snapshot: auto`, cold-snapshots.ts): the guest is off only for shutdown,
+ *   snapshot and start. Where a disk cannot be snapshotted (ext4, NTFS, a block device ...) or with
+ *   `snapshot: off`, none is, and the guest stays off while its disks are read: ... read the disks ->
+ *   still stopped? -> pre-restart -> start -> post-restart -> publish; so it starts before the publish
+ *   in both flows, and the hook order is the same. A failed start does not discard what was read:
+ *   the version is published and the guest's run fails after it. The run's snapshots are settled
+ *   (today: removed) once the version is published or the backup failed.
  * - Where the hypervisor has a guest lock (Proxmox), `lock: backup` is set first, for the whole backup,
  *   so nobody else can start the guest meanwhile; a guest locked by someone else fails here untouched.
  * - The guest is stopped only after its config, disks and the space were checked, is recorded in the
  *   restart journal before the shutdown (and before the lock), and is started again after any failure
  *   once coldvault has stopped it; the lock is removed after any failure too.
  * - With every driver, a guest whose disks were read while it was off must still be off when they have
- *   been read: else (GUEST_STARTED) that version is discarded, and the guest, running again by
- *   someone else's hand, is left as it is.
+ *   been read (or, with snapshots, once they are snapshotted): else (GUEST_STARTED) that version is
+ *   discarded, and the guest, running again by someone else's hand, is left as it is.
+ * - The downtime (shutdown, snapshot and start durations) is measured here and handed to the pipeline.
  * A shutdown that times out fails this guest and leaves it running, unless the job says forceStop
  * (then: hard stop).
  */
 import {
   ColdvaultError,
   describeError,
+  type Downtime,
   type GuestRunState,
   type HypervisorDriver,
   isColdvaultError,
@@ -26,7 +36,8 @@ import type { Datastore, LockDir } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
-import { backupGuest, type WorkerPool } from '../pipeline/index.js';
+import { backupGuest, type DiskReadPlan, type WorkerPool } from '../pipeline/index.js';
+import { snapshotGuestDisks, type GuestSnapshots } from './cold-snapshots.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
 import type { JournalEntry, StopJournal } from './journal.js';
@@ -71,6 +82,11 @@ class GuestRun {
   private stopped = false;
   /** coldvault set (or may have set) the hypervisor's backup lock */
   private locked = false;
+  /** the cold snapshots this run reads, if it made them */
+  private snapshots: GuestSnapshots | undefined;
+  /** a start that failed once the disks were frozen: reported after the version is published */
+  private startFailure: Error | undefined;
+  private readonly clock: { shutdownAt?: number; shutdownMs?: number; startMs?: number; onlineAt?: number } = {};
   private readonly env: HookEnv;
 
   constructor(
@@ -87,6 +103,7 @@ class GuestRun {
   async execute(): Promise<number> {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
+    let published = false;
     try {
       const status = await this.prepare();
       const readOff = status === 'running' || status === 'stopped'; // the disks are read with the guest off
@@ -106,14 +123,16 @@ class GuestRun {
         signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000,
         statusLine: `status = ${status}`,
-        beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
-        beforePublish: (log) => (readOff ? this.checkStillOff(log) : Promise.resolve()),
+        beforeArchive: (log, disks) => this.freeze(status, disks, log),
+        beforePublish: (log) => this.beforePublish(readOff, log),
         afterArchive: async (_m, dir, log) => {
+          published = true;
           this.env.TARGET = dir;
           this.env.LOGFILE = `${dir}/backup.log`;
           await this.hook('backup-end', log);
-          if (this.stopped) await this.restart(log);
+          if (this.startFailure !== undefined) throw this.startFailure;
         },
+        downtime: () => this.downtime(),
       });
       return result.manifest.storedBytes;
     } catch (err) {
@@ -121,6 +140,7 @@ class GuestRun {
       throw err;
     } finally {
       if (this.stopped) await this.restart(ctx.log).catch((err: unknown) => ctx.log.error(`starting guest ${vmid} again failed - ${describeError(err)}`));
+      await this.snapshots?.settleAfterRun(published, ctx.log);
       if (this.locked) await this.unlockGuest(ctx.log);
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
@@ -174,15 +194,59 @@ class GuestRun {
     ctx.journal.clearLock(vmid, ctx.taskId);
   }
 
-  /** The guest must still be off now that its disks have been read; else this version is discarded. */
-  private async checkStillOff(log: TaskLog): Promise<void> {
+  /**
+   * Before the disks are read: the guest is shut down (if it runs); while it is off, its disks are
+   * snapshotted (job `snapshot: auto`), and then it is started at once and the snapshots are read.
+   * No snapshots (refused, or off): the disks are read, with the guest off.
+   */
+  private async freeze(
+    status: GuestRunState,
+    disks: ReadonlyArray<{ key: string; path: string }>,
+    log: TaskLog,
+  ): Promise<ReadonlyMap<string, DiskReadPlan> | undefined> {
+    if (status === 'running') await this.stopGuest(log);
+    if (status !== 'running' && status !== 'stopped') return undefined; // paused, unknown: not off, never snapshotted
+    if (this.ctx.job.snapshot === 'off') return undefined;
+    this.snapshots = await snapshotGuestDisks(this.vmid, disks, this.ctx.storages, log);
+    if (!this.snapshots) return undefined;
+    await this.checkStillOff(log, 'while its disks were snapshotted', 'snapshotting the disks');
+    if (this.stopped) await this.startAgain(log);
+    return this.snapshots.readPlans();
+  }
+
+  /** Without snapshots, the guest stayed off for the read: it must still be off, and is started now, before the publish. */
+  private async beforePublish(readOff: boolean, log: TaskLog): Promise<void> {
+    if (this.snapshots) return; // the snapshots were read: the guest runs by design
+    if (readOff) await this.checkStillOff(log, 'while its disks were being read', 'reading the disks');
+    if (this.stopped) await this.startAgain(log);
+  }
+
+  /** The guest must still be off; else what was read or snapshotted is discarded. */
+  private async checkStillOff(log: TaskLog, during: string, after: string): Promise<void> {
     try {
-      await checkStillStopped(this.ctx.driver, this.vmid, { during: 'while its disks were being read', outcome: 'this version is discarded' });
+      await checkStillStopped(this.ctx.driver, this.vmid, { during, outcome: 'this version is discarded' });
     } catch (err) {
       if (isColdvaultError(err, 'GUEST_STARTED') && this.stopped) this.leaveRunning(log);
       throw err;
     }
-    log.info('status after reading the disks = stopped');
+    log.info(`status after ${after} = stopped`);
+  }
+
+  /** Starts the guest once its disks are frozen (snapshotted or read); a failure fails the run only after the publish. */
+  private async startAgain(log: TaskLog): Promise<void> {
+    try {
+      await this.restart(log);
+    } catch (err) {
+      this.startFailure = asError(err);
+      log.error(`${describeError(err)}; the backup goes on and this guest's run fails at its end`);
+    }
+  }
+
+  /** The downtime of this run, once the guest coldvault shut down runs again (undefined before, or when it was not shut down here). */
+  private downtime(): Downtime | undefined {
+    const { shutdownAt, shutdownMs, startMs, onlineAt } = this.clock;
+    if (shutdownAt === undefined || shutdownMs === undefined || startMs === undefined || onlineAt === undefined) return undefined;
+    return { offMs: onlineAt - shutdownAt, shutdownMs, snapshotMs: this.snapshots?.ms ?? 0, startMs };
   }
 
   /** Someone else started the guest coldvault held stopped: it is theirs now, not to be started again. */
@@ -214,6 +278,7 @@ class GuestRun {
     await this.hook('pre-stop', log);
     ctx.journal.recordStop(vmid, ctx.taskId);
     log.info('stopping virtual guest');
+    this.clock.shutdownAt = Date.now();
     try {
       await ctx.driver.shutdown(vmid, ctx.job.stopTimeout * 1000);
     } catch (err) {
@@ -226,14 +291,23 @@ class GuestRun {
       await ctx.driver.stop(vmid);
     }
     this.stopped = true;
+    this.clock.shutdownMs = Date.now() - this.clock.shutdownAt;
   }
 
+  /**
+   * pre-restart -> start -> post-restart. A failing pre-restart hook does not keep the guest off: it
+   * is started all the same, and the hook's failure is thrown once it runs.
+   */
   private async restart(log: TaskLog): Promise<void> {
     const { ctx, vmid } = this;
-    this.stopped = false;
     const begin = Date.now();
-    await this.hook('pre-restart', log);
+    const hookFailure = await this.hook('pre-restart', log).then(
+      () => undefined,
+      (err: unknown) => asError(err),
+    );
+    this.stopped = false;
     log.info('restarting vm');
+    const startBegin = Date.now();
     try {
       await ctx.driver.start(vmid);
     } catch (err) {
@@ -241,7 +315,14 @@ class GuestRun {
       throw new ColdvaultError('START_FAILED', `guest ${vmid} did not start again: ${describeError(err)}`, { cause: err });
     }
     ctx.journal.clearStop(vmid, ctx.taskId);
+    this.clock.onlineAt = Date.now();
+    this.clock.startMs = this.clock.onlineAt - startBegin;
     log.info(`guest is online again after ${Math.round((Date.now() - begin) / 1000)} seconds`);
+    if (hookFailure !== undefined) throw hookFailure;
     await this.hook('post-restart', log);
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(describeError(err));
 }

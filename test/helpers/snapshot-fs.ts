@@ -32,13 +32,13 @@ export function mountFs(kind: SnapshotFsKind, work: string, dir: string, sizeMiB
   mkdirSync(dir, { recursive: true });
   if (kind === 'tmpfs') {
     sh('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m,mode=0755`, 'tmpfs', dir]);
-    return { kind, dir, cleanup: () => void spawnSync('umount', ['-l', dir]) };
+    return { kind, dir, cleanup: () => unmount(dir) };
   }
   const image = join(work, `${kind}-${Math.random().toString(36).slice(2, 8)}.img`);
   sh('truncate', ['-s', `${sizeMiB}M`, image]);
   const device = sh('losetup', ['--find', '--show', image]);
   const cleanup = (): void => {
-    spawnSync('umount', [dir]);
+    unmount(dir);
     spawnSync('losetup', ['-d', device]);
     rmSync(image, { force: true });
   };
@@ -51,4 +51,13 @@ export function mountFs(kind: SnapshotFsKind, work: string, dir: string, sizeMiB
     throw err;
   }
   return { kind, dir, device, cleanup };
+}
+
+/** Unmounts `dir`, retrying for a few seconds while it is busy (a QEMU just killed still closing its disk), then lazily. */
+function unmount(dir: string): void {
+  for (let i = 0; i < 50; i++) {
+    if (spawnSync('mountpoint', ['-q', dir]).status !== 0 || spawnSync('umount', [dir]).status === 0) return;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+  spawnSync('umount', ['-l', dir]);
 }
