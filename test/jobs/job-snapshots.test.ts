@@ -144,7 +144,7 @@ describe('job run with cold snapshots (tiny real guest)', () => {
     const hook = writeHook(
       xfs,
       'hook-snap.sh',
-      `if [ "$1" = pre-restart ]; then /usr/bin/sha256sum '${disk}' > '${atPreRestart}'; /bin/ls -A '${snapshotDir(xfs, '101')}' >> '${atPreRestart}'; fi\n`,
+      `if [ "$1" = pre-restart ]; then /usr/bin/sha256sum '${disk}' > '${atPreRestart}'; /bin/ls -A '${snapshotDir(xfs, '101')}' >> '${atPreRestart}' 2>&1; fi\nexit 0\n`,
     );
     const add = await cv(xfs, ['job', 'add', 'j1', '--store', xfs.storeDir, '--vmid', '101', '--hook', hook.script]);
     expect(add.code, add.stderr).toBe(0);
