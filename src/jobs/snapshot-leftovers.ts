@@ -47,9 +47,13 @@ function whose(snapshot: ColdSnapshot): string {
   return `the run that made it (pid ${run?.pid ?? '?'}${run?.boot ? `, boot ${run.boot.slice(0, 8)}` : ''}, ${new Date(snapshot.created).toISOString()})`;
 }
 
-/** The guest's disks that may be read (the path rule); a disk that cannot be resolved is skipped. */
+/**
+ * The guest's disks that may be read (the path rule); a disk that cannot be resolved is skipped, and
+ * so is a guest whose config cannot be read (its own job says why, not every job's log).
+ */
 async function guestSources(scope: LeftoverScope, guestId: string): Promise<SnapshotSource[]> {
-  const { config } = await readGuestConfig(scope.guestsDir, guestId);
+  const config = (await readGuestConfig(scope.guestsDir, guestId).catch(() => undefined))?.config;
+  if (!config) return [];
   const sources: SnapshotSource[] = [];
   for (const disk of selectBackupDisks(config).included) {
     const path = await resolveBackupDisk(disk, guestId, scope).catch(() => undefined);
