@@ -11,10 +11,11 @@
 #   chromium            the web UI tests (driven by playwright-core, headless)
 #   ntfs-3g exfatprogs  NTFS and exFAT on the loop devices of the external-device tests (mkfs.ntfs, mkfs.exfat)
 #   exfat-fuse          mounts exFAT where the kernel has no exfat driver
-#   xfsprogs            xfs on the loop devices of the external-device tests (mkfs.xfs; the kernel mounts it)
+#   xfsprogs            xfs on the loop devices of the external-device and cold-snapshot tests (mkfs.xfs; the kernel mounts it)
+#   btrfs-progs         btrfs on the loop devices of the cold-snapshot tests (mkfs.btrfs; reflink clones, as XFS reflink=1)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -47,6 +47,8 @@ export type ErrorCode =
   /** an external disk failed or was removed while a job used it (I/O errors, vanished, shrunk) */
   | 'DEVICE_FAILED'
   | 'WRONG_DATASTORE'
+  /** a cold snapshot of a disk could not be made (guests/snapshots) */
+  | 'SNAPSHOT_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

@@ -1,15 +1,24 @@
 /**
- * One guest of a job in stop mode, as vzdump does it: [backup lock] -> backup-start -> [pre-stop ->
- * ACPI shutdown] -> archive -> [still stopped?] -> publish -> backup-end -> [pre-restart -> start ->
- * post-restart] -> [unlock] -> log-end; backup-abort instead of backup-end on failure.
+ * One guest of a job in stop mode, in vzdump's hook order, where the guest runs again before its data
+ * is copied: [backup lock] -> backup-start -> [pre-stop -> ACPI shutdown] -> [cold snapshot of every
+ * disk -> still stopped? -> pre-restart -> start -> post-restart] -> read the snapshots -> publish ->
+ * backup-end -> [unlock] -> log-end; backup-abort instead of backup-end on failure.
+ * - Cold snapshots (job `snapshot: auto`, cold-snapshots.ts): the guest is off only for shutdown,
+ *   snapshot and start. Where a disk cannot be snapshotted (ext4, NTFS, a block device ...) or with
+ *   `snapshot: off`, none is, and the guest stays off while its disks are read: ... read the disks ->
+ *   still stopped? -> pre-restart -> start -> post-restart -> publish; so it starts before the publish
+ *   in both flows, and the hook order is the same. A failed start does not discard what was read:
+ *   the version is published and the guest's run fails after it. The run's snapshots are settled
+ *   (today: removed) once the version is published or the backup failed.
  * - Where the hypervisor has a guest lock (Proxmox), `lock: backup` is set first, for the whole backup,
  *   so nobody else can start the guest meanwhile; a guest locked by someone else fails here untouched.
  * - The guest is stopped only after its config, disks and the space were checked, is recorded in the
  *   restart journal before the shutdown (and before the lock), and is started again after any failure
  *   once coldvault has stopped it; the lock is removed after any failure too.
  * - With every driver, a guest whose disks were read while it was off must still be off when they have
- *   been read: else (GUEST_STARTED) that version is discarded, and the guest, running again by
- *   someone else's hand, is left as it is.
+ *   been read (or, with snapshots, once they are snapshotted): else (GUEST_STARTED) that version is
+ *   discarded, and the guest, running again by someone else's hand, is left as it is.
+ * - The downtime (shutdown, snapshot and start durations) is measured here and handed to the pipeline.
  * A shutdown that times out fails this guest and leaves it running, unless the job says forceStop
  * (then: hard stop). How long the guest is off is measured by downtime-clock.ts.
  */
@@ -26,7 +35,8 @@ import type { Datastore, LockDir } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
-import { backupGuest, type WorkerPool } from '../pipeline/index.js';
+import { backupGuest, type DiskReadPlan, type WorkerPool } from '../pipeline/index.js';
+import { snapshotGuestDisks, type GuestSnapshots } from './cold-snapshots.js';
 import { DowntimeClock } from './downtime-clock.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
@@ -75,6 +85,10 @@ class GuestRun {
   private stopped = false;
   /** coldvault set (or may have set) the hypervisor's backup lock */
   private locked = false;
+  /** the cold snapshots this run reads, if it made them */
+  private snapshots: GuestSnapshots | undefined;
+  /** a start that failed once the disks were frozen: reported after the version is published */
+  private startFailure: Error | undefined;
   private readonly env: HookEnv;
 
   constructor(
@@ -91,6 +105,7 @@ class GuestRun {
   async execute(): Promise<number> {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
+    let published = false;
     try {
       const status = await this.prepare();
       const readOff = status === 'running' || status === 'stopped'; // the disks are read with the guest off
@@ -110,15 +125,15 @@ class GuestRun {
         signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000,
         statusLine: `status = ${status}`,
-        beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
-        beforePublish: (log) => (readOff ? this.checkStillOff(log) : Promise.resolve()),
+        beforeArchive: (log, disks) => this.freeze(status, disks, log),
+        beforePublish: (log) => this.beforePublish(readOff, log),
         downtime: () => this.clock.report(),
         afterArchive: async (_m, dir, log) => {
+          published = true;
           this.env.TARGET = dir;
           this.env.LOGFILE = `${dir}/backup.log`;
           await this.hook('backup-end', log);
-          if (this.stopped) await this.restart(log);
-          this.clock.logUnreported(vmid, log); // started after the manifest was written: the line goes to the version log here
+          if (this.startFailure !== undefined) throw this.startFailure;
         },
       });
       return result.manifest.storedBytes;
@@ -128,6 +143,7 @@ class GuestRun {
     } finally {
       if (this.stopped) await this.restart(ctx.log).catch((err: unknown) => ctx.log.error(`starting guest ${vmid} again failed - ${describeError(err)}`));
       this.clock.logUnreported(vmid, ctx.log);
+      await this.snapshots?.settleAfterRun(published, ctx.log);
       if (this.locked) await this.unlockGuest(ctx.log);
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
@@ -181,15 +197,52 @@ class GuestRun {
     ctx.journal.clearLock(vmid, ctx.taskId);
   }
 
-  /** The guest must still be off now that its disks have been read; else this version is discarded. */
-  private async checkStillOff(log: TaskLog): Promise<void> {
+  /**
+   * Before the disks are read: the guest is shut down (if it runs); while it is off, its disks are
+   * snapshotted (job `snapshot: auto`), and then it is started at once and the snapshots are read.
+   * No snapshots (refused, or off): the disks are read, with the guest off.
+   */
+  private async freeze(
+    status: GuestRunState,
+    disks: ReadonlyArray<{ key: string; path: string }>,
+    log: TaskLog,
+  ): Promise<ReadonlyMap<string, DiskReadPlan> | undefined> {
+    if (status === 'running') await this.stopGuest(log);
+    if (status !== 'running' && status !== 'stopped') return undefined; // paused, unknown: not off, never snapshotted
+    if (this.ctx.job.snapshot === 'off') return undefined;
+    this.snapshots = await snapshotGuestDisks(this.vmid, disks, this.ctx.storages, log, (work) => this.clock.time('snapshot', work));
+    if (!this.snapshots) return undefined;
+    await this.checkStillOff(log, 'while its disks were snapshotted', 'snapshotting the disks');
+    if (this.stopped) await this.startAgain(log);
+    return this.snapshots.readPlans();
+  }
+
+  /** Without snapshots, the guest stayed off for the read: it must still be off, and is started now, before the publish. */
+  private async beforePublish(readOff: boolean, log: TaskLog): Promise<void> {
+    if (this.snapshots) return; // the snapshots were read: the guest runs by design
+    if (readOff) await this.checkStillOff(log, 'while its disks were being read', 'reading the disks');
+    if (this.stopped) await this.startAgain(log);
+  }
+
+  /** The guest must still be off; else what was read or snapshotted is discarded. */
+  private async checkStillOff(log: TaskLog, during: string, after: string): Promise<void> {
     try {
-      await checkStillStopped(this.ctx.driver, this.vmid, { during: 'while its disks were being read', outcome: 'this version is discarded' });
+      await checkStillStopped(this.ctx.driver, this.vmid, { during, outcome: 'this version is discarded' });
     } catch (err) {
       if (isColdvaultError(err, 'GUEST_STARTED') && this.stopped) this.leaveRunning(log);
       throw err;
     }
-    log.info('status after reading the disks = stopped');
+    log.info(`status after ${after} = stopped`);
+  }
+
+  /** Starts the guest once its disks are frozen (snapshotted or read); a failure fails the run only after the publish. */
+  private async startAgain(log: TaskLog): Promise<void> {
+    try {
+      await this.restart(log);
+    } catch (err) {
+      this.startFailure = asError(err);
+      log.error(`${describeError(err)}; the backup goes on and this guest's run fails at its end`);
+    }
   }
 
   /** Someone else started the guest coldvault held stopped: it is theirs now, not to be started again. */
@@ -235,11 +288,18 @@ class GuestRun {
     this.stopped = true;
   }
 
+  /**
+   * pre-restart -> start -> post-restart. A failing pre-restart hook does not keep the guest off: it
+   * is started all the same, and the hook's failure is thrown once it runs.
+   */
   private async restart(log: TaskLog): Promise<void> {
     const { ctx, vmid } = this;
-    this.stopped = false;
     const begin = Date.now();
-    await this.hook('pre-restart', log);
+    const hookFailure = await this.hook('pre-restart', log).then(
+      () => undefined,
+      (err: unknown) => asError(err),
+    );
+    this.stopped = false;
     log.info('restarting vm');
     try {
       await this.clock.time('start', () => ctx.driver.start(vmid));
@@ -249,6 +309,11 @@ class GuestRun {
     }
     ctx.journal.clearStop(vmid, ctx.taskId);
     log.info(`guest is online again after ${Math.round((Date.now() - begin) / 1000)} seconds`);
+    if (hookFailure !== undefined) throw hookFailure;
     await this.hook('post-restart', log);
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(describeError(err));
 }

@@ -1,8 +1,8 @@
 /**
  * jobs: backup jobs of stopped guests, as the seed's "Backup -> Jobs" screen has them. A job (weekdays +
  * start time or a cron expression, guests or "all but", target store, keep N, scripts, mail) runs as a
- * task: [lock: backup] -> stop guest (ACPI) -> back up -> still stopped? -> start guest -> unlock, with
- * vzdump's hook phases, a restart journal that brings guests back and removes their backup locks after
+ * task: [lock: backup] -> stop guest (ACPI) -> cold snapshot of the disks -> start guest -> back up the
+ * snapshots -> unlock (without snapshots: stop -> back up -> still stopped? -> start), with vzdump's hook phases, a restart journal that brings guests back and removes their backup locks after
  * a crash, per-guest locks, task logs in SQLite and files, and a mail report.
  * State lives in `<stateDir>/coldvault.sqlite`. The scheduler (in `coldvault serve`) starts due jobs.
  */
@@ -16,3 +16,5 @@ export * from './hooks.js';
 export * from './runner.js';
 export * from './scheduler.js';
 export * from './mail.js';
+export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-snapshots.js';
+export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';

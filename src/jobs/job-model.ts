@@ -2,9 +2,12 @@
  * The job: what the seed's "new job" form holds. Validated here once; everything else trusts it.
  * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
  * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
- * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled}.
+ * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled,
+ * snapshot: "auto" | "off"}.
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
+ * `snapshot` (default auto): cold snapshots of the disks while the guest is off, so that it runs again
+ * before they are read (disks on filesystems without reflink are read with the guest off, as with off).
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
 import { parseCron } from './cron.js';
@@ -42,6 +45,8 @@ export interface Job {
   initDevice: boolean;
   /** the datastore the job's external device must hold (bound at its first run) */
   deviceDatastoreId?: string;
+  /** cold snapshots (auto: where every disk of a guest can have one) or none (off: the guest is off for the read) */
+  snapshot: 'auto' | 'off';
 }
 
 const JOB_KEYS = new Set<string>([
@@ -69,6 +74,7 @@ const JOB_KEYS = new Set<string>([
   'enabled',
   'initDevice',
   'deviceDatastoreId',
+  'snapshot',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -110,6 +116,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     enabled: bool(input.enabled, true),
     initDevice: bool(input.initDevice, false),
     deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
+    snapshot: snapshotMode(input.snapshot),
   };
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);
@@ -212,4 +219,11 @@ function compress(v: unknown): 'zstd' | 'none' {
   if (v === undefined || v === null || v === '' || v === 'zstd') return 'zstd';
   if (v === 'none') return 'none';
   throw invalid(`compress: '${text(v)}' must be zstd or none`);
+}
+
+/** `auto` (the default) or `off`: cold snapshots of the disks (jobs/cold-snapshots.ts). */
+export function snapshotMode(v: unknown): 'auto' | 'off' {
+  if (v === undefined || v === null || v === '' || v === 'auto') return 'auto';
+  if (v === 'off') return 'off';
+  throw invalid(`snapshot: '${text(v)}' must be auto or off`);
 }

@@ -1,6 +1,6 @@
 /**
  * Runs a job: one task with a vzdump-style log. job lock -> recover guests left stopped by dead runs
- * -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
+ * -> remove cold snapshots left by dead runs -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
  * script after -> job-end (job-abort only when the job itself fails) -> mail. A failure of one guest does not stop the
  * others (but a failed external disk does: device.ts); the task is ok only when every guest is. If the
  * datastore cannot be opened, no guest is stopped at all.
@@ -13,6 +13,7 @@ import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
 import { WorkerPool } from '../pipeline/index.js';
 import { runGuest } from './guest-run.js';
+import { removeLeftoverSnapshots } from './snapshot-leftovers.js';
 import { runHook, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
 import type { JournalEntry, StopJournal } from './journal.js';
@@ -90,6 +91,7 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
       .map((e) => [e.vmid, e]),
   );
   await env.journal.recover(env.driver, task, new Set(adopted.keys()));
+  await removeLeftoverSnapshots(env, task);
   const hookEnv: HookEnv = { DUMPDIR: job.store };
   await runHook(job.hook, ['job-init'], hookEnv, task);
   let device: AttachedDevice | undefined;

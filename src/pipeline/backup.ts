@@ -47,6 +47,12 @@ import { rotateGuest } from './prune.js';
 import { ProgressMeter } from './progress-meter.js';
 import type { WorkerPool } from './worker-pool.js';
 
+/** Where one disk is read (cold snapshots). */
+export interface DiskReadPlan {
+  /** read this instead of the disk: its cold snapshot, a frozen copy of the disk at shutdown */
+  readPath: string;
+}
+
 export interface BackupRequest {
   store: Datastore;
   catalog: Catalog;
@@ -65,8 +71,11 @@ export interface BackupRequest {
   lockWaitMs?: number;
   /** logged after the first line, e.g. `status = running` (the job layer knows it) */
   statusLine?: string;
-  /** after planning and the space check, before anything is written: the job stops the guest here */
-  beforeArchive?: (log: TaskLog) => Promise<void>;
+  /**
+   * After planning and the space check, before anything is written: the job stops the guest here, and
+   * may answer with read plans (the disks' cold snapshots, by disk key); no answer: the disks are read.
+   */
+  beforeArchive?: (log: TaskLog, disks: ReadonlyArray<{ key: string; path: string }>) => Promise<ReadonlyMap<string, DiskReadPlan> | void>;
   /**
    * after every chunk and index is written, before the manifest and the publish: a throw discards the
    * version. A job that starts the guest again here has its downtime in the manifest.
@@ -86,6 +95,8 @@ export interface BackupResult {
 
 interface PlannedDisk extends BackupDisk {
   path: string;
+  /** what is read: the disk, or its cold snapshot (a read plan) */
+  readPath: string;
   info: ImageInfo;
 }
 
@@ -108,7 +119,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
       vlog,
       req.guestId,
     );
-    await req.beforeArchive?.(vlog);
+    await readFrom(plan.disks, (await req.beforeArchive?.(vlog, plan.disks)) ?? undefined, req.guestId);
     const version = await req.store.nextVersionNumber(req.guestId);
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
@@ -155,7 +166,7 @@ async function planBackup(
     const path = await resolveBackupDisk(disk, req.guestId, req); // the path rule: refused before anything is written
     const info = await imageInfo(path, `disk '${disk.key}' of guest ${req.guestId}`);
     vlog.info(`include disk '${disk.key}' '${disk.volume}' ${formatBytes(info.size, 0)}`);
-    disks.push({ ...disk, path, info });
+    disks.push({ ...disk, path, readPath: path, info });
   }
   for (const ex of excluded) vlog.info(`exclude disk '${ex.key}' '${ex.volume}' (${ex.reason})`);
   if (disks.length === 0) vlog.warn(`guest ${req.guestId} has no disk to back up; saving its configuration only`);
@@ -166,6 +177,18 @@ async function planBackup(
     disks,
     excluded: excluded.map((e) => ({ key: e.key, volume: e.volume, reason: e.reason })),
   };
+}
+
+/**
+ * Points each disk at what is read (its cold snapshot, where the job made one) and takes its size
+ * again now that it is frozen (the guest is off, or the snapshot made): a disk file may have grown
+ * since planning, while the guest still ran (a qcow2 allocating clusters, a resize).
+ */
+async function readFrom(disks: PlannedDisk[], plans: ReadonlyMap<string, DiskReadPlan> | undefined, guestId: string): Promise<void> {
+  for (const disk of disks) {
+    disk.readPath = plans?.get(disk.key)?.readPath ?? disk.path;
+    disk.info = await imageInfo(disk.readPath, `disk '${disk.key}' of guest ${guestId}`);
+  }
 }
 
 async function writeVersion(
@@ -197,12 +220,12 @@ async function writeVersion(
   const written: WrittenDisk[] = [];
   const sum = newCounters();
   for (const disk of plan.disks) {
-    vlog.info(`now save file '${disk.path}'`);
+    vlog.info(`now save file '${disk.path}'${disk.readPath === disk.path ? '' : ` from its cold snapshot '${disk.readPath}'`}`);
     meter.item = disk.key;
-    const result = await backupDisk(disk.path, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
+    const result = await backupDisk(disk.readPath, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
     meter.completeItem(result);
     addCounters(sum, result);
-    written.push({ path: disk.path, size: disk.info.size, digests: result.digests });
+    written.push({ path: disk.readPath, size: disk.info.size, digests: result.digests });
     disks.push(await writeIndex(staging, disk, result));
     logDisk(vlog, disk, result);
   }

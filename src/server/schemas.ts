@@ -53,6 +53,8 @@ const jobFields = {
   enabled: Type.Boolean(),
   initDevice: Type.Boolean(),
   deviceDatastoreId: Type.String({ maxLength: 1024 }), // one id per rotated disk, separated by commas
+  // auto: cold snapshots of the disks (the guest runs again before they are read) where every disk can have one; off: off for the read
+  snapshot: StringEnum(['auto', 'off'] as const),
 };
 const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
 const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));

@@ -93,6 +93,7 @@ describe('the web UI in English', () => {
       'External device',
       'Start time',
       'Mode',
+      'Cold snapshot',
       'Mail to',
       'Include all guests',
       'Exclude',
@@ -111,6 +112,8 @@ describe('the web UI in English', () => {
     for (const day of ['Mon', 'Wed', 'Fri']) await form.getByLabel(day, { exact: true }).check();
     await form.getByLabel('Start time').fill('22:30');
     await form.getByLabel('Keep (1-x)').fill('3');
+    expect(await form.getByLabel('Cold snapshot', { exact: true }).inputValue()).toBe('auto'); // the default
+    await form.getByLabel('Cold snapshot', { exact: true }).selectOption('off');
     await form.getByLabel('Mail to').fill('admin@example.com');
     await form.getByLabel('Select guest 101').check();
     await form.getByLabel('Script before').fill('/tmp/not-allowed.sh'); // outside the server's script folders
@@ -147,6 +150,7 @@ describe('the web UI in English', () => {
       at: '22:30',
       keep: 3,
       mode: 'stop',
+      snapshot: 'off',
       mailto: ['admin@example.com'],
       scriptBefore: join(lab.scriptsDir, 'before.sh'),
       enabled: true,

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStateDb, TaskStore } from '../../dist/jobs/index.js';
 import type { GuestReport } from '../../src/jobs/mail.js';
 import { killGuest } from '../helpers/tiny-guest.js';
-import { addTinyGuest, bootGuest, cv, makeJobLab, part, startSmtpSink, taskIdOf, type JobLab } from './helpers-jobs.js';
+import { addTinyGuest, bootGuest, cv, makeJobLab, part, startSmtpSink, taskIdOf, type JobLab, versions } from './helpers-jobs.js';
 
 let lab: JobLab;
 let sink: Awaited<ReturnType<typeof startSmtpSink>>;
@@ -89,13 +89,17 @@ describe('downtime of a real guest', () => {
     expect(off).toBeGreaterThanOrEqual(timeOf(lines, 'restarting vm') - timeOf(lines, 'creating archive') - MS);
     // at least the shutdown and the start the line names (each rounded to at most 0.05 s)
     expect(off).toBeGreaterThanOrEqual((Number(shutdown) + Number(start)) * 1000 - 100);
-    expect(Number(snapshot)).toBe(0); // no snapshots in this flow: the disks were read while it was off
+    expect(Number(snapshot)).toBe(0); // no snapshots on this filesystem (the fallback): the disks were read while it was off
     const lineSeconds = Number(hh) * 3600 + Number(mm) * 60 + Number(ss);
     expect(lineSeconds).toBe(Math.round(off / 1000));
 
     // the version's own log has the line too
     const versionLog = readFileSync(join(lab.storeDir, 'guests', '101', '1', 'backup.log'), 'utf8');
     expect(versionLog).toContain(`INFO: guest 101 was off for ${hh}:${mm}:${ss} (shutdown ${shutdown} s, snapshot ${snapshot} s, start ${start} s)`);
+
+    // the catalog: list --json has the version's downtimeMs, the same as the task result
+    const listed = (await versions(lab, '101')) as Array<{ version: number; downtimeMs?: number | null }>;
+    expect(listed.find((v) => v.version === 1)?.downtimeMs).toBe(off);
 
     // the mail's guest table: the same downtime as the log line
     expect(sink.got.length - before).toBe(1);

@@ -92,9 +92,9 @@ describe('job run with a real QEMU guest', () => {
       'job-start',
       'backup-start stop 101',
       'pre-stop stop 101',
-      'backup-end stop 101',
       'pre-restart stop 101',
       'post-restart stop 101',
+      'backup-end stop 101',
       'log-end stop 101',
       'job-end',
     ]);
@@ -196,9 +196,9 @@ describe('job run with a real QEMU guest', () => {
     expect(phases.slice(6, -1)).toEqual([
       'backup-start stop 105',
       'pre-stop stop 105',
-      'backup-end stop 105',
       'pre-restart stop 105',
       'post-restart stop 105',
+      'backup-end stop 105',
       'log-end stop 105',
     ]);
     // vzdump (PVE::VZDump::exec_backup) runs `job-end` after the last guest even when guests failed;

@@ -88,7 +88,7 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
   it('sets lock: backup before the shutdown; nobody else can start the guest meanwhile; restarts it with --skiplock and unlocks it after', async () => {
     await addGuest('101', 'running');
     await fake.clearCalls();
-    // backup-end: the guest is off and its version published; "someone else" looks and tries to start it
+    // backup-end: the version is published and the lock still held; "someone else" looks and tries to start it
     const seen = join(lab.root, 'seen-101');
     const hook = writeHook(
       lab,
@@ -172,7 +172,7 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
 
   it('after a kill -9 while the guest is off and locked, the next `coldvault serve` removes the lock and starts it', async () => {
     await addGuest('106', 'running');
-    const { taskId, pid } = await killInBackupEnd('j6', '106');
+    const { taskId, pid } = await killInHook('j6', '106', 'pre-restart');
     expect(await fake.lock('106')).toBe('backup');
     expect(await fake.state('106')).toBe('stopped');
     expect((await fake.runAsOther(['start', '106'])).stderr).toContain('VM is locked (backup)'); // still held
@@ -197,7 +197,7 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
   it('after a kill -9 while a guest that was off is locked, the next job run removes the lock and leaves the guest off', async () => {
     await addGuest('107', 'stopped');
     await addGuest('108', 'stopped');
-    const { taskId } = await killInBackupEnd('j7', '107');
+    const { taskId } = await killInHook('j7', '107', 'backup-end'); // a guest that was off: no pre-restart
     expect(await fake.lock('107')).toBe('backup');
     expect(journalEntries()).toMatchObject([{ vmid: '107', taskId, stopped: false, locked: true }]);
     await fake.clearCalls();
@@ -214,11 +214,11 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
 
   it('after a kill -9, the next run of the same job takes the guest over: unlocks, locks again, backs it up as it is, starts it', async () => {
     await addGuest('110', 'running');
-    const { taskId } = await killInBackupEnd('j10', '110');
+    const { taskId } = await killInHook('j10', '110', 'pre-restart');
     expect(await fake.lock('110')).toBe('backup');
     expect(await fake.state('110')).toBe('stopped');
     await fake.clearCalls();
-    // j10's hook sleeps in backup-end: this run gets a plain one
+    // j10's hook sleeps in pre-restart: this run gets a plain one
     expect((await pcv(['job', 'edit', 'j10', '--hook', writeHook(lab, 'hook-j10-again.sh').script])).code).toBe(0);
 
     const again = await pcv(['job', 'run', 'j10']);
@@ -235,7 +235,7 @@ describe('a job with the Proxmox driver locks the guest for its backup (fake qm)
     expect(calls.filter((c) => c.startsWith('unlock 110'))).toHaveLength(2); // the dead run's lock, then this run's
     expect(await fake.lock('110')).toBeUndefined();
     expect(await fake.state('110')).toBe('running');
-    expect(await versionCount('110')).toBe(2);
+    expect(await versionCount('110')).toBe(1); // the killed run died before its publish (the guest is started first)
     expect(journalEntries()).toEqual([]);
   });
 });
@@ -288,13 +288,13 @@ describe('a guest started by hand with --skiplock while its disks are read (fake
   });
 });
 
-/** Runs job `jobId` for `vmid` with a hook that sleeps in backup-end, kills -9 the CLI there. */
-async function killInBackupEnd(jobId: string, vmid: string): Promise<{ taskId: string; pid: number }> {
+/** Runs job `jobId` for `vmid` with a hook that sleeps in `phase`, kills -9 the CLI there. */
+async function killInHook(jobId: string, vmid: string, phase: 'pre-restart' | 'backup-end'): Promise<{ taskId: string; pid: number }> {
   const pidFile = join(lab.root, `sleeper-${jobId}.pid`);
-  const hook = writeHook(lab, `hook-${jobId}.sh`, `if [ "$1" = backup-end ]; then echo $$ > '${pidFile}'; exec /bin/sleep 60; fi\n`);
+  const hook = writeHook(lab, `hook-${jobId}.sh`, `if [ "$1" = ${phase} ]; then echo $$ > '${pidFile}'; exec /bin/sleep 60; fi\n`);
   expect((await pcv(['job', 'add', jobId, '--store', lab.storeDir, '--vmid', vmid, '--hook', hook.script])).code).toBe(0);
   const run = spawnPcv(['job', 'run', jobId]);
-  expect(await waitFor(() => hookCalls(hook.log).some((c) => c.args === `backup-end stop ${vmid}`), 60_000), run.out()).toBe(true);
+  expect(await waitFor(() => hookCalls(hook.log).some((c) => c.args === `${phase} stop ${vmid}`), 60_000), run.out()).toBe(true);
   const taskId = taskIdOf(run.out());
   run.child.kill('SIGKILL');
   await run.exited;

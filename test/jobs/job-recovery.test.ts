@@ -1,6 +1,6 @@
 /**
  * The guest always comes back: `coldvault job run` is killed (-9) while it holds a real QEMU guest
- * stopped (its hook sleeps in `backup-end`, after the shutdown); the guest stays off until the next
+ * stopped (its hook sleeps in `pre-restart`, after the shutdown); the guest stays off until the next
  * `coldvault serve`, which starts it again in a `recovery` task naming the guest and the interrupted
  * task; the interrupted task is listed as failed.
  */
@@ -78,13 +78,13 @@ describe('a run killed while it holds a guest stopped', () => {
     await bootGuest(lab, '101');
     expect(await readBootCount(disk)).toBe(1);
     sleeperPidFile = `${lab.root}/sleeper.pid`;
-    // backup-end comes after the shutdown and before the restart: the guest is certainly off then
-    const hook = writeHook(lab, 'hook-slow.sh', `if [ "$1" = backup-end ]; then echo $$ > '${sleeperPidFile}'; exec /bin/sleep 30; fi\n`);
+    // pre-restart comes after the shutdown and the read, before the start: the guest is certainly off then
+    const hook = writeHook(lab, 'hook-slow.sh', `if [ "$1" = pre-restart ]; then echo $$ > '${sleeperPidFile}'; exec /bin/sleep 30; fi\n`);
     const add = await cv(lab, ['job', 'add', 'j1', '--store', lab.storeDir, '--vmid', '101', '--hook', hook.script]);
     expect(add.code, add.stderr).toBe(0);
 
     const run = start(['job', 'run', 'j1']);
-    const inHook = await waitFor(() => hookCalls(hook.log).some((c) => c.args === 'backup-end stop 101'), 60_000);
+    const inHook = await waitFor(() => hookCalls(hook.log).some((c) => c.args === 'pre-restart stop 101'), 60_000);
     expect(inHook, run.out()).toBe(true);
     expect(run.out()).toContain('stopping virtual guest');
     expect(await lab.driver!.status('101')).toBe('stopped');
@@ -132,7 +132,7 @@ describe('a run killed while it holds a guest stopped', () => {
     const disk = await addTinyGuest(lab, '102', 'db02');
     await addTinyGuest(lab, '103', 'off03');
     await bootGuest(lab, '102');
-    const { killedTask, hook } = await killRunInBackupEnd('j2', '102');
+    const { killedTask, hook } = await killRunInPreRestart('j2', '102');
 
     // another job (a guest that is off): it starts with the recovery of 102
     expect((await cv(lab, ['job', 'add', 'other', '--store', lab.storeDir, '--vmid', '103'])).code).toBe(0);
@@ -164,7 +164,7 @@ describe('a run killed while it holds a guest stopped', () => {
     // is, stopped, and starts it afterwards.
     const disk = await addTinyGuest(lab, '104', 'app04');
     await bootGuest(lab, '104');
-    const { killedTask } = await killRunInBackupEnd('j4', '104');
+    const { killedTask } = await killRunInPreRestart('j4', '104');
     expect((await cv(lab, ['job', 'edit', 'j4', '--stop-timeout', '10'])).code).toBe(0);
 
     const again = await cv(lab, ['job', 'run', 'j4']);
@@ -177,25 +177,30 @@ describe('a run killed while it holds a guest stopped', () => {
     expect(again.code, `${out}\n${again.stderr}`).toBe(0);
     expect(out).toContain('Finished Backup of VM 104');
     expect(await lab.driver!.status('104')).toBe('running');
-    expect((await cv(lab, ['list', '104', '--store', lab.storeDir, '--json'])).stdout).toMatch(/"version": 2/);
+    // the killed run died before its publish (the guest is started first): this run makes version 1
+    expect((await cv(lab, ['list', '104', '--store', lab.storeDir, '--json'])).stdout).toMatch(/"version": 1/);
     // started once more: its init counts the boot when it has mounted its disk, shortly after QEMU runs
     expect(await waitFor(async () => (await readBootCount(disk)) >= 2, 20_000, 250)).toBe(true);
   });
 });
 
 /**
- * Adds job `jobId` for `vmid` (running) with a hook that sleeps in backup-end while a marker file
+ * Adds job `jobId` for `vmid` (running) with a hook that sleeps in pre-restart while a marker file
  * exists, runs it, kills -9 the CLI while the guest is off, and removes the marker.
  */
-async function killRunInBackupEnd(jobId: string, vmid: string): Promise<{ killedTask: string; hook: { script: string; log: string } }> {
+async function killRunInPreRestart(jobId: string, vmid: string): Promise<{ killedTask: string; hook: { script: string; log: string } }> {
   sleeperPidFile = `${lab.root}/sleeper-${jobId}.pid`;
   const slow = `${lab.root}/slow-${jobId}`;
   writeFileSync(slow, '');
-  const hook = writeHook(lab, `hook-${jobId}.sh`, `if [ "$1" = backup-end ] && [ -e '${slow}' ]; then echo $$ > '${sleeperPidFile}'; exec /bin/sleep 30; fi\n`);
+  const hook = writeHook(
+    lab,
+    `hook-${jobId}.sh`,
+    `if [ "$1" = pre-restart ] && [ -e '${slow}' ]; then echo $$ > '${sleeperPidFile}'; exec /bin/sleep 30; fi\n`,
+  );
   const add = await cv(lab, ['job', 'add', jobId, '--store', lab.storeDir, '--vmid', vmid, '--hook', hook.script]);
   expect(add.code, add.stderr).toBe(0);
   const run = start(['job', 'run', jobId]);
-  expect(await waitFor(() => hookCalls(hook.log).some((c) => c.args === `backup-end stop ${vmid}`), 60_000), run.out()).toBe(true);
+  expect(await waitFor(() => hookCalls(hook.log).some((c) => c.args === `pre-restart stop ${vmid}`), 60_000), run.out()).toBe(true);
   expect(await lab.driver!.status(vmid)).toBe('stopped');
   const killedTask = /^task (\S+)$/m.exec(run.out())?.[1] ?? '';
   expect(killedTask).not.toBe('');

@@ -28,6 +28,7 @@ describe('jobs', () => {
       compress: 'zstd',
       enabled: true,
       stopTimeout: 600,
+      snapshot: 'auto',
     });
     expect((await lab.api('GET', '/api/v1/jobs')).json()).toHaveLength(1);
     expect((await lab.api('GET', '/api/v1/jobs/nightly')).json()).toMatchObject({ id: 'nightly', days: ['mon', 'wed'] });
@@ -39,9 +40,19 @@ describe('jobs', () => {
       days: ['fri'],
       at: '1:05',
       enabled: false,
+      snapshot: 'off',
     });
     expect(replaced.statusCode, replaced.body).toBe(200);
-    expect(replaced.json()).toMatchObject({ id: 'nightly', all: true, vmid: [], exclude: ['102'], days: ['fri'], at: '01:05', enabled: false });
+    expect(replaced.json()).toMatchObject({
+      id: 'nightly',
+      all: true,
+      vmid: [],
+      exclude: ['102'],
+      days: ['fri'],
+      at: '01:05',
+      enabled: false,
+      snapshot: 'off',
+    });
     expect(replaced.json().keep).toBeUndefined(); // replaced, not merged
 
     const dup = await lab.api('POST', '/api/v1/jobs', base);
@@ -66,6 +77,7 @@ describe('jobs', () => {
       [{ ...base, at: '25:00' }, 'INVALID_REQUEST'],
       [{ ...base, keep: 0 }, 'INVALID_REQUEST'],
       [{ ...base, mode: 'snapshot' }, 'INVALID_REQUEST'],
+      [{ ...base, snapshot: 'sometimes' }, 'INVALID_REQUEST'],
       [{ ...base, id: '1bad' }, 'INVALID_REQUEST'],
       [{ ...base, unknownField: 1 }, 'INVALID_REQUEST'],
       [{ ...base, vmid: ['101'], all: true }, 'JOB_INVALID'],

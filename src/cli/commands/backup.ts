@@ -1,6 +1,7 @@
-/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N]` */
+/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
-import { backupGuest } from '../../pipeline/index.js';
+import { snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
+import { backupGuest, type BackupRequest, type BackupResult } from '../../pipeline/index.js';
 import { intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -11,23 +12,29 @@ export const backupOptions: OptionSpec = {
   keep: { type: 'string' },
   compress: { type: 'string' },
   'zstd-level': { type: 'string' },
+  snapshot: { type: 'string' },
 };
 
-export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N] [--json]
-  Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').`;
+export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N]
+     [--snapshot auto|off] [--json]
+  Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').
+  --snapshot auto (default): the disks' cold snapshots (reflink clones on XFS reflink=1 or btrfs), made as
+  the backup starts, are read instead of the disks, and removed afterwards; where a disk cannot have one,
+  the disks are read (one log line says why). off: the disks are read.`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
   if (ids.length === 0) throw new ColdvaultError('USAGE', 'coldvault backup: name at least one vmid');
   const keep = intOption(ctx.args, 'keep', 1);
   const zstdLevel = compressionLevel(str(ctx.args, 'compress'), intOption(ctx.args, 'zstd-level', 1) ?? ctx.config.zstdLevel);
+  const snapshot = snapshotOption(str(ctx.args, 'snapshot'));
   const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const { store, catalog } = await ctx.openStore();
   const results: unknown[] = [];
   let failed = 0;
   for (const guestId of ids) {
     try {
-      const r = await backupGuest({
+      const r = await withSnapshots(snapshot, ctx, {
         store,
         catalog,
         pool,
@@ -75,4 +82,32 @@ function compressionLevel(compress: string | undefined, level: number): number {
   }
   if (compress === 'none' || compress === '0') return 0;
   throw new ColdvaultError('USAGE', `--compress '${compress}': expected zstd or none`);
+}
+
+function snapshotOption(value: string | undefined): SnapshotMode {
+  if (value === undefined || value === 'auto') return 'auto';
+  if (value === 'off') return 'off';
+  throw new ColdvaultError('USAGE', `--snapshot '${value}': expected auto or off`);
+}
+
+/** The backup, reading the disks' cold snapshots (auto) when every disk can have one; they are removed afterwards. */
+async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: BackupRequest): Promise<BackupResult> {
+  if (mode === 'off') return backupGuest(req);
+  let snapshots: GuestSnapshots | undefined;
+  let published = false;
+  try {
+    return await backupGuest({
+      ...req,
+      beforeArchive: async (log, disks) => {
+        snapshots = await snapshotGuestDisks(req.guestId, disks, req.storages, log);
+        return snapshots?.readPlans();
+      },
+      afterArchive: () => {
+        published = true;
+        return Promise.resolve();
+      },
+    });
+  } finally {
+    await snapshots?.settleAfterRun(published, ctx.log);
+  }
 }

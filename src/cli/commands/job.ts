@@ -33,18 +33,22 @@ export const jobOptions: OptionSpec = {
   'guests-dir': { type: 'string' },
   storage: { type: 'string', multiple: true },
   'init-device': { type: 'boolean' },
+  snapshot: { type: 'string' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
-     [--compress zstd|none] [--disabled] [--node NAME] [--init-device]
+     [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off]
 coldvault job edit <id> ...same flags (only those given change)
 coldvault job list [--json]
 coldvault job rm <id>
 coldvault job run <id>        runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
   --device /dev/sdb1 | UUID=... | LABEL=...: an external disk mounted on --store for the run; rotated disks
-  separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.`;
+  separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.
+  --snapshot auto (default): a running guest is shut down, its disks get cold snapshots (reflink clones on
+  XFS reflink=1 or btrfs), it is started again at once and the snapshots are backed up; where a disk cannot
+  have one (ext4, NTFS ...) the guest stays off while its disks are read, as with --snapshot off.`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
 function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
@@ -74,6 +78,7 @@ function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
     node: str(p, 'node'),
     enabled: flag(p, 'disabled') ? false : flag(p, 'enabled') ? true : undefined,
     initDevice: flag(p, 'init-device') || undefined,
+    snapshot: str(p, 'snapshot'),
   };
 }
 

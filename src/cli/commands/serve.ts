@@ -1,6 +1,6 @@
 /**
  * `coldvault serve`: the service. At start it brings back guests that an interrupted run left stopped
- * (stop journal), sets the admin password on first start (COLDVAULT_ADMIN_PASSWORD, else generated
+ * (stop journal), removes the cold snapshots such runs left (jobs/snapshot-leftovers.ts), sets the admin password on first start (COLDVAULT_ADMIN_PASSWORD, else generated
  * and printed once), then serves the API and web UI (src/server) on `--listen` / config `listen`
  * (default 127.0.0.1:8080; beyond loopback only with TLS or allowInsecureListen) and runs the
  * scheduler; both start jobs through one TaskRunner. On SIGTERM / SIGINT it schedules nothing new and
@@ -10,9 +10,9 @@
  * (datastore/privacy.ts) and warns with the fix when others may read them.
  */
 import { resolve } from 'node:path';
-import { createTaskLog, describeError, logAt, type TaskLog } from '../../core/index.js';
+import { createTaskLog, describeError, logAt, type LogLine, type TaskLog } from '../../core/index.js';
 import { checkPrivate, privacyWarnings } from '../../datastore/index.js';
-import { Scheduler } from '../../jobs/index.js';
+import { removeLeftoverSnapshots, Scheduler } from '../../jobs/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -32,6 +32,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const state = ctx.state();
   const driver = ctx.driver();
   await recoverGuests(ctx);
+  await recoverSnapshots(ctx);
   const privacy = warnAboutModes(ctx, log);
   const { generated } = await ensureAdminPassword(state.db, process.env.COLDVAULT_ADMIN_PASSWORD);
   if (generated) ctx.print(`admin password (shown only now; stored hashed): ${generated}`);
@@ -102,4 +103,19 @@ export async function recoverGuests(ctx: CommandContext): Promise<void> {
   task.onLine((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
   await journal.recover(ctx.driver(), task);
   task.finish(journal.orphans().length === 0);
+}
+
+/** Removes cold snapshots left by runs that died; logs it in a `recovery` task when there are any. */
+export async function recoverSnapshots(ctx: CommandContext): Promise<void> {
+  const lines: LogLine[] = [];
+  const { guestsDir, storages, allowDiskPaths } = ctx.config;
+  await removeLeftoverSnapshots(
+    { guestsDir, storages, allowDiskPaths },
+    createTaskLog((line) => lines.push(line)),
+  );
+  if (lines.length === 0) return;
+  const task = ctx.state().tasks.create('recovery', { node: ctx.config.node, summary: 'remove cold snapshots left by an interrupted run' });
+  task.onLine((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
+  for (const line of lines) logAt(task, line.level, line.message);
+  task.finish(lines.every((l) => l.level !== 'ERROR'));
 }

@@ -1,8 +1,8 @@
 /**
  * A tiny real Linux guest for hypervisor tests (DESIGN.md "A real guest for tests"): Debian's cloud
  * kernel and an initramfs of busybox-static plus the virtio/button/evdev modules, whose /init
- * (src/cli/demo/tiny-guest-init) mounts /dev/vda, increments /boots on it, logs
- * `coldvault-tiny-guest: boot N` to the serial console and powers off on the ACPI power button
+ * (src/cli/demo/tiny-guest-init) mounts /dev/vda, increments /boots on it, writes the block /marker
+ * (`boot N token T`, T random per boot), logs `coldvault-tiny-guest: boot N marker T` to the serial console and powers off on the ACPI power button
  * (unless the kernel command line has ignore_acpi=1).
  * Built once per recipe into /var/tmp/coldvault-tiny-guest/<hash>/ (built in a temp dir and renamed,
  * so parallel builders are safe). Needs: apt (with its lists updated), dpkg, busybox-static, cpio,
@@ -168,6 +168,18 @@ export async function readBootCount(diskPath: string): Promise<number> {
   const { stdout } = await execa('debugfs', ['-R', 'cat /boots', diskPath], { reject: false });
   const n = Number.parseInt(stdout.trim(), 10);
   return Number.isNaN(n) ? 0 : n;
+}
+
+/** The marker block the guest wrote at its last boot (read without mounting); undefined before the first boot. */
+export async function readMarker(diskPath: string): Promise<{ boot: number; token: string } | undefined> {
+  const { stdout } = await execa('debugfs', ['-R', 'cat /marker', diskPath], { reject: false });
+  const m = /^boot (\d+) token ([0-9a-f]+)$/m.exec(stdout);
+  return m ? { boot: Number(m[1]), token: m[2] as string } : undefined;
+}
+
+/** The token the guest said on its console at boot `n` (`coldvault-tiny-guest: boot N marker T`). */
+export function markerOnConsole(serialLog: string, n: number): string | undefined {
+  return new RegExp(`coldvault-tiny-guest: boot ${n} marker ([0-9a-f]+)`).exec(serialLog)?.[1];
 }
 
 /** Where guest `vmid` of a startScript in `dir` keeps its disk, QMP socket, serial log and pidfile. */

@@ -107,6 +107,11 @@ export const STRINGS = {
     'form.mode': 'Mode',
     'form.mode.stop': 'Stop',
     'form.modeHint': 'running guests are shut down for the backup and started again',
+    'form.snapshot': 'Cold snapshot',
+    'form.snapshot.auto': 'Automatic',
+    'form.snapshot.off': 'Off',
+    'form.snapshotHint':
+      'automatic: the disks are snapshotted while the guest is off (XFS with reflink, btrfs) and the guest is started again at once; otherwise it stays off while its disks are read',
     'form.mailto': 'Mail to',
     'form.mailtoHint': 'addresses separated by commas (optional)',
     'form.all': 'Include all guests',
@@ -287,6 +292,11 @@ export const STRINGS = {
     'form.mode': 'Modus',
     'form.mode.stop': 'Stop',
     'form.modeHint': 'laufende Gäste werden für die Sicherung heruntergefahren und danach wieder gestartet',
+    'form.snapshot': 'Kalter Snapshot',
+    'form.snapshot.auto': 'Automatisch',
+    'form.snapshot.off': 'Aus',
+    'form.snapshotHint':
+      'automatisch: Snapshot der Platten, solange der Gast aus ist (XFS mit Reflink, btrfs), danach läuft der Gast sofort wieder; sonst bleibt er aus, während seine Platten gelesen werden',
     'form.mailto': 'Mail an',
     'form.mailtoHint': 'Adressen durch Kommas getrennt (optional)',
     'form.all': 'Alle Gäste einschliessen',

@@ -1,6 +1,6 @@
 // The new-job / edit-job form with every field of the seed: node, target dir, external device,
 // weekdays, start time, mode, mail to, include all guests (then an exclude list), keep (1-x), script
-// before, script after, and the guest table (VMID / status / name / type / disk size) to select
+// before, script after, cold snapshot (auto / off), and the guest table (VMID / status / name / type / disk size) to select
 // guests. The API validates; its errors are shown next to the field they name and above the buttons.
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
@@ -9,7 +9,24 @@ import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, groupF
 import { diskSize, guestStatus } from './guests.js';
 import { storeLabel, WEEKDAYS } from './jobs.js';
 
-const FIELDS = ['id', 'node', 'store', 'device', 'days', 'at', 'mode', 'mailto', 'all', 'exclude', 'keep', 'scriptBefore', 'scriptAfter', 'enabled', 'vmid'];
+const FIELDS = [
+  'id',
+  'node',
+  'store',
+  'device',
+  'days',
+  'at',
+  'mode',
+  'snapshot',
+  'mailto',
+  'all',
+  'exclude',
+  'keep',
+  'scriptBefore',
+  'scriptAfter',
+  'enabled',
+  'vmid',
+];
 const ALIASES = {
   '\\(vmid\\)|^vmid': 'vmid',
   'exclude only goes with all': 'exclude',
@@ -73,6 +90,11 @@ export async function jobFormView(ctx) {
   );
   const at = h('input', { type: 'text', required: true, inputmode: 'numeric', autocomplete: 'off', placeholder: 'HH:MM', size: '6', value: job?.at ?? '' });
   const mode = h('select', {}, h('option', { value: 'stop', selected: true, t: 'form.mode.stop' }));
+  const snapshot = h(
+    'select',
+    {},
+    ['auto', 'off'].map((v) => h('option', { value: v, selected: (job?.snapshot ?? 'auto') === v, t: `form.snapshot.${v}` })),
+  );
   const mailto = h('input', { type: 'text', autocomplete: 'off', value: (job?.mailto ?? []).join(', ') });
   const all = h('input', { type: 'checkbox', checked: job?.all ?? false });
   const exclude = h('input', { type: 'text', autocomplete: 'off', inputmode: 'numeric', value: (job?.exclude ?? []).join(', ') });
@@ -173,6 +195,7 @@ export async function jobFormView(ctx) {
         groupField(p, 'days', 'form.days', days),
         field(p, 'at', 'form.at', at, 'form.atHint'),
         field(p, 'mode', 'form.mode', mode, 'form.modeHint'),
+        field(p, 'snapshot', 'form.snapshot', snapshot, 'form.snapshotHint'),
       ),
       h(
         'div',
@@ -228,6 +251,7 @@ export async function jobFormView(ctx) {
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
       at: at.value.trim(),
       mode: mode.value,
+      snapshot: snapshot.value,
       mailto: splitList(mailto.value),
       all: all.checked,
       exclude: all.checked ? splitList(exclude.value) : [],

@@ -1,0 +1,146 @@
+/**
+ * Cold snapshots without a hypervisor, on real XFS (reflink=1) and ext4 loop devices:
+ * - leftovers: `run-<pid>-<boot>` snapshots of dead runs (pid gone, or another boot) are removed and
+ *   logged, by every job run's first step (removeLeftoverSnapshots) and by `coldvault serve` at start;
+ *   those of live runs and bases are kept;
+ * - `coldvault backup --snapshot auto|off`: auto reads the disks' snapshots (removed afterwards) on
+ *   XFS and falls back, with one line, on ext4; off reads the disks; anything else is refused.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTaskLog, type ColdSnapshot, type SnapshotSource } from '../../src/core/index.js';
+import { thisBoot } from '../../src/datastore/index.js';
+import { ReflinkProvider } from '../../src/guests/snapshots/index.js';
+import { removeLeftoverSnapshots } from '../../src/jobs/index.js';
+import { CLI } from '../helpers/fixtures.js';
+import { mountFs, type MountedFs } from '../helpers/snapshot-fs.js';
+import { cv, diskPath, makeJobLab, sleep, waitFor, writeGuestConf, type JobLab } from './helpers-jobs.js';
+
+const MiB = 1024 * 1024;
+let xfs: JobLab;
+let ext4: JobLab;
+const mounts: MountedFs[] = [];
+
+async function labOn(kind: 'xfs' | 'ext4', prefix: string): Promise<JobLab> {
+  const lab = await makeJobLab(prefix); // hypervisor 'none'
+  mounts.push(mountFs(kind, lab.root, lab.storageDir));
+  mkdirSync(join(lab.storageDir, 'images'));
+  const init = await cv(lab, ['datastore', 'init', lab.storeDir]);
+  if (init.code !== 0) throw new Error(init.stderr);
+  return lab;
+}
+
+beforeAll(async () => {
+  xfs = await labOn('xfs', 'cv-csx-');
+  ext4 = await labOn('ext4', 'cv-cse-');
+});
+
+afterAll(async () => {
+  for (const m of mounts.reverse()) m.cleanup();
+  for (const lab of [xfs, ext4]) await lab?.cleanup();
+});
+
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** A guest `<vmid>.conf` whose scsi0 is a disk of random bytes in the lab's storage. */
+function addGuest(lab: JobLab, vmid: string, bytes = 8 * MiB): SnapshotSource {
+  mkdirSync(join(lab.storageDir, 'images', vmid), { recursive: true });
+  writeFileSync(diskPath(lab, vmid), randomBytes(bytes));
+  writeGuestConf(lab, vmid, `g${vmid}`);
+  return { guestId: vmid, key: 'scsi0', path: diskPath(lab, vmid) };
+}
+
+/** A pid that certainly belonged to a process that is gone. */
+function deadPid(): number {
+  const r = spawnSync('/bin/true');
+  return r.pid ?? 999_999;
+}
+
+const names = (lab: JobLab, vmid: string): string[] => readdirSync(join(lab.storageDir, '.coldvault-snapshots', vmid)).sort();
+
+describe('leftover cold snapshots', () => {
+  it('removes run- snapshots of dead processes and of other boots; keeps those of live runs and bases', async () => {
+    const provider = new ReflinkProvider({ storageDirs: [xfs.storageDir] });
+    const disk = addGuest(xfs, '101');
+    const dead = deadPid();
+    const made: ColdSnapshot[] = [];
+    for (const tag of [`run-${dead}-${thisBoot}`, `run-${process.pid}-${thisBoot}`, `run-${process.pid}-${randomUUID()}`, 'base-store1']) {
+      made.push(await provider.create(disk, tag));
+    }
+    const log = createTaskLog();
+    expect(await removeLeftoverSnapshots({ guestsDir: xfs.guestsDir, storages: { local: xfs.storageDir } }, log)).toBe(2);
+    expect(names(xfs, '101')).toEqual([`scsi0.base-store1`, `scsi0.run-${process.pid}-${thisBoot}`].sort());
+    const warned = log.lines.filter((l) => l.level === 'WARN').map((l) => l.message);
+    expect(warned).toHaveLength(2);
+    expect(warned.find((m) => m.includes(made[0]!.snapshotPath))).toMatch(
+      new RegExp(`of guest 101: the run that made it \\(pid ${dead}, boot .*\\) did not finish`),
+    );
+    expect(warned.some((m) => m.includes(made[2]!.snapshotPath))).toBe(true);
+    expect(log.lines.filter((l) => l.level === 'ERROR')).toEqual([]);
+    // a second pass finds nothing
+    expect(await removeLeftoverSnapshots({ guestsDir: xfs.guestsDir, storages: { local: xfs.storageDir } }, createTaskLog())).toBe(0);
+    for (const s of made) await provider.remove(s);
+  });
+
+  it('`coldvault serve` removes them at start and logs it in a recovery task', async () => {
+    const provider = new ReflinkProvider({ storageDirs: [xfs.storageDir] });
+    const disk = addGuest(xfs, '102');
+    const leftover = await provider.create(disk, `run-${deadPid()}-${thisBoot}`);
+    const serve = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--config', xfs.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    serve.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    serve.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => serve.on('exit', (code) => resolve(code)));
+    try {
+      expect(await waitFor(() => out.includes('web UI and API on'), 60_000), out).toBe(true);
+      expect(out).toContain(`WARN: removing the cold snapshot '${leftover.snapshotPath}' of guest 102: the run that made it`);
+      expect(existsSync(leftover.snapshotPath)).toBe(false);
+    } finally {
+      serve.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+    }
+    const tasks = JSON.parse((await cv(xfs, ['task', 'list', '--json'])).stdout) as Array<{ type: string; status: string; summary: string }>;
+    expect(tasks.filter((t) => t.type === 'recovery')).toEqual([
+      expect.objectContaining({ status: 'ok', summary: 'remove cold snapshots left by an interrupted run' }),
+    ]);
+  });
+});
+
+describe('coldvault backup --snapshot', () => {
+  it('auto on XFS reads the snapshot and removes it afterwards; off reads the disk; a bad value is refused', async () => {
+    const disk = addGuest(xfs, '111');
+    const auto = await cv(xfs, ['backup', '111', '--store', xfs.storeDir]);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(auto.stderr).toContain(`cold snapshot of disk 'scsi0' (reflink): '${join(xfs.storageDir, '.coldvault-snapshots', '111')}/scsi0.run-`);
+    expect(auto.stderr).toContain(`now save file '${disk.path}' from its cold snapshot`);
+    expect(names(xfs, '111')).toEqual([]);
+    const restored = await cv(xfs, ['restore', '111', '--version', '1', '--new-id', '811', '--store', xfs.storeDir]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(sha256(diskPath(xfs, '811'))).toBe(sha256(disk.path));
+
+    const off = await cv(xfs, ['backup', '111', '--store', xfs.storeDir, '--snapshot', 'off']);
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stderr).not.toContain('cold snapshot');
+    expect(off.stderr).toContain(`now save file '${disk.path}'`);
+
+    const bad = await cv(xfs, ['backup', '111', '--store', xfs.storeDir, '--snapshot', 'always']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("--snapshot 'always': expected auto or off");
+  });
+
+  it('auto on ext4 falls back with one line saying why, and backs the disk up', async () => {
+    const disk = addGuest(ext4, '121');
+    const run = await cv(ext4, ['backup', '121', '--store', ext4.storeDir]);
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stderr.split('\n').filter((l) => l.includes('cold snapshot'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`no cold snapshot of guest 121: disk 'scsi0' ('${disk.path}'): its filesystem (ext4) refuses reflink clones`);
+    expect(existsSync(join(ext4.storageDir, '.coldvault-snapshots'))).toBe(false);
+    const restored = await cv(ext4, ['restore', '121', '--version', '1', '--new-id', '821', '--store', ext4.storeDir]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(sha256(diskPath(ext4, '821'))).toBe(sha256(disk.path));
+  });
+});
