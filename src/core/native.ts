@@ -38,7 +38,7 @@ export interface NativeAddon {
    * extent); with `sync`, FIEMAP_FLAG_SYNC writes the file's dirty data first. Throws an Error with the
    * errno name as `code` (EOPNOTSUPP: the filesystem has no FIEMAP). Absent in an addon built before it.
    */
-  extents?(fd: number, sync: boolean): FileExtent[];
+  extents?: (fd: number, sync: boolean) => FileExtent[];
 }
 
 let native: NativeAddon | null | undefined;

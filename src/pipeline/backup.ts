@@ -40,9 +40,19 @@ import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } fro
 import { confirmReused, type WrittenDisk } from './backup-reuse.js';
 import { imageInfo, type ImageInfo } from './images.js';
 import { checkBackupSpace, spaceGuard } from './space.js';
+import { diskReadReport, logChangedSinceBase, planDiskRead, type DiskReadReport } from './changed-read.js';
 import { rotateGuest } from './prune.js';
 import { ProgressMeter } from './progress-meter.js';
 import type { WorkerPool } from './worker-pool.js';
+
+/** Where and how one disk is read (cold snapshots). */
+export interface DiskReadPlan {
+  /** read this instead of the disk: its cold snapshot, a frozen copy of the disk at shutdown */
+  readPath: string;
+  /** a base snapshot of the same disk, for this datastore: chunks whose bytes lie in extents shared at
+   *  the same physical place in both files are taken from the base version's index (touched), not read */
+  base?: { snapshotPath: string; version: number; index: string };
+}
 
 export interface BackupRequest {
   store: Datastore;
@@ -62,8 +72,13 @@ export interface BackupRequest {
   lockWaitMs?: number;
   /** logged after the first line, e.g. `status = running` (the job layer knows it) */
   statusLine?: string;
-  /** after planning and the space check, before anything is written: the job stops the guest here */
-  beforeArchive?: (log: TaskLog) => Promise<void>;
+  /** after planning and the space check, before anything is written: the job stops the guest here, and
+   *  may answer with read plans for the planned disks (no answer: read the disks) */
+  beforeArchive?: (log: TaskLog, disks: ReadonlyArray<{ key: string; path: string }>) => Promise<ReadonlyMap<string, DiskReadPlan> | void>;
+  /** ignore bases, read everything (backup --full, a job's fullEvery) */
+  full?: boolean;
+  /** days after a chain's last full read when a base is no longer used (default 7; changed-read.ts) */
+  fullEvery?: number;
   /** after every chunk, index and the manifest are written, before publishing: a throw discards the version */
   beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
@@ -74,6 +89,8 @@ export interface BackupResult {
   manifest: Manifest;
   pruned: number[];
   seconds: number;
+  /** per disk: bytes read, bytes taken from a base, the next base's record (changed-read.ts) */
+  reads: DiskReadReport[];
 }
 
 interface PlannedDisk extends BackupDisk {
@@ -100,12 +117,17 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
       vlog,
       req.guestId,
     );
-    await req.beforeArchive?.(vlog);
+    const readPlans =
+      (await req.beforeArchive?.(
+        vlog,
+        plan.disks.map(({ key, path }) => ({ key, path })),
+      )) || undefined;
+    const reads: DiskReadReport[] = [];
     const version = await req.store.nextVersionNumber(req.guestId);
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
-    const manifest = await writeVersion(req, plan, staging, version, started, vlog);
+    const manifest = await writeVersion(req, plan, staging, version, started, vlog, { plans: readPlans, reads });
     await req.beforePublish?.(vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
     await req.store.checkpoint('backup:publish');
@@ -120,7 +142,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
     await rewriteLog(req.store, req.guestId, version, vlog);
-    return { manifest, pruned, seconds };
+    return { manifest, pruned, seconds, reads };
   } catch (err) {
     vlog.error(`Backup of VM ${req.guestId} failed - ${describeError(err)}`);
     if (staging) await req.store.discardStaging(staging).catch(() => undefined);
@@ -166,6 +188,7 @@ async function writeVersion(
   version: number,
   started: Date,
   vlog: TaskLog,
+  read: { plans?: ReadonlyMap<string, DiskReadPlan>; reads: DiskReadReport[] },
 ): Promise<Manifest> {
   vlog.info(`now save file '${plan.configPath}'`);
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
@@ -182,20 +205,24 @@ async function writeVersion(
     signal: req.signal,
     beforeWrite: spaceGuard(req.store.dir),
   };
-  const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
+  const planned = [];
+  for (const d of plan.disks) planned.push(await planDiskRead({ ...req, log: vlog }, d, read.plans?.get(d.key)));
+  const total = planned.reduce((s, { disk }) => s + disk.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
   const disks: ManifestDisk[] = [];
   const written: WrittenDisk[] = [];
   const sum = newCounters();
-  for (const disk of plan.disks) {
+  for (const { disk, spec } of planned) {
     vlog.info(`now save file '${disk.path}'`);
     meter.item = disk.key;
-    const result = await backupDisk(disk.path, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
+    const result = await backupDisk(disk.path, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) }, spec?.fromBase);
     meter.completeItem(result);
     addCounters(sum, result);
     written.push({ path: disk.path, size: disk.info.size, digests: result.digests });
     disks.push(await writeIndex(staging, disk, result));
     logDisk(vlog, disk, result);
+    logChangedSinceBase(vlog, disk.key, spec, result);
+    read.reads.push(diskReadReport({ store: req.store, guestId: req.guestId, version }, disks.at(-1) as ManifestDisk, disk.path, spec, result));
   }
   await req.store.chunks.syncDirs();
   await req.store.checkpoint('backup:stored');
