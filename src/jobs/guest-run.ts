@@ -53,6 +53,8 @@ export interface GuestRunContext {
   signal?: AbortSignal;
   /** a restart-journal entry of an interrupted run that left this guest stopped: it was running before that run */
   adopted?: JournalEntry;
+  /** read every chunk (`job run --full`) */
+  full?: boolean;
 }
 
 export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<GuestReport> {
@@ -106,6 +108,8 @@ class GuestRun {
         signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000,
         statusLine: `status = ${status}`,
+        full: ctx.full,
+        fullEvery: ctx.job.fullEvery,
         beforeArchive: (log) => (status === 'running' ? this.stopGuest(log) : Promise.resolve()),
         beforePublish: (log) => (readOff ? this.checkStillOff(log) : Promise.resolve()),
         afterArchive: async (_m, dir, log) => {

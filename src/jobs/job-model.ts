@@ -2,11 +2,13 @@
  * The job: what the seed's "new job" form holds. Validated here once; everything else trusts it.
  * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
  * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
- * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled}.
+ * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled,
+ * fullEvery (days: a full read after that long with changed-extent nightlies, default 7)}.
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
+import { DEFAULT_FULL_EVERY_DAYS } from '../pipeline/index.js';
 import { parseCron } from './cron.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -42,6 +44,8 @@ export interface Job {
   initDevice: boolean;
   /** the datastore the job's external device must hold (bound at its first run) */
   deviceDatastoreId?: string;
+  /** days after a full read when a changed-extent nightly reads everything again (0: every run) */
+  fullEvery: number;
 }
 
 const JOB_KEYS = new Set<string>([
@@ -69,6 +73,7 @@ const JOB_KEYS = new Set<string>([
   'enabled',
   'initDevice',
   'deviceDatastoreId',
+  'fullEvery',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -110,6 +115,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     enabled: bool(input.enabled, true),
     initDevice: bool(input.initDevice, false),
     deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
+    fullEvery: optInt(input.fullEvery, 'fullEvery', 0) ?? DEFAULT_FULL_EVERY_DAYS,
   };
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);

@@ -53,6 +53,7 @@ const jobFields = {
   enabled: Type.Boolean(),
   initDevice: Type.Boolean(),
   deviceDatastoreId: Type.String({ maxLength: 1024 }), // one id per rotated disk, separated by commas
+  fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
 };
 const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
 const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));
@@ -68,6 +69,10 @@ export const Job = Type.Composite([
   Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
+export const JobRunQuery = Type.Object(
+  { full: Type.Optional(Type.Boolean({ description: 'read every chunk this run (no changed-extent nightly from a base)' })) },
+  { additionalProperties: false },
+);
 
 export const Task = Type.Object({
   id: Type.String(),

@@ -1,7 +1,7 @@
-/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N]` */
+/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { backupGuest } from '../../pipeline/index.js';
-import { intOption, str, type OptionSpec } from '../args.js';
+import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const backupOptions: OptionSpec = {
@@ -11,10 +11,12 @@ export const backupOptions: OptionSpec = {
   keep: { type: 'string' },
   compress: { type: 'string' },
   'zstd-level': { type: 'string' },
+  full: { type: 'boolean' },
 };
 
-export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N] [--json]
-  Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').`;
+export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N] [--full] [--json]
+  Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').
+  --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
@@ -38,6 +40,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
         node: ctx.config.node,
         zstdLevel,
         keep,
+        full: flag(ctx.args, 'full'),
         log: ctx.log,
         onProgress: (p) => ctx.bar.update(p),
       });
@@ -53,6 +56,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
         storedBytes: m.storedBytes,
         seconds: r.seconds,
         pruned: r.pruned,
+        reads: r.reads.map(({ key, fileReadBytes, baseBytes, baseVersion, fullReason }) => ({ key, fileReadBytes, baseBytes, baseVersion, fullReason })),
       });
       if (!ctx.json) ctx.print(`backed up guest ${guestId} as version ${m.version} (${formatBytes(m.storedBytes)} new in the store)`);
     } catch (err) {
