@@ -8,7 +8,20 @@
  * test can tell what a nightly had to read.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Datastore } from '../../dist/datastore/index.js';
 import { Catalog } from '../../dist/catalog/index.js';
@@ -94,7 +107,7 @@ export class NightlyLab {
     const fd = openSync(this.diskPath, constants.O_RDWR);
     try {
       for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, offset + done);
-      fstatSync(fd); // the write is in the page cache; FICLONE and FIEMAP_FLAG_SYNC flush it
+      fsyncSync(fd); // written back: the copy on write has happened (FICLONE would flush it too)
     } finally {
       closeSync(fd);
     }
