@@ -11,7 +11,8 @@
  *    than `fullEvery` days;
  *  - the native addon (FIEMAP) is not built, or FIEMAP is refused on either file;
  *  - the base record is missing or damaged, names another datastore, guest, disk, version or index,
- *    or its snapshot file was replaced or written to;
+ *    or its snapshot file was replaced or written to, or lies on another filesystem than the new
+ *    snapshot (physical addresses mean nothing across filesystems);
  *  - the source disk is another file (device, inode) or has another size than at the base;
  *  - the base version, its manifest entry or its index is gone, damaged, or of another size.
  * Extents with flags beyond SHARED and LAST (unknown, delalloc, encoded, unwritten, ...) make only
@@ -96,6 +97,7 @@ async function compareWithBase(
   const read = await readBaseRecord(base.snapshotPath);
   const record = read.record ?? doubt(read.reason ?? 'no base record');
   checkRecord(req, base, record, source);
+  await checkSameFilesystem(req.readPath, record);
   const digests = await baseDigests(req, record);
   await req.store.checkpoint('backup:base-read');
   const [was, now] = [await extentMap(base.snapshotPath), await extentMap(req.readPath)];
@@ -121,6 +123,12 @@ function checkRecord(req: ChangedReadRequest, base: PlannedBase, r: BaseRecord, 
   const ageDays = (Date.now() - Date.parse(r.lastFullRead)) / DAY_MS;
   const every = req.fullEvery ?? DEFAULT_FULL_EVERY_DAYS;
   if (ageDays >= every) doubt(`the last full read was ${ageDays.toFixed(1)} days ago (fullEvery ${every})`);
+}
+
+/** Physical addresses compare only within one filesystem: the snapshot must be on the base's. */
+async function checkSameFilesystem(readPath: string, r: BaseRecord): Promise<void> {
+  const dev = (await stat(readPath, { bigint: true })).dev.toString();
+  if (dev !== r.snapshot.dev) doubt(`the snapshot '${readPath}' is on another filesystem than the base (device ${dev}, base ${r.snapshot.dev})`);
 }
 
 /** The digests of the base version's index of this disk, checked against its manifest and the size. */

@@ -8,18 +8,21 @@
  *    snapshot; verify finds every version whole;
  *  - any doubt means a full read, with one log line saying why, and a correct version: a base
  *    snapshot replaced by hand, a source disk replaced by another file, a damaged or missing base
- *    record, `full`, `fullEvery`, a base version pruned, FIEMAP refused (a base on tmpfs);
+ *    record, `full`, `fullEvery`, a base version pruned, a base on another filesystem than the
+ *    snapshot, FIEMAP refused (tmpfs), no native addon (the built engine copied without it);
  *  - a chunk the base's index names, removed by a gc (all versions pruned, the chunk aged) while the
  *    nightly runs: that chunk is read from the snapshot instead, and the version restores.
  */
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datastore, collectGarbage } from '../../dist/datastore/index.js';
 import { WorkerPool, writeBaseRecord, readBaseRecord } from '../../dist/pipeline/index.js';
 import { createTaskLog } from '../../dist/core/index.js';
-import { prng, regionBytes } from '../helpers/fixtures.js';
-import { CHUNK, NightlyLab, type Nightly } from './nightly-lab.js';
+import { prng, REPO, regionBytes } from '../helpers/fixtures.js';
+import { CHUNK, NightlyLab, type Nightly, type NightlyOptions } from './nightly-lab.js';
 import { ReflinkFs } from './reflink-lab.js';
 
 let fs: ReflinkFs;
@@ -56,11 +59,22 @@ function expectBaseUsed(lab: NightlyLab, n: Nightly, baseVersion: number): void 
   expect(n.lines).toContainEqual(expect.stringContaining(`disk 'scsi0': changed since the base (version ${baseVersion}): read `));
 }
 
-async function expectFullRead(lab: NightlyLab, n: Nightly, reason: RegExp): Promise<void> {
+/** Moves the base (and its record) to `dir`, as if it had been kept there. */
+async function moveBase(lab: NightlyLab, dir: string): Promise<void> {
+  const record = (await readBaseRecord(lab.base?.path as string)).record;
+  if (!record || !lab.base) throw new Error('no base record');
+  const moved = join(dir, 'scsi0.base-moved');
+  rmSync(moved, { force: true });
+  copyFileSync(lab.base.path, moved);
+  await writeBaseRecord({ ...record, snapshotPath: moved });
+  lab.base = { ...lab.base, path: moved };
+}
+
+async function expectFullRead(lab: NightlyLab, n: Nightly, reason: RegExp, readBytes = lab.bytesOf(n.allocated)): Promise<void> {
   expect(n.read.baseVersion).toBeUndefined();
   expect(n.read.fullReason).toMatch(reason);
   expect(n.lines.filter((l) => l.startsWith(`disk 'scsi0': reading every chunk: `))).toEqual([`disk 'scsi0': reading every chunk: ${n.read.fullReason}`]);
-  expect(n.read.fileReadBytes).toBe(lab.bytesOf(n.allocated));
+  expect(n.read.fileReadBytes).toBe(readBytes);
   expect(n.read.baseBytes).toBe(0);
   expect(await lab.restoreSha(n.version)).toBe(n.sha);
 }
@@ -148,19 +162,32 @@ describe('changed-extent nightly backups on XFS with reflink', () => {
     await expectFullRead(lab, await lab.nightly(), new RegExp(`^the base version ${first.version} or its index cannot be read: `));
   });
 
-  it('FIEMAP refused on the base (a base on tmpfs): a full read', async () => {
+  it('a base on another filesystem than the snapshot, and FIEMAP refused (both on tmpfs): a full read', async () => {
     const { lab } = await labWithFirstNightly();
     const shm = mkdtempSync('/dev/shm/cv-nightly-');
     try {
-      const record = (await readBaseRecord(lab.base?.path as string)).record;
-      const moved = join(shm, 'scsi0.base');
-      copyFileSync(lab.base?.path as string, moved);
-      if (!record || !lab.base) throw new Error('no base record');
-      await writeBaseRecord({ ...record, snapshotPath: moved });
-      lab.base = { ...lab.base, path: moved };
-      await expectFullRead(lab, await lab.nightly(), /^FIEMAP was refused on '\/dev\/shm\/.*': EOPNOTSUPP$/);
+      await moveBase(lab, shm);
+      await expectFullRead(lab, await lab.nightly(), /^the snapshot '.*' is on another filesystem than the base \(device \d+, base \d+\)$/);
+      await moveBase(lab, shm);
+      const n = await lab.nightly({ snapshotDir: shm }); // a copy (tmpfs has no reflink, nor FIEMAP), holes written as zeros: all read
+      await expectFullRead(lab, n, /^FIEMAP was refused on '\/dev\/shm\/.*': EOPNOTSUPP$/, lab.size);
     } finally {
       rmSync(shm, { recursive: true, force: true });
+    }
+  });
+
+  it('without the native addon (no FIEMAP): a full read', async () => {
+    const { lab } = await labWithFirstNightly();
+    const engine = mkdtempSync(join(tmpdir(), 'cv-no-addon-')); // the built engine without build/Release
+    try {
+      cpSync(join(REPO, 'dist'), join(engine, 'dist'), { recursive: true });
+      copyFileSync(join(REPO, 'package.json'), join(engine, 'package.json'));
+      symlinkSync(join(REPO, 'node_modules'), join(engine, 'node_modules'));
+      const { backupGuest } = (await import(pathToFileURL(join(engine, 'dist/pipeline/index.js')).href)) as { backupGuest: NightlyOptions['backupGuest'] };
+      const n = await lab.nightly({ backupGuest });
+      await expectFullRead(lab, n, /^the native addon \(FIEMAP\) is not built$/, lab.size); // no hole detection either: every chunk read
+    } finally {
+      rmSync(engine, { recursive: true, force: true });
     }
   });
 

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   constants,
+  copyFileSync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
@@ -22,13 +23,13 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Datastore } from '../../dist/datastore/index.js';
 import { Catalog } from '../../dist/catalog/index.js';
 import { backupGuest, restoreGuest, verifyStore, writeBaseRecord, type DiskReadReport, type WorkerPool } from '../../dist/pipeline/index.js';
 import { createTaskLog } from '../../dist/core/index.js';
 import type { Seams } from '../../src/core/seams.js';
-import { ReflinkFs } from './reflink-lab.js';
+import type { ReflinkFs } from './reflink-lab.js';
 
 export const CHUNK = 4 * 1024 * 1024;
 
@@ -47,8 +48,10 @@ export interface NightlyOptions {
   full?: boolean;
   fullEvery?: number;
   seams?: Seams;
-  /** no base in the read plan (as the first backup) */
-  noBase?: boolean;
+  /** where the snapshot is made (default the snapshot folder on the disk's XFS; elsewhere: a copy) */
+  snapshotDir?: string;
+  /** the engine's backupGuest to use (default: the built one) */
+  backupGuest?: typeof backupGuest;
 }
 
 export class NightlyLab {
@@ -127,7 +130,7 @@ export class NightlyLab {
 
   /** One nightly: snapshot, backup with a read plan, then the snapshot becomes the base. */
   async nightly(opts: NightlyOptions = {}): Promise<Nightly> {
-    const snapshot = join(this.snapDir, `scsi0.run-${process.pid}-${++this.run}`);
+    const snapshot = join(opts.snapshotDir ?? this.snapDir, `scsi0.run-${process.pid}-${++this.run}`);
     const lines: string[] = [];
     const log = createTaskLog((l) => lines.push(l.message));
     const store = await Datastore.open(this.storeDir, opts.seams);
@@ -136,7 +139,7 @@ export class NightlyLab {
     const changed = new Set<number>();
     const allocated = new Set<number>();
     try {
-      const result = await backupGuest({
+      const result = await (opts.backupGuest ?? backupGuest)({
         store,
         catalog,
         pool: this.pool,
@@ -149,13 +152,13 @@ export class NightlyLab {
         full: opts.full,
         fullEvery: opts.fullEvery,
         beforeArchive: async (_log, disks) => {
-          ReflinkFs.clone(disks[0]?.path as string, snapshot);
+          copyFileSync(disks[0]?.path as string, snapshot, constants.COPYFILE_FICLONE); // a clone where the filesystem can
           sha = createHash('sha256').update(readFileSync(snapshot)).digest('hex');
           for (const c of this.dirty) changed.add(c);
           for (const c of this.allocated) allocated.add(c);
           this.dirty.clear();
-          const base = opts.noBase ? undefined : this.base;
-          return new Map([['scsi0', { readPath: snapshot, base: base && { snapshotPath: base.path, version: base.version, index: base.index } }]]);
+          const base = this.base && { snapshotPath: this.base.path, version: this.base.version, index: this.base.index };
+          return new Map([['scsi0', { readPath: snapshot, base }]]);
         },
       });
       const read = result.reads[0] as DiskReadReport;
@@ -168,7 +171,7 @@ export class NightlyLab {
 
   /** What the job flow does after the publish: the snapshot becomes this datastore's base, with its record. */
   private async keepBase(store: Datastore, snapshot: string, read: DiskReadReport): Promise<void> {
-    const path = join(this.snapDir, `scsi0.base-${store.identity.id}`);
+    const path = join(dirname(snapshot), `scsi0.base-${store.identity.id}`);
     renameSync(snapshot, path);
     const next = read.nextBase;
     if (!next) throw new Error('the backup answered no next base record');
