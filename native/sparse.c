@@ -1,11 +1,12 @@
 /*
- * coldvault_native: the two things Node cannot do itself.
+ * coldvault_native: the things Node cannot do itself.
  * 1. lseek(SEEK_DATA / SEEK_HOLE):
  * dataChunks(fd, size, chunkSize) returns [first, end, first, end, ...]: the ranges of chunk
  * indexes that hold any allocated data; chunks outside them are holes (all zero) and need not be read.
  * On a filesystem without SEEK_DATA support, Linux reports the whole file as data: a safe answer.
  * 2. The memory address of an ArrayBuffer, modulo an alignment: alignOffset(arrayBuffer, align) is
  * how many bytes to skip so that a view starts on an `align` boundary, as O_DIRECT writes need.
+ * 3. The extent map of a file (ioctl FS_IOC_FIEMAP): extents(fd, sync), in native/extents.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <node_api.h>
+#include "extents.h"
 
 static napi_value fail(napi_env env, const char *what, int err) {
   char msg[160];
@@ -88,5 +90,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "dataChunks", fn);
   napi_create_function(env, "alignOffset", NAPI_AUTO_LENGTH, align_offset, NULL, &fn);
   napi_set_named_property(env, exports, "alignOffset", fn);
+  register_extents(env, exports);
   return exports;
 }

@@ -83,6 +83,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/devices.js');
     return { options: m.devicesOptions, help: m.devicesHelp, run: m.devicesCommand };
   },
+  snapshots: async () => {
+    const m = await import('./commands/snapshots.js');
+    return { options: m.snapshotsOptions, help: m.snapshotsHelp, run: m.snapshotsCommand };
+  },
 };
 
 async function usage(): Promise<string> {

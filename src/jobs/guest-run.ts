@@ -64,6 +64,8 @@ export interface GuestRunContext {
   signal?: AbortSignal;
   /** a restart-journal entry of an interrupted run that left this guest stopped: it was running before that run */
   adopted?: JournalEntry;
+  /** read every chunk (`job run --full`) */
+  full?: boolean;
 }
 
 export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<GuestReport> {
@@ -125,6 +127,8 @@ class GuestRun {
         signal: ctx.signal,
         lockWaitMs: ctx.job.lockWait * 60_000,
         statusLine: `status = ${status}`,
+        full: ctx.full,
+        fullEvery: ctx.job.fullEvery,
         beforeArchive: (log, disks) => this.freeze(status, disks, log),
         beforePublish: (log) => this.beforePublish(readOff, log),
         downtime: () => this.clock.report(),

@@ -3,13 +3,15 @@
  * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
  * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
  * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled,
- * snapshot: "auto" | "off"}.
+ * snapshot: "auto" | "off", fullEvery (days: a full read after that long with changed-extent
+ * nightlies, default 7)}.
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
  * `snapshot` (default auto): cold snapshots of the disks while the guest is off, so that it runs again
  * before they are read (disks on filesystems without reflink are read with the guest off, as with off).
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
+import { DEFAULT_FULL_EVERY_DAYS } from '../pipeline/index.js';
 import { parseCron } from './cron.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -47,6 +49,8 @@ export interface Job {
   deviceDatastoreId?: string;
   /** cold snapshots (auto: where every disk of a guest can have one) or none (off: the guest is off for the read) */
   snapshot: 'auto' | 'off';
+  /** days after a full read when a changed-extent nightly reads everything again (0: every run) */
+  fullEvery: number;
 }
 
 const JOB_KEYS = new Set<string>([
@@ -75,6 +79,7 @@ const JOB_KEYS = new Set<string>([
   'initDevice',
   'deviceDatastoreId',
   'snapshot',
+  'fullEvery',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -117,6 +122,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     initDevice: bool(input.initDevice, false),
     deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
     snapshot: snapshotMode(input.snapshot),
+    fullEvery: optInt(input.fullEvery, 'fullEvery', 0) ?? DEFAULT_FULL_EVERY_DAYS,
   };
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);

@@ -41,6 +41,8 @@ export interface JobEnvironment {
   jobs?: JobStore;
   /** who started the run, for the task list (default: the local user on the command line) */
   startedBy?: string;
+  /** this run reads every chunk (`job run --full`): no changed-extent nightly from a base */
+  full?: boolean;
 }
 
 export interface JobResult {
@@ -161,6 +163,7 @@ async function runOnStore(
           onProgress: env.onProgress,
           signal: env.signal,
           adopted: adopted.get(vmid),
+          full: env.full,
         },
         vmid,
       );

@@ -2,6 +2,9 @@
  * Backs up one disk image: read -> zero test -> SHA-256 (worker) -> dedup (touch) -> zstd (worker)
  * -> durable insert, in fixed chunks, with at most `window` chunks in flight. Returns the ordered
  * digests for the fixed index and the counters for the manifest and the log.
+ * Chunks a base provides (changed-read.ts: unchanged since the base snapshot) are not read: their
+ * digest from the base version's index is touched in the store (and so kept from gc, and checked again
+ * before publishing, backup-reuse.ts); one the store no longer holds is read like a changed chunk.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
@@ -14,7 +17,14 @@ import type { WorkerPool } from './worker-pool.js';
 import { dataChunkRanges } from './sparse.js';
 
 export interface DiskCounters {
+  /** bytes done (read, holes, and taken from a base): the progress */
   readBytes: number;
+  /** bytes actually read from the file (holes and chunks taken from a base are not) */
+  fileReadBytes: number;
+  /** bytes and chunks taken from a base without reading them; base chunks gone from the store (read) */
+  baseBytes: number;
+  baseChunks: number;
+  baseGoneChunks: number;
   zeroBytes: number;
   zeroChunks: number;
   dedupBytes: number;
@@ -49,10 +59,28 @@ export interface BackupDiskContext {
 }
 
 export function newCounters(): DiskCounters {
-  return { readBytes: 0, zeroBytes: 0, zeroChunks: 0, dedupBytes: 0, newBytes: 0, storedBytes: 0, newChunks: 0 };
+  return {
+    readBytes: 0,
+    fileReadBytes: 0,
+    baseBytes: 0,
+    baseChunks: 0,
+    baseGoneChunks: 0,
+    zeroBytes: 0,
+    zeroChunks: 0,
+    dedupBytes: 0,
+    newBytes: 0,
+    storedBytes: 0,
+    newChunks: 0,
+  };
 }
 
-export async function backupDisk(path: string, size: number, ctx: BackupDiskContext): Promise<BackupDiskResult> {
+/** Backs up the image at `path`; the chunks of `fromBase` (index -> digest, null: zero) are taken from a base unread. */
+export async function backupDisk(
+  path: string,
+  size: number,
+  ctx: BackupDiskContext,
+  fromBase: ReadonlyMap<number, Buffer | null> = new Map(),
+): Promise<BackupDiskResult> {
   const count = chunkCountFor(size, CHUNK_SIZE);
   const digests: Array<Buffer | null> = new Array<Buffer | null>(count).fill(null);
   const counters = newCounters();
@@ -69,8 +97,10 @@ export async function backupDisk(path: string, size: number, ctx: BackupDiskCont
         tasks.check();
         if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
         const slot = once(() => window.release());
+        const src = { file, path, size, reads };
+        const base = fromBase.get(i);
         tasks.start(() =>
-          backupChunk({ file, path, size, reads }, i, digests, counters, ctx, slot).finally(() => {
+          (base === undefined ? backupChunk(src, i, digests, counters, ctx, slot) : takeFromBase(src, i, digests, counters, ctx, slot, base)).finally(() => {
             slot();
             ctx.onChunk?.(counters);
           }),
@@ -120,6 +150,7 @@ async function backupChunk(
     throw err;
   }
   counters.readBytes += length;
+  counters.fileReadBytes += length;
   if (isAllZero(buf, length)) {
     counters.zeroBytes += length;
     counters.zeroChunks++;
@@ -127,6 +158,47 @@ async function backupChunk(
     return;
   }
   await storeChunk(buf, length, i, digests, counters, ctx, releaseSlot);
+}
+
+/**
+ * Chunk `i` has not changed since the base: its digest there is touched (null: a zero chunk), not
+ * read. A digest the store no longer holds (gc, verify's quarantine) is read like a changed chunk.
+ */
+async function takeFromBase(
+  src: Source,
+  i: number,
+  digests: Array<Buffer | null>,
+  counters: DiskCounters,
+  ctx: BackupDiskContext,
+  releaseSlot: () => void,
+  digest: Buffer | null,
+): Promise<void> {
+  const length = chunkLength(src.size, i);
+  if (digest === null) {
+    countBase(counters, length);
+    counters.zeroBytes += length;
+    counters.zeroChunks++;
+    return;
+  }
+  const hex = digest.toString('hex');
+  const pending = ctx.seen.get(hex);
+  if (pending) await pending;
+  else if (await ctx.chunks.touch(hex)) {
+    ctx.seen.set(hex, Promise.resolve());
+    ctx.reused.add(hex);
+  } else {
+    counters.baseGoneChunks++;
+    return backupChunk(src, i, digests, counters, ctx, releaseSlot);
+  }
+  digests[i] = digest;
+  countBase(counters, length);
+  counters.dedupBytes += length;
+}
+
+function countBase(counters: DiskCounters, length: number): void {
+  counters.readBytes += length;
+  counters.baseBytes += length;
+  counters.baseChunks++;
 }
 
 function once(f: () => void): () => void {

@@ -43,14 +43,18 @@ import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } fro
 import { confirmReused, type WrittenDisk } from './backup-reuse.js';
 import { imageInfo, type ImageInfo } from './images.js';
 import { checkBackupSpace, spaceGuard } from './space.js';
+import { diskReadReport, logChangedSinceBase, planDiskRead, type DiskReadReport } from './changed-read.js';
 import { rotateGuest } from './prune.js';
 import { ProgressMeter } from './progress-meter.js';
 import type { WorkerPool } from './worker-pool.js';
 
-/** Where one disk is read (cold snapshots). */
+/** Where and how one disk is read (cold snapshots). */
 export interface DiskReadPlan {
   /** read this instead of the disk: its cold snapshot, a frozen copy of the disk at shutdown */
   readPath: string;
+  /** a base snapshot of the same disk, for this datastore: chunks whose bytes lie in extents shared at
+   *  the same physical place in both files are taken from the base version's index (touched), not read */
+  base?: { snapshotPath: string; version: number; index: string };
 }
 
 export interface BackupRequest {
@@ -80,6 +84,10 @@ export interface BackupRequest {
    * after every chunk and index is written, before the manifest and the publish: a throw discards the
    * version. A job that starts the guest again here has its downtime in the manifest.
    */
+  /** ignore bases, read everything (backup --full, a job's fullEvery) */
+  full?: boolean;
+  /** days after a chain's last full read when a base is no longer used (default 7; changed-read.ts) */
+  fullEvery?: number;
   beforePublish?: (log: TaskLog) => Promise<void>;
   /** after the version is published and rotated, before the last line: the job starts the guest here */
   afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
@@ -91,6 +99,8 @@ export interface BackupResult {
   manifest: Manifest;
   pruned: number[];
   seconds: number;
+  /** per disk: bytes read, bytes taken from a base, the next base's record (changed-read.ts) */
+  reads: DiskReadReport[];
 }
 
 interface PlannedDisk extends BackupDisk {
@@ -119,12 +129,14 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
       vlog,
       req.guestId,
     );
-    await readFrom(plan.disks, (await req.beforeArchive?.(vlog, plan.disks)) ?? undefined, req.guestId);
+    const readPlans = (await req.beforeArchive?.(vlog, plan.disks)) || undefined;
+    await readFrom(plan.disks, readPlans, req.guestId);
+    const reads: DiskReadReport[] = [];
     const version = await req.store.nextVersionNumber(req.guestId);
     staging = await req.store.createStaging(req.guestId);
     vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
-    const written = await writeVersion(req, plan, staging, version, started, vlog);
+    const written = await writeVersion(req, plan, staging, version, started, vlog, { plans: readPlans, reads });
     await req.beforePublish?.(vlog);
     const manifest = await writeManifest(req, staging, written, vlog);
     await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
@@ -140,7 +152,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
     await rewriteLog(req.store, req.guestId, version, vlog);
-    return { manifest, pruned, seconds };
+    return { manifest, pruned, seconds, reads };
   } catch (err) {
     vlog.error(`Backup of VM ${req.guestId} failed - ${describeError(err)}`);
     if (staging) await req.store.discardStaging(staging).catch(() => undefined);
@@ -198,6 +210,7 @@ async function writeVersion(
   version: number,
   started: Date,
   vlog: TaskLog,
+  read: { plans?: ReadonlyMap<string, DiskReadPlan>; reads: DiskReadReport[] },
 ): Promise<Manifest> {
   vlog.info(`now save file '${plan.configPath}'`);
   await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
@@ -214,20 +227,24 @@ async function writeVersion(
     signal: req.signal,
     beforeWrite: spaceGuard(req.store.dir),
   };
+  const planned = [];
+  for (const disk of plan.disks) planned.push({ disk, spec: await planDiskRead({ ...req, log: vlog }, disk, read.plans?.get(disk.key)) });
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
   const disks: ManifestDisk[] = [];
   const written: WrittenDisk[] = [];
   const sum = newCounters();
-  for (const disk of plan.disks) {
+  for (const { disk, spec } of planned) {
     vlog.info(`now save file '${disk.path}'${disk.readPath === disk.path ? '' : ` from its cold snapshot '${disk.readPath}'`}`);
     meter.item = disk.key;
-    const result = await backupDisk(disk.readPath, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) });
+    const result = await backupDisk(disk.readPath, disk.info.size, { ...ctx, onChunk: (c) => meter.update(c) }, spec?.fromBase);
     meter.completeItem(result);
     addCounters(sum, result);
     written.push({ path: disk.readPath, size: disk.info.size, digests: result.digests });
     disks.push(await writeIndex(staging, disk, result));
     logDisk(vlog, disk, result);
+    logChangedSinceBase(vlog, disk.key, spec, result);
+    read.reads.push(diskReadReport({ store: req.store, guestId: req.guestId, version }, disks.at(-1) as ManifestDisk, disk.readPath, spec, result));
   }
   await req.store.chunks.syncDirs();
   await req.store.checkpoint('backup:stored');

@@ -12,3 +12,6 @@ export * from './verify.js';
 export * from './prune.js';
 export * from './backup-disk.js';
 export * from './benchmark.js';
+export * from './base-record.js';
+export * from './base-list.js';
+export { DEFAULT_FULL_EVERY_DAYS, type DiskReadReport } from './changed-read.js';

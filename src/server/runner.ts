@@ -46,7 +46,7 @@ export class TaskRunner {
   }
 
   /** Starts a job run for `startedBy` (a token, the web login, the scheduler); resolves as soon as its task exists. */
-  async startJob(job: Job, startedBy: string): Promise<Started<JobResult>> {
+  async startJob(job: Job, startedBy: string, options: { full?: boolean } = {}): Promise<Started<JobResult>> {
     const { config, state, driver } = this.env;
     let entry: (RunningTask & { done: Promise<unknown> }) | undefined;
     const done = runJob(
@@ -65,6 +65,7 @@ export class TaskRunner {
         mail: config.mail,
         signal: this.abort.signal,
         startedBy,
+        full: options.full,
         onProgress: (p) => {
           if (entry) entry.progress = p;
         },

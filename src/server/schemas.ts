@@ -55,6 +55,7 @@ const jobFields = {
   deviceDatastoreId: Type.String({ maxLength: 1024 }), // one id per rotated disk, separated by commas
   // auto: cold snapshots of the disks (the guest runs again before they are read) where every disk can have one; off: off for the read
   snapshot: StringEnum(['auto', 'off'] as const),
+  fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
 };
 const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
 const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));
@@ -70,6 +71,10 @@ export const Job = Type.Composite([
   Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
+export const JobRunQuery = Type.Object(
+  { full: Type.Optional(Type.Boolean({ description: 'read every chunk this run (no changed-extent nightly from a base)' })) },
+  { additionalProperties: false },
+);
 
 export const Task = Type.Object({
   id: Type.String(),

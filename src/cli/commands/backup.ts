@@ -1,8 +1,8 @@
-/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off]` */
+/** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
 import { backupGuest, type BackupRequest, type BackupResult } from '../../pipeline/index.js';
-import { intOption, str, type OptionSpec } from '../args.js';
+import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
 export const backupOptions: OptionSpec = {
@@ -13,14 +13,16 @@ export const backupOptions: OptionSpec = {
   compress: { type: 'string' },
   'zstd-level': { type: 'string' },
   snapshot: { type: 'string' },
+  full: { type: 'boolean' },
 };
 
 export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N]
-     [--snapshot auto|off] [--json]
+     [--snapshot auto|off] [--full] [--json]
   Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').
   --snapshot auto (default): the disks' cold snapshots (reflink clones on XFS reflink=1 or btrfs), made as
   the backup starts, are read instead of the disks, and removed afterwards; where a disk cannot have one,
-  the disks are read (one log line says why). off: the disks are read.`;
+  the disks are read (one log line says why). off: the disks are read.
+  --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
@@ -45,6 +47,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
         node: ctx.config.node,
         zstdLevel,
         keep,
+        full: flag(ctx.args, 'full'),
         log: ctx.log,
         onProgress: (p) => ctx.bar.update(p),
       });
@@ -60,6 +63,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
         storedBytes: m.storedBytes,
         seconds: r.seconds,
         pruned: r.pruned,
+        reads: r.reads.map(({ key, fileReadBytes, baseBytes, baseVersion, fullReason }) => ({ key, fileReadBytes, baseBytes, baseVersion, fullReason })),
       });
       if (!ctx.json) ctx.print(`backed up guest ${guestId} as version ${m.version} (${formatBytes(m.storedBytes)} new in the store)`);
     } catch (err) {

@@ -34,16 +34,20 @@ export const jobOptions: OptionSpec = {
   storage: { type: 'string', multiple: true },
   'init-device': { type: 'boolean' },
   snapshot: { type: 'string' },
+  'full-every': { type: 'string' },
+  full: { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
-     [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off]
+     [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
 coldvault job edit <id> ...same flags (only those given change)
 coldvault job list [--json]
 coldvault job rm <id>
-coldvault job run <id>        runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
+coldvault job run <id> [--full]  runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
+  --full-every DAYS: a changed-extent nightly reads every chunk again that many days after the last full read (default 7);
+  --full (job run): this run reads every chunk.
   --device /dev/sdb1 | UUID=... | LABEL=...: an external disk mounted on --store for the run; rotated disks
   separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.
   --snapshot auto (default): a running guest is shut down, its disks get cold snapshots (reflink clones on
@@ -79,6 +83,7 @@ function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
     enabled: flag(p, 'disabled') ? false : flag(p, 'enabled') ? true : undefined,
     initDevice: flag(p, 'init-device') || undefined,
     snapshot: str(p, 'snapshot'),
+    fullEvery: str(p, 'full-every'),
   };
 }
 
@@ -142,6 +147,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
     job,
     {
       signal: abort.signal,
+      full: flag(ctx.args, 'full'),
       node: job.node ?? ctx.config.node,
       stateDir: ctx.config.stateDir,
       guestsDir: ctx.config.guestsDir,

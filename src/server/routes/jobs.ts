@@ -1,6 +1,6 @@
 /**
- * Jobs: GET|POST /api/v1/jobs, GET|PUT|DELETE /api/v1/jobs/{id}, POST /api/v1/jobs/{id}/run -> 202
- * {taskId}. The body is the job JSON of jobs/job-model.ts; PUT replaces the whole job (fields left
+ * Jobs: GET|POST /api/v1/jobs, GET|PUT|DELETE /api/v1/jobs/{id}, POST /api/v1/jobs/{id}/run[?full=true] -> 202
+ * {taskId} (`full`: this run reads every chunk). The body is the job JSON of jobs/job-model.ts; PUT replaces the whole job (fields left
  * out take their defaults). Paths in it must stay inside what is configured (paths.ts); the job model
  * validates the rest (JOB_INVALID -> 400). A run goes through the shared TaskRunner; 409 when the job
  * is already running (here or in another process).
@@ -17,7 +17,7 @@ import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, checkScript, resolveStore } from '../paths.js';
-import { Job, JOB_BODY_KEYS, JobCreate, JobParams, JobReplace, responses, TaskAccepted, type JobBody } from '../schemas.js';
+import { Job, JOB_BODY_KEYS, JobCreate, JobParams, JobReplace, JobRunQuery, responses, TaskAccepted, type JobBody } from '../schemas.js';
 
 type Params = { Params: Static<typeof JobParams> };
 
@@ -77,16 +77,22 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
   );
 
-  app.post<Params>(
+  app.post<Params & { Querystring: Static<typeof JobRunQuery> }>(
     '/api/v1/jobs/:id/run',
     {
       config: { access: { action: 'job.run' } },
-      schema: { summary: '"start now": runs the job in the background as a task', tags, params: JobParams, response: responses({ 202: TaskAccepted }) },
+      schema: {
+        summary: '"start now": runs the job in the background as a task (`?full=true`: reading every chunk)',
+        tags,
+        params: JobParams,
+        querystring: JobRunQuery,
+        response: responses({ 202: TaskAccepted }),
+      },
     },
     async (request, reply) => {
       const job = jobs.get(request.params.id);
       if (ctx.runner.isJobRunning(job.id)) throw new ColdvaultError('JOB_RUNNING', `job '${job.id}' is already running`);
-      const { taskId, done } = await ctx.runner.startJob(job, startedBy(request));
+      const { taskId, done } = await ctx.runner.startJob(job, startedBy(request), { full: request.query.full });
       done.catch((err: unknown) => request.log.error({ err }, `job ${job.id} (task ${taskId}) failed`));
       return reply.code(202).send({ taskId });
     },

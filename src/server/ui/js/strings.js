@@ -119,6 +119,9 @@ export const STRINGS = {
     'form.excludeHint': 'VMIDs separated by commas',
     'form.keep': 'Keep (1-x)',
     'form.keepHint': 'number of backups kept per guest; empty keeps all',
+    'form.fullEvery': 'Full read every (days)',
+    'form.fullEveryHint':
+      'nightly backups from cold snapshots read only what changed; this many days after the last full read they read everything again (0: always)',
     'form.scriptBefore': 'Script before',
     'form.scriptAfter': 'Script after',
     'form.scriptHint': 'a script in the server’s script folders (optional)',
@@ -304,6 +307,9 @@ export const STRINGS = {
     'form.excludeHint': 'VMIDs durch Kommas getrennt',
     'form.keep': 'Behalten (1-x)',
     'form.keepHint': 'Anzahl Sicherungen je Gast; leer behält alle',
+    'form.fullEvery': 'Alles lesen alle (Tage)',
+    'form.fullEveryHint':
+      'nächtliche Sicherungen aus Kalt-Snapshots lesen nur Geändertes; so viele Tage nach dem letzten vollständigen Lesen wieder alles (0: immer)',
     'form.scriptBefore': 'Skript vorher',
     'form.scriptAfter': 'Skript nachher',
     'form.scriptHint': 'ein Skript in den Skript-Ordnern des Servers (optional)',

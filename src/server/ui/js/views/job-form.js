@@ -1,6 +1,7 @@
 // The new-job / edit-job form with every field of the seed: node, target dir, external device,
 // weekdays, start time, mode, mail to, include all guests (then an exclude list), keep (1-x), script
-// before, script after, cold snapshot (auto / off), and the guest table (VMID / status / name / type / disk size) to select
+// before, script after, cold snapshot (auto / off), full read every N days, and the guest table (VMID / status / name /
+// type / disk size) to select
 // guests. The API validates; its errors are shown next to the field they name and above the buttons.
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
@@ -22,6 +23,7 @@ const FIELDS = [
   'all',
   'exclude',
   'keep',
+  'fullEvery',
   'scriptBefore',
   'scriptAfter',
   'enabled',
@@ -99,6 +101,7 @@ export async function jobFormView(ctx) {
   const all = h('input', { type: 'checkbox', checked: job?.all ?? false });
   const exclude = h('input', { type: 'text', autocomplete: 'off', inputmode: 'numeric', value: (job?.exclude ?? []).join(', ') });
   const keep = h('input', { type: 'number', min: '1', step: '1', size: '4', value: job?.keep ?? '' });
+  const fullEvery = h('input', { type: 'number', min: '0', step: '1', size: '4', value: job?.fullEvery ?? 7 });
   const scriptBefore = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.scriptBefore ?? '' });
   const scriptAfter = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.scriptAfter ?? '' });
   const enabled = h('input', { type: 'checkbox', checked: job?.enabled ?? true });
@@ -215,6 +218,7 @@ export async function jobFormView(ctx) {
         ),
         excludeField,
         field(p, 'keep', 'form.keep', keep, 'form.keepHint'),
+        field(p, 'fullEvery', 'form.fullEvery', fullEvery, 'form.fullEveryHint'),
         field(p, 'scriptBefore', 'form.scriptBefore', scriptBefore, 'form.scriptHint'),
         field(p, 'scriptAfter', 'form.scriptAfter', scriptAfter, 'form.scriptHint'),
         h(
@@ -257,6 +261,7 @@ export async function jobFormView(ctx) {
       exclude: all.checked ? splitList(exclude.value) : [],
       vmid: all.checked ? [] : [...guestBoxes].filter(([, box]) => box.checked).map(([vmid]) => vmid),
       keep: keep.value === '' ? undefined : Number(keep.value),
+      fullEvery: fullEvery.value === '' ? undefined : Number(fullEvery.value),
       scriptBefore: scriptBefore.value.trim() || undefined,
       scriptAfter: scriptAfter.value.trim() || undefined,
       enabled: enabled.checked,
