@@ -9,7 +9,8 @@ import { type ColdSnapshot, describeError, type SnapshotProvider, type SnapshotS
 import { thisBoot } from '../datastore/index.js';
 import type { StorageMap } from '../guests/index.js';
 import { snapshotProviderFor, snapshotProviders } from '../guests/snapshots/index.js';
-import type { DiskReadPlan } from '../pipeline/index.js';
+import type { DiskReadPlan, DiskReadReport } from '../pipeline/index.js';
+import { keepAsBase, plansWithBases } from './snapshot-bases.js';
 
 export type SnapshotMode = 'auto' | 'off';
 
@@ -32,19 +33,26 @@ export class GuestSnapshots {
     readonly snapshots: readonly ColdSnapshot[],
   ) {}
 
-  /** For the pipeline: read each disk's snapshot instead of the disk. */
-  readPlans(): ReadonlyMap<string, DiskReadPlan> {
-    return new Map(this.snapshots.map((s) => [s.key, { readPath: s.snapshotPath }]));
+  /**
+   * For the pipeline: read each disk's snapshot instead of the disk, and compare it with the disk's
+   * base for `datastoreId` where one is kept (snapshot-bases.ts); without a datastore id, no bases.
+   */
+  readPlans(datastoreId?: string): Promise<ReadonlyMap<string, DiskReadPlan>> {
+    return plansWithBases(this.providers, this.snapshots, datastoreId);
   }
 
   /**
-   * What becomes of the run's snapshots once the backup is over, published or failed: today they are
-   * removed either way. (The changed-extent nightly keeps a published run's snapshot as the next
-   * backup's base here instead.) A snapshot that cannot be removed is logged; a later run of
-   * another process removes it as a leftover.
+   * What becomes of the run's snapshots once the backup is over. Published with `keep` (the
+   * datastore and the pipeline's read reports): each becomes the disk's base for that datastore, the
+   * old base going; else (failed, or not kept) it is removed, and the old base stays as it was. A
+   * snapshot that cannot be removed is logged; a later run of another process removes it as a leftover.
    */
-  async settleAfterRun(_published: boolean, log: TaskLog): Promise<void> {
-    for (const snapshot of this.snapshots) await removeSnapshot(this.providers, snapshot, log);
+  async settleAfterRun(published: boolean, log: TaskLog, keep?: { datastoreId: string; reads: readonly DiskReadReport[] }): Promise<void> {
+    for (const snapshot of this.snapshots) {
+      const read = keep?.reads.find((r) => r.key === snapshot.key);
+      if (published && keep && (await keepAsBase(this.providers, snapshot, keep.datastoreId, read, log))) continue;
+      await removeSnapshot(this.providers, snapshot, log);
+    }
   }
 }
 

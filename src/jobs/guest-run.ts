@@ -35,7 +35,7 @@ import type { Datastore, LockDir } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
-import { backupGuest, type DiskReadPlan, type WorkerPool } from '../pipeline/index.js';
+import { backupGuest, type DiskReadPlan, type DiskReadReport, type WorkerPool } from '../pipeline/index.js';
 import { snapshotGuestDisks, type GuestSnapshots } from './cold-snapshots.js';
 import { DowntimeClock } from './downtime-clock.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
@@ -108,6 +108,7 @@ class GuestRun {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
     let published = false;
+    let reads: readonly DiskReadReport[] = [];
     try {
       const status = await this.prepare();
       const readOff = status === 'running' || status === 'stopped'; // the disks are read with the guest off
@@ -132,8 +133,9 @@ class GuestRun {
         beforeArchive: (log, disks) => this.freeze(status, disks, log),
         beforePublish: (log) => this.beforePublish(readOff, log),
         downtime: () => this.clock.report(),
-        afterArchive: async (_m, dir, log) => {
+        afterArchive: async (_m, dir, log, diskReads) => {
           published = true;
+          reads = diskReads;
           this.env.TARGET = dir;
           this.env.LOGFILE = `${dir}/backup.log`;
           await this.hook('backup-end', log);
@@ -147,7 +149,7 @@ class GuestRun {
     } finally {
       if (this.stopped) await this.restart(ctx.log).catch((err: unknown) => ctx.log.error(`starting guest ${vmid} again failed - ${describeError(err)}`));
       this.clock.logUnreported(vmid, ctx.log);
-      await this.snapshots?.settleAfterRun(published, ctx.log);
+      await this.snapshots?.settleAfterRun(published, ctx.log, { datastoreId: ctx.store.identity.id, reads });
       if (this.locked) await this.unlockGuest(ctx.log);
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
@@ -218,7 +220,7 @@ class GuestRun {
     if (!this.snapshots) return undefined;
     await this.checkStillOff(log, 'while its disks were snapshotted', 'snapshotting the disks');
     if (this.stopped) await this.startAgain(log);
-    return this.snapshots.readPlans();
+    return this.snapshots.readPlans(this.ctx.store.identity.id);
   }
 
   /** Without snapshots, the guest stayed off for the read: it must still be off, and is started now, before the publish. */

@@ -52,9 +52,12 @@ import type { WorkerPool } from './worker-pool.js';
 export interface DiskReadPlan {
   /** read this instead of the disk: its cold snapshot, a frozen copy of the disk at shutdown */
   readPath: string;
-  /** a base snapshot of the same disk, for this datastore: chunks whose bytes lie in extents shared at
-   *  the same physical place in both files are taken from the base version's index (touched), not read */
-  base?: { snapshotPath: string; version: number; index: string };
+  /**
+   * a base snapshot of the same disk, for this datastore: chunks whose bytes lie in extents shared at
+   * the same physical place in both files are taken from the base version's index (touched), not read.
+   * Its record (base-record.ts) names that version and index; `version`/`index`, when given, must match.
+   */
+  base?: { snapshotPath: string; version?: number; index?: string };
 }
 
 export interface BackupRequest {
@@ -89,8 +92,8 @@ export interface BackupRequest {
   /** days after a chain's last full read when a base is no longer used (default 7; changed-read.ts) */
   fullEvery?: number;
   beforePublish?: (log: TaskLog) => Promise<void>;
-  /** after the version is published and rotated, before the last line: the job starts the guest here */
-  afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog) => Promise<void>;
+  /** after the version is published and rotated, before the last line (`reads`: how each disk was read) */
+  afterArchive?: (manifest: Manifest, versionDir: string, log: TaskLog, reads: readonly DiskReadReport[]) => Promise<void>;
   /** asked when the manifest is written: how long the job held the guest off (undefined: not known yet, or not stopped) */
   downtime?: () => Downtime | undefined;
 }
@@ -148,7 +151,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     const pruned = req.keep
       ? await rotateGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog })
       : [];
-    await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog);
+    await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog, reads);
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
     await rewriteLog(req.store, req.guestId, version, vlog);

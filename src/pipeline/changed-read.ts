@@ -31,11 +31,14 @@ import type { DiskCounters } from './backup-disk.js';
 export const DEFAULT_FULL_EVERY_DAYS = 7;
 const DAY_MS = 86_400_000;
 
-/** A base snapshot of the disk, as a read plan names it (pipeline/backup.ts DiskReadPlan). */
+/**
+ * A base snapshot of the disk, as a read plan names it (pipeline/backup.ts DiskReadPlan). Its record
+ * says which version and index hold its chunks; a caller that expects a certain one names it too.
+ */
 export interface PlannedBase {
   snapshotPath: string;
-  version: number;
-  index: string;
+  version?: number;
+  index?: string;
 }
 
 export interface ChangedReadRequest {
@@ -114,8 +117,8 @@ function checkRecord(req: ChangedReadRequest, base: PlannedBase, r: BaseRecord, 
   other('the datastore', r.datastoreId, req.store.identity.id);
   other('the guest', r.guestId, req.guestId);
   other('the disk', r.disk, req.key);
-  other('version', r.version, base.version);
-  other('the index', r.index, base.index);
+  if (base.version !== undefined) other('version', r.version, base.version);
+  if (base.index !== undefined) other('the index', r.index, base.index);
   if (r.source.dev !== source.dev || r.source.ino !== source.ino) {
     doubt(`the disk '${req.sourcePath}' is another file than at the base (device ${source.dev} inode ${source.ino}, recorded ${r.source.dev}/${r.source.ino})`);
   }
@@ -176,7 +179,7 @@ export function logChangedSinceBase(log: TaskLog, key: string, spec: DiskReadSpe
   if (spec?.baseVersion === undefined) return;
   const gone = c.baseGoneChunks > 0 ? `; ${c.baseGoneChunks} chunk(s) of the base were gone from the store and were read` : '';
   log.info(
-    `disk '${key}': changed since the base (version ${spec.baseVersion}): read ${formatBytes(c.fileReadBytes)}, taken from the base ${formatBytes(c.baseBytes)} (${c.baseChunks} chunks)${gone}`,
+    `disk '${key}': changed since the base (version ${spec.baseVersion}): read ${formatBytes(c.fileReadBytes)}, taken from the base ${formatBytes(c.baseBytes)} (${c.baseChunks} ${c.baseChunks === 1 ? 'chunk' : 'chunks'})${gone}`,
   );
 }
 

@@ -3,18 +3,20 @@
  * - leftovers: `run-<pid>-<boot>` snapshots of dead runs (pid gone, or another boot) are removed and
  *   logged, by every job run's first step (removeLeftoverSnapshots) and by `coldvault serve` at start;
  *   those of live runs and bases are kept;
- * - `coldvault backup --snapshot auto|off`: auto reads the disks' snapshots (removed afterwards) on
- *   XFS and falls back, with one line, on ext4; off reads the disks; anything else is refused.
+ * - `coldvault backup --snapshot auto|off`: auto reads the disks' snapshots on XFS, keeps each as the
+ *   datastore's base once the version is published, and the next backup reads only the chunks written
+ *   since; a run that fails removes its snapshots and leaves the base as it was; auto falls back, with
+ *   one line, on ext4; off reads the disks; anything else is refused.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTaskLog, type ColdSnapshot, type SnapshotSource } from '../../src/core/index.js';
 import { thisBoot } from '../../src/datastore/index.js';
 import { ReflinkProvider } from '../../src/guests/snapshots/index.js';
-import { removeLeftoverSnapshots } from '../../src/jobs/index.js';
+import { removeLeftoverSnapshots, snapshotGuestDisks } from '../../src/jobs/index.js';
 import { CLI } from '../helpers/fixtures.js';
 import { mountFs, type MountedFs } from '../helpers/snapshot-fs.js';
 import { cv, diskPath, makeJobLab, sleep, waitFor, writeGuestConf, type JobLab } from './helpers-jobs.js';
@@ -59,6 +61,7 @@ function deadPid(): number {
   return r.pid ?? 999_999;
 }
 
+const storeId = (lab: JobLab): string => (JSON.parse(readFileSync(join(lab.storeDir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id;
 const names = (lab: JobLab, vmid: string): string[] => readdirSync(join(lab.storageDir, '.coldvault-snapshots', vmid)).sort();
 
 describe('leftover cold snapshots', () => {
@@ -110,16 +113,29 @@ describe('leftover cold snapshots', () => {
 });
 
 describe('coldvault backup --snapshot', () => {
-  it('auto on XFS reads the snapshot and removes it afterwards; off reads the disk; a bad value is refused', async () => {
+  it('auto on XFS reads the snapshot and keeps it as the base; the next backup reads what changed; off reads the disk; a bad value is refused', async () => {
     const disk = addGuest(xfs, '111');
     const auto = await cv(xfs, ['backup', '111', '--store', xfs.storeDir]);
     expect(auto.code, auto.stderr).toBe(0);
     expect(auto.stderr).toContain(`cold snapshot of disk 'scsi0' (reflink): '${join(xfs.storageDir, '.coldvault-snapshots', '111')}/scsi0.run-`);
     expect(auto.stderr).toContain(`now save file '${disk.path}' from its cold snapshot`);
-    expect(names(xfs, '111')).toEqual([]);
+    const base = `scsi0.base-${storeId(xfs)}`;
+    expect(names(xfs, '111')).toEqual([base, `${base}.base.json`]);
     const restored = await cv(xfs, ['restore', '111', '--version', '1', '--new-id', '811', '--store', xfs.storeDir]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(sha256(diskPath(xfs, '811'))).toBe(sha256(disk.path));
+
+    // 4 KiB rewritten in the second 4 MiB chunk: that chunk is read, the first is taken from the base
+    const fd = openSync(disk.path, 'r+');
+    writeSync(fd, randomBytes(4096), 0, 4096, 5 * MiB);
+    closeSync(fd);
+    const nightly = await cv(xfs, ['backup', '111', '--store', xfs.storeDir, '--json']);
+    expect(nightly.code, nightly.stderr).toBe(0);
+    expect(JSON.parse(nightly.stdout)).toMatchObject([{ version: 2, reads: [{ key: 'scsi0', fileReadBytes: 4 * MiB, baseBytes: 4 * MiB, baseVersion: 1 }] }]);
+    expect(nightly.stderr).toContain("disk 'scsi0': changed since the base (version 1): read 4.00 MiB, taken from the base 4.00 MiB (1 chunk)");
+    const restored2 = await cv(xfs, ['restore', '111', '--version', '2', '--new-id', '812', '--store', xfs.storeDir]);
+    expect(restored2.code, restored2.stderr).toBe(0);
+    expect(sha256(diskPath(xfs, '812'))).toBe(sha256(disk.path));
 
     const off = await cv(xfs, ['backup', '111', '--store', xfs.storeDir, '--snapshot', 'off']);
     expect(off.code, off.stderr).toBe(0);
@@ -142,5 +158,23 @@ describe('coldvault backup --snapshot', () => {
     const restored = await cv(ext4, ['restore', '121', '--version', '1', '--new-id', '821', '--store', ext4.storeDir]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(sha256(diskPath(ext4, '821'))).toBe(sha256(disk.path));
+  });
+
+  it('a run that fails before its publish removes its snapshots and leaves the base and its record as they were', async () => {
+    const disk = addGuest(xfs, '131');
+    expect((await cv(xfs, ['backup', '131', '--store', xfs.storeDir])).code).toBe(0);
+    const base = join(xfs.storageDir, '.coldvault-snapshots', '131', `scsi0.base-${storeId(xfs)}`);
+    const [inode, record] = [statSync(base).ino, readFileSync(`${base}.base.json`, 'utf8')];
+    const lines: string[] = [];
+    const log = createTaskLog((l) => lines.push(l.message));
+    const run = await snapshotGuestDisks('131', [{ key: 'scsi0', path: disk.path }], { local: xfs.storageDir }, log);
+    expect(run?.snapshots).toHaveLength(1);
+    const plans = await run?.readPlans(storeId(xfs));
+    expect(plans?.get('scsi0')).toEqual({ readPath: run?.snapshots[0]?.snapshotPath, base: { snapshotPath: base } });
+    await run?.settleAfterRun(false, log, { datastoreId: storeId(xfs), reads: [] });
+    expect(names(xfs, '131')).toEqual([`scsi0.base-${storeId(xfs)}`, `scsi0.base-${storeId(xfs)}.base.json`]);
+    expect(statSync(base).ino).toBe(inode);
+    expect(readFileSync(`${base}.base.json`, 'utf8')).toBe(record);
+    expect(lines.filter((l) => l.includes('kept as the base'))).toEqual([]);
   });
 });

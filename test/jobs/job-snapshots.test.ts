@@ -57,6 +57,7 @@ afterAll(async () => {
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 const snapshotDir = (lab: JobLab, vmid: string): string => join(lab.storageDir, '.coldvault-snapshots', vmid);
+const storeId = (lab: JobLab): string => (JSON.parse(readFileSync(join(lab.storeDir, 'coldvault-datastore.json'), 'utf8')) as { id: string }).id;
 const serial = (lab: JobLab, vmid: string): string => readFileSync(guestFiles(lab.qemuDir, vmid).log, 'utf8');
 
 interface PausedRun {
@@ -176,12 +177,16 @@ describe('job run with cold snapshots (tiny real guest)', () => {
     expect(v1?.downtimeMs).toBeGreaterThan(0);
     expect(v1?.downtimeMs).toBeLessThanOrEqual(timeOf(log, 'guest is online again') - timeOf(log, 'stopping virtual guest') + 1000);
 
-    // at pre-restart the snapshot existed (run-<pid>-<boot>); it is removed now that the version is published
+    // at pre-restart the snapshot existed (run-<pid>-<boot>); now that the version is published it is
+    // this datastore's base for the next backup, with its record
     const [hashLine = '', snapName = ''] = readFileSync(atPreRestart, 'utf8').trim().split('\n');
     const atShutdown = hashLine.split(' ')[0];
     expect(snapName).toMatch(/^scsi0\.run-\d+-[0-9a-f-]+$/);
-    expect(readdirSync(snapshotDir(xfs, '101'))).toEqual([]);
+    const base = `scsi0.base-${storeId(xfs)}`;
+    expect(readdirSync(snapshotDir(xfs, '101')).sort()).toEqual([base, `${base}.base.json`]);
+    expect(log).toContain(`disk 'scsi0': its cold snapshot is kept as the base of the next backup to this datastore ('${snapshotDir(xfs, '101')}/${base}')`);
     expect(statSync(snapshotDir(xfs, '101')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(snapshotDir(xfs, '101'), `${base}.base.json`)).mode & 0o777).toBe(0o600);
 
     // the guest booted again and wrote its marker to the disk after the restart
     await waitBooted(xfs, '101', 2);
@@ -197,6 +202,23 @@ describe('job run with cold snapshots (tiny real guest)', () => {
     expect(restore.code, restore.stderr).toBe(0);
     expect(sha256(diskPath(xfs, '901'))).toBe(atShutdown);
     expect(await readMarker(diskPath(xfs, '901'))).toEqual({ boot: 1, token: token1 });
+
+    // the next run compares the new snapshot with the base: only the chunks the guest wrote are read
+    const baseInode = statSync(join(snapshotDir(xfs, '101'), base)).ino;
+    const second = await cv(xfs, ['job', 'run', 'j1']);
+    expect(second.code, second.stdout + second.stderr).toBe(0);
+    const atSecondShutdown = readFileSync(atPreRestart, 'utf8').split(' ')[0];
+    const changed = /disk 'scsi0': changed since the base \(version 1\): read (\S+ \S+), taken from the base (\S+ \S+) \((\d+) chunks?\)/.exec(second.stdout);
+    expect(changed, second.stdout).not.toBeNull();
+    expect(Number(changed?.[3])).toBeGreaterThan(0); // unchanged chunks were not read
+    expect(second.stdout).not.toContain('reading every chunk');
+    expect(readdirSync(snapshotDir(xfs, '101')).sort()).toEqual([base, `${base}.base.json`]);
+    expect(statSync(join(snapshotDir(xfs, '101'), base)).ino).not.toBe(baseInode); // the new snapshot replaced the base
+    const restore2 = await cv(xfs, ['restore', '101', '--version', '2', '--new-id', '902', '--store', xfs.storeDir]);
+    expect(restore2.code, restore2.stderr).toBe(0);
+    expect(sha256(diskPath(xfs, '902'))).toBe(atSecondShutdown);
+    expect(await readMarker(diskPath(xfs, '902'))).toEqual({ boot: 2, token: token2 });
+    expect((await cv(xfs, ['verify', '101', '--store', xfs.storeDir])).code).toBe(0);
   });
 
   it('ext4: no snapshot (one line says why); the guest is off for the read and started before the publish, hooks in the same order', async () => {
@@ -278,7 +300,7 @@ describe('job run with cold snapshots (tiny real guest)', () => {
       'Backup job finished successfully',
     ]);
     expect(next.stdout).not.toContain('did not finish; starting it again'); // the guest was running: nothing to recover
-    expect(readdirSync(snapshotDir(xfs, '102'))).toEqual([]);
+    expect(readdirSync(snapshotDir(xfs, '102')).sort()).toEqual([`scsi0.base-${storeId(xfs)}`, `scsi0.base-${storeId(xfs)}.base.json`]);
     expect((await versions(xfs, '102')).map((v) => v.version)).toEqual([1]);
     await waitBooted(xfs, '102', 3);
     expect(await readBootCount(disk)).toBe(3);

@@ -1,7 +1,7 @@
 /** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
-import { backupGuest, type BackupRequest, type BackupResult } from '../../pipeline/index.js';
+import { backupGuest, type BackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
 import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -99,19 +99,21 @@ async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: Backu
   if (mode === 'off') return backupGuest(req);
   let snapshots: GuestSnapshots | undefined;
   let published = false;
+  let reads: readonly DiskReadReport[] = [];
   try {
     return await backupGuest({
       ...req,
       beforeArchive: async (log, disks) => {
         snapshots = await snapshotGuestDisks(req.guestId, disks, req.storages, log);
-        return snapshots?.readPlans();
+        return snapshots?.readPlans(req.store.identity.id);
       },
-      afterArchive: () => {
+      afterArchive: (_m, _dir, _log, diskReads) => {
         published = true;
+        reads = diskReads;
         return Promise.resolve();
       },
     });
   } finally {
-    await snapshots?.settleAfterRun(published, ctx.log);
+    await snapshots?.settleAfterRun(published, ctx.log, { datastoreId: req.store.identity.id, reads });
   }
 }
