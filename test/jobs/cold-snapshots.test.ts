@@ -6,7 +6,8 @@
  * - `coldvault backup --snapshot auto|off`: auto reads the disks' snapshots on XFS, keeps each as the
  *   datastore's base once the version is published, and the next backup reads only the chunks written
  *   since; a run that fails removes its snapshots and leaves the base as it was; auto falls back, with
- *   one line, on ext4; off reads the disks; anything else is refused.
+ *   one line, on ext4; off reads the disks; anything else is refused; it removes dead runs' leftovers;
+ *   a qcow2 file is snapshotted and compared as stored, like a raw one.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -158,6 +159,49 @@ describe('coldvault backup --snapshot', () => {
     const restored = await cv(ext4, ['restore', '121', '--version', '1', '--new-id', '821', '--store', ext4.storeDir]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(sha256(diskPath(ext4, '821'))).toBe(sha256(disk.path));
+  });
+
+  it('a qcow2 disk: its snapshot is read as stored, the nightly reads only the chunks of the file the guest wrote, and restores give the file back', async () => {
+    const dir = join(xfs.storageDir, 'images', '151');
+    const qcow2 = join(dir, 'vm-151-disk-0.qcow2');
+    mkdirSync(dir, { recursive: true });
+    const qemu = (cmd: string, args: string[]): void => {
+      const r = spawnSync(cmd, args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+    };
+    qemu('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '64M']);
+    qemu('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 24M', qcow2]); // clusters allocated in order: about 24 MiB of file
+    writeGuestConf(xfs, '151', 'g151');
+    const conf = join(xfs.guestsDir, '151.conf');
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace('vm-151-disk-0.raw,size=16M', 'vm-151-disk-0.qcow2,size=64M'));
+    const first = await cv(xfs, ['backup', '151', '--store', xfs.storeDir, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain(`now save file '${qcow2}' from its cold snapshot`);
+    const fileSize = statSync(qcow2).size;
+    expect(JSON.parse(first.stdout)).toMatchObject([{ version: 1, reads: [{ key: 'scsi0', baseBytes: 0 }] }]);
+
+    // the guest's write of 64 KiB at 10 MiB lands in an allocated cluster: rewritten in place in the file
+    qemu('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x33 10M 64k', qcow2]);
+    expect(statSync(qcow2).size).toBe(fileSize);
+    const nightly = await cv(xfs, ['backup', '151', '--store', xfs.storeDir, '--json']);
+    expect(nightly.code, nightly.stderr).toBe(0);
+    const reads = (JSON.parse(nightly.stdout) as Array<{ reads: Array<{ fileReadBytes: number; baseBytes: number; baseVersion: number }> }>)[0]?.reads ?? [];
+    expect(reads[0]?.baseVersion).toBe(1);
+    expect(reads[0]?.fileReadBytes).toBe(4 * MiB); // the one 4 MiB chunk of the file holding that cluster
+    expect((reads[0]?.fileReadBytes ?? 0) + (reads[0]?.baseBytes ?? 0)).toBeLessThanOrEqual(fileSize);
+    const restored = await cv(xfs, ['restore', '151', '--version', '2', '--new-id', '851', '--store', xfs.storeDir]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(sha256(join(xfs.storageDir, 'images', '851', 'vm-851-disk-0.qcow2'))).toBe(sha256(qcow2));
+    qemu('qemu-img', ['compare', '-q', qcow2, join(xfs.storageDir, 'images', '851', 'vm-851-disk-0.qcow2')]);
+  });
+
+  it('coldvault backup removes the snapshots a dead run left before it makes its own', async () => {
+    const disk = addGuest(xfs, '141');
+    const leftover = await new ReflinkProvider({ storageDirs: [xfs.storageDir] }).create(disk, `run-${deadPid()}-${thisBoot}`);
+    const run = await cv(xfs, ['backup', '141', '--store', xfs.storeDir]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(`WARN: removing the cold snapshot '${leftover.snapshotPath}' of guest 141: the run that made it (pid `);
+    expect(names(xfs, '141')).toEqual([`scsi0.base-${storeId(xfs)}`, `scsi0.base-${storeId(xfs)}.base.json`]);
   });
 
   it('a run that fails before its publish removes its snapshots and leaves the base and its record as they were', async () => {

@@ -1,6 +1,6 @@
 /** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
-import { snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
+import { removeLeftoverSnapshots, snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
 import { backupGuest, type BackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
 import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -20,8 +20,9 @@ export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-di
      [--snapshot auto|off] [--full] [--json]
   Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').
   --snapshot auto (default): the disks' cold snapshots (reflink clones on XFS reflink=1 or btrfs), made as
-  the backup starts, are read instead of the disks, and removed afterwards; where a disk cannot have one,
-  the disks are read (one log line says why). off: the disks are read.
+  the backup starts, are read instead of the disks, and each is kept as the disk's base for this datastore
+  (the next backup reads only what changed since); where a disk cannot have one, the disks are read (one
+  log line says why); snapshots left by runs that died are removed first. off: the disks are read.
   --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
@@ -32,6 +33,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   const snapshot = snapshotOption(str(ctx.args, 'snapshot'));
   const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const { store, catalog } = await ctx.openStore();
+  if (snapshot === 'auto') await removeLeftoverSnapshots(ctx.config, ctx.log); // of runs that died (kill -9, power cut)
   const results: unknown[] = [];
   let failed = 0;
   for (const guestId of ids) {
