@@ -114,6 +114,8 @@ describe('the web UI in English', () => {
     await form.getByLabel('Keep (1-x)').fill('3');
     expect(await form.getByLabel('Cold snapshot', { exact: true }).inputValue()).toBe('auto'); // the default
     await form.getByLabel('Cold snapshot', { exact: true }).selectOption('off');
+    expect(await form.getByLabel('Full read every (days)', { exact: true }).inputValue()).toBe('7'); // the default
+    await form.getByLabel('Full read every (days)', { exact: true }).fill('3');
     await form.getByLabel('Mail to').fill('admin@example.com');
     await form.getByLabel('Select guest 101').check();
     await form.getByLabel('Script before').fill('/tmp/not-allowed.sh'); // outside the server's script folders
@@ -151,6 +153,7 @@ describe('the web UI in English', () => {
       keep: 3,
       mode: 'stop',
       snapshot: 'off',
+      fullEvery: 3,
       mailto: ['admin@example.com'],
       scriptBefore: join(lab.scriptsDir, 'before.sh'),
       enabled: true,
