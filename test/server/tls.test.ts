@@ -140,6 +140,14 @@ describe("serve's self-signed certificate (built CLI, real openssl and TLS)", ()
     expect(show.stdout).toMatch(/subject +CN=certfirst\n.*valid +\S+ to \S+\nfingerprint +([0-9A-F:]{95}) \(SHA-256\)/s);
   });
 
+  it('a node name that is no host name cannot change the certificate: its CN is cleaned, it gets no DNS name', async () => {
+    const made = await fingerprintCli(configFor('odd', { node: 'evil\n[ext]\nbasicConstraints = CA:TRUE' }).path);
+    const cert = new X509Certificate(readFileSync(made.cert));
+    expect(cert.subject).toBe('CN=evil__ext__basicConstraints___CA_TRUE');
+    expect(cert.ca).toBe(false);
+    expect(cert.subjectAltName?.split(', ').sort()).toEqual(['DNS:localhost', 'IP Address:0:0:0:0:0:0:0:1', 'IP Address:127.0.0.1']);
+  });
+
   it('a configured tls pair is the one serve uses and `cert fingerprint` prints', async () => {
     const made = await fingerprintCli(configFor('source').path);
     const files = { cert: join(lab.root, 'own-cert.pem'), key: join(lab.root, 'own-key.pem') };
