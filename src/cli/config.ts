@@ -29,8 +29,8 @@ export interface CliConfig {
   taskKeep?: number;
   /** `coldvault serve`: HOST:PORT of the API and web UI (default 127.0.0.1:8080) */
   listen?: string;
-  /** `coldvault serve`: PEM files; required to listen beyond loopback (unless allowInsecureListen) */
-  tls?: { cert: string; key: string };
+  /** `coldvault serve`: PEM files, or "auto": the self-signed certificate serve makes (used beyond loopback when unset) */
+  tls?: { cert: string; key: string } | 'auto';
   /** `coldvault serve`: allow plain HTTP on a non-loopback address (not recommended) */
   allowInsecureListen?: boolean;
   /** `coldvault serve`: a web session ends after this many idle hours (default 12) */
@@ -112,7 +112,17 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkMap(parsed, 'storages', file);
   checkMap(parsed, 'datastores', file);
   checkDiskPathPatterns(parsed, file);
+  checkTls(parsed, file);
   return parsed;
+}
+
+function checkTls(parsed: object, file: string): void {
+  const tls = (parsed as Record<string, unknown>).tls;
+  if (tls === undefined || tls === 'auto') return;
+  const files = typeof tls === 'object' && tls !== null ? (tls as Record<string, unknown>) : {};
+  if (typeof files.cert !== 'string' || typeof files.key !== 'string' || Object.keys(files).length !== 2) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': 'tls' must be {"cert": "/path/cert.pem", "key": "/path/key.pem"} or "auto"`);
+  }
 }
 
 function checkMap(parsed: object, key: string, file: string): void {

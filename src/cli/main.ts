@@ -71,6 +71,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/serve.js');
     return { options: m.serveOptions, help: m.serveHelp, run: m.serveCommand };
   },
+  cert: async () => {
+    const m = await import('./commands/cert.js');
+    return { options: m.certOptions, help: m.certHelp, run: m.certCommand };
+  },
   token: async () => {
     const m = await import('./commands/token.js');
     return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand };

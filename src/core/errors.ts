@@ -49,6 +49,16 @@ export type ErrorCode =
   | 'WRONG_DATASTORE'
   /** a cold snapshot of a disk could not be made (guests/snapshots) */
   | 'SNAPSHOT_FAILED'
+  /** the peer's TLS certificate is not the pinned one (targets/remote): permanent, never retried */
+  | 'FINGERPRINT_MISMATCH'
+  /** the TLS handshake with a node failed (it speaks no TLS, no common protocol...) */
+  | 'TLS_FAILED'
+  /** a node could not be reached or the connection broke (refused, unreachable, reset, timed out) */
+  | 'CONNECTION_FAILED'
+  /** the TLS certificate / key files are there but unusable (serve's own pair in the state dir, or configured) */
+  | 'TLS_CERT_DAMAGED'
+  /** serve's self-signed TLS certificate could not be made (openssl missing or failing) */
+  | 'TLS_CERT_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

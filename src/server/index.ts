@@ -21,7 +21,8 @@
  *
  * Storage: the server's tables (settings with the admin password's scrypt hash, API tokens and
  * sessions as SHA-256) live in the state database beside jobs and tasks (auth/tables.ts).
- * Listening beyond loopback needs TLS or `allowInsecureListen` (listen.ts).
+ * Plain HTTP only on loopback: beyond it serve speaks HTTPS, with the configured certificate or the
+ * self-signed one it makes (tls/), unless `allowInsecureListen` (listen.ts).
  *
  * Layer: imports core, guests, datastore, catalog, pipeline and jobs; cli wires it.
  */
@@ -31,5 +32,6 @@ export { TaskRunner, type RunningTask, type Started } from './runner.js';
 export { ensureAdminPassword } from './auth/index.js';
 export { TokenStore, type TokenInfo } from './auth/index.js';
 export { decide, ROLES, type Action, type Grant, type Role } from './auth/index.js';
-export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, startServer } from './listen.js';
+export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, serverTls, startServer, tlsChoice, type TlsChoice } from './listen.js';
+export * from './tls/index.js';
 export { VERSION } from './version.js';

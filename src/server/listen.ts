@@ -1,13 +1,16 @@
 /**
- * Where the server listens. `listen` is HOST:PORT (`127.0.0.1:8080` by default, `[::1]:8080` for
- * IPv6). Beyond loopback (127.0.0.0/8, ::1, localhost) the server refuses plain HTTP: it needs
- * `tls: {cert, key}` (PEM files) in the config, or `allowInsecureListen: true` to say it on purpose.
+ * Where and how the server listens. `listen` is HOST:PORT (`127.0.0.1:8080` by default, `[::1]:8080`
+ * for IPv6). Plain HTTP only on loopback (127.0.0.0/8, ::1, localhost): beyond it `serve` speaks HTTPS,
+ * with `tls: {cert, key}` (PEM files) when configured, else with the self-signed certificate it makes
+ * in its state dir (tls/); `allowInsecureListen: true` says plain HTTP beyond loopback on purpose.
+ * `tls: "auto"` makes serve use its own certificate on loopback too (tlsChoice has the whole rule).
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { ColdvaultError } from '../core/index.js';
 import type { ServerConfig } from './deps.js';
+import { serveCertificate, type ServeCertificate, type TlsSetting } from './tls/index.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
 
@@ -21,6 +24,28 @@ export function parseListen(value: string): { host: string; port: number } {
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
+}
+
+/** Whether serve speaks HTTPS with the configured files, HTTPS with its own certificate, or plain HTTP on `host`. */
+export type TlsChoice = 'configured' | 'generated' | 'plain';
+
+/**
+ * The rule: `tls: {cert, key}` -> those files, everywhere; `tls: "auto"` -> serve's own certificate,
+ * everywhere; no `tls` -> plain HTTP on loopback, beyond it serve's own certificate, or plain HTTP
+ * when `allowInsecureListen` is true.
+ */
+export function tlsChoice(host: string, config: { tls?: TlsSetting; allowInsecureListen?: boolean }): TlsChoice {
+  if (typeof config.tls === 'object') return 'configured';
+  if (config.tls === 'auto') return 'generated';
+  return isLoopback(host) || config.allowInsecureListen === true ? 'plain' : 'generated';
+}
+
+/** The TLS files serve uses on `host` (checked; serve's own made now when missing), or undefined for plain HTTP. */
+export async function serverTls(
+  host: string,
+  config: { tls?: TlsSetting; allowInsecureListen?: boolean; stateDir: string; node: string },
+): Promise<ServeCertificate | undefined> {
+  return tlsChoice(host, config) === 'plain' ? undefined : serveCertificate(config);
 }
 
 /** Throws CONFIG_INVALID for plain HTTP beyond loopback unless allowInsecureListen is set. */

@@ -1,6 +1,7 @@
 /**
- * targets: where a datastore lives. For now the external device (a USB disk, or in tests a loop
- * device): discovery of attached block devices, and the mount lifecycle of one device.
+ * targets: where a datastore lives. The external device (a USB disk, or in tests a loop device):
+ * discovery of attached block devices, and the mount lifecycle of one device. And another node
+ * (remote/): HTTPS to its `coldvault serve`, its certificate pinned by fingerprint.
  *
  * Vocabulary:
  * - block device: one row of `lsblk` (a disk, a partition, a loop device), with its filesystem,
@@ -36,3 +37,4 @@ export * from './device-mount.js';
 export * from './devices.js';
 export * from './device-health.js';
 export * from './journal-state.js';
+export * from './remote/index.js';

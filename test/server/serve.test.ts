@@ -87,11 +87,7 @@ describe('where the server listens', () => {
 });
 
 describe('coldvault serve and coldvault token (built CLI)', () => {
-  it('serve refuses 0.0.0.0 without TLS, with a clear message', async () => {
-    const r = await cli(['serve', '--config', configPath, '--listen', '0.0.0.0:0']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/refusing to listen on '0.0.0.0' without TLS.*"tls".*allowInsecureListen/s);
-  });
+  // serve beyond loopback without `tls` now speaks HTTPS with its own certificate: test/server/tls.test.ts
 
   async function startServe(): Promise<{ child: ChildProcess; url: string; out: () => string }> {
     const child = spawnCli(['serve', '--config', configPath, '--listen', '127.0.0.1:0']);

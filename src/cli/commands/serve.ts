@@ -2,7 +2,8 @@
  * `coldvault serve`: the service. At start it brings back guests that an interrupted run left stopped
  * (stop journal), removes the cold snapshots such runs left (jobs/snapshot-leftovers.ts), sets the admin password on first start (COLDVAULT_ADMIN_PASSWORD, else generated
  * and printed once), then serves the API and web UI (src/server) on `--listen` / config `listen`
- * (default 127.0.0.1:8080; beyond loopback only with TLS or allowInsecureListen) and runs the
+ * (default 127.0.0.1:8080; HTTPS beyond loopback or with `tls`: the configured certificate, else the
+ * self-signed one it makes at first use, server/tls; plain HTTP there only with allowInsecureListen) and runs the
  * scheduler; both start jobs through one TaskRunner. On SIGTERM / SIGINT it schedules nothing new and
  * aborts running tasks, which start the guests they stopped and end; a second signal exits at once
  * (the journal restarts those guests at the next start). At start it also checks, in the background,
@@ -24,9 +25,10 @@ export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR] [--l
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
   // loaded here, not at the top: the other commands start without Fastify and TypeBox (start-up time)
-  const { checkListen, createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, startServer, TaskRunner } = await import('../../server/index.js');
+  const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, serverTls, startServer, TaskRunner } = await import('../../server/index.js');
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
-  checkListen(host, ctx.config);
+  const tls = await serverTls(host, ctx.config); // may make serve's own certificate (state dir)
+  const config = { ...ctx.config, tls };
   const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
   const signalled = untilSignal(log); // from the start: a SIGTERM during start-up stops cleanly too, never the default kill
   const state = ctx.state();
@@ -36,8 +38,8 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const privacy = warnAboutModes(ctx, log);
   const { generated } = await ensureAdminPassword(state.db, process.env.COLDVAULT_ADMIN_PASSWORD);
   if (generated) ctx.print(`admin password (shown only now; stored hashed): ${generated}`);
-  const runner = new TaskRunner({ config: ctx.config, state, driver });
-  const app = await createServer({ config: ctx.config, state, driver, runner });
+  const runner = new TaskRunner({ config, state, driver });
+  const app = await createServer({ config, state, driver, runner });
   const scheduler = new Scheduler({
     db: state.db,
     jobs: state.jobs,
@@ -50,8 +52,9 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       return done;
     },
   });
-  const url = await startServer(app, host, port, ctx.config);
+  const url = await startServer(app, host, port, config);
   ctx.print(`coldvault serve: web UI and API on ${url} (node ${ctx.config.node})`);
+  if (tls) ctx.print(`TLS certificate ${tls.cert} (${tls.created ? 'made now' : tls.source}), SHA-256 fingerprint ${tls.info.fingerprint}`);
   log.info(
     `coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`,
   );
@@ -74,7 +77,9 @@ async function warnAboutModes(ctx: CommandContext, log: TaskLog): Promise<void> 
       .jobs.list()
       .map((j) => j.store),
   ].map((d) => resolve(d));
-  const roots = [config.stateDir, configFile, config.tls?.key, ...new Set(stores)].filter((r): r is string => Boolean(r));
+  const roots = [config.stateDir, configFile, typeof config.tls === 'object' ? config.tls.key : undefined, ...new Set(stores)].filter((r): r is string =>
+    Boolean(r),
+  );
   try {
     for (const line of privacyWarnings(await checkPrivate(roots))) logAt(log, line.level, line.message);
   } catch (err) {
