@@ -131,9 +131,22 @@ function nightlySection(n) {
     '',
     nightlyTable(n),
     '',
-    `Datastore after the full backup: ${size(n.storeBytes)}; borg repository after both archives: ${size(n.borg.repoBytes)}.`,
+    `Datastore after the full backup: ${size(n.storeBytes)}; borg repository after both archives: ${size(n.borg.repoBytes)}. ${readsCheck(n)}`,
     '',
   ];
+}
+
+/** Whether each nightly read exactly what changed (backup --json reads[].fileReadBytes). */
+function readsCheck(n) {
+  const wrong = [
+    ...n.steps.unchanged.filter((x) => x.fileReadBytes !== 0).map((x) => `an unchanged nightly read ${size(x.fileReadBytes)}`),
+    ...n.steps.changed
+      .filter((x) => x.fileReadBytes !== x.changedBytes)
+      .map((x) => `a 1% nightly read ${size(x.fileReadBytes)} of ${size(x.changedBytes)} changed`),
+  ];
+  return wrong.length
+    ? `**Reads not as expected:** ${wrong.join('; ')}.`
+    : 'Every unchanged nightly read 0 bytes of the disk and every 1% nightly exactly the rewritten regions (`reads[].fileReadBytes`).';
 }
 
 function downtimeSection(variants, skipped) {
