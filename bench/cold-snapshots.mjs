@@ -9,7 +9,7 @@
  *  2. downtime of the tiny real QEMU guest on XFS and ext4 (lib/cold-downtime.mjs);
  * and writes the block "cold-snapshots" of bench/RESULTS.md (lib/cold-report.mjs, lib/sections.mjs).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sh } from './lib/exec.mjs';
@@ -36,18 +36,20 @@ const { values: opt } = parseArgs({
     only: { type: 'string', default: 'nightly,downtime' },
     'skip-large-guest': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    'from-json': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (opt.help) {
   console.log(`usage: node bench/cold-snapshots.mjs [--quick] [--only nightly,downtime] [--rounds N] [--full-rounds N]
-        [--skip-large-guest] [--dir DIR] [--out RESULTS.md] [--json FILE] [--no-build]
+        [--skip-large-guest] [--dir DIR] [--out RESULTS.md] [--json FILE] [--no-build] [--from-json FILE]
   --quick             small sizes (2 GiB disk / 1 GiB data, tiny guest 1 GiB / 256 MiB), about a minute
   --rounds N          rounds of the cheap steps: unchanged nightly, 1% nightly + reference (default 3, quick 2)
   --full-rounds N     rounds of the full backups, off and auto alternating (default 3, quick 1)
   --skip-large-guest  no downtime run with the 32 GiB guest disk (16 GiB of data)
-  --dir               scratch folder (default /var/tmp/coldvault-cold-snapshots; removed at the end)`);
+  --dir               scratch folder (default /var/tmp/coldvault-cold-snapshots; removed at the end)
+  --from-json FILE    measure nothing: write the block again from the --json FILE of an earlier run`);
   process.exit(0);
 }
 
@@ -123,6 +125,11 @@ async function main() {
   replaceBlock(resolve(opt.out), 'cold-snapshots', renderColdSnapshots(r));
   if (opt.json) writeFileSync(opt.json, `${JSON.stringify(r, null, 2)}\n`);
   log(`wrote ${opt.out} (total ${(r.totalSeconds / 60).toFixed(1)} min)`);
+}
+
+if (opt['from-json']) {
+  replaceBlock(resolve(opt.out), 'cold-snapshots', renderColdSnapshots(JSON.parse(readFileSync(opt['from-json'], 'utf8'))));
+  process.exit(0);
 }
 
 try {
