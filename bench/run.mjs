@@ -16,6 +16,7 @@ import { planImage, planSparse, writeImage, REGION } from './lib/images.mjs';
 import { Borg, Coldvault, Restic, linkSource, makeSite } from './lib/tools.mjs';
 import { blkioBytes, cleanupUsb, setupUsb, usbSupport } from './lib/usb.mjs';
 import { renderResults } from './lib/report.mjs';
+import { namedBlocks } from './lib/sections.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ALL = ['coldvault', 'restic', 'borg', 'zstd', 'cp', 'openssl', 'sparse', 'usb'];
@@ -470,7 +471,8 @@ async function main() {
   results.command = `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
   const md = renderResults(results);
   mkdirSync(dirname(resolve(opt.out)), { recursive: true });
-  writeFileSync(opt.out, md);
+  const kept = namedBlocks(opt.out); // other benches' blocks (bench/cold-snapshots.mjs) stay
+  writeFileSync(opt.out, kept ? `${md.trimEnd()}\n\n${kept}` : md);
   if (opt.json) writeFileSync(opt.json, `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${opt.out} (total ${results.totalSeconds.toFixed(0)} s)`);
 }
