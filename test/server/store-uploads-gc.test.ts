@@ -97,11 +97,11 @@ describe('gc while a node pushes', () => {
     const p = pusher();
     expectOk(await p.open({ guestId: '101', node: node() }), 'open');
     await p.chunks(source, await p.known(src.digests));
-    clock.advance(HOUR); // the chunks were sent an hour before gc starts
+    await p.files(src.files);
+    clock.advance(HOUR); // chunks and indexes were sent an hour before gc starts: only the writer registration protects them
     const gate = new StepGate().hold('gc:marked');
     const running = gc(gate.checkpoint);
     await gate.reached('gc:marked'); // gc has listed every version: the pushed one is not among them yet
-    await p.files(src.files);
     expectOk(await p.finish(src.manifest), 'finish'); // published, writer registration released
     clock.advance(HOUR);
     gate.release('gc:marked');
