@@ -4,7 +4,8 @@
  * test/datastore/gc-race.test.ts does), and gc runs in this process on its own Datastore object, as
  * `coldvault gc` would, parked at its checkpoints where the race needs it. What is asserted is what a
  * user relies on: the pushed version is published whole and restores byte-identical; a chunk that
- * went missing after it was touched is caught before the publish, never after.
+ * went missing after it was touched is caught before the publish, never after. And finish runs alone:
+ * parked at its publish step, every other request on the upload, the sender's abort too, is LOCKED.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -125,5 +126,33 @@ describe('gc while a node pushes', () => {
     await p.chunks(source, [gone]);
     expectOk(await p.finish(src.manifest), 'finish');
     await expectRestoresIdentical(p.version);
+  });
+});
+
+describe('finish runs alone', () => {
+  it('while finish runs, other requests and the sender abort are LOCKED; then the version is published', async () => {
+    const gate = new StepGate().hold('upload:publish');
+    const parked = await createServer({
+      config: lab.config,
+      state: lab.state,
+      driver: createDriver({ driver: 'none' }),
+      uiDir: null,
+      storeSeams: { clock, checkpoint: gate.checkpoint },
+    });
+    try {
+      const p = new Pusher(injectSend(parked, node2), 'main');
+      expectOk(await p.open({ guestId: '101', node: node() }), 'open');
+      await p.chunks(source, await p.known(src.digests));
+      await p.files(src.files);
+      const finishing = p.finish(src.manifest);
+      await gate.reached('upload:publish'); // checked, manifest written, not yet renamed
+      for (const res of [await p.abort(), await p.send('POST', `${p.base}/known`, { digests: [] })]) expect([res.status, res.code]).toEqual([409, 'LOCKED']);
+      gate.release('upload:publish');
+      expectOk(await finishing, 'finish');
+      expect(await (await Datastore.open(lab.storeDir)).listVersionNumbers('101')).toEqual([p.version]);
+      expect((await p.abort()).code).toBe('UPLOAD_NOT_FOUND');
+    } finally {
+      await parked.close();
+    }
   });
 });

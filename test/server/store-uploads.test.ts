@@ -267,6 +267,25 @@ describe('refusals at open and limits', () => {
   });
 });
 
+describe('config and the OpenAPI document', () => {
+  it('uploadIdleSeconds must be a number above 0; the document shows byte bodies as application/octet-stream', async () => {
+    const bad = createServer({ config: { ...lab.config, uploadIdleSeconds: 0 }, state: lab.state, driver: createDriver({ driver: 'none' }), uiDir: null });
+    await expect(bad).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/uploadIdleSeconds/) });
+    type Operation = {
+      requestBody?: { content: Record<string, unknown> };
+      responses: Record<string, { content: Record<string, unknown> }>;
+      'x-roles': string[];
+    };
+    const doc = expectOk(await injectSend(lab.app, lab.token)('GET', '/api/v1/openapi.json'), 'openapi').json<{
+      paths: Record<string, Record<string, Operation>>;
+    }>();
+    const chunk = doc.paths['/api/v1/stores/{store}/uploads/{upload}/chunks/{digest}']!.put!;
+    expect(Object.keys(chunk.requestBody!.content)).toEqual(['application/octet-stream']);
+    expect(chunk['x-roles']).toEqual(['admin', 'backup']);
+    expect(doc.paths['/api/v1/stores/{store}/chunks/{digest}']!.get!.responses['200']!.content['application/octet-stream']).toBeDefined();
+  });
+});
+
 describe('scope', () => {
   it('a token for store main cannot open, use or read on store other (403 naming it), nor create jobs or restores; another token cannot use its upload', async () => {
     const p = pusher();

@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { MiB } from '../../core/index.js';
 import { CHUNK_SIZE, maxBlobSize } from '../../format/index.js';
 import { startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
@@ -115,6 +116,7 @@ function finishRoute(app: FastifyInstance, uploads: UploadRegistry): void {
     '/api/v1/stores/:store/uploads/:upload/finish',
     {
       config: write,
+      bodyLimit: 4 * MiB, // the manifest carries the guest config (up to 1 MiB as a file)
       schema: {
         summary: 'checks the manifest against the upload and its indexes, and publishes the version (atomic); a refusal leaves the upload open',
         tags,
@@ -140,7 +142,7 @@ function abortRoute(app: FastifyInstance, uploads: UploadRegistry): void {
       },
     },
     async (request, reply) => {
-      await uploadOf(request, uploads).abort('aborted', `aborted by ${startedBy(request)}`);
+      await uploadOf(request, uploads).cancel(startedBy(request));
       return reply.code(204).send();
     },
   );

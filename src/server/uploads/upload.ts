@@ -118,6 +118,12 @@ export class Upload {
     return this.track(work);
   }
 
+  /** The sender's abort (DELETE): LOCKED while its finish runs (that answer decides), else as abort. */
+  cancel(by: string): Promise<void> {
+    this.usable();
+    return this.abort('aborted', `aborted by ${by}`);
+  }
+
   /**
    * Ends the upload without a version, after the requests in flight (a finish in flight that
    * publishes wins): staging removed, lock and registration released; what it sent is left to gc.
