@@ -43,6 +43,8 @@ export interface CliConfig {
   loginLimit?: { perAddress?: number; global?: number; windowSeconds?: number };
   /** `coldvault serve`: reverse proxies whose X-Forwarded-For is believed (default false; a list of addresses / CIDRs, or true) */
   trustProxy?: boolean | string[];
+  /** `coldvault serve`: seconds without a request after which a node's push (upload) is aborted (default 300) */
+  uploadIdleSeconds?: number;
 }
 
 const DEFAULTS: CliConfig = {
@@ -74,6 +76,7 @@ const KNOWN_KEYS = new Set([
   'sessionMaxHours',
   'loginLimit',
   'trustProxy',
+  'uploadIdleSeconds',
 ]);
 
 export function loadConfig(p: Parsed): CliConfig {

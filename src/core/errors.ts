@@ -26,6 +26,16 @@ export type ErrorCode =
   | 'LOCKED'
   | 'CHUNK_MISSING'
   | 'CHUNK_CORRUPT'
+  /** a chunk blob received from another node that is damaged or does not hash to its name (datastore/received.ts) */
+  | 'CHUNK_FORGED'
+  /** an upload (server/uploads) that does not exist, was finished or aborted, or belongs to another store or token */
+  | 'UPLOAD_NOT_FOUND'
+  /** an upload the server aborted after it sat idle for uploadIdleSeconds */
+  | 'UPLOAD_EXPIRED'
+  /** a pushed manifest that breaks the schema or does not match the upload or its indexes */
+  | 'MANIFEST_INVALID'
+  /** a pushed index that does not decode or does not fit the store */
+  | 'INDEX_INVALID'
   | 'INDEX_CORRUPT'
   | 'MANIFEST_CORRUPT'
   | 'DIGEST_MISMATCH'

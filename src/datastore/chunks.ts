@@ -7,6 +7,10 @@
  * - `touch` marks a chunk as used now (its mtime) and says whether it exists. A backup touches every
  *   chunk it dedups against, which is what keeps garbage collection from sweeping it (see gc.ts).
  * - `quarantine` moves a bad chunk aside; the next backup that needs it writes it afresh.
+ * - `insertReceived` is `insert` for a blob from an untrusted sender (another node's push): it is
+ *   checked first (received.ts) and refused with CHUNK_FORGED, nothing written, unless its content
+ *   hashes to its name. `touchOrMissing` is the sender's dedup question: every chunk of the list that
+ *   is there is touched (as a backup touches what it reuses), the others are answered missing.
  * - Garbage collection moves a candidate aside (`<hex>.cvgc-<pid>-<rand>`) before its last look
  *   (gc.ts). A gc that dies (kill -9, power cut) may leave it there, and the chunk may be one a version
  *   published meanwhile references: so nothing ever deletes such a leftover. A read that misses a
@@ -20,8 +24,9 @@ import { open, readdir, rename, stat, unlink, utimes, type FileHandle } from 'no
 import { join } from 'node:path';
 import { constants } from 'node:fs';
 import { alignUp, type Clock, ColdvaultError, DIRECT_ALIGN, directAligned, errnoCode, ioError, systemClock } from '../core/index.js';
-import { isDigestHex } from '../format/index.js';
+import { CHUNK_SIZE, isDigestHex, maxBlobSize } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
+import { checkReceivedBlob } from './received.js';
 
 /** Marker of a chunk garbage collection moved aside: `<hex>.cvgc-<pid>-<rand>`. */
 export const GC_ASIDE_MARK = '.cvgc-';
@@ -72,6 +77,25 @@ export class ChunkStore {
       await writeFileDurable(path, blob, { syncDir: false, dataOnly: true, doing, mtimeMs });
     }
     this.dirtyDirs.add(prefixDir);
+  }
+
+  /** Checks a blob from an untrusted sender (CHUNK_FORGED, nothing written), then inserts it; returns its plain length. */
+  async insertReceived(hex: string, blob: Uint8Array): Promise<number> {
+    const plainLength = checkReceivedBlob(hex, blob);
+    await this.insert(hex, blob);
+    return plainLength;
+  }
+
+  /** Touches every chunk of `hexes` that is there (side by side, a few at a time); returns the others. */
+  touchOrMissing(hexes: Iterable<string>): Promise<string[]> {
+    return this.failing(hexes, (hex) => this.touch(hex));
+  }
+
+  /** A chunk's blob as stored (CHUNK_MISSING, CHUNK_CORRUPT when larger than any blob); the reader checks it. */
+  async readBlob(hex: string): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(maxBlobSize(CHUNK_SIZE));
+    const length = await this.readInto(hex, buf.buffer, buf.byteOffset);
+    return buf.subarray(0, length);
   }
 
   /**
@@ -139,14 +163,19 @@ export class ChunkStore {
   }
 
   /** The chunks of `hexes` that are not in the store (looked at side by side, a few at a time). */
-  async missing(hexes: Iterable<string>): Promise<string[]> {
+  missing(hexes: Iterable<string>): Promise<string[]> {
+    return this.failing(hexes, (hex) => this.present(hex));
+  }
+
+  /** The chunks of `hexes` for which `test` answers false, tested 32 side by side at a time. */
+  private async failing(hexes: Iterable<string>, test: (hex: string) => Promise<boolean>): Promise<string[]> {
     const all = [...hexes];
     const gone: string[] = [];
     for (let i = 0; i < all.length; i += 32) {
       const batch = all.slice(i, i + 32);
-      const present = await Promise.all(batch.map((hex) => this.present(hex)));
+      const passed = await Promise.all(batch.map(test));
       batch.forEach((hex, j) => {
-        if (!present[j]) gone.push(hex);
+        if (!passed[j]) gone.push(hex);
       });
     }
     return gone;

@@ -13,6 +13,9 @@
  * Modes: every file is created 0600 and every folder 0700 (private to the owner, whatever the umask);
  * `checkPrivate` (privacy.ts) finds what others may read, for verify and serve to warn about.
  *
+ * Received chunks: a blob pushed by another node is stored only when its content hashes to its name
+ * (received.ts, ChunkStore.insertReceived); nothing that others send is trusted.
+ *
  * Durability: every file is written to a temp name, fsynced, renamed, and its directory fsynced;
  * a version's folder is renamed into place only after all its chunks, indexes and manifest are durable.
  */
@@ -26,3 +29,4 @@ export * from './version-use.js';
 export { holderAlive, processAlive, thisBoot, thisHost } from './pid.js';
 export * from './prune-policy.js';
 export * from './privacy.js';
+export { checkReceivedBlob } from './received.js';

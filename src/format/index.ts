@@ -10,3 +10,4 @@ export * from './blob.js';
 export * from './fixed-index.js';
 export * from './manifest.js';
 export * from './datastore-id.js';
+export { checkManifestSchema, SchemaViolation } from './manifest-schema.js';

@@ -15,3 +15,5 @@ export * from './benchmark.js';
 export * from './base-record.js';
 export * from './base-list.js';
 export { DEFAULT_FULL_EVERY_DAYS, type DiskReadReport } from './changed-read.js';
+export { SPACE_RESERVE, spaceGuard } from './space.js';
+export { checkIndexDigest } from './restore-disk.js';

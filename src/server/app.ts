@@ -8,12 +8,25 @@ import { installErrorHandling } from './errors.js';
 import { readTls } from './listen.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { storeName } from './paths.js';
-import { loginLimits, sessionLifetime, trustProxy } from './settings.js';
+import { loginLimits, sessionLifetime, trustProxy, uploadIdleMs } from './settings.js';
 import { TaskRunner } from './runner.js';
 import { responses } from './schemas.js';
 import { SseStreams } from './sse.js';
 import { DEFAULT_UI_DIR, staticRoutes } from './static.js';
-import { backupRoutes, deviceRoutes, guestRoutes, jobRoutes, metricsRoutes, sessionRoutes, statusRoutes, taskRoutes } from './routes/index.js';
+import {
+  backupRoutes,
+  deviceRoutes,
+  guestRoutes,
+  jobRoutes,
+  metricsRoutes,
+  sessionRoutes,
+  statusRoutes,
+  storeReadRoutes,
+  storeUploadRoutes,
+  taskRoutes,
+} from './routes/index.js';
+import { UploadRegistry } from './uploads/index.js';
+import { Datastore } from '../datastore/index.js';
 
 export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? Date.now;
@@ -53,7 +66,16 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   const streams = new SseStreams();
   app.addHook('preClose', async () => streams.closeAll());
   if (!deps.runner) app.addHook('onClose', async () => runner.close());
+  const uploads = new UploadRegistry({
+    node: deps.config.node,
+    tasks: deps.state.tasks,
+    idleMs: uploadIdleMs(deps.config),
+    openStore: (dir) => Datastore.open(dir, deps.storeSeams),
+  });
+  app.addHook('onClose', async () => uploads.abortAll()); // shutdown aborts open uploads: nothing half-pushed stays staged
   registerRoutes(app, ctx, streams);
+  storeUploadRoutes(app, ctx, uploads);
+  storeReadRoutes(app, ctx);
   let openapi: Record<string, unknown> | undefined;
   app.get(
     '/api/v1/openapi.json',

@@ -1,5 +1,5 @@
 /** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
-import type { HypervisorDriver } from '../core/index.js';
+import type { HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
 import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';
@@ -30,6 +30,8 @@ export interface ServerConfig {
   trustProxy?: boolean | string[];
   /** folders whose scripts the API may set as a job's hook or script before / after (default /etc/coldvault) */
   scriptDirs?: string[];
+  /** seconds without a request after which the server aborts an upload (cluster push; default 300) */
+  uploadIdleSeconds?: number;
 }
 
 export interface ServerState {
@@ -53,8 +55,11 @@ export interface ServerDeps {
   uiDir?: string | null;
   /** Fastify's request log (pino), off by default */
   logger?: boolean;
+  /** the clock and checkpoints of the datastores uploads write (tests of races: core/seams.ts) */
+  storeSeams?: Seams;
 }
 
 export const DEFAULT_SCRIPT_DIRS = ['/etc/coldvault'];
 export const SESSION_IDLE_HOURS = 12;
 export const SESSION_MAX_HOURS = 12;
+export const UPLOAD_IDLE_SECONDS = 300;

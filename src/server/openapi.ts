@@ -1,7 +1,7 @@
 /**
  * The OpenAPI 3.1 document, generated from the routes' own schemas (collected by an onRoute hook, so
  * a route cannot be added without showing up here): path and query parameters, the JSON body, the
- * responses (the error body for 4XX / 5XX), `produces` for non-JSON answers, and the security of each
+ * responses (the error body for 4XX / 5XX), `produces` for non-JSON answers, `consumes` for byte bodies, and the security of each
  * route (bearer token or session cookie; none for public ones) with the roles that may use it
  * (`x-roles`; auth/roles.ts). Served at GET /api/v1/openapi.json.
  */
@@ -16,6 +16,8 @@ declare module 'fastify' {
     tags?: string[];
     /** the content types of the success answer, when not only JSON */
     produces?: string[];
+    /** the content types of a request body that is not JSON (then bytes, not a schema) */
+    consumes?: string[];
     /** not an API route (the web UI's files): left out of the document */
     hide?: boolean;
   }
@@ -29,6 +31,7 @@ interface RouteSchema {
   body?: unknown;
   response?: Record<string, unknown>;
   produces?: string[];
+  consumes?: string[];
   hide?: boolean;
 }
 
@@ -87,6 +90,8 @@ function operation(r: Collected): Record<string, unknown> {
   const parameters = [...params(r.schema.params, 'path'), ...params(r.schema.querystring, 'query')];
   if (parameters.length > 0) op.parameters = parameters;
   if (r.schema.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.schema.body) } } };
+  const bytes = { type: 'string', format: 'binary' };
+  if (r.schema.consumes) op.requestBody = { required: true, content: Object.fromEntries(r.schema.consumes.map((t) => [t, { schema: bytes }])) };
   op.responses = Object.fromEntries(
     Object.entries(r.schema.response ?? responses({})).map(([code, schema]) => [code.toUpperCase(), response(code, schema, r.schema.produces)]),
   );

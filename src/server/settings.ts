@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { ColdvaultError } from '../core/index.js';
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits, type SessionLifetime } from './auth/index.js';
-import { SESSION_IDLE_HOURS, SESSION_MAX_HOURS, type ServerConfig } from './deps.js';
+import { SESSION_IDLE_HOURS, SESSION_MAX_HOURS, UPLOAD_IDLE_SECONDS, type ServerConfig } from './deps.js';
 
 const HOUR = 3_600_000;
 
@@ -20,6 +20,11 @@ function whole(value: unknown, key: string, fallback: number): number {
   const n = positive(value, key, fallback);
   if (!Number.isInteger(n)) throw new ColdvaultError('CONFIG_INVALID', `config key ${key}: expected a whole number, got ${n}`);
   return n;
+}
+
+/** Milliseconds without a request after which an upload is aborted (config uploadIdleSeconds). */
+export function uploadIdleMs(config: ServerConfig): number {
+  return positive(config.uploadIdleSeconds, 'uploadIdleSeconds', UPLOAD_IDLE_SECONDS) * 1000;
 }
 
 export function sessionLifetime(config: ServerConfig): SessionLifetime {

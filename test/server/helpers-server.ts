@@ -124,4 +124,13 @@ export const ALL_ROUTES = [
   'GET /api/v1/devices',
   'POST /api/v1/devices/probe',
   'GET /api/v1/whoami',
+  'POST /api/v1/stores/{store}/uploads',
+  'POST /api/v1/stores/{store}/uploads/{upload}/known',
+  'PUT /api/v1/stores/{store}/uploads/{upload}/chunks/{digest}',
+  'PUT /api/v1/stores/{store}/uploads/{upload}/files/{name}',
+  'POST /api/v1/stores/{store}/uploads/{upload}/finish',
+  'DELETE /api/v1/stores/{store}/uploads/{upload}',
+  'GET /api/v1/stores/{store}/guests/{id}/versions',
+  'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}',
+  'GET /api/v1/stores/{store}/chunks/{digest}',
 ];

@@ -26,6 +26,7 @@ const ALL: Who[] = ['admin', 'operator', 'audit', 'backup', 'web'];
 const READERS: Who[] = ['admin', 'operator', 'audit', 'web'];
 const OPERATORS: Who[] = ['admin', 'operator', 'web'];
 const ADMINS: Who[] = ['admin', 'web'];
+const WRITERS: Who[] = ['admin', 'backup', 'web'];
 
 /** Who may use each route (anyone else gets 403 FORBIDDEN). A new route needs a line here. */
 const MAY: Record<string, Who[]> = {
@@ -52,6 +53,15 @@ const MAY: Record<string, Who[]> = {
   'POST /api/v1/restore': OPERATORS,
   'POST /api/v1/prune': ADMINS,
   'POST /api/v1/devices/probe': OPERATORS,
+  'POST /api/v1/stores/{store}/uploads': WRITERS,
+  'POST /api/v1/stores/{store}/uploads/{upload}/known': WRITERS,
+  'PUT /api/v1/stores/{store}/uploads/{upload}/chunks/{digest}': WRITERS,
+  'PUT /api/v1/stores/{store}/uploads/{upload}/files/{name}': WRITERS,
+  'POST /api/v1/stores/{store}/uploads/{upload}/finish': WRITERS,
+  'DELETE /api/v1/stores/{store}/uploads/{upload}': WRITERS,
+  'GET /api/v1/stores/{store}/guests/{id}/versions': ALL,
+  'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}': ALL,
+  'GET /api/v1/stores/{store}/chunks/{digest}': ALL,
 };
 
 let lab: ServerLab;
@@ -136,7 +146,7 @@ describe('every route against every role', () => {
     const logoutLast = Object.entries(MAY).sort(([a], [b]) => Number(a.endsWith('/logout')) - Number(b.endsWith('/logout')));
     for (const [route, allowed] of logoutLast) {
       const [method, path] = route.split(' ') as [string, string];
-      const url = path.replace('{id}', path.startsWith('/api/v1/tasks') ? taskId : 'no-such-job');
+      const url = path.replace('{id}', path.startsWith('/api/v1/tasks') ? taskId : 'no-such-job').replace('{store}', 'main'); // the backup token's store
       for (const who of ALL) {
         const res = await as(who, method, url, ['POST', 'PUT'].includes(method) ? {} : undefined);
         const forbidden = res.statusCode === 403 && errorCode(res) === 'FORBIDDEN';

@@ -1,0 +1,70 @@
+/**
+ * The remote datastore protocol, reader half: what a node needs to list, restore and verify another
+ * node's versions. GET /api/v1/stores/{store}/guests/{id}/versions (as GET /api/v1/backups, `store`
+ * being the name), .../versions/{version}/files/{name} (the file's bytes as stored: manifest, config,
+ * log, index) and GET /api/v1/stores/{store}/chunks/{digest} (the blob as stored). The reader checks
+ * every digest itself (CRC and SHA-256 of each chunk, the manifest's checksum, each index's). Each
+ * route needs `versions.read` on that store: a `backup` token reads its own store only.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errnoCode, isColdvaultError } from '../../core/index.js';
+import { versionJson } from '../../catalog/index.js';
+import { Datastore } from '../../datastore/index.js';
+import type { RouteContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { responses, Version } from '../schemas.js';
+import { withCatalog } from '../stores.js';
+import { ChunkReadParams, GuestVersionsParams, VersionFileParams } from './store-schemas.js';
+import { configuredStore } from './store-uploads.js';
+
+const tags = ['stores'];
+const read = { access: { action: 'versions.read', store: (request: FastifyRequest) => (request.params as { store?: unknown }).store } } as const;
+const bytes = { produces: ['application/octet-stream'], response: responses({ 200: Type.String() }) };
+
+export function storeReadRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Params: Static<typeof GuestVersionsParams> }>(
+    '/api/v1/stores/:store/guests/:id/versions',
+    {
+      config: read,
+      schema: { summary: "a guest's versions in a store", tags, params: GuestVersionsParams, response: responses({ 200: Type.Array(Version) }) },
+    },
+    async (request) => {
+      const { store, id } = request.params;
+      return withCatalog(configuredStore(ctx, store), (_s, catalog) => catalog.listVersions(id).map((v) => ({ ...versionJson(v), store })));
+    },
+  );
+
+  app.get<{ Params: Static<typeof VersionFileParams> }>(
+    '/api/v1/stores/:store/guests/:id/versions/:version/files/:name',
+    { config: read, schema: { summary: 'a file of a version, as stored', tags, params: VersionFileParams, ...bytes } },
+    async (request, reply) => {
+      const { store, id, version, name } = request.params;
+      const opened = await Datastore.open(configuredStore(ctx, store));
+      return sendBytes(reply, await versionFile(opened, id, version, name));
+    },
+  );
+
+  app.get<{ Params: Static<typeof ChunkReadParams> }>(
+    '/api/v1/stores/:store/chunks/:digest',
+    { config: read, schema: { summary: 'a chunk blob as stored (the reader checks its CRC and SHA-256)', tags, params: ChunkReadParams, ...bytes } },
+    async (request, reply) => {
+      const opened = await Datastore.open(configuredStore(ctx, request.params.store));
+      return sendBytes(reply, await opened.chunks.readBlob(request.params.digest));
+    },
+  );
+}
+
+/** A version's file; VERSION_NOT_FOUND for a version that is not there, NOT_FOUND for a file it does not have. */
+async function versionFile(store: Datastore, guestId: string, version: number, name: string): Promise<Buffer> {
+  try {
+    return await store.readVersionFile(guestId, version, name);
+  } catch (err) {
+    if (!isColdvaultError(err, 'IO') || errnoCode(err.cause) !== 'ENOENT') throw err;
+    throw new ApiError('NOT_FOUND', `version ${version} of guest ${guestId} has no file ${name}`);
+  }
+}
+
+function sendBytes(reply: FastifyReply, data: Buffer): FastifyReply {
+  return reply.type('application/octet-stream').send(data);
+}

@@ -1,0 +1,95 @@
+/**
+ * Chunks received from another node (ChunkStore.insertReceived, touchOrMissing, readBlob) on a real
+ * store: a blob is stored only when it decodes to bytes that hash to its name, and a refused one
+ * leaves no file behind; the dedup question touches what is there (so gc keeps it) and answers the
+ * rest missing; a stored blob reads back byte for byte.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Datastore } from '../../dist/datastore/index.js';
+import { encodeBlob } from '../../dist/format/index.js';
+import { ManualClock } from '../helpers/interleaving.js';
+import { regionBytes } from '../helpers/fixtures.js';
+
+let root: string;
+let store: Datastore;
+let clock: ManualClock;
+beforeEach(async () => {
+  root = mkdtempSync(join(tmpdir(), 'cv-received-'));
+  clock = new ManualClock();
+  store = await Datastore.init(join(root, 'store'), { clock });
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+const hexOf = (plain: Buffer): string => createHash('sha256').update(plain).digest('hex');
+const chunkFiles = (): string[] =>
+  readdirSync(store.chunks.dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
+
+describe('insertReceived', () => {
+  it('stores a raw or zstd blob whose content hashes to its name, and it reads back as sent', async () => {
+    for (const [plain, level] of [
+      [regionBytes('random', 1, 100_000), 0],
+      [regionBytes('text', 2, 300_000), 3],
+    ] as const) {
+      const blob = encodeBlob(plain, level);
+      expect(await store.chunks.insertReceived(hexOf(plain), blob)).toBe(plain.length);
+      expect((await store.chunks.readBlob(hexOf(plain))).equals(blob)).toBe(true);
+    }
+  });
+
+  it('refuses with CHUNK_FORGED, storing nothing: another chunk under this name, a flipped byte, bad magic, a truncated blob, an empty chunk', async () => {
+    const plain = regionBytes('text', 3, 200_000);
+    const hex = hexOf(plain);
+    const good = encodeBlob(plain, 3);
+    const other = encodeBlob(regionBytes('text', 4, 200_000), 3);
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 5]! ^= 1;
+    const magic = Buffer.from(good);
+    magic[0] = 0x58;
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['another chunk', other, /does not hash to its name/],
+      ['flipped byte', flipped, /CRC mismatch/],
+      ['bad magic', magic, /bad magic/],
+      ['truncated', good.subarray(0, 8), /bad magic/],
+      ['empty chunk', encodeBlob(Buffer.alloc(0), 0), /holds 0 bytes/],
+    ];
+    for (const [what, blob, why] of cases) {
+      const err = await store.chunks.insertReceived(hex, blob).then(
+        () => undefined,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(err?.code, what).toBe('CHUNK_FORGED');
+      expect(err?.message, what).toMatch(why);
+      expect(err?.message, what).toContain(hex);
+    }
+    expect(chunkFiles()).toEqual([]);
+    expect(await store.chunks.exists(hex)).toBe(false);
+  });
+});
+
+describe('touchOrMissing', () => {
+  it('touches the chunks that are there with the store clock and answers the others missing, in order', async () => {
+    const plains = [1, 2, 3].map((s) => regionBytes('random', s, 4096));
+    const [a, b, c] = plains.map(hexOf) as [string, string, string];
+    await store.chunks.insert(a, encodeBlob(plains[0]!, 0));
+    await store.chunks.insert(c, encodeBlob(plains[2]!, 0));
+    const written = statSync(store.chunks.pathOf(a)).mtimeMs;
+    clock.advance(3_600_000);
+    const missingHex = 'f'.repeat(64);
+    expect(await store.chunks.touchOrMissing([a, missingHex, b, c])).toEqual([missingHex, b]);
+    expect(statSync(store.chunks.pathOf(a)).mtimeMs).toBeGreaterThanOrEqual(written + 3_600_000);
+    expect(statSync(store.chunks.pathOf(c)).mtimeMs).toBeGreaterThanOrEqual(written + 3_600_000);
+    expect(await store.chunks.exists(b)).toBe(false);
+  });
+});
+
+describe('readBlob', () => {
+  it('is CHUNK_MISSING for a chunk the store does not have', async () => {
+    await expect(store.chunks.readBlob('a'.repeat(64))).rejects.toMatchObject({ code: 'CHUNK_MISSING' });
+  });
+});
