@@ -5,6 +5,8 @@
  * Chunks a base provides (changed-read.ts: unchanged since the base snapshot) are not read: their
  * digest from the base version's index is touched in the store (and so kept from gc, and checked again
  * before publishing, backup-reuse.ts); one the store no longer holds is read like a changed chunk.
+ * Those touches come first, in batches (they hold no buffer, so they need no place in the window): an
+ * unchanged nightly costs one touch per chunk, not a read pipeline's bookkeeping per chunk.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
@@ -87,6 +89,7 @@ export async function backupDisk(
   const window = new Window(ctx.pool.size * 2 + 2);
   const reads = new PQueue({ concurrency: 2 });
   const tasks = new Tasks();
+  const gone = await touchBaseChunks(fromBase, ctx);
   const file = await openImage(path);
   try {
     let next = 0;
@@ -96,11 +99,18 @@ export async function backupDisk(
         await window.acquire();
         tasks.check();
         if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `backup of '${path}' aborted`);
+        const base = fromBase.get(i);
+        if (base !== undefined && !gone.has(i)) {
+          takeFromBase(i, size, base, digests, counters);
+          window.release();
+          ctx.onChunk?.(counters);
+          continue;
+        }
+        if (base !== undefined) counters.baseGoneChunks++;
         const slot = once(() => window.release());
         const src = { file, path, size, reads };
-        const base = fromBase.get(i);
         tasks.start(() =>
-          (base === undefined ? backupChunk(src, i, digests, counters, ctx, slot) : takeFromBase(src, i, digests, counters, ctx, slot, base)).finally(() => {
+          backupChunk(src, i, digests, counters, ctx, slot).finally(() => {
             slot();
             ctx.onChunk?.(counters);
           }),
@@ -161,38 +171,49 @@ async function backupChunk(
 }
 
 /**
- * Chunk `i` has not changed since the base: its digest there is touched (null: a zero chunk), not
- * read. A digest the store no longer holds (gc, verify's quarantine) is read like a changed chunk.
+ * Touches, in batches, the chunks of `fromBase` (unchanged since the base) that have a digest; answers
+ * the chunk indexes whose digest is gone from the store (gc, verify's quarantine): those are read like
+ * changed chunks. The others are present and reused (checked again before publishing).
  */
-async function takeFromBase(
-  src: Source,
-  i: number,
-  digests: Array<Buffer | null>,
-  counters: DiskCounters,
-  ctx: BackupDiskContext,
-  releaseSlot: () => void,
-  digest: Buffer | null,
-): Promise<void> {
-  const length = chunkLength(src.size, i);
+async function touchBaseChunks(fromBase: ReadonlyMap<number, Buffer | null>, ctx: BackupDiskContext): Promise<Set<number>> {
+  const byHex = new Map<string, number[]>();
+  for (const [i, digest] of fromBase) {
+    if (digest === null) continue;
+    const hex = digest.toString('hex');
+    byHex.set(hex, [...(byHex.get(hex) ?? []), i]);
+  }
+  const gone = new Set<number>();
+  for (const hex of await touchAll(byHex.keys(), ctx)) for (const i of byHex.get(hex) ?? []) gone.add(i);
+  return gone;
+}
+
+/** Chunk `i` is taken from the base unread (a zero chunk there, or its digest, present and touched). */
+function takeFromBase(i: number, size: number, digest: Buffer | null, digests: Array<Buffer | null>, counters: DiskCounters): void {
+  const length = chunkLength(size, i);
+  countBase(counters, length);
+  digests[i] = digest;
   if (digest === null) {
-    countBase(counters, length);
     counters.zeroBytes += length;
     counters.zeroChunks++;
-    return;
+  } else counters.dedupBytes += length;
+}
+
+/** Touches the chunks (those this run inserts or confirms already count); answers the ones gone from the store. */
+async function touchAll(hexes: Iterable<string>, ctx: BackupDiskContext): Promise<string[]> {
+  const fresh: string[] = [];
+  for (const hex of hexes) {
+    const pending = ctx.seen.get(hex);
+    if (pending) await pending;
+    else fresh.push(hex);
   }
-  const hex = digest.toString('hex');
-  const pending = ctx.seen.get(hex);
-  if (pending) await pending;
-  else if (await ctx.chunks.touch(hex)) {
-    ctx.seen.set(hex, Promise.resolve());
+  const missing = await ctx.chunks.touchOrMissing(fresh);
+  const gone = new Set(missing);
+  for (const hex of fresh) {
+    if (gone.has(hex)) continue;
     ctx.reused.add(hex);
-  } else {
-    counters.baseGoneChunks++;
-    return backupChunk(src, i, digests, counters, ctx, releaseSlot);
+    ctx.seen.set(hex, Promise.resolve());
   }
-  digests[i] = digest;
-  countBase(counters, length);
-  counters.dedupBytes += length;
+  return missing;
 }
 
 function countBase(counters: DiskCounters, length: number): void {
