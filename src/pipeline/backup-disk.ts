@@ -180,7 +180,9 @@ async function touchBaseChunks(fromBase: ReadonlyMap<number, Buffer | null>, ctx
   for (const [i, digest] of fromBase) {
     if (digest === null) continue;
     const hex = digest.toString('hex');
-    byHex.set(hex, [...(byHex.get(hex) ?? []), i]);
+    const indexes = byHex.get(hex);
+    if (indexes) indexes.push(i);
+    else byHex.set(hex, [i]);
   }
   const gone = new Set<number>();
   for (const hex of await touchAll(byHex.keys(), ctx)) for (const i of byHex.get(hex) ?? []) gone.add(i);
