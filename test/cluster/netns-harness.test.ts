@@ -4,8 +4,9 @@
  * From node2's namespace, through the real pinning client (a relay run there: netns-relay.ts),
  * node1 answers a backup token scoped to its store, refuses a wrong fingerprint, is unreachable while
  * its link is cut or its serve killed and reachable again after, and takes a pushed version that it
- * restores byte-identical. The root namespace has no route to the run; after teardown (and after the
- * cleanup the signal handlers run, and the sweep of a dead run) nothing of a run is left.
+ * restores byte-identical. The root namespace has no route to the run. Nothing of a run is left after
+ * teardown, after a SIGTERM to the test process (its handler), or, for a run whose process died, after
+ * the sweep at the next Cluster.create.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -87,17 +88,23 @@ describe('a three-node cluster in network namespaces', () => {
     if (route) expect(route.gateway).toBeDefined(); // via the host's gateway, never on a link of the run
   });
 
-  it('a cut link: node1 unreachable (connect timeout), reachable again once restored', async () => {
+  it('a cut link: node1 unreachable within the timeouts (a kept-alive connection and a new one), reachable again once restored', async () => {
     const n1 = cluster.node(1);
     await n1.cutLink();
+    const fresh = await Relay.start(cluster.node(2), n1, { connectTimeoutMs: 2000 });
     try {
-      const cut = await relay.request('GET', VERSIONS, { token });
-      expect([cut.status, cut.code]).toEqual([RELAY_FAILED, 'CONNECTION_FAILED']);
+      const kept = await relay.request('GET', VERSIONS, { token }); // on the connection kept alive from the tests above
+      expect([kept.status, kept.code]).toEqual([RELAY_FAILED, 'CONNECTION_FAILED']);
+      expect(kept.json<{ error: { message: string } }>().error.message).toMatch(/no data for 5 s/);
+      const connect = await fresh.request('GET', VERSIONS, { token });
+      expect([connect.status, connect.code]).toEqual([RELAY_FAILED, 'CONNECTION_FAILED']);
+      expect(connect.json<{ error: { message: string } }>().error.message).toMatch(/no answer within 2 s|EHOSTUNREACH/);
     } finally {
       await n1.restoreLink();
     }
-    const back = await relay.request('GET', VERSIONS, { token });
-    expect(back.status).toBe(200);
+    expect((await relay.request('GET', VERSIONS, { token })).status).toBe(200);
+    expect((await fresh.request('GET', VERSIONS, { token })).status).toBe(200);
+    await fresh.stop();
   });
 
   it("kill -9 of node1's serve: refused; started again: same certificate, reachable", async () => {
@@ -155,26 +162,41 @@ async function deadPid(): Promise<number> {
 }
 
 describe('cleanup when a run did not end well', () => {
-  it("a dead test process's run is swept by the next Cluster.create; the signal handlers' synchronous cleanup leaves nothing", async () => {
+  it("a dead test process's run (namespaces, a process in one, its folder) is swept by the next Cluster.create", async () => {
     const stale = `cv-${await deadPid()}-abcdef`;
     await ip('netns', 'add', `${stale}-br`);
     await ip('netns', 'add', `${stale}-n1`);
     await ip('-n', `${stale}-br`, 'link', 'add', 'old-n1b', 'type', 'veth', 'peer', 'name', 'old-n1', 'netns', `${stale}-n1`);
     const sleeper = spawn('ip', ['netns', 'exec', `${stale}-n1`, 'sleep', '600'], { stdio: 'ignore' });
     mkdirSync(runFolder(stale));
-
-    const small = await Cluster.create({ nodes: 2, start: false });
+    const next = await Cluster.create({ nodes: 2, start: false });
     try {
       expect(namespaces().filter((ns) => ns.startsWith(stale))).toEqual([]);
       await exited(sleeper); // killed by the sweep
       expect(existsSync(runFolder(stale))).toBe(false);
+      expect(next.namespaces()).toHaveLength(3);
+    } finally {
+      await next.destroy();
+    }
+  });
 
-      const serve = await small.node(1).start();
-      small.destroySync(); // what SIGINT, SIGTERM and exit run
+  it('SIGTERM to the test process: the handler kills serve and removes the namespaces and folder, then leaves the signal to the other listeners', async () => {
+    const listeners = process.listenerCount('SIGTERM');
+    const small = await Cluster.create({ nodes: 2, start: false });
+    const serve = await small.node(1).start();
+    let keepAlive: () => void = () => undefined;
+    const signalled = new Promise<void>((resolve) => (keepAlive = resolve));
+    process.once('SIGTERM', keepAlive); // after the cluster's: this worker lives on
+    try {
+      expect(process.listenerCount('SIGTERM')).toBe(listeners + 2);
+      process.kill(process.pid, 'SIGTERM');
+      await signalled;
       await exited(serve.child);
       expect(small.namespaces()).toEqual([]);
       expect(existsSync(small.root)).toBe(false);
+      expect(process.listenerCount('SIGTERM')).toBe(listeners); // the cluster's handler removed itself (and once() ours)
     } finally {
+      process.off('SIGTERM', keepAlive);
       await small.destroy();
     }
   });
