@@ -9,7 +9,7 @@
  * the sweep at the next Cluster.create.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datastore } from '../../dist/datastore/index.js';
 import { imagePath, sha256File, writeGuest, writeImage } from '../helpers/fixtures.js';
@@ -50,6 +50,23 @@ describe('a three-node cluster in network namespaces', () => {
       expect(routes.map((r) => r.dst)).toEqual([cluster.subnet]);
       expect(node.url).toBe(`https://${node.address}:8007`);
       expect(node.config()).toMatchObject({ node: node.name, datastores: { main: node.storeDir } });
+    }
+  });
+
+  it("a node's commands run in its network namespace and share the host's mounts (a disk its serve mounts is seen by the test)", async () => {
+    const n2 = cluster.node(2);
+    const seen = await n2.exec('ip', ['-j', 'addr', 'show']);
+    const links = JSON.parse(seen.stdout) as Array<{ ifname: string; addr_info: Array<{ family: string; local: string }> }>;
+    expect(links.map((l) => l.ifname).sort()).toEqual([n2.veth, 'lo'].sort());
+    expect(links.flatMap((l) => l.addr_info.filter((a) => a.family === 'inet').map((a) => a.local)).sort()).toEqual(['127.0.0.1', n2.address].sort());
+    const dir = `${n2.root}/mnt`;
+    mkdirSync(dir);
+    const mounted = await n2.exec('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'cv-netns-test', dir]);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    try {
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).toContain(` ${dir} `);
+    } finally {
+      expect((await n2.exec('umount', [dir])).code).toBe(0);
     }
   });
 

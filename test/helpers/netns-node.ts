@@ -1,8 +1,13 @@
 /**
  * One node of a Cluster (netns.ts): its namespace and veth, its folder and config file, its
- * `coldvault serve`, and every command run as that node (`ip netns exec <ns> node bin/coldvault.js
- * ...` with `COLDVAULT_CONFIG` set to its config). It has the fields of a test Lab (root, guestsDir,
- * storageDir, storeDir, flags), so writeGuest / writeImage / imagePath work on it.
+ * `coldvault serve`, and every command run as that node (`nsenter --net=/run/netns/<ns> node
+ * bin/coldvault.js ...` with `COLDVAULT_CONFIG` set to its config). It has the fields of a test Lab
+ * (root, guestsDir, storageDir, storeDir, flags), so writeGuest / writeImage / imagePath work on it.
+ *
+ * nsenter (util-linux), not `ip netns exec`: only the network namespace changes. `ip netns exec`
+ * also gives every command a mount namespace of its own, so a disk that a node's serve mounts (the
+ * external disk at the receiving node) would be seen neither by the test nor by the node's other
+ * commands; with nsenter a node's processes share the mounts, as on a real machine.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -102,7 +107,7 @@ export class ClusterNode implements Lab, Target {
   /** Runs `command args...` in the node's namespace (env: COLDVAULT_CONFIG and `env`). */
   exec(command: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
     return new Promise((resolve) => {
-      execFile('ip', ['netns', 'exec', this.ns, command, ...args], { env: this.env(env), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile('nsenter', [this.netArg, command, ...args], { env: this.env(env), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
         resolve({ code, stdout, stderr });
       });
@@ -111,7 +116,7 @@ export class ClusterNode implements Lab, Target {
 
   /** Starts `command args...` in the node's namespace without waiting (stdout and stderr piped). */
   spawn(command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-    return spawn('ip', ['netns', 'exec', this.ns, command, ...args], { env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn('nsenter', [this.netArg, command, ...args], { env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
   /** `coldvault ARGS` as this node: in its namespace, with its config file. */
@@ -174,6 +179,11 @@ export class ClusterNode implements Lab, Target {
 
   async restoreLink(): Promise<void> {
     await ip('-n', this.bridgeNs, 'link', 'set', `${this.veth}b`, 'up');
+  }
+
+  /** nsenter's argument: this node's network namespace only (execs the command: its pid is the command's) */
+  private get netArg(): string {
+    return `--net=/run/netns/${this.ns}`;
   }
 
   private env(extra: Record<string, string>): NodeJS.ProcessEnv {
