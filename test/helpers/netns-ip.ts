@@ -74,7 +74,6 @@ function killQuietly(pid: number): void {
   }
 }
 
-export const RUN_NAME = /^cv-(\d+)-[0-9a-f]{6}$/;
 const NS_NAME = /^(cv-(\d+)-[0-9a-f]{6})-(br|n\d+)$/;
 const DIR_NAME = /^cv-cluster-(\d+)-([0-9a-f]{6})$/;
 

@@ -97,7 +97,7 @@ export class Cluster {
   destroySync(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const ns of [...this.nodes.map((n) => n.ns), this.bridgeNs, ...runNamespaces(this.id)]) killNamespace(ns);
+    for (const ns of new Set([...this.nodes.map((n) => n.ns), this.bridgeNs, ...runNamespaces(this.id)])) killNamespace(ns);
     rmSync(this.root, { recursive: true, force: true });
     process.off('SIGINT', this.onSignal).off('SIGTERM', this.onSignal).off('exit', this.onExit);
   }
