@@ -14,9 +14,11 @@
 #   xfsprogs            xfs on the loop devices of the external-device and cold-snapshot tests (mkfs.xfs; the kernel mounts it)
 #   btrfs-progs         btrfs on the loop devices of the cold-snapshot tests (mkfs.btrfs; reflink clones, as XFS reflink=1)
 #   openssl             serve's own TLS certificate is made with it (also a runtime need; Debian ships it with ca-certificates)
+#   iproute2            `ip netns` / veth / bridge: the cluster tests' nodes each in a network namespace (test/helpers/netns.ts;
+#                       its commands enter it with nsenter, from util-linux, which Debian always has)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

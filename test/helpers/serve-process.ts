@@ -19,8 +19,9 @@ export interface ServeProcess {
 
 const READY = /on (https?:\/\/\S+?)\/? \(node/;
 
-export function startServe(args: string[], timeoutMs = 20_000): Promise<ServeProcess> {
-  const child = spawnCli(['serve', ...args]);
+/** `launch` starts the CLI with the given arguments (default: here; the cluster harness: in a network namespace). */
+export function startServe(args: string[], timeoutMs = 20_000, launch: (cliArgs: string[]) => ChildProcess = spawnCli): Promise<ServeProcess> {
+  const child = launch(['serve', ...args]);
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const stop = async (): Promise<number | null> => {
