@@ -79,9 +79,13 @@ export class RemoteStore {
     return this.opts.limiter;
   }
 
-  /** Requests in flight at most. */
+  /** Requests in flight at most, and the most there were at once so far. */
   get maxInFlight(): number {
     return this.opts.maxInFlight;
+  }
+
+  get peakInFlight(): number {
+    return this.wire.peakInFlight;
   }
 
   /** Opens an upload of a new version of `guestId`; LOCKED while the guest is busy there, NO_SPACE when the estimate does not fit. Never retried. */

@@ -20,16 +20,18 @@ import { requestError } from './pinned-fetch.js';
 import { answerError, type RequestPlace, retryableStatus } from './remote-errors.js';
 import { SLICE_BYTES, type TokenBucket } from './token-bucket.js';
 
-/** Bytes of bodies on the wire (request bodies sent, response bodies received), requests and retries. */
+/** Bytes of bodies on the wire (request bodies sent, response bodies received), requests, retries, new connections. */
 export interface WireStats {
   requests: number;
   retries: number;
+  /** requests that opened a new connection (the others went over a kept-alive one) */
+  connections: number;
   sentBytes: number;
   receivedBytes: number;
 }
 
 export function newWireStats(): WireStats {
-  return { requests: 0, retries: 0, sentBytes: 0, receivedBytes: 0 };
+  return { requests: 0, retries: 0, connections: 0, sentBytes: 0, receivedBytes: 0 };
 }
 
 export interface RetryPolicy {
@@ -94,6 +96,11 @@ export class Wire {
     this.send = opts.origin.startsWith('https:') ? httpsRequest : httpRequest;
   }
 
+  /** The most requests that were in flight at once so far. */
+  get peakInFlight(): number {
+    return this.gate.peak;
+  }
+
   /** Sends `req` (retried as the header says); an answer >= 400 is thrown as a RemoteError. */
   call(req: WireRequest): Promise<WireAnswer> {
     return this.gate.run(() => this.withRetries(req, encodeBody(req)));
@@ -143,6 +150,9 @@ export class Wire {
       out.setTimeout(req.timeoutMs); // also on a socket the agent reuses or hands over after its handshake
       out.once('timeout', () => out.destroy(new ColdvaultError('CONNECTION_FAILED', `${where}: no data for ${req.timeoutMs / 1000} s`)));
       out.once('error', fail);
+      out.once('socket', () => {
+        if (!out.reusedSocket) this.count(req, 'connections', 1);
+      });
       this.write(req, out, body?.data).catch((err: unknown) => out.destroy(err as Error));
     });
   }
