@@ -145,7 +145,7 @@ describe('a server that dies mid-push', () => {
         status: 'rejected',
         reason: {
           code: 'UPLOAD_NOT_FOUND',
-          message: expect.stringMatching(new RegExp(`datastore 'main' on node ${second.url}/ .*the upload is gone on that node.*push again`)),
+          message: expect.stringMatching(new RegExp(`datastore 'main' on node ${second.url}/ .*the upload is gone on that node.*push the version again`)),
         },
       });
     }
@@ -165,7 +165,7 @@ describe('a server that dies mid-push', () => {
     await expect(upload.known(src('103').digests)).rejects.toMatchObject({
       code: 'UPLOAD_EXPIRED',
       status: 410,
-      message: expect.stringContaining('push again'),
+      message: expect.stringContaining('push the version again'),
     });
     await upload.abort(); // gone already: fine
     expect(await (await Datastore.open(cfg.stores.main)).listVersionNumbers('103')).toEqual([]);

@@ -75,12 +75,12 @@ function clientCode(status: number, serverCode: string): ErrorCode {
 function hint(code: ErrorCode, place: RequestPlace): string {
   switch (code) {
     case 'REMOTE_UNAUTHORIZED':
-      return `; the API token this node sends is unknown, revoked or expired there: make a new one on that node with 'coldvault token create NAME --role backup --store ${place.store}'`;
+      return `; make a new token on that node ('coldvault token create NAME --role backup --store ${place.store}') and give it to this one`;
     case 'REMOTE_FORBIDDEN':
-      return `; the token this node sends is not allowed this on datastore '${place.store}' (a backup token reaches the one store it was made for)`;
+      return '; a backup token reaches only the datastore it was made for';
     case 'UPLOAD_NOT_FOUND':
     case 'UPLOAD_EXPIRED':
-      return '; the upload is gone on that node (finished, aborted, timed out, or the node restarted): nothing of it was published, push again';
+      return ' (the upload is gone on that node: nothing of it was published; push the version again)';
     default:
       return '';
   }

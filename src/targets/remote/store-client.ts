@@ -94,7 +94,7 @@ export class RemoteStore {
     const stats = newWireStats();
     const answer = await this.call(
       { method: 'POST', path: `${this.storePath}/uploads`, json: body, idempotent: false, stats, signal },
-      `opening an upload of guest ${req.guestId} from node ${req.node}`,
+      `opening an upload of guest ${req.guestId} (pushed by node ${req.node})`,
     );
     const opened = answerJson(answer.body, this.node, 'open');
     const { upload, version, idleTimeoutSeconds } = opened;

@@ -5,10 +5,10 @@
  * errors and 5xx, `finish` is not (a lost answer is not a reason to publish twice). The node aborts an
  * upload without a request for `idleTimeoutSeconds`: later calls get UPLOAD_EXPIRED.
  */
-import { ColdvaultError, isColdvaultError } from '../../core/index.js';
+import { ColdvaultError, errnoCode, isColdvaultError } from '../../core/index.js';
 import { isDigestHex, type Manifest } from '../../format/index.js';
-import { answerJson, badAnswer, type RequestPlace } from './remote-errors.js';
-import { newWireStats, type Wire, type WireRequest, type WireStats } from './wire.js';
+import { answerJson, badAnswer, placeOf, type RequestPlace } from './remote-errors.js';
+import { newWireStats, type Wire, type WireAnswer, type WireRequest, type WireStats } from './wire.js';
 
 /** Most digests one `known` request may carry (the node's limit, server/routes/store-schemas.ts KNOWN_BATCH). */
 export const KNOWN_BATCH_MAX = 4096;
@@ -92,16 +92,21 @@ export class RemoteUpload {
    * open: send what is missing and finish again. Never retried.
    */
   async finish(manifest: Manifest): Promise<{ version: number; bytesReceived: number }> {
-    const answer = await this.call(
-      {
-        method: 'POST',
-        path: `${this.path}/finish`,
-        json: { manifest: { ...manifest, version: this.version } },
-        idempotent: false,
-        timeoutMs: this.ctx.finishMs,
-      },
-      'publishing',
-    );
+    let answer: WireAnswer;
+    try {
+      answer = await this.call(
+        {
+          method: 'POST',
+          path: `${this.path}/finish`,
+          json: { manifest: { ...manifest, version: this.version } },
+          idempotent: false,
+          timeoutMs: this.ctx.finishMs,
+        },
+        'publishing',
+      );
+    } catch (err) {
+      throw isColdvaultError(err, 'CONNECTION_FAILED') && !neverConnected(err) ? this.outcomeUnknown(err) : err;
+    }
     return parseFinished(answer.body, this.ctx.node);
   }
 
@@ -112,6 +117,15 @@ export class RemoteUpload {
     } catch (err) {
       if (!isColdvaultError(err, 'UPLOAD_NOT_FOUND') && !isColdvaultError(err, 'UPLOAD_EXPIRED')) throw err;
     }
+  }
+
+  /** The connection broke after finish was sent: the node may have published the version or not. */
+  private outcomeUnknown(err: ColdvaultError): ColdvaultError {
+    return new ColdvaultError(
+      'CONNECTION_FAILED',
+      `${err.message}; whether version ${this.version} of guest ${this.guestId} was published ${placeOf(this.ctx)} is unknown: its version list tells`,
+      { cause: err },
+    );
   }
 
   private get path(): string {
@@ -136,6 +150,12 @@ export class RemoteUpload {
     };
     return this.ctx.wire.call({ timeoutMs: this.ctx.idleMs, signal: this.ctx.signal, ...req, place, stats: this.stats });
   }
+}
+
+/** Whether the request never reached the node (refused at connect): then nothing of it happened there. */
+function neverConnected(err: unknown): boolean {
+  for (let at: unknown = err; at instanceof Error; at = at.cause) if (errnoCode(at) === 'ECONNREFUSED') return true;
+  return false;
 }
 
 function checkDigest(hex: string): void {
