@@ -69,7 +69,7 @@ describe.each(['http', 'https'] as const)('over %s', (transport) => {
   const node = (): Node => nodes[transport];
 
   it('a pushed version restores byte-identical on the server; several requests ran side by side over kept-alive connections', async () => {
-    const remote = node().remote({ maxInFlight: 4 });
+    const remote = node().remote({ maxInFlight: 2 });
     const src = lab.versions['101']!;
     const { upload, missing, version, bytesReceived } = await push(remote, lab.source, src);
     expect(version).toBe(1);
@@ -77,8 +77,8 @@ describe.each(['http', 'https'] as const)('over %s', (transport) => {
     expect(upload.stats).toMatchObject({ chunksSent: src.digests.length, chunkBytesSent: await blobBytes(src.digests), retries: 0 });
     expect(upload.stats.sentBytes).toBe(bytesReceived); // what the client counts is what the server received
     expect(remote.peakInFlight).toBeGreaterThan(1);
-    expect(remote.peakInFlight).toBeLessThanOrEqual(4);
-    expect(remote.stats.connections).toBeLessThanOrEqual(4);
+    expect(remote.peakInFlight).toBeLessThanOrEqual(2);
+    expect(remote.stats.connections).toBeLessThanOrEqual(2);
     expect(remote.stats.requests).toBeGreaterThan(remote.stats.connections);
 
     const restored = await restoreFrom(lab, node().config.stores.main, '101', version, transport === 'http' ? '201' : '211');
