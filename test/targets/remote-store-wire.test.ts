@@ -119,6 +119,17 @@ describe('bounds', () => {
     await expect(remote().readChunkInto(hex, new ArrayBuffer(600))).rejects.toMatchObject({ code: 'CHUNK_CORRUPT', message: expect.stringContaining(hex) });
   });
 
+  it('close() fails the requests in flight and later ones with ABORTED, without retrying them', async () => {
+    handler = () => undefined;
+    const r = remote();
+    const pending = r.listVersions('101');
+    for (let waited = 0; seen.length === 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    r.close();
+    await expect(pending).rejects.toMatchObject({ code: 'ABORTED', message: expect.stringContaining('the client was closed') });
+    await expect(r.listVersions('101')).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(r.stats).toMatchObject({ requests: 1, retries: 0 });
+  });
+
   it("the caller's signal aborts the upload's requests in flight: ABORTED", async () => {
     handler = withOpen(() => undefined);
     const controller = new AbortController();

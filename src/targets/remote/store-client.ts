@@ -167,9 +167,9 @@ export class RemoteStore {
     return answer.length;
   }
 
-  /** Closes the kept-alive connections (requests in flight fail). */
+  /** Closes the kept-alive connections; requests in flight and later ones fail with ABORTED. */
   close(): void {
-    this.opts.agent.destroy();
+    this.wire.close();
   }
 
   private get storePath(): string {

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ColdvaultError, isColdvaultError } from '../../core/index.js';
 import { Gate } from './gate.js';
 import { requestError } from './pinned-fetch.js';
-import { answerError, type RequestPlace, retryableStatus } from './remote-errors.js';
+import { answerError, placeOf, type RequestPlace, retryableStatus } from './remote-errors.js';
 import { SLICE_BYTES, type TokenBucket } from './token-bucket.js';
 
 /** Bytes of bodies on the wire (request bodies sent, response bodies received), requests, retries, new connections. */
@@ -90,6 +90,7 @@ export class Wire {
   readonly stats = newWireStats();
   private readonly gate: Gate;
   private readonly send: typeof httpRequest;
+  private closed = false;
 
   constructor(private readonly opts: WireOptions) {
     this.gate = new Gate(opts.maxInFlight);
@@ -106,12 +107,20 @@ export class Wire {
     return this.gate.run(() => this.withRetries(req, encodeBody(req)));
   }
 
+  /** Closes the kept-alive connections; requests in flight and later ones fail with ABORTED. */
+  close(): void {
+    this.closed = true;
+    this.opts.agent.destroy();
+  }
+
   private async withRetries(req: WireRequest, body: Body | undefined): Promise<WireAnswer> {
     for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw closedError(req);
       let answer: WireAnswer;
       try {
         answer = await this.once(req, body);
       } catch (err) {
+        if (this.closed) throw closedError(req, err);
         if (!this.mayRetry(req, attempt, isColdvaultError(err, 'CONNECTION_FAILED'))) throw err;
         await this.backoff(req, attempt);
         continue;
@@ -229,6 +238,10 @@ function drained(out: ClientRequest): Promise<void> {
     };
     out.once('drain', done).once('close', done);
   });
+}
+
+function closedError(req: WireRequest, cause?: unknown): ColdvaultError {
+  return new ColdvaultError('ABORTED', `${req.place.doing} ${placeOf(req.place)}: the client was closed`, { cause });
 }
 
 function tooLarge(req: WireRequest, status: number, max: number): ColdvaultError {
