@@ -65,6 +65,16 @@ export type ErrorCode =
   | 'TLS_FAILED'
   /** a node could not be reached or the connection broke (refused, unreachable, reset, timed out) */
   | 'CONNECTION_FAILED'
+  /** another node refused this node's API token (unknown, revoked or expired): HTTP 401 (targets/remote) */
+  | 'REMOTE_UNAUTHORIZED'
+  /** another node refused the request for this token's scope (another store, a role without the right): HTTP 403 */
+  | 'REMOTE_FORBIDDEN'
+  /** another node has no such datastore, file or route: HTTP 404 (its versions and uploads keep their own codes) */
+  | 'REMOTE_NOT_FOUND'
+  /** another node refused the request as invalid or too large (HTTP 4xx without a code of its own) */
+  | 'REMOTE_REFUSED'
+  /** another node failed on its side (HTTP 5xx other than NO_SPACE): may pass, worth a retry when idempotent */
+  | 'REMOTE_FAILED'
   /** the TLS certificate / key files are there but unusable (serve's own pair in the state dir, or configured) */
   | 'TLS_CERT_DAMAGED'
   /** serve's self-signed TLS certificate could not be made (openssl missing or failing) */

@@ -95,6 +95,12 @@ export function decodeBlob(blob: Uint8Array, what: string, expectedLength?: numb
   return Buffer.from(out.subarray(0, decodeBlobInto(blob, what, out, length)));
 }
 
+/** The plain length `blob` decodes to (magic and CRC checked; a zstd frame's recorded size), for decodeBlobInto. CHUNK_CORRUPT naming `what`. */
+export function blobPlainLength(blob: Uint8Array, what: string): number {
+  const { encoding, payload } = checkBlob(blob, what);
+  return encoding === 'raw' ? payload.length : probeLength(payload, what);
+}
+
 function probeLength(payload: Uint8Array, what: string): number {
   let size: number | null;
   try {

@@ -13,7 +13,26 @@
  * and the presented fingerprint; permanent), TLS_FAILED (handshake; permanent until the node is
  * fixed), CONNECTION_FAILED (refused, unreachable, reset, timed out: may pass, worth a retry),
  * ABORTED (the caller's signal).
+ *
+ * RemoteStore (store-client.ts) is the typed client of another node's datastore (the remote datastore
+ * protocol, API v1): the writer half (openUpload -> RemoteUpload: known, putChunk, putFile, finish,
+ * abort) and the reader half (listVersions, getFile / getManifest / getIndex, getChunk, readChunkInto).
+ * Under it: store-options.ts (the URL rule: https with a pinned fingerprint, plain http only to
+ * loopback), wire.ts (requests in flight bounded, keep-alive, retries of idempotent calls only,
+ * bodies metered by the bandwidth limit, bytes on the wire counted), token-bucket.ts (`bwlimit`),
+ * remote-errors.ts (a node's `{error: {code, message}}` -> RemoteError naming the node, the store and
+ * the reason: REMOTE_UNAUTHORIZED 401, REMOTE_FORBIDDEN 403, REMOTE_NOT_FOUND 404, REMOTE_REFUSED other
+ * 4xx, REMOTE_FAILED 5xx; the protocol's own codes LOCKED, NO_SPACE, CHUNK_MISSING, CHUNK_FORGED,
+ * UPLOAD_NOT_FOUND, UPLOAD_EXPIRED, VERSION_NOT_FOUND, MANIFEST_INVALID, INDEX_INVALID kept), and
+ * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
  */
 export { FingerprintMismatchError } from './handshake.js';
 export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pinned-agent.js';
 export { pinnedFetch, type PinnedRequestInit } from './pinned-fetch.js';
+export { RemoteStore, type OpenUploadRequest, type RemoteVersion } from './store-client.js';
+export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
+export { isLoopbackHost, type RemoteStoreOptions, type RemoteStoreTimeouts } from './store-options.js';
+export { RemoteError } from './remote-errors.js';
+export { checkChunkBlob, chunkScratch } from './chunk-check.js';
+export { MIB_PER_SECOND, SLICE_BYTES, systemBucketClock, TokenBucket, type BucketClock, type BucketStats } from './token-bucket.js';
+export type { RetryPolicy, WireStats } from './wire.js';

@@ -55,7 +55,8 @@ function send(req: ReturnType<typeof request>, body: PinnedRequestInit['body']):
   else req.end(body);
 }
 
-function requestError(err: Error, url: string, where: string): ColdvaultError {
+/** A failed request as a typed error naming `where` (FINGERPRINT_MISMATCH, CONNECTION_FAILED, ABORTED, or the ColdvaultError it was). */
+export function requestError(err: Error, url: string, where: string): ColdvaultError {
   if (err instanceof FingerprintMismatchError) return new FingerprintMismatchError(url, err.expected, err.presented);
   if (isColdvaultError(err)) return err.message.startsWith(where) ? err : new ColdvaultError(err.code, `${where}: ${err.message}`, { cause: err });
   if (err.name === 'AbortError') return new ColdvaultError('ABORTED', `${where}: aborted`, { cause: err });
