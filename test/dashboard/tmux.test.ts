@@ -25,6 +25,14 @@ const ENV = { ...process.env, LANG: 'C.UTF-8', NCURSES_NO_UTF8_ACS: '1', TERM: '
 
 const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', SOCKET, ...args], { env: ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const capture = (session: string): string => tmux('capture-pane', '-p', '-t', session).replace(/\n$/, '');
+/** The pane's text, or `last` when the session ended between the look and the capture (after a quit). */
+const captureOr = (session: string, last: string): string => {
+  try {
+    return capture(session);
+  } catch {
+    return last;
+  }
+};
 const alive = (session: string): boolean => {
   try {
     tmux('has-session', '-t', session);
@@ -39,7 +47,7 @@ async function waitFor<T>(session: string, check: (screen: string) => T | undefi
   const until = Date.now() + ms;
   let screen = '';
   for (;;) {
-    screen = alive(session) ? capture(session) : screen;
+    screen = alive(session) ? captureOr(session, screen) : screen;
     const result = check(screen);
     if (result !== undefined && result !== false) return result;
     if (Date.now() > until) throw new Error(`timed out; the screen:\n${screen}`);
