@@ -7,9 +7,9 @@
  * dashboard with (as tmux.test.ts: an 80x24 detached session on a private socket).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, CLI, makeLab, writeGuest, type Lab } from '../helpers/fixtures.js';
+import { cli, CLI, makeLab, writeGuest, writeServeConfig, type Lab } from '../helpers/fixtures.js';
 
 export interface RealServer {
   lab: Lab;
@@ -37,19 +37,7 @@ export async function startRealServer(options: RealServerOptions): Promise<RealS
   options.image(join(lab.storageDir, 'images', '101', 'vm-101-disk-0.raw'));
   const init = await cli(['datastore', 'init', lab.storeDir]);
   if (init.code !== 0) throw new Error(`datastore init failed: ${init.stderr}`);
-  const configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      node: 'dashnode',
-      stateDir: join(lab.root, 'state'),
-      guestsDir: lab.guestsDir,
-      storages: { local: lab.storageDir },
-      datastores: { main: lab.storeDir },
-      hypervisor: { driver: 'none' },
-      zstdLevel: options.zstdLevel ?? 1,
-    }),
-  );
+  const configPath = writeServeConfig(lab, 'dashnode', 'state', { zstdLevel: options.zstdLevel ?? 1 });
 
   const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath, '--listen', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -89,6 +89,26 @@ export interface Lab {
   cleanup(): void;
 }
 
+/**
+ * Writes `<lab>/coldvault.json` for a `coldvault serve` (or CLI) of this lab: node name, its own state
+ * folder `<lab>/<stateName>`, the lab's guests, `local` storage and datastore `main`, no hypervisor;
+ * `extra` keys are merged in. Returns the file's path.
+ */
+export function writeServeConfig(lab: Lab, node: string, stateName: string, extra: Record<string, unknown> = {}): string {
+  const configPath = join(lab.root, 'coldvault.json');
+  const config = {
+    node,
+    stateDir: join(lab.root, stateName),
+    guestsDir: lab.guestsDir,
+    storages: { local: lab.storageDir },
+    datastores: { main: lab.storeDir },
+    hypervisor: { driver: 'none' },
+    ...extra,
+  };
+  writeFileSync(configPath, JSON.stringify(config));
+  return configPath;
+}
+
 /** A temp folder with a guests dir, a `local` storage dir and a datastore path (not yet initialised). */
 export function makeLab(prefix = 'cv-test-'): Lab {
   const root = mkdtempSync(join(tmpdir(), prefix));

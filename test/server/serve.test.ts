@@ -4,11 +4,11 @@
  * The CLI tests run the built bin/coldvault.js.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, REPO, spawnCli } from '../helpers/fixtures.js';
+import { cli, REPO, spawnCli, writeServeConfig } from '../helpers/fixtures.js';
 import { checkListen, createServer, isLoopback, parseListen, startServer } from '../../dist/server/index.js';
 import { createDriver } from '../../dist/guests/hypervisor/index.js';
 import { makeServerLab, PASSWORD, type ServerLab } from './helpers-server.js';
@@ -19,18 +19,7 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   lab = await makeServerLab();
-  configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      node: 'clinode',
-      stateDir: join(lab.root, 'cli-state'),
-      guestsDir: lab.guestsDir,
-      storages: { local: lab.storageDir },
-      datastores: { main: lab.storeDir },
-      hypervisor: { driver: 'none' },
-    }),
-  );
+  configPath = writeServeConfig(lab, 'clinode', 'cli-state');
 });
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');

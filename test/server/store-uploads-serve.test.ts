@@ -6,10 +6,9 @@
  * restart) clears, and `coldvault gc` collects what the killed push sent; SIGTERM aborts open uploads.
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, imagePath, sha256File, spawnCli, writeGuest, writeImage } from '../helpers/fixtures.js';
+import { cli, imagePath, sha256File, spawnCli, writeGuest, writeImage, writeServeConfig } from '../helpers/fixtures.js';
 import { ageChunks, chunkFiles, leftovers, referencedChunks, restore, sha256, waitExit } from '../cli/cli-lab.js';
 import { Datastore } from '../../dist/datastore/index.js';
 import { makeServerLab, type ServerLab } from './helpers-server.js';
@@ -26,18 +25,7 @@ beforeAll(async () => {
   lab = await makeServerLab();
   writeGuest(lab, '103', [{ key: 'scsi0', file: 'vm-103-disk-0.raw' }]);
   writeImage(imagePath(lab, '103', 'vm-103-disk-0.raw'), ['text', 'random', 'random'], 21);
-  configPath = join(lab.root, 'coldvault.json');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      node: 'node1',
-      stateDir: join(lab.root, 'serve-state'),
-      guestsDir: lab.guestsDir,
-      storages: { local: lab.storageDir },
-      datastores: { main: lab.storeDir },
-      hypervisor: { driver: 'none' },
-    }),
-  );
+  configPath = writeServeConfig(lab, 'node1', 'serve-state');
   const made = await cli(['token', 'create', 'node2', '--role', 'backup', '--store', 'main', '--config', configPath]);
   expect(made.code, made.stderr).toBe(0);
   token = made.stdout.split('\n')[0]!;
