@@ -1,7 +1,7 @@
 /**
  * core: the shared vocabulary of coldvault. Every other layer may import from here; core imports
  * nothing of ours. It holds typed errors (a stable `code` plus an ES2022 `cause`), guest ids, byte
- * units and their vzdump-style formatting, progress events, a guest's downtime, certificate fingerprints (pinning), the logger port, and
+ * units and their vzdump-style formatting, progress events, a guest's downtime, certificate fingerprints (pinning), loopback hosts, the logger port, and
  * the optional native addon (hole detection, buffer alignment for O_DIRECT).
  */
 export * from './errors.js';
@@ -16,3 +16,4 @@ export * from './seams.js';
 export * from './snapshots.js';
 export * from './downtime.js';
 export * from './fingerprint.js';
+export * from './loopback.js';

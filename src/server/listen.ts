@@ -6,9 +6,8 @@
  * `tls: "auto"` makes serve use its own certificate on loopback too (tlsChoice has the whole rule).
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { ColdvaultError } from '../core/index.js';
+import { ColdvaultError, isLoopbackHost } from '../core/index.js';
 import type { ServerConfig } from './deps.js';
 import { serveCertificate, type ServeCertificate, type TlsSetting } from './tls/index.js';
 
@@ -21,10 +20,8 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2]) as string, port };
 }
 
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
-}
+/** Loopback, where plain HTTP may listen (core's rule, shared with the remote store client). */
+export const isLoopback = isLoopbackHost;
 
 /** Whether serve speaks HTTPS with the configured files, HTTPS with its own certificate, or plain HTTP on `host`. */
 export type TlsChoice = 'configured' | 'generated' | 'plain';

@@ -5,7 +5,8 @@
  * must be there, limits must make sense. And the client's batch of `known` is the server's limit.
  */
 import { describe, expect, it } from 'vitest';
-import { isLoopbackHost, KNOWN_BATCH_MAX, RemoteStore, type RemoteStoreOptions } from '../../dist/targets/index.js';
+import { isLoopbackHost } from '../../dist/core/index.js';
+import { KNOWN_BATCH_MAX, RemoteStore, type RemoteStoreOptions } from '../../dist/targets/index.js';
 import { KNOWN_BATCH } from '../../dist/server/routes/store-schemas.js';
 
 const FP = 'AB:'.repeat(31) + 'AB';

@@ -31,7 +31,7 @@ export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pi
 export { pinnedFetch, type PinnedRequestInit } from './pinned-fetch.js';
 export { RemoteStore, type OpenUploadRequest, type RemoteVersion } from './store-client.js';
 export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
-export { isLoopbackHost, type RemoteStoreOptions, type RemoteStoreTimeouts } from './store-options.js';
+export type { RemoteStoreOptions, RemoteStoreTimeouts } from './store-options.js';
 export { RemoteError } from './remote-errors.js';
 export { checkChunkBlob, chunkScratch } from './chunk-check.js';
 export { MIB_PER_SECOND, SLICE_BYTES, systemBucketClock, TokenBucket, type BucketClock, type BucketStats } from './token-bucket.js';

@@ -4,8 +4,7 @@
  * token, a datastore name, and the limits. Every refusal is CONFIG_INVALID naming the setting.
  */
 import { Agent as HttpAgent } from 'node:http';
-import { isIP } from 'node:net';
-import { ColdvaultError, parseFingerprint } from '../../core/index.js';
+import { ColdvaultError, isLoopbackHost, parseFingerprint } from '../../core/index.js';
 import { PinnedAgent } from './pinned-agent.js';
 import { TokenBucket } from './token-bucket.js';
 import type { RetryPolicy } from './wire.js';
@@ -72,11 +71,6 @@ export function resolveOptions(opts: RemoteStoreOptions): ResolvedOptions {
 }
 
 /** Whether `host` (a URL's hostname, IPv6 in brackets or not) is this machine's loopback. */
-export function isLoopbackHost(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '');
-  if (bare === 'localhost' || bare === '::1') return true;
-  return isIP(bare) === 4 && bare.startsWith('127.');
-}
 
 function nodeUrl(opts: RemoteStoreOptions): URL {
   let url: URL;
