@@ -9,10 +9,11 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, errnoCode, FIEMAP_EXTENT, ioError, loadNative } from '../core/index.js';
+import { parseSnapshotName, SNAPSHOT_FOLDER } from '../guests/snapshots/index.js';
 import { readBaseRecord } from './base-record.js';
 
-export const SNAPSHOT_FOLDER = '.coldvault-snapshots';
-const BASE_NAME = /^([a-z]+[0-9]+)\.base-([A-Za-z0-9][A-Za-z0-9_-]*)$/;
+/** The tag of a base, `base-<datastore id>` (jobs/snapshot-bases.ts makes them). */
+const BASE_TAG = /^base-(.+)$/;
 
 export interface BaseListing {
   guestId: string;
@@ -38,8 +39,9 @@ export async function listBases(parents: Iterable<string>): Promise<BaseListing[
     const top = join(parent, SNAPSHOT_FOLDER);
     for (const guestId of (await names(top)).filter((n) => /^[1-9][0-9]*$/.test(n))) {
       for (const name of await names(join(top, guestId))) {
-        const m = BASE_NAME.exec(name);
-        if (m) out.push(await describeBase(join(top, guestId, name), guestId, m[1] as string, m[2] as string));
+        const parsed = parseSnapshotName(name);
+        const store = parsed && BASE_TAG.exec(parsed.tag)?.[1];
+        if (parsed && store) out.push(await describeBase(join(top, guestId, name), guestId, parsed.key, store));
       }
     }
   }
