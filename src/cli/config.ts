@@ -2,7 +2,8 @@
  * The config file (`--config FILE` or `COLDVAULT_CONFIG`), JSON: defaults for every command.
  *   { "node": "pve1", "stateDir": "/var/lib/coldvault", "guestsDir": "/etc/pve/qemu-server",
  *     "storages": { "local": "/var/lib/vz" }, "datastores": { "usb1": "/mnt/usb1" },
- *     "allowDiskPaths": ["/dev/disk/by-id/*"] }
+ *     "allowDiskPaths": ["/dev/disk/by-id/*"],
+ *     "cluster": { "nodes": [{ "name": "pve1", "url": "https://10.0.0.1:8007", "fingerprint": "AB:..", "token": ".." }, ...] } }
  * Command-line flags win over the file; `--storage id=dir` adds to or overrides `storages`.
  */
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { resolve } from 'node:path';
 import { ColdvaultError, type HypervisorConfig } from '../core/index.js';
 import { checkDiskPathPattern } from '../guests/index.js';
 import type { MailConfig } from '../jobs/index.js';
+import { checkClusterConfig, type ClusterConfig } from '../targets/index.js';
 import { list, str, type Parsed } from './args.js';
 
 export interface CliConfig {
@@ -45,6 +47,8 @@ export interface CliConfig {
   trustProxy?: boolean | string[];
   /** `coldvault serve`: seconds without a request after which a node's push (upload) is aborted (default 300) */
   uploadIdleSeconds?: number;
+  /** cluster mode: the ring, `{nodes: [{name, url, fingerprint, token | tokenFile}]}` in ring order (targets/remote/cluster.ts) */
+  cluster?: ClusterConfig;
 }
 
 const DEFAULTS: CliConfig = {
@@ -77,6 +81,7 @@ const KNOWN_KEYS = new Set([
   'loginLimit',
   'trustProxy',
   'uploadIdleSeconds',
+  'cluster',
 ]);
 
 export function loadConfig(p: Parsed): CliConfig {
@@ -116,6 +121,8 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkMap(parsed, 'datastores', file);
   checkDiskPathPatterns(parsed, file);
   checkTls(parsed, file);
+  const cluster = (parsed as { cluster?: unknown }).cluster;
+  if (cluster !== undefined) return { ...parsed, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
   return parsed;
 }
 
