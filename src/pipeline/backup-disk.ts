@@ -12,7 +12,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import { alignedOffset, ColdvaultError, ioError } from '../core/index.js';
 import { CHUNK_SIZE, chunkCountFor, chunkLength, DiskDigest, zeroChunkDigest } from '../format/index.js';
-import type { ChunkStore } from '../datastore/index.js';
+import type { ChunkSink } from './backup-target.js';
 import { BufferPool, isAllZero } from './buffers.js';
 import { Tasks, Window } from './limits.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -41,7 +41,7 @@ export interface BackupDiskResult extends DiskCounters {
 }
 
 export interface BackupDiskContext {
-  chunks: ChunkStore;
+  chunks: ChunkSink;
   pool: WorkerPool;
   io: PQueue;
   buffers: BufferPool;

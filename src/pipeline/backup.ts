@@ -1,10 +1,11 @@
 /**
  * The backup of one guest (its disks must not change meanwhile: the job layer stops the guest).
- * lock guest -> read config -> select disks -> space check -> stage version -> back up each disk ->
- * sync chunk folders -> [beforePublish] -> manifest -> publish -> catalog -> keep-N rotation. The
- * version log is written in vzdump's style and kept in the version folder.
+ * hold the target (local: lock guest, register the writer) -> read config -> select disks -> space
+ * check -> [beforeArchive: the guest is frozen] -> open a version -> back up each disk -> sync chunk
+ * folders -> [beforePublish] -> manifest -> publish -> catalog -> keep-N rotation. The target is a
+ * local datastore or another node's (backup-target.ts: the order and why it is crash-safe). The
+ * version log is written in vzdump's style and kept with the version.
  */
-import { join } from 'node:path';
 import PQueue from 'p-queue';
 import {
   createTaskLog,
@@ -22,19 +23,8 @@ import {
   type ProgressListener,
   type TaskLog,
 } from '../core/index.js';
-import {
-  encodeFixedIndex,
-  encodeManifest,
-  CHUNK_SIZE,
-  INDEX_SUFFIX,
-  MANIFEST_FILE,
-  VERSION_CONFIG_FILE,
-  VERSION_LOG_FILE,
-  DATASTORE_FORMAT,
-  type Manifest,
-  type ManifestDisk,
-} from '../format/index.js';
-import { writeFileDurable, type Datastore, type Staging } from '../datastore/index.js';
+import { encodeFixedIndex, CHUNK_SIZE, INDEX_SUFFIX, VERSION_CONFIG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
+import type { Datastore } from '../datastore/index.js';
 import { archivedConfigText, guestName, readGuestConfig, resolveBackupDisk, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
@@ -42,9 +32,9 @@ import { Window } from './limits.js';
 import { backupDisk, newCounters, type BackupDiskResult, type DiskCounters } from './backup-disk.js';
 import { confirmReused, type WrittenDisk } from './backup-reuse.js';
 import { imageInfo, type ImageInfo } from './images.js';
-import { checkBackupSpace, spaceGuard } from './space.js';
 import { diskReadReport, logChangedSinceBase, planDiskRead, type DiskReadReport } from './changed-read.js';
-import { rotateGuest } from './prune.js';
+import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
+import { LocalTarget } from './local-target.js';
 import { ProgressMeter } from './progress-meter.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -60,9 +50,11 @@ export interface DiskReadPlan {
   base?: { snapshotPath: string; version?: number; index?: string };
 }
 
-export interface BackupRequest {
-  store: Datastore;
-  catalog: Catalog;
+/** Where the version goes: a local datastore and its catalog, or a target (a node's datastore: remote-target.ts). */
+export type BackupRequest = LocalBackupRequest | (BackupOptions & { target: BackupTarget });
+export type LocalBackupRequest = BackupOptions & { store: Datastore; catalog: Catalog };
+
+export interface BackupOptions {
   pool: WorkerPool;
   guestsDir: string;
   storages: StorageMap;
@@ -104,6 +96,8 @@ export interface BackupResult {
   seconds: number;
   /** per disk: bytes read, bytes taken from a base, the next base's record (changed-read.ts) */
   reads: DiskReadReport[];
+  /** bytes over the network, for a version pushed to another node */
+  wire?: { sentBytes: number; receivedBytes: number };
 }
 
 interface PlannedDisk extends BackupDisk {
@@ -118,52 +112,59 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   const vlog = createTaskLog((line) => logAt(req.log, line.level, line.message));
   vlog.info(`Starting Backup of VM ${req.guestId} (qemu)`);
   if (req.statusLine) vlog.info(req.statusLine);
-  const lock = await req.store.locks.acquire(`guest-${req.guestId}`, `backup of guest ${req.guestId}`, req.lockWaitMs ?? 0);
-  const writer = await req.store.locks.registerWriter(`backup of guest ${req.guestId}`);
-  let staging: Staging | undefined;
+  const target = 'target' in req ? req.target : new LocalTarget(req.store, req.catalog);
+  const held = await target.hold(req.guestId, req.lockWaitMs ?? 0, req.keep);
+  let writer: VersionWriter | undefined;
   try {
-    await req.store.checkpoint('backup:registered');
-    await req.store.cleanupStale(req.guestId);
     const plan = await planBackup(req, vlog);
-    await checkBackupSpace(
-      req.store,
+    await held.checkSpace(
       plan.disks.map((d) => ({ path: d.path, ...d.info })),
       req.pool,
       vlog,
-      req.guestId,
     );
     const readPlans = (await req.beforeArchive?.(vlog, plan.disks)) || undefined;
     await readFrom(plan.disks, readPlans, req.guestId);
-    const reads: DiskReadReport[] = [];
-    const version = await req.store.nextVersionNumber(req.guestId);
-    staging = await req.store.createStaging(req.guestId);
-    vlog.info(`creating archive '${req.store.versionDir(req.guestId, version)}'`);
+    writer = await openVersion(held, plan.disks, vlog);
+    vlog.info(`creating archive ${writer.where}`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
-    const written = await writeVersion(req, plan, staging, version, started, vlog, { plans: readPlans, reads });
+    const reads: DiskReadReport[] = [];
+    const written = await writeVersion(req, target, plan, writer, started, vlog, { plans: readPlans, reads });
     await req.beforePublish?.(vlog);
-    const manifest = await writeManifest(req, staging, written, vlog);
-    await staging.writeFile(VERSION_LOG_FILE, renderLog(vlog));
-    await req.store.checkpoint('backup:publish');
-    await req.store.publish(staging, version);
-    staging = undefined;
-    await req.store.checkpoint('backup:published');
-    req.catalog.recordVersion(manifest);
-    const pruned = req.keep
-      ? await rotateGuest({ store: req.store, catalog: req.catalog, guestId: req.guestId, options: { keepLast: req.keep }, log: vlog })
-      : [];
-    await req.afterArchive?.(manifest, req.store.versionDir(req.guestId, version), vlog, reads);
+    const manifest = withDowntime(req, written, vlog);
+    const wire = logWire(vlog, writer, manifest);
+    const { pruned, dir } = await writer.publish(manifest, renderLog(vlog), vlog);
+    const version = writer;
+    writer = undefined;
+    await req.afterArchive?.(manifest, dir ?? version.where, vlog, reads);
     const seconds = (Date.now() - started.getTime()) / 1000;
     vlog.info(`Finished Backup of VM ${req.guestId} (${formatDuration(seconds)})`);
-    await rewriteLog(req.store, req.guestId, version, vlog);
-    return { manifest, pruned, seconds, reads };
+    await version.finalLog?.(renderLog(vlog));
+    return { manifest, pruned, seconds, reads, wire };
   } catch (err) {
     vlog.error(`Backup of VM ${req.guestId} failed - ${describeError(err)}`);
-    if (staging) await req.store.discardStaging(staging).catch(() => undefined);
+    await writer?.discard().catch(() => undefined);
     throw err;
   } finally {
-    await writer.release();
-    await lock.release();
+    await held.release();
   }
+}
+
+async function openVersion(held: HeldTarget, disks: PlannedDisk[], vlog: TaskLog): Promise<VersionWriter> {
+  return held.open(
+    disks.reduce((sum, d) => sum + d.info.allocated, 0),
+    vlog,
+  );
+}
+
+/** Bytes on the wire of a pushed version, logged next to its logical bytes (before the publish: the log goes with it). */
+function logWire(vlog: TaskLog, writer: VersionWriter, manifest: Manifest): BackupResult['wire'] {
+  const wire = writer.wire?.();
+  if (!wire) return undefined;
+  const logical = manifest.disks.reduce((sum, d) => sum + d.size, 0);
+  vlog.info(
+    `on the wire: ${formatBytes(wire.sentBytes)} sent, ${formatBytes(wire.receivedBytes)} received, for ${formatBytes(logical)} of disks (${percent(wire.sentBytes, logical)}%)`,
+  );
+  return wire;
 }
 
 async function planBackup(
@@ -208,17 +209,19 @@ async function readFrom(disks: PlannedDisk[], plans: ReadonlyMap<string, DiskRea
 
 async function writeVersion(
   req: BackupRequest,
+  target: BackupTarget,
   plan: Awaited<ReturnType<typeof planBackup>>,
-  staging: Staging,
-  version: number,
+  writer: VersionWriter,
   started: Date,
   vlog: TaskLog,
   read: { plans?: ReadonlyMap<string, DiskReadPlan>; reads: DiskReadReport[] },
 ): Promise<Manifest> {
   vlog.info(`now save file '${plan.configPath}'`);
-  await staging.writeFile(VERSION_CONFIG_FILE, plan.configText);
+  await writer.writeFile(VERSION_CONFIG_FILE, plan.configText);
+  const local = target instanceof LocalTarget ? target.store : undefined;
+  const version = writer.version;
   const ctx = {
-    chunks: req.store.chunks,
+    chunks: writer.chunks,
     pool: req.pool,
     io: new PQueue({ concurrency: 6 }),
     buffers: new BufferPool(),
@@ -228,10 +231,11 @@ async function writeVersion(
     seen: new Map<string, Promise<void>>(),
     reused: new Set<string>(),
     signal: req.signal,
-    beforeWrite: spaceGuard(req.store.dir),
+    beforeWrite: writer.beforeWrite,
   };
   const planned = [];
-  for (const disk of plan.disks) planned.push({ disk, spec: await planDiskRead({ ...req, log: vlog }, disk, read.plans?.get(disk.key)) });
+  for (const disk of plan.disks)
+    planned.push({ disk, spec: local && (await planDiskRead({ ...req, store: local, log: vlog }, disk, read.plans?.get(disk.key))) });
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
   const disks: ManifestDisk[] = [];
@@ -244,13 +248,15 @@ async function writeVersion(
     meter.completeItem(result);
     addCounters(sum, result);
     written.push({ path: disk.readPath, size: disk.info.size, digests: result.digests });
-    disks.push(await writeIndex(staging, disk, result));
+    disks.push(await writeIndex(writer, disk, result));
     logDisk(vlog, disk, result);
     logChangedSinceBase(vlog, disk.key, spec, result);
-    read.reads.push(diskReadReport({ store: req.store, guestId: req.guestId, version }, disks.at(-1) as ManifestDisk, disk.readPath, spec, result));
+    read.reads.push(
+      diskReadReport({ datastoreId: target.datastoreId, guestId: req.guestId, version }, disks.at(-1) as ManifestDisk, disk.readPath, spec, result),
+    );
   }
-  await req.store.chunks.syncDirs();
-  await req.store.checkpoint('backup:stored');
+  await writer.chunks.syncDirs();
+  await writer.checkpoint?.('backup:stored');
   await confirmReused(written, ctx, vlog);
   const seconds = (Date.now() - started.getTime()) / 1000;
   logTotals(vlog, total, sum, seconds);
@@ -270,17 +276,15 @@ async function writeVersion(
   };
 }
 
-/** Written last, after beforePublish: the downtime of a guest the job started again there is known by then. */
-async function writeManifest(req: BackupRequest, staging: Staging, written: Manifest, vlog: TaskLog): Promise<Manifest> {
+/** Made last, after beforePublish: the downtime of a guest the job started again there is known by then. */
+function withDowntime(req: BackupRequest, written: Manifest, vlog: TaskLog): Manifest {
   const downtimeMs = recordDowntime(req, vlog);
-  const manifest: Manifest = downtimeMs === undefined ? written : { ...written, downtimeMs };
-  await staging.writeFile(MANIFEST_FILE, encodeManifest(manifest));
-  return manifest;
+  return downtimeMs === undefined ? written : { ...written, downtimeMs };
 }
 
-async function writeIndex(staging: Staging, disk: PlannedDisk, result: BackupDiskResult): Promise<ManifestDisk> {
+async function writeIndex(writer: VersionWriter, disk: PlannedDisk, result: BackupDiskResult): Promise<ManifestDisk> {
   const index = `${disk.key}${INDEX_SUFFIX}`;
-  await staging.writeFile(index, encodeFixedIndex({ chunkSize: CHUNK_SIZE, size: disk.info.size, digests: result.digests }));
+  await writer.writeFile(index, encodeFixedIndex({ chunkSize: CHUNK_SIZE, size: disk.info.size, digests: result.digests }));
   return {
     key: disk.key,
     volume: disk.volume,
@@ -324,8 +328,4 @@ function logTotals(vlog: TaskLog, total: number, sum: DiskCounters, seconds: num
 
 function renderLog(vlog: { lines: LogLine[] }): string {
   return vlog.lines.map(formatLogLine).join('\n') + '\n';
-}
-
-async function rewriteLog(store: Datastore, guestId: string, version: number, vlog: { lines: LogLine[] }): Promise<void> {
-  await writeFileDurable(join(store.versionDir(guestId, version), VERSION_LOG_FILE), Buffer.from(renderLog(vlog))).catch(() => undefined);
 }

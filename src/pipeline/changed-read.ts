@@ -211,7 +211,7 @@ export async function planDiskRead(
 
 /** The report of one disk, after its index was written (`disk`, of version `at.version`). */
 export function diskReadReport(
-  at: { store: Datastore; guestId: string; version: number },
+  at: { datastoreId: string | undefined; guestId: string; version: number },
   disk: { key: string; index: string },
   readPath: string,
   spec: DiskReadSpec | undefined,
@@ -226,10 +226,10 @@ export function diskReadReport(
     baseVersion: spec?.baseVersion,
     fullReason: spec?.fullReason,
   };
-  if (!spec) return report;
+  if (!spec || at.datastoreId === undefined) return report;
   const { source, created, lastFullRead } = spec;
   return {
     ...report,
-    nextBase: { datastoreId: at.store.identity.id, guestId: at.guestId, disk: key, version: at.version, index, source, created, lastFullRead },
+    nextBase: { datastoreId: at.datastoreId, guestId: at.guestId, disk: key, version: at.version, index, source, created, lastFullRead },
   };
 }

@@ -17,3 +17,6 @@ export * from './base-list.js';
 export { DEFAULT_FULL_EVERY_DAYS, type DiskReadReport } from './changed-read.js';
 export { SPACE_RESERVE, spaceGuard } from './space.js';
 export { checkIndexDigest } from './restore-disk.js';
+export type { BackupTarget, ChunkSink, HeldTarget, VersionWriter } from './backup-target.js';
+export { LocalTarget } from './local-target.js';
+export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';

@@ -1,7 +1,7 @@
 /** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { removeLeftoverSnapshots, snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
-import { backupGuest, type BackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
+import { backupGuest, type LocalBackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
 import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -97,7 +97,7 @@ function snapshotOption(value: string | undefined): SnapshotMode {
 }
 
 /** The backup, reading the disks' cold snapshots (auto) when every disk can have one; they are removed afterwards. */
-async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: BackupRequest): Promise<BackupResult> {
+async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: LocalBackupRequest): Promise<BackupResult> {
   if (mode === 'off') return backupGuest(req);
   let snapshots: GuestSnapshots | undefined;
   let published = false;
