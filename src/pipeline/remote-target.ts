@@ -41,7 +41,7 @@ export class RemoteTarget implements BackupTarget {
     const versions = await remote.listVersions(guestId);
     const newest = versions.at(-1);
     return {
-      checkSpace: async () => undefined, // the node checks at open and per write
+      checkSpace: () => Promise.resolve(), // the node checks at open and per write
       open: async (bytesEstimate, log) => {
         const upload = await remote.openUpload({
           guestId,
@@ -59,7 +59,7 @@ export class RemoteTarget implements BackupTarget {
         }
         return writer;
       },
-      release: async () => undefined,
+      release: () => Promise.resolve(),
     };
   }
 
