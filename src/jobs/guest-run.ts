@@ -31,11 +31,10 @@ import {
   type ProgressListener,
   type TaskLog,
 } from '../core/index.js';
-import type { Datastore, LockDir } from '../datastore/index.js';
-import type { Catalog } from '../catalog/index.js';
+import type { LockDir } from '../datastore/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
-import { backupGuest, type DiskReadPlan, type DiskReadReport, type WorkerPool } from '../pipeline/index.js';
+import { backupGuest, type BackupTarget, type DiskReadPlan, type DiskReadReport, type WorkerPool } from '../pipeline/index.js';
 import { snapshotGuestDisks, type GuestSnapshots } from './cold-snapshots.js';
 import { DowntimeClock } from './downtime-clock.js';
 import { runHook, type GuestPhase, type HookEnv } from './hooks.js';
@@ -46,8 +45,10 @@ import type { GuestReport } from './mail.js';
 export interface GuestRunContext {
   job: Job;
   taskId: string;
-  store: Datastore;
-  catalog: Catalog;
+  /** where the versions go: the local datastore, or the previous node's in cluster mode (pipeline/backup-target.ts) */
+  target: BackupTarget;
+  /** the hooks' DUMPDIR: the datastore folder, or `NODE:STORE` in cluster mode */
+  dumpDir: string;
   pool: WorkerPool;
   driver: HypervisorDriver;
   journal: StopJournal;
@@ -72,8 +73,8 @@ export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<Gues
   const started = Date.now();
   const run = new GuestRun(ctx, vmid);
   try {
-    const bytes = await run.execute();
-    return { vmid, name: run.name, status: 'ok', seconds: (Date.now() - started) / 1000, bytes, downtimeMs: run.clock.offMs() };
+    const { bytes, wire } = await run.execute();
+    return { vmid, name: run.name, status: 'ok', seconds: (Date.now() - started) / 1000, bytes, downtimeMs: run.clock.offMs(), ...wireFields(wire) };
   } catch (err) {
     const seconds = (Date.now() - started) / 1000;
     return { vmid, name: run.name, status: 'failed', seconds, bytes: 0, downtimeMs: run.clock.offMs(), error: describeError(err) };
@@ -97,14 +98,14 @@ class GuestRun {
     private readonly ctx: GuestRunContext,
     private readonly vmid: string,
   ) {
-    this.env = { DUMPDIR: ctx.store.dir, VMTYPE: 'qemu' };
+    this.env = { DUMPDIR: ctx.dumpDir, VMTYPE: 'qemu' };
   }
 
   private hook(phase: GuestPhase, log: TaskLog = this.ctx.log): Promise<void> {
     return runHook(this.ctx.job.hook, [phase, 'stop', this.vmid], this.env, log);
   }
 
-  async execute(): Promise<number> {
+  async execute(): Promise<{ bytes: number; wire?: { sentBytes: number; receivedBytes: number } }> {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
     let published = false;
@@ -113,8 +114,7 @@ class GuestRun {
       const status = await this.prepare();
       const readOff = status === 'running' || status === 'stopped'; // the disks are read with the guest off
       const result = await backupGuest({
-        store: ctx.store,
-        catalog: ctx.catalog,
+        target: ctx.target,
         pool: ctx.pool,
         guestsDir: ctx.guestsDir,
         storages: ctx.storages,
@@ -142,14 +142,15 @@ class GuestRun {
           if (this.startFailure !== undefined) throw this.startFailure;
         },
       });
-      return result.manifest.storedBytes;
+      return { bytes: result.manifest.storedBytes, wire: result.wire };
     } catch (err) {
       await this.hook('backup-abort').catch(() => undefined);
       throw err;
     } finally {
       if (this.stopped) await this.restart(ctx.log).catch((err: unknown) => ctx.log.error(`starting guest ${vmid} again failed - ${describeError(err)}`));
       this.clock.logUnreported(vmid, ctx.log);
-      await this.snapshots?.settleAfterRun(published, ctx.log, { datastoreId: ctx.store.identity.id, reads });
+      const datastoreId = ctx.target.datastoreId;
+      await this.snapshots?.settleAfterRun(published, ctx.log, datastoreId === undefined ? undefined : { datastoreId, reads });
       if (this.locked) await this.unlockGuest(ctx.log);
       await this.hook('log-end').catch((err: unknown) => ctx.log.warn(describeError(err)));
       await lock.release();
@@ -220,7 +221,7 @@ class GuestRun {
     if (!this.snapshots) return undefined;
     await this.checkStillOff(log, 'while its disks were snapshotted', 'snapshotting the disks');
     if (this.stopped) await this.startAgain(log);
-    return this.snapshots.readPlans(this.ctx.store.identity.id);
+    return this.snapshots.readPlans(this.ctx.target.datastoreId);
   }
 
   /** Without snapshots, the guest stayed off for the read: it must still be off, and is started now, before the publish. */
@@ -318,6 +319,11 @@ class GuestRun {
     if (hookFailure !== undefined) throw hookFailure;
     await this.hook('post-restart', log);
   }
+}
+
+/** A pushed version's bytes on the wire, for the report (none for a local one). */
+function wireFields(wire: { sentBytes: number; receivedBytes: number } | undefined): Pick<GuestReport, 'wireBytes'> {
+  return wire ? { wireBytes: wire.sentBytes + wire.receivedBytes } : {};
 }
 
 function asError(err: unknown): Error {

@@ -1,12 +1,15 @@
 /**
  * The job: what the seed's "new job" form holds. Validated here once; everything else trusts it.
  * JSON shape (also the API's): {id, node?, store, device?, vmid: ["101"] | all: true, exclude,
- * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop", mailto, mailNotification,
+ * days: ["mon", ...], at: "HH:MM", schedule? (cron), keep, mode: "stop" | "cluster", bwlimit (MB/s), mailto, mailNotification,
  * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled,
  * snapshot: "auto" | "off", fullEvery (days: a full read after that long with changed-extent
  * nightlies, default 7)}.
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
+ * `mode: cluster`: the guests are stopped and started as in stop mode, and the version is pushed to
+ * the datastore named `store` on the previous node of the config's ring (targets/remote/cluster.ts),
+ * at most `bwlimit` MB/s; with `device`, that node mounts the disk on that store for the run.
  * `snapshot` (default auto): cold snapshots of the disks while the guest is off, so that it runs again
  * before they are read (disks on filesystems without reflink are read with the guest off, as with off).
  */
@@ -28,7 +31,9 @@ export interface Job {
   days: Weekday[];
   at: string;
   schedule?: string;
-  mode: 'stop';
+  mode: 'stop' | 'cluster';
+  /** cluster mode: MiB/s the push may use at most (none: the link's speed) */
+  bwlimit?: number;
   mailto: string[];
   mailNotification: 'always' | 'failure';
   keep?: number;
@@ -80,6 +85,7 @@ const JOB_KEYS = new Set<string>([
   'deviceDatastoreId',
   'snapshot',
   'fullEvery',
+  'bwlimit',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -123,7 +129,12 @@ export function validateJob(input: Record<string, unknown>): Job {
     deviceDatastoreId: str(input.deviceDatastoreId, 'deviceDatastoreId'),
     snapshot: snapshotMode(input.snapshot),
     fullEvery: optInt(input.fullEvery, 'fullEvery', 0) ?? DEFAULT_FULL_EVERY_DAYS,
+    bwlimit: optPositive(input.bwlimit, 'bwlimit'),
   };
+  if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);
+  if (job.mode === 'cluster' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(job.store)) {
+    throw invalid(`job '${id}': in cluster mode, store is the name of a datastore on the receiving node (its config 'datastores'), not '${job.store}'`);
+  }
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);
   if (job.all === job.vmid.length > 0) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
@@ -210,9 +221,18 @@ function optInt(v: unknown, name: string, min: number): number | undefined {
   return n;
 }
 
-function mode(v: unknown): 'stop' {
+function mode(v: unknown): 'stop' | 'cluster' {
   if (v === undefined || v === null || v === '' || v === 'stop') return 'stop';
-  throw invalid(`mode: '${text(v)}' is not supported (stop)`);
+  if (v === 'cluster') return 'cluster';
+  throw invalid(`mode: '${text(v)}' must be stop or cluster`);
+}
+
+/** A positive number (MB/s: fractions allowed), or undefined. */
+function optPositive(v: unknown, name: string): number | undefined {
+  if (v === undefined || v === null || v === '' || v === 0 || v === '0') return undefined;
+  const n = typeof v === 'number' ? v : /^\d+(\.\d+)?$/.test(text(v)) ? Number(v) : NaN;
+  if (!Number.isFinite(n) || n <= 0) throw invalid(`${name}: '${text(v)}' must be a positive number (MB/s)`);
+  return n;
 }
 
 function notification(v: unknown): 'always' | 'failure' {

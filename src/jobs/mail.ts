@@ -44,6 +44,8 @@ export interface GuestReport {
   bytes: number;
   /** milliseconds coldvault held the guest off (shutdown request to started again); absent when it did not stop it */
   downtimeMs?: number;
+  /** bytes sent and received over the network (a cluster-mode push); absent for a local backup */
+  wireBytes?: number;
   error?: string;
 }
 

@@ -11,7 +11,9 @@ import { ColdvaultError, describeError, formatDuration, type HypervisorDriver, t
 import { Datastore, LockDir } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
-import { WorkerPool } from '../pipeline/index.js';
+import { LocalTarget, WorkerPool } from '../pipeline/index.js';
+import type { ClusterConfig } from '../targets/index.js';
+import { openClusterTarget, type JobTarget } from './cluster-target.js';
 import { runGuest } from './guest-run.js';
 import { removeLeftoverSnapshots } from './snapshot-leftovers.js';
 import { runHook, type HookEnv } from './hooks.js';
@@ -43,6 +45,8 @@ export interface JobEnvironment {
   startedBy?: string;
   /** this run reads every chunk (`job run --full`): no changed-extent nightly from a base */
   full?: boolean;
+  /** the ring (config `cluster`), for jobs in cluster mode */
+  cluster?: ClusterConfig;
 }
 
 export interface JobResult {
@@ -129,8 +133,7 @@ async function runOnStore(
   hookEnv: HookEnv,
   device?: AttachedDevice,
 ): Promise<GuestReport[]> {
-  const store = await openOrCreateStore(job.store, task);
-  const catalog = await Catalog.open(store, { log: task });
+  const jobTarget = job.mode === 'cluster' ? openClusterTarget(job, env, task) : await openLocalTarget(job.store, task);
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
   let diskFailed: unknown;
@@ -148,8 +151,8 @@ async function runOnStore(
         {
           job,
           taskId: task.id,
-          store,
-          catalog,
+          target: jobTarget.target,
+          dumpDir: jobTarget.dumpDir,
           pool,
           locks: new LockDir(join(env.stateDir, 'locks')),
           driver: env.driver,
@@ -174,8 +177,14 @@ async function runOnStore(
     return reports;
   } finally {
     await pool.close();
-    catalog.close();
+    jobTarget.close();
   }
+}
+
+async function openLocalTarget(dir: string, task: TaskLog): Promise<JobTarget> {
+  const store = await openOrCreateStore(dir, task);
+  const catalog = await Catalog.open(store, { log: task });
+  return { target: new LocalTarget(store, catalog), dumpDir: store.dir, close: () => catalog.close() };
 }
 
 async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog): Promise<void> {
