@@ -18,3 +18,4 @@ export * from './scheduler.js';
 export * from './mail.js';
 export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-snapshots.js';
 export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';
+export { bindDevice, mountStoreDevice, type MountedStoreDevice, type StoreDeviceRequest } from './device.js';
