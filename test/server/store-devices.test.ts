@@ -20,7 +20,7 @@ import { sleep, waitFor } from '../jobs/helpers-jobs.js';
 import { Datastore } from '../../dist/datastore/index.js';
 import { readMounts, RemoteStore } from '../../dist/targets/index.js';
 import { makeServerLab, type ServerLab } from './helpers-server.js';
-import { fetchSend, Pusher, readSource, type SourceVersion } from './upload-client.js';
+import { expectOk, fetchSend, Pusher, readSource, type SourceVersion } from './upload-client.js';
 
 const IDLE_SECONDS = 2;
 const MISSING = 'UUID=0b5e55ed-0000-4000-8000-00000000dead';
@@ -52,6 +52,18 @@ const refusal = async (p: Promise<unknown>): Promise<{ code?: string; message: s
     () => ({ message: 'no refusal' }),
     (err: { code?: string; message: string }) => ({ code: err.code, message: err.message }),
   );
+
+/** A sending node's process (test/server/device-sender.mjs) that attaches `device` and lives on; `answer`: its JSON line. */
+function startSender(device: string): { child: ChildProcess; answer: Promise<string> } {
+  const child = spawn(process.execPath, [join(REPO, 'test/server/device-sender.mjs'), serve.url, usbToken, 'usb', device], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const answer = waitFor(() => out.includes('\n'), 30_000).then(() => out);
+  return { child, answer };
+}
 
 beforeAll(async () => {
   lab = await makeServerLab();
@@ -180,21 +192,30 @@ describe('an external disk at the receiving node', () => {
   });
 
   it('the sender killed while attached: the receiver unmounts the disk after uploadIdleSeconds', async () => {
-    const sender = spawn(process.execPath, [join(REPO, 'test/server/device-sender.mjs'), serve.url, usbToken, 'usb', `UUID=${disk.other.uuid}`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    children.push(sender);
-    let out = '';
-    sender.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    expect(await waitFor(() => out.includes('\n'), 30_000)).toBe(true);
-    expect(JSON.parse(out)).toMatchObject({ device: `UUID=${disk.other.uuid}`, datastoreId: otherId });
+    const sender = startSender(`UUID=${disk.other.uuid}`);
+    expect(JSON.parse(await sender.answer)).toMatchObject({ device: `UUID=${disk.other.uuid}`, datastoreId: otherId });
     await sleep(IDLE_SECONDS * 2500);
     expect(await mounted(usbDir)).toBe(true); // alive: its keep-alives hold the disk
-    sender.kill('SIGKILL');
+    sender.child.kill('SIGKILL');
     expect(await waitFor(async () => !(await mounted(usbDir)), 30_000)).toBe(true);
     const tasksDir = join(lab.root, 'serve-state', 'tasks');
     const logs = readdirSync(tasksDir).map((f) => readFileSync(join(tasksDir, f), 'utf8'));
     expect(logs.some((text) => text.includes(`let go: nothing heard of token:node2 for ${IDLE_SECONDS} s`))).toBe(true);
+  });
+
+  it('the sender killed while an upload into the store is open: the disk stays until that upload ended, then is let go', async () => {
+    const sender = startSender(`UUID=${disk.other.uuid}`);
+    expect(JSON.parse(await sender.answer)).toMatchObject({ datastoreId: otherId });
+    const push = new Pusher(fetchSend(serve.url, usbToken), 'usb');
+    expectOk(await push.open({ guestId: '101', node: src.manifest.node as string }), 'open');
+    sender.child.kill('SIGKILL');
+    for (let i = 0; i < IDLE_SECONDS * 6; i++) {
+      await push.known(src.digests.slice(0, 1)); // the upload lives on (a request every half idle time)
+      await sleep(IDLE_SECONDS * 500);
+      expect(await mounted(usbDir)).toBe(true); // sender gone for 3 idle times, but an upload is open
+    }
+    expect(await waitFor(async () => !(await mounted(usbDir)), 30_000)).toBe(true); // the upload expired, then the disk went
+    expect((await push.known(src.digests.slice(0, 1)).catch((err: Error) => err.message)) as unknown).toMatch(/UPLOAD_EXPIRED|410/);
   });
 
   it("serve's shutdown unmounts an attached disk", async () => {
