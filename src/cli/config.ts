@@ -47,6 +47,8 @@ export interface CliConfig {
   trustProxy?: boolean | string[];
   /** `coldvault serve`: seconds without a request after which a node's push (upload) is aborted (default 300) */
   uploadIdleSeconds?: number;
+  /** `coldvault serve`: per datastore, the external disks a sending node may have mounted on its folder (cluster mode; server/store-devices.ts) */
+  storeDevices?: Record<string, string[]>;
   /** cluster mode: the ring, `{nodes: [{name, url, fingerprint, token | tokenFile}]}` in ring order (targets/remote/cluster.ts) */
   cluster?: ClusterConfig;
 }
@@ -81,6 +83,7 @@ const KNOWN_KEYS = new Set([
   'loginLimit',
   'trustProxy',
   'uploadIdleSeconds',
+  'storeDevices',
   'cluster',
 ]);
 

@@ -57,6 +57,10 @@ export type ErrorCode =
   /** an external disk failed or was removed while a job used it (I/O errors, vanished, shrunk) */
   | 'DEVICE_FAILED'
   | 'WRONG_DATASTORE'
+  /** a sending node asked to mount a disk that this node's config storeDevices does not list for that store (server/store-devices.ts) */
+  | 'DEVICE_NOT_ALLOWED'
+  /** no external disk is attached to a store that is a disk's (storeDevices), or the attachment named is not there */
+  | 'DEVICE_NOT_ATTACHED'
   /** a cold snapshot of a disk could not be made (guests/snapshots) */
   | 'SNAPSHOT_FAILED'
   /** the peer's TLS certificate is not the pinned one (targets/remote): permanent, never retried */

@@ -13,6 +13,11 @@
  * the disk: when the disk vanished or shrank, or the failure is an I/O-class errno on the disk's
  * path, the disk failed (DEVICE_FAILED; the remaining guests are skipped, none is stopped). After the
  * job: sync, unmount, and the log says the disk may now be removed.
+ *
+ * mountStoreDevice is that lifecycle without the job (find, look read-only, mount, check or
+ * initialise; the bindings are given, not stored): cluster mode's receiving node mounts a sending
+ * job's disk on a datastore's folder with it (server/store-devices.ts), and the sending job binds
+ * itself with bindDevice to the datastore the node answered.
  */
 import { ColdvaultError, describeError, isColdvaultError, type TaskLog } from '../core/index.js';
 import { Datastore } from '../datastore/index.js';
@@ -32,31 +37,73 @@ const DEVICE_ERRNO = /\b(EIO|ENOMEM|ENXIO|ENODEV|EROFS)\b/;
 
 export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore): Promise<AttachedDevice | undefined> {
   if (!job.device) return undefined;
-  const { spec, device } = await findAttached(job, log);
-  log.info(
-    `external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`,
-  );
-  await inspect(job, spec, device, log);
-  await mountDevice(device, job.store);
-  log.info(`mounted ${device.path} on '${job.store}'`);
+  const request = { specs: deviceSpecs(job), dir: job.store, init: job.initDevice, bound: boundDatastores(job), whose: "the job's" };
+  const mounted = await mountStoreDevice({ ...request, initHint: `let the job initialise it: 'coldvault job edit ${job.id} --init-device'` }, log);
   try {
-    await bindDatastore(job, spec, log, jobs);
+    bindDevice(job, mounted.datastoreId, log, jobs);
   } catch (err) {
     await unmountDevice(job.store).catch(() => undefined);
     throw err;
   }
+  return mounted;
+}
+
+/** A device to mount on a datastore's folder for a while: a local job's, or one a sending node asked for (cluster mode). */
+export interface StoreDeviceRequest {
+  /** the disks, in the order of preference: rotated disks, the first one attached is used */
+  specs: readonly string[];
+  /** the folder it is mounted on (a job's store, a configured datastore's folder) */
+  dir: string;
+  /** an empty disk may be initialised */
+  init: boolean;
+  /** the datastores met so far, one per disk: another one is WRONG_DATASTORE once every disk has one */
+  bound: readonly string[];
+  /** whose disks, for messages: "the job's" */
+  whose: string;
+  /** how an empty disk is let be initialised, for the refusal's message */
+  initHint: string;
+}
+
+export interface MountedStoreDevice extends AttachedDevice {
+  spec: string;
+  device: BlockDevice;
+  /** the datastore on the disk (made now when `initialised`) */
+  datastoreId: string;
+  initialised: boolean;
+}
+
+/** Finds, inspects read-only, mounts read-write and checks (or initialises) the disk; unmounted again when any of it fails. */
+export async function mountStoreDevice(req: StoreDeviceRequest, log: TaskLog): Promise<MountedStoreDevice> {
+  const { spec, device } = await findAttached(req, log);
+  log.info(
+    `external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`,
+  );
+  await inspect(req, spec, device, log);
+  await mountDevice(device, req.dir);
+  log.info(`mounted ${device.path} on '${req.dir}'`);
+  let found: { id: string; initialised: boolean };
+  try {
+    found = await datastoreOn(req, spec, log);
+  } catch (err) {
+    await unmountDevice(req.dir).catch(() => undefined);
+    throw err;
+  }
   return {
-    diagnose: (failure) => diagnose(device, job.store, failure),
+    spec,
+    device,
+    datastoreId: found.id,
+    initialised: found.initialised,
+    diagnose: (failure) => diagnose(device, req.dir, failure),
     detach: async () => {
-      await unmountDevice(job.store);
+      await unmountDevice(req.dir);
       log.info(`synced and unmounted ${device.path}: the disk may now be removed`);
     },
   };
 }
 
-/** The first of the job's disks that is attached (rotated disks: whichever is plugged in today). */
-async function findAttached(job: Job, log: TaskLog): Promise<{ spec: string; device: BlockDevice }> {
-  const specs = deviceSpecs(job);
+/** The first of the disks that is attached (rotated disks: whichever is plugged in today). */
+async function findAttached(req: StoreDeviceRequest, log: TaskLog): Promise<{ spec: string; device: BlockDevice }> {
+  const { specs } = req;
   if (specs.length === 1) return { spec: specs[0]!, device: await resolveDevice(specs[0]!) };
   const all = await readBlockDevices();
   const found: Array<{ spec: string; device: BlockDevice }> = [];
@@ -70,53 +117,52 @@ async function findAttached(job: Job, log: TaskLog): Promise<{ spec: string; dev
     }
   }
   const [first, ...others] = found;
-  if (!first) throw new ColdvaultError('DEVICE_NOT_FOUND', `none of the job's disks is attached (${specs.join(', ')})`);
+  if (!first) throw new ColdvaultError('DEVICE_NOT_FOUND', `none of ${req.whose} disks is attached (${specs.join(', ')})`);
   if (others.length > 0) log.info(`also attached: ${others.map((f) => f.spec).join(', ')} (the job uses the first one listed)`);
   if (missing.length > 0) log.info(`not attached (rotated away): ${missing.join(', ')}`);
   return first;
 }
 
-/** Read-only (no journal replay, the block device read-only): whose datastore is it? A wrong or (without initDevice) empty disk is refused untouched. */
-async function inspect(job: Job, spec: string, device: BlockDevice, log: TaskLog): Promise<void> {
-  await mountDevice(device, job.store, { readOnly: true });
+/** Read-only (no journal replay, the block device read-only): whose datastore is it? A wrong or (without init) empty disk is refused untouched. */
+async function inspect(req: StoreDeviceRequest, spec: string, device: BlockDevice, log: TaskLog): Promise<void> {
+  await mountDevice(device, req.dir, { readOnly: true });
   try {
-    const found = await checkIdentity(job.store, undefined);
-    if (found === 'empty' && !job.initDevice) throw notInitialised(job, spec);
-    if (found !== 'empty') checkBound(job, found);
+    const found = await checkIdentity(req.dir, undefined);
+    if (found === 'empty' && !req.init) throw notInitialised(req, spec);
+    if (found !== 'empty') checkBound(req, found);
     log.info(`${device.path} holds ${found === 'empty' ? 'no datastore yet (the job initialises it)' : `datastore ${found}`}`);
   } finally {
-    await unmountDevice(job.store);
+    await unmountDevice(req.dir);
   }
 }
 
-/** A datastore the job is bound to, or a new one while the job has fewer bindings than disks; else WRONG_DATASTORE. */
-function checkBound(job: Job, found: string): void {
-  const bound = boundDatastores(job);
-  if (bound.includes(found) || bound.length < deviceSpecs(job).length) return;
+/** A datastore already bound, or a new one while there are fewer bindings than disks; else WRONG_DATASTORE. */
+function checkBound(req: StoreDeviceRequest, found: string): void {
+  const { bound } = req;
+  if (bound.includes(found) || bound.length < req.specs.length) return;
   const expected = bound.length === 1 ? `the expected datastore ${bound[0]}` : `one of the expected datastores ${bound.join(', ')}`;
-  throw new ColdvaultError('WRONG_DATASTORE', `the device mounted on '${job.store}' holds datastore ${found}, not ${expected}; nothing was written to it`);
+  throw new ColdvaultError('WRONG_DATASTORE', `the device mounted on '${req.dir}' holds datastore ${found}, not ${expected}; nothing was written to it`);
 }
 
-const notInitialised = (job: Job, spec: string): ColdvaultError =>
-  new ColdvaultError(
-    'WRONG_DATASTORE',
-    `the disk ${spec} holds no coldvault datastore; nothing was written to it (let the job initialise it: 'coldvault job edit ${job.id} --init-device')`,
-  );
+const notInitialised = (req: StoreDeviceRequest, spec: string): ColdvaultError =>
+  new ColdvaultError('WRONG_DATASTORE', `the disk ${spec} holds no coldvault datastore; nothing was written to it (${req.initHint})`);
 
-async function bindDatastore(job: Job, spec: string, log: TaskLog, jobs?: JobStore): Promise<void> {
-  const found = await checkIdentity(job.store, undefined);
+/** The datastore on the mounted disk, checked again read-write; an empty disk initialised now (when allowed). */
+async function datastoreOn(req: StoreDeviceRequest, spec: string, log: TaskLog): Promise<{ id: string; initialised: boolean }> {
+  const found = await checkIdentity(req.dir, undefined);
   if (found !== 'empty') {
-    checkBound(job, found);
-    if (!boundDatastores(job).includes(found)) bind(job, found, log, jobs);
-    return;
+    checkBound(req, found);
+    return { id: found, initialised: false };
   }
-  if (!job.initDevice) throw notInitialised(job, spec);
-  const store = await Datastore.init(job.store);
+  if (!req.init) throw notInitialised(req, spec);
+  const store = await Datastore.init(req.dir);
   log.info(`initialised datastore ${store.identity.id} on the empty disk ${spec}`);
-  bind(job, store.identity.id, log, jobs);
+  return { id: store.identity.id, initialised: true };
 }
 
-function bind(job: Job, datastoreId: string, log: TaskLog, jobs?: JobStore): void {
+/** Binds the job to the datastore found on its disk at its first meeting (a datastore it knows already: nothing to do). */
+export function bindDevice(job: Job, datastoreId: string, log: TaskLog, jobs?: JobStore): void {
+  if (boundDatastores(job).includes(datastoreId)) return;
   const bound = [...boundDatastores(job), datastoreId];
   const disks = deviceSpecs(job).length;
   log.info(

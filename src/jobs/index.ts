@@ -19,3 +19,4 @@ export * from './mail.js';
 export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-snapshots.js';
 export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';
 export { describeLanding, jobLanding, type JobLanding } from './job-target.js';
+export { bindDevice, mountStoreDevice, type MountedStoreDevice, type StoreDeviceRequest } from './device.js';

@@ -21,10 +21,12 @@ import {
   metricsRoutes,
   sessionRoutes,
   statusRoutes,
+  storeDeviceRoutes,
   storeReadRoutes,
   storeUploadRoutes,
   taskRoutes,
 } from './routes/index.js';
+import { StoreDevices, storeDeviceList } from './store-devices.js';
 import { UploadRegistry } from './uploads/index.js';
 import { Datastore } from '../datastore/index.js';
 
@@ -70,12 +72,21 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
     node: deps.config.node,
     tasks: deps.state.tasks,
     idleMs: uploadIdleMs(deps.config),
-    openStore: (dir) => Datastore.open(dir, deps.storeSeams),
+    openStore: async (dir) => {
+      devices.checkAttached(dir); // a store that is an external disk's takes uploads only while one is attached
+      return Datastore.open(dir, deps.storeSeams);
+    },
   });
-  app.addHook('onClose', async () => uploads.abortAll()); // shutdown aborts open uploads: nothing half-pushed stays staged
+  const devices = storeDevices(deps, (store) => uploads.openIn(store));
+  // shutdown aborts open uploads (nothing half-pushed stays staged), then unmounts the disks attached for senders
+  app.addHook('onClose', async () => {
+    await uploads.abortAll();
+    await devices.detachAll();
+  });
   registerRoutes(app, ctx, streams);
   storeUploadRoutes(app, ctx, uploads);
   storeReadRoutes(app, ctx);
+  storeDeviceRoutes(app, ctx, devices);
   let openapi: Record<string, unknown> | undefined;
   app.get(
     '/api/v1/openapi.json',
@@ -87,6 +98,13 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   );
   staticRoutes(app, deps.uiDir === undefined ? DEFAULT_UI_DIR : deps.uiDir);
   return app;
+}
+
+/** External disks a sending node may have mounted on a store's folder (config storeDevices; CONFIG_INVALID at once when wrong). */
+function storeDevices(deps: ServerDeps, openUploads: (store: string) => number): StoreDevices {
+  const { config } = deps;
+  const allowed = storeDeviceList(config.storeDevices, config.datastores);
+  return new StoreDevices({ node: config.node, tasks: deps.state.tasks, idleMs: uploadIdleMs(config), datastores: config.datastores, allowed, openUploads });
 }
 
 function registerRoutes(app: FastifyInstance, ctx: RouteContext, streams: SseStreams): void {

@@ -32,6 +32,8 @@ export interface ServerConfig {
   scriptDirs?: string[];
   /** seconds without a request after which the server aborts an upload (cluster push; default 300) */
   uploadIdleSeconds?: number;
+  /** cluster mode: per configured datastore, the external disks a sending node may have mounted on its folder (store-devices.ts) */
+  storeDevices?: Record<string, string[]>;
 }
 
 export interface ServerState {

@@ -80,6 +80,8 @@ const ENGINE_STATUS: Partial<Record<ErrorCode, number>> = {
   DEVICE_NOT_FOUND: 404,
   WRONG_DATASTORE: 409,
   DEVICE_MOUNT_FAILED: 409,
+  DEVICE_NOT_ALLOWED: 403,
+  DEVICE_NOT_ATTACHED: 409,
   NO_SPACE: 507,
   // the remote datastore protocol (uploads/)
   CHUNK_FORGED: 400,

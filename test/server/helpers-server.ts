@@ -133,4 +133,7 @@ export const ALL_ROUTES = [
   'GET /api/v1/stores/{store}/guests/{id}/versions',
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}',
   'GET /api/v1/stores/{store}/chunks/{digest}',
+  'POST /api/v1/stores/{store}/device',
+  'POST /api/v1/stores/{store}/device/{attachment}/keepalive',
+  'DELETE /api/v1/stores/{store}/device/{attachment}',
 ];

@@ -88,6 +88,11 @@ export class UploadRegistry {
     throw new ColdvaultError('UPLOAD_NOT_FOUND', `there is no upload ${id} of ${asker.principal} into datastore '${asker.store}'`);
   }
 
+  /** How many uploads into `store` (its configured name) are open: an external disk is not let go under one (store-devices.ts). */
+  openIn(store: string): number {
+    return [...this.open.values()].filter((u) => u.info.store === store).length;
+  }
+
   /** Aborts every open upload (the server is shutting down). */
   async abortAll(): Promise<void> {
     await Promise.all([...this.open.values()].map((u) => u.abort('shutdown', 'the server is shutting down')));

@@ -25,11 +25,14 @@
  * 4xx, REMOTE_FAILED 5xx; the protocol's own codes LOCKED, NO_SPACE, CHUNK_MISSING, CHUNK_FORGED,
  * UPLOAD_NOT_FOUND, UPLOAD_EXPIRED, VERSION_NOT_FOUND, MANIFEST_INVALID, INDEX_INVALID kept), and
  * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
+ * store-device.ts: a job's external disk at the receiving node (attachDevice, kept attached by a
+ * keep-alive, detachDevice); the node's DEVICE_* and WRONG_DATASTORE codes are kept.
  */
 export { FingerprintMismatchError } from './handshake.js';
 export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pinned-agent.js';
 export { pinnedFetch, type PinnedRequestInit } from './pinned-fetch.js';
 export { RemoteStore, type OpenUploadRequest, type RemoteVersion } from './store-client.js';
+export type { AttachDeviceRequest, AttachedRemoteDevice } from './store-device.js';
 export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
 export type { RemoteStoreOptions, RemoteStoreTimeouts } from './store-options.js';
 export { RemoteError } from './remote-errors.js';

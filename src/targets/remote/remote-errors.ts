@@ -21,6 +21,12 @@ const PROTOCOL_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'VERSION_NOT_FOUND',
   'MANIFEST_INVALID',
   'INDEX_INVALID',
+  // an external disk at the receiving node (server/store-devices.ts)
+  'DEVICE_NOT_FOUND',
+  'DEVICE_NOT_ALLOWED',
+  'DEVICE_NOT_ATTACHED',
+  'DEVICE_MOUNT_FAILED',
+  'WRONG_DATASTORE',
 ]);
 
 /** What a request did, for messages: "pushing chunk 3fa2..." and where: the node's URL and the datastore. */

@@ -15,6 +15,7 @@ import { CHUNK_SIZE, decodeFixedIndex, decodeManifest, type FixedIndex, isDigest
 import { checkChunkBlob, chunkScratch } from './chunk-check.js';
 import { answerJson, badAnswer, placeOf } from './remote-errors.js';
 import { type RemoteStoreOptions, type ResolvedOptions, resolveOptions } from './store-options.js';
+import { type AttachDeviceRequest, type AttachedRemoteDevice, attachRemoteDevice, type DeviceCalls, detachRemoteDevice } from './store-device.js';
 import { RemoteUpload } from './store-upload.js';
 import type { TokenBucket } from './token-bucket.js';
 import { newWireStats, Wire, type WireRequest, type WireStats } from './wire.js';
@@ -187,5 +188,22 @@ export class RemoteStore {
 
   private call(req: Omit<WireRequest, 'place' | 'timeoutMs'>, doing: string): ReturnType<Wire['call']> {
     return this.wire.call({ timeoutMs: this.opts.timeouts.idleMs, ...req, place: { doing, node: this.node, store: this.store } });
+  }
+
+  /**
+   * Has the node mount the job's external disk on this store's folder, checked as a local job's disk
+   * (store-device.ts); kept attached by a keep-alive until detachDevice. Never retried.
+   */
+  attachDevice(req: AttachDeviceRequest): Promise<AttachedRemoteDevice> {
+    return attachRemoteDevice(this.deviceCalls(), req);
+  }
+
+  /** Has the node sync and unmount the disk of `attachment` (idempotent; LOCKED while an upload into the store is open). */
+  detachDevice(attachment: string): Promise<void> {
+    return detachRemoteDevice(this.deviceCalls(), attachment);
+  }
+
+  private deviceCalls(): DeviceCalls {
+    return { node: this.node, storePath: this.storePath, finishMs: this.opts.timeouts.finishMs, call: (req, doing) => this.call(req, doing) };
   }
 }
