@@ -21,6 +21,7 @@ import {
   metricsRoutes,
   sessionRoutes,
   statusRoutes,
+  storeGuestRoutes,
   storeReadRoutes,
   storeUploadRoutes,
   taskRoutes,
@@ -76,6 +77,7 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerRoutes(app, ctx, streams);
   storeUploadRoutes(app, ctx, uploads);
   storeReadRoutes(app, ctx);
+  storeGuestRoutes(app, ctx);
   let openapi: Record<string, unknown> | undefined;
   app.get(
     '/api/v1/openapi.json',

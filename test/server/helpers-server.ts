@@ -133,4 +133,5 @@ export const ALL_ROUTES = [
   'GET /api/v1/stores/{store}/guests/{id}/versions',
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}',
   'GET /api/v1/stores/{store}/chunks/{digest}',
+  'GET /api/v1/stores/{store}/guests',
 ];

@@ -13,3 +13,4 @@ export * from './status.js';
 export * from './tasks.js';
 export { storeUploadRoutes } from './store-uploads.js';
 export { storeReadRoutes } from './store-reads.js';
+export { storeGuestRoutes } from './store-guests.js';

@@ -30,6 +30,7 @@ export { FingerprintMismatchError } from './handshake.js';
 export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pinned-agent.js';
 export { pinnedFetch, type PinnedRequestInit } from './pinned-fetch.js';
 export { RemoteStore, type OpenUploadRequest, type RemoteVersion } from './store-client.js';
+export { listRemoteGuests } from './store-guests.js';
 export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
 export type { RemoteStoreOptions, RemoteStoreTimeouts } from './store-options.js';
 export { RemoteError } from './remote-errors.js';
