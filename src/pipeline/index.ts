@@ -4,6 +4,7 @@
  * I/O concurrency bounded by p-queue, and at most a small window of chunks in flight, so memory stays
  * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
  * decode -> SHA-256 check -> write). Progress is reported through a listener (core/progress.ts).
+ * Sync (sync/) pulls the versions a store lacks from another node's datastore.
  */
 export * from './worker-pool.js';
 export * from './backup.js';
@@ -17,3 +18,4 @@ export * from './base-list.js';
 export { DEFAULT_FULL_EVERY_DAYS, type DiskReadReport } from './changed-read.js';
 export { SPACE_RESERVE, spaceGuard } from './space.js';
 export { checkIndexDigest } from './restore-disk.js';
+export * from './sync/index.js';
