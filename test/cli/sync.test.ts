@@ -141,7 +141,8 @@ describe('coldvault sync', () => {
     const viaProxy = node2Config(lab, proxy.url);
     try {
       const running = sync(viaProxy, store, ['--vmid', '101']);
-      await proxy.stalled;
+      const first = await Promise.race([proxy.stalled.then(() => 'stalled' as const), running.then(() => 'ended' as const)]);
+      expect(first, 'the sync ended before node1 could be stopped').toBe('stalled');
       node1.child.kill('SIGKILL');
       await node1.stop();
       const { run, json } = await running;
