@@ -67,7 +67,16 @@ export interface SyncResult {
 }
 
 /** Failures no later guest can escape: the sync ends at the first one. */
-const ENDS_SYNC = new Set(['CONNECTION_FAILED', 'TLS_FAILED', 'FINGERPRINT_MISMATCH', 'REMOTE_UNAUTHORIZED', 'NO_SPACE', 'ABORTED']);
+const ENDS_SYNC = new Set([
+  'CONNECTION_FAILED',
+  'TLS_FAILED',
+  'FINGERPRINT_MISMATCH',
+  'REMOTE_UNAUTHORIZED',
+  'REMOTE_FORBIDDEN',
+  'REMOTE_NOT_FOUND',
+  'NO_SPACE',
+  'ABORTED',
+]);
 
 interface Run extends VersionContext {
   req: SyncRequest;

@@ -25,6 +25,7 @@
  * 4xx, REMOTE_FAILED 5xx; the protocol's own codes LOCKED, NO_SPACE, CHUNK_MISSING, CHUNK_FORGED,
  * UPLOAD_NOT_FOUND, UPLOAD_EXPIRED, VERSION_NOT_FOUND, MANIFEST_INVALID, INDEX_INVALID kept), and
  * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
+ * listRemoteGuests (store-guests.ts): the guests with versions in a node's store, for a sync of all.
  */
 export { FingerprintMismatchError } from './handshake.js';
 export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pinned-agent.js';
