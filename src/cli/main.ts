@@ -79,6 +79,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/token.js');
     return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand };
   },
+  sync: async () => {
+    const m = await import('./commands/sync.js');
+    return { options: m.syncOptions, help: m.syncHelp, run: m.syncCommand };
+  },
   dashboard: async () => {
     const m = await import('./commands/dashboard.js');
     return { options: m.dashboardOptions, help: m.dashboardHelp, run: m.dashboardCommand };

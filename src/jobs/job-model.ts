@@ -12,9 +12,12 @@
  * at most `bwlimit` MB/s; with `device`, that node mounts the disk on that store for the run.
  * `snapshot` (default auto): cold snapshots of the disks while the guest is off, so that it runs again
  * before they are read (disks on filesystems without reflink are read with the guest off, as with off).
+ * `kind` (default backup): a sync job (kind "sync", `from: "NODE:STORE"`) pulls the versions `store`
+ * lacks from datastore STORE on cluster node NODE (jobs/sync-run.ts); its guests: vmid or all (every
+ * guest there, but exclude); keep, device, schedule and mail as for a backup job.
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
-import { DEFAULT_FULL_EVERY_DAYS } from '../pipeline/index.js';
+import { DEFAULT_FULL_EVERY_DAYS, parseSyncSource } from '../pipeline/index.js';
 import { parseCron } from './cron.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -56,6 +59,10 @@ export interface Job {
   snapshot: 'auto' | 'off';
   /** days after a full read when a changed-extent nightly reads everything again (0: every run) */
   fullEvery: number;
+  /** backup (the guests of this node) or sync (pull versions from `from`) */
+  kind: 'backup' | 'sync';
+  /** a sync job's source: `NODE:STORE` */
+  from?: string;
 }
 
 const JOB_KEYS = new Set<string>([
@@ -86,6 +93,8 @@ const JOB_KEYS = new Set<string>([
   'snapshot',
   'fullEvery',
   'bwlimit',
+  'kind',
+  'from',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -130,11 +139,15 @@ export function validateJob(input: Record<string, unknown>): Job {
     snapshot: snapshotMode(input.snapshot),
     fullEvery: optInt(input.fullEvery, 'fullEvery', 0) ?? DEFAULT_FULL_EVERY_DAYS,
     bwlimit: optPositive(input.bwlimit, 'bwlimit'),
+    kind: jobKind(input.kind),
+    from: str(input.from, 'from'),
   };
+  checkSyncSource(job);
   if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);
   if (job.mode === 'cluster' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(job.store)) {
     throw invalid(`job '${id}': in cluster mode, store is the name of a datastore on the receiving node (its config 'datastores'), not '${job.store}'`);
   }
+  if (job.mode === 'cluster' && job.kind === 'sync') throw invalid(`job '${id}': a sync job pulls into a local store; mode cluster is for backup jobs`);
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);
   if (job.all === job.vmid.length > 0) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
@@ -245,6 +258,22 @@ function compress(v: unknown): 'zstd' | 'none' {
   if (v === undefined || v === null || v === '' || v === 'zstd') return 'zstd';
   if (v === 'none') return 'none';
   throw invalid(`compress: '${text(v)}' must be zstd or none`);
+}
+
+function jobKind(v: unknown): 'backup' | 'sync' {
+  if (v === undefined || v === null || v === '' || v === 'backup') return 'backup';
+  if (v === 'sync') return 'sync';
+  throw invalid(`kind: '${text(v)}' must be backup or sync`);
+}
+
+/** A sync job names its source as NODE:STORE; a backup job has none. */
+function checkSyncSource(job: Job): void {
+  if (job.kind === 'backup' && job.from) throw invalid(`job '${job.id}': from goes only with kind sync`);
+  if (job.kind === 'sync' && (job.hook || job.scriptBefore || job.scriptAfter))
+    throw invalid(`job '${job.id}': hook and scripts are for backup jobs, not sync jobs`);
+  if (job.kind === 'sync' && !(job.from && parseSyncSource(job.from))) {
+    throw invalid(`job '${job.id}': a sync job needs from: 'NODE:STORE' (a node of cluster.nodes, a datastore there), got '${job.from ?? ''}'`);
+  }
 }
 
 /** `auto` (the default) or `off`: cold snapshots of the disks (jobs/cold-snapshots.ts). */

@@ -23,6 +23,7 @@ import { attachDevice, checkDeviceAfter, type AttachedDevice } from './device.js
 import type { JobStore } from './job-store.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './mail.js';
 import type { TaskHandle, TaskStore } from './task-store.js';
+import { runSyncJob } from './sync-run.js';
 
 export interface JobEnvironment {
   node: string;
@@ -45,7 +46,7 @@ export interface JobEnvironment {
   startedBy?: string;
   /** this run reads every chunk (`job run --full`): no changed-extent nightly from a base */
   full?: boolean;
-  /** the ring (config `cluster`), for jobs in cluster mode */
+  /** the ring (config `cluster`): where a cluster-mode job pushes, where a sync job's source node is */
   cluster?: ClusterConfig;
 }
 
@@ -57,6 +58,7 @@ export interface JobResult {
 
 /** Runs the job to the end; `onTask` sees the task as soon as it exists (for live logs). */
 export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: TaskHandle) => void): Promise<JobResult> {
+  if (job.kind === 'sync') return runSyncJob(job, env, onTask);
   const task = env.tasks.create('backup', { jobId: job.id, node: env.node, summary: `job ${job.id}`, startedBy: env.startedBy });
   onTask?.(task);
   const started = Date.now();
@@ -203,7 +205,7 @@ export function selectGuests(job: Job, guestsDir: string): string[] {
   return all.filter((id) => !job.exclude.includes(id)).sort((a, b) => Number(a) - Number(b));
 }
 
-async function openOrCreateStore(dir: string, log: TaskLog): Promise<Datastore> {
+export async function openOrCreateStore(dir: string, log: TaskLog): Promise<Datastore> {
   const empty = !existsSync(dir) || readdirSync(dir).filter((n) => n !== 'lost+found').length === 0;
   if (!empty) return Datastore.open(dir);
   const store = await Datastore.init(dir);
@@ -211,7 +213,7 @@ async function openOrCreateStore(dir: string, log: TaskLog): Promise<Datastore> 
   return store;
 }
 
-async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: boolean, guests: GuestReport[]): Promise<void> {
+export async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: boolean, guests: GuestReport[]): Promise<void> {
   if (job.mailto.length === 0 || (job.mailNotification === 'failure' && ok)) return;
   if (!env.mail) {
     task.warn(`no mail sent to ${job.mailto.join(', ')}: the config file has no 'mail' section`);

@@ -4,6 +4,7 @@
  * I/O concurrency bounded by p-queue, and at most a small window of chunks in flight, so memory stays
  * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
  * decode -> SHA-256 check -> write). Progress is reported through a listener (core/progress.ts).
+ * Sync (sync/) pulls the versions a store lacks from another node's datastore.
  */
 export * from './worker-pool.js';
 export * from './backup.js';
@@ -20,3 +21,4 @@ export { checkIndexDigest } from './restore-disk.js';
 export type { BackupTarget, ChunkSink, HeldTarget, VersionWriter } from './backup-target.js';
 export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
+export * from './sync/index.js';

@@ -22,6 +22,7 @@ import {
   sessionRoutes,
   statusRoutes,
   storeDeviceRoutes,
+  storeGuestRoutes,
   storeReadRoutes,
   storeUploadRoutes,
   taskRoutes,
@@ -87,6 +88,7 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   storeUploadRoutes(app, ctx, uploads);
   storeReadRoutes(app, ctx);
   storeDeviceRoutes(app, ctx, devices);
+  storeGuestRoutes(app, ctx);
   let openapi: Record<string, unknown> | undefined;
   app.get(
     '/api/v1/openapi.json',

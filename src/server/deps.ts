@@ -2,6 +2,7 @@
 import type { HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
 import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
+import type { ClusterConfig } from '../targets/index.js';
 import type { TaskRunner } from './runner.js';
 
 /** The part of coldvault's config file the server reads (the CLI's config is a superset). */
@@ -34,6 +35,8 @@ export interface ServerConfig {
   uploadIdleSeconds?: number;
   /** cluster mode: per configured datastore, the external disks a sending node may have mounted on its folder (store-devices.ts) */
   storeDevices?: Record<string, string[]>;
+  /** the ring (`cluster.nodes`): a sync job's source node is found there */
+  cluster?: ClusterConfig;
 }
 
 export interface ServerState {

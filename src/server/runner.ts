@@ -63,6 +63,7 @@ export class TaskRunner {
         jobs: state.jobs,
         driver,
         mail: config.mail,
+        cluster: config.cluster,
         signal: this.abort.signal,
         startedBy,
         full: options.full,
@@ -71,7 +72,7 @@ export class TaskRunner {
         },
       },
       (task) => {
-        entry = this.track(task.id, 'backup', job.id);
+        entry = this.track(task.id, job.kind, job.id);
       },
     );
     if (!entry)

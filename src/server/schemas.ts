@@ -56,9 +56,14 @@ const jobFields = {
   // auto: cold snapshots of the disks (the guest runs again before they are read) where every disk can have one; off: off for the read
   snapshot: StringEnum(['auto', 'off'] as const),
   fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
+  kind: StringEnum(['backup', 'sync'] as const),
+  from: Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:[^/\\\\\\s]{1,128}$',
+    description: "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there)",
+  }),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults } = jobFields;
-const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, ...withDefaults }));
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, ...withDefaults } = jobFields;
+const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, ...withDefaults }));
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
@@ -68,7 +73,7 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId })),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(

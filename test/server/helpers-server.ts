@@ -136,4 +136,5 @@ export const ALL_ROUTES = [
   'POST /api/v1/stores/{store}/device',
   'POST /api/v1/stores/{store}/device/{attachment}/keepalive',
   'DELETE /api/v1/stores/{store}/device/{attachment}',
+  'GET /api/v1/stores/{store}/guests',
 ];

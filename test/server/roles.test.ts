@@ -65,6 +65,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/stores/{store}/guests/{id}/versions': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}': ALL,
   'GET /api/v1/stores/{store}/chunks/{digest}': ALL,
+  'GET /api/v1/stores/{store}/guests': ALL,
 };
 
 let lab: ServerLab;

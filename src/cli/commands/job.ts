@@ -36,18 +36,23 @@ export const jobOptions: OptionSpec = {
   snapshot: { type: 'string' },
   'full-every': { type: 'string' },
   full: { type: 'boolean' },
+  kind: { type: 'string' },
+  from: { type: 'string' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
+coldvault job add <id> --kind sync --from NODE:STORE --store <dir> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
 coldvault job edit <id> ...same flags (only those given change)
 coldvault job list [--json]
 coldvault job rm <id>
 coldvault job run <id> [--full]  runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
   --full-every DAYS: a changed-extent nightly reads every chunk again that many days after the last full read (default 7);
   --full (job run): this run reads every chunk.
+  --kind sync --from NODE:STORE: a sync job, which pulls the versions --store lacks from datastore STORE on
+  node NODE of the config's cluster.nodes (as 'coldvault sync'); --all: every guest with versions there.
   --device /dev/sdb1 | UUID=... | LABEL=...: an external disk mounted on --store for the run; rotated disks
   separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.
   --snapshot auto (default): a running guest is shut down, its disks get cold snapshots (reflink clones on
@@ -84,6 +89,8 @@ function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
     initDevice: flag(p, 'init-device') || undefined,
     snapshot: str(p, 'snapshot'),
     fullEvery: str(p, 'full-every'),
+    kind: str(p, 'kind'),
+    from: str(p, 'from'),
   };
 }
 
@@ -123,7 +130,8 @@ function printJob(ctx: CommandContext, job: Job, verb: string): number {
 export function describeJob(job: Job): string {
   const when = job.schedule ? `cron '${job.schedule}'` : job.days.length > 0 ? `${job.days.join(',')} at ${job.at}` : 'no schedule (run by hand)';
   const guests = job.all ? `all guests${job.exclude.length ? ` except ${job.exclude.join(',')}` : ''}` : `guests ${job.vmid.join(',')}`;
-  return `${guests} -> ${job.store}${job.device ? ` (device ${job.device})` : ''}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
+  const source = job.kind === 'sync' ? `sync from ${job.from ?? ''}: ` : '';
+  return `${source}${guests} -> ${job.store}${job.device ? ` (device ${job.device})` : ''}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
 }
 
 function listJobs(ctx: CommandContext, jobs: Job[]): number {
@@ -159,6 +167,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
       jobs: ctx.state().jobs,
       driver: ctx.driver(),
       mail: ctx.config.mail,
+      cluster: ctx.config.cluster,
       onProgress: (p) => ctx.bar.update(p),
     },
     (task) => {

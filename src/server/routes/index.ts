@@ -14,3 +14,4 @@ export * from './tasks.js';
 export { storeUploadRoutes } from './store-uploads.js';
 export { storeReadRoutes } from './store-reads.js';
 export { storeDeviceRoutes } from './store-devices.js';
+export { storeGuestRoutes } from './store-guests.js';
