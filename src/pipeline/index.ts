@@ -3,7 +3,8 @@
  * zstd -> durable insert, in fixed 4 MiB chunks, CPU work on a pool of worker_threads (one per core),
  * I/O concurrency bounded by p-queue, and at most a small window of chunks in flight, so memory stays
  * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
- * decode -> SHA-256 check -> write). Progress is reported through a listener (core/progress.ts).
+ * decode -> SHA-256 check -> write), from a version source: a local datastore or another node's
+ * (version-source.ts). Progress is reported through a listener (core/progress.ts).
  */
 export * from './worker-pool.js';
 export * from './backup.js';
@@ -17,3 +18,4 @@ export * from './base-list.js';
 export { DEFAULT_FULL_EVERY_DAYS, type DiskReadReport } from './changed-read.js';
 export { SPACE_RESERVE, spaceGuard } from './space.js';
 export { checkIndexDigest } from './restore-disk.js';
+export { localSource, openRemoteSource, remoteSource, type ChunkSource, type SourceRef, type VersionLease, type VersionSource } from './version-source.js';
