@@ -1,6 +1,7 @@
 /** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
 import type { HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
+import type { ClusterConfig } from '../targets/index.js';
 import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';
 
@@ -32,6 +33,8 @@ export interface ServerConfig {
   scriptDirs?: string[];
   /** seconds without a request after which the server aborts an upload (cluster push; default 300) */
   uploadIdleSeconds?: number;
+  /** the cluster's nodes (targets/remote/cluster.ts): the Restore tab reads their stores */
+  cluster?: ClusterConfig;
 }
 
 export interface ServerState {

@@ -6,7 +6,9 @@
  * real client (made by real local backups) are listed, verified and restored byte-identical from there;
  * a damaged chunk on node1 is reported damaged (exit 1) and left there (no quarantine from afar); a
  * missing one fails the restore with nothing left behind; a token of another store is refused naming
- * the store; an unknown node is named with the listed ones.
+ * the store; an unknown node is named with the listed ones. The API of a third server (createServer,
+ * cluster.nodes naming node1) lists node1's backups and restores from there as a task, for admin and
+ * operator only.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, sha256File, type CliResult } from '../helpers/fixtures.js';
 import { startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { client, makeRemoteLab, makeToken, push, type RemoteLab, type ServeConfig } from '../targets/remote-lab.js';
+import { errorCode, makeServerLab, waitTask, type ServerLab } from '../server/helpers-server.js';
 
 let lab: RemoteLab;
 let server: ServeConfig;
@@ -210,5 +213,68 @@ describe('GET /api/v1/stores/:store/guests (the reader protocol)', () => {
     const refused = await get('/api/v1/stores/other/guests', token);
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('FORBIDDEN');
+  });
+});
+
+describe('the API: the Restore tab on another node (GET /backups?remote=, POST /restore {remote}, GET /restore/nodes)', () => {
+  let api: ServerLab;
+  beforeAll(async () => {
+    api = await makeServerLab({ config: { cluster: { nodes: [{ name: 'node1', url: serve.url, token }] } } });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('names the nodes whose stores a restore can read (never their tokens)', async () => {
+    const res = await api.api('GET', '/api/v1/restore/nodes');
+    expect([res.statusCode, res.json()]).toEqual([200, { self: 'testnode', nodes: [{ name: 'node1', url: serve.url }] }]);
+  });
+
+  it("lists node1's backups and restores one of them byte-identical as a task", async () => {
+    const listed = await api.api('GET', '/api/v1/backups?remote=node1&store=main');
+    expect(listed.statusCode, listed.body).toBe(200);
+    expect((listed.json() as Array<{ id: string; version: number; store: string }>).map((v) => [v.id, v.version, v.store])).toEqual([
+      ['101', 1, 'main'],
+      ['102', 1, 'main'],
+    ]);
+    const one = await api.api('GET', '/api/v1/backups?remote=node1&store=main&guest=102');
+    expect((one.json() as unknown[]).length).toBe(1);
+    const started = await api.api('POST', '/api/v1/restore', { remote: 'node1', fromPath: 'main', id: '102', version: 1, newId: '402' });
+    expect(started.statusCode, started.body).toBe(202);
+    const task = await waitTask(api, (started.json() as { taskId: string }).taskId);
+    expect(task.status).toBe('ok');
+    const disk = join(api.storageDir, 'images', '402', 'vm-402-disk-0.raw');
+    expect(sha256File(disk)).toBe(sha256File(imagePath(lab, '102', 'vm-102-disk-0.raw')));
+    expect(existsSync(join(api.guestsDir, '402.conf'))).toBe(true);
+  });
+
+  it('refuses at once: an unknown node (naming the listed ones), a version node1 lacks, a store outside the token (node1 said so), a device with remote', async () => {
+    const unknown = await api.api('GET', '/api/v1/backups?remote=node9&store=main');
+    expect([unknown.statusCode, errorCode(unknown)]).toEqual([400, 'INVALID_REQUEST']);
+    expect(unknown.body).toContain("no node 'node9' in the config's cluster.nodes (listed: node1)");
+    const missing = await api.api('POST', '/api/v1/restore', { remote: 'node1', fromPath: 'main', id: '102', version: 7, newId: '403' });
+    expect(errorCode(missing)).toBe('VERSION_NOT_FOUND');
+    const scope = await api.api('GET', '/api/v1/backups?remote=node1&store=other');
+    expect(errorCode(scope)).toBe('REMOTE_FORBIDDEN');
+    expect((scope.json() as { error: { message: string } }).error.message).toContain("may not read the versions of store 'other'");
+    const device = await api.api('POST', '/api/v1/restore', {
+      remote: 'node1',
+      fromPath: 'main',
+      fromDevice: '/dev/null',
+      id: '102',
+      version: 1,
+      newId: '403',
+    });
+    expect([device.statusCode, errorCode(device)]).toEqual([400, 'INVALID_REQUEST']);
+    expect(existsSync(join(api.guestsDir, '403.conf'))).toBe(false);
+  });
+
+  it("admin and operator only: an audit token may not read another node's backups", async () => {
+    const { token: audit } = api.tokens.create('auditor', { role: 'audit' });
+    const res = await api.api('GET', '/api/v1/backups?remote=node1&store=main', undefined, { authorization: `Bearer ${audit}` });
+    expect([res.statusCode, errorCode(res)]).toEqual([403, 'FORBIDDEN']);
+    const { token: operator } = api.tokens.create('operator', { role: 'operator' });
+    const ok = await api.api('GET', '/api/v1/backups?remote=node1&store=main', undefined, { authorization: `Bearer ${operator}` });
+    expect(ok.statusCode).toBe(200);
   });
 });
