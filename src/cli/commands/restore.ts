@@ -27,8 +27,9 @@ export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --st
   Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
   (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
   without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.
-${REMOTE_HELP} Every chunk is checked here; that node
-  holds no lease for the read: a prune there meanwhile fails the restore (CHUNK_MISSING), nothing is left.`;
+${REMOTE_HELP}
+  Every chunk is checked here; that node holds no lease for the read: a prune there meanwhile fails
+  the restore (CHUNK_MISSING), and nothing is left behind.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;

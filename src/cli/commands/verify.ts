@@ -17,8 +17,8 @@ export const verifyHelp = `coldvault verify [<vmid> [--version N]] --store <dir>
   Re-reads every chunk of the versions and checks CRC and SHA-256; damaged chunks are reported and
   quarantined, missing ones reported; chunks that cannot be read (I/O errors: the disk or its
   connection) are left in place and their versions reported as not fully checked (incomplete).
-${REMOTE_HELP} Damaged chunks are
-  reported but stay on that node: 'coldvault verify' there quarantines them.`;
+${REMOTE_HELP}
+  Damaged chunks are reported but stay on that node: 'coldvault verify' there quarantines them.`;
 
 export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const guestId = ctx.args.positionals[0] ? parseGuestId(ctx.args.positionals[0], 'vmid') : undefined;
