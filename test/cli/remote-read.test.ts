@@ -10,7 +10,7 @@
  * cluster.nodes naming node1) lists node1's backups and restores from there as a task, for admin and
  * operator only.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, sha256File, type CliResult } from '../helpers/fixtures.js';
@@ -171,6 +171,22 @@ describe('list, restore and verify on node3 from datastore main on node1 (--remo
       expect(restored.stderr).toMatch(new RegExp(`chunk ${hex}.*(missing|CHUNK_MISSING)`));
       nothingRestored('303');
     } finally {
+      renameSync(`${chunkPath(hex)}.away`, chunkPath(hex));
+    }
+  });
+
+  it('a chunk node1 cannot read (its I/O error): verify says not fully checked, names node1 as where the trouble is, and leaves it', async () => {
+    const hex = chunkOnlyOf102();
+    renameSync(chunkPath(hex), `${chunkPath(hex)}.away`);
+    mkdirSync(chunkPath(hex)); // reading it fails on node1 with EISDIR: an I/O error there, not damage
+    try {
+      const r = await onNode3(['verify', '102', ...remoteFlags]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stdout).toContain('verify INCOMPLETE: 1 chunk(s) could not be read');
+      expect(r.stdout).toContain('the unreadable chunks could not be read from node node1');
+      expect(r.stdout).not.toContain('verify FAILED');
+    } finally {
+      rmdirSync(chunkPath(hex));
       renameSync(`${chunkPath(hex)}.away`, chunkPath(hex));
     }
   });

@@ -41,18 +41,24 @@ async function verifyRemote(ctx: CommandContext, remote: RemoteRef, options: Ver
   try {
     const result = await verifyStore({ ...options, source });
     if (ctx.json) ctx.printJson({ ...result, remote: remote.node, store: remote.store });
-    else ctx.print([...verifyVerdict(result), ...leftOnNode(result, remote)].join('\n'));
+    else ctx.print([...verifyVerdict(result), ...remoteNotes(result, remote)].join('\n'));
     return result.ok ? 0 : 1;
   } finally {
     source.close();
   }
 }
 
-/** What a remote verify cannot do about the damage it found. */
-function leftOnNode(result: VerifyResult, remote: RemoteRef): string[] {
+/** What a remote verify cannot do about the damage it found, and where the trouble of unreadable chunks lies. */
+function remoteNotes(result: VerifyResult, remote: RemoteRef): string[] {
+  const notes: string[] = [];
   const damaged = result.badChunks.filter((b) => b.trouble === 'damaged').length;
-  if (damaged === 0) return [];
-  return [
-    `${damaged} damaged chunk(s) left in datastore '${remote.store}' on node ${remote.node}: a remote chunk cannot be quarantined from here; run 'coldvault verify --store ${remote.store}' on ${remote.node} to quarantine them`,
-  ];
+  if (damaged > 0) {
+    notes.push(
+      `${damaged} damaged chunk(s) left in datastore '${remote.store}' on node ${remote.node}: a remote chunk cannot be quarantined from here; run 'coldvault verify --store ${remote.store}' on ${remote.node} to quarantine them`,
+    );
+  }
+  if (result.unreadableChunks.length > 0) {
+    notes.push(`the unreadable chunks could not be read from node ${remote.node}: the trouble is that node (its serve, its disk) or the network to it`);
+  }
+  return notes;
 }
