@@ -1,5 +1,5 @@
 /**
- * Reads chunks back from the store, verified: blob -> CRC -> decode -> SHA-256 against the chunk's
+ * Reads chunks back from a store (local or remote: a ChunkSource), verified: blob -> CRC -> decode -> SHA-256 against the chunk's
  * name, in a worker. Buffers cycle through two small pools (blobs and plain chunks), so restore and
  * verify allocate nothing per chunk. Blobs and plain chunks start on a DIRECT_ALIGN boundary of their
  * buffers: blobs are read with O_DIRECT, and a restore hands plain chunks to O_DIRECT writes as they are.
@@ -12,9 +12,9 @@
  */
 import type PQueue from 'p-queue';
 import { alignedOffset, ColdvaultError, DIRECT_ALIGN, type ErrorCode, isColdvaultError } from '../core/index.js';
-import type { ChunkStore } from '../datastore/index.js';
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
+import type { ChunkSource } from './version-source.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export class ChunkReader {
@@ -22,7 +22,7 @@ export class ChunkReader {
   private readonly plains = new BufferPool(CHUNK_SIZE + DIRECT_ALIGN);
 
   constructor(
-    private readonly chunks: ChunkStore,
+    private readonly chunks: ChunkSource,
     private readonly pool: WorkerPool,
     private readonly io: PQueue,
   ) {}

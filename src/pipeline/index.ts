@@ -3,7 +3,8 @@
  * zstd -> durable insert, in fixed 4 MiB chunks, CPU work on a pool of worker_threads (one per core),
  * I/O concurrency bounded by p-queue, and at most a small window of chunks in flight, so memory stays
  * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
- * decode -> SHA-256 check -> write). Progress is reported through a listener (core/progress.ts).
+ * decode -> SHA-256 check -> write), from a version source: a local datastore or another node's
+ * (version-source.ts). Progress is reported through a listener (core/progress.ts).
  * Sync (sync/) pulls the versions a store lacks from another node's datastore.
  */
 export * from './worker-pool.js';
@@ -22,3 +23,4 @@ export type { BackupTarget, ChunkSink, HeldTarget, VersionWriter } from './backu
 export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
 export * from './sync/index.js';
+export { localSource, openRemoteSource, remoteSource, type ChunkSource, type SourceRef, type VersionLease, type VersionSource } from './version-source.js';

@@ -3,24 +3,15 @@
  * on the chosen storage, the config rewritten to them (new MACs and smbios uuid with `unique`).
  * Disks are written under temp names and verified chunk by chunk; only when every disk is complete
  * are they renamed to their volume names and the config written as `<new>.conf`. A failure leaves
- * neither config nor partial disk.
+ * neither config nor partial disk. The version is read from a version source (version-source.ts): a
+ * local datastore (`store`), or another node's (`source`: no read lease there, see that file).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
 import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
-import {
-  ensureDir,
-  filesystemSpace,
-  fsyncDir,
-  leaseVersion,
-  tempNameFor,
-  TEMP_MARK,
-  writeFileDurable,
-  type Datastore,
-  type LockDir,
-} from '../datastore/index.js';
+import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type LockDir } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import {
   allocateRestoreVolumes,
@@ -35,10 +26,13 @@ import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
 import { recoverInterruptedRestore } from './restore-recovery.js';
 import { ChunkReader } from './chunk-reader.js';
+import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
 import type { WorkerPool } from './worker-pool.js';
 
-export interface RestoreRequest {
-  store: Datastore;
+/** What to restore from: `store` (a local datastore) or `source` (any version source, e.g. another node's datastore). */
+export type RestoreRequest = RestoreOptions & SourceRef;
+
+export interface RestoreOptions {
   pool: WorkerPool;
   guestId: string;
   version: number;
@@ -52,7 +46,8 @@ export interface RestoreRequest {
   onProgress?: ProgressListener;
   signal?: AbortSignal;
   /** where the lock against two restores to one new ID lives; default the datastore's (a read-only
-   * datastore, e.g. an external disk mounted read-only, needs another, e.g. the state dir's) */
+   * datastore, e.g. an external disk mounted read-only, needs another, e.g. the state dir's; so does a
+   * remote one, which has none) */
   locks?: LockDir;
   /** config keys left out of the restored config, and why (for the WARN line when the config had them) */
   dropKeys?: { keys: readonly string[]; why: string };
@@ -71,28 +66,29 @@ interface DiskPlan {
 }
 
 export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
-  req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId}`);
-  // The version cannot be pruned while it is read (datastore/version-use.ts).
-  const lease = await leaseVersion(req.store, req.guestId, req.version, `restore of guest ${req.guestId} version ${req.version} as ${req.newId}`);
+  const source = sourceOf(req);
+  req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId} from ${source.describe}`);
+  // The version cannot be pruned while it is read (datastore/version-use.ts); a remote source has no lease.
+  const lease = await source.lease(req.guestId, req.version, `restore of guest ${req.guestId} version ${req.version} as ${req.newId}`);
   try {
-    return await restoreLeased(req);
+    return await restoreLeased(req, source);
   } finally {
     await lease.release();
   }
 }
 
-async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
+async function restoreLeased(req: RestoreOptions, source: VersionSource): Promise<{ configPath: string; volumes: Map<string, string> }> {
   const started = Date.now();
-  const manifest = await req.store.readManifest(req.guestId, req.version);
-  await req.store.checkpoint('restore:manifest');
+  const manifest = await source.readManifest(req.guestId, req.version);
+  await source.checkpoint('restore:manifest');
   const configPath = guestConfigPath(req.guestsDir, req.newId);
-  const lock = await (req.locks ?? req.store.locks).acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
+  const lock = await restoreLocks(req, source).acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
   const disks: DiskPlan[] = [];
   let pendingConfig: string | undefined;
   try {
     await recoverInterruptedRestore(req.guestsDir, req.newId, req.storages, req.log);
     refuseTakenId(req, configPath);
-    disks.push(...(await planDisks(req, manifest, configPath)));
+    disks.push(...(await planDisks(req, source, manifest, configPath)));
     await checkRestoreSpace(disks, req.log);
     const meter = new ProgressMeter(
       'restore',
@@ -100,9 +96,9 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
       req.onProgress,
     );
     const io = new PQueue({ concurrency: 4 });
-    const reader = new ChunkReader(req.store.chunks, req.pool, io);
+    const reader = new ChunkReader(source.chunks, req.pool, io);
     for (const disk of disks) {
-      await req.store.checkpoint('restore:disk');
+      await source.checkpoint('restore:disk');
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
       await ensureDir(dirname(disk.path));
       meter.item = disk.key;
@@ -143,7 +139,13 @@ async function restoreLeased(req: RestoreRequest): Promise<{ configPath: string;
   }
 }
 
-function refuseTakenId(req: RestoreRequest, configPath: string): void {
+function restoreLocks(req: RestoreOptions, source: VersionSource): LockDir {
+  const locks = req.locks ?? source.locks;
+  if (!locks) throw new ColdvaultError('USAGE', `restoring from ${source.describe} needs a lock folder on this node (RestoreRequest.locks)`);
+  return locks;
+}
+
+function refuseTakenId(req: RestoreOptions, configPath: string): void {
   if (!existsSync(configPath)) return;
   if (!req.force) {
     throw new ColdvaultError(
@@ -154,7 +156,7 @@ function refuseTakenId(req: RestoreRequest, configPath: string): void {
   req.log.warn(`guest ${req.newId} exists; its configuration will be replaced (--force)`);
 }
 
-async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: string): Promise<DiskPlan[]> {
+async function planDisks(req: RestoreOptions, source: VersionSource, manifest: Manifest, configPath: string): Promise<DiskPlan[]> {
   const wanted = manifest.disks.map((d) => ({ key: d.key, format: d.format, storage: targetStorageFor(req, d.key, d.storage, d.volume) }));
   const allocated = allocateRestoreVolumes({
     newId: req.newId,
@@ -166,7 +168,7 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
   await checkRestoreTargets(req.newId, allocated, req.storages);
   const plans: DiskPlan[] = [];
   for (const disk of manifest.disks) {
-    const index = await req.store.readIndex(req.guestId, req.version, disk.index);
+    const index = await source.readIndex(req.guestId, req.version, disk.index);
     checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${req.guestId} version ${req.version}`);
     const target = allocated.get(disk.key);
     if (!target) throw new Error(`no volume allocated for disk '${disk.key}'`);
@@ -175,7 +177,7 @@ async function planDisks(req: RestoreRequest, manifest: Manifest, configPath: st
   return plans;
 }
 
-function targetStorageFor(req: RestoreRequest, key: string, storage: string | null, volume: string): string {
+function targetStorageFor(req: RestoreOptions, key: string, storage: string | null, volume: string): string {
   const chosen = req.targetStorage ?? storage;
   if (!chosen) {
     throw new ColdvaultError(

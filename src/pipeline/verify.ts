@@ -13,8 +13,12 @@
  * - A version removed while verify runs (pruned: its folder is gone) is skipped with an INFO line.
  * The catalog records ok / failed / incomplete per version. The store's file modes are checked too
  * (datastore/privacy.ts): files others can read get a WARN with the fix; the result is unchanged.
+ *
+ * Verify reads a version source (version-source.ts): a local datastore (`store`, with its catalog), or
+ * another node's (`source`): every chunk comes through the wire and is checked here alike, but a
+ * damaged chunk cannot be quarantined there (the report says so: verify on that node does it), and
+ * no catalog records the verdicts.
  */
-import { stat } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import {
   ColdvaultError,
@@ -27,18 +31,22 @@ import {
   type ProgressListener,
   type TaskLog,
 } from '../core/index.js';
-import { checkPrivate, privacyWarnings, type Datastore } from '../datastore/index.js';
+import { checkPrivate, privacyWarnings } from '../datastore/index.js';
 import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { Tasks, Window } from './limits.js';
 import { ProgressMeter } from './progress-meter.js';
 import { ChunkReader, readTrouble, type ReadTrouble } from './chunk-reader.js';
 import { checkIndexDigest } from './restore-disk.js';
+import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
 import type { WorkerPool } from './worker-pool.js';
 
-export interface VerifyRequest {
-  store: Datastore;
-  catalog: Catalog;
+/** What to verify: `store` (a local datastore) or `source` (any version source, e.g. another node's datastore). */
+export type VerifyRequest = VerifyOptions & SourceRef;
+
+export interface VerifyOptions {
+  /** records each version's verdict (a local store's catalog); none for a remote source */
+  catalog?: Catalog;
   pool: WorkerPool;
   guestId?: string;
   version?: number;
@@ -115,14 +123,18 @@ class Findings {
   }
 }
 
-export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
+/** A verify under way: its options and the source it reads. */
+type Run = VerifyOptions & { source: VersionSource };
+
+export async function verifyStore(request: VerifyRequest): Promise<VerifyResult> {
+  const req: Run = { ...request, source: sourceOf(request) };
   const started = Date.now();
   await warnAboutModes(req);
   const targets = await selectVersions(req);
-  await req.store.checkpoint('verify:listed');
+  await req.source.checkpoint('verify:listed');
   const findings = new Findings();
   const uses = await collectChunks(req, targets, findings);
-  await req.store.checkpoint('verify:collected');
+  await req.source.checkpoint('verify:collected');
   const bytes = [...uses.values()].reduce((s, u) => s + u.length, 0);
   req.log.info(`verifying ${targets.length} version(s): ${uses.size} chunks, ${formatBytes(bytes)}`);
   const found = await checkChunks(req, uses, bytes);
@@ -148,30 +160,31 @@ export async function verifyStore(req: VerifyRequest): Promise<VerifyResult> {
 
 const label = (t: VersionRef): string => `${t.guestId}/${t.version}`;
 
-async function warnAboutModes(req: VerifyRequest): Promise<void> {
-  for (const line of privacyWarnings(await checkPrivate([req.store.dir]))) logAt(req.log, line.level, line.message);
+async function warnAboutModes(req: Run): Promise<void> {
+  if (req.source.dir === undefined) return;
+  for (const line of privacyWarnings(await checkPrivate([req.source.dir]))) logAt(req.log, line.level, line.message);
 }
 
-async function selectVersions(req: VerifyRequest): Promise<VersionRef[]> {
-  const guests = req.guestId ? [req.guestId] : await req.store.listGuestIds();
+async function selectVersions(req: Run): Promise<VersionRef[]> {
+  const guests = req.guestId ? [req.guestId] : await req.source.listGuestIds();
   const out: VersionRef[] = [];
   for (const guestId of guests) {
-    const numbers = await req.store.listVersionNumbers(guestId);
+    const numbers = await req.source.listVersionNumbers(guestId);
     for (const version of numbers) if (req.version === undefined || req.version === version) out.push({ guestId, version });
   }
   if (req.guestId && req.version !== undefined && out.length === 0) {
-    await req.store.readManifest(req.guestId, req.version); // throws VERSION_NOT_FOUND with the right words
+    await req.source.readManifest(req.guestId, req.version); // throws VERSION_NOT_FOUND with the right words
   }
   return out;
 }
 
-async function collectChunks(req: VerifyRequest, targets: VersionRef[], findings: Findings): Promise<Map<string, ChunkUse>> {
+async function collectChunks(req: Run, targets: VersionRef[], findings: Findings): Promise<Map<string, ChunkUse>> {
   const uses = new Map<string, ChunkUse>();
   for (const t of targets) {
     try {
-      const manifest = await req.store.readManifest(t.guestId, t.version);
+      const manifest = await req.source.readManifest(t.guestId, t.version);
       for (const disk of manifest.disks) {
-        const index = await req.store.readIndex(t.guestId, t.version, disk.index);
+        const index = await req.source.readIndex(t.guestId, t.version, disk.index);
         checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${t.guestId} version ${t.version}`);
         index.digests.forEach((d, i) => {
           if (!d) return;
@@ -196,9 +209,9 @@ function versionTrouble(err: unknown): ReadTrouble {
   return 'unreadable';
 }
 
-async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
+async function checkChunks(req: Run, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
   const bad: BadChunk[] = [];
-  const reader = new ChunkReader(req.store.chunks, req.pool, new PQueue({ concurrency: 4 }));
+  const reader = new ChunkReader(req.source.chunks, req.pool, new PQueue({ concurrency: 4 }));
   const window = new Window(req.pool.size * 2 + 2);
   const tasks = new Tasks();
   const meter = new ProgressMeter('verify', total, req.onProgress);
@@ -224,19 +237,14 @@ async function checkChunks(req: VerifyRequest, uses: Map<string, ChunkUse>, tota
 }
 
 /**
- * The versions among `labels` whose folder is gone: removed (pruned) while verify ran. Only ENOENT
- * counts; a folder that cannot be looked at (EIO on a failing disk) is not gone.
+ * The versions among `labels` that are gone: removed (pruned) while verify ran. A version that cannot
+ * be looked at (EIO on a failing disk, a node that does not answer) is not gone.
  */
-async function vanished(req: VerifyRequest, labels: string[]): Promise<Set<string>> {
+async function vanished(req: Run, labels: string[]): Promise<Set<string>> {
   const gone = new Set<string>();
   for (const name of new Set(labels)) {
     const slash = name.lastIndexOf('/');
-    const dir = req.store.versionDir(name.slice(0, slash), Number(name.slice(slash + 1)));
-    const missing = await stat(dir).then(
-      () => false,
-      (err: unknown) => errnoCode(err) === 'ENOENT',
-    );
-    if (missing) gone.add(name);
+    if (await req.source.versionGone(name.slice(0, slash), Number(name.slice(slash + 1)))) gone.add(name);
   }
   return gone;
 }
@@ -249,14 +257,12 @@ function liveChunks(found: BadChunk[], gone: Set<string>): BadChunk[] {
     .sort((a, b) => a.digest.localeCompare(b.digest));
 }
 
-async function reportChunks(req: VerifyRequest, chunks: BadChunk[], findings: Findings): Promise<void> {
+async function reportChunks(req: Run, chunks: BadChunk[], findings: Findings): Promise<void> {
   for (const bad of chunks) {
     const users = `used by ${bad.versions.join(', ')}`;
     if (bad.trouble === 'damaged') {
       bad.quarantined = await quarantine(req, bad.digest);
-      req.log.error(
-        `chunk ${bad.digest} is damaged (${bad.error}); ${users}${bad.quarantined ? '; moved to quarantine, the next backup of this data writes it again' : ''}`,
-      );
+      req.log.error(`chunk ${bad.digest} is damaged (${bad.error}); ${users}${quarantineNote(req, bad)}`);
     } else if (bad.trouble === 'missing') {
       req.log.error(`chunk ${bad.digest} is missing; ${users}`);
     } else {
@@ -267,9 +273,17 @@ async function reportChunks(req: VerifyRequest, chunks: BadChunk[], findings: Fi
   }
 }
 
-async function quarantine(req: VerifyRequest, digest: string): Promise<string | undefined> {
+function quarantineNote(req: Run, bad: BadChunk): string {
+  if (bad.quarantined) return '; moved to quarantine, the next backup of this data writes it again';
+  if (!req.source.quarantine)
+    return `; left in ${req.source.describe}: a remote chunk cannot be quarantined from here, 'coldvault verify' on that node does it`;
+  return '';
+}
+
+async function quarantine(req: Run, digest: string): Promise<string | undefined> {
+  if (!req.source.quarantine) return undefined;
   try {
-    return await req.store.chunks.quarantine(digest);
+    return await req.source.quarantine(digest);
   } catch (err) {
     req.log.error(`chunk ${digest} could not be moved to quarantine: ${describeError(err)}`);
     return undefined;
@@ -281,13 +295,13 @@ function verdictOf(t: VersionRef, findings: Findings): VerifiedVersion {
   return { ...t, state, ok: state === 'ok', fullyChecked: findings.fullyChecked(label(t)), errors: findings.errors(label(t)) };
 }
 
-function recordResult(req: VerifyRequest, v: VerifiedVersion): void {
+function recordResult(req: Run, v: VerifiedVersion): void {
   if (v.state === 'failed' || v.state === 'incomplete')
     req.log.error(
       `version ${label(v)}: ${v.state === 'failed' ? 'FAILED' : 'not fully checked (incomplete)'}: ${v.errors.slice(0, 3).join('; ')}${v.errors.length > 3 ? ` (and ${v.errors.length - 3} more)` : ''}`,
     );
   try {
-    req.catalog.markVerified(v.guestId, v.version, v.state, v.errors.slice(0, 5).join('; ') || undefined);
+    req.catalog?.markVerified(v.guestId, v.version, v.state, v.errors.slice(0, 5).join('; ') || undefined);
   } catch {
     // a version whose manifest is unreadable has no catalog row; the report above names it
   }

@@ -22,7 +22,6 @@ import {
   sessionRoutes,
   statusRoutes,
   storeDeviceRoutes,
-  storeGuestRoutes,
   storeReadRoutes,
   storeUploadRoutes,
   taskRoutes,
@@ -88,7 +87,6 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   storeUploadRoutes(app, ctx, uploads);
   storeReadRoutes(app, ctx);
   storeDeviceRoutes(app, ctx, devices);
-  storeGuestRoutes(app, ctx);
   let openapi: Record<string, unknown> | undefined;
   app.get(
     '/api/v1/openapi.json',

@@ -1,8 +1,8 @@
 /** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
 import type { HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
-import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { ClusterConfig } from '../targets/index.js';
+import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';
 
 /** The part of coldvault's config file the server reads (the CLI's config is a superset). */
@@ -35,7 +35,7 @@ export interface ServerConfig {
   uploadIdleSeconds?: number;
   /** cluster mode: per configured datastore, the external disks a sending node may have mounted on its folder (store-devices.ts) */
   storeDevices?: Record<string, string[]>;
-  /** the ring (`cluster.nodes`): a sync job's source node is found there */
+  /** the ring (`cluster.nodes`): cluster-mode pushes, sync sources, the Restore tab's nodes */
   cluster?: ClusterConfig;
 }
 

@@ -169,7 +169,12 @@ export const Version = Type.Object({
   ),
   store: Type.String(),
 });
-export const BackupsQuery = Type.Object({ guest: Type.Optional(Vmid), store: Type.Optional(StoreRef) }, { additionalProperties: false });
+/** A node of the config's `cluster.nodes` (its `name`). */
+const NodeName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$', description: "a node of the config's cluster.nodes" });
+export const BackupsQuery = Type.Object(
+  { guest: Type.Optional(Vmid), store: Type.Optional(StoreRef), remote: Type.Optional(NodeName) },
+  { additionalProperties: false },
+);
 
 export const VerifyBody = Type.Object(
   { store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })) },
@@ -201,6 +206,8 @@ export const RestoreBody = Type.Object(
     unique: Type.Optional(Type.Boolean()),
     force: Type.Optional(Type.Boolean()),
     targetStorage: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' })),
+    /** read the version from datastore `fromPath` (its name there) on this node of the cluster */
+    remote: Type.Optional(NodeName),
   },
   { additionalProperties: false },
 );

@@ -69,8 +69,8 @@ async function waitHealthy(url: string, server: ChildProcess, output: () => stri
   }
 }
 
-/** A lab with guest 101 and the running server. `beforeScript`: the body of scripts/before.sh. */
-export async function startE2eLab(opts: { beforeScript?: string } = {}): Promise<E2eLab> {
+/** A lab with guest 101 and the running server. `beforeScript`: the body of scripts/before.sh; `config`: more keys of the config file. */
+export async function startE2eLab(opts: { beforeScript?: string; config?: Record<string, unknown> } = {}): Promise<E2eLab> {
   const lab = makeLab('cv-e2e-');
   const stateDir = join(lab.root, 'state');
   const scriptsDir = join(lab.root, 'scripts');
@@ -91,6 +91,7 @@ export async function startE2eLab(opts: { beforeScript?: string } = {}): Promise
         hypervisor: { driver: 'none' },
         scriptDirs: [scriptsDir],
         zstdLevel: 1,
+        ...opts.config,
       },
       null,
       2,

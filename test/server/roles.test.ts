@@ -37,6 +37,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/openapi.json': ALL,
   'GET /api/v1/backups': ALL,
   'GET /api/v1/status': READERS,
+  'GET /api/v1/restore/nodes': READERS,
   'GET /api/v1/guests': READERS,
   'GET /api/v1/jobs': READERS,
   'GET /api/v1/jobs/{id}': READERS,
@@ -62,10 +63,10 @@ const MAY: Record<string, Who[]> = {
   'POST /api/v1/stores/{store}/device': WRITERS,
   'POST /api/v1/stores/{store}/device/{attachment}/keepalive': WRITERS,
   'DELETE /api/v1/stores/{store}/device/{attachment}': WRITERS,
+  'GET /api/v1/stores/{store}/guests': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}': ALL,
   'GET /api/v1/stores/{store}/chunks/{digest}': ALL,
-  'GET /api/v1/stores/{store}/guests': ALL,
 };
 
 let lab: ServerLab;

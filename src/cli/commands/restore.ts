@@ -1,11 +1,15 @@
-/** `coldvault restore <vmid> --version N --new-id M --store <dir> [--target-storage <id>] [--unique] [--force]` */
+/**
+ * `coldvault restore <vmid> --version N --new-id M --store <dir> [--target-storage <id>] [--unique] [--force]`;
+ * with `--remote NODE` from datastore --store on that node of the cluster (remote-read.ts).
+ */
 import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index.js';
 import { join } from 'node:path';
 import { Datastore, LockDir } from '../../datastore/index.js';
-import { restoreGuest } from '../../pipeline/index.js';
+import { remoteSource, restoreGuest, type RestoreOptions } from '../../pipeline/index.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { REMOTE_HELP, remoteRef, remoteStore, stateLocks, type RemoteRef } from './remote-read.js';
 
 export const restoreOptions: OptionSpec = {
   store: { type: 'string' },
@@ -17,11 +21,15 @@ export const restoreOptions: OptionSpec = {
   unique: { type: 'boolean' },
   force: { type: 'boolean' },
   device: { type: 'string' },
+  remote: { type: 'string' },
 };
-export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV]
+export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV | --remote NODE]
   Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
   (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
-  without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.`;
+  without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.
+${REMOTE_HELP}
+  Every chunk is checked here; that node holds no lease for the read: a prune there meanwhile fails
+  the restore (CHUNK_MISSING), and nothing is left behind.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
@@ -29,6 +37,11 @@ export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(first, 'vmid');
   const version = parsePositiveInt(required(ctx.args, 'version', 'restore'), '--version');
   const newId = parseGuestId(required(ctx.args, 'new-id', 'restore'), '--new-id');
+  const remote = remoteRef(ctx);
+  if (remote) {
+    if (str(ctx.args, 'device')) throw new ColdvaultError('USAGE', 'coldvault restore: give --device or --remote, not both');
+    return restoreRemote(ctx, remote, { guestId, version, newId });
+  }
   const device = str(ctx.args, 'device') ? await mountReadOnly(ctx, str(ctx.args, 'device') as string) : undefined;
   try {
     return await restoreFrom(ctx, guestId, version, newId, device !== undefined);
@@ -58,12 +71,39 @@ async function restoreFrom(ctx: CommandContext, guestId: string, version: number
   // a read-only disk: no catalog update, and the restore's lock lives in the state dir
   const store = readOnly ? await Datastore.open(ctx.storeDir()) : (await ctx.openStore()).store;
   const result = await restoreGuest({
+    ...requestOf(ctx, pool, { guestId, version, newId }),
     locks: readOnly ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
     store,
+  });
+  if (ctx.json) ctx.printJson({ id: guestId, version, newId, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
+  return 0;
+}
+
+interface Wanted {
+  guestId: string;
+  version: number;
+  newId: string;
+}
+
+/** From datastore --store on cluster node --remote: no catalog here, the restore's lock in the state dir. */
+async function restoreRemote(ctx: CommandContext, remote: RemoteRef, wanted: Wanted): Promise<number> {
+  const pool = ctx.pool();
+  const source = remoteSource(remoteStore(ctx, remote), remote.node);
+  try {
+    const result = await restoreGuest({ ...requestOf(ctx, pool, wanted), locks: stateLocks(ctx), source });
+    const { guestId: id, version, newId } = wanted;
+    if (ctx.json)
+      ctx.printJson({ id, version, newId, remote: remote.node, store: remote.store, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
+    return 0;
+  } finally {
+    source.close();
+  }
+}
+
+function requestOf(ctx: CommandContext, pool: RestoreOptions['pool'], wanted: Wanted): RestoreOptions {
+  return {
     pool,
-    guestId,
-    version,
-    newId,
+    ...wanted,
     guestsDir: ctx.config.guestsDir,
     storages: ctx.config.storages,
     targetStorage: str(ctx.args, 'target-storage'),
@@ -71,7 +111,5 @@ async function restoreFrom(ctx: CommandContext, guestId: string, version: number
     force: flag(ctx.args, 'force'),
     log: ctx.log,
     onProgress: (p) => ctx.bar.update(p),
-  });
-  if (ctx.json) ctx.printJson({ id: guestId, version, newId, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
-  return 0;
+  };
 }

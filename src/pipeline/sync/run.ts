@@ -9,7 +9,7 @@
 import { ColdvaultError, describeError, formatBytes, formatDuration, isColdvaultError, type TaskLog } from '../../core/index.js';
 import type { Catalog } from '../../catalog/index.js';
 import type { Datastore } from '../../datastore/index.js';
-import { listRemoteGuests, RemoteStore, type RemoteStoreOptions, type RemoteVersion } from '../../targets/index.js';
+import { RemoteStore, type RemoteStoreOptions, type RemoteVersion } from '../../targets/index.js';
 import { rotateGuest } from '../prune.js';
 import { spaceGuard } from '../space.js';
 import { type ChunkCounters, newChunkCounters } from './chunks.js';
@@ -88,7 +88,7 @@ export async function syncStore(req: SyncRequest): Promise<SyncResult> {
   const run: Run = { req, remote, store: req.store, catalog: req.catalog, counters: newChunkCounters(), guard: spaceGuard(req.store.dir), signal: req.signal };
   const wire = { receivedBytes: 0, sentBytes: 0, requests: 0, retries: 0 };
   try {
-    const guests = await guestsToSync(req, wire);
+    const guests = await guestsToSync(req, remote);
     req.log.info(`sync from ${req.from} (${remote.node}) to '${req.store.dir}': guests ${guests.join(' ') || '(none)'}${req.keep ? `, keep ${req.keep}` : ''}`);
     const reports = await syncGuests(run, guests);
     addWire(wire, remote.stats);
@@ -100,11 +100,9 @@ export async function syncStore(req: SyncRequest): Promise<SyncResult> {
   }
 }
 
-async function guestsToSync(req: SyncRequest, wire: SyncResult['wire']): Promise<string[]> {
+async function guestsToSync(req: SyncRequest, remote: RemoteStore): Promise<string[]> {
   if (req.guestIds) return [...req.guestIds];
-  const listed = await listRemoteGuests(req.source, req.signal);
-  addWire(wire, listed.stats);
-  return listed.guests.filter((id) => !req.exclude?.includes(id));
+  return (await remote.listGuests()).filter((id) => !req.exclude?.includes(id));
 }
 
 async function syncGuests(run: Run, guests: readonly string[]): Promise<SyncedGuest[]> {

@@ -8,6 +8,7 @@
  * Roles: listing versions is store-scoped (`versions.read`: a backup token sees its own store only);
  * verify and restore are operator actions, prune and restore with `force` admin ones. A restore by a
  * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
+ * With `remote: NODE` both read another node's datastore (remote-restore.ts).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { checkDevice, knownStores, resolveStore } from '../paths.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { withCatalog } from '../stores.js';
+import { listRemoteBackups, remoteRestoreRoutes, startRemoteRestore } from './remote-restore.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['backups'];
@@ -39,7 +41,7 @@ export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
         response: responses({ 200: Type.Array(Version) }),
       },
     },
-    async (request) => listBackups(ctx, request.query, request.allowed?.onlyStore),
+    async (request) => (request.query.remote ? listRemoteBackups(ctx, request, request.query) : listBackups(ctx, request.query, request.allowed?.onlyStore)),
   );
 
   app.post<{ Body: Static<typeof VerifyBody> }>(
@@ -73,6 +75,7 @@ export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
     async (request, reply) => reply.code(202).send(await startRestore(ctx, request, request.body)),
   );
+  remoteRestoreRoutes(app, ctx);
 }
 
 /** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */
@@ -140,6 +143,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
   if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
   if (body.force) authorize(request, 'restore.force');
   const dropKeys = configKeysToDrop(request);
+  if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, checkTarget: () => checkRestoreTarget(ctx, body) });
   const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
   const mounted = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
   const detach = mounted?.detach;

@@ -14,4 +14,3 @@ export * from './tasks.js';
 export { storeUploadRoutes } from './store-uploads.js';
 export { storeReadRoutes } from './store-reads.js';
 export { storeDeviceRoutes } from './store-devices.js';
-export { storeGuestRoutes } from './store-guests.js';

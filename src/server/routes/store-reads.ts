@@ -1,6 +1,7 @@
 /**
  * The remote datastore protocol, reader half: what a node needs to list, restore and verify another
- * node's versions. GET /api/v1/stores/{store}/guests/{id}/versions (as GET /api/v1/backups, `store`
+ * node's versions. GET /api/v1/stores/{store}/guests (the ids of the guests with versions there, in
+ * ascending order), GET /api/v1/stores/{store}/guests/{id}/versions (as GET /api/v1/backups, `store`
  * being the name), .../versions/{version}/files/{name} (the file's bytes as stored: manifest, config,
  * log, index) and GET /api/v1/stores/{store}/chunks/{digest} (the blob as stored). The reader checks
  * every digest itself (CRC and SHA-256 of each chunk, the manifest's checksum, each index's). Each
@@ -15,7 +16,7 @@ import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { responses, Version } from '../schemas.js';
 import { withCatalog } from '../stores.js';
-import { ChunkReadParams, GuestVersionsParams, VersionFileParams } from './store-schemas.js';
+import { ChunkReadParams, GuestVersionsParams, StoreParams, VersionFileParams } from './store-schemas.js';
 import { configuredStore } from './store-uploads.js';
 
 const tags = ['stores'];
@@ -23,6 +24,18 @@ const read = { access: { action: 'versions.read', store: (request: FastifyReques
 const bytes = { produces: ['application/octet-stream'], response: responses({ 200: Type.String() }) };
 
 export function storeReadRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get<{ Params: Static<typeof StoreParams> }>(
+    '/api/v1/stores/:store/guests',
+    {
+      config: read,
+      schema: { summary: 'the guests with versions in a store', tags, params: StoreParams, response: responses({ 200: Type.Array(Type.String()) }) },
+    },
+    async (request) => {
+      const ids = await withCatalog(configuredStore(ctx, request.params.store), (_s, catalog) => catalog.listVersions().map((v) => v.guestId));
+      return [...new Set(ids)].sort((a, b) => Number(a) - Number(b));
+    },
+  );
+
   app.get<{ Params: Static<typeof GuestVersionsParams> }>(
     '/api/v1/stores/:store/guests/:id/versions',
     {

@@ -1,7 +1,7 @@
 /**
  * RemoteStore: a datastore on another node, through the remote datastore protocol of its
  * `coldvault serve` (API v1 under /api/v1/stores/<store>; the server side is server/routes/store-*.ts).
- * Writer: openUpload -> RemoteUpload (known, putChunk, putFile, finish, abort). Reader: listVersions,
+ * Writer: openUpload -> RemoteUpload (known, putChunk, putFile, finish, abort). Reader: listGuests, listVersions,
  * getFile / getManifest / getIndex (manifest and index checked against their own checksums),
  * getChunk (the blob, checked here: CRC, decode, SHA-256 against its name) and readChunkInto (the blob
  * into a caller's buffer, unchecked, the contract of the datastore's ChunkStore.readInto: a restore
@@ -110,6 +110,14 @@ export class RemoteStore {
       signal,
     };
     return new RemoteUpload(ctx, { id: upload, version, idleTimeoutSeconds, guestId: req.guestId }, stats);
+  }
+
+  /** The guests that have versions in the store (GET .../guests), in ascending order. */
+  async listGuests(): Promise<string[]> {
+    const answer = await this.call({ method: 'GET', path: `${this.storePath}/guests`, idempotent: true }, 'listing the guests');
+    const list: unknown = answerJson(answer.body, this.node, 'the guest list');
+    if (!Array.isArray(list) || !list.every((id) => typeof id === 'string')) throw badAnswer(this.node, 'the guest list', answer.body);
+    return list;
   }
 
   /** The versions of `guestId` in the store, oldest first. */

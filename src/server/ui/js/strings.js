@@ -167,6 +167,11 @@ export const STRINGS = {
     'log.downtimeHint': 'Downtime: how long coldvault held the guest off, from the shutdown request until it was started again; – when it did not stop it.',
 
     'restore.title': 'Restore',
+    'restore.node': 'Node',
+    'restore.nodeNote': 'whose datastore to read: this node, or another node of the cluster (a node that died: its backups are on the node it sent them to)',
+    'restore.thisNode': '{node} (this node)',
+    'restore.remoteStore': 'Datastore there',
+    'restore.remoteStoreNote': "the datastore's name on that node (its config 'datastores'); every chunk is checked here",
     'restore.device': 'External device',
     'restore.deviceNote': 'optional: the disk is mounted read-only on the datastore folder below for the restore; give ID and version',
     'restore.fromPath': 'From path',
@@ -356,6 +361,12 @@ export const STRINGS = {
       'Ausfallzeit: wie lange coldvault den Gast ausgeschaltet hielt, vom Herunterfahren bis zum erneuten Start; – wenn er nicht gestoppt wurde.',
 
     'restore.title': 'Wiederherstellen',
+    'restore.node': 'Knoten',
+    'restore.nodeNote':
+      'wessen Datenspeicher gelesen wird: dieser Knoten oder ein anderer des Clusters (ein ausgefallener Knoten: seine Sicherungen liegen auf dem Knoten, an den er sie schickte)',
+    'restore.thisNode': '{node} (dieser Knoten)',
+    'restore.remoteStore': 'Datenspeicher dort',
+    'restore.remoteStoreNote': "der Name des Datenspeichers auf jenem Knoten (seine Konfiguration 'datastores'); jeder Chunk wird hier geprüft",
     'restore.device': 'Externes Gerät',
     'restore.deviceNote':
       'optional: die Platte wird für die Wiederherstellung schreibgeschützt auf dem Datenspeicher-Ordner unten eingehängt; ID und Version angeben',

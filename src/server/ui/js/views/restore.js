@@ -1,5 +1,7 @@
-// Backup -> Restore: external device (optional: mounted read-only on the chosen datastore folder),
-// from path (a datastore of GET /status), from ID, version, new ID; beside it the backups of that
+// Backup -> Restore: node (this one, or another of the config's cluster.nodes: GET /restore/nodes;
+// shown when there are others), external device (optional: mounted read-only on the chosen datastore
+// folder; this node only), from path (a datastore of GET /status; on another node: the datastore's
+// name there), from ID, version, new ID; beside it the backups of that
 // datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..; with
 // `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the
 // form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
@@ -10,8 +12,9 @@ import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerD
 import { storeLabel } from './jobs.js';
 
 const VMID = /^[1-9][0-9]{2,8}$/;
-const FIELDS = ['fromDevice', 'fromPath', 'id', 'version', 'newId', 'unique'];
+const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique'];
 const ALIASES = {
+  "node '|cluster\\.nodes": 'remote',
   'newId|is already in use|not known to be stopped': 'newId',
   '[Vv]ersion \\d+|VERSION': 'version',
   'fromDevice|external device': 'fromDevice',
@@ -28,7 +31,7 @@ function itemText(v) {
 }
 
 export async function restoreView(ctx) {
-  const [status, guests] = await Promise.all([ctx.refreshStatus(), get('/guests')]);
+  const [status, guests, cluster] = await Promise.all([ctx.refreshStatus(), get('/guests'), get('/restore/nodes')]);
   if (ctx.stale()) return;
   const p = 'restore';
   const takenIds = new Set(guests.map((g) => g.id));
@@ -40,6 +43,11 @@ export async function restoreView(ctx) {
     { required: true },
     status.datastores.map((d, i) => h('option', { value: d.dir, selected: i === 0 }, storeLabel(d.dir, status.datastores))),
   );
+  const remote = h('select', {}, [
+    h('option', { value: '', selected: true, t: ['restore.thisNode', { node: cluster.self }] }),
+    ...cluster.nodes.map((n) => h('option', { value: n.name }, n.name)),
+  ]);
+  const remoteStore = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', size: '16', placeholder: 'main' });
   const fromId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10', list: `${p}-ids` });
   const idList = h('datalist', { id: `${p}-ids` });
   const version = h('input', { type: 'number', min: '1', step: '1', size: '6' });
@@ -52,8 +60,10 @@ export async function restoreView(ctx) {
     'form',
     { class: 'card restore-form', novalidate: true, 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title', t: 'restore.title' }),
+    field(p, 'remote', 'restore.node', remote, 'restore.nodeNote'),
     field(p, 'fromDevice', 'restore.device', device, 'restore.deviceNote'),
     field(p, 'fromPath', 'restore.fromPath', fromPath, status.datastores.length ? undefined : 'restore.noStores'),
+    field(p, 'remoteStore', 'restore.remoteStore', remoteStore, 'restore.remoteStoreNote'),
     field(p, 'id', 'restore.fromId', fromId),
     idList,
     field(p, 'version', 'restore.version', version),
@@ -88,6 +98,17 @@ export async function restoreView(ctx) {
   ctx.main.append(...backupHeader('restore'), h('div', { class: 'columns restore' }, form, listBox));
 
   let loadSeq = 0;
+  const fieldOf = (name) => form.querySelector(`[data-field="${name}"]`);
+  fieldOf('remote').hidden = cluster.nodes.length === 0;
+
+  /** Another node: its datastore by name instead of this node's folders and devices. */
+  function showSource() {
+    const other = remote.value !== '';
+    fieldOf('fromDevice').hidden = other;
+    fieldOf('fromPath').hidden = other;
+    fieldOf('remoteStore').hidden = !other;
+  }
+  showSource();
 
   function suggestNewId(from) {
     for (let n = Math.max(Number(from) + 1, 100); n < 1_000_000_000; n++) if (!takenIds.has(String(n))) return String(n);
@@ -107,14 +128,15 @@ export async function restoreView(ctx) {
   async function loadBackups() {
     const seq = ++loadSeq;
     const guest = fromId.value.trim();
-    if (!fromPath.value) {
+    const store = remote.value ? remoteStore.value.trim() : fromPath.value;
+    if (!store) {
       list.replaceChildren();
-      listState.replaceChildren(h('p', { class: 'empty', t: 'restore.noStores' }));
+      listState.replaceChildren(h('p', { class: 'empty', t: remote.value ? 'restore.remoteStoreNote' : 'restore.noStores' }));
       return;
     }
     list.setAttribute('aria-busy', 'true');
     try {
-      const versions = await get(`/backups${query({ store: fromPath.value, guest: VMID.test(guest) ? guest : undefined })}`);
+      const versions = await get(`/backups${query({ remote: remote.value || undefined, store, guest: VMID.test(guest) ? guest : undefined })}`);
       if (seq !== loadSeq || ctx.stale()) return;
       versions.sort((a, b) => Number(a.id) - Number(b.id) || b.version - a.version);
       idList.replaceChildren(...[...new Set(versions.map((v) => v.id))].map((vmid) => h('option', { value: vmid })));
@@ -144,6 +166,11 @@ export async function restoreView(ctx) {
 
   let debounce = null;
   fromPath.addEventListener('change', () => void loadBackups());
+  remote.addEventListener('change', () => {
+    showSource();
+    void loadBackups();
+  });
+  remoteStore.addEventListener('change', () => void loadBackups());
   fromId.addEventListener('input', () => {
     clearTimeout(debounce);
     const v = fromId.value.trim();
@@ -158,9 +185,11 @@ export async function restoreView(ctx) {
     event.preventDefault();
     clearFieldErrors(form);
     summary.replaceChildren();
+    const other = remote.value !== '';
     const body = {
-      fromPath: fromPath.value || undefined,
-      fromDevice: device.value.trim() || undefined,
+      remote: other ? remote.value : undefined,
+      fromPath: (other ? remoteStore.value.trim() : fromPath.value) || undefined,
+      fromDevice: other ? undefined : device.value.trim() || undefined,
       id: fromId.value.trim(),
       version: version.value === '' ? undefined : Number(version.value),
       newId: newId.value.trim(),
@@ -172,7 +201,8 @@ export async function restoreView(ctx) {
       ctx.navigate(`#/tasks/${encodeURIComponent(taskId)}?from=restore`);
     } catch (err) {
       if (err.status === 401) return;
-      const name = fieldOfMessage(err.message, FIELDS, ALIASES);
+      const found = fieldOfMessage(err.message, FIELDS, ALIASES);
+      const name = other && found === 'fromPath' ? 'remoteStore' : found;
       if (name) setFieldError(form, name, err.message);
       summary.replaceChildren(errorBox(err, 'restore.notStarted'));
       const target = name ? form.querySelector(`[data-field="${name}"] input, [data-field="${name}"] select`) : null;

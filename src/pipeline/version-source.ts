@@ -1,0 +1,134 @@
+/**
+ * Version sources: where the versions that restore and verify read live, and what those flows need
+ * from it: the guests and their version numbers, a version's manifest and indexes (checked against
+ * their own checksums), a chunk reader with the contract of ChunkStore.readInto (the blob into a pooled
+ * buffer, unchecked: the worker pool checks CRC and SHA-256 of every chunk, wherever it came from), a
+ * read lease on a version, and `describe` for messages.
+ *
+ * - local (`localSource`): a datastore folder (Datastore). The lease keeps prune from removing the
+ *   version while it is read (datastore/version-use.ts); verify may quarantine damaged chunks there,
+ *   checks the store's file modes, and a restore's lock lives in the store's lock folder.
+ * - remote (`remoteSource`, `openRemoteSource`): datastore STORE on cluster node NODE, read through its
+ *   `coldvault serve` (targets/remote RemoteStore, the reader half of the remote datastore protocol,
+ *   with the scoped token and pinned fingerprint of config `cluster.nodes`). What it does not give:
+ *   - no read lease: the node's server holds none for a reader. A prune and gc on that node during a
+ *     remote restore can remove chunks under it; the restore then fails with CHUNK_MISSING and leaves
+ *     nothing behind (disks are written under temp names), and never writes wrong data (every chunk
+ *     is checked against its digest, every index against the manifest's disk SHA-256).
+ *   - no quarantine: a damaged chunk stays on that node; verify reports it, `coldvault verify` run on
+ *     that node moves it aside.
+ *   - no locks and no catalog: a restore's lock lives in this node's state dir (the caller gives it),
+ *     and verify's verdicts are not recorded on that node.
+ */
+import { stat } from 'node:fs/promises';
+import { ColdvaultError, errnoCode } from '../core/index.js';
+import { leaseVersion, type Datastore, type LockDir } from '../datastore/index.js';
+import type { FixedIndex, Manifest } from '../format/index.js';
+import { clusterNode, type ClusterConfig, RemoteStore, remoteStoreOptions } from '../targets/index.js';
+
+/** Reads a chunk's blob into `buf` from `offset` on, unchecked; CHUNK_MISSING when it is not there (ChunkStore.readInto). */
+export interface ChunkSource {
+  readInto(hex: string, buf: ArrayBuffer, offset?: number): Promise<number>;
+}
+
+export interface VersionLease {
+  release(): Promise<void>;
+}
+
+export interface VersionSource {
+  /** for messages: "datastore '/srv/cv'" or "datastore 'main' on node node1 (https://10.0.0.1:8007/)" */
+  readonly describe: string;
+  readonly chunks: ChunkSource;
+  listGuestIds(): Promise<string[]>;
+  /** oldest first */
+  listVersionNumbers(guestId: string): Promise<number[]>;
+  /** VERSION_NOT_FOUND for a version that is not there */
+  readManifest(guestId: string, version: number): Promise<Manifest>;
+  readIndex(guestId: string, version: number, name: string): Promise<FixedIndex>;
+  /** whether the version is gone (pruned while it was read); false when that cannot be told */
+  versionGone(guestId: string, version: number): Promise<boolean>;
+  /** keeps prune from removing the version until released; a remote source has none (see the header) */
+  lease(guestId: string, version: number, purpose: string): Promise<VersionLease>;
+  /** a named point of a flow (the datastore's test seams); nothing for a remote source */
+  checkpoint(step: string): Promise<void>;
+  /** where a restore's lock lives by default; a remote source has none: the caller gives one */
+  readonly locks?: LockDir;
+  /** moves a damaged chunk aside (its new path; undefined when it was gone); a remote source cannot */
+  readonly quarantine?: (digest: string) => Promise<string | undefined>;
+  /** the folder whose file modes verify checks (local only) */
+  readonly dir?: string;
+  /** ends what the source holds open (a remote source's connections) */
+  close(): void;
+}
+
+/** What restore and verify are given: a local datastore, or any version source. */
+export type SourceRef = { store: Datastore; source?: never } | { source: VersionSource; store?: never };
+
+export function sourceOf(ref: SourceRef): VersionSource {
+  return ref.source ?? localSource(ref.store);
+}
+
+/** A datastore folder as a version source. */
+export function localSource(store: Datastore): VersionSource {
+  return {
+    describe: `datastore '${store.dir}'`,
+    chunks: store.chunks,
+    listGuestIds: () => store.listGuestIds(),
+    listVersionNumbers: (guestId) => store.listVersionNumbers(guestId),
+    readManifest: (guestId, version) => store.readManifest(guestId, version),
+    readIndex: (guestId, version, name) => store.readIndex(guestId, version, name),
+    // only ENOENT counts: a folder that cannot be looked at (EIO on a failing disk) is not gone
+    versionGone: (guestId, version) =>
+      stat(store.versionDir(guestId, version)).then(
+        () => false,
+        (err: unknown) => errnoCode(err) === 'ENOENT',
+      ),
+    lease: (guestId, version, purpose) => leaseVersion(store, guestId, version, purpose),
+    checkpoint: (step) => store.checkpoint(step),
+    locks: store.locks,
+    quarantine: (digest) => store.chunks.quarantine(digest),
+    dir: store.dir,
+    close: () => undefined,
+  };
+}
+
+const NO_LEASE: VersionLease = { release: () => Promise.resolve() };
+
+/** Datastore `remote.store` on cluster node `nodeName` as a version source (see the header for what it lacks). */
+export function remoteSource(remote: RemoteStore, nodeName: string): VersionSource {
+  const describe = `datastore '${remote.store}' on node ${nodeName} (${remote.node})`;
+  const listVersionNumbers = async (guestId: string): Promise<number[]> => (await remote.listVersions(guestId)).map((v) => v.version).sort((a, b) => a - b);
+  return {
+    describe,
+    chunks: { readInto: (hex, buf, offset) => remote.readChunkInto(hex, buf, offset) },
+    listGuestIds: () => remote.listGuests(),
+    listVersionNumbers,
+    readManifest: async (guestId, version) => checkNamed(await remote.getManifest(guestId, version), guestId, version, describe),
+    readIndex: (guestId, version, name) => remote.getIndex(guestId, version, name),
+    versionGone: (guestId, version) =>
+      listVersionNumbers(guestId).then(
+        (numbers) => !numbers.includes(version),
+        () => false,
+      ),
+    lease: () => Promise.resolve(NO_LEASE),
+    checkpoint: () => Promise.resolve(),
+    close: () => remote.close(),
+  };
+}
+
+/** A manifest answered for guest `guestId` version `version` must name them (the node answered another version otherwise). */
+function checkNamed(manifest: Manifest, guestId: string, version: number, where: string): Manifest {
+  if (manifest.guestId === guestId && manifest.version === version) return manifest;
+  throw new ColdvaultError(
+    'MANIFEST_CORRUPT',
+    `the manifest of version ${version} of guest ${guestId} in ${where} is that of version ${manifest.version} of guest ${manifest.guestId}`,
+  );
+}
+
+/**
+ * Datastore `store` on the node named `nodeName` in the config's `cluster.nodes` (its url, fingerprint
+ * and token): CONFIG_INVALID naming the listed nodes when there is no such node.
+ */
+export function openRemoteSource(cluster: ClusterConfig | undefined, nodeName: string, store: string): VersionSource {
+  return remoteSource(new RemoteStore(remoteStoreOptions(clusterNode(cluster, nodeName), store)), nodeName);
+}
