@@ -75,6 +75,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/cert.js');
     return { options: m.certOptions, help: m.certHelp, run: m.certCommand };
   },
+  cluster: async () => {
+    const m = await import('./commands/cluster.js');
+    return { options: m.clusterOptions, help: m.clusterHelp, run: m.clusterCommand };
+  },
   token: async () => {
     const m = await import('./commands/token.js');
     return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand };

@@ -20,3 +20,4 @@ export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-sn
 export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';
 export { describeLanding, jobLanding, type JobLanding } from './job-target.js';
 export { bindDevice, mountStoreDevice, type MountedStoreDevice, type StoreDeviceRequest } from './device.js';
+export { clusterStatus, type ClusterStatus, type NodeStatus } from './cluster-status.js';

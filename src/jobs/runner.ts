@@ -13,7 +13,7 @@ import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
 import { LocalTarget, WorkerPool } from '../pipeline/index.js';
 import type { ClusterConfig } from '../targets/index.js';
-import { openClusterTarget, type JobTarget } from './cluster-target.js';
+import { attachClusterDevice, type ClusterJobTarget, openClusterTarget, type JobTarget } from './cluster-target.js';
 import { runGuest } from './guest-run.js';
 import { removeLeftoverSnapshots } from './snapshot-leftovers.js';
 import { runHook, type HookEnv } from './hooks.js';
@@ -104,15 +104,18 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   await runHook(job.hook, ['job-init'], hookEnv, task);
   let device: AttachedDevice | undefined;
   let failed = false;
+  let cluster: ClusterJobTarget | undefined;
   try {
-    device = await attachDevice(job, task, env.jobs);
-    return await runOnStore(job, env, task, vmids, adopted, hookEnv, device);
+    cluster = job.mode === 'cluster' ? openClusterTarget(job, env, task) : undefined;
+    device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs);
+    return await runOnStore(job, env, task, vmids, adopted, hookEnv, device, cluster);
   } catch (err) {
     failed = true;
     await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
     throw (await device?.diagnose(err)) ?? err; // a failing disk is named as such
   } finally {
     await detachDevice(device, task, failed);
+    cluster?.close();
   }
 }
 
@@ -134,8 +137,9 @@ async function runOnStore(
   adopted: Map<string, JournalEntry>,
   hookEnv: HookEnv,
   device?: AttachedDevice,
+  cluster?: JobTarget,
 ): Promise<GuestReport[]> {
-  const jobTarget = job.mode === 'cluster' ? openClusterTarget(job, env, task) : await openLocalTarget(job.store, task);
+  const jobTarget = cluster ?? (await openLocalTarget(job.store, task));
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
   let diskFailed: unknown;
@@ -179,7 +183,7 @@ async function runOnStore(
     return reports;
   } finally {
     await pool.close();
-    jobTarget.close();
+    if (!cluster) jobTarget.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /** `coldvault job add|edit|list|rm|run` */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatLogLine } from '../../core/index.js';
-import { runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
+import { describeLanding, jobLanding, runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
@@ -35,13 +35,14 @@ export const jobOptions: OptionSpec = {
   'init-device': { type: 'boolean' },
   snapshot: { type: 'string' },
   'full-every': { type: 'string' },
+  bwlimit: { type: 'string' },
   full: { type: 'boolean' },
   kind: { type: 'string' },
   from: { type: 'string' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
-     [--schedule 'CRON'] [--keep N] [--mode stop] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
+     [--schedule 'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
 coldvault job add <id> --kind sync --from NODE:STORE --store <dir> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
@@ -53,6 +54,9 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   --full (job run): this run reads every chunk.
   --kind sync --from NODE:STORE: a sync job, which pulls the versions --store lacks from datastore STORE on
   node NODE of the config's cluster.nodes (as 'coldvault sync'); --all: every guest with versions there.
+  --mode cluster: the guests are stopped and started as in stop mode, and their versions are pushed to the
+  datastore named --store on the previous node of the config's cluster ring (the first node's to the last);
+  --bwlimit caps the push (MB/s); --device names a disk plugged into that node, which mounts it for the run.
   --device /dev/sdb1 | UUID=... | LABEL=...: an external disk mounted on --store for the run; rotated disks
   separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.
   --snapshot auto (default): a running guest is shut down, its disks get cold snapshots (reflink clones on
@@ -60,12 +64,14 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   have one (ext4, NTFS ...) the guest stays off while its disks are read, as with --snapshot off.`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
-function jobFields(ctx: CommandContext, p: Parsed): Record<string, unknown> {
+function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<string, unknown> {
   const ids = list(p, 'vmid').flatMap((v) => v.split(','));
   const store = str(p, 'store');
   const days = str(p, 'days');
+  const cluster = (str(p, 'mode') ?? existing?.mode) === 'cluster'; // the store is a name on the receiving node then
   return {
-    store: store ? storeDir(ctx.config, store) : undefined,
+    store: store ? (cluster ? store : storeDir(ctx.config, store)) : undefined,
+    bwlimit: str(p, 'bwlimit'),
     vmid: ids.length > 0 ? ids : undefined,
     all: flag(p, 'all') || undefined,
     exclude: p.values.exclude ? list(p, 'exclude').flatMap((v) => v.split(',')) : undefined,
@@ -107,7 +113,7 @@ export async function jobCommand(ctx: CommandContext): Promise<number> {
     case 'add':
       return printJob(ctx, jobs.add({ ...jobFields(ctx, ctx.args), id: needId() }), 'added');
     case 'edit':
-      return printJob(ctx, jobs.edit(needId(), jobFields(ctx, ctx.args)), 'changed');
+      return printJob(ctx, jobs.edit(needId(), jobFields(ctx, ctx.args, jobs.get(needId()))), 'changed');
     case 'list':
       return listJobs(ctx, jobs.list());
     case 'rm':
@@ -123,26 +129,34 @@ export async function jobCommand(ctx: CommandContext): Promise<number> {
 
 function printJob(ctx: CommandContext, job: Job, verb: string): number {
   if (ctx.json) ctx.printJson(job);
-  else ctx.print(`job ${job.id} ${verb}: ${describeJob(job)}`);
+  else ctx.print(`job ${job.id} ${verb}: ${describeJob(job, landingOf(ctx, job))}`);
   return 0;
 }
 
-export function describeJob(job: Job): string {
+/** Where the job's backups land (cluster mode: the previous node of the ring), in words. */
+function landingOf(ctx: CommandContext, job: Job): string {
+  if (job.kind === 'sync') return job.store;
+  return describeLanding(jobLanding(job, ctx.config.cluster, job.node ?? ctx.config.node));
+}
+
+export function describeJob(job: Job, landing: string = job.store): string {
   const when = job.schedule ? `cron '${job.schedule}'` : job.days.length > 0 ? `${job.days.join(',')} at ${job.at}` : 'no schedule (run by hand)';
   const guests = job.all ? `all guests${job.exclude.length ? ` except ${job.exclude.join(',')}` : ''}` : `guests ${job.vmid.join(',')}`;
   const source = job.kind === 'sync' ? `sync from ${job.from ?? ''}: ` : '';
-  return `${source}${guests} -> ${job.store}${job.device ? ` (device ${job.device})` : ''}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
+  const device = job.device && job.mode !== 'cluster' ? ` (device ${job.device})` : '';
+  const limit = job.bwlimit ? `, at most ${job.bwlimit} MB/s` : '';
+  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
 }
 
 function listJobs(ctx: CommandContext, jobs: Job[]): number {
   if (ctx.json) {
-    ctx.printJson(jobs);
+    ctx.printJson(jobs.map((j) => ({ ...j, landing: j.kind === 'sync' ? { target: j.store } : jobLanding(j, ctx.config.cluster, j.node ?? ctx.config.node) })));
     return 0;
   }
   const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'TARGET'.padEnd(28)} SELECTION`;
   const rows = jobs.map(
     (j) =>
-      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${j.store.slice(-28).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`,
+      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${landingOf(ctx, j).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`,
   );
   ctx.print(jobs.length === 0 ? 'no jobs' : [head, ...rows].join('\n'));
   return 0;

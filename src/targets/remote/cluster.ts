@@ -25,6 +25,8 @@ export interface ClusterNodeConfig {
 
 export interface ClusterConfig {
   nodes: ClusterNodeConfig[];
+  /** seconds without a byte either way before a request to a node fails (default 60): a cut link ends a push then */
+  timeoutSeconds?: number;
 }
 
 /** Where this node's backups go and whose it receives, in a ring of at least two nodes. */
@@ -46,14 +48,18 @@ function invalid(where: string, message: string): ColdvaultError {
 /** Checks the config's `cluster` value (`where`: "config file '/etc/coldvault.json'"). */
 export function checkClusterConfig(value: unknown, where: string): ClusterConfig {
   const nodes = (value as { nodes?: unknown } | null)?.nodes;
-  if (typeof value !== 'object' || value === null || Object.keys(value).some((k) => k !== 'nodes') || !Array.isArray(nodes)) {
-    throw invalid(where, `'cluster' must be {"nodes": [{"name", "url", "fingerprint", "token"}, ...]} in ring order`);
+  if (typeof value !== 'object' || value === null || Object.keys(value).some((k) => k !== 'nodes' && k !== 'timeoutSeconds') || !Array.isArray(nodes)) {
+    throw invalid(where, `'cluster' must be {"nodes": [{"name", "url", "fingerprint", "token"}, ...], "timeoutSeconds"?: N} in ring order`);
+  }
+  const timeoutSeconds = (value as { timeoutSeconds?: unknown }).timeoutSeconds;
+  if (timeoutSeconds !== undefined && (typeof timeoutSeconds !== 'number' || !Number.isInteger(timeoutSeconds) || timeoutSeconds < 1)) {
+    throw invalid(where, `cluster.timeoutSeconds must be a whole number of seconds >= 1, got ${JSON.stringify(timeoutSeconds)}`);
   }
   const checked = nodes.map((node, i) => checkNode(node, `${where}: cluster.nodes[${i}]`));
   const names = checked.map((n) => n.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice) throw invalid(where, `cluster node '${twice}' is listed twice`);
-  return { nodes: checked };
+  return timeoutSeconds === undefined ? { nodes: checked } : { nodes: checked, timeoutSeconds };
 }
 
 function checkNode(node: unknown, where: string): ClusterNodeConfig {
@@ -100,6 +106,11 @@ export function clusterNode(cluster: ClusterConfig | undefined, name: string): C
 /** Options for a RemoteStore of datastore `store` on `node`; the token is read from tokenFile when given. */
 export function remoteStoreOptions(node: ClusterNodeConfig, store: string, extra: Partial<RemoteStoreOptions> = {}): RemoteStoreOptions {
   return { url: node.url, fingerprint: node.fingerprint, token: nodeToken(node), store, ...extra };
+}
+
+/** The request timeouts of the ring (config cluster.timeoutSeconds), for RemoteStoreOptions.timeouts. */
+export function clusterTimeouts(cluster: ClusterConfig | undefined): { idleMs?: number } {
+  return cluster?.timeoutSeconds ? { idleMs: cluster.timeoutSeconds * 1000 } : {};
 }
 
 function nodeToken(node: ClusterNodeConfig): string {

@@ -39,4 +39,13 @@ export { RemoteError } from './remote-errors.js';
 export { checkChunkBlob, chunkScratch } from './chunk-check.js';
 export { MIB_PER_SECOND, SLICE_BYTES, systemBucketClock, TokenBucket, type BucketClock, type BucketStats } from './token-bucket.js';
 export type { RetryPolicy, WireStats } from './wire.js';
-export { checkClusterConfig, clusterNode, remoteStoreOptions, ringPlace, type ClusterConfig, type ClusterNodeConfig, type RingPlace } from './cluster.js';
+export {
+  checkClusterConfig,
+  clusterNode,
+  clusterTimeouts,
+  remoteStoreOptions,
+  ringPlace,
+  type ClusterConfig,
+  type ClusterNodeConfig,
+  type RingPlace,
+} from './cluster.js';
