@@ -73,8 +73,17 @@ export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<Gues
   const started = Date.now();
   const run = new GuestRun(ctx, vmid);
   try {
-    const { bytes, wire } = await run.execute();
-    return { vmid, name: run.name, status: 'ok', seconds: (Date.now() - started) / 1000, bytes, downtimeMs: run.clock.offMs(), ...wireFields(wire) };
+    const { bytes, logicalBytes, wire } = await run.execute();
+    return {
+      vmid,
+      name: run.name,
+      status: 'ok',
+      seconds: (Date.now() - started) / 1000,
+      bytes,
+      logicalBytes,
+      downtimeMs: run.clock.offMs(),
+      ...wireFields(wire),
+    };
   } catch (err) {
     const seconds = (Date.now() - started) / 1000;
     return { vmid, name: run.name, status: 'failed', seconds, bytes: 0, downtimeMs: run.clock.offMs(), error: describeError(err) };
@@ -105,7 +114,7 @@ class GuestRun {
     return runHook(this.ctx.job.hook, [phase, 'stop', this.vmid], this.env, log);
   }
 
-  async execute(): Promise<{ bytes: number; wire?: { sentBytes: number; receivedBytes: number } }> {
+  async execute(): Promise<{ bytes: number; logicalBytes: number; wire?: { sentBytes: number; receivedBytes: number } }> {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
     let published = false;
@@ -142,7 +151,8 @@ class GuestRun {
           if (this.startFailure !== undefined) throw this.startFailure;
         },
       });
-      return { bytes: result.manifest.storedBytes, wire: result.wire };
+      const logicalBytes = result.manifest.disks.reduce((sum, d) => sum + d.size, 0);
+      return { bytes: result.manifest.storedBytes, logicalBytes, wire: result.wire };
     } catch (err) {
       await this.hook('backup-abort').catch(() => undefined);
       throw err;

@@ -2,7 +2,8 @@
  * The job status mail, as vzdump's `mailto` sends it (interfaces.md §2), with coldvault's name and the
  * job id in the subject: `coldvault backup status (pve1, job nightly): backup successful` / `... backup failed`.
  * The body is a per-guest table (VMID, name, status, time HH:MM:SS, size, rate MiB/s, and downtime
- * HH:MM:SS: how long coldvault held the guest off, `-` when it did not stop it), the errors of failed
+ * HH:MM:SS: how long coldvault held the guest off, `-` when it did not stop it; wire: bytes sent and
+ * received over the network by a cluster-mode push, `-` for a local backup), the errors of failed
  * guests, then the whole job log; as plain text and as HTML (everything escaped).
  * `sendMail` sends it with nodemailer: over SMTP (STARTTLS whenever the server offers it, AUTH when a
  * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
@@ -46,6 +47,8 @@ export interface GuestReport {
   downtimeMs?: number;
   /** bytes sent and received over the network (a cluster-mode push); absent for a local backup */
   wireBytes?: number;
+  /** the disks' logical size in the version (absent when it failed) */
+  logicalBytes?: number;
   error?: string;
 }
 
@@ -77,7 +80,10 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate', 'Downtime'] as const;
+const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate', 'Downtime', 'Wire'] as const;
+
+/** bytes on the network (a cluster push), `-` for a local backup */
+const wire = (bytes: number | undefined): string => (bytes === undefined ? '-' : formatBytes(bytes));
 
 const downtime = (ms: number | undefined): string => (ms === undefined ? '-' : formatDuration(ms / 1000));
 
@@ -90,6 +96,7 @@ function rows(guests: GuestReport[]): string[][] {
     formatBytes(g.bytes),
     formatRate(g.bytes, g.seconds),
     downtime(g.downtimeMs),
+    wire(g.wireBytes),
   ]);
 }
 
@@ -98,7 +105,9 @@ function totalRow(guests: GuestReport[]): string[] {
   const bytes = guests.reduce((a, g) => a + g.bytes, 0);
   const stopped = guests.filter((g) => g.downtimeMs !== undefined);
   const off = stopped.length > 0 ? downtime(stopped.reduce((a, g) => a + (g.downtimeMs ?? 0), 0)) : '-';
-  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds), off];
+  const pushed = guests.filter((g) => g.wireBytes !== undefined);
+  const onWire = pushed.length > 0 ? wire(pushed.reduce((a, g) => a + (g.wireBytes ?? 0), 0)) : '-';
+  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds), off, onWire];
 }
 
 function textTable(table: string[][]): string {

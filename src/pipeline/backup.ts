@@ -113,9 +113,10 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   vlog.info(`Starting Backup of VM ${req.guestId} (qemu)`);
   if (req.statusLine) vlog.info(req.statusLine);
   const target = 'target' in req ? req.target : new LocalTarget(req.store, req.catalog);
-  const held = await target.hold(req.guestId, req.lockWaitMs ?? 0, req.keep);
+  let held: HeldTarget | undefined;
   let writer: VersionWriter | undefined;
   try {
+    held = await target.hold(req.guestId, req.lockWaitMs ?? 0, req.keep);
     const plan = await planBackup(req, vlog);
     await held.checkSpace(
       plan.disks.map((d) => ({ path: d.path, ...d.info })),
@@ -145,7 +146,7 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     await writer?.discard().catch(() => undefined);
     throw err;
   } finally {
-    await held.release();
+    await held?.release();
   }
 }
 

@@ -13,6 +13,9 @@
  *   coldvault_task_duration_seconds{type}                      summary (sum, count) of the kept finished tasks
  *   coldvault_task_last_duration_seconds{type}                 the newest finished task of each type
  *   coldvault_tasks_running                                    tasks running now (any process)
+ *   coldvault_push_wire_bytes{job}                             bytes on the wire of the newest run of a cluster-mode
+ *                                                              job (sent and received), next to its guests'
+ *   coldvault_push_logical_bytes{job}                          disk bytes (logical) in that run
  */
 import type { CatalogVersion } from '../catalog/index.js';
 import type { TaskInfo } from '../jobs/index.js';
@@ -36,6 +39,7 @@ export async function collectMetrics(stores: KnownStore[], tasks: TaskInfo[]): P
   const families = familiesOf();
   for (const s of stores) await addStore(families, s).catch(() => undefined);
   addTasks(families, tasks);
+  addPushes(families, tasks);
   return render(Object.values(families));
 }
 
@@ -52,6 +56,8 @@ function familiesOf(): Record<string, Family> {
     duration: f('coldvault_task_duration_seconds', 'summary', 'Durations of the finished tasks kept in the state database.'),
     lastDuration: f('coldvault_task_last_duration_seconds', 'gauge', 'Duration of the newest finished task of a type.'),
     running: f('coldvault_tasks_running', 'gauge', 'Tasks running now.'),
+    wire: f('coldvault_push_wire_bytes', 'gauge', 'Bytes on the wire (sent and received) of the newest run of a cluster-mode job.'),
+    logical: f('coldvault_push_logical_bytes', 'gauge', 'Disk bytes of the guests pushed by the newest run of a cluster-mode job.'),
   };
 }
 
@@ -93,6 +99,20 @@ function addTasks(families: Record<string, Family>, tasks: TaskInfo[]): void {
       { labels: { type }, value: list.length, suffix: '_count' },
     );
     families.lastDuration!.samples.push({ labels: { type }, value: seconds[0] as number });
+  }
+}
+
+/** The newest finished run of each job whose guests went over the wire (cluster mode). */
+function addPushes(families: Record<string, Family>, tasks: TaskInfo[]): void {
+  const seen = new Set<string>();
+  for (const task of [...tasks].sort((a, b) => b.start.localeCompare(a.start))) {
+    const guests = (task.result as { guests?: Array<{ wireBytes?: number; logicalBytes?: number }> } | null)?.guests ?? [];
+    const pushed = guests.filter((g) => g.wireBytes !== undefined);
+    if (task.type !== 'backup' || !task.jobId || task.end === null || pushed.length === 0 || seen.has(task.jobId)) continue;
+    seen.add(task.jobId);
+    const labels = { job: task.jobId };
+    families.wire!.samples.push({ labels, value: pushed.reduce((sum, g) => sum + (g.wireBytes ?? 0), 0) });
+    families.logical!.samples.push({ labels, value: pushed.reduce((sum, g) => sum + (g.logicalBytes ?? 0), 0) });
   }
 }
 
