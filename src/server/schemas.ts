@@ -40,7 +40,8 @@ const jobFields = {
   at: Type.String({ pattern: '^([01]?[0-9]|2[0-3]):[0-5][0-9]$' }),
   schedule: Type.String({ maxLength: 200, description: 'cron: minute hour day-of-month month day-of-week' }),
   keep: Type.Integer({ minimum: 1 }),
-  mode: StringEnum(['stop'] as const),
+  // cluster: the versions are pushed to datastore `store` (its name there) on the previous node of the config's ring
+  mode: StringEnum(['stop', 'cluster'] as const),
   mailto: Type.Array(Type.String({ maxLength: 254 }), { maxItems: 100 }),
   mailNotification: StringEnum(['always', 'failure'] as const),
   scriptBefore: PathText,
@@ -57,13 +58,16 @@ const jobFields = {
   snapshot: StringEnum(['auto', 'off'] as const),
   fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
   kind: StringEnum(['backup', 'sync'] as const),
+  bwlimit: Type.Number({ exclusiveMinimum: 0, description: 'cluster mode: MB/s the push may use at most' }),
   from: Type.String({
     pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:[^/\\\\\\s]{1,128}$',
     description: "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there)",
   }),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, ...withDefaults } = jobFields;
-const JobOptionals = Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, ...withDefaults }));
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, ...withDefaults } = jobFields;
+const JobOptionals = Type.Partial(
+  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, ...withDefaults }),
+);
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
@@ -73,7 +77,7 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from })),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(
@@ -95,7 +99,8 @@ export const Task = Type.Object({
   result: Type.Unknown({
     description:
       'what the task produced, null while it runs. A backup job: `{guests: [{vmid, name, status, seconds, bytes, downtimeMs?, error?}]}`, ' +
-      'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it)',
+      'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it); a cluster-mode push adds ' +
+      'logicalBytes (the disks) and wireBytes (sent and received over the network)',
   }),
   startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
 });

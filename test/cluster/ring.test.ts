@@ -28,7 +28,7 @@ let n2: ClusterNode;
 let n3: ClusterNode;
 let q2: Awaited<ReturnType<typeof qemuOn>>;
 let loops: Loops;
-let boots = 1;
+let seed = 201;
 const RANDOM_MIB = 24;
 
 interface Version {
@@ -45,9 +45,10 @@ interface Task {
 
 const versionsIn = async (node: ClusterNode, store = 'main'): Promise<Version[]> => node.cliJson<Version[]>(['list', '--store', store]);
 const idsIn = async (node: ClusterNode): Promise<string[]> => [...new Set((await versionsIn(node)).map((v) => v.id))];
-const lastTask = async (node: ClusterNode): Promise<Task> => (await node.cliJson<Task[]>(['task', 'list']))[0] as Task;
+const lastRun = async (node: ClusterNode, job = 'ring'): Promise<Task> =>
+  (await node.cliJson<Task[]>(['task', 'list'])).find((t) => t.type === 'backup' && t.jobId === job) as Task;
 const stagingOf = (node: ClusterNode, vmid: string): string[] => {
-  const dir = join(node.storeDir, vmid);
+  const dir = join(node.storeDir, 'guests', vmid);
   return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('.staging-')) : [];
 };
 
@@ -65,12 +66,23 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, timeout
   }
 }
 
+/** The newest `boot N` on guest 201's serial console. */
+function currentBoot(): number {
+  const log = readFileSync(guestFiles(q2.qemuDir, '201').log, 'utf8');
+  return Math.max(0, ...[...log.matchAll(/coldvault-tiny-guest: boot (\d+)/g)].map((m) => Number(m[1])));
+}
+
 /** node2's job run, expecting the guest to have been stopped and booted again. */
 async function runOnNode2(job: string): Promise<{ code: number; out: string }> {
+  const boot = currentBoot();
   const r = await n2.cli(['job', 'run', job]);
-  boots++;
-  await waitBooted(q2, '201', boots);
+  await waitBooted(q2, '201', boot + 1);
   return { code: r.code, out: r.stdout + r.stderr };
+}
+
+/** New incompressible content on guest 201's second disk: the next push has 24 MiB to send. */
+function rewriteRandomDisk(): void {
+  writeImage(imagePath(n2, '201', 'vm-201-disk-1.raw'), Array<'random'>(RANDOM_MIB / 4).fill('random'), ++seed);
 }
 
 beforeAll(async () => {
@@ -79,7 +91,7 @@ beforeAll(async () => {
   q2 = await qemuOn(n2);
   await addTinyGuest(q2, '201', 'web201');
   const random = imagePath(n2, '201', 'vm-201-disk-1.raw');
-  writeImage(random, Array<'random'>(RANDOM_MIB / 4).fill('random'), 201);
+  writeImage(random, Array<'random'>(RANDOM_MIB / 4).fill('random'), seed);
   const conf = join(n2.guestsDir, '201.conf');
   writeFileSync(conf, `${readFileSync(conf, 'utf8')}scsi1: local:201/vm-201-disk-1.raw,size=${RANDOM_MIB}M\n`);
   await bootGuest(q2, '201');
@@ -153,12 +165,12 @@ describe('a three-node ring of coldvault serve processes in network namespaces',
   });
 
   it('a second push of an unchanged guest sends only metadata (bytes on the wire counted)', async () => {
-    const first = await lastTask(n1);
+    const first = await lastRun(n1);
     const firstWire = first.result?.guests?.[0]?.wireBytes ?? 0;
     expect(firstWire).toBeGreaterThan(2 * 4 * 1024 * 1024); // two random regions of 4 MiB went over the wire
     const again = await n1.cli(['job', 'run', 'ring']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
-    const second = await lastTask(n1);
+    const second = await lastRun(n1);
     const wire = second.result?.guests?.[0]?.wireBytes ?? -1;
     expect(wire).toBeGreaterThan(0);
     expect(wire).toBeLessThan(64 * 1024); // indexes, config, log, manifest and the questions: no chunk
@@ -168,6 +180,7 @@ describe('a three-node ring of coldvault serve processes in network namespaces',
 
   it('kill -9 of the receiving serve mid-push: the job fails clearly, the guest runs again, nothing partial on node1; the next run succeeds', async () => {
     expect((await n2.cli(['job', 'edit', 'ring', '--bwlimit', '2'])).code).toBe(0);
+    rewriteRandomDisk();
     const run = runOnNode2('ring');
     await until('the upload on node1', () => stagingOf(n1, '201').length > 0);
     await new Promise((r) => setTimeout(r, 1000));
@@ -189,6 +202,7 @@ describe('a three-node ring of coldvault serve processes in network namespaces',
   it('the link cut mid-push: the job fails within the timeouts, the guest runs again, nothing partial; after the link is back the next run succeeds', async () => {
     expect((await n2.cli(['job', 'edit', 'ring', '--bwlimit', '2'])).code).toBe(0);
     const before = (await versionsIn(n1)).filter((v) => v.id === '201').length;
+    rewriteRandomDisk();
     const run = runOnNode2('ring');
     await until('the upload on node1', () => stagingOf(n1, '201').length > 0);
     await new Promise((r) => setTimeout(r, 1000));

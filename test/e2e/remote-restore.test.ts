@@ -6,6 +6,9 @@
  * hides the external device and the local datastores and asks for the datastore there; its backups
  * are listed, one click fills the form, and the restore's log ends `restore successful` with the
  * restored disk byte-identical to the backed-up one.
+ * The lab is also in a ring with node1 (after it: its backups land on node1): the job form offers
+ * mode Cluster, says the backups land on node1 (and its disk is plugged in there), asks for the
+ * datastore there and a bandwidth limit; the job made there runs (API) and its version is on node1.
  */
 import type { Browser, Page } from 'playwright-core';
 import { join } from 'node:path';
@@ -30,7 +33,19 @@ beforeAll(async () => {
   const remote = client(node1.url, token);
   await push(remote, remoteLab.source, remoteLab.versions['101']!);
   remote.close();
-  [lab, browser] = await Promise.all([startE2eLab({ config: { cluster: { nodes: [{ name: 'node1', url: node1.url, token }] } } }), launchBrowser()]);
+  [lab, browser] = await Promise.all([
+    startE2eLab({
+      config: {
+        cluster: {
+          nodes: [
+            { name: 'node1', url: node1.url, token },
+            { name: 'e2enode', url: 'https://127.0.0.1:9' },
+          ],
+        },
+      },
+    }),
+    launchBrowser(),
+  ]);
   page = await (await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 860 } })).newPage();
   page.setDefaultTimeout(15_000);
   errors = watchErrors(page);
@@ -73,6 +88,39 @@ describe('the Restore tab reading another node', () => {
     expect(log.trim().split('\n').at(-1)).toMatch(/restore successful$/);
     const restored = join(lab.storageDir, 'images', '301', 'vm-301-disk-0.raw');
     expect(sha256File(restored)).toBe(sha256File(imagePath(remoteLab, '101', 'vm-101-disk-0.raw')));
+    expect(errors).toEqual([]);
+  });
+
+  it('the job form in cluster mode: the backups land on node1; the job pushes guest 101 there', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Backup' }).click();
+    await page.getByRole('button', { name: 'Create new job' }).click();
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    const form = page.locator('form.job-form');
+    expect(await form.getByLabel('Datastore there').isVisible()).toBe(false);
+    await form.getByLabel('Mode', { exact: true }).selectOption('cluster');
+    expect(await form.getByLabel('Target dir').isVisible()).toBe(false);
+    expect(await form.locator('.landing').innerText()).toContain('The backups land on node node1: an external disk (device) is plugged into node node1');
+    await form.getByLabel('Job name').fill('ring');
+    await form.getByLabel('Datastore there').fill('main');
+    await form.getByLabel('Bandwidth limit (MB/s)').fill('50');
+    await form.getByLabel('Select guest 101').check();
+    await form.getByRole('button', { name: 'Save job' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
+    const api = async (path: string, method = 'GET'): Promise<unknown> =>
+      (await page.request.fetch(`${lab.url}${path}`, { method, headers: { 'X-Requested-With': 'coldvault' } })).json();
+    const job = (await api('/api/v1/jobs/ring')) as { mode: string; store: string; bwlimit: number };
+    expect(job).toMatchObject({ mode: 'cluster', store: 'main', bwlimit: 50 });
+    const before = (await api('/api/v1/backups?remote=node1&store=main&guest=101')) as unknown[];
+    const started = (await api('/api/v1/jobs/ring/run', 'POST')) as { taskId: string };
+    let task: { status: string; result?: { guests?: Array<{ wireBytes?: number }> } } = { status: 'running' };
+    for (let i = 0; i < 300 && task.status === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      task = (await api(`/api/v1/tasks/${started.taskId}`)) as typeof task;
+    }
+    expect(task.status).toBe('ok');
+    expect(task.result?.guests?.[0]?.wireBytes).toBeGreaterThan(0);
+    const after = (await api('/api/v1/backups?remote=node1&store=main&guest=101')) as unknown[];
+    expect(after.length).toBe(before.length + 1);
     expect(errors).toEqual([]);
   });
 });

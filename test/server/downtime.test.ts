@@ -66,6 +66,26 @@ describe('downtime in the API', () => {
     expect(listed.find((t) => t.id === task.id)?.result.guests[0]?.downtimeMs).toBe(DOWNTIME_MS);
   });
 
+  it('/metrics: bytes on the wire and logical bytes of the newest run of each cluster-mode job; local runs have none', async () => {
+    const push = (wireBytes: number) => {
+      const task = lab.state.tasks.create('backup', { jobId: 'ring', node: 'testnode', summary: 'job ring' });
+      const guests: GuestReport[] = [
+        { vmid: '101', name: 'a', status: 'ok', seconds: 2, bytes: 10, logicalBytes: 1000, wireBytes },
+        { vmid: '102', name: 'b', status: 'ok', seconds: 2, bytes: 10, logicalBytes: 500, wireBytes: 5 },
+      ];
+      task.finish(true, { guests });
+    };
+    push(700);
+    await new Promise((r) => setTimeout(r, 20)); // the newer run starts later
+    push(300);
+    const local = lab.state.tasks.create('backup', { jobId: 'nightly', node: 'testnode', summary: 'job nightly' });
+    local.finish(true, { guests: [{ vmid: '101', name: 'a', status: 'ok', seconds: 1, bytes: 1, logicalBytes: 1000 }] });
+    const text = (await lab.api('GET', '/metrics')).body;
+    expect(metricValue(text, 'coldvault_push_wire_bytes{job="ring"}')).toBe('305');
+    expect(metricValue(text, 'coldvault_push_logical_bytes{job="ring"}')).toBe('1500');
+    expect(metricValue(text, 'coldvault_push_wire_bytes{job="nightly"}')).toBeUndefined();
+  });
+
   it('the OpenAPI document describes downtimeMs of versions and of task results', async () => {
     interface Schema {
       properties: Record<string, { anyOf?: Array<{ type: string; minimum?: number }>; description?: string }>;

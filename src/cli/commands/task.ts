@@ -1,5 +1,5 @@
 /** `coldvault task list [--json]`, `coldvault task log <task-id> [-f]` */
-import { ColdvaultError, formatLogLine } from '../../core/index.js';
+import { ColdvaultError, formatBytes, formatLogLine } from '../../core/index.js';
 import { flag, intOption, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -20,7 +20,7 @@ export async function taskCommand(ctx: CommandContext): Promise<number> {
           : list
               .map(
                 (t) =>
-                  `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  by ${(t.startedBy ?? '-').padEnd(16)} ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}`,
+                  `${t.id}  ${t.status.padEnd(7)} ${t.start.slice(0, 19)}  by ${(t.startedBy ?? '-').padEnd(16)} ${t.type}${t.jobId ? ` job ${t.jobId}` : ''}${wireOf(t.result)}`,
               )
               .join('\n'),
       );
@@ -31,6 +31,15 @@ export async function taskCommand(ctx: CommandContext): Promise<number> {
     return printLog(ctx, id, flag(ctx.args, 'follow'));
   }
   throw new ColdvaultError('USAGE', `coldvault task: unknown subcommand '${sub ?? ''}' (list, log)`);
+}
+
+/** `, 1.20 MiB on the wire for 32.00 GiB` for a cluster-mode push; nothing otherwise. */
+function wireOf(result: unknown): string {
+  const guests = (result as { guests?: Array<{ wireBytes?: number; logicalBytes?: number }> } | null)?.guests ?? [];
+  const pushed = guests.filter((g) => g.wireBytes !== undefined);
+  if (pushed.length === 0) return '';
+  const sum = (key: 'wireBytes' | 'logicalBytes'): number => pushed.reduce((a, g) => a + (g[key] ?? 0), 0);
+  return `, ${formatBytes(sum('wireBytes'))} on the wire for ${formatBytes(sum('logicalBytes'))}`;
 }
 
 async function printLog(ctx: CommandContext, id: string, follow: boolean): Promise<number> {

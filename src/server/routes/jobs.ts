@@ -113,7 +113,8 @@ function checkPrivilegedFields(request: FastifyRequest, body: JobBody, existing?
 /** The body with its store resolved to a folder and its paths checked against the config. */
 function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<string, unknown> {
   const others: JobModel[] = ctx.state.jobs.list();
-  const store = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  // cluster mode: a datastore's name on the receiving node, not a folder here
+  const store = body.mode === 'cluster' ? body.store : resolveStore(body.store, ctx.config, ctx.state.jobs);
   checkScript(body.hook, 'hook', ctx.config, others);
   checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);

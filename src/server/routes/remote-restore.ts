@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isColdvaultError } from '../../core/index.js';
 import { LockDir } from '../../datastore/index.js';
 import { openRemoteSource, restoreGuest } from '../../pipeline/index.js';
-import { clusterNode, RemoteStore, remoteStoreOptions, type RemoteVersion } from '../../targets/index.js';
+import { clusterNode, RemoteStore, remoteStoreOptions, type RemoteVersion, ringPlace } from '../../targets/index.js';
 import { authorize, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -26,6 +26,9 @@ import { responses, type BackupsQuery, type RestoreBody } from '../schemas.js';
 const RestoreNodes = Type.Object({
   self: Type.String({ description: "this node's name (config `node`)" }),
   nodes: Type.Array(Type.Object({ name: Type.String(), url: Type.String() }), { description: 'the other nodes of cluster.nodes, in ring order' }),
+  sendsTo: Type.Optional(
+    Type.String({ description: "the node this node's cluster-mode jobs push to (the previous one of the ring); absent when this node is not in a ring" }),
+  ),
 });
 
 export function remoteRestoreRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -38,8 +41,18 @@ export function remoteRestoreRoutes(app: FastifyInstance, ctx: RouteContext): vo
     () => ({
       self: ctx.config.node,
       nodes: (ctx.config.cluster?.nodes ?? []).filter((n) => n.name !== ctx.config.node).map((n) => ({ name: n.name, url: n.url })),
+      sendsTo: sendsTo(ctx),
     }),
   );
+}
+
+/** The previous node of the ring, or undefined when this node is not in one. */
+function sendsTo(ctx: RouteContext): string | undefined {
+  try {
+    return ringPlace(ctx.config.cluster, ctx.config.node).sendsTo.name;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The versions in datastore `query.store` on node `query.remote` (of one guest, or of all). */

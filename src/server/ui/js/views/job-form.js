@@ -45,11 +45,12 @@ function suggestId(jobs) {
 
 export async function jobFormView(ctx) {
   const editId = ctx.match[1] ? decodeURIComponent(ctx.match[1]) : null;
-  const [status, guests, jobs, job] = await Promise.all([
+  const [status, guests, jobs, job, ring] = await Promise.all([
     ctx.refreshStatus(),
     get('/guests'),
     get('/jobs'),
     editId ? get(`/jobs/${encodeURIComponent(editId)}`) : Promise.resolve(null),
+    get('/restore/nodes').catch(() => ({ nodes: [] })),
   ]);
   if (ctx.stale()) return;
   const p = 'job';
@@ -91,7 +92,16 @@ export async function jobFormView(ctx) {
     ),
   );
   const at = h('input', { type: 'text', required: true, inputmode: 'numeric', autocomplete: 'off', placeholder: 'HH:MM', size: '6', value: job?.at ?? '' });
-  const mode = h('select', {}, h('option', { value: 'stop', selected: true, t: 'form.mode.stop' }));
+  const mode = h(
+    'select',
+    {},
+    h('option', { value: 'stop', selected: job?.mode !== 'cluster', t: 'form.mode.stop' }),
+    ...(ring.sendsTo || job?.mode === 'cluster' ? [h('option', { value: 'cluster', selected: job?.mode === 'cluster', t: 'form.mode.cluster' })] : []),
+  );
+  // cluster mode: the store is a datastore's name on the node the backups land on (the previous one of the ring)
+  const remoteStore = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.mode === 'cluster' ? job.store : '' });
+  const bwlimit = h('input', { type: 'number', min: '0', step: 'any', size: '6', value: job?.bwlimit ?? '' });
+  const landing = h('p', { class: 'hint landing', id: `${p}-landing`, t: ['form.clusterLanding', { node: ring.sendsTo ?? '?' }] });
   const snapshot = h(
     'select',
     {},
@@ -198,6 +208,9 @@ export async function jobFormView(ctx) {
         groupField(p, 'days', 'form.days', days),
         field(p, 'at', 'form.at', at, 'form.atHint'),
         field(p, 'mode', 'form.mode', mode, 'form.modeHint'),
+        field(p, 'remoteStore', 'form.remoteStore', remoteStore, 'form.remoteStoreHint'),
+        field(p, 'bwlimit', 'form.bwlimit', bwlimit, 'form.bwlimitHint'),
+        landing,
         field(p, 'snapshot', 'form.snapshot', snapshot, 'form.snapshotHint'),
       ),
       h(
@@ -243,6 +256,16 @@ export async function jobFormView(ctx) {
   enabled.id = `${p}-enabled`;
   title.id = 'job-form-title';
   syncAll();
+  const syncMode = () => {
+    const cluster = mode.value === 'cluster';
+    for (const el of [remoteStore, bwlimit]) el.closest('.field').hidden = !cluster;
+    store.closest('.field').hidden = cluster;
+    landing.hidden = !cluster;
+    store.required = !cluster;
+    remoteStore.required = cluster;
+  };
+  mode.addEventListener('change', syncMode);
+  syncMode();
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -250,7 +273,8 @@ export async function jobFormView(ctx) {
     summary.replaceChildren();
     const fields = {
       node: node.value.trim() || undefined,
-      store: store.value,
+      store: mode.value === 'cluster' ? remoteStore.value.trim() : store.value,
+      bwlimit: mode.value === 'cluster' && bwlimit.value !== '' ? Number(bwlimit.value) : undefined,
       device: device.value.trim() || undefined,
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
       at: at.value.trim(),

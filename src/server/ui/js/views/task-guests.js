@@ -1,6 +1,7 @@
 // The guests of a finished backup job's task (its result: GET /api/v1/tasks/{id} -> result.guests):
 // VMID, name, status, time and downtime, i.e. how long coldvault held the guest off (shutdown
-// request to started again; '–' when it did not stop it).
+// request to started again; '–' when it did not stop it), and for a cluster-mode push the disks'
+// logical size and the bytes that went over the wire.
 import { h } from '../dom.js';
 import { statusBadge } from './common.js';
 
@@ -13,11 +14,25 @@ export function formatDuration(ms) {
   return `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
 }
 
+/** Bytes as the CLI writes them (KiB, MiB, GiB); '–' for none. */
+export function formatSize(bytes) {
+  if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`;
+}
+
 /** The table of a task's guests, or null when its result names none. */
 export function taskGuests(task) {
   const guests = Array.isArray(task?.result?.guests) ? task.result.guests : [];
   if (guests.length === 0) return null;
-  const cols = ['col.vmid', 'col.name', 'col.status', 'log.col.time', 'log.col.downtime'];
+  const pushed = guests.some((g) => g.wireBytes !== undefined);
+  const cols = ['col.vmid', 'col.name', 'col.status', 'log.col.time', 'log.col.downtime', ...(pushed ? ['log.col.logical', 'log.col.wire'] : [])];
   return h(
     'section',
     { class: 'task-guests', 'aria-labelledby': 'task-guests-title' },
@@ -41,6 +56,7 @@ export function taskGuests(task) {
               h('td', {}, statusBadge(g.status)),
               h('td', { class: 'time' }, formatDuration(g.seconds * 1000)),
               h('td', { class: 'time downtime' }, formatDuration(g.downtimeMs)),
+              ...(pushed ? [h('td', { class: 'size logical' }, formatSize(g.logicalBytes)), h('td', { class: 'size wire' }, formatSize(g.wireBytes))] : []),
             ),
           ),
         ),
