@@ -53,9 +53,10 @@ const stagingOf = (node: ClusterNode, vmid: string): string[] => {
 };
 
 /** Sets fields of one entry of a node's cluster.nodes (a token, a fingerprint). */
-function setEntry(node: ClusterNode, name: string, fields: Record<string, string>): void {
-  const cluster = node.config().cluster as { nodes: Array<Record<string, string>>; timeoutSeconds: number };
-  node.updateConfig({ cluster: { ...cluster, nodes: cluster.nodes.map((e) => (e.name === name ? { ...e, ...fields } : e)) } });
+function setEntry(node: ClusterNode, name: string, fields: Record<string, string>, tokens?: Record<string, string>): void {
+  const cluster = node.config().cluster as { nodes: Array<Record<string, unknown>>; timeoutSeconds: number };
+  const change = (e: Record<string, unknown>) => ({ ...e, ...fields, ...(tokens ? { tokens } : {}) });
+  node.updateConfig({ cluster: { ...cluster, nodes: cluster.nodes.map((e) => (e.name === name ? change(e) : e)) } });
 }
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
@@ -76,8 +77,11 @@ function currentBoot(): number {
 async function runOnNode2(job: string): Promise<{ code: number; out: string }> {
   const boot = currentBoot();
   const r = await n2.cli(['job', 'run', job]);
-  await waitBooted(q2, '201', boot + 1);
-  return { code: r.code, out: r.stdout + r.stderr };
+  const out = r.stdout + r.stderr;
+  await waitBooted(q2, '201', boot + 1).catch((err: unknown) => {
+    throw new Error(`${String(err)}\nthe job run (exit ${r.code}):\n${out}`);
+  });
+  return { code: r.code, out };
 }
 
 /** New incompressible content on guest 201's second disk: the next push has 24 MiB to send. */
@@ -226,6 +230,7 @@ describe('a three-node ring of coldvault serve processes in network namespaces',
     await n1.stop();
     n1.updateConfig({ datastores: { main: n1.storeDir, usb }, storeDevices: { usb: [`UUID=${disk.uuid}`] } });
     await n1.start();
+    setEntry(n2, 'node1', {}, { usb: await n1.token('node2-usb', 'usb') }); // a backup token reaches one datastore
     const add = await n2.cli(['job', 'add', 'carry', '--mode', 'cluster', '--store', 'usb', '--vmid', '201', '--device', `UUID=${disk.uuid}`, '--init-device']);
     expect(add.code, add.stderr).toBe(0);
     expect((await n2.cli(['job', 'list'])).stdout).toContain(`node1:usb (disk UUID=${disk.uuid} at node node1)`);

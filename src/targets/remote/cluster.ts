@@ -4,7 +4,10 @@
  * mode), so every node's guests survive the loss of that node; a node receives from the next one.
  * `name` is each node's config `node`; `token` (or `tokenFile`, a file holding it, better kept 0600)
  * is the scoped token the node named there issued for this node (`coldvault token create NAME --role
- * backup --store STORE` on that node). This node's own entry needs only `name` and `url`.
+ * backup --store STORE` on that node). A backup token reaches one datastore: for pushes into several
+ * datastores of one node (`main` and a carried-away disk's `usb`), `tokens: {"usb": "..."}` gives the
+ * token per datastore (`token` stays the one for any other). This node's own entry needs only `name`
+ * and `url`.
  * Every refusal is CONFIG_INVALID naming the entry and the field.
  */
 import { readFileSync } from 'node:fs';
@@ -21,6 +24,8 @@ export interface ClusterNodeConfig {
   token?: string;
   /** a file holding that token (instead of `token`) */
   tokenFile?: string;
+  /** tokens per datastore of that node, where one token does not reach them all */
+  tokens?: Record<string, string>;
 }
 
 export interface ClusterConfig {
@@ -38,7 +43,7 @@ export interface RingPlace {
   receivesFrom: ClusterNodeConfig;
 }
 
-const NODE_KEYS = new Set(['name', 'url', 'fingerprint', 'token', 'tokenFile']);
+const NODE_KEYS = new Set(['name', 'url', 'fingerprint', 'token', 'tokenFile', 'tokens']);
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 function invalid(where: string, message: string): ColdvaultError {
@@ -67,12 +72,18 @@ function checkNode(node: unknown, where: string): ClusterNodeConfig {
   const entry = node as Record<string, unknown>;
   const unknown = Object.keys(entry).filter((k) => !NODE_KEYS.has(k));
   if (unknown.length > 0) throw invalid(where, `unknown key(s) ${unknown.join(', ')}`);
-  for (const key of NODE_KEYS) if (entry[key] !== undefined && typeof entry[key] !== 'string') throw invalid(where, `'${key}' must be a string`);
+  for (const key of NODE_KEYS)
+    if (key !== 'tokens' && entry[key] !== undefined && typeof entry[key] !== 'string') throw invalid(where, `'${key}' must be a string`);
+  const tokens = entry.tokens;
+  if (tokens !== undefined && (typeof tokens !== 'object' || tokens === null || Object.values(tokens).some((t) => typeof t !== 'string'))) {
+    throw invalid(where, `'tokens' must map datastore names to tokens`);
+  }
   const { name, url, fingerprint, token, tokenFile } = entry as Partial<ClusterNodeConfig>;
   if (!name || !NODE_NAME.test(name)) throw invalid(where, `'name' must be the node's name (its config 'node'), got '${name ?? ''}'`);
   if (!url || !/^https?:\/\/[^/]+\/?$/.test(url)) throw invalid(`${where} (${name})`, `'url' must be https://HOST:PORT, got '${url ?? ''}'`);
   if (token !== undefined && tokenFile !== undefined) throw invalid(`${where} (${name})`, "give 'token' or 'tokenFile', not both");
-  return { name, url, token, tokenFile, fingerprint: fingerprint === undefined ? undefined : parseFingerprint(fingerprint, `${where} (${name}) fingerprint`) };
+  const pinned = fingerprint === undefined ? undefined : parseFingerprint(fingerprint, `${where} (${name}) fingerprint`);
+  return { name, url, token, tokenFile, fingerprint: pinned, ...(tokens === undefined ? {} : { tokens: tokens as Record<string, string> }) };
 }
 
 /** This node's place in the ring; CONFIG_INVALID when it has no cluster, is not in it, or the ring has one node. */
@@ -105,7 +116,7 @@ export function clusterNode(cluster: ClusterConfig | undefined, name: string): C
 
 /** Options for a RemoteStore of datastore `store` on `node`; the token is read from tokenFile when given. */
 export function remoteStoreOptions(node: ClusterNodeConfig, store: string, extra: Partial<RemoteStoreOptions> = {}): RemoteStoreOptions {
-  return { url: node.url, fingerprint: node.fingerprint, token: nodeToken(node), store, ...extra };
+  return { url: node.url, fingerprint: node.fingerprint, token: node.tokens?.[store] ?? nodeToken(node), store, ...extra };
 }
 
 /** The request timeouts of the ring (config cluster.timeoutSeconds), for RemoteStoreOptions.timeouts. */
