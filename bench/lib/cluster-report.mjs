@@ -1,0 +1,177 @@
+/**
+ * Renders bench/cluster.mjs's results as the Markdown block "Issue 12: cluster mode" of
+ * bench/RESULTS.md: header (command, date, link), the three targets with met / missed, the steps'
+ * table (median [min–max] over the rounds, MB/s, CPU of the client and of node2's serve), the wire
+ * figures per round, and the machine with its load average.
+ */
+import { median } from './report.mjs';
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const size = (b) => (!Number.isFinite(b) ? 'n/a' : b >= GiB ? `${f(b / GiB, 2)} GiB` : b >= MiB ? `${f(b / MiB, 1)} MiB` : `${f(b / 1024, 1)} KiB`);
+const pct = (x, d = 0) => `${f(100 * x, d)}%`;
+const met = (ok) => (ok ? '**met**' : '**missed**');
+const mbps = (bytes, s) => bytes / 1e6 / s;
+
+function cell(xs, d = 2) {
+  if (xs.length === 1) return f(xs[0], d);
+  return `${f(median(xs), d)} [${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}]`;
+}
+
+/** per-step figure arrays over the rounds */
+function series(r) {
+  const R = r.roundsData;
+  const pick = (fn) => R.map(fn);
+  return {
+    localFull: pick((x) => x.full.local),
+    pushFull: pick((x) => x.full.push),
+    localNightly: pick((x) => x.nightly.local),
+    pushNightly: pick((x) => x.nightly.push),
+    restoreLocal: pick((x) => x.restore.local),
+    restoreRemote: pick((x) => x.restore.remote),
+  };
+}
+
+export function clusterTargets(r) {
+  const s = series(r);
+  const img = r.image.size;
+  const sec = (steps) => median(steps.map((x) => x.seconds));
+  const pushRatio = sec(s.localFull) / sec(s.pushFull);
+  const wire = median(s.pushNightly.map((x) => x.guest.wireBytes)) / img;
+  const restoreRatio = sec(s.restoreLocal) / sec(s.restoreRemote);
+  const perRound = (a, b) => a.map((x, i) => f(b[i].seconds / x.seconds)).join(', ');
+  return [
+    [
+      `push of the ${size(img)} image to node2 over the veth >= 80% of the local backup rate`,
+      `${pct(pushRatio)} (push ${f(mbps(img, sec(s.pushFull)), 0)} MB/s, ${f(sec(s.pushFull))} s; local ${f(mbps(img, sec(s.localFull)), 0)} MB/s, ${f(sec(s.localFull))} s; per round ${perRound(s.pushFull, s.localFull)})`,
+      pushRatio >= 0.8,
+    ],
+    [
+      `nightly push with 2% of the regions rewritten: <= 3% of the image's bytes on the wire`,
+      `${pct(wire, 2)} (${size(median(s.pushNightly.map((x) => x.guest.wireBytes)))} of ${size(img)}, counted by the client)`,
+      wire <= 0.03,
+    ],
+    [
+      'restore from the remote store >= 80% of the local restore rate',
+      `${pct(restoreRatio)} (remote ${f(mbps(img, sec(s.restoreRemote)), 0)} MB/s, ${f(sec(s.restoreRemote))} s; local ${f(mbps(img, sec(s.restoreLocal)), 0)} MB/s, ${f(sec(s.restoreLocal))} s; per round ${perRound(s.restoreRemote, s.restoreLocal)})`,
+      restoreRatio >= 0.8,
+    ],
+  ];
+}
+
+function stepRow(name, steps, img) {
+  const secs = steps.map((x) => x.seconds);
+  const guestSecs = steps.every((x) => x.guest) ? cell(steps.map((x) => x.guest.seconds)) : '—';
+  const wire = steps.every((x) => x.guest) ? size(median(steps.map((x) => x.guest.wireBytes))) : '—';
+  const serve = steps.every((x) => Number.isFinite(x.serveCpuSeconds)) ? f(median(steps.map((x) => x.serveCpuSeconds)), 1) : '—';
+  return `| ${name} | ${cell(secs)} | ${f(mbps(img, median(secs)), 0)} | ${guestSecs} | ${wire} | ${f(median(steps.map((x) => x.cpuSeconds)), 1)} | ${serve} | ${f(Math.max(...steps.map((x) => x.rssKiB)) / 1024, 0)} | ${pct(Math.max(...steps.map((x) => x.others)))} |`;
+}
+
+export function renderCluster(r) {
+  const s = series(r);
+  const img = r.image.size;
+  const c = r.image.counts;
+  const lines = [
+    '## Issue 12: cluster mode',
+    '',
+    `\`${r.command}\` (as root), started ${r.startedAt}, total runtime **${f(r.totalSeconds / 60, 1)} min**, ${r.rounds} round(s)${r.quick ? ' (--quick: the figures say little about the targets)' : ''}.`,
+    '',
+    `Two nodes, each a real \`coldvault serve\` (built CLI) in its own network namespace, on a veth pair each to a bridge in a third namespace (subnet ${r.link.subnet}, TLS with the node's self-signed certificate, pinned; link: \`${r.link.veth.replace(/\s+/g, ' ').trim()}\`). Both nodes run on the same machine: every CPU second of the sender and of the receiver comes out of the same 2 cores. Guest 101 on node1 (hypervisor none: not running), its raw disk the bench image: ${size(img)}, ${r.image.regions} regions of 4 MiB, shuffled: ${c.zero} zero (${c.holes} of them holes), ${c.random} random (AES-CTR), ${c.text} log-like text; the nightly copy has ${r.image.changed} regions (2%) rewritten with new content. Per round, a fresh datastore on node1 (local) and a fresh \`main\` on node2 (serve restarted around it), then: (1) \`coldvault backup 101 --store <local> --json\` on node1; (2) \`coldvault job run p\` on node1, job \`p\` = \`job add p --mode cluster --store main --vmid 101\`, pushing to node2; (3) the same two with the nightly image (the guest's disk is a hard link, swapped); (4) \`coldvault restore 101 --version N --new-id 201 --store <local>\` and \`... --new-id 202 --remote node2 --store main\` of the nightly version, each restored disk SHA-256-checked against the image (all matched).`,
+    '',
+    'Times are wall-clock seconds of the whole command (process start to exit, fsyncs included; for the push: `job run p`, which also lists the versions on node2 first, opens the upload and finishes it), rates = the logical disk size / that time (MB = 10^6 bytes). "guest s" is the job\'s own figure for the guest (`task list --json`: result.guests[0].seconds). Page cache **warm**: the image\'s data regions are read into the cache before every backup and push; the stores\' chunks are in the cache as written just before the restores. "wire" is `result.guests[0].wireBytes` of the job\'s task (bodies sent + received, counted by the client). "serve CPU" is node2\'s serve process (user + sys from /proc) over the step; "client CPU" is the command on node1 (GNU time). "others\' CPU" is the share of the 2 CPUs used by everything else during the step.',
+    '',
+    '### Targets',
+    '',
+    '| target | measured | met? |',
+    '|---|---|---|',
+    ...clusterTargets(r).map(([t, m, ok]) => `| ${t} | ${m} | ${met(ok)} |`),
+    '',
+    '### Steps',
+    '',
+    "| step | time s, median [min–max] | MB/s | guest s | wire | client CPU s | serve CPU s | peak RSS MiB (client) | others' CPU, max |",
+    '|---|---|---|---|---|---|---|---|---|',
+    stepRow('local backup, full (empty store)', s.localFull, img),
+    stepRow('push, full (empty `main` on node2)', s.pushFull, img),
+    stepRow('local backup, nightly (2% rewritten)', s.localNightly, img),
+    stepRow('push, nightly (2% rewritten)', s.pushNightly, img),
+    stepRow('restore of the nightly version, local store', s.restoreLocal, img),
+    stepRow('restore of the nightly version, `--remote node2`', s.restoreRemote, img),
+    '',
+    "### Wire per round (from the job's task log)",
+    '',
+    ...r.roundsData.flatMap((x) => [
+      `- round ${x.round} (load average ${x.load}): node2's store after: ${size(x.remoteStoreBytes)}`,
+      `  - full push, node1's job log: ${x.full.push.wireLine || 'n/a'}; node2's upload task: ${x.full.push.received || 'n/a'}`,
+      `  - nightly push, node1's job log: ${x.nightly.push.wireLine || 'n/a'}; node2's upload task: ${x.nightly.push.received || 'n/a'}`,
+    ]),
+    '',
+    '### Machine',
+    '',
+    ...Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`),
+  ];
+  if (r.tlsProbe) lines.push('', ...tlsSection(r.tlsProbe));
+  if (r.profile) lines.push('', ...profileSection(r.profile));
+  if (r.fsync) lines.push('', ...fsyncSection(r.fsync));
+  if (r.notes?.length) lines.push('', '### Where the time goes', '', ...r.notes.map((n) => `- ${n}`));
+  return lines.join('\n');
+}
+
+const PROFILED = [
+  ['local', 'local backup, full'],
+  ['push', 'push, full (`job run p`)'],
+  ['restore', 'restore, `--remote node2`'],
+  ['localRestore', 'restore, local store'],
+];
+
+const topList = (p, n = 8) =>
+  p.top
+    .slice(0, n)
+    .map((t) => `${t.name.replace(/ \(coldvault bundle\/[^)]*\)/, ' (coldvault)')} ${f(t.ms / 1000)}`)
+    .join('; ');
+
+function profileSection(prof) {
+  const lines = [
+    '### Where the time goes (one extra round under `node --cpu-prof`)',
+    '',
+    "Not part of the targets (the profiler slows what it watches). The same steps on fresh stores, the full image, each coldvault process and node2's serve (restarted with `--cpu-prof` for each step) profiled by V8's sampling profiler; a profile per thread (the CLI hashes and compresses in worker threads), summed. Native work (SHA-256, zstd, CRC, TLS encryption in the socket's `writev`, file writes) is counted as self time of the JS function that called it. Seconds of self time:",
+    '',
+    '| step | wall s | client: threads, CPU s sampled | serve: CPU s sampled |',
+    '|---|---|---|---|',
+  ];
+  for (const [key, name] of PROFILED) {
+    const p = prof[key];
+    if (!p) continue;
+    lines.push(`| ${name} | ${f(p.seconds)} | ${p.profile.threads}, ${f(p.profile.totalMs / 1000)} | ${p.serve ? f(p.serve.totalMs / 1000) : '—'} |`);
+  }
+  lines.push('');
+  for (const [key, name] of PROFILED) {
+    const p = prof[key];
+    if (!p) continue;
+    lines.push(`- **${name}**, client: ${topList(p.profile)}`);
+    if (p.serve) lines.push(`  - node2's serve: ${topList(p.serve)}`);
+  }
+  return lines;
+}
+
+function tlsSection(probe) {
+  const bytes = probe[0].server.bytes;
+  const secs = probe.map((p) => p.seconds);
+  return [
+    "### The link's floor: plain Node TLS over the same veth",
+    '',
+    `\`bench/lib/tls-probe.mjs\`: ${size(bytes)} (the full push's bytes on the wire) sent from node1's namespace to node2's over one TLS connection with node2's certificate (${probe[0].server.protocol}, ${probe[0].server.cipher}), 4 MiB writes, nothing of coldvault around it (no HTTP, no hashing, no files); ${probe.length} runs: **${cell(secs)} s**, ${f(mbps(bytes, median(secs)), 0)} MB/s of wire bytes; CPU: sender ${f(median(probe.map((p) => p.cpuSeconds)))} s (after connecting), receiver ${f(median(probe.map((p) => p.server.cpuSeconds)))} s (whole process, start-up included).`,
+  ];
+}
+
+function fsyncSection(t) {
+  return [
+    "### Syncs of node2's serve during a full push (strace)",
+    '',
+    `One more full push on fresh stores (${f(t.pushSeconds)} s under strace, which slows every traced call) with \`strace -f -y -T -e trace=fsync,fdatasync\` on node2's serve: calls per file, on serve's main thread (its event loop: while it syncs, no request is served) or on other threads (libuv's pool). Seconds as strace timed them.`,
+    '',
+    '| thread | call | file | calls | seconds |',
+    '|---|---|---|---|---|',
+    ...t.rows.slice(0, 10).map((x) => `| ${x.thread} | ${x.call} | \`${x.path}\` | ${x.calls} | ${f(x.seconds)} |`),
+  ];
+}
