@@ -101,11 +101,12 @@ describe('the Restore tab reading another node', () => {
     expect(await form.getByLabel('Target dir').isVisible()).toBe(false);
     expect(await form.locator('.landing').innerText()).toContain('The backups land on node node1: an external disk (device) is plugged into node node1');
     await form.getByLabel('Job name').fill('ring');
+    await form.getByLabel('Start time').fill('01:00');
     await form.getByLabel('Datastore there').fill('main');
     await form.getByLabel('Bandwidth limit (MB/s)').fill('50');
     await form.getByLabel('Select guest 101').check();
     await form.getByRole('button', { name: 'Save job' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
+    await page.getByText('Job “ring” was saved.').waitFor();
     const api = async (path: string, method = 'GET'): Promise<unknown> =>
       (await page.request.fetch(`${lab.url}${path}`, { method, headers: { 'X-Requested-With': 'coldvault' } })).json();
     const job = (await api('/api/v1/jobs/ring')) as { mode: string; store: string; bwlimit: number };

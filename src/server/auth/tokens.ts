@@ -2,7 +2,9 @@
  * API tokens for scripts and the dashboard (`Authorization: Bearer cv_...`): 32 random bytes, shown
  * once at creation; only their SHA-256 is stored, with name, role (roles.ts; `backup` with its
  * datastore), creation time, optional expiry and the time of last use. An expired token is refused
- * (and kept, so `token list` shows it as expired).
+ * (and kept, so `token list` shows it as expired). The last use is written at most once a minute
+ * per token: a push authenticates every chunk request, and a state-database write (an fsync of its
+ * log) per request cost a node about 1 s per 2 GiB received (bench/RESULTS.md, cluster-notes).
  */
 import { ColdvaultError } from '../../core/index.js';
 import type { StateDb } from '../../jobs/index.js';
@@ -44,6 +46,8 @@ export const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const DEFAULT_TOKEN_ROLE: Role = 'operator';
 const DAY = 86_400_000;
 const COLUMNS = 'name, role, store, created, expires, last_used';
+/** a token's last use is written again only this long after the one recorded */
+const LAST_USED_EVERY_MS = 60_000;
 
 export class TokenStore {
   constructor(
@@ -81,11 +85,14 @@ export class TokenStore {
     if (this.db.prepare('DELETE FROM api_tokens WHERE name = ?').run(name).changes === 0) throw new ColdvaultError('USAGE', `token '${name}' does not exist`);
   }
 
-  /** The token's name and grant when it is known and not expired (its last use is recorded), else undefined. */
+  /** The token's name and grant when it is known and not expired (its last use is recorded, to the minute), else undefined. */
   authenticate(token: string): { name: string; grant: Grant } | undefined {
     const row = this.db.prepare(`SELECT ${COLUMNS} FROM api_tokens WHERE hash = ?`).get(sha256(token)) as TokenRow | undefined;
     if (!row || this.toInfo(row).expired) return undefined;
-    this.db.prepare('UPDATE api_tokens SET last_used = ? WHERE name = ?').run(new Date(this.clock()).toISOString(), row.name);
+    const now = this.clock();
+    if (row.last_used === null || !(now - Date.parse(row.last_used) < LAST_USED_EVERY_MS)) {
+      this.db.prepare('UPDATE api_tokens SET last_used = ? WHERE name = ?').run(new Date(now).toISOString(), row.name);
+    }
     return { name: row.name, grant: row.store === null ? { role: row.role } : { role: row.role, store: row.store } };
   }
 
