@@ -124,4 +124,35 @@ describe('the Restore tab reading another node', () => {
     expect(after.length).toBe(before.length + 1);
     expect(errors).toEqual([]);
   });
+
+  it("a sync job made in the job form pulls node1's versions of guest 101 into this node's datastore", async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Backup' }).click();
+    await page.getByRole('button', { name: 'Create new job' }).click();
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    const form = page.locator('form.job-form');
+    expect(await form.getByLabel('From (node:datastore)').isVisible()).toBe(false);
+    await form.getByLabel('Kind', { exact: true }).selectOption('sync');
+    expect(await form.getByLabel('Script before').isVisible()).toBe(false);
+    expect(await form.getByLabel('Mode', { exact: true }).isVisible()).toBe(false);
+    await form.getByLabel('Job name').fill('pull');
+    await form.getByLabel('Start time').fill('03:00');
+    await form.getByLabel('From (node:datastore)').fill('node1:main');
+    await form.getByLabel('Select guest 101').check();
+    await form.getByRole('button', { name: 'Save job' }).click();
+    await page.getByText('Job “pull” was saved.').waitFor();
+    const api = async (path: string, method = 'GET'): Promise<unknown> =>
+      (await page.request.fetch(`${lab.url}${path}`, { method, headers: { 'X-Requested-With': 'coldvault' } })).json();
+    expect(await api('/api/v1/jobs/pull')).toMatchObject({ kind: 'sync', from: 'node1:main', vmid: ['101'] });
+    const remote = (await api('/api/v1/backups?remote=node1&store=main&guest=101')) as Array<{ version: number }>;
+    const started = (await api('/api/v1/jobs/pull/run', 'POST')) as { taskId: string };
+    let task: { status: string } = { status: 'running' };
+    for (let i = 0; i < 300 && task.status === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      task = (await api(`/api/v1/tasks/${started.taskId}`)) as typeof task;
+    }
+    expect(task.status).toBe('ok');
+    const local = (await api('/api/v1/backups?store=main&guest=101')) as Array<{ version: number }>;
+    expect(local.map((v) => v.version)).toEqual(remote.map((v) => v.version));
+    expect(errors).toEqual([]);
+  });
 });

@@ -98,6 +98,16 @@ export async function jobFormView(ctx) {
     h('option', { value: 'stop', selected: job?.mode !== 'cluster', t: 'form.mode.stop' }),
     ...(ring.sendsTo || job?.mode === 'cluster' ? [h('option', { value: 'cluster', selected: job?.mode === 'cluster', t: 'form.mode.cluster' })] : []),
   );
+  // kind: a backup job, or a sync job that pulls the versions a local store lacks from another node's store
+  const otherNodes = ring.nodes ?? [];
+  const kind = h(
+    'select',
+    {},
+    h('option', { value: 'backup', selected: job?.kind !== 'sync', t: 'form.kind.backup' }),
+    ...(otherNodes.length > 0 || job?.kind === 'sync' ? [h('option', { value: 'sync', selected: job?.kind === 'sync', t: 'form.kind.sync' })] : []),
+  );
+  const from = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'node1:main', value: job?.from ?? '', list: `${p}-sources` });
+  const sources = h('datalist', { id: `${p}-sources` }, ...otherNodes.map((n) => h('option', { value: `${n.name}:` })));
   // cluster mode: the store is a datastore's name on the node the backups land on (the previous one of the ring)
   const remoteStore = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.mode === 'cluster' ? job.store : '' });
   const bwlimit = h('input', { type: 'number', min: '0', step: 'any', size: '6', value: job?.bwlimit ?? '' });
@@ -203,6 +213,9 @@ export async function jobFormView(ctx) {
         { class: 'col' },
         field(p, 'id', 'form.id', id, 'form.idHint'),
         field(p, 'node', 'form.node', node),
+        field(p, 'kind', 'form.kind', kind, 'form.kindHint'),
+        field(p, 'from', 'form.from', from, 'form.fromHint'),
+        sources,
         field(p, 'store', 'form.store', store, stores.length ? 'form.storeHint' : 'form.noStores'),
         field(p, 'device', 'form.device', device, 'form.deviceHint'),
         groupField(p, 'days', 'form.days', days),
@@ -257,6 +270,11 @@ export async function jobFormView(ctx) {
   title.id = 'job-form-title';
   syncAll();
   const syncMode = () => {
+    const sync = kind.value === 'sync';
+    from.closest('.field').hidden = !sync;
+    from.required = sync;
+    for (const el of [mode, snapshot, fullEvery, scriptBefore, scriptAfter]) el.closest('.field').hidden = sync;
+    if (sync) mode.value = 'stop';
     const cluster = mode.value === 'cluster';
     for (const el of [remoteStore, bwlimit]) el.closest('.field').hidden = !cluster;
     store.closest('.field').hidden = cluster;
@@ -265,6 +283,7 @@ export async function jobFormView(ctx) {
     remoteStore.required = cluster;
   };
   mode.addEventListener('change', syncMode);
+  kind.addEventListener('change', syncMode);
   syncMode();
 
   form.addEventListener('submit', async (event) => {
@@ -279,6 +298,8 @@ export async function jobFormView(ctx) {
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
       at: at.value.trim(),
       mode: mode.value,
+      kind: kind.value,
+      from: kind.value === 'sync' ? from.value.trim() : undefined,
       snapshot: snapshot.value,
       mailto: splitList(mailto.value),
       all: all.checked,
@@ -286,8 +307,8 @@ export async function jobFormView(ctx) {
       vmid: all.checked ? [] : [...guestBoxes].filter(([, box]) => box.checked).map(([vmid]) => vmid),
       keep: keep.value === '' ? undefined : Number(keep.value),
       fullEvery: fullEvery.value === '' ? undefined : Number(fullEvery.value),
-      scriptBefore: scriptBefore.value.trim() || undefined,
-      scriptAfter: scriptAfter.value.trim() || undefined,
+      scriptBefore: (kind.value !== 'sync' && scriptBefore.value.trim()) || undefined,
+      scriptAfter: (kind.value !== 'sync' && scriptAfter.value.trim()) || undefined,
       enabled: enabled.checked,
     };
     saveBtn.disabled = true;
