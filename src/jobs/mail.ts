@@ -80,7 +80,12 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate', 'Downtime', 'Wire'] as const;
+const HEADERS = ['VMID', 'Name', 'Status', 'Time', 'Size', 'Rate', 'Downtime'] as const;
+
+/** the Wire column (bytes on the network) only in the mail of a job that pushed to another node */
+const pushedAny = (guests: GuestReport[]): boolean => guests.some((g) => g.wireBytes !== undefined);
+
+const headers = (guests: GuestReport[]): string[] => (pushedAny(guests) ? [...HEADERS, 'Wire'] : [...HEADERS]);
 
 /** bytes on the network (a cluster push), `-` for a local backup */
 const wire = (bytes: number | undefined): string => (bytes === undefined ? '-' : formatBytes(bytes));
@@ -88,6 +93,7 @@ const wire = (bytes: number | undefined): string => (bytes === undefined ? '-' :
 const downtime = (ms: number | undefined): string => (ms === undefined ? '-' : formatDuration(ms / 1000));
 
 function rows(guests: GuestReport[]): string[][] {
+  const withWire = pushedAny(guests);
   return guests.map((g) => [
     g.vmid,
     oneLine(g.name),
@@ -96,7 +102,7 @@ function rows(guests: GuestReport[]): string[][] {
     formatBytes(g.bytes),
     formatRate(g.bytes, g.seconds),
     downtime(g.downtimeMs),
-    wire(g.wireBytes),
+    ...(withWire ? [wire(g.wireBytes)] : []),
   ]);
 }
 
@@ -107,11 +113,12 @@ function totalRow(guests: GuestReport[]): string[] {
   const off = stopped.length > 0 ? downtime(stopped.reduce((a, g) => a + (g.downtimeMs ?? 0), 0)) : '-';
   const pushed = guests.filter((g) => g.wireBytes !== undefined);
   const onWire = pushed.length > 0 ? wire(pushed.reduce((a, g) => a + (g.wireBytes ?? 0), 0)) : '-';
-  return ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds), off, onWire];
+  const cells = ['TOTAL', '', '', formatDuration(seconds), formatBytes(bytes), formatRate(bytes, seconds), off];
+  return pushed.length > 0 ? [...cells, onWire] : cells;
 }
 
 function textTable(table: string[][]): string {
-  const widths = HEADERS.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
+  const widths = (table[0] ?? []).map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   return table
     .map((r) =>
       r
@@ -137,7 +144,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
   const text = [
     summary,
     '',
-    textTable([[...HEADERS], ...body, total]),
+    textTable([headers(args.guests), ...body, total]),
     ...(errors.length > 0 ? ['', 'Errors:', ...errors] : []),
     '',
     'Detailed backup log:',
@@ -152,7 +159,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
     `<html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head><body>`,
     `<p>${escapeHtml(summary)}</p>`,
     '<table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse;font-family:monospace">',
-    `<thead>${cells([...HEADERS], 'th')}</thead>`,
+    `<thead>${cells(headers(args.guests), 'th')}</thead>`,
     '<tbody>',
     ...body.map((r) => cells(r, 'td')),
     '</tbody>',

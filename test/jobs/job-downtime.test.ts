@@ -104,7 +104,7 @@ describe('downtime of a real guest', () => {
     // the mail's guest table: the same downtime as the log line
     expect(sink.got.length - before).toBe(1);
     const text = part(sink.got[before]!.raw, 'text/plain');
-    expect(text).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate\s+Downtime\s+Wire$/m);
+    expect(text).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate\s+Downtime$/m);
     const row = /^101\s+web01\s+ok\s+.*\s(\d\d:\d\d:\d\d)$/m.exec(text);
     expect(row?.[1], text).toBe(`${hh}:${mm}:${ss}`);
     expect(part(sink.got[before]!.raw, 'text/html')).toContain(`<td>${hh}:${mm}:${ss}</td></tr>`);

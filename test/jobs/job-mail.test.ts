@@ -49,7 +49,7 @@ describe('job status mail via a real SMTP server', () => {
     expect(subjectOf(msg.raw)).toBe(`coldvault backup status (${NODE}, job mailok): backup successful`);
     const text = part(msg.raw, 'text/plain');
     expect(text).toContain("coldvault backup job 'mailok' on testnode: backup successful (1 guest(s): 1 ok, 0 failed)");
-    expect(text).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate\s+Downtime\s+Wire$/m);
+    expect(text).toMatch(/^VMID\s+Name\s+Status\s+Time\s+Size\s+Rate\s+Downtime$/m);
     // driver 'none': the guest was not stopped by coldvault, so no downtime
     expect(text).toMatch(/^101\s+web01\s+ok\s+\d\d:\d\d:\d\d\s+\S+ [KMG]?i?B\s+\d+\.\d MiB\/s\s+-$/m);
     expect(text).toContain('Detailed backup log:');
