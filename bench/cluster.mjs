@@ -33,6 +33,7 @@ const { values: opt } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'from-json': { type: 'string' },
+    pin: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -42,6 +43,9 @@ if (opt.help) {
   --quick          a 512 MiB image, 1 round (checks the script; about a minute)
   --rounds N       rounds (default 3; quick 1), each with fresh datastores; the table shows medians
   --dir            scratch folder (default /var/tmp/coldvault-cluster-bench; removed at the end)
+  --pin            node1 on CPU 0, node2 on CPU 1 (taskset): each node a core of its own, as on two
+                   machines (the local backup and restore run on node1's core too); writes the
+                   block "cluster-pinned" instead of "cluster"
   --no-profile     no extra round under --cpu-prof (where the time goes: client and node2's serve), no
                    push under strace (node2's fsyncs per file and thread; only when strace is installed)
   --from-json FILE measure nothing: write the block again from the --json FILE of an earlier run`);
@@ -86,6 +90,11 @@ async function makeImages() {
   return { plan, full, nightly, nightlySha: await sha256File(nightly) };
 }
 
+/** the RESULTS.md block of a run: pinned runs have their own beside the shared-cores one */
+function blockName(r) {
+  return r.pinned ? 'cluster-pinned' : 'cluster';
+}
+
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
     cluster?.destroySync();
@@ -106,6 +115,8 @@ async function main() {
   const images = await makeImages();
   r.image = { size: images.plan.size, counts: images.plan.counts, changed: images.plan.changed.length, regions };
   cluster = new BenchCluster(join(dir, 'nodes'), join(REPO, 'bin', 'coldvault.js')).build(2);
+  if (opt.pin) [cluster.nodes[0].cpus, cluster.nodes[1].cpus] = ['0', '1'];
+  r.pinned = opt.pin;
   r.link = { subnet: cluster.subnet, veth: cluster.linkInfo(cluster.nodes[0]) };
   await setupRing(cluster);
   for (let round = 1; round <= rounds; round++) {
@@ -128,13 +139,14 @@ async function main() {
   r.command = `node bench/cluster.mjs ${process.argv.slice(2).join(' ')}`.trim();
   if (opt.json) writeFileSync(opt.json, `${JSON.stringify(r, null, 2)}\n`);
   const text = renderCluster(r);
-  replaceBlock(resolve(opt.out), 'cluster', text);
+  replaceBlock(resolve(opt.out), blockName(r), text);
   process.stdout.write(`${text}\n`);
   log(`wrote ${opt.out} (total ${(r.totalSeconds / 60).toFixed(1)} min)`);
 }
 
 if (opt['from-json']) {
-  replaceBlock(resolve(opt.out), 'cluster', renderCluster(JSON.parse(readFileSync(opt['from-json'], 'utf8'))));
+  const r = JSON.parse(readFileSync(opt['from-json'], 'utf8'));
+  replaceBlock(resolve(opt.out), blockName(r), renderCluster(r));
   process.exit(0);
 }
 

@@ -69,6 +69,8 @@ export class BenchNode {
     this.configPath = join(root, 'coldvault.json');
     this.serve = undefined;
     this.fingerprint = '';
+    /** CPUs this node's processes may run on (`taskset -c`), e.g. '0'; undefined: all */
+    this.cpus = undefined;
   }
 
   get env() {
@@ -77,7 +79,8 @@ export class BenchNode {
 
   /** argv prefix that runs a command in this node's network namespace */
   nsArgv(command, args) {
-    return ['nsenter', [`--net=/run/netns/${this.ns}`, command, ...args]];
+    const pin = this.cpus === undefined ? [] : ['taskset', '-c', this.cpus];
+    return ['nsenter', [`--net=/run/netns/${this.ns}`, ...pin, command, ...args]];
   }
 
   /** `coldvault ARGS` as this node, unmeasured; throws unless it exits 0 */

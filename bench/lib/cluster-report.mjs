@@ -14,6 +14,12 @@ const pct = (x, d = 0) => `${f(100 * x, d)}%`;
 const met = (ok) => (ok ? '**met**' : '**missed**');
 const mbps = (bytes, s) => bytes / 1e6 / s;
 
+/** how the nodes share the machine's CPUs */
+function cores(r) {
+  if (!r.pinned) return 'Both nodes run on the same machine: every CPU second of the sender and of the receiver comes out of the same 2 cores.';
+  return "Each node has one core of its own (`taskset -c 0` for everything of node1: its CLI commands, the local backup and restore, the TLS probe's client; `taskset -c 1` for node2's serve), as two one-core machines would: the sender's CPU is the local backup's, and the receiver's work does not take from it. (Worker pools size to the CPUs a process may use: one worker each.)";
+}
+
 function cell(xs, d = 2) {
   if (xs.length === 1) return f(xs[0], d);
   return `${f(median(xs), d)} [${f(Math.min(...xs), d)}–${f(Math.max(...xs), d)}]`;
@@ -73,11 +79,11 @@ export function renderCluster(r) {
   const img = r.image.size;
   const c = r.image.counts;
   const lines = [
-    '## Issue 12: cluster mode',
+    r.pinned ? '## Issue 12: cluster mode, one core per node (--pin)' : '## Issue 12: cluster mode',
     '',
     `\`${r.command}\` (as root), started ${r.startedAt}, total runtime **${f(r.totalSeconds / 60, 1)} min**, ${r.rounds} round(s)${r.quick ? ' (--quick: the figures say little about the targets)' : ''}.`,
     '',
-    `Two nodes, each a real \`coldvault serve\` (built CLI) in its own network namespace, on a veth pair each to a bridge in a third namespace (subnet ${r.link.subnet}, TLS with the node's self-signed certificate, pinned; link: \`${r.link.veth.replace(/\s+/g, ' ').trim()}\`). Both nodes run on the same machine: every CPU second of the sender and of the receiver comes out of the same 2 cores. Guest 101 on node1 (hypervisor none: not running), its raw disk the bench image: ${size(img)}, ${r.image.regions} regions of 4 MiB, shuffled: ${c.zero} zero (${c.holes} of them holes), ${c.random} random (AES-CTR), ${c.text} log-like text; the nightly copy has ${r.image.changed} regions (2%) rewritten with new content. Per round, a fresh datastore on node1 (local) and a fresh \`main\` on node2 (serve restarted around it), then: (1) \`coldvault backup 101 --store <local> --json\` on node1; (2) \`coldvault job run p\` on node1, job \`p\` = \`job add p --mode cluster --store main --vmid 101\`, pushing to node2; (3) the same two with the nightly image (the guest's disk is a hard link, swapped); (4) \`coldvault restore 101 --version N --new-id 201 --store <local>\` and \`... --new-id 202 --remote node2 --store main\` of the nightly version, each restored disk SHA-256-checked against the image (all matched).`,
+    `Two nodes, each a real \`coldvault serve\` (built CLI) in its own network namespace, on a veth pair each to a bridge in a third namespace (subnet ${r.link.subnet}, TLS with the node's self-signed certificate, pinned; link: \`${r.link.veth.replace(/\s+/g, ' ').trim()}\`). ${cores(r)} Guest 101 on node1 (hypervisor none: not running), its raw disk the bench image: ${size(img)}, ${r.image.regions} regions of 4 MiB, shuffled: ${c.zero} zero (${c.holes} of them holes), ${c.random} random (AES-CTR), ${c.text} log-like text; the nightly copy has ${r.image.changed} regions (2%) rewritten with new content. Per round, a fresh datastore on node1 (local) and a fresh \`main\` on node2 (serve restarted around it), then: (1) \`coldvault backup 101 --store <local> --json\` on node1; (2) \`coldvault job run p\` on node1, job \`p\` = \`job add p --mode cluster --store main --vmid 101\`, pushing to node2; (3) the same two with the nightly image (the guest's disk is a hard link, swapped); (4) \`coldvault restore 101 --version N --new-id 201 --store <local>\` and \`... --new-id 202 --remote node2 --store main\` of the nightly version, each restored disk SHA-256-checked against the image (all matched).`,
     '',
     'Times are wall-clock seconds of the whole command (process start to exit, fsyncs included; for the push: `job run p`, which also lists the versions on node2 first, opens the upload and finishes it), rates = the logical disk size / that time (MB = 10^6 bytes). "guest s" is the job\'s own figure for the guest (`task list --json`: result.guests[0].seconds). Page cache **warm**: the image\'s data regions are read into the cache before every backup and push; the stores\' chunks are in the cache as written just before the restores. "wire" is `result.guests[0].wireBytes` of the job\'s task (bodies sent + received, counted by the client). "serve CPU" is node2\'s serve process (user + sys from /proc) over the step; "client CPU" is the command on node1 (GNU time). "others\' CPU" is the share of the 2 CPUs used by everything else during the step.',
     '',

@@ -26,7 +26,7 @@ import { constants } from 'node:fs';
 import { alignUp, type Clock, ColdvaultError, DIRECT_ALIGN, directAligned, errnoCode, ioError, systemClock } from '../core/index.js';
 import { CHUNK_SIZE, isDigestHex, maxBlobSize } from '../format/index.js';
 import { ensureDir, fsyncDir, TEMP_MARK, writeFileDirect, writeFileDurable } from './durable.js';
-import { checkReceivedBlob } from './received.js';
+import { checkOnThisThread, type ReceivedCheck } from './received.js';
 
 /** Marker of a chunk garbage collection moved aside: `<hex>.cvgc-<pid>-<rand>`. */
 export const GC_ASIDE_MARK = '.cvgc-';
@@ -80,10 +80,8 @@ export class ChunkStore {
   }
 
   /** Checks a blob from an untrusted sender (CHUNK_FORGED, nothing written), then inserts it; returns its plain length. */
-  async insertReceived(hex: string, blob: Uint8Array): Promise<number> {
-    const plainLength = checkReceivedBlob(hex, blob);
-    await this.insert(hex, blob);
-    return plainLength;
+  async insertReceived(hex: string, blob: Uint8Array, check: ReceivedCheck = checkOnThisThread): Promise<void> {
+    await this.insert(hex, await check(hex, blob));
   }
 
   /** Touches every chunk of `hexes` that is there (side by side, a few at a time); returns the others. */

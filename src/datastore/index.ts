@@ -29,4 +29,4 @@ export * from './version-use.js';
 export { holderAlive, processAlive, thisBoot, thisHost } from './pid.js';
 export * from './prune-policy.js';
 export * from './privacy.js';
-export { checkReceivedBlob } from './received.js';
+export { checkReceivedBlob, type ReceivedCheck } from './received.js';

@@ -3,23 +3,37 @@
  * trusted. A blob is taken only when its magic and CRC hold, it decodes, its plain bytes are at most
  * one chunk, and their SHA-256 is the name it is to be stored under. Chunks are shared by every
  * version that holds the same bytes, so a blob stored under a wrong name would poison all of them.
+ * The check is CPU work (CRC, zstd, SHA-256 of up to 4 MiB): a server runs it in worker threads
+ * (pipeline's WorkerPool.checkReceived) and hands the checked blob to ChunkStore.insertReceived.
  */
 import { ColdvaultError, isColdvaultError } from '../core/index.js';
-import { CHUNK_SIZE, chunkDigest, decodeBlob, isDigestHex, maxBlobSize } from '../format/index.js';
+import { blobPlainView, CHUNK_SIZE, chunkDigest, isDigestHex, maxBlobSize } from '../format/index.js';
 
-/** Checks a received blob against the chunk name `hex`; returns its plain length, else throws CHUNK_FORGED. */
-export function checkReceivedBlob(hex: string, blob: Uint8Array): number {
+/** Checks a received blob before it may be stored; resolves to the blob to write (it may travel to a worker and back). */
+export type ReceivedCheck = (hex: string, blob: Uint8Array) => Promise<Uint8Array>;
+
+/** The check on the calling thread. */
+export const checkOnThisThread: ReceivedCheck = async (hex, blob) => {
+  checkReceivedBlob(hex, blob);
+  return blob;
+};
+
+/**
+ * Checks a received blob against the chunk name `hex`; returns its plain length, else throws
+ * CHUNK_FORGED. `scratch` (at least one chunk) takes a zstd blob's plain bytes; a raw one is hashed in place.
+ */
+export function checkReceivedBlob(hex: string, blob: Uint8Array, scratch: Uint8Array = Buffer.allocUnsafe(CHUNK_SIZE)): number {
   if (!isDigestHex(hex)) throw forged(hex, 'the name is not 64 lowercase hex digits');
   if (blob.length > maxBlobSize(CHUNK_SIZE)) throw forged(hex, `the blob has ${blob.length} bytes, more than any chunk's (${maxBlobSize(CHUNK_SIZE)})`);
-  const plain = decodeReceived(hex, blob);
+  const plain = plainOf(hex, blob, scratch.subarray(0, CHUNK_SIZE));
   if (plain.length === 0 || plain.length > CHUNK_SIZE) throw forged(hex, `it holds ${plain.length} bytes (a chunk holds 1 to ${CHUNK_SIZE})`);
   if (chunkDigest(plain).toString('hex') !== hex) throw forged(hex, 'its content does not hash to its name (SHA-256)');
   return plain.length;
 }
 
-function decodeReceived(hex: string, blob: Uint8Array): Buffer {
+function plainOf(hex: string, blob: Uint8Array, scratch: Uint8Array): Uint8Array {
   try {
-    return decodeBlob(blob, `received chunk ${hex}`);
+    return blobPlainView(blob, `received chunk ${hex}`, scratch);
   } catch (err) {
     if (!isColdvaultError(err, 'CHUNK_CORRUPT')) throw err;
     throw forged(hex, err.message, err);

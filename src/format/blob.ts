@@ -95,6 +95,21 @@ export function decodeBlob(blob: Uint8Array, what: string, expectedLength?: numb
   return Buffer.from(out.subarray(0, decodeBlobInto(blob, what, out, length)));
 }
 
+/**
+ * The plain bytes of a blob of unknown length, checked once (magic, CRC; a zstd frame's recorded size
+ * at most `scratch.length` and decoding to exactly that): the payload itself for a raw blob (no copy),
+ * else decoded into `scratch`. CHUNK_CORRUPT naming `what`. For blobs from elsewhere (received.ts).
+ */
+export function blobPlainView(blob: Uint8Array, what: string, scratch: Uint8Array): Uint8Array {
+  const { encoding, payload } = checkBlob(blob, what);
+  if (encoding === 'raw') return payload;
+  const size = probeLength(payload, what);
+  if (size > scratch.length) throw corrupt(what, `zstd frame of ${size} bytes, more than ${scratch.length}`);
+  const length = inflateInto(payload, scratch.subarray(0, size), what);
+  if (length !== size) throw corrupt(what, `decodes to ${length} bytes, its frame says ${size}`);
+  return scratch.subarray(0, length);
+}
+
 /** The plain length `blob` decodes to (magic and CRC checked; a zstd frame's recorded size), for decodeBlobInto. CHUNK_CORRUPT naming `what`. */
 export function blobPlainLength(blob: Uint8Array, what: string): number {
   const { encoding, payload } = checkBlob(blob, what);

@@ -4,7 +4,8 @@
  * number of workers to the cores. Buffers arrive by transfer and go back with the answer.
  */
 import { parentPort } from 'node:worker_threads';
-import { chunkDigest, decodeBlobInto, digestHex, encodeBlobInto } from '../format/index.js';
+import { checkReceivedBlob } from '../datastore/index.js';
+import { CHUNK_SIZE, chunkDigest, decodeBlobInto, digestHex, encodeBlobInto } from '../format/index.js';
 import { requestBuffers, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
 
 function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> {
@@ -22,8 +23,14 @@ function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> 
       }
       return {};
     }
+    case 'checkReceived':
+      return { blobLength: checkReceivedBlob(req.hex, new Uint8Array(req.blob, req.blobOffset, req.blobLength), scratch()) };
   }
 }
+
+/** this worker's buffer for the plain bytes of received zstd blobs (made at the first one) */
+let receivedScratch: Buffer | undefined;
+const scratch = (): Buffer => (receivedScratch ??= Buffer.allocUnsafeSlow(CHUNK_SIZE));
 
 parentPort?.on('message', (req: WorkerRequest) => {
   const buffers = requestBuffers(req);

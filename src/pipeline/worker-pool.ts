@@ -107,12 +107,36 @@ export class WorkerPool {
     return { blob: backBlob, out: backOut };
   }
 
+  /**
+   * Checks a blob another node sent as chunk `hex` (datastore's checkReceivedBlob: CRC, decode, at
+   * most one chunk, SHA-256 is the name); CHUNK_FORGED otherwise. The blob's ArrayBuffer is
+   * transferred and comes back as the result (a view of the same bytes); on failure it is dropped.
+   */
+  async checkReceived(blob: Uint8Array, hex: string): Promise<Uint8Array> {
+    const own = ownBuffer(blob);
+    const r = await this.run({ id: this.nextId++, op: 'checkReceived', blob: own.buffer, blobOffset: own.byteOffset, blobLength: own.byteLength, hex }, [
+      own.buffer,
+    ]);
+    const [back] = r.buffers as [ArrayBuffer];
+    ok(r);
+    return new Uint8Array(back, own.byteOffset, own.byteLength);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const workers = [...this.idle, ...this.busy.keys()];
     this.idle.length = 0;
     await Promise.allSettled(workers.map((w) => w.terminate()));
   }
+}
+
+/** `view` itself when it is alone on its ArrayBuffer (transferable), else a copy that is (a pooled small Buffer shares one). */
+function ownBuffer(view: Uint8Array): { buffer: ArrayBuffer; byteOffset: number; byteLength: number } {
+  const whole = view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  if (whole) return { buffer: view.buffer as ArrayBuffer, byteOffset: 0, byteLength: view.byteLength };
+  const copy = new Uint8Array(view.byteLength);
+  copy.set(view);
+  return { buffer: copy.buffer, byteOffset: 0, byteLength: copy.byteLength };
 }
 
 function failure(reply: WorkerReply): ColdvaultError {

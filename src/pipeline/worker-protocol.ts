@@ -5,7 +5,8 @@
 export type WorkerRequest =
   | { id: number; op: 'digest'; buf: ArrayBuffer; length: number }
   | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer; outOffset: number }
-  | { id: number; op: 'decode'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number };
+  | { id: number; op: 'decode'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number }
+  | { id: number; op: 'checkReceived'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string };
 
 export interface WorkerReply {
   id: number;
@@ -26,5 +27,7 @@ export function requestBuffers(req: WorkerRequest): ArrayBuffer[] {
       return [req.buf, req.out];
     case 'decode':
       return [req.blob, req.out];
+    case 'checkReceived':
+      return [req.blob];
   }
 }

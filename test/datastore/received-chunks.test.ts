@@ -2,15 +2,17 @@
  * Chunks received from another node (ChunkStore.insertReceived, touchOrMissing, readBlob) on a real
  * store: a blob is stored only when it decodes to bytes that hash to its name, and a refused one
  * leaves no file behind; the dedup question touches what is there (so gc keeps it) and answers the
- * rest missing; a stored blob reads back byte for byte.
+ * rest missing; a stored blob reads back byte for byte. The check runs on the calling thread (sync)
+ * or in worker threads (a server's uploads: WorkerPool.checkReceived): both refuse the same blobs.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Datastore } from '../../dist/datastore/index.js';
-import { encodeBlob } from '../../dist/format/index.js';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Datastore, type ReceivedCheck } from '../../dist/datastore/index.js';
+import { CHUNK_SIZE, encodeBlob } from '../../dist/format/index.js';
+import { WorkerPool } from '../../dist/pipeline/index.js';
 import { ManualClock } from '../helpers/interleaving.js';
 import { regionBytes } from '../helpers/fixtures.js';
 
@@ -30,19 +32,27 @@ const chunkFiles = (): string[] =>
     .filter((e) => e.isFile())
     .map((e) => e.name);
 
-describe('insertReceived', () => {
+const pool = new WorkerPool(2);
+afterAll(() => pool.close());
+const checks: Array<[string, ReceivedCheck | undefined]> = [
+  ['on the calling thread', undefined],
+  ['in worker threads', (hex, blob) => pool.checkReceived(blob, hex)],
+];
+
+describe.each(checks)('insertReceived, checked %s', (_where, check) => {
   it('stores a raw or zstd blob whose content hashes to its name, and it reads back as sent', async () => {
     for (const [plain, level] of [
       [regionBytes('random', 1, 100_000), 0],
       [regionBytes('text', 2, 300_000), 3],
+      [regionBytes('text', 5, CHUNK_SIZE), 3],
     ] as const) {
       const blob = encodeBlob(plain, level);
-      expect(await store.chunks.insertReceived(hexOf(plain), blob)).toBe(plain.length);
+      await store.chunks.insertReceived(hexOf(plain), Buffer.from(blob), check);
       expect((await store.chunks.readBlob(hexOf(plain))).equals(blob)).toBe(true);
     }
   });
 
-  it('refuses with CHUNK_FORGED, storing nothing: another chunk under this name, a flipped byte, bad magic, a truncated blob, an empty chunk', async () => {
+  it('refuses with CHUNK_FORGED, storing nothing: another chunk under this name, a flipped byte, bad magic, a truncated blob, an empty chunk, more than a chunk', async () => {
     const plain = regionBytes('text', 3, 200_000);
     const hex = hexOf(plain);
     const good = encodeBlob(plain, 3);
@@ -57,9 +67,10 @@ describe('insertReceived', () => {
       ['bad magic', magic, /bad magic/],
       ['truncated', good.subarray(0, 8), /bad magic/],
       ['empty chunk', encodeBlob(Buffer.alloc(0), 0), /holds 0 bytes/],
+      ['a zstd frame of more than a chunk', encodeBlob(Buffer.alloc(CHUNK_SIZE + 1, 0x61), 3), /more than 4194304/],
     ];
     for (const [what, blob, why] of cases) {
-      const err = await store.chunks.insertReceived(hex, blob).then(
+      const err = await store.chunks.insertReceived(hex, blob, check).then(
         () => undefined,
         (e: unknown) => e as { code: string; message: string },
       );

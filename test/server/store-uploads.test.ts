@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, sha256File, writeGuest, writeImage } from '../helpers/fixtures.js';
 import { ageChunks, chunkFiles, leftovers, referencedChunks, restore, sha256 } from '../cli/cli-lab.js';
@@ -263,6 +264,32 @@ describe('refusals at open and limits', () => {
     expect([json.status, json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     const name = await p.file('..%2Fmanifest.json', Buffer.from('{}'));
     expect([name.status, name.code]).toEqual([400, 'INVALID_REQUEST']);
+    expectOk(await p.abort(), 'abort');
+  });
+});
+
+describe('chunk bodies as they come off the wire', () => {
+  const put = (url: string, payload: Buffer | Readable, headers: Record<string, string> = {}) =>
+    lab.app.inject({ method: 'PUT', url, payload, headers: { authorization: `Bearer ${node2}`, 'content-type': 'application/octet-stream', ...headers } });
+  const codeOf = (res: { json: () => unknown }): string | undefined => (res.json() as { error?: { code?: string } }).error?.code;
+
+  it('a chunk sent without Content-Length (chunked) is taken whole; one over a blob is 413; a body shorter than its Content-Length is 400 and stores nothing', async () => {
+    const p = pusher();
+    expectOk(await p.open(open('104')), 'open');
+    const [a, b] = src['104'].digests as [string, string];
+    const blobA = await source.chunks.readBlob(a);
+    const inPieces = Readable.from([blobA.subarray(0, 1000), blobA.subarray(1000, 70_000), blobA.subarray(70_000)]);
+    const chunked = await put(`${p.base}/chunks/${a}`, inPieces);
+    expect(chunked.statusCode, chunked.body).toBe(204);
+    expect((await (await Datastore.open(lab.storeDir)).chunks.readBlob(a)).equals(blobA)).toBe(true);
+    const huge = Readable.from([Buffer.alloc(maxBlobSize(CHUNK_SIZE)), Buffer.alloc(10)]);
+    const over = await put(`${p.base}/chunks/${b}`, huge);
+    expect([over.statusCode, codeOf(over)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    const blobB = await source.chunks.readBlob(b);
+    const short = await put(`${p.base}/chunks/${b}`, Readable.from([blobB]), { 'content-length': String(blobB.length + 100) });
+    expect([short.statusCode, codeOf(short)]).toEqual([400, 'INVALID_REQUEST']);
+    expect(short.body).toContain(`Content-Length said ${blobB.length + 100}`);
+    expect(chunkFiles(lab.storeDir).has(b)).toBe(false);
     expectOk(await p.abort(), 'abort');
   });
 });

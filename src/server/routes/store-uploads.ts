@@ -12,6 +12,7 @@ import { CHUNK_SIZE, maxBlobSize } from '../../format/index.js';
 import { startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
+import { readOctetBody } from '../octet-body.js';
 import { responses } from '../schemas.js';
 import { fileKind, fileLimit, MAX_INDEX_BYTES, type Asker, type UploadRegistry } from '../uploads/index.js';
 import { ChunkParams, FileParams, Finished, FinishBody, KnownAnswer, KnownBody, Opened, OpenBody, StoreParams, UploadParams } from './store-schemas.js';
@@ -21,7 +22,7 @@ const write = { access: { action: 'store.write', store: (request: FastifyRequest
 
 export function storeUploadRoutes(app: FastifyInstance, ctx: RouteContext, uploads: UploadRegistry): void {
   void app.register((scope, _opts, done) => {
-    scope.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, parsed) => parsed(null, body));
+    scope.addContentTypeParser('application/octet-stream', readOctetBody);
     openRoute(scope, ctx, uploads);
     knownRoute(scope, uploads);
     chunkRoute(scope, uploads);

@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ColdvaultError, formatBytes } from '../../core/index.js';
-import type { Datastore } from '../../datastore/index.js';
+import type { Datastore, ReceivedCheck } from '../../datastore/index.js';
 import type { TaskHandle, TaskStore } from '../../jobs/index.js';
-import { SPACE_RESERVE } from '../../pipeline/index.js';
+import { SPACE_RESERVE, WorkerPool } from '../../pipeline/index.js';
 import { endedError, Upload, type HeldGuest, type UploadEnd, type UploadInfo } from './upload.js';
 
 export interface RegistryOptions {
@@ -42,6 +42,9 @@ const REMEMBERED_ENDS = 1000;
 export class UploadRegistry {
   private readonly open = new Map<string, Upload>();
   private readonly ends = new Map<string, UploadEnd>();
+  /** checks received chunks off the event loop, one worker per core (made at the first chunk, ended by close) */
+  private pool: WorkerPool | undefined;
+  private readonly check: ReceivedCheck = (hex, blob) => (this.pool ??= new WorkerPool()).checkReceived(blob, hex);
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -58,7 +61,7 @@ export class UploadRegistry {
     const info: UploadInfo = { id, store: req.store, principal: req.principal, guestId: req.guestId, node: req.node, version: held.version, keep: req.keep };
     const task = await this.createTask(req, held);
     task.info(`upload ${id}: version ${info.version} of guest ${req.guestId} from node ${req.node}, staged in '${held.staging.dir}'`);
-    const upload = new Upload(info, held, task, this.opts.idleMs, (u, end) => this.ended(u, end));
+    const upload = new Upload(info, held, task, { idleMs: this.opts.idleMs, check: this.check }, (u, end) => this.ended(u, end));
     this.open.set(id, upload);
     return upload;
   }
@@ -93,9 +96,11 @@ export class UploadRegistry {
     return [...this.open.values()].filter((u) => u.info.store === store).length;
   }
 
-  /** Aborts every open upload (the server is shutting down). */
+  /** Aborts every open upload and ends the check workers (the server is shutting down). */
   async abortAll(): Promise<void> {
     await Promise.all([...this.open.values()].map((u) => u.abort('shutdown', 'the server is shutting down')));
+    await this.pool?.close();
+    this.pool = undefined;
   }
 
   private ended(upload: Upload, end: UploadEnd): void {

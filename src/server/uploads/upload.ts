@@ -6,7 +6,7 @@
  * `idleMs` without one the upload is aborted (UPLOAD_EXPIRED from then on).
  */
 import { ColdvaultError, describeError, formatBytes } from '../../core/index.js';
-import type { Datastore, HeldLock, Staging } from '../../datastore/index.js';
+import type { Datastore, HeldLock, ReceivedCheck, Staging } from '../../datastore/index.js';
 import type { TaskHandle } from '../../jobs/index.js';
 import { spaceGuard } from '../../pipeline/index.js';
 import { checkPushedIndex, fileKind } from './files.js';
@@ -60,7 +60,7 @@ export class Upload {
     readonly info: UploadInfo,
     readonly held: HeldGuest,
     readonly task: TaskHandle,
-    private readonly idleMs: number,
+    private readonly opts: { idleMs: number; check: ReceivedCheck },
     private readonly onEnd: (upload: Upload, end: UploadEnd) => void,
   ) {
     this.guard = spaceGuard(held.store.dir);
@@ -80,7 +80,7 @@ export class Upload {
   putChunk(hex: string, blob: Buffer): Promise<void> {
     return this.run(blob.length, async () => {
       await this.guard(blob.length);
-      await this.held.store.chunks.insertReceived(hex, blob);
+      await this.held.store.chunks.insertReceived(hex, blob, this.opts.check);
       this.stats.chunks++;
       this.stats.chunkBytes += blob.length;
     });
@@ -190,12 +190,12 @@ export class Upload {
   private usable(): void {
     if (this.state === 'finishing')
       throw new ColdvaultError('LOCKED', `upload ${this.info.id} of guest ${this.info.guestId} is finishing; wait for its answer`);
-    if (this.state !== 'open') throw endedError(this.info.id, this.state, this.idleMs);
+    if (this.state !== 'open') throw endedError(this.info.id, this.state, this.opts.idleMs);
   }
 
   private arm(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.abort('expired', `no request for ${this.idleMs / 1000} s (uploadIdleSeconds)`), this.idleMs);
+    this.timer = setTimeout(() => void this.abort('expired', `no request for ${this.opts.idleMs / 1000} s (uploadIdleSeconds)`), this.opts.idleMs);
     this.timer.unref();
   }
 }
