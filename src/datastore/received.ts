@@ -13,9 +13,13 @@ import { blobPlainView, CHUNK_SIZE, chunkDigest, isDigestHex, maxBlobSize } from
 export type ReceivedCheck = (hex: string, blob: Uint8Array) => Promise<Uint8Array>;
 
 /** The check on the calling thread. */
-export const checkOnThisThread: ReceivedCheck = async (hex, blob) => {
-  checkReceivedBlob(hex, blob);
-  return blob;
+export const checkOnThisThread: ReceivedCheck = (hex, blob) => {
+  try {
+    checkReceivedBlob(hex, blob);
+    return Promise.resolve(blob);
+  } catch (err) {
+    return Promise.reject(err);
+  }
 };
 
 /**

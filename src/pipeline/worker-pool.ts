@@ -133,7 +133,7 @@ export class WorkerPool {
 /** `view` itself when it is alone on its ArrayBuffer (transferable), else a copy that is (a pooled small Buffer shares one). */
 function ownBuffer(view: Uint8Array): { buffer: ArrayBuffer; byteOffset: number; byteLength: number } {
   const whole = view.buffer instanceof ArrayBuffer && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
-  if (whole) return { buffer: view.buffer as ArrayBuffer, byteOffset: 0, byteLength: view.byteLength };
+  if (whole) return { buffer: view.buffer, byteOffset: 0, byteLength: view.byteLength };
   const copy = new Uint8Array(view.byteLength);
   copy.set(view);
   return { buffer: copy.buffer, byteOffset: 0, byteLength: copy.byteLength };
