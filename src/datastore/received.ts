@@ -13,14 +13,11 @@ import { blobPlainView, CHUNK_SIZE, chunkDigest, isDigestHex, maxBlobSize } from
 export type ReceivedCheck = (hex: string, blob: Uint8Array) => Promise<Uint8Array>;
 
 /** The check on the calling thread. */
-export const checkOnThisThread: ReceivedCheck = (hex, blob) => {
-  try {
-    checkReceivedBlob(hex, blob);
-    return Promise.resolve(blob);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-};
+export const checkOnThisThread: ReceivedCheck = (hex, blob) =>
+  new Promise((resolve) => {
+    checkReceivedBlob(hex, blob); // a throw here rejects
+    resolve(blob);
+  });
 
 /**
  * Checks a received blob against the chunk name `hex`; returns its plain length, else throws
