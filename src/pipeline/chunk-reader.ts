@@ -10,7 +10,7 @@
  * worker that died) says nothing about the chunk: it is *unreadable*, trouble with the disk or its
  * connection, and must never be taken for damage.
  */
-import type PQueue from 'p-queue';
+import PQueue from 'p-queue';
 import { alignedOffset, ColdvaultError, DIRECT_ALIGN, type ErrorCode, isColdvaultError } from '../core/index.js';
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
@@ -48,6 +48,19 @@ export class ChunkReader {
       this.plains.give(decoded.out);
     }
   }
+}
+
+/**
+ * Chunks in flight for reading `source` with `pool`: two per worker and two more (a disk's reads are
+ * quick), or the source's own `readsInFlight` when that is more (a remote node's round trips).
+ */
+export function readWindow(source: ChunkSource, pool: WorkerPool): number {
+  return Math.max(pool.size * 2 + 2, source.readsInFlight ?? 0);
+}
+
+/** The queue reads of `source` go through: `io` (shared with the writes) for a disk, one of its own for a remote source. */
+export function readQueue(source: ChunkSource, io: PQueue): PQueue {
+  return source.readsInFlight === undefined ? io : new PQueue({ concurrency: source.readsInFlight });
 }
 
 export type ReadTrouble = 'damaged' | 'missing' | 'unreadable';

@@ -25,7 +25,7 @@ import {
 import { checkIndexDigest, restoreDisk } from './restore-disk.js';
 import { ProgressMeter } from './progress-meter.js';
 import { recoverInterruptedRestore } from './restore-recovery.js';
-import { ChunkReader } from './chunk-reader.js';
+import { ChunkReader, readQueue, readWindow } from './chunk-reader.js';
 import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -96,7 +96,7 @@ async function restoreLeased(req: RestoreOptions, source: VersionSource): Promis
       req.onProgress,
     );
     const io = new PQueue({ concurrency: 4 });
-    const reader = new ChunkReader(source.chunks, req.pool, io);
+    const reader = new ChunkReader(source.chunks, req.pool, readQueue(source.chunks, io));
     for (const disk of disks) {
       await source.checkpoint('restore:disk');
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
@@ -104,7 +104,7 @@ async function restoreLeased(req: RestoreOptions, source: VersionSource): Promis
       meter.item = disk.key;
       await restoreDisk(disk.index, disk.temp, {
         reader,
-        window: req.pool.size * 2 + 2,
+        window: readWindow(source.chunks, req.pool),
         io,
         signal: req.signal,
         onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }),

@@ -36,7 +36,7 @@ import { chunkLength } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { Tasks, Window } from './limits.js';
 import { ProgressMeter } from './progress-meter.js';
-import { ChunkReader, readTrouble, type ReadTrouble } from './chunk-reader.js';
+import { ChunkReader, readQueue, readTrouble, readWindow, type ReadTrouble } from './chunk-reader.js';
 import { checkIndexDigest } from './restore-disk.js';
 import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -211,8 +211,8 @@ function versionTrouble(err: unknown): ReadTrouble {
 
 async function checkChunks(req: Run, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
   const bad: BadChunk[] = [];
-  const reader = new ChunkReader(req.source.chunks, req.pool, new PQueue({ concurrency: 4 }));
-  const window = new Window(req.pool.size * 2 + 2);
+  const reader = new ChunkReader(req.source.chunks, req.pool, readQueue(req.source.chunks, new PQueue({ concurrency: 4 })));
+  const window = new Window(readWindow(req.source.chunks, req.pool));
   const tasks = new Tasks();
   const meter = new ProgressMeter('verify', total, req.onProgress);
   meter.item = 'chunks';

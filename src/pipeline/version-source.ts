@@ -29,6 +29,12 @@ import { clusterNode, type ClusterConfig, RemoteStore, remoteStoreOptions, clust
 /** Reads a chunk's blob into `buf` from `offset` on, unchecked; CHUNK_MISSING when it is not there (ChunkStore.readInto). */
 export interface ChunkSource {
   readInto(hex: string, buf: ArrayBuffer, offset?: number): Promise<number>;
+  /**
+   * Reads to keep in flight when more than a local disk needs: each read of a remote source waits
+   * a round trip and the node's work, so a restore or verify keeps this many requests going (the
+   * client's connection bound) instead of the few a disk wants. Undefined for a local store.
+   */
+  readonly readsInFlight?: number;
 }
 
 export interface VersionLease {
@@ -100,7 +106,7 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
   const listVersionNumbers = async (guestId: string): Promise<number[]> => (await remote.listVersions(guestId)).map((v) => v.version).sort((a, b) => a - b);
   return {
     describe,
-    chunks: { readInto: (hex, buf, offset) => remote.readChunkInto(hex, buf, offset) },
+    chunks: { readInto: (hex, buf, offset) => remote.readChunkInto(hex, buf, offset), readsInFlight: remote.maxInFlight },
     listGuestIds: () => remote.listGuests(),
     listVersionNumbers,
     readManifest: async (guestId, version) => checkNamed(await remote.getManifest(guestId, version), guestId, version, describe),

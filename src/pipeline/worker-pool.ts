@@ -110,10 +110,12 @@ export class WorkerPool {
   /**
    * Checks a blob another node sent as chunk `hex` (datastore's checkReceivedBlob: CRC, decode, at
    * most one chunk, SHA-256 is the name); CHUNK_FORGED otherwise. The blob's ArrayBuffer is
-   * transferred and comes back as the result (a view of the same bytes); on failure it is dropped.
+   * transferred (whole when the caller says it holds nothing else: `owned`; else a copy of the blob)
+   * and comes back as the result, a view of the same bytes at the same offset; on failure it is dropped.
    */
-  async checkReceived(blob: Uint8Array, hex: string): Promise<Uint8Array> {
-    const own = ownBuffer(blob);
+  async checkReceived(blob: Uint8Array, hex: string, owned = false): Promise<Uint8Array> {
+    const own =
+      owned && blob.buffer instanceof ArrayBuffer ? { buffer: blob.buffer, byteOffset: blob.byteOffset, byteLength: blob.byteLength } : ownBuffer(blob);
     const r = await this.run({ id: this.nextId++, op: 'checkReceived', blob: own.buffer, blobOffset: own.byteOffset, blobLength: own.byteLength, hex }, [
       own.buffer,
     ]);

@@ -73,6 +73,9 @@ describe('a push', () => {
       startedBy: 'token:node2',
       result: expect.objectContaining({ guestId: '101', version, chunks: sent }),
     });
+    // the task counts the blob bytes it took (as stored): what an admin reads in its log and result
+    const blobBytes = (await Promise.all(src['101'].digests.map((d) => source.chunks.readBlob(d)))).reduce((n, b) => n + b.length, 0);
+    expect((task?.result as { chunkBytes?: number }).chunkBytes).toBe(blobBytes);
     expect(leftovers(lab.storeDir, '101')).toEqual([]);
   });
 

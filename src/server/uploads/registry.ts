@@ -9,6 +9,7 @@ import { ColdvaultError, formatBytes } from '../../core/index.js';
 import type { Datastore, ReceivedCheck } from '../../datastore/index.js';
 import type { TaskHandle, TaskStore } from '../../jobs/index.js';
 import { SPACE_RESERVE, WorkerPool } from '../../pipeline/index.js';
+import { ownedBody } from '../octet-body.js';
 import { endedError, Upload, type HeldGuest, type UploadEnd, type UploadInfo } from './upload.js';
 
 export interface RegistryOptions {
@@ -44,7 +45,7 @@ export class UploadRegistry {
   private readonly ends = new Map<string, UploadEnd>();
   /** checks received chunks off the event loop, one worker per core (made at the first chunk, ended by close) */
   private pool: WorkerPool | undefined;
-  private readonly check: ReceivedCheck = (hex, blob) => (this.pool ??= new WorkerPool()).checkReceived(blob, hex);
+  private readonly check: ReceivedCheck = (hex, blob) => (this.pool ??= new WorkerPool()).checkReceived(blob, hex, ownedBody(blob));
 
   constructor(private readonly opts: RegistryOptions) {}
 

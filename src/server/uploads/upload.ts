@@ -78,11 +78,12 @@ export class Upload {
   }
 
   putChunk(hex: string, blob: Buffer): Promise<void> {
-    return this.run(blob.length, async () => {
-      await this.guard(blob.length);
+    const bytes = blob.length; // the check may transfer the blob's buffer to a worker (detached here)
+    return this.run(bytes, async () => {
+      await this.guard(bytes);
       await this.held.store.chunks.insertReceived(hex, blob, this.opts.check);
       this.stats.chunks++;
-      this.stats.chunkBytes += blob.length;
+      this.stats.chunkBytes += bytes;
     });
   }
 
