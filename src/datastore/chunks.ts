@@ -79,9 +79,14 @@ export class ChunkStore {
     this.dirtyDirs.add(prefixDir);
   }
 
-  /** Checks a blob from an untrusted sender (CHUNK_FORGED, nothing written), then inserts it; returns its plain length. */
-  async insertReceived(hex: string, blob: Uint8Array, check: ReceivedCheck = checkOnThisThread): Promise<void> {
-    await this.insert(hex, await check(hex, blob));
+  /**
+   * Checks a blob from an untrusted sender (CHUNK_FORGED, nothing written), then inserts it; returns
+   * the blob as written (the check may hand back a new view of it: a worker's transfer).
+   */
+  async insertReceived(hex: string, blob: Uint8Array, check: ReceivedCheck = checkOnThisThread): Promise<Uint8Array> {
+    const checked = await check(hex, blob);
+    await this.insert(hex, checked);
+    return checked;
   }
 
   /** Touches every chunk of `hexes` that is there (side by side, a few at a time); returns the others. */

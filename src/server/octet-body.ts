@@ -2,26 +2,16 @@
  * The body parser of application/octet-stream (chunk and file uploads): the body lands in ONE buffer
  * of its Content-Length, made before the first byte arrives, instead of a list of socket pieces
  * concatenated at the end (fastify's `parseAs: 'buffer'`), which copied every pushed byte once more
- * and left the pieces to the garbage collector. The buffer is alone on its ArrayBuffer (`ownedBody`
- * tells), so the received-chunk check can transfer it to a worker thread without a copy, and it starts
- * on a DIRECT_ALIGN boundary with room for the padding, so the chunk store writes it with O_DIRECT
- * as it writes a local backup's chunks (no copy into the page cache). The route's bodyLimit holds
+ * and left the pieces to the garbage collector. The buffer comes from chunk-buffers.ts (aligned,
+ * alone on its ArrayBuffer, a spare one when chunk-sized: see there why). The route's bodyLimit holds
  * (413 before reading when the announced length is larger, and while reading); a body shorter or
  * longer than it announced is a 400. Without Content-Length (chunked) the pieces are collected.
  */
 import type { FastifyRequest } from 'fastify';
-import { alignedOffset, alignUp, DIRECT_ALIGN } from '../core/index.js';
+import { bodyBuffer } from './chunk-buffers.js';
 import { ApiError } from './errors.js';
 
 type Done = (err: Error | null, body?: Buffer) => void;
-
-/** the ArrayBuffers of bodies read here: each holds one body and nothing else */
-const owned = new WeakSet<ArrayBufferLike>();
-
-/** Whether `body` was read by readOctetBody: its ArrayBuffer holds it alone and may be transferred whole. */
-export function ownedBody(body: Uint8Array): boolean {
-  return owned.has(body.buffer);
-}
 
 export function readOctetBody(request: FastifyRequest, payload: NodeJS.ReadableStream, done: Done): void {
   const limit = request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY;
@@ -65,9 +55,7 @@ class FixedBody {
   private readonly buf: Buffer;
 
   constructor(length: number) {
-    const whole = Buffer.allocUnsafeSlow(alignUp(length) + DIRECT_ALIGN);
-    this.buf = whole.subarray(alignedOffset(whole.buffer), alignedOffset(whole.buffer) + length);
-    owned.add(whole.buffer);
+    this.buf = bodyBuffer(length);
   }
 
   add(bytes: Buffer): void {
@@ -91,8 +79,7 @@ class GrowingBody {
   }
 
   body(): Buffer {
-    const buf = Buffer.allocUnsafeSlow(this.received);
-    owned.add(buf.buffer);
+    const buf = bodyBuffer(this.received);
     let at = 0;
     for (const piece of this.pieces) at += piece.copy(buf, at);
     return buf;

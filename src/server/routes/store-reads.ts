@@ -13,6 +13,7 @@ import { errnoCode, isColdvaultError } from '../../core/index.js';
 import { versionJson } from '../../catalog/index.js';
 import { Datastore } from '../../datastore/index.js';
 import type { RouteContext } from '../context.js';
+import { bodyBuffer, CHUNK_BODY_MAX, releaseBody } from '../chunk-buffers.js';
 import { ApiError } from '../errors.js';
 import { responses, Version } from '../schemas.js';
 import { withCatalog } from '../stores.js';
@@ -63,7 +64,7 @@ export function storeReadRoutes(app: FastifyInstance, ctx: RouteContext): void {
     { config: read, schema: { summary: 'a chunk blob as stored (the reader checks its CRC and SHA-256)', tags, params: ChunkReadParams, ...bytes } },
     async (request, reply) => {
       const opened = await Datastore.open(configuredStore(ctx, request.params.store));
-      return sendBytes(reply, await opened.chunks.readBlob(request.params.digest));
+      return sendChunk(reply, opened, request.params.digest);
     },
   );
 }
@@ -75,6 +76,19 @@ async function versionFile(store: Datastore, guestId: string, version: number, n
   } catch (err) {
     if (!isColdvaultError(err, 'IO') || errnoCode(err.cause) !== 'ENOENT') throw err;
     throw new ApiError('NOT_FOUND', `version ${version} of guest ${guestId} has no file ${name}`);
+  }
+}
+
+/** A chunk's blob, read into a spare buffer (chunk-buffers.ts) that goes back once the answer is sent or broken off. */
+async function sendChunk(reply: FastifyReply, store: Datastore, hex: string): Promise<FastifyReply> {
+  const buf = bodyBuffer(CHUNK_BODY_MAX);
+  try {
+    const length = await store.chunks.readInto(hex, buf.buffer as ArrayBuffer, buf.byteOffset);
+    reply.raw.once('close', () => releaseBody(buf));
+    return sendBytes(reply, buf.subarray(0, length));
+  } catch (err) {
+    releaseBody(buf);
+    throw err;
   }
 }
 

@@ -9,7 +9,7 @@ import { ColdvaultError, formatBytes } from '../../core/index.js';
 import type { Datastore, ReceivedCheck } from '../../datastore/index.js';
 import type { TaskHandle, TaskStore } from '../../jobs/index.js';
 import { SPACE_RESERVE, WorkerPool } from '../../pipeline/index.js';
-import { ownedBody } from '../octet-body.js';
+import { ownedBody } from '../chunk-buffers.js';
 import { endedError, Upload, type HeldGuest, type UploadEnd, type UploadInfo } from './upload.js';
 
 export interface RegistryOptions {

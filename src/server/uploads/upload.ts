@@ -9,6 +9,7 @@ import { ColdvaultError, describeError, formatBytes } from '../../core/index.js'
 import type { Datastore, HeldLock, ReceivedCheck, Staging } from '../../datastore/index.js';
 import type { TaskHandle } from '../../jobs/index.js';
 import { spaceGuard } from '../../pipeline/index.js';
+import { releaseBody } from '../chunk-buffers.js';
 import { checkPushedIndex, fileKind } from './files.js';
 import { publishUpload } from './publish.js';
 
@@ -81,7 +82,7 @@ export class Upload {
     const bytes = blob.length; // the check may transfer the blob's buffer to a worker (detached here)
     return this.run(bytes, async () => {
       await this.guard(bytes);
-      await this.held.store.chunks.insertReceived(hex, blob, this.opts.check);
+      releaseBody(await this.held.store.chunks.insertReceived(hex, blob, this.opts.check));
       this.stats.chunks++;
       this.stats.chunkBytes += bytes;
     });
@@ -92,6 +93,7 @@ export class Upload {
       if (fileKind(name) === 'index') await checkPushedIndex(this.held.store, name, data);
       await this.guard(data.length);
       await this.held.staging.writeFile(name, data);
+      releaseBody(data);
       this.files.add(name);
       this.stats.files++;
       this.stats.fileBytes += data.length;
