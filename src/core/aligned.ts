@@ -23,6 +23,7 @@ export function directAligned(data: Uint8Array, position: number, padded = false
   const length = padded ? alignUp(data.length) : data.length;
   if (position % DIRECT_ALIGN !== 0 || length % DIRECT_ALIGN !== 0) return false;
   if (data.byteOffset + length > data.buffer.byteLength) return false;
+  if (!(data.buffer instanceof ArrayBuffer)) return false; // a SharedArrayBuffer's address is not told: buffered
   const native = loadNative();
-  return native !== null && (native.alignOffset(data.buffer as ArrayBuffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
+  return native !== null && (native.alignOffset(data.buffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
 }

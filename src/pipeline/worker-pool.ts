@@ -109,11 +109,17 @@ export class WorkerPool {
 
   /**
    * Checks a blob another node sent as chunk `hex` (datastore's checkReceivedBlob: CRC, decode, at
-   * most one chunk, SHA-256 is the name); CHUNK_FORGED otherwise. The blob's ArrayBuffer is
-   * transferred (whole when the caller says it holds nothing else: `owned`; else a copy of the blob)
-   * and comes back as the result, a view of the same bytes at the same offset; on failure it is dropped.
+   * most one chunk, SHA-256 is the name); CHUNK_FORGED otherwise. Resolves to the blob checked:
+   * - over a SharedArrayBuffer: the worker reads it where it is, nothing moves (the server's spare
+   *   body buffers: no new buffer object per chunk on this thread, see server/chunk-buffers.ts);
+   * - else the ArrayBuffer is transferred (whole when the caller says it holds nothing else: `owned`;
+   *   else a copy of the blob) and comes back as a view of the same bytes; on failure it is dropped.
    */
   async checkReceived(blob: Uint8Array, hex: string, owned = false): Promise<Uint8Array> {
+    if (blob.buffer instanceof SharedArrayBuffer) {
+      ok(await this.run({ id: this.nextId++, op: 'checkReceived', blob: blob.buffer, blobOffset: blob.byteOffset, blobLength: blob.byteLength, hex }, []));
+      return blob;
+    }
     const own =
       owned && blob.buffer instanceof ArrayBuffer ? { buffer: blob.buffer, byteOffset: blob.byteOffset, byteLength: blob.byteLength } : ownBuffer(blob);
     const r = await this.run({ id: this.nextId++, op: 'checkReceived', blob: own.buffer, blobOffset: own.byteOffset, blobLength: own.byteLength, hex }, [

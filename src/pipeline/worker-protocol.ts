@@ -6,7 +6,7 @@ export type WorkerRequest =
   | { id: number; op: 'digest'; buf: ArrayBuffer; length: number }
   | { id: number; op: 'encode'; buf: ArrayBuffer; length: number; level: number; out: ArrayBuffer; outOffset: number }
   | { id: number; op: 'decode'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string; length: number; out: ArrayBuffer; outOffset: number }
-  | { id: number; op: 'checkReceived'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string };
+  | { id: number; op: 'checkReceived'; blob: ArrayBuffer | SharedArrayBuffer; blobOffset: number; blobLength: number; hex: string };
 
 export interface WorkerReply {
   id: number;
@@ -28,6 +28,6 @@ export function requestBuffers(req: WorkerRequest): ArrayBuffer[] {
     case 'decode':
       return [req.blob, req.out];
     case 'checkReceived':
-      return [req.blob];
+      return req.blob instanceof ArrayBuffer ? [req.blob] : []; // a SharedArrayBuffer is shared, not moved
   }
 }

@@ -1,12 +1,16 @@
 /**
  * Buffers for chunk-sized bodies of the store routes: what a sender pushes (octet-body.ts) and what a
- * reader fetches (store-reads.ts). Each starts on a DIRECT_ALIGN boundary with room to pad it to a
- * block, so the chunk store writes and reads it with O_DIRECT as it does a local backup's chunks (no
- * copy through the page cache), and is alone on its ArrayBuffer (`ownedBody`), so the received-chunk
- * check can transfer it to a worker thread without a copy. Chunk-sized ones come from a few spare
- * buffers that `releaseBody` hands back once the chunk is stored or sent: a push of 500 MiB then
- * allocates a handful of buffers, not one per chunk, whose external memory drove V8 into a major
- * garbage collection every few dozen chunks (a fifth of serve's CPU during a push, measured with perf).
+ * reader fetches (store-reads.ts). Chunk-sized ones come from a few spare buffers that `releaseBody`
+ * hands back once the chunk is stored or sent: a push of 500 MiB then allocates a handful of
+ * buffers, not one per chunk, whose external memory drove V8 into a major garbage collection every
+ * few dozen chunks (a fifth of serve's CPU during a push, measured with perf).
+ * - A received chunk's body is a SharedArrayBuffer: the check worker reads it in place. Moving an
+ *   ArrayBuffer to the worker and back also made a new 4 MiB buffer object on this thread per chunk,
+ *   and the collector ran as often as with fresh allocations (`--trace-gc`: a major GC every 100-300
+ *   ms of a push). Its address cannot be told to the native addon, so it is written through the page
+ *   cache (and fdatasync'd), as every received chunk was before.
+ * - A chunk read for a reader is an ArrayBuffer starting on a DIRECT_ALIGN boundary: read with O_DIRECT.
+ * - Any other body is an ArrayBuffer of its own (`ownedBody`): transferable whole, without a copy.
  */
 import { alignedOffset, alignUp, DIRECT_ALIGN } from '../core/index.js';
 import { CHUNK_SIZE, maxBlobSize } from '../format/index.js';
@@ -16,21 +20,26 @@ const owned = new WeakSet<ArrayBufferLike>();
 
 /** the largest chunk body (a blob of a full chunk), and the size of a spare buffer: room to align it and pad it to a block */
 export const CHUNK_BODY_MAX = maxBlobSize(CHUNK_SIZE);
-const CHUNK_BODY = CHUNK_BODY_MAX;
-const SPARE_SIZE = alignUp(CHUNK_BODY) + DIRECT_ALIGN;
+const SPARE_SIZE = alignUp(CHUNK_BODY_MAX) + DIRECT_ALIGN;
 /** bodies from this size up take a spare buffer (smaller ones are the files and compressed-small chunks) */
 const SPARE_FROM = 256 * 1024;
-/** spare buffers kept between requests (a sender keeps 8 chunks in flight) */
+/** spare buffers of each kind kept between requests (a sender keeps 8 chunks in flight, a reader 8) */
 const SPARES_KEPT = 8;
-const spares: ArrayBuffer[] = [];
+const receiveSpares: SharedArrayBuffer[] = [];
+const readSpares: ArrayBuffer[] = [];
 
-/** A buffer for a body of `length` bytes, aligned, alone on its ArrayBuffer (a spare one when chunk-sized). */
+/** A buffer for a request body of `length` bytes: a spare shared one when chunk-sized, else an aligned ArrayBuffer of its own. */
 export function bodyBuffer(length: number): Buffer {
-  const pooled = length >= SPARE_FROM && length <= CHUNK_BODY;
-  const whole = pooled ? (spares.pop() ?? new ArrayBuffer(SPARE_SIZE)) : new ArrayBuffer(alignUp(length) + DIRECT_ALIGN);
+  if (length >= SPARE_FROM && length <= CHUNK_BODY_MAX) return Buffer.from(receiveSpares.pop() ?? new SharedArrayBuffer(SPARE_SIZE), 0, length);
+  const whole = new ArrayBuffer(alignUp(length) + DIRECT_ALIGN);
   owned.add(whole);
-  const at = alignedOffset(whole);
-  return Buffer.from(whole, at, length);
+  return Buffer.from(whole, alignedOffset(whole), length);
+}
+
+/** A spare buffer to read a chunk blob into for a reader, aligned for O_DIRECT: CHUNK_BODY_MAX bytes from `byteOffset`. */
+export function readBuffer(): Buffer {
+  const whole = readSpares.pop() ?? new ArrayBuffer(SPARE_SIZE);
+  return Buffer.from(whole, alignedOffset(whole), CHUNK_BODY_MAX);
 }
 
 /**
@@ -39,7 +48,9 @@ export function bodyBuffer(length: number): Buffer {
  */
 export function releaseBody(body: Uint8Array): void {
   const whole = body.buffer;
-  if (whole instanceof ArrayBuffer && whole.byteLength === SPARE_SIZE && spares.length < SPARES_KEPT && !spares.includes(whole)) spares.push(whole);
+  if (whole.byteLength !== SPARE_SIZE) return;
+  const spares: ArrayBufferLike[] = whole instanceof SharedArrayBuffer ? receiveSpares : readSpares;
+  if (spares.length < SPARES_KEPT && !spares.includes(whole)) spares.push(whole);
 }
 
 /** Whether `body` came from bodyBuffer: its ArrayBuffer holds it alone and may be transferred whole. */

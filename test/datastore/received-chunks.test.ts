@@ -37,7 +37,14 @@ afterAll(() => pool.close());
 const checks: Array<[string, ReceivedCheck | undefined]> = [
   ['on the calling thread', undefined],
   ['in worker threads', (hex, blob) => pool.checkReceived(blob, hex)],
+  ['in worker threads, read in place from a SharedArrayBuffer (a server body)', (hex, blob) => pool.checkReceived(Buffer.from(shared(blob)), hex)],
 ];
+
+function shared(blob: Uint8Array): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(blob.length);
+  new Uint8Array(sab).set(blob);
+  return sab;
+}
 
 describe.each(checks)('insertReceived, checked %s', (_where, check) => {
   it('stores a raw or zstd blob whose content hashes to its name, and it reads back as sent', async () => {

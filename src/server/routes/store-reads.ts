@@ -13,7 +13,7 @@ import { errnoCode, isColdvaultError } from '../../core/index.js';
 import { versionJson } from '../../catalog/index.js';
 import { Datastore } from '../../datastore/index.js';
 import type { RouteContext } from '../context.js';
-import { bodyBuffer, CHUNK_BODY_MAX, releaseBody } from '../chunk-buffers.js';
+import { readBuffer, releaseBody } from '../chunk-buffers.js';
 import { ApiError } from '../errors.js';
 import { responses, Version } from '../schemas.js';
 import { withCatalog } from '../stores.js';
@@ -81,7 +81,7 @@ async function versionFile(store: Datastore, guestId: string, version: number, n
 
 /** A chunk's blob, read into a spare buffer (chunk-buffers.ts) that goes back once the answer is sent or broken off. */
 async function sendChunk(reply: FastifyReply, store: Datastore, hex: string): Promise<FastifyReply> {
-  const buf = bodyBuffer(CHUNK_BODY_MAX);
+  const buf = readBuffer();
   try {
     const length = await store.chunks.readInto(hex, buf.buffer as ArrayBuffer, buf.byteOffset);
     reply.raw.once('close', () => releaseBody(buf));
