@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'CHUNK_FORGED'
   /** an upload (server/uploads) that does not exist, was finished or aborted, or belongs to another store or token */
   | 'UPLOAD_NOT_FOUND'
+  /** a read lease (server/read-leases.ts) that was released, ended idle, or belongs to another store or token */
+  | 'LEASE_NOT_FOUND'
   /** an upload the server aborted after it sat idle for uploadIdleSeconds */
   | 'UPLOAD_EXPIRED'
   /** a pushed manifest that breaks the schema or does not match the upload or its indexes */

@@ -4,7 +4,7 @@
  * Disks are written under temp names and verified chunk by chunk; only when every disk is complete
  * are they renamed to their volume names and the config written as `<new>.conf`. A failure leaves
  * neither config nor partial disk. The version is read from a version source (version-source.ts): a
- * local datastore (`store`), or another node's (`source`: no read lease there, see that file).
+ * local datastore (`store`), or another node's (`source`: its node holds the read lease, see that file).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
@@ -68,7 +68,7 @@ interface DiskPlan {
 export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
   const source = sourceOf(req);
   req.log.info(`restore qemu-server image ${req.guestId} version ${req.version} using ID ${req.newId} from ${source.describe}`);
-  // The version cannot be pruned while it is read (datastore/version-use.ts); a remote source has no lease.
+  // The version cannot be pruned while it is read (datastore/version-use.ts; a remote source's node holds the lease).
   const lease = await source.lease(req.guestId, req.version, `restore of guest ${req.guestId} version ${req.version} as ${req.newId}`);
   try {
     return await restoreLeased(req, source);

@@ -11,10 +11,12 @@
  * - remote (`remoteSource`, `openRemoteSource`): datastore STORE on cluster node NODE, read through its
  *   `coldvault serve` (targets/remote RemoteStore, the reader half of the remote datastore protocol,
  *   with the scoped token and pinned fingerprint of config `cluster.nodes`). What it does not give:
- *   - no read lease: the node's server holds none for a reader. A prune and gc on that node during a
- *     remote restore can remove chunks under it; the restore then fails with CHUNK_MISSING and leaves
- *     nothing behind (disks are written under temp names), and never writes wrong data (every chunk
- *     is checked against its digest, every index against the manifest's disk SHA-256).
+ *   - the read lease is the node's: its serve holds one for this reader (RemoteStore.leaseVersion,
+ *     server/read-leases.ts) and ends it when released, or by itself after its idle time without a
+ *     keep-alive (this process gone or cut off). Should it end under a reader that still runs, a prune
+ *     and gc on that node can remove chunks under the restore; the restore then fails with
+ *     CHUNK_MISSING and leaves nothing behind (disks are written under temp names), and never writes
+ *     wrong data (every chunk is checked against its digest, every index against the manifest's disk SHA-256).
  *   - no quarantine: a damaged chunk stays on that node; verify reports it, `coldvault verify` run on
  *     that node moves it aside.
  *   - no locks and no catalog: a restore's lock lives in this node's state dir (the caller gives it),
@@ -53,7 +55,7 @@ export interface VersionSource {
   readIndex(guestId: string, version: number, name: string): Promise<FixedIndex>;
   /** whether the version is gone (pruned while it was read); false when that cannot be told */
   versionGone(guestId: string, version: number): Promise<boolean>;
-  /** keeps prune from removing the version until released; a remote source has none (see the header) */
+  /** keeps prune from removing the version until released (a remote source: the node holds it, see the header) */
   lease(guestId: string, version: number, purpose: string): Promise<VersionLease>;
   /** a named point of a flow (the datastore's test seams); nothing for a remote source */
   checkpoint(step: string): Promise<void>;
@@ -98,8 +100,6 @@ export function localSource(store: Datastore): VersionSource {
   };
 }
 
-const NO_LEASE: VersionLease = { release: () => Promise.resolve() };
-
 /** Datastore `remote.store` on cluster node `nodeName` as a version source (see the header for what it lacks). */
 export function remoteSource(remote: RemoteStore, nodeName: string): VersionSource {
   const describe = `datastore '${remote.store}' on node ${nodeName} (${remote.node})`;
@@ -116,7 +116,7 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
         (numbers) => !numbers.includes(version),
         () => false,
       ),
-    lease: () => Promise.resolve(NO_LEASE),
+    lease: (guestId, version) => remote.leaseVersion(guestId, version),
     checkpoint: () => Promise.resolve(),
     close: () => remote.close(),
   };

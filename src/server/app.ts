@@ -23,11 +23,13 @@ import {
   statusRoutes,
   storeDeviceRoutes,
   storeReadRoutes,
+  storeLeaseRoutes,
   storeUploadRoutes,
   taskRoutes,
 } from './routes/index.js';
 import { StoreDevices, storeDeviceList } from './store-devices.js';
 import { UploadRegistry } from './uploads/index.js';
+import { ReadLeases } from './read-leases.js';
 import { Datastore } from '../datastore/index.js';
 
 export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -78,14 +80,17 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   });
   const devices = storeDevices(deps, (store) => uploads.openIn(store));
-  // shutdown aborts open uploads (nothing half-pushed stays staged), then unmounts the disks attached for senders
+  const leases = new ReadLeases({ idleMs: uploadIdleMs(deps.config), openStore: (dir) => Datastore.open(dir, deps.storeSeams) });
+  // shutdown aborts open uploads (nothing half-pushed stays staged), ends read leases, then unmounts the disks attached for senders
   app.addHook('onClose', async () => {
     await uploads.abortAll();
+    await leases.releaseAll();
     await devices.detachAll();
   });
   registerRoutes(app, ctx, streams);
   storeUploadRoutes(app, ctx, uploads);
   storeReadRoutes(app, ctx);
+  storeLeaseRoutes(app, ctx, leases);
   storeDeviceRoutes(app, ctx, devices);
   let openapi: Record<string, unknown> | undefined;
   app.get(

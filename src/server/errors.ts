@@ -89,6 +89,7 @@ const ENGINE_STATUS: Partial<Record<ErrorCode, number>> = {
   MANIFEST_INVALID: 400,
   CHUNK_MISSING: 409,
   UPLOAD_NOT_FOUND: 404,
+  LEASE_NOT_FOUND: 404,
   UPLOAD_EXPIRED: 410,
   // another node (cluster mode: a remote restore's or listing's node) refused or could not be reached
   CONNECTION_FAILED: 502,

@@ -201,7 +201,8 @@ describe('list, restore and verify on node3 from datastore main on node1 (--remo
       const r = await onNode3(args, other.config);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toContain(`in datastore 'main' on node ${serve.url}/ was refused`);
-      expect(r.stderr).toContain("may not read the versions of store 'main'");
+      // a restore asks for its read lease first: refused the same way, naming the store
+      expect(r.stderr).toMatch(/may not (read the versions|hold versions against prune) of store 'main'/);
       expect(r.stderr).toContain('HTTP 403 FORBIDDEN');
     }
     expect(existsSync(join(other.guestsDir, '304.conf'))).toBe(false);
@@ -292,5 +293,48 @@ describe('the API: the Restore tab on another node (GET /backups?remote=, POST /
     const { token: operator } = api.tokens.create('operator', { role: 'operator' });
     const ok = await api.api('GET', '/api/v1/backups?remote=node1&store=main', undefined, { authorization: `Bearer ${operator}` });
     expect(ok.statusCode).toBe(200);
+  });
+});
+
+describe("a remote reader's read lease on node1", () => {
+  const prune = (): Promise<CliResult> => cli(['prune', '101', '--keep-last', '1', '--store', server.stores.main, '--json']);
+  const versionsOf101 = async (): Promise<number[]> => (await client(serve.url, token).listVersions('101')).map((v) => v.version);
+
+  it("keeps the version from prune on node1 until released; a lease is its taker's, and a version node1 lacks is VERSION_NOT_FOUND", async () => {
+    const remote = client(serve.url, token);
+    try {
+      const { version: second } = await push(remote, lab.source, lab.versions['101']!);
+      const first = Math.min(...(await versionsOf101()));
+      const lease = await remote.leaseVersion('101', first);
+      const kept = await prune();
+      expect(kept.code, kept.stderr).toBe(0);
+      expect(kept.stderr).toContain(`kept version ${first} of VM 101: it is being read by`);
+      expect(await versionsOf101()).toEqual([first, second]);
+
+      const foreign = await fetch(`${serve.url}/api/v1/stores/main/leases/${lease.id}/keepalive`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${otherToken}` },
+      });
+      expect(foreign.status).toBe(403); // a token of store other may not touch store main's leases
+
+      await lease.release();
+      await lease.release(); // twice is fine: the node no longer knows it
+      const gone = await fetch(`${serve.url}/api/v1/stores/main/leases/${lease.id}/keepalive`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect([gone.status, ((await gone.json()) as { error: { code: string } }).error.code]).toEqual([404, 'LEASE_NOT_FOUND']);
+      const removed = await prune();
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(await versionsOf101()).toEqual([second]);
+
+      const missing = await remote.leaseVersion('101', first).then(
+        () => 'leased',
+        (err: { code?: string }) => err.code,
+      );
+      expect(missing).toBe('VERSION_NOT_FOUND');
+    } finally {
+      remote.close();
+    }
   });
 });

@@ -27,6 +27,7 @@ const READERS: Who[] = ['admin', 'operator', 'audit', 'web'];
 const OPERATORS: Who[] = ['admin', 'operator', 'web'];
 const ADMINS: Who[] = ['admin', 'web'];
 const WRITERS: Who[] = ['admin', 'backup', 'web'];
+const LEASERS: Who[] = ['admin', 'operator', 'backup', 'web'];
 
 /** Who may use each route (anyone else gets 403 FORBIDDEN). A new route needs a line here. */
 const MAY: Record<string, Who[]> = {
@@ -67,6 +68,9 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/stores/{store}/guests/{id}/versions': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}': ALL,
   'GET /api/v1/stores/{store}/chunks/{digest}': ALL,
+  'POST /api/v1/stores/{store}/guests/{id}/versions/{version}/lease': LEASERS,
+  'POST /api/v1/stores/{store}/leases/{lease}/keepalive': LEASERS,
+  'DELETE /api/v1/stores/{store}/leases/{lease}': LEASERS,
 };
 
 let lab: ServerLab;

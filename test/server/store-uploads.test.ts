@@ -369,3 +369,33 @@ describe('scope', () => {
     expect([noVersion.status, noVersion.code]).toEqual([404, 'VERSION_NOT_FOUND']);
   });
 });
+
+describe('read leases', () => {
+  it('a lease whose reader goes quiet for uploadIdleSeconds ends by itself (LEASE_NOT_FOUND), and so do all at server close', async () => {
+    const app = await createServer({
+      config: { ...lab.config, uploadIdleSeconds: 0.3 },
+      state: lab.state,
+      driver: createDriver({ driver: 'none' }),
+      uiDir: null,
+    });
+    const send = injectSend(app, node2);
+    const readers = async (v: number): Promise<number> => (await (await Datastore.open(lab.storeDir)).locks.liveRegistrations(`read-101-${v}-`)).length;
+    try {
+      const [v] = await versionsOf('101');
+      const taken = await send('POST', `/api/v1/stores/main/guests/101/versions/${v}/lease`);
+      expect(taken.status, taken.body.toString()).toBe(201);
+      const { lease, idleTimeoutSeconds } = taken.json<{ lease: string; idleTimeoutSeconds: number }>();
+      expect(idleTimeoutSeconds).toBe(0.3);
+      expect(await readers(v!)).toBe(1);
+      for (let waited = 0; (await readers(v!)) > 0 && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      expect(await readers(v!)).toBe(0);
+      const late = await send('POST', `/api/v1/stores/main/leases/${lease}/keepalive`);
+      expect([late.status, late.code]).toEqual([404, 'LEASE_NOT_FOUND']);
+      expectOk(await send('POST', `/api/v1/stores/main/guests/101/versions/${v}/lease`), 'a second lease');
+      expect(await readers(v!)).toBe(1);
+    } finally {
+      await app.close();
+    }
+    expect(await readers((await versionsOf('101'))[0]!)).toBe(0);
+  });
+});

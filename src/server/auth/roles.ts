@@ -29,6 +29,7 @@ export type Action =
   | 'session' // logout, who am I, the OpenAPI document
   | 'read' // status, guests, jobs, tasks and their logs, metrics, devices
   | 'versions.read' // the versions of a store (store-scoped)
+  | 'versions.lease' // hold a version against prune while another node reads it (store-scoped)
   | 'store.write' // push versions into a store (cluster mode; store-scoped)
   | 'job.edit' // create, replace, delete a job
   | 'job.edit-privileged' // set or change a job's scripts, hook or external device
@@ -57,6 +58,8 @@ export const RULES: Readonly<Record<Action, Rule>> = {
   session: { roles: ALL, does: 'use its session' },
   read: { roles: READERS, does: "read the server's state (status, guests, jobs, tasks, metrics, devices)" },
   'versions.read': { roles: ALL, scoped: true, does: 'read the versions' },
+  // a lease changes what prune does, so audit (which changes nothing) may not take one
+  'versions.lease': { roles: ['admin', 'operator', 'backup'], scoped: true, does: 'hold versions against prune' },
   'store.write': { roles: ['admin', 'backup'], scoped: true, does: 'write versions' },
   'job.edit': { roles: OPERATORS, does: 'create, change or delete jobs' },
   'job.edit-privileged': { roles: ADMIN, does: "set or change a job's scripts, hook or external device" },

@@ -13,4 +13,5 @@ export * from './status.js';
 export * from './tasks.js';
 export { storeUploadRoutes } from './store-uploads.js';
 export { storeReadRoutes } from './store-reads.js';
+export { storeLeaseRoutes } from './store-leases.js';
 export { storeDeviceRoutes } from './store-devices.js';

@@ -53,3 +53,9 @@ export const VersionFileParams = Type.Object({
   name: Type.String({ pattern: VERSION_FILE_PATTERN, description: 'manifest.json, qemu-server.conf, backup.log or <disk key>.fidx' }),
 });
 export const ChunkReadParams = Type.Object({ store: StoreName, digest: Digest });
+export const VersionParams = Type.Object({ store: StoreName, id: Vmid, version: Type.Integer({ minimum: 1 }) });
+export const LeaseParams = Type.Object({ store: StoreName, lease: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) });
+export const Leased = Type.Object({
+  lease: Type.String(),
+  idleTimeoutSeconds: Type.Number({ description: 'the lease ends after this long without a keepalive' }),
+});

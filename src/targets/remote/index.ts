@@ -27,12 +27,15 @@
  * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
  * store-device.ts: a job's external disk at the receiving node (attachDevice, kept attached by a
  * keep-alive, detachDevice); the node's DEVICE_* and WRONG_DATASTORE codes are kept.
+ * store-lease.ts: a read lease on a version the node holds against prune while this process restores
+ * or verifies it (leaseVersion, kept by a keep-alive, release); LEASE_NOT_FOUND kept.
  */
 export { FingerprintMismatchError } from './handshake.js';
 export { PinnedAgent, presentedFingerprint, type PinnedAgentOptions } from './pinned-agent.js';
 export { pinnedFetch, type PinnedRequestInit } from './pinned-fetch.js';
 export { RemoteStore, type OpenUploadRequest, type RemoteVersion } from './store-client.js';
 export type { AttachDeviceRequest, AttachedRemoteDevice } from './store-device.js';
+export type { RemoteLease } from './store-lease.js';
 export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
 export type { RemoteStoreOptions, RemoteStoreTimeouts } from './store-options.js';
 export { RemoteError } from './remote-errors.js';

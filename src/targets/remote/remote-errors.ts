@@ -18,6 +18,7 @@ const PROTOCOL_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'CHUNK_CORRUPT',
   'UPLOAD_NOT_FOUND',
   'UPLOAD_EXPIRED',
+  'LEASE_NOT_FOUND',
   'VERSION_NOT_FOUND',
   'MANIFEST_INVALID',
   'INDEX_INVALID',

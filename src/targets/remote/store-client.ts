@@ -16,6 +16,7 @@ import { checkChunkBlob, chunkScratch } from './chunk-check.js';
 import { answerJson, badAnswer, placeOf } from './remote-errors.js';
 import { type RemoteStoreOptions, type ResolvedOptions, resolveOptions } from './store-options.js';
 import { type AttachDeviceRequest, type AttachedRemoteDevice, attachRemoteDevice, type DeviceCalls, detachRemoteDevice } from './store-device.js';
+import { leaseRemoteVersion, type RemoteLease } from './store-lease.js';
 import { RemoteUpload } from './store-upload.js';
 import type { TokenBucket } from './token-bucket.js';
 import { newWireStats, Wire, type WireRequest, type WireStats } from './wire.js';
@@ -174,6 +175,11 @@ export class RemoteStore {
   async readChunkInto(hex: string, buf: ArrayBuffer, offset = 0): Promise<number> {
     const answer = await this.call({ method: 'GET', path: this.chunkPath(hex), idempotent: true, blob: true, into: { buf, offset } }, `reading chunk ${hex}`);
     return answer.length;
+  }
+
+  /** Has the node hold version `version` of `guestId` against prune until released (store-lease.ts); VERSION_NOT_FOUND when it is not there. */
+  leaseVersion(guestId: string, version: number): Promise<RemoteLease> {
+    return leaseRemoteVersion({ node: this.node, storePath: this.storePath, call: (req, doing) => this.call(req, doing) }, guestId, version);
   }
 
   /** Closes the kept-alive connections; requests in flight and later ones fail with ABORTED. */
