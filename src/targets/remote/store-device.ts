@@ -14,7 +14,7 @@
  * there), WRONG_DATASTORE (another datastore, or empty without init), DEVICE_NOT_ALLOWED (not in
  * that node's storeDevices), DEVICE_MOUNT_FAILED, LOCKED (attached already; detach: an upload open).
  */
-import { isColdvaultError } from '../../core/index.js';
+import { startKeepAlive } from './keep-alive.js';
 import { answerJson, badAnswer } from './remote-errors.js';
 import type { WireAnswer, WireRequest } from './wire.js';
 
@@ -59,7 +59,7 @@ export async function attachRemoteDevice(calls: DeviceCalls, req: AttachDeviceRe
     `attaching external disk ${device}`,
   );
   const attached = checkedAnswer(answerJson(answer.body, calls.node, 'the attach'), calls.node, answer.body);
-  startKeepAlive(calls, attached);
+  keepAttached(calls, attached);
   return attached;
 }
 
@@ -78,25 +78,12 @@ function checkedAnswer(json: Record<string, unknown>, node: string, body: Buffer
   return { attachment, device, datastoreId, initialised, idleTimeoutSeconds, log: log.map(String) };
 }
 
-/** A keep-alive every third of the node's idle time, one at a time; it stops when the node no longer knows the attachment. */
-function startKeepAlive(calls: DeviceCalls, attached: AttachedRemoteDevice): void {
-  let busy = false;
-  const send = async (): Promise<void> => {
-    if (busy) return;
-    busy = true;
-    try {
-      await calls.call(
-        { method: 'POST', path: `${attachmentPath(calls, attached.attachment)}/keepalive`, idempotent: true },
-        'keeping the external disk attached',
-      );
-    } catch (err) {
-      if (isColdvaultError(err, 'DEVICE_NOT_ATTACHED') || isColdvaultError(err, 'ABORTED')) stopKeepAlive(attached.attachment);
-    } finally {
-      busy = false;
-    }
-  };
-  const timer = setInterval(() => void send(), (attached.idleTimeoutSeconds * 1000) / 3);
-  timer.unref();
+/** A keep-alive every third of the node's idle time; it stops when the node no longer knows the attachment. */
+function keepAttached(calls: DeviceCalls, attached: AttachedRemoteDevice): void {
+  const path = `${attachmentPath(calls, attached.attachment)}/keepalive`;
+  const timer = startKeepAlive((req, doing) => calls.call(req, doing), path, attached.idleTimeoutSeconds, 'keeping the external disk attached', [
+    'DEVICE_NOT_ATTACHED',
+  ]);
   keepAlives.set(attached.attachment, timer);
 }
 

@@ -11,6 +11,7 @@
  * release are idempotent and retried; a release of a lease the node already ended is fine.
  */
 import { isColdvaultError } from '../../core/index.js';
+import { startKeepAlive } from './keep-alive.js';
 import { answerJson, badAnswer } from './remote-errors.js';
 import type { WireAnswer, WireRequest } from './wire.js';
 
@@ -36,7 +37,7 @@ export async function leaseRemoteVersion(calls: LeaseCalls, guestId: string, ver
   const { lease, idleTimeoutSeconds } = answerJson(answer.body, calls.node, 'the lease');
   if (typeof lease !== 'string' || typeof idleTimeoutSeconds !== 'number') throw badAnswer(calls.node, 'the lease', answer.body);
   const path = `${calls.storePath}/leases/${encodeURIComponent(lease)}`;
-  const timer = keepAlive(calls, path, idleTimeoutSeconds);
+  const timer = startKeepAlive((req, doing) => calls.call(req, doing), `${path}/keepalive`, idleTimeoutSeconds, 'keeping a read lease', ['LEASE_NOT_FOUND']);
   return {
     id: lease,
     release: async () => {
@@ -48,26 +49,4 @@ export async function leaseRemoteVersion(calls: LeaseCalls, guestId: string, ver
       }
     },
   };
-}
-
-/** A keep-alive every third of the node's idle time, one at a time; it stops when the node no longer knows the lease. */
-function keepAlive(calls: LeaseCalls, path: string, idleTimeoutSeconds: number): NodeJS.Timeout {
-  let busy = false;
-  const timer = setInterval(
-    () => {
-      if (busy) return;
-      busy = true;
-      calls
-        .call({ method: 'POST', path: `${path}/keepalive`, idempotent: true }, 'keeping a read lease')
-        .catch((err: unknown) => {
-          if (isColdvaultError(err, 'LEASE_NOT_FOUND') || isColdvaultError(err, 'ABORTED')) clearInterval(timer);
-        })
-        .finally(() => {
-          busy = false;
-        });
-    },
-    (idleTimeoutSeconds * 1000) / 3,
-  );
-  timer.unref();
-  return timer;
 }
