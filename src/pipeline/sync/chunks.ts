@@ -2,13 +2,15 @@
  * Fetching the chunks a version needs and the local store lacks: several requests in flight (the
  * client's bound, so the link is the limit), each blob read into a pooled buffer and inserted with
  * ChunkStore.insertReceived, which stores it only when it decodes to bytes that hash to its name
- * (nothing a node sends is trusted; a damaged or forged blob is CHUNK_CORRUPT naming the node).
+ * (nothing a node sends is trusted; a damaged or forged blob is CHUNK_CORRUPT naming the node). The
+ * check runs in the worker pool (the buffer travels there and back; the one that comes back is pooled).
  * The first failure stops the others from starting new fetches; all are settled before it is thrown.
  */
 import { alignedOffset, ColdvaultError, isColdvaultError } from '../../core/index.js';
 import type { Datastore } from '../../datastore/index.js';
 import type { RemoteStore } from '../../targets/index.js';
 import { blobBufferPool, type BufferPool } from '../buffers.js';
+import type { WorkerPool } from '../worker-pool.js';
 
 export interface ChunkCounters {
   /** chunks fetched from the node and stored here */
@@ -26,6 +28,8 @@ export function newChunkCounters(): ChunkCounters {
 export interface FetchContext {
   remote: RemoteStore;
   store: Datastore;
+  /** checks each fetched blob off this thread */
+  pool: WorkerPool;
   counters: ChunkCounters;
   /** NO_SPACE before the store's disk fills up (pipeline/space.ts spaceGuard) */
   guard: (bytes: number) => Promise<void>;
@@ -54,12 +58,13 @@ export async function fetchChunks(ctx: FetchContext, hexes: readonly string[]): 
 
 async function fetchOne(ctx: FetchContext, hex: string, blobs: BufferPool): Promise<void> {
   if (ctx.signal?.aborted) throw new ColdvaultError('ABORTED', `the sync was aborted before chunk ${hex} was fetched`);
-  const buf = blobs.take();
+  let buf = blobs.take();
   try {
     const offset = alignedOffset(buf);
     const length = await ctx.remote.readChunkInto(hex, buf, offset);
     await ctx.guard(length);
-    await insertChecked(ctx, hex, new Uint8Array(buf, offset, length));
+    const stored = await insertChecked(ctx, hex, new Uint8Array(buf, offset, length));
+    buf = stored.buffer as ArrayBuffer; // the same memory, back from the worker (a refused one is dropped: the pool makes another)
     ctx.counters.fetched++;
     ctx.counters.fetchedBytes += length;
   } finally {
@@ -67,9 +72,9 @@ async function fetchOne(ctx: FetchContext, hex: string, blobs: BufferPool): Prom
   }
 }
 
-async function insertChecked(ctx: FetchContext, hex: string, blob: Uint8Array): Promise<void> {
+async function insertChecked(ctx: FetchContext, hex: string, blob: Uint8Array): Promise<Uint8Array> {
   try {
-    await ctx.store.chunks.insertReceived(hex, blob);
+    return await ctx.store.chunks.insertReceived(hex, blob, (h, b) => ctx.pool.checkReceived(b, h, true));
   } catch (err) {
     if (!isColdvaultError(err, 'CHUNK_FORGED')) throw err;
     const where = `datastore '${ctx.remote.store}' on node ${ctx.remote.node}`;

@@ -12,6 +12,7 @@ import type { Datastore } from '../../datastore/index.js';
 import { RemoteStore, type RemoteStoreOptions, type RemoteVersion } from '../../targets/index.js';
 import { rotateGuest } from '../prune.js';
 import { spaceGuard } from '../space.js';
+import { WorkerPool } from '../worker-pool.js';
 import { type ChunkCounters, newChunkCounters } from './chunks.js';
 import { planGuest, type SkipReason } from './plan.js';
 import { copyVersion, type VersionContext } from './version.js';
@@ -85,7 +86,17 @@ interface Run extends VersionContext {
 export async function syncStore(req: SyncRequest): Promise<SyncResult> {
   const started = Date.now();
   const remote = new RemoteStore(req.source);
-  const run: Run = { req, remote, store: req.store, catalog: req.catalog, counters: newChunkCounters(), guard: spaceGuard(req.store.dir), signal: req.signal };
+  const pool = new WorkerPool(); // checks fetched chunks, one worker per core
+  const run: Run = {
+    req,
+    remote,
+    pool,
+    store: req.store,
+    catalog: req.catalog,
+    counters: newChunkCounters(),
+    guard: spaceGuard(req.store.dir),
+    signal: req.signal,
+  };
   const wire = { receivedBytes: 0, sentBytes: 0, requests: 0, retries: 0 };
   try {
     const guests = await guestsToSync(req, remote);
@@ -97,6 +108,7 @@ export async function syncStore(req: SyncRequest): Promise<SyncResult> {
     return result;
   } finally {
     remote.close();
+    await pool.close();
   }
 }
 
