@@ -27,6 +27,10 @@
  * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
  * store-device.ts: a job's external disk at the receiving node (attachDevice, kept attached by a
  * keep-alive, detachDevice); the node's DEVICE_* and WRONG_DATASTORE codes are kept.
+ * direct-gets.ts / direct-connection.ts / http-answer.ts: the Wire's GET requests go over connections of
+ * their own whose socket reads an answer's body straight into its destination (`onread`), with a
+ * small HTTP/1.1 answer parser, instead of node:https's Buffer, parser callback and stream event per
+ * 16 KiB TLS record (a remote restore's CPU; see direct-connection.ts).
  * store-lease.ts: a read lease on a version the node holds against prune while this process restores
  * or verifies it (leaseVersion, kept by a keep-alive, release); LEASE_NOT_FOUND kept.
  */
@@ -39,6 +43,7 @@ export type { RemoteLease } from './store-lease.js';
 export { KNOWN_BATCH_MAX, RemoteUpload, type UploadStats } from './store-upload.js';
 export type { RemoteStoreOptions, RemoteStoreTimeouts } from './store-options.js';
 export { RemoteError } from './remote-errors.js';
+export { AnswerSyntaxError, ChunkedBody, parseHead, type AnswerHead } from './http-answer.js';
 export { checkChunkBlob, chunkScratch } from './chunk-check.js';
 export { MIB_PER_SECOND, SLICE_BYTES, systemBucketClock, TokenBucket, type BucketClock, type BucketStats } from './token-bucket.js';
 export type { RetryPolicy, WireStats } from './wire.js';

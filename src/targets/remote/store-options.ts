@@ -5,6 +5,7 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { ColdvaultError, isLoopbackHost, parseFingerprint } from '../../core/index.js';
+import { DirectGets } from './direct-gets.js';
 import { PinnedAgent } from './pinned-agent.js';
 import { TokenBucket } from './token-bucket.js';
 import type { RetryPolicy } from './wire.js';
@@ -49,14 +50,19 @@ export interface ResolvedOptions {
   timeouts: Required<RemoteStoreTimeouts>;
   retry: RetryPolicy;
   agent: HttpAgent;
+  /** GET requests go over these (their bodies read straight into place) */
+  direct: DirectGets;
 }
 
+/** free sockets are closed after 30 s: before the node's keep-alive timeout (72 s) could close one under a request */
+const IDLE_SOCKET_MS = 30_000;
 const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8000 };
 
 export function resolveOptions(opts: RemoteStoreOptions): ResolvedOptions {
   const url = nodeUrl(opts);
   const maxInFlight = positiveInt(opts.maxInFlight ?? 8, 'maxInFlight');
   const timeouts = { connectMs: 10_000, idleMs: 60_000, finishMs: 1_800_000, ...opts.timeouts };
+  const fingerprint = url.protocol === 'https:' ? parseFingerprint(opts.fingerprint ?? '', `the fingerprint of node ${url.origin}/`) : undefined;
   return {
     origin: url.origin,
     node: `${url.origin}/`,
@@ -66,7 +72,8 @@ export function resolveOptions(opts: RemoteStoreOptions): ResolvedOptions {
     limiter: opts.limiter ?? limiterOf(opts.bwlimitMBps),
     timeouts,
     retry: { ...DEFAULT_RETRY, ...opts.retry },
-    agent: agentFor(url, opts.fingerprint, maxInFlight, timeouts.connectMs),
+    agent: agentFor(url, fingerprint, maxInFlight, timeouts.connectMs),
+    direct: new DirectGets({ url, fingerprint, connectTimeoutMs: timeouts.connectMs, idleMs: IDLE_SOCKET_MS }),
   };
 }
 
@@ -98,10 +105,9 @@ function nodeUrl(opts: RemoteStoreOptions): URL {
 }
 
 function agentFor(url: URL, fingerprint: string | undefined, maxInFlight: number, connectMs: number): HttpAgent {
-  // free sockets are closed after 30 s: before the node's keep-alive timeout (72 s) could close one under a request
-  if (url.protocol === 'http:') return new HttpAgent({ keepAlive: true, maxSockets: maxInFlight, timeout: 30_000 });
+  if (url.protocol === 'http:') return new HttpAgent({ keepAlive: true, maxSockets: maxInFlight, timeout: IDLE_SOCKET_MS });
   return new PinnedAgent({
-    fingerprint: parseFingerprint(fingerprint ?? '', `the fingerprint of node ${url.origin}/`),
+    fingerprint: fingerprint ?? '',
     maxSockets: maxInFlight,
     connectTimeoutMs: connectMs,
   });

@@ -16,6 +16,7 @@ import { request as httpsRequest } from 'node:https';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ColdvaultError, isColdvaultError } from '../../core/index.js';
+import type { DirectGets } from './direct-gets.js';
 import { Gate } from './gate.js';
 import { requestError } from './pinned-fetch.js';
 import { answerError, placeOf, type RequestPlace, retryableStatus } from './remote-errors.js';
@@ -82,6 +83,8 @@ export interface WireOptions {
   maxInFlight: number;
   limiter?: TokenBucket;
   retry: RetryPolicy;
+  /** connections for GET requests whose bodies the socket reads straight into place (direct-gets.ts); without: every request through `agent` */
+  direct?: DirectGets;
 }
 
 const ERROR_BODY_MAX = 64 * 1024;
@@ -112,6 +115,7 @@ export class Wire {
   close(): void {
     this.closed = true;
     this.opts.agent.destroy();
+    this.opts.direct?.close();
   }
 
   private async withRetries(req: WireRequest, body: Body | undefined): Promise<WireAnswer> {
@@ -148,6 +152,7 @@ export class Wire {
 
   /** One try: resolves with the answer (any status); CONNECTION_FAILED, TLS_FAILED, FINGERPRINT_MISMATCH, ABORTED otherwise. */
   private once(req: WireRequest, body: Body | undefined): Promise<WireAnswer> {
+    if (this.opts.direct && req.method === 'GET' && !body) return this.onceDirect(req, this.opts.direct);
     const href = `${this.opts.origin}${req.path}`;
     const where = `${req.method} ${href}`;
     this.count(req, 'requests', 1);
@@ -165,6 +170,29 @@ export class Wire {
       });
       this.write(req, out, body?.data).catch((err: unknown) => out.destroy(err as Error));
     });
+  }
+
+  /** One try of a GET over a direct connection (the same answers and failures as `once`). */
+  private async onceDirect(req: WireRequest, direct: DirectGets): Promise<WireAnswer> {
+    const href = `${this.opts.origin}${req.path}`;
+    this.count(req, 'requests', 1);
+    try {
+      const answer = await direct.get({
+        path: req.path,
+        token: this.opts.token,
+        into: req.into,
+        maxBody: req.maxBody ?? DEFAULT_MAX_BODY,
+        errorBodyMax: ERROR_BODY_MAX,
+        timeoutMs: req.timeoutMs,
+        signal: req.signal,
+        onBytes: (n) => this.count(req, 'receivedBytes', n),
+        onConnect: () => this.count(req, 'connections', 1),
+        tooLarge: (status, max) => tooLarge(req, status, max),
+      });
+      return { status: answer.status, body: answer.body, length: answer.length };
+    } catch (err) {
+      throw requestError(err as Error, href, `GET ${href}`);
+    }
   }
 
   private headers(body: Body | undefined): Record<string, string> {
