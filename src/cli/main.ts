@@ -79,6 +79,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/cluster.js');
     return { options: m.clusterOptions, help: m.clusterHelp, run: m.clusterCommand };
   },
+  key: async () => {
+    const m = await import('./commands/key.js');
+    return { options: m.keyOptions, help: m.keyHelp, run: m.keyCommand };
+  },
   token: async () => {
     const m = await import('./commands/token.js');
     return { options: m.tokenOptions, help: m.tokenHelp, run: m.tokenCommand };

@@ -81,6 +81,12 @@ export type ErrorCode =
   | 'REMOTE_REFUSED'
   /** another node failed on its side (HTTP 5xx other than NO_SPACE): may pass, worth a retry when idempotent */
   | 'REMOTE_FAILED'
+  /** a key file or paper key that is not one, is damaged, or whose parameters are out of bounds (format/key-file.ts) */
+  | 'KEY_INVALID'
+  /** the passphrase does not open the key file (or none was given where one is needed) */
+  | 'KEY_PASSPHRASE_WRONG'
+  /** a file that would be overwritten by a new key file already exists */
+  | 'KEY_EXISTS'
   /** the TLS certificate / key files are there but unusable (serve's own pair in the state dir, or configured) */
   | 'TLS_CERT_DAMAGED'
   /** serve's self-signed TLS certificate could not be made (openssl missing or failing) */

@@ -28,8 +28,8 @@ export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --st
   (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
   without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.
 ${REMOTE_HELP}
-  Every chunk is checked here; that node holds no lease for the read: a prune there meanwhile fails
-  the restore (CHUNK_MISSING), and nothing is left behind.`;
+  Every chunk is checked here; that node holds the version against prune for the read (a read lease,
+  kept alive while the restore runs, released at its end or when this process goes quiet).`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
