@@ -15,3 +15,4 @@ export { checkManifestSchema, SchemaViolation } from './manifest-schema.js';
 export * from './kdf.js';
 export * from './key-file.js';
 export * from './paper-key.js';
+export * from './encrypted-blob.js';
