@@ -14,6 +14,7 @@ export interface VersionRow {
   stored_bytes: number;
   chunk_count: number;
   downtime_ms: number | null;
+  key_fingerprint: string | null;
 }
 
 export interface StoredVersionRow extends VersionRow {
@@ -54,6 +55,7 @@ export function versionRow(m: Manifest): VersionRow {
     stored_bytes: m.storedBytes,
     chunk_count: sum(m.disks.map((d) => d.chunkCount)),
     downtime_ms: m.downtimeMs ?? null,
+    key_fingerprint: m.encryption?.fingerprint ?? null,
   };
 }
 
@@ -100,6 +102,7 @@ export function toVersion(row: StoredVersionRow, disks: DiskRow[]): CatalogVersi
     storedBytes: row.stored_bytes,
     chunkCount: row.chunk_count,
     downtimeMs: row.downtime_ms,
+    keyFingerprint: row.key_fingerprint,
     verifyState: row.verify_state,
     verifiedAt: row.verified_at,
     verifyDetail: row.verify_detail,

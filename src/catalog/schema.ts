@@ -108,7 +108,13 @@ ALTER TABLE disks_v2 RENAME TO disks;
  */
 const V3_DOWNTIME = 'ALTER TABLE versions ADD COLUMN downtime_ms INTEGER';
 
-const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE, V3_DOWNTIME];
+/**
+ * v4: the key an encrypted version was made with (manifest `encryption.fingerprint`), NULL for an
+ * unencrypted one. Rows already there keep NULL, which is right for the same reason as in v3.
+ */
+const V4_KEY = 'ALTER TABLE versions ADD COLUMN key_fingerprint TEXT';
+
+const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE, V3_DOWNTIME, V4_KEY];
 
 /** The schema version this build writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

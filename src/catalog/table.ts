@@ -14,12 +14,12 @@ const ORDER = 'ORDER BY CAST(guest_id AS INTEGER), guest_id, version';
  * protected flag (idempotent); a different time means a different backup under that number: both reset.
  */
 const UPSERT = `
-INSERT INTO versions (guest_id, version, time, name, node, logical_bytes, zero_bytes, new_bytes, stored_bytes, chunk_count, downtime_ms)
-VALUES (@guest_id, @version, @time, @name, @node, @logical_bytes, @zero_bytes, @new_bytes, @stored_bytes, @chunk_count, @downtime_ms)
+INSERT INTO versions (guest_id, version, time, name, node, logical_bytes, zero_bytes, new_bytes, stored_bytes, chunk_count, downtime_ms, key_fingerprint)
+VALUES (@guest_id, @version, @time, @name, @node, @logical_bytes, @zero_bytes, @new_bytes, @stored_bytes, @chunk_count, @downtime_ms, @key_fingerprint)
 ON CONFLICT (guest_id, version) DO UPDATE SET
   name = excluded.name, node = excluded.node, logical_bytes = excluded.logical_bytes,
   zero_bytes = excluded.zero_bytes, new_bytes = excluded.new_bytes, stored_bytes = excluded.stored_bytes,
-  chunk_count = excluded.chunk_count, downtime_ms = excluded.downtime_ms,
+  chunk_count = excluded.chunk_count, downtime_ms = excluded.downtime_ms, key_fingerprint = excluded.key_fingerprint,
   verify_state  = CASE WHEN time = excluded.time THEN verify_state  ELSE 'unverified' END,
   verified_at   = CASE WHEN time = excluded.time THEN verified_at   ELSE NULL END,
   verify_detail = CASE WHEN time = excluded.time THEN verify_detail ELSE NULL END,

@@ -36,6 +36,8 @@ export interface CatalogVersion {
   chunkCount: number;
   /** from the manifest: milliseconds the guest was off for this backup; null when it has none */
   downtimeMs: number | null;
+  /** the key an encrypted version was made with (its fingerprint), null when not encrypted */
+  keyFingerprint: string | null;
   verifyState: VerifyState;
   verifiedAt: string | null;
   verifyDetail: string | null;

@@ -18,5 +18,7 @@ export function versionJson(v: CatalogVersion): Record<string, unknown> {
     newBytes: v.newBytes,
     storedBytes: v.storedBytes,
     downtimeMs: v.downtimeMs,
+    encrypted: v.keyFingerprint !== null,
+    keyFingerprint: v.keyFingerprint,
   };
 }

@@ -87,6 +87,10 @@ export type ErrorCode =
   | 'KEY_PASSPHRASE_WRONG'
   /** a file that would be overwritten by a new key file already exists */
   | 'KEY_EXISTS'
+  /** an encrypted version read without its key (restore, list of its config): the message names the key's fingerprint */
+  | 'KEY_REQUIRED'
+  /** a key that is not the one an encrypted version was made with: the message names both fingerprints */
+  | 'KEY_WRONG'
   /** the TLS certificate / key files are there but unusable (serve's own pair in the state dir, or configured) */
   | 'TLS_CERT_DAMAGED'
   /** serve's self-signed TLS certificate could not be made (openssl missing or failing) */

@@ -9,16 +9,19 @@
 import { crc32 } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
 import { ColdvaultError } from '../core/index.js';
-import { BLOB_HEADER_SIZE, BLOB_MAGIC_RAW, BLOB_MAGIC_ZSTD, MAX_CHUNK_SIZE } from './constants.js';
+import { BLOB_HEADER_SIZE, BLOB_MAGIC_RAW, BLOB_MAGIC_ZSTD, MAX_CHUNK_SIZE, SEAL_OVERHEAD } from './constants.js';
 
 export type BlobEncoding = 'raw' | 'zstd';
 
 let cctx: zstd.CCtx | undefined;
 let dctx: zstd.DCtx | undefined;
 
-/** The largest blob a plain chunk of `plainLength` bytes can give. */
+/**
+ * The largest blob a chunk of `plainLength` bytes can give, plain or encrypted (whose header is
+ * SEAL_OVERHEAD bytes longer: nonce and tag, encrypted-blob.ts): buffers and limits take this one.
+ */
 export function maxBlobSize(plainLength: number): number {
-  return BLOB_HEADER_SIZE + Math.max(plainLength, zstd.compressBound(plainLength));
+  return BLOB_HEADER_SIZE + SEAL_OVERHEAD + Math.max(plainLength, zstd.compressBound(plainLength));
 }
 
 /** Encodes `plain` into `out` (at least maxBlobSize bytes); returns the blob's length. Level 0: raw. */

@@ -13,6 +13,8 @@ export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 export const BLOB_MAGIC_RAW = Buffer.from('CVBLOB\x00R', 'latin1');
 export const BLOB_MAGIC_ZSTD = Buffer.from('CVBLOB\x00Z', 'latin1');
 export const BLOB_HEADER_SIZE = 12; // magic[8] | crc32 u32 LE (of magic and payload)
+/** An encrypted blob's header adds a nonce (12) and a GCM tag (16) to BLOB_HEADER_SIZE (encrypted-blob.ts). */
+export const SEAL_OVERHEAD = 28;
 
 /** Fixed index magic and header size. */
 export const INDEX_MAGIC = Buffer.from('CVFIDX\x00\x01', 'latin1');

@@ -15,15 +15,15 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:
 import { crc32 } from 'node:zlib';
 import zstd from 'zstd-napi/binding.js';
 import { ColdvaultError } from '../core/index.js';
-import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './constants.js';
+import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE, SEAL_OVERHEAD } from './constants.js';
 import { keyFingerprint, subkey } from './key-file.js';
 
 export const BLOB_MAGIC_ENCRYPTED = Buffer.from('CVBLOB\x00E', 'latin1');
 export const BLOB_MAGIC_ENCRYPTED_ZSTD = Buffer.from('CVBLOB\x00C', 'latin1');
 const NONCE = 12;
-const TAG = 16;
+
 /** header of an encrypted blob: magic, CRC, nonce, tag */
-export const ENCRYPTED_HEADER_SIZE = BLOB_HEADER_SIZE + NONCE + TAG;
+export const ENCRYPTED_HEADER_SIZE = BLOB_HEADER_SIZE + SEAL_OVERHEAD; // NONCE + TAG
 
 /** The keys of one master key that chunks use. */
 export interface ChunkKeys {

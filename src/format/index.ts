@@ -16,3 +16,4 @@ export * from './kdf.js';
 export * from './key-file.js';
 export * from './paper-key.js';
 export * from './encrypted-blob.js';
+export * from './sealed-manifest.js';

@@ -27,7 +27,7 @@ export interface KeyFile {
 }
 
 /** Uses of the master key: each gets its own derived key. */
-export type SubkeyUse = 'chunk-id' | 'chunk-encrypt' | 'metadata' | 'fingerprint';
+export type SubkeyUse = 'chunk-id' | 'chunk-encrypt' | 'metadata' | 'config-encrypt' | 'fingerprint';
 
 export function subkey(master: Uint8Array, use: SubkeyUse): Buffer {
   return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `coldvault ${use} v1`, 32));

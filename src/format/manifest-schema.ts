@@ -134,7 +134,13 @@ const manifestFields: Record<string, Check> = {
 };
 
 /** Fields format 1 gained later: a manifest written before lacks them. */
-const manifestShape = object(manifestFields, { downtimeMs: bytes });
+const encryption = object({
+  fingerprint: matching(/^[0-9a-f]{2}(:[0-9a-f]{2}){15}$/, 'a key fingerprint (16 bytes, ab:cd:...)'),
+  config: matching(/^[A-Za-z0-9+/]*={0,2}$/, 'base64'),
+  mac: matching(/^[0-9a-f]{64}$/, '64 lowercase hex digits'),
+});
+
+const manifestShape = object(manifestFields, { downtimeMs: bytes, encryption });
 
 interface DiskNumbers {
   key: string;

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { ColdvaultError } from '../core/index.js';
 import { DATASTORE_FORMAT } from './constants.js';
 import { checkManifestSchema, SchemaViolation } from './manifest-schema.js';
+import type { ManifestEncryption } from './sealed-manifest.js';
 
 export interface ManifestDisk {
   /** config key, e.g. `scsi0` */
@@ -58,6 +59,11 @@ export interface Manifest {
    * Absent in manifests written before it existed, and when the guest was not stopped by this backup.
    */
   downtimeMs?: number;
+  /**
+   * Optional: set on an encrypted version (sealed-manifest.ts): the key's fingerprint, the config
+   * sealed (the plain `config` is then empty) and a MAC over the whole manifest.
+   */
+  encryption?: ManifestEncryption;
 }
 
 function canonical(manifest: Omit<Manifest, never>): string {

@@ -15,7 +15,7 @@ import { CHUNK_SIZE, chunkCountFor, chunkLength, DiskDigest, zeroChunkDigest } f
 import type { ChunkSink } from './backup-target.js';
 import { BufferPool, isAllZero } from './buffers.js';
 import { Tasks, Window } from './limits.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec } from './worker-pool.js';
 import { dataChunkRanges } from './sparse.js';
 
 export interface DiskCounters {
@@ -42,7 +42,7 @@ export interface BackupDiskResult extends DiskCounters {
 
 export interface BackupDiskContext {
   chunks: ChunkSink;
-  pool: WorkerPool;
+  pool: ChunkCodec;
   io: PQueue;
   buffers: BufferPool;
   /** buffers for encoded blobs (maxBlobSize(CHUNK_SIZE) each) */
@@ -319,7 +319,7 @@ export async function rewriteChunk(path: string, size: number, i: number, hex: s
 async function encodeAndWrite(hex: string, plain: ArrayBuffer, length: number, ctx: BackupDiskContext, encoded?: () => void): Promise<number> {
   const out = ctx.blobBuffers.take();
   const outOffset = alignedOffset(out);
-  const blob = await ctx.pool.encode(plain, length, ctx.zstdLevel, out, outOffset);
+  const blob = await ctx.pool.encode(plain, length, ctx.zstdLevel, out, outOffset, hex);
   ctx.buffers.give(blob.buf);
   encoded?.();
   await writeBlob(hex, blob.out, outOffset, blob.blobLength, ctx);

@@ -28,7 +28,7 @@
 import type { Manifest } from '../format/index.js';
 import type { TaskLog } from '../core/index.js';
 import type { SpaceDisk } from './space.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec } from './worker-pool.js';
 
 /** The chunk half of a target, as backup-disk.ts uses it. */
 export interface ChunkSink {
@@ -47,7 +47,7 @@ export interface ChunkSink {
 /** What the backup of one guest holds on the target from before its guest is frozen to the end. */
 export interface HeldTarget {
   /** refuses early (NO_SPACE) when the disks' new data cannot fit, before the guest is stopped */
-  checkSpace(disks: SpaceDisk[], pool: WorkerPool, log: TaskLog): Promise<void>;
+  checkSpace(disks: SpaceDisk[], pool: ChunkCodec, log: TaskLog): Promise<void>;
   /** a new version to write, once the disks are frozen; `bytesEstimate`: the disks' allocated bytes */
   open(bytesEstimate: number, log: TaskLog): Promise<VersionWriter>;
   release(): Promise<void>;

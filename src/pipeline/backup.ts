@@ -23,7 +23,18 @@ import {
   type ProgressListener,
   type TaskLog,
 } from '../core/index.js';
-import { encodeFixedIndex, CHUNK_SIZE, INDEX_SUFFIX, VERSION_CONFIG_FILE, DATASTORE_FORMAT, type Manifest, type ManifestDisk } from '../format/index.js';
+import {
+  encodeFixedIndex,
+  CHUNK_SIZE,
+  INDEX_SUFFIX,
+  VERSION_CONFIG_FILE,
+  DATASTORE_FORMAT,
+  type Manifest,
+  type ManifestDisk,
+  sealedConfigNote,
+  sealManifest,
+  type VersionKey,
+} from '../format/index.js';
 import type { Datastore } from '../datastore/index.js';
 import { archivedConfigText, guestName, readGuestConfig, resolveBackupDisk, selectBackupDisks, type BackupDisk, type StorageMap } from '../guests/index.js';
 import type { Catalog } from '../catalog/index.js';
@@ -36,7 +47,7 @@ import { diskReadReport, logChangedSinceBase, planDiskRead, type DiskReadReport 
 import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
 import { LocalTarget } from './local-target.js';
 import { ProgressMeter } from './progress-meter.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec, WorkerPool } from './worker-pool.js';
 
 /** Where and how one disk is read (cold snapshots). */
 export interface DiskReadPlan {
@@ -63,6 +74,8 @@ export interface BackupOptions {
   guestId: string;
   node: string;
   zstdLevel: number;
+  /** encrypt the version with this key (format/encrypted-blob.ts, sealed-manifest.ts) */
+  encryption?: VersionKey;
   keep?: number;
   log: TaskLog;
   onProgress?: ProgressListener;
@@ -115,12 +128,14 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
   const target = 'target' in req ? req.target : new LocalTarget(req.store, req.catalog);
   let held: HeldTarget | undefined;
   let writer: VersionWriter | undefined;
+  const keyed = req.encryption && req.pool.withKey(req.encryption);
+  const codec: ChunkCodec = keyed ?? req.pool;
   try {
     held = await target.hold(req.guestId, req.lockWaitMs ?? 0, req.keep);
     const plan = await planBackup(req, vlog);
     await held.checkSpace(
       plan.disks.map((d) => ({ path: d.path, ...d.info })),
-      req.pool,
+      codec,
       vlog,
     );
     const readPlans = (await req.beforeArchive?.(vlog, plan.disks)) || undefined;
@@ -129,9 +144,9 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     vlog.info(`creating archive ${writer.where}`);
     if (req.keep) vlog.info(`keep old backups: ${req.keep}`);
     const reads: DiskReadReport[] = [];
-    const written = await writeVersion(req, target, plan, writer, started, vlog, { plans: readPlans, reads });
+    const written = await writeVersion({ ...req, codec }, target, plan, writer, started, vlog, { plans: readPlans, reads });
     await req.beforePublish?.(vlog);
-    const manifest = withDowntime(req, written, vlog);
+    const manifest = sealed(req, withDowntime(req, written, vlog));
     const wire = logWire(vlog, writer, manifest);
     const { pruned, dir } = await writer.publish(manifest, renderLog(vlog), vlog);
     const version = writer;
@@ -146,8 +161,14 @@ export async function backupGuest(req: BackupRequest): Promise<BackupResult> {
     await writer?.discard().catch(() => undefined);
     throw err;
   } finally {
+    keyed?.release();
     await held?.release();
   }
+}
+
+/** The manifest as written: sealed and authenticated for an encrypted version (format/sealed-manifest.ts). */
+function sealed(req: BackupRequest, manifest: Manifest): Manifest {
+  return req.encryption ? sealManifest(manifest, req.encryption) : manifest;
 }
 
 async function openVersion(held: HeldTarget, disks: PlannedDisk[], vlog: TaskLog): Promise<VersionWriter> {
@@ -176,6 +197,7 @@ async function planBackup(
   for (const warning of config.warnings) vlog.warn(warning); // unknown keys and sections, over-long lines
   const name = guestName(config);
   vlog.info('backup mode: stop');
+  if (req.encryption) vlog.info(`encryption: AES-256-GCM with key ${req.encryption.fingerprint}`);
   vlog.info(`VM Name: ${name}`);
   const { included, excluded } = selectBackupDisks(config);
   const disks: PlannedDisk[] = [];
@@ -209,7 +231,7 @@ async function readFrom(disks: PlannedDisk[], plans: ReadonlyMap<string, DiskRea
 }
 
 async function writeVersion(
-  req: BackupRequest,
+  req: BackupRequest & { codec: ChunkCodec },
   target: BackupTarget,
   plan: Awaited<ReturnType<typeof planBackup>>,
   writer: VersionWriter,
@@ -218,12 +240,12 @@ async function writeVersion(
   read: { plans?: ReadonlyMap<string, DiskReadPlan>; reads: DiskReadReport[] },
 ): Promise<Manifest> {
   vlog.info(`now save file '${plan.configPath}'`);
-  await writer.writeFile(VERSION_CONFIG_FILE, plan.configText);
+  await writer.writeFile(VERSION_CONFIG_FILE, req.encryption ? sealedConfigNote(req.encryption.fingerprint) : plan.configText);
   const local = target instanceof LocalTarget ? target.store : undefined;
   const version = writer.version;
   const ctx = {
     chunks: writer.chunks,
-    pool: req.pool,
+    pool: req.codec,
     io: new PQueue({ concurrency: 6 }),
     buffers: new BufferPool(),
     blobBuffers: blobBufferPool(),
@@ -236,7 +258,10 @@ async function writeVersion(
   };
   const planned = [];
   for (const disk of plan.disks)
-    planned.push({ disk, spec: local && (await planDiskRead({ ...req, store: local, log: vlog }, disk, read.plans?.get(disk.key))) });
+    planned.push({
+      disk,
+      spec: local && (await planDiskRead({ ...req, store: local, log: vlog, keyFingerprint: req.encryption?.fingerprint }, disk, read.plans?.get(disk.key))),
+    });
   const total = plan.disks.reduce((s, d) => s + d.info.size, 0);
   const meter = new ProgressMeter('backup', total, req.onProgress);
   const disks: ManifestDisk[] = [];

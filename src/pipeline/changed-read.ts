@@ -53,6 +53,8 @@ export interface ChangedReadRequest {
   base?: PlannedBase;
   full?: boolean;
   fullEvery?: number;
+  /** the key this version is encrypted with (undefined: not encrypted); a base must have been made with the same */
+  keyFingerprint?: string;
   log: TaskLog;
 }
 
@@ -139,6 +141,8 @@ async function baseDigests(req: ChangedReadRequest, r: BaseRecord): Promise<Arra
   const where = `the base version ${r.version}`;
   try {
     const manifest = await req.store.readManifest(req.guestId, r.version);
+    const baseKey = manifest.encryption?.fingerprint;
+    if (baseKey !== req.keyFingerprint) doubt(`${where} was made ${keyWords(baseKey)}, this backup ${keyWords(req.keyFingerprint)}`); // its chunk names are another key's
     const disk = manifest.disks.find((d) => d.key === r.disk);
     if (disk?.index !== r.index || disk.size !== req.size) doubt(`${where} has no index '${r.index}' of ${req.size} bytes for disk '${r.disk}'`);
     const index = await req.store.readIndex(req.guestId, r.version, r.index);
@@ -149,6 +153,8 @@ async function baseDigests(req: ChangedReadRequest, r: BaseRecord): Promise<Arra
     return doubt(`${where} or its index cannot be read: ${describeError(err)}`);
   }
 }
+
+const keyWords = (fingerprint: string | undefined): string => (fingerprint ? `with key ${fingerprint}` : 'without encryption');
 
 async function extentMap(path: string): Promise<FileExtent[]> {
   const file = await open(path, 'r');

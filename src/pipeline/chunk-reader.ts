@@ -15,7 +15,7 @@ import { alignedOffset, ColdvaultError, DIRECT_ALIGN, type ErrorCode, isColdvaul
 import { CHUNK_SIZE } from '../format/index.js';
 import { blobBufferPool, BufferPool } from './buffers.js';
 import type { ChunkSource } from './version-source.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec } from './worker-pool.js';
 
 export class ChunkReader {
   private readonly blobs = blobBufferPool();
@@ -23,7 +23,7 @@ export class ChunkReader {
 
   constructor(
     private readonly chunks: ChunkSource,
-    private readonly pool: WorkerPool,
+    private readonly pool: ChunkCodec,
     private readonly io: PQueue,
   ) {}
 
@@ -54,7 +54,7 @@ export class ChunkReader {
  * Chunks in flight for reading `source` with `pool`: two per worker and two more (a disk's reads are
  * quick), or the source's own `readsInFlight` when that is more (a remote node's round trips).
  */
-export function readWindow(source: ChunkSource, pool: WorkerPool): number {
+export function readWindow(source: ChunkSource, pool: ChunkCodec): number {
   return Math.max(pool.size * 2 + 2, source.readsInFlight ?? 0);
 }
 

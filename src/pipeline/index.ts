@@ -8,6 +8,7 @@
  * Sync (sync/) pulls the versions a store lacks from another node's datastore.
  */
 export * from './worker-pool.js';
+export { openVersion, type OpenedVersion } from './version-keys.js';
 export * from './backup.js';
 export * from './restore.js';
 export * from './verify.js';
@@ -24,3 +25,4 @@ export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
 export * from './sync/index.js';
 export { localSource, openRemoteSource, remoteSource, type ChunkSource, type SourceRef, type VersionLease, type VersionSource } from './version-source.js';
+export { loadVersionKey, readKeyFile } from './key-files.js';

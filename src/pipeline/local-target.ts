@@ -12,7 +12,7 @@ import type { Catalog } from '../catalog/index.js';
 import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
 import { rotateGuest } from './prune.js';
 import { checkBackupSpace, spaceGuard, type SpaceDisk } from './space.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec } from './worker-pool.js';
 
 export class LocalTarget implements BackupTarget {
   constructor(
@@ -42,7 +42,7 @@ export class LocalTarget implements BackupTarget {
     }
     const held = writer;
     return {
-      checkSpace: (disks: SpaceDisk[], pool: WorkerPool, log: TaskLog) => checkBackupSpace(this.store, disks, pool, log, guestId),
+      checkSpace: (disks: SpaceDisk[], pool: ChunkCodec, log: TaskLog) => checkBackupSpace(this.store, disks, pool, log, guestId),
       open: async () => new LocalVersion(this, guestId, keep, await this.store.nextVersionNumber(guestId), await this.store.createStaging(guestId)),
       release: async () => {
         await held.release();

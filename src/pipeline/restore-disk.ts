@@ -23,9 +23,12 @@ export interface RestoreDiskContext {
 }
 
 /** Checks an index against its manifest entry: the disk size, and the digest chain's disk SHA-256. */
-export function checkIndexDigest(index: FixedIndex, disk: { size: number; sha256: string }, what: string): void {
+export function checkIndexDigest(index: FixedIndex, disk: { size: number; sha256: string; chunkSize?: number }, what: string): void {
   if (index.size !== disk.size) {
     throw new ColdvaultError('INDEX_CORRUPT', `${what}: the index describes ${index.size} bytes, the manifest ${disk.size}`);
+  }
+  if (disk.chunkSize !== undefined && index.chunkSize !== disk.chunkSize) {
+    throw new ColdvaultError('INDEX_CORRUPT', `${what}: the index has chunks of ${index.chunkSize} bytes, the manifest ${disk.chunkSize}`);
   }
   const expected = disk.sha256;
   const d = new DiskDigest();

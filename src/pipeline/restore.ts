@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import PQueue from 'p-queue';
 import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
 import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type LockDir } from '../datastore/index.js';
-import type { FixedIndex, Manifest } from '../format/index.js';
+import type { FixedIndex, Manifest, VersionKey } from '../format/index.js';
 import {
   allocateRestoreVolumes,
   checkRestoreTargets,
@@ -27,7 +27,8 @@ import { ProgressMeter } from './progress-meter.js';
 import { recoverInterruptedRestore } from './restore-recovery.js';
 import { ChunkReader, readQueue, readWindow } from './chunk-reader.js';
 import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec, WorkerPool } from './worker-pool.js';
+import { openVersion } from './version-keys.js';
 
 /** What to restore from: `store` (a local datastore) or `source` (any version source, e.g. another node's datastore). */
 export type RestoreRequest = RestoreOptions & SourceRef;
@@ -37,6 +38,8 @@ export interface RestoreOptions {
   guestId: string;
   version: number;
   newId: string;
+  /** the key of an encrypted version (one without is refused, naming its key) */
+  key?: VersionKey;
   guestsDir: string;
   storages: StorageMap;
   targetStorage?: string;
@@ -79,7 +82,22 @@ export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: s
 
 async function restoreLeased(req: RestoreOptions, source: VersionSource): Promise<{ configPath: string; volumes: Map<string, string> }> {
   const started = Date.now();
-  const manifest = await source.readManifest(req.guestId, req.version);
+  const opened = openVersion(req.pool, await source.readManifest(req.guestId, req.version), req.key, req);
+  try {
+    return await restoreOpened(req, source, opened.manifest, opened.codec, started);
+  } finally {
+    opened.release();
+  }
+}
+
+async function restoreOpened(
+  req: RestoreOptions,
+  source: VersionSource,
+  manifest: Manifest,
+  codec: ChunkCodec,
+  started: number,
+): Promise<{ configPath: string; volumes: Map<string, string> }> {
+  if (manifest.encryption) req.log.info(`version is encrypted with key ${manifest.encryption.fingerprint}: manifest authenticated`);
   await source.checkpoint('restore:manifest');
   const configPath = guestConfigPath(req.guestsDir, req.newId);
   const lock = await restoreLocks(req, source).acquire(`restore-${req.newId}`, `restore to guest ${req.newId}`);
@@ -96,7 +114,7 @@ async function restoreLeased(req: RestoreOptions, source: VersionSource): Promis
       req.onProgress,
     );
     const io = new PQueue({ concurrency: 4 });
-    const reader = new ChunkReader(source.chunks, req.pool, readQueue(source.chunks, io));
+    const reader = new ChunkReader(source.chunks, codec, readQueue(source.chunks, io));
     for (const disk of disks) {
       await source.checkpoint('restore:disk');
       req.log.info(`restore disk '${disk.key}' to '${disk.volume}' (${formatBytes(disk.size)})`);
@@ -104,7 +122,7 @@ async function restoreLeased(req: RestoreOptions, source: VersionSource): Promis
       meter.item = disk.key;
       await restoreDisk(disk.index, disk.temp, {
         reader,
-        window: readWindow(source.chunks, req.pool),
+        window: readWindow(source.chunks, codec),
         io,
         signal: req.signal,
         onChunk: (c) => meter.update({ ...c, dedupBytes: 0, storedBytes: c.writtenBytes }),

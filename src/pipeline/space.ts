@@ -9,7 +9,7 @@ import { filesystemSpace, type Datastore } from '../datastore/index.js';
 import { CHUNK_SIZE, chunkCountFor, chunkLength } from '../format/index.js';
 import { open } from 'node:fs/promises';
 import { BufferPool, isAllZero } from './buffers.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec } from './worker-pool.js';
 
 /** Free space kept back on a target, so that the catalog and logs still fit. */
 export const SPACE_RESERVE = 64 * MiB;
@@ -20,7 +20,7 @@ export interface SpaceDisk {
   allocated: number;
 }
 
-export async function checkBackupSpace(store: Datastore, disks: SpaceDisk[], pool: WorkerPool, log: TaskLog, guestId: string): Promise<void> {
+export async function checkBackupSpace(store: Datastore, disks: SpaceDisk[], pool: ChunkCodec, log: TaskLog, guestId: string): Promise<void> {
   const { free } = await store.space();
   const worst = disks.reduce((sum, d) => sum + d.allocated, 0);
   if (free >= worst + SPACE_RESERVE) return;
@@ -37,7 +37,7 @@ export async function checkBackupSpace(store: Datastore, disks: SpaceDisk[], poo
 }
 
 /** Plain bytes of the non-zero chunks of a disk that the store does not hold yet. */
-async function newBytesOf(disk: SpaceDisk, store: Datastore, pool: WorkerPool): Promise<number> {
+async function newBytesOf(disk: SpaceDisk, store: Datastore, pool: ChunkCodec): Promise<number> {
   const file = await open(disk.path, 'r');
   const buffers = new BufferPool();
   let bytes = 0;

@@ -32,14 +32,14 @@ import {
   type TaskLog,
 } from '../core/index.js';
 import { checkPrivate, privacyWarnings } from '../datastore/index.js';
-import { chunkLength } from '../format/index.js';
+import { chunkLength, type Manifest, openManifest, type VersionKey } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 import { Tasks, Window } from './limits.js';
 import { ProgressMeter } from './progress-meter.js';
 import { ChunkReader, readQueue, readTrouble, readWindow, type ReadTrouble } from './chunk-reader.js';
 import { checkIndexDigest } from './restore-disk.js';
 import { sourceOf, type SourceRef, type VersionSource } from './version-source.js';
-import type { WorkerPool } from './worker-pool.js';
+import type { ChunkCodec, WorkerPool } from './worker-pool.js';
 
 /** What to verify: `store` (a local datastore) or `source` (any version source, e.g. another node's datastore). */
 export type VerifyRequest = VerifyOptions & SourceRef;
@@ -50,6 +50,8 @@ export interface VerifyOptions {
   pool: WorkerPool;
   guestId?: string;
   version?: number;
+  /** the key of encrypted versions: with it their content is checked too (without: CRC and structure only) */
+  key?: VersionKey;
   log: TaskLog;
   onProgress?: ProgressListener;
 }
@@ -88,12 +90,18 @@ export interface VerifyResult {
   badChunks: BadChunk[];
   /** chunks that could not be read (I/O errors): not checked, left in place */
   unreadableChunks: BadChunk[];
+  /** encrypted versions checked without their key: blob CRC and structure only, content not checked */
+  contentUnchecked: Array<VersionRef & { fingerprint: string }>;
   ok: boolean;
 }
+
+/** How a chunk is checked: plain (CRC, SHA-256), keyed (CRC, tag, HMAC), sealed (CRC and structure: no key). */
+type CheckMode = 'plain' | 'keyed' | 'sealed';
 
 interface ChunkUse {
   length: number;
   users: Set<string>;
+  mode: CheckMode;
 }
 
 /** The problems found per version: the worst decides its verdict. */
@@ -133,7 +141,8 @@ export async function verifyStore(request: VerifyRequest): Promise<VerifyResult>
   const targets = await selectVersions(req);
   await req.source.checkpoint('verify:listed');
   const findings = new Findings();
-  const uses = await collectChunks(req, targets, findings);
+  const contentUnchecked: VerifyResult['contentUnchecked'] = [];
+  const uses = await collectChunks(req, targets, findings, contentUnchecked);
   await req.source.checkpoint('verify:collected');
   const bytes = [...uses.values()].reduce((s, u) => s + u.length, 0);
   req.log.info(`verifying ${targets.length} version(s): ${uses.size} chunks, ${formatBytes(bytes)}`);
@@ -153,6 +162,7 @@ export async function verifyStore(request: VerifyRequest): Promise<VerifyResult>
     ok: versions.every((v) => v.ok),
     badChunks: live.filter((b) => b.trouble !== 'unreadable'),
     unreadableChunks: live.filter((b) => b.trouble === 'unreadable'),
+    contentUnchecked: contentUnchecked.filter((t) => !gone.has(label(t))),
   };
   logSummary(req.log, result, (Date.now() - started) / 1000);
   return result;
@@ -178,18 +188,20 @@ async function selectVersions(req: Run): Promise<VersionRef[]> {
   return out;
 }
 
-async function collectChunks(req: Run, targets: VersionRef[], findings: Findings): Promise<Map<string, ChunkUse>> {
+async function collectChunks(req: Run, targets: VersionRef[], findings: Findings, unchecked: VerifyResult['contentUnchecked']): Promise<Map<string, ChunkUse>> {
   const uses = new Map<string, ChunkUse>();
   for (const t of targets) {
     try {
       const manifest = await req.source.readManifest(t.guestId, t.version);
+      const mode = checkModeOf(req, manifest, t);
+      if (mode === 'sealed') unchecked.push({ ...t, fingerprint: manifest.encryption?.fingerprint ?? '' });
       for (const disk of manifest.disks) {
         const index = await req.source.readIndex(t.guestId, t.version, disk.index);
         checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${t.guestId} version ${t.version}`);
         index.digests.forEach((d, i) => {
           if (!d) return;
           const hex = d.toString('hex');
-          const use = uses.get(hex) ?? { length: chunkLength(index.size, i, index.chunkSize), users: new Set<string>() };
+          const use = uses.get(hex) ?? { length: chunkLength(index.size, i, index.chunkSize), users: new Set<string>(), mode };
           use.users.add(label(t));
           uses.set(hex, use);
         });
@@ -199,6 +211,19 @@ async function collectChunks(req: Run, targets: VersionRef[], findings: Findings
     }
   }
   return uses;
+}
+
+/**
+ * How the chunks of a version are checked. An encrypted one with its key: its manifest is
+ * authenticated here first (a failing MAC, another version's manifest: damaged); without its key, or
+ * with another key: what shows without one (CRC and structure), and the report says so.
+ */
+function checkModeOf(req: Run, manifest: Manifest, t: VersionRef): CheckMode {
+  const enc = manifest.encryption;
+  if (!enc) return 'plain';
+  if (!req.key || req.key.fingerprint !== enc.fingerprint) return 'sealed';
+  openManifest(manifest, req.key, t, `version ${t.version} of guest ${t.guestId}`);
+  return 'keyed';
 }
 
 /** A version's own files: not there (pruned, or lost), wrong (damaged), or an I/O error (unreadable). */
@@ -211,7 +236,15 @@ function versionTrouble(err: unknown): ReadTrouble {
 
 async function checkChunks(req: Run, uses: Map<string, ChunkUse>, total: number): Promise<BadChunk[]> {
   const bad: BadChunk[] = [];
-  const reader = new ChunkReader(req.source.chunks, req.pool, readQueue(req.source.chunks, new PQueue({ concurrency: 4 })));
+  const queue = readQueue(req.source.chunks, new PQueue({ concurrency: 4 }));
+  const keyed = req.key && [...uses.values()].some((u) => u.mode === 'keyed') ? req.pool.withKey(req.key) : undefined;
+  const codecs: Record<CheckMode, ChunkCodec | undefined> = { plain: req.pool, keyed, sealed: req.pool.sealedOnly() };
+  const readers = new Map<CheckMode, ChunkReader>();
+  const readerFor = (mode: CheckMode): ChunkReader => {
+    let r = readers.get(mode);
+    if (!r) readers.set(mode, (r = new ChunkReader(req.source.chunks, codecs[mode] as ChunkCodec, queue)));
+    return r;
+  };
   const window = new Window(readWindow(req.source.chunks, req.pool));
   const tasks = new Tasks();
   const meter = new ProgressMeter('verify', total, req.onProgress);
@@ -221,7 +254,7 @@ async function checkChunks(req: Run, uses: Map<string, ChunkUse>, total: number)
     await window.acquire();
     tasks.start(async () => {
       try {
-        await reader.use(hex, use.length, () => Promise.resolve());
+        await readerFor(use.mode).use(hex, use.length, () => Promise.resolve());
       } catch (err) {
         const error = describeError(err).replace(/^chunk [0-9a-f]+ (is )?/, '');
         bad.push({ digest: hex, trouble: readTrouble(err), error, versions: [...use.users].sort() });
@@ -232,7 +265,7 @@ async function checkChunks(req: Run, uses: Map<string, ChunkUse>, total: number)
       }
     });
   }
-  await tasks.settle();
+  await tasks.settle().finally(() => keyed?.release());
   return bad;
 }
 
@@ -318,10 +351,21 @@ function logSummary(log: TaskLog, r: VerifyResult, seconds: number): void {
   for (const line of verifyVerdict(r)) logAt(log, r.ok ? 'INFO' : 'ERROR', line);
 }
 
+/** The line that says which encrypted versions were checked without their key (none: undefined). */
+export function uncheckedNote(r: VerifyResult): string | undefined {
+  if (r.contentUnchecked.length === 0) return undefined;
+  const keys = [...new Set(r.contentUnchecked.map((v) => v.fingerprint))].join(', ');
+  return (
+    `${r.contentUnchecked.length} encrypted version(s) checked without their key (${keys}): blob CRC and structure only, ` +
+    'their content was not checked; give --keyfile FILE to check it'
+  );
+}
+
 /** The one-line verdicts a person reads (CLI, task log): ok, FAILED (damage) and/or INCOMPLETE (trouble). */
 export function verifyVerdict(r: VerifyResult): string[] {
   const skipped = r.skipped.length ? `; ${r.skipped.length} version(s) skipped (pruned while verify ran)` : '';
-  if (r.ok) return [`verify ok: ${r.versions.length} version(s), ${r.chunks} chunks${skipped}`];
+  const note = uncheckedNote(r);
+  if (r.ok) return [`verify ok: ${r.versions.length} version(s), ${r.chunks} chunks${skipped}`, ...(note ? [note] : [])];
   const lines: string[] = [];
   const failed = r.versions.filter((v) => v.state === 'failed').length;
   if (failed > 0) lines.push(`verify FAILED: ${r.badChunks.length} bad chunk(s), ${failed} version(s) damaged`);
@@ -333,5 +377,6 @@ export function verifyVerdict(r: VerifyResult): string[] {
         'the chunks were left in place: check the connection and the disk (dmesg), then run verify again',
     );
   }
+  if (note) lines.push(note);
   return lines;
 }

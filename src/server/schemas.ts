@@ -172,6 +172,10 @@ export const Version = Type.Object({
   downtimeMs: Nullable(
     Type.Integer({ minimum: 0, description: 'milliseconds the guest was off for this backup (shutdown request to started again); null: not recorded' }),
   ),
+  encrypted: Type.Boolean({ description: 'whether the version is encrypted (restore needs its key file)' }),
+  keyFingerprint: Nullable(
+    Type.String({ description: "the fingerprint of the key an encrypted version was made with ('coldvault key show'); null when not encrypted" }),
+  ),
   store: Type.String(),
 });
 /** A node of the config's `cluster.nodes` (its `name`). */

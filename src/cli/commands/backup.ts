@@ -4,6 +4,7 @@ import { removeLeftoverSnapshots, snapshotGuestDisks, type GuestSnapshots, type 
 import { backupGuest, type LocalBackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
 import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { encryptOptions, keyOption } from '../key-option.js';
 
 export const backupOptions: OptionSpec = {
   store: { type: 'string' },
@@ -14,16 +15,20 @@ export const backupOptions: OptionSpec = {
   'zstd-level': { type: 'string' },
   snapshot: { type: 'string' },
   full: { type: 'boolean' },
+  ...encryptOptions,
 };
 
 export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N]
-     [--snapshot auto|off] [--full] [--json]
+     [--snapshot auto|off] [--full] [--encrypt KEYFILE [--passphrase-file F]] [--json]
   Backs up the guests (their disks must not change meanwhile: stop them, or use 'coldvault job run').
   --snapshot auto (default): the disks' cold snapshots (reflink clones on XFS reflink=1 or btrfs), made as
   the backup starts, are read instead of the disks, and each is kept as the disk's base for this datastore
   (the next backup reads only what changed since); where a disk cannot have one, the disks are read (one
   log line says why); snapshots left by runs that died are removed first. off: the disks are read.
-  --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.`;
+  --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.
+  --encrypt KEYFILE: the version is encrypted with that key (coldvault key create): chunks AES-256-GCM under
+  keyed names, the config sealed, manifest and indexes authenticated; restore needs the key (--keyfile).
+  Its passphrase: --passphrase-file F, COLDVAULT_KEY_PASSPHRASE, or a prompt.`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
@@ -31,6 +36,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   const keep = intOption(ctx.args, 'keep', 1);
   const zstdLevel = compressionLevel(str(ctx.args, 'compress'), intOption(ctx.args, 'zstd-level', 1) ?? ctx.config.zstdLevel);
   const snapshot = snapshotOption(str(ctx.args, 'snapshot'));
+  const encryption = await keyOption(ctx, 'encrypt'); // before anything else: a wrong passphrase stops here
   const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const { store, catalog } = await ctx.openStore();
   if (snapshot === 'auto') await removeLeftoverSnapshots(ctx.config, ctx.log); // of runs that died (kill -9, power cut)
@@ -48,6 +54,7 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
         guestId,
         node: ctx.config.node,
         zstdLevel,
+        encryption,
         keep,
         full: flag(ctx.args, 'full'),
         log: ctx.log,

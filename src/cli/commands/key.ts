@@ -19,12 +19,12 @@ import {
   openKeyFile,
   paperKeyText,
   parseKdfName,
-  parseKeyFile,
   parsePaperKey,
 } from '../../format/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { readPassphrase } from '../passphrase.js';
+import { readKeyFile } from '../../pipeline/index.js';
 
 export const keyOptions: OptionSpec = {
   kdf: { type: 'string' },
@@ -106,16 +106,6 @@ const SUBCOMMANDS: Record<string, (ctx: CommandContext, args: string[]) => Promi
 function oneFile(args: string[], usage: string): string {
   if (args.length !== 1 || !args[0]) throw new ColdvaultError('USAGE', `coldvault key ${usage}: expected exactly one key file`);
   return args[0];
-}
-
-export async function readKeyFile(path: string): Promise<KeyFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new ColdvaultError('KEY_INVALID', `cannot read key file '${path}': ${describeError(err)}`, { cause: err });
-  }
-  return parseKeyFile(text, path);
 }
 
 async function unlock(ctx: CommandContext, file: KeyFile, path: string): Promise<Buffer> {

@@ -2,16 +2,21 @@
  * `coldvault list [<vmid>] --store <dir> [--json]`; with `--remote NODE` the versions of datastore
  * --store on that node of the cluster, as its server lists them (remote-read.ts).
  */
-import { formatBytes, parseGuestId } from '../../core/index.js';
+import { describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { versionJson } from '../../catalog/index.js';
+import type { Datastore } from '../../datastore/index.js';
+import { openManifest, type VersionKey } from '../../format/index.js';
 import type { RemoteStore } from '../../targets/index.js';
 import type { OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { keyFileOptions, keyOption } from '../key-option.js';
 import { REMOTE_HELP, remoteRef, remoteStore } from './remote-read.js';
 
-export const listOptions: OptionSpec = { store: { type: 'string' }, remote: { type: 'string' } };
-export const listHelp = `coldvault list [<vmid>] --store <dir> [--remote NODE] [--json]
-  Lists the versions in a datastore (all guests, or one).
+export const listOptions: OptionSpec = { store: { type: 'string' }, remote: { type: 'string' }, ...keyFileOptions };
+export const listHelp = `coldvault list [<vmid>] --store <dir> [--remote NODE] [--keyfile FILE] [--json]
+  Lists the versions in a datastore (all guests, or one); encrypted ones name their key. With --keyfile
+  FILE each version's guest configuration is shown too (json: "config"), those encrypted with that key
+  opened and their manifest authenticated (a version of another key says so).
 ${REMOTE_HELP}`;
 
 /** What a line shows of a version (`coldvault list --json` has every field). */
@@ -24,6 +29,9 @@ interface Listed {
   storedBytes: number;
   verifyState: string;
   protected: boolean;
+  keyFingerprint?: string | null;
+  /** with --keyfile: the guest config, or why it is not shown */
+  config?: string;
 }
 
 export async function listCommand(ctx: CommandContext): Promise<number> {
@@ -33,14 +41,27 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
     const versions = await remoteVersions(remoteStore(ctx, remote), guestId);
     show(ctx, versions, versions);
   } else {
-    const versions = (await ctx.openStore()).catalog.listVersions(guestId);
+    const key = await keyOption(ctx, 'keyfile');
+    const { store, catalog } = await ctx.openStore();
+    const versions = catalog.listVersions(guestId);
+    const configs = key ? await Promise.all(versions.map((v) => configOf(store, key, v.guestId, v.version))) : [];
     show(
       ctx,
-      versions.map(versionJson),
-      versions.map((v) => ({ ...v, id: v.guestId })),
+      versions.map((v, i) => ({ ...versionJson(v), ...(key ? { config: configs[i] } : {}) })),
+      versions.map((v, i) => ({ ...v, id: v.guestId, config: configs[i] })),
     );
   }
   return 0;
+}
+
+/** The guest config of a version, opened with `key` when it is encrypted with it; else the reason it is not shown. */
+async function configOf(store: Datastore, key: VersionKey, guestId: string, version: number): Promise<string> {
+  const what = `version ${version} of guest ${guestId}`;
+  try {
+    return openManifest(await store.readManifest(guestId, version), key, { guestId, version }, what).config;
+  } catch (err) {
+    return `# not shown: ${describeError(err)}\n`;
+  }
 }
 
 function show(ctx: CommandContext, json: unknown[], lines: Listed[]): void {
@@ -62,6 +83,14 @@ async function remoteVersions(remote: RemoteStore, guestId: string | undefined):
 
 function toLine(v: Listed): string {
   const date = v.time.slice(0, 10);
-  const flags = [v.verifyState, v.protected ? 'protected' : ''].filter(Boolean).join(', ');
-  return `ID: ${v.id}, Version: ${v.version} (${date}), name: ${v.name || '-'}, size: ${formatBytes(v.logicalBytes)}, new: ${formatBytes(v.storedBytes)}, ${flags}`;
+  const flags = [v.verifyState, v.protected ? 'protected' : '', v.keyFingerprint ? `encrypted (key ${v.keyFingerprint})` : ''].filter(Boolean).join(', ');
+  const line = `ID: ${v.id}, Version: ${v.version} (${date}), name: ${v.name || '-'}, size: ${formatBytes(v.logicalBytes)}, new: ${formatBytes(v.storedBytes)}, ${flags}`;
+  if (v.config === undefined) return line;
+  return [
+    line,
+    ...v.config
+      .trimEnd()
+      .split('\n')
+      .map((l) => `    ${l}`),
+  ].join('\n');
 }

@@ -9,6 +9,7 @@ import { remoteSource, restoreGuest, type RestoreOptions } from '../../pipeline/
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { keyFileOptions, keyOption } from '../key-option.js';
 import { REMOTE_HELP, remoteRef, remoteStore, stateLocks, type RemoteRef } from './remote-read.js';
 
 export const restoreOptions: OptionSpec = {
@@ -22,14 +23,18 @@ export const restoreOptions: OptionSpec = {
   force: { type: 'boolean' },
   device: { type: 'string' },
   remote: { type: 'string' },
+  ...keyFileOptions,
 };
 export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV | --remote NODE]
+     [--keyfile FILE [--passphrase-file F]]
   Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
   (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
   without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.
 ${REMOTE_HELP}
   Every chunk is checked here; that node holds the version against prune for the read (a read lease,
-  kept alive while the restore runs, released at its end or when this process goes quiet).`;
+  kept alive while the restore runs, released at its end or when this process goes quiet).
+  An encrypted version needs its key: --keyfile FILE (its passphrase: --passphrase-file F,
+  COLDVAULT_KEY_PASSPHRASE, or a prompt); without it the restore is refused, naming the key's fingerprint.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
@@ -38,13 +43,14 @@ export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const version = parsePositiveInt(required(ctx.args, 'version', 'restore'), '--version');
   const newId = parseGuestId(required(ctx.args, 'new-id', 'restore'), '--new-id');
   const remote = remoteRef(ctx);
+  const key = await keyOption(ctx, 'keyfile');
   if (remote) {
     if (str(ctx.args, 'device')) throw new ColdvaultError('USAGE', 'coldvault restore: give --device or --remote, not both');
-    return restoreRemote(ctx, remote, { guestId, version, newId });
+    return restoreRemote(ctx, remote, { guestId, version, newId, key });
   }
   const device = str(ctx.args, 'device') ? await mountReadOnly(ctx, str(ctx.args, 'device') as string) : undefined;
   try {
-    return await restoreFrom(ctx, guestId, version, newId, device !== undefined);
+    return await restoreFrom(ctx, { guestId, version, newId, key }, device !== undefined);
   } finally {
     await device?.detach();
   }
@@ -66,12 +72,13 @@ async function mountReadOnly(ctx: CommandContext, spec: string): Promise<{ detac
   };
 }
 
-async function restoreFrom(ctx: CommandContext, guestId: string, version: number, newId: string, readOnly: boolean): Promise<number> {
+async function restoreFrom(ctx: CommandContext, wanted: Wanted, readOnly: boolean): Promise<number> {
+  const { guestId, version, newId } = wanted;
   const pool = ctx.pool(); // first: the workers load their modules while the store opens
   // a read-only disk: no catalog update, and the restore's lock lives in the state dir
   const store = readOnly ? await Datastore.open(ctx.storeDir()) : (await ctx.openStore()).store;
   const result = await restoreGuest({
-    ...requestOf(ctx, pool, { guestId, version, newId }),
+    ...requestOf(ctx, pool, wanted),
     locks: readOnly ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
     store,
   });
@@ -83,6 +90,7 @@ interface Wanted {
   guestId: string;
   version: number;
   newId: string;
+  key: RestoreOptions['key'];
 }
 
 /** From datastore --store on cluster node --remote: no catalog here, the restore's lock in the state dir. */

@@ -50,6 +50,9 @@ export interface RemoteVersion {
   newBytes: number;
   storedBytes: number;
   downtimeMs: number | null;
+  /** absent from nodes that predate encryption */
+  encrypted?: boolean;
+  keyFingerprint?: string | null;
   store: string;
 }
 
