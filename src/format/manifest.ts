@@ -94,6 +94,10 @@ export function decodeManifest(file: Buffer, what: string): Manifest {
   const expected = createHash('sha256').update(canonical(manifest)).digest('hex');
   if (checksum !== expected) throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: checksum mismatch`);
   checkSchema(manifest, what);
+  if (manifest.encryption && !encodeManifest(manifest).equals(file)) {
+    // its MAC covers the values; this covers every byte (the spacing of the JSON too): tamper-evident as a whole
+    throw new ColdvaultError('MANIFEST_CORRUPT', `manifest ${what} is corrupt: it is not byte for byte as coldvault wrote it`);
+  }
   return manifest;
 }
 
