@@ -83,6 +83,11 @@ const ENGINE_STATUS: Partial<Record<ErrorCode, number>> = {
   DEVICE_NOT_ALLOWED: 403,
   DEVICE_NOT_ATTACHED: 409,
   NO_SPACE: 507,
+  // encrypted versions: a key file or passphrase that does not open, a version that needs its key or another key
+  KEY_INVALID: 400,
+  KEY_PASSPHRASE_WRONG: 400,
+  KEY_REQUIRED: 400,
+  KEY_WRONG: 400,
   // the remote datastore protocol (uploads/)
   CHUNK_FORGED: 400,
   INDEX_INVALID: 400,
