@@ -98,7 +98,8 @@ describe('downtime through manifest, catalog and list --json', () => {
     expect(verify.code, verify.stderr).toBe(0);
     const file = join(lab.storeDir, 'catalog.sqlite');
     const db = new Database(file);
-    // the schema-2 file exactly: the column the v3 migration adds taken away again
+    // the schema-2 file exactly: the columns the v3 and v4 migrations add taken away again
+    db.exec('ALTER TABLE versions DROP COLUMN key_fingerprint');
     db.exec('ALTER TABLE versions DROP COLUMN downtime_ms');
     db.pragma('user_version = 2');
     db.close();

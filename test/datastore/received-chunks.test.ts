@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Datastore, type ReceivedCheck } from '../../dist/datastore/index.js';
-import { CHUNK_SIZE, encodeBlob } from '../../dist/format/index.js';
+import { CHUNK_SIZE, chunkKeys, encodeBlob, encodeEncryptedBlobInto, encryptedChunkId, maxBlobSize, newMasterKey } from '../../dist/format/index.js';
 import { WorkerPool } from '../../dist/pipeline/index.js';
 import { ManualClock } from '../helpers/interleaving.js';
 import { regionBytes } from '../helpers/fixtures.js';
@@ -87,6 +87,31 @@ describe.each(checks)('insertReceived, checked %s', (_where, check) => {
     }
     expect(chunkFiles()).toEqual([]);
     expect(await store.chunks.exists(hex)).toBe(false);
+  });
+
+  it('an encrypted blob (issue 13): stored when its CRC and size hold (its content needs the key); a flipped byte or an oversize one is refused', async () => {
+    const keys = chunkKeys(newMasterKey());
+    const plain = regionBytes('text', 6, CHUNK_SIZE);
+    const id = encryptedChunkId(plain, keys);
+    const out = Buffer.alloc(maxBlobSize(CHUNK_SIZE));
+    const sealed = Buffer.from(out.subarray(0, encodeEncryptedBlobInto(plain, id, keys, 3, out)));
+    const flipped = Buffer.from(sealed);
+    flipped[flipped.length - 100]! ^= 0x10;
+    const oversize = Buffer.concat([sealed.subarray(0, 8), Buffer.alloc(maxBlobSize(CHUNK_SIZE))]);
+    for (const [what, blob, why] of [
+      ['flipped byte', flipped, /CRC mismatch/],
+      ['oversize', oversize, /more than any chunk's/],
+    ] as const) {
+      const err = await store.chunks.insertReceived(id.toString('hex'), Buffer.from(blob), check).then(
+        () => undefined,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(err?.code, what).toBe('CHUNK_FORGED');
+      expect(err?.message, what).toMatch(why);
+    }
+    expect(chunkFiles()).toEqual([]);
+    await store.chunks.insertReceived(id.toString('hex'), Buffer.from(sealed), check);
+    expect((await store.chunks.readBlob(id.toString('hex'))).equals(sealed)).toBe(true);
   });
 });
 
