@@ -39,6 +39,8 @@ export interface CliConfig {
   sessionIdleHours?: number;
   /** `coldvault serve`: folders whose scripts the API may set as a job's hook / script before / after (default /etc/coldvault) */
   scriptDirs?: string[];
+  /** `coldvault serve`: folders whose key files and passphrase files the API may set as a job's `encrypt` (default /etc/coldvault/keys) */
+  keyDirs?: string[];
   /** `coldvault serve`: hours after the login at which a web session ends, used or not (default 12) */
   sessionMaxHours?: number;
   /** `coldvault serve`: login attempts per client address and in total per window (default 5, 60, 60 s) */
@@ -78,6 +80,7 @@ const KNOWN_KEYS = new Set([
   'allowInsecureListen',
   'sessionIdleHours',
   'scriptDirs',
+  'keyDirs',
   'allowDiskPaths',
   'sessionMaxHours',
   'loginLimit',
@@ -123,6 +126,7 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkMap(parsed, 'storages', file);
   checkMap(parsed, 'datastores', file);
   checkDiskPathPatterns(parsed, file);
+  checkFolderList(parsed, 'keyDirs', file);
   checkTls(parsed, file);
   const cluster = (parsed as { cluster?: unknown }).cluster;
   if (cluster !== undefined) return { ...parsed, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
@@ -143,6 +147,14 @@ function checkMap(parsed: object, key: string, file: string): void {
   if (value === undefined) return;
   if (typeof value !== 'object' || value === null || Object.values(value).some((v) => typeof v !== 'string')) {
     throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': '${key}' must map ids to folder paths`);
+  }
+}
+
+function checkFolderList(parsed: object, key: string, file: string): void {
+  const value = (parsed as Record<string, unknown>)[key];
+  if (value === undefined) return;
+  if (!Array.isArray(value) || value.some((d) => typeof d !== 'string' || !d.startsWith('/'))) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': '${key}' must be a list of absolute folder paths`);
   }
 }
 

@@ -34,6 +34,7 @@ import {
 import type { LockDir } from '../datastore/index.js';
 import { guestName, readGuestConfig, type StorageMap } from '../guests/index.js';
 import { checkStillStopped } from '../guests/hypervisor/index.js';
+import type { VersionKey } from '../format/index.js';
 import { backupGuest, type BackupTarget, type DiskReadPlan, type DiskReadReport, type WorkerPool } from '../pipeline/index.js';
 import { snapshotGuestDisks, type GuestSnapshots } from './cold-snapshots.js';
 import { DowntimeClock } from './downtime-clock.js';
@@ -67,6 +68,8 @@ export interface GuestRunContext {
   adopted?: JournalEntry;
   /** read every chunk (`job run --full`) */
   full?: boolean;
+  /** the job's key (job `encrypt`), opened once per run before any guest was stopped: the version is encrypted with it */
+  encryption?: VersionKey;
 }
 
 export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<GuestReport> {
@@ -139,6 +142,7 @@ class GuestRun {
         statusLine: `status = ${status}`,
         full: ctx.full,
         fullEvery: ctx.job.fullEvery,
+        encryption: ctx.encryption,
         beforeArchive: (log, disks) => this.freeze(status, disks, log),
         beforePublish: (log) => this.beforePublish(readOff, log),
         downtime: () => this.clock.report(),

@@ -15,6 +15,15 @@
  * `kind` (default backup): a sync job (kind "sync", `from: "NODE:STORE"`) pulls the versions `store`
  * lacks from datastore STORE on cluster node NODE (jobs/sync-run.ts); its guests: vmid or all (every
  * guest there, but exclude); keep, device, schedule and mail as for a backup job.
+ * `encrypt` (issue 13, backup jobs in stop and cluster mode): `{keyFile, passphraseFile?}`, absolute
+ * paths, never key material: every version the job makes is encrypted with the key in `keyFile`
+ * (made by `coldvault key create`). The key is loaded once per run, before any guest is touched
+ * (job-key.ts); a key file with a passphrase is opened with the first line of `passphraseFile`, else
+ * with COLDVAULT_KEY_PASSPHRASE of the process that runs the job (`serve`, `job run`); one made with
+ * `--kdf none` needs neither. A sync job copies versions as they are (encrypted ones stay encrypted) and
+ * takes no `encrypt`. Who may name which key file: the CLI (root on the node) any path; the API only
+ * paths inside the config's `keyDirs` (default /etc/coldvault/keys), symlinks resolved, or the path
+ * the job already has (server/paths.ts checkKeyPath).
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
 import { DEFAULT_FULL_EVERY_DAYS, parseSyncSource } from '../pipeline/index.js';
@@ -63,7 +72,18 @@ export interface Job {
   kind: 'backup' | 'sync';
   /** a sync job's source: `NODE:STORE` */
   from?: string;
+  /** encrypt the versions with this key file (paths only: the job never holds the key or its passphrase) */
+  encrypt?: JobEncryption;
 }
+
+/** A job's encryption setting: where its key file and, optionally, the key's passphrase are (absolute paths). */
+export interface JobEncryption {
+  keyFile: string;
+  /** a file whose first line is the key file's passphrase (else COLDVAULT_KEY_PASSPHRASE; none for `--kdf none`) */
+  passphraseFile?: string;
+}
+
+const ENCRYPT_KEYS = ['keyFile', 'passphraseFile'];
 
 const JOB_KEYS = new Set<string>([
   'id',
@@ -95,6 +115,7 @@ const JOB_KEYS = new Set<string>([
   'bwlimit',
   'kind',
   'from',
+  'encrypt',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -141,6 +162,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     bwlimit: optPositive(input.bwlimit, 'bwlimit'),
     kind: jobKind(input.kind),
     from: str(input.from, 'from'),
+    encrypt: encryption(input.encrypt),
   };
   checkSyncSource(job);
   if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);
@@ -266,8 +288,29 @@ function jobKind(v: unknown): 'backup' | 'sync' {
   throw invalid(`kind: '${text(v)}' must be backup or sync`);
 }
 
+/** `{keyFile, passphraseFile?}` with absolute paths, or undefined (no encryption). */
+function encryption(v: unknown): JobEncryption | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw invalid(`encrypt must be an object {keyFile, passphraseFile?}, not ${text(v)}`);
+  const fields = v as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !ENCRYPT_KEYS.includes(k) && fields[k] !== undefined);
+  if (unknown.length > 0) throw invalid(`encrypt: unknown field(s) ${unknown.join(', ')} (only keyFile and passphraseFile: paths, never a key or passphrase)`);
+  const keyFile = absolutePath(fields.keyFile, 'encrypt.keyFile');
+  if (keyFile === undefined) throw invalid('encrypt.keyFile is required: the absolute path of a key file (coldvault key create)');
+  const passphraseFile = absolutePath(fields.passphraseFile, 'encrypt.passphraseFile');
+  return passphraseFile === undefined ? { keyFile } : { keyFile, passphraseFile };
+}
+
+function absolutePath(v: unknown, name: string): string | undefined {
+  const path = str(v, name);
+  if (path !== undefined && (!path.startsWith('/') || path.includes('\0'))) throw invalid(`${name}: '${path}' must be an absolute path`);
+  return path;
+}
+
 /** A sync job names its source as NODE:STORE; a backup job has none. */
 function checkSyncSource(job: Job): void {
+  if (job.kind === 'sync' && job.encrypt)
+    throw invalid(`job '${job.id}': encrypt is for backup jobs; a sync job copies versions as they are (encrypted ones stay encrypted) and needs no key`);
   if (job.kind === 'backup' && job.from) throw invalid(`job '${job.id}': from goes only with kind sync`);
   if (job.kind === 'sync' && (job.hook || job.scriptBefore || job.scriptAfter))
     throw invalid(`job '${job.id}': hook and scripts are for backup jobs, not sync jobs`);

@@ -1,9 +1,10 @@
 /**
- * Runs a job: one task with a vzdump-style log. job lock -> recover guests left stopped by dead runs
- * -> remove cold snapshots left by dead runs -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
+ * Runs a job: one task with a vzdump-style log. job lock -> the job's key (`encrypt`, job-key.ts)
+ * -> recover guests left stopped by dead runs -> remove cold snapshots left by dead runs -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
  * script after -> job-end (job-abort only when the job itself fails) -> mail. A failure of one guest does not stop the
  * others (but a failed external disk does: device.ts); the task is ok only when every guest is. If the
- * datastore cannot be opened, no guest is stopped at all.
+ * datastore cannot be opened, no guest is stopped at all; nor when the job's key cannot be opened (then
+ * the guests dead runs left stopped are started again, this job's too, since it backs none up).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,11 +14,13 @@ import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
 import { LocalTarget, WorkerPool } from '../pipeline/index.js';
 import type { ClusterConfig } from '../targets/index.js';
+import type { VersionKey } from '../format/index.js';
 import { attachClusterDevice, type ClusterJobTarget, openClusterTarget, type JobTarget } from './cluster-target.js';
 import { runGuest } from './guest-run.js';
 import { removeLeftoverSnapshots } from './snapshot-leftovers.js';
 import { runHook, type HookEnv } from './hooks.js';
 import type { Job } from './job-model.js';
+import { loadJobKey } from './job-key.js';
 import type { JournalEntry, StopJournal } from './journal.js';
 import { attachDevice, checkDeviceAfter, type AttachedDevice } from './device.js';
 import type { JobStore } from './job-store.js';
@@ -88,8 +91,9 @@ export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: Task
 async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promise<GuestReport[]> {
   const vmids = selectGuests(job, env.guestsDir);
   task.info(
-    `Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}`,
+    `Starting new backup job - coldvault job ${job.id}: ${vmids.join(' ') || '(no guests)'} --mode ${job.mode} --store ${job.store}${job.keep ? ` --keep ${job.keep}` : ''} --compress ${job.compress}${job.encrypt ? ` --encrypt ${job.encrypt.keyFile}` : ''}`,
   );
+  const encryption = await keyBeforeAnyGuest(job, env, task);
   // guests an interrupted run left stopped: the ones of this job are backed up as they are (stopped)
   // and started afterwards; the others are started now. Backup locks it left are removed now.
   const adopted = new Map(
@@ -108,7 +112,7 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   try {
     cluster = job.mode === 'cluster' ? openClusterTarget(job, env, task) : undefined;
     device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs);
-    return await runOnStore(job, env, task, vmids, adopted, hookEnv, device, cluster);
+    return await runOnStore(job, env, task, vmids, adopted, hookEnv, device, cluster, encryption);
   } catch (err) {
     failed = true;
     await runHook(job.hook, ['job-abort'], hookEnv, task).catch(() => undefined);
@@ -116,6 +120,22 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   } finally {
     await detachDevice(device, task, failed);
     cluster?.close();
+  }
+}
+
+/**
+ * The job's key, opened before any guest is stopped, hook run or disk mounted. When it cannot be
+ * opened the run fails here; the guests interrupted runs left stopped are started again first (this
+ * run backs none of them up).
+ */
+async function keyBeforeAnyGuest(job: Job, env: JobEnvironment, task: TaskHandle): Promise<VersionKey | undefined> {
+  try {
+    const key = await loadJobKey(job);
+    if (key) task.info(`encryption: key ${key.fingerprint} from key file '${job.encrypt?.keyFile ?? ''}'`);
+    return key;
+  } catch (err) {
+    await env.journal.recover(env.driver, task);
+    throw err;
   }
 }
 
@@ -138,6 +158,7 @@ async function runOnStore(
   hookEnv: HookEnv,
   device?: AttachedDevice,
   cluster?: JobTarget,
+  encryption?: VersionKey,
 ): Promise<GuestReport[]> {
   const jobTarget = cluster ?? (await openLocalTarget(job.store, task));
   const pool = new WorkerPool();
@@ -173,6 +194,7 @@ async function runOnStore(
           signal: env.signal,
           adopted: adopted.get(vmid),
           full: env.full,
+          encryption,
         },
         vmid,
       );

@@ -31,6 +31,8 @@ export interface ServerConfig {
   trustProxy?: boolean | string[];
   /** folders whose scripts the API may set as a job's hook or script before / after (default /etc/coldvault) */
   scriptDirs?: string[];
+  /** folders whose key files (and passphrase files) the API may set as a job's `encrypt` (default /etc/coldvault/keys; paths.ts) */
+  keyDirs?: string[];
   /** seconds without a request after which the server aborts an upload (cluster push; default 300) */
   uploadIdleSeconds?: number;
   /** cluster mode: per configured datastore, the external disks a sending node may have mounted on its folder (store-devices.ts) */
@@ -65,6 +67,7 @@ export interface ServerDeps {
 }
 
 export const DEFAULT_SCRIPT_DIRS = ['/etc/coldvault'];
+export const DEFAULT_KEY_DIRS = ['/etc/coldvault/keys'];
 export const SESSION_IDLE_HOURS = 12;
 export const SESSION_MAX_HOURS = 12;
 export const UPLOAD_IDLE_SECONDS = 300;

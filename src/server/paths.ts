@@ -3,11 +3,15 @@
  * datastore's name or exactly the folder of a configured datastore or of an existing job; a script is
  * a file inside one of `scriptDirs` (default /etc/coldvault) or one an existing job already runs; a
  * device is under /dev. Relative paths and `..` segments are refused before anything is resolved.
+ * A job's key file and passphrase file (`encrypt`, checkKeyPath) lie inside one of `keyDirs` (default
+ * /etc/coldvault/keys) both as written and with symlinks resolved, or are exactly what the job has.
  * Every refusal is PATH_NOT_ALLOWED (400).
  */
-import { resolve, sep } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { errnoCode } from '../core/index.js';
 import type { Job, JobStore } from '../jobs/index.js';
-import { DEFAULT_SCRIPT_DIRS, type ServerConfig } from './deps.js';
+import { DEFAULT_KEY_DIRS, DEFAULT_SCRIPT_DIRS, type ServerConfig } from './deps.js';
 import { ApiError } from './errors.js';
 
 export interface KnownStore {
@@ -58,6 +62,43 @@ export function checkScript(value: string | undefined, what: string, config: Ser
   if (dirs.some((d) => path.startsWith(d + sep))) return;
   if (jobs.some((j) => [j.hook, j.scriptBefore, j.scriptAfter].includes(path))) return;
   throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' is not inside the script folders (${dirs.join(', ')}; config key scriptDirs)`);
+}
+
+/**
+ * A key file or passphrase file path the API may set as a job's `encrypt` (`what` names the field);
+ * undefined for an empty value. Allowed: exactly the path the job already has (`current`: set before,
+ * perhaps by root with the CLI), or an absolute path without `..` inside one of `keyDirs`, both as
+ * written and with its symlinks resolved (realpath of the file, or of its nearest existing folder
+ * when it does not exist yet; the key folders resolved the same way). Never reads the file.
+ */
+export function checkKeyPath(value: string | undefined, what: string, config: ServerConfig, current?: string): string | undefined {
+  if (!value) return undefined;
+  if (value === current) return value;
+  const path = checkedAbsolute(value, what);
+  const dirs = (config.keyDirs ?? DEFAULT_KEY_DIRS).map((d) => resolve(d));
+  const written = dirs.filter((d) => path.startsWith(d + sep));
+  const where = `the key folders (${dirs.join(', ')}; config key keyDirs)`;
+  if (written.length === 0) throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' is not inside ${where}`);
+  const real = realPath(path, what);
+  if (!written.some((d) => real.startsWith(realPath(d, 'keyDirs') + sep))) {
+    throw new ApiError('PATH_NOT_ALLOWED', `${what} '${value}' leads out of ${where} through a symlink`);
+  }
+  return path;
+}
+
+/** The path with its symlinks resolved, as far as it exists (the part that does not exist yet appended). */
+function realPath(path: string, what: string): string {
+  const missing: string[] = [];
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      return join(realpathSync(at), ...missing);
+    } catch (err) {
+      if (!['ENOENT', 'ENOTDIR'].includes(errnoCode(err) ?? '') || at === '/') {
+        throw new ApiError('PATH_NOT_ALLOWED', `${what} '${path}' cannot be resolved: ${errnoCode(err) ?? 'error'}`, { cause: err });
+      }
+      missing.unshift(basename(at));
+    }
+  }
 }
 
 /** One disk, or several rotated disks separated by commas: each /dev/..., UUID=... or LABEL=... */

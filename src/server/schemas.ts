@@ -63,10 +63,23 @@ const jobFields = {
     pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:[^/\\\\\\s]{1,128}$',
     description: "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there)",
   }),
+  encrypt: Type.Object(
+    {
+      keyFile: Type.String({ minLength: 1, maxLength: 4096, description: 'a key file (coldvault key create) inside the config’s keyDirs' }),
+      passphraseFile: Type.Optional(
+        Type.String({ maxLength: 4096, description: 'a file inside keyDirs whose first line is the passphrase (else COLDVAULT_KEY_PASSPHRASE of serve)' }),
+      ),
+    },
+    {
+      additionalProperties: false,
+      description:
+        'backup jobs: encrypt every version with this key. Paths only, never a key or passphrase; the API accepts them inside the config’s keyDirs (default /etc/coldvault/keys) or as the job has them',
+    },
+  ),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, ...withDefaults } = jobFields;
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt, ...withDefaults } = jobFields;
 const JobOptionals = Type.Partial(
-  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, ...withDefaults }),
+  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt, ...withDefaults }),
 );
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
@@ -77,7 +90,7 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit })),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(

@@ -3,7 +3,10 @@
  * serve` processes in their own network namespaces (ring-lab.ts), guests not running (driver none),
  * cluster-mode jobs on both; and a scoped token's limits seen from a cluster job: the store named
  * by the job must be the token's, else the push is refused before anything is sent, naming the store.
+ * And an encrypted push (issue 13): the receiving node stores what it cannot read (it checks the
+ * blobs' CRC), and only the key restores it there or from the sending node (--remote).
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imagePath, sha256File, writeGuest, writeImage } from '../helpers/fixtures.js';
 import type { Cluster, ClusterNode } from '../helpers/netns.js';
@@ -56,5 +59,52 @@ describe('a two-node cluster', { timeout: 120_000 }, () => {
     const stores = (JSON.parse(status.stdout) as { stores: Array<{ store: string; ok: boolean }> }).stores;
     expect(stores.find((s) => s.store === 'other')?.ok).toBe(false);
     expect(stores.find((s) => s.store === 'main')?.ok).toBe(true);
+  });
+
+  it('an encrypted push lands on the other node as an encrypted version that only the key restores, there or from the sender', async () => {
+    const key = join(a.root, 'ring.key');
+    const made = await a.cliJson<{ fingerprint: string }>(['key', 'create', key, '--kdf', 'none']);
+    const add = await a.cli(['job', 'add', 'enc', '--mode', 'cluster', '--store', 'main', '--vmid', '111', '--encrypt', key]);
+    expect(add.code, add.stderr).toBe(0);
+    const run = await a.cli(['job', 'run', 'enc']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const listed = await b.cliJson<Array<{ id: string; version: number; keyFingerprint: string | null }>>(['list', '111', '--store', 'main']);
+    expect(listed.map((v) => [v.version, v.keyFingerprint])).toEqual([
+      [1, null],
+      [2, made.fingerprint],
+    ]);
+    const refused = await b.cli(['restore', '111', '--version', '2', '--new-id', '812', '--store', 'main']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`encrypted with key ${made.fingerprint}`);
+    const there = await b.cliJson<{ volumes: Record<string, string> }>([
+      'restore',
+      '111',
+      '--version',
+      '2',
+      '--new-id',
+      '812',
+      '--store',
+      'main',
+      '--keyfile',
+      key,
+    ]);
+    expect(sha256File(volumePath(b, there.volumes.scsi0 as string))).toBe(sha256File(imagePath(a, '111', 'vm-111-disk-0.raw')));
+    const back = await a.cliJson<{ volumes: Record<string, string> }>([
+      'restore',
+      '111',
+      '--version',
+      '2',
+      '--new-id',
+      '813',
+      '--remote',
+      'node2',
+      '--store',
+      'main',
+      '--keyfile',
+      key,
+    ]);
+    expect(sha256File(volumePath(a, back.volumes.scsi0 as string))).toBe(sha256File(imagePath(a, '111', 'vm-111-disk-0.raw')));
+    const verified = await b.cliJson<{ ok: boolean; contentUnchecked: unknown[] }>(['verify', '111', '--store', 'main']);
+    expect(verified).toMatchObject({ ok: true, contentUnchecked: [{ guestId: '111', version: 2, fingerprint: made.fingerprint }] });
   });
 });

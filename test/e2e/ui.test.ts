@@ -3,7 +3,8 @@
  * `coldvault serve`: log in, see the guests, create a job with weekdays and a start time through the
  * form (an API refusal shows next to its field first), Start now -> the confirm dialog -> the live
  * log shows `Finished Backup` and the status OK; restore to a new ID through the Restore tab -> the log
- * ends `restore successful` and the restored disk is the source's; edit and delete a job; then once
+ * ends `restore successful` and the restored disk is the source's; edit and delete a job (that one with a key
+ * file: outside the key folders it is refused next to its field, inside it is saved and the list marks the job encrypted); then once
  * more in German (EN | DE switch, remembered; and German chosen from the browser's languages).
  * Screenshots of every screen: test-artifacts/e2e/*.png.
  */
@@ -100,6 +101,8 @@ describe('the web UI in English', () => {
       'Keep (1-x)',
       'Script before',
       'Script after',
+      'Key file (encryption)',
+      'Passphrase file',
     ]) {
       expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
     }
@@ -281,13 +284,27 @@ describe('the web UI in English', () => {
       mailto: ['admin@example.com'],
     });
 
-    // a second job to delete
+    // a second job to delete, encrypted: its key file must lie in the key folders (config keyDirs, default /etc/coldvault/keys)
     await page.getByRole('button', { name: 'Create new job' }).click();
-    await page.locator('form.job-form').getByLabel('Job name').fill('scratch');
-    await page.locator('form.job-form').getByLabel('Start time').fill('01:00');
-    await page.locator('form.job-form').getByLabel('Include all guests').check();
+    const scratch = page.locator('form.job-form');
+    await scratch.getByLabel('Job name').fill('scratch');
+    await scratch.getByLabel('Start time').fill('01:00');
+    await scratch.getByLabel('Include all guests').check();
+    await scratch.getByLabel('Key file (encryption)').fill('/tmp/scratch.key');
+    await page.getByRole('button', { name: 'Save job' }).click();
+    const keyError = scratch.locator('[data-field="keyFile"] .field-error');
+    await keyError.waitFor();
+    expect(await keyError.innerText()).toMatch(
+      /encrypt\.keyFile '\/tmp\/scratch\.key' is not inside the key folders \(\/etc\/coldvault\/keys; config key keyDirs\)/,
+    );
+    await scratch.getByLabel('Key file (encryption)').fill('/etc/coldvault/keys/scratch.key');
     await page.getByRole('button', { name: 'Save job' }).click();
     await page.locator('tr[data-job="scratch"]').waitFor();
+    const lock = page.locator('tr[data-job="scratch"] .tag.encrypted');
+    expect(await lock.innerText()).toBe('🔒 encrypted');
+    expect(await lock.getAttribute('title')).toBe('encrypted with key file /etc/coldvault/keys/scratch.key');
+    expect(await page.locator('tr[data-job="nightly"] .tag.encrypted').count()).toBe(0);
+    expect((await (await page.request.get(`${lab.url}/api/v1/jobs/scratch`)).json()).encrypt).toEqual({ keyFile: '/etc/coldvault/keys/scratch.key' });
     await page.getByRole('button', { name: 'Delete: scratch' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByRole('button', { name: 'Cancel' }).click();
@@ -340,6 +357,8 @@ describe('the web UI in German', () => {
       'Behalten (1-x)',
       'Skript vorher',
       'Skript nachher',
+      'Schlüsseldatei (Verschlüsselung)',
+      'Passphrasen-Datei',
     ]) {
       expect(await form.getByLabel(label, { exact: true }).count(), label).toBe(1);
     }

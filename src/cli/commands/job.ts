@@ -1,4 +1,8 @@
-/** `coldvault job add|edit|list|rm|run` */
+/**
+ * `coldvault job add|edit|show|list|rm|run`. `--encrypt KEYFILE [--encrypt-passphrase-file F]` sets
+ * the job's `encrypt` (paths, resolved, never read here: root on the node may name any file, as for
+ * scripts); on edit, `--no-encrypt` (or `--encrypt ''`) removes it, `--encrypt-passphrase-file ''` the passphrase file.
+ */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatLogLine } from '../../core/index.js';
 import { describeLanding, jobLanding, runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
@@ -39,19 +43,30 @@ export const jobOptions: OptionSpec = {
   full: { type: 'boolean' },
   kind: { type: 'string' },
   from: { type: 'string' },
+  encrypt: { type: 'string' },
+  'encrypt-passphrase-file': { type: 'string' },
+  'no-encrypt': { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
+     [--encrypt KEYFILE [--encrypt-passphrase-file FILE]]
 coldvault job add <id> --kind sync --from NODE:STORE --store <dir> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
-coldvault job edit <id> ...same flags (only those given change)
+coldvault job edit <id> ...same flags (only those given change); --no-encrypt (or --encrypt '') removes the encryption,
+     --encrypt-passphrase-file '' the passphrase file
+coldvault job show <id> [--json]
 coldvault job list [--json]
 coldvault job rm <id>
 coldvault job run <id> [--full]  runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
   --full-every DAYS: a changed-extent nightly reads every chunk again that many days after the last full read (default 7);
   --full (job run): this run reads every chunk.
+  --encrypt KEYFILE: every version is encrypted with the key in KEYFILE (coldvault key create); the job stores
+  the path, never the key. A key file with a passphrase is opened with the first line of
+  --encrypt-passphrase-file FILE, else with COLDVAULT_KEY_PASSPHRASE of 'serve' / 'job run' (a job never
+  prompts); one made with --kdf none needs neither. The key is opened before any guest is stopped: a missing
+  key file or passphrase, or a wrong one, fails the run untouched. Not for sync jobs (they copy versions as they are).
   --kind sync --from NODE:STORE: a sync job, which pulls the versions --store lacks from datastore STORE on
   node NODE of the config's cluster.nodes (as 'coldvault sync'); --all: every guest with versions there.
   --mode cluster: the guests are stopped and started as in stop mode, and their versions are pushed to the
@@ -97,7 +112,26 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     fullEvery: str(p, 'full-every'),
     kind: str(p, 'kind'),
     from: str(p, 'from'),
+    encrypt: encryptFields(p, existing),
   };
+}
+
+/** `encrypt` from --encrypt / --encrypt-passphrase-file / --no-encrypt: undefined keeps it, null removes it ('' removes too). */
+function encryptFields(p: Parsed, existing?: Job): Record<string, unknown> | null | undefined {
+  const keyFile = str(p, 'encrypt');
+  const passphraseFile = str(p, 'encrypt-passphrase-file');
+  if (flag(p, 'no-encrypt') || keyFile === '') {
+    if (passphraseFile) throw new ColdvaultError('USAGE', '--encrypt-passphrase-file goes with a key file, not with removing it');
+    return null;
+  }
+  if (keyFile === undefined && passphraseFile === undefined) return undefined;
+  const current = existing?.encrypt;
+  const next = {
+    keyFile: keyFile === undefined ? current?.keyFile : resolve(keyFile),
+    passphraseFile: passphraseFile === undefined ? current?.passphraseFile : pathOf(passphraseFile), // '': none
+  };
+  if (next.keyFile === undefined) throw new ColdvaultError('USAGE', '--encrypt-passphrase-file goes with --encrypt KEYFILE (the job has no key file)');
+  return next;
 }
 
 const pathOf = (v: string | undefined): string | undefined => (v ? resolve(v) : undefined);
@@ -114,6 +148,8 @@ export async function jobCommand(ctx: CommandContext): Promise<number> {
       return printJob(ctx, jobs.add({ ...jobFields(ctx, ctx.args), id: needId() }), 'added');
     case 'edit':
       return printJob(ctx, jobs.edit(needId(), jobFields(ctx, ctx.args, jobs.get(needId()))), 'changed');
+    case 'show':
+      return printJob(ctx, jobs.get(needId()));
     case 'list':
       return listJobs(ctx, jobs.list());
     case 'rm':
@@ -123,13 +159,13 @@ export async function jobCommand(ctx: CommandContext): Promise<number> {
     case 'run':
       return runNow(ctx, jobs.get(needId()));
     default:
-      throw new ColdvaultError('USAGE', `coldvault job: unknown subcommand '${sub ?? ''}' (add, edit, list, rm, run)`);
+      throw new ColdvaultError('USAGE', `coldvault job: unknown subcommand '${sub ?? ''}' (add, edit, show, list, rm, run)`);
   }
 }
 
-function printJob(ctx: CommandContext, job: Job, verb: string): number {
+function printJob(ctx: CommandContext, job: Job, verb?: string): number {
   if (ctx.json) ctx.printJson(job);
-  else ctx.print(`job ${job.id} ${verb}: ${describeJob(job, landingOf(ctx, job))}`);
+  else ctx.print(`job ${job.id}${verb ? ` ${verb}` : ''}: ${describeJob(job, landingOf(ctx, job))}`);
   return 0;
 }
 
@@ -145,7 +181,14 @@ export function describeJob(job: Job, landing: string = job.store): string {
   const source = job.kind === 'sync' ? `sync from ${job.from ?? ''}: ` : '';
   const device = job.device && job.mode !== 'cluster' ? ` (device ${job.device})` : '';
   const limit = job.bwlimit ? `, at most ${job.bwlimit} MB/s` : '';
-  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}, ${job.enabled ? 'enabled' : 'disabled'}`;
+  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}${encryption(job)}, ${job.enabled ? 'enabled' : 'disabled'}`;
+}
+
+/** The key file's path (and the passphrase file's), never what they hold. */
+function encryption(job: Job): string {
+  if (!job.encrypt) return '';
+  const passphrase = job.encrypt.passphraseFile ? `, passphrase file ${job.encrypt.passphraseFile}` : '';
+  return `, encrypted (key file ${job.encrypt.keyFile}${passphrase})`;
 }
 
 function listJobs(ctx: CommandContext, jobs: Job[]): number {
@@ -156,7 +199,7 @@ function listJobs(ctx: CommandContext, jobs: Job[]): number {
   const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'TARGET'.padEnd(28)} SELECTION`;
   const rows = jobs.map(
     (j) =>
-      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${landingOf(ctx, j).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}`,
+      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${landingOf(ctx, j).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}${j.encrypt ? ` (encrypted: ${j.encrypt.keyFile})` : ''}`,
   );
   ctx.print(jobs.length === 0 ? 'no jobs' : [head, ...rows].join('\n'));
   return 0;

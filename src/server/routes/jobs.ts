@@ -2,7 +2,9 @@
  * Jobs: GET|POST /api/v1/jobs, GET|PUT|DELETE /api/v1/jobs/{id}, POST /api/v1/jobs/{id}/run[?full=true] -> 202
  * {taskId} (`full`: this run reads every chunk). The body is the job JSON of jobs/job-model.ts; PUT replaces the whole job (fields left
  * out take their defaults). Paths in it must stay inside what is configured (paths.ts); the job model
- * validates the rest (JOB_INVALID -> 400). A run goes through the shared TaskRunner; 409 when the job
+ * validates the rest (JOB_INVALID -> 400). `encrypt` holds paths only (a key file and a passphrase file
+ * inside the config's keyDirs, or as the job has them: paths.ts checkKeyPath); no route takes or answers
+ * a key, a passphrase or a file's contents. A run goes through the shared TaskRunner; 409 when the job
  * is already running (here or in another process).
  *
  * Roles: reading needs `read`; create, replace and delete need `job.edit` (operator); setting or
@@ -16,7 +18,7 @@ import type { Job as JobModel } from '../../jobs/index.js';
 import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { checkDevice, checkScript, resolveStore } from '../paths.js';
+import { checkDevice, checkKeyPath, checkScript, resolveStore } from '../paths.js';
 import { Job, JOB_BODY_KEYS, JobCreate, JobParams, JobReplace, JobRunQuery, responses, TaskAccepted, type JobBody } from '../schemas.js';
 
 type Params = { Params: Static<typeof JobParams> };
@@ -119,5 +121,14 @@ function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<st
   checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
   checkDevice(body.device);
-  return { ...body, id: id ?? body.id, store };
+  return { ...body, id: id ?? body.id, store, encrypt: checkedEncryption(ctx, body.encrypt, id) };
+}
+
+/** The job's key and passphrase file paths, each inside keyDirs or as the job (`id`) has it. */
+function checkedEncryption(ctx: RouteContext, encrypt: JobBody['encrypt'], id?: string): JobModel['encrypt'] {
+  if (!encrypt) return undefined;
+  const current = id === undefined ? undefined : ctx.state.jobs.get(id).encrypt;
+  const keyFile = checkKeyPath(encrypt.keyFile, 'encrypt.keyFile', ctx.config, current?.keyFile);
+  const passphraseFile = checkKeyPath(encrypt.passphraseFile, 'encrypt.passphraseFile', ctx.config, current?.passphraseFile);
+  return keyFile === undefined ? undefined : { keyFile, ...(passphraseFile === undefined ? {} : { passphraseFile }) };
 }

@@ -1,8 +1,8 @@
 // The new-job / edit-job form with every field of the seed: node, target dir, external device,
 // weekdays, start time, mode, mail to, include all guests (then an exclude list), keep (1-x), script
-// before, script after, cold snapshot (auto / off), full read every N days, and the guest table (VMID / status / name /
-// type / disk size) to select
-// guests. The API validates; its errors are shown next to the field they name and above the buttons.
+// before, script after, cold snapshot (auto / off), full read every N days, the key file and passphrase file of an
+// encrypted job (paths in the server's key folders, never a key), and the guest table (VMID / status / name /
+// type / disk size) to select guests. The API validates; its errors are shown next to the field they name and above the buttons.
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
 import { h, splitList } from '../dom.js';
@@ -26,10 +26,15 @@ const FIELDS = [
   'fullEvery',
   'scriptBefore',
   'scriptAfter',
+  'keyFile',
+  'passphraseFile',
   'enabled',
   'vmid',
 ];
 const ALIASES = {
+  // first: a key file's path may hold any word
+  'encrypt[./]passphraseFile': 'passphraseFile',
+  "encrypt[./]keyFile|^(job '[^']*': )?encrypt\\b|body/encrypt": 'keyFile',
   '\\(vmid\\)|^vmid': 'vmid',
   'exclude only goes with all': 'exclude',
   '^job id ': 'id',
@@ -37,6 +42,11 @@ const ALIASES = {
   'mail address': 'mailto',
   'datastore|^store': 'store',
 };
+
+/** A job's `encrypt`: the key file's path and, if given, the passphrase file's (paths only). */
+function encryptSetting(keyFile, passphraseFile) {
+  return passphraseFile ? { keyFile, passphraseFile } : { keyFile };
+}
 
 function suggestId(jobs) {
   const taken = new Set(jobs.map((j) => j.id));
@@ -124,6 +134,8 @@ export async function jobFormView(ctx) {
   const fullEvery = h('input', { type: 'number', min: '0', step: '1', size: '4', value: job?.fullEvery ?? 7 });
   const scriptBefore = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.scriptBefore ?? '' });
   const scriptAfter = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.scriptAfter ?? '' });
+  const keyFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.encrypt?.keyFile ?? '' });
+  const passphraseFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.encrypt?.passphraseFile ?? '' });
   const enabled = h('input', { type: 'checkbox', checked: job?.enabled ?? true });
 
   const selected = new Set(job && !job.all ? job.vmid : []);
@@ -247,6 +259,8 @@ export async function jobFormView(ctx) {
         field(p, 'fullEvery', 'form.fullEvery', fullEvery, 'form.fullEveryHint'),
         field(p, 'scriptBefore', 'form.scriptBefore', scriptBefore, 'form.scriptHint'),
         field(p, 'scriptAfter', 'form.scriptAfter', scriptAfter, 'form.scriptHint'),
+        field(p, 'keyFile', 'form.keyFile', keyFile, 'form.keyFileHint'),
+        field(p, 'passphraseFile', 'form.passphraseFile', passphraseFile, 'form.passphraseFileHint'),
         h(
           'div',
           { class: 'field check-field', 'data-field': 'enabled' },
@@ -273,7 +287,7 @@ export async function jobFormView(ctx) {
     const sync = kind.value === 'sync';
     from.closest('.field').hidden = !sync;
     from.required = sync;
-    for (const el of [mode, snapshot, fullEvery, scriptBefore, scriptAfter]) el.closest('.field').hidden = sync;
+    for (const el of [mode, snapshot, fullEvery, scriptBefore, scriptAfter, keyFile, passphraseFile]) el.closest('.field').hidden = sync;
     if (sync) mode.value = 'stop';
     const cluster = mode.value === 'cluster';
     for (const el of [remoteStore, bwlimit]) el.closest('.field').hidden = !cluster;
@@ -309,6 +323,7 @@ export async function jobFormView(ctx) {
       fullEvery: fullEvery.value === '' ? undefined : Number(fullEvery.value),
       scriptBefore: (kind.value !== 'sync' && scriptBefore.value.trim()) || undefined,
       scriptAfter: (kind.value !== 'sync' && scriptAfter.value.trim()) || undefined,
+      encrypt: kind.value !== 'sync' && keyFile.value.trim() ? encryptSetting(keyFile.value.trim(), passphraseFile.value.trim()) : undefined,
       enabled: enabled.checked,
     };
     saveBtn.disabled = true;

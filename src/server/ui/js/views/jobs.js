@@ -1,4 +1,4 @@
-// Backup -> Jobs: node, Mon..Sun, start time, target dir, selection; per job Edit / Delete / Start now
+// Backup -> Jobs: node, Mon..Sun, start time, target dir, selection (a lock marker on encrypted jobs); per job Edit / Delete / Start now
 // (Delete and Start now behind a confirm <dialog>). Start now -> POST /jobs/{id}/run -> the live log.
 import { del, get, post } from '../api.js';
 import { check, h } from '../dom.js';
@@ -92,6 +92,9 @@ export async function jobsView(ctx) {
         { scope: 'row' },
         job.id,
         job.enabled ? null : [' ', h('span', { class: 'tag', t: 'jobs.disabled' })],
+        job.encrypt
+          ? [' ', h('span', { class: 'tag encrypted', tAttr: { title: ['jobs.encryptedWith', { file: job.encrypt.keyFile }] }, t: 'jobs.encrypted' })]
+          : null,
         running.has(job.id) ? [' ', h('span', { class: 'badge status-running', t: 'status.running' })] : null,
       ),
       h('td', {}, job.node ?? status.node),
