@@ -7,6 +7,7 @@
  * 2. The memory address of an ArrayBuffer, modulo an alignment: alignOffset(arrayBuffer, align) is
  * how many bytes to skip so that a view starts on an `align` boundary, as O_DIRECT writes need.
  * 3. The extent map of a file (ioctl FS_IOC_FIEMAP): extents(fd, sync), in native/extents.c.
+ * 4. AES-256-GCM in place (sealInto / openInto), in native/seal.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <node_api.h>
 #include "extents.h"
+#include "seal.h"
 
 static napi_value fail(napi_env env, const char *what, int err) {
   char msg[160];
@@ -91,5 +93,6 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "alignOffset", NAPI_AUTO_LENGTH, align_offset, NULL, &fn);
   napi_set_named_property(env, exports, "alignOffset", fn);
   register_extents(env, exports);
+  register_seal(env, exports);
   return exports;
 }

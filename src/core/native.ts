@@ -2,7 +2,8 @@
  * The native addon (native/sparse.c, built by `npm install` through node-gyp): lseek(SEEK_DATA /
  * SEEK_HOLE) for hole detection (pipeline/sparse.ts), the alignment of a buffer's address for
  * O_DIRECT writes (aligned.ts), and a file's extent map (FIEMAP, native/extents.c) for the
- * changed-extent nightly backup (pipeline/changed-extents.ts). Optional: when it is not built, callers
+ * changed-extent nightly backup (pipeline/changed-extents.ts), and AES-256-GCM in place for encrypted
+ * chunks (format/encrypted-blob.ts). Optional: when it is not built, callers
  * take their slower, never wrong path (no extent map: every chunk is read).
  */
 import { createRequire } from 'node:module';
@@ -39,11 +40,20 @@ export interface NativeAddon {
    * errno name as `code` (EOPNOTSUPP: the filesystem has no FIEMAP). Absent in an addon built before it.
    */
   extents?: (fd: number, sync: boolean) => FileExtent[];
+  /**
+   * AES-256-GCM into the caller's buffers (native/seal.c, OpenSSL of the node binary): `output` (as long
+   * as `input`, may be it) gets the ciphertext, `tag` the tag. Absent in an addon built before it.
+   */
+  sealInto?: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array) => boolean;
+  /** The reverse; false when the tag does not authenticate (`output` then holds bytes to discard). */
+  openInto?: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array) => boolean;
 }
 
 let native: NativeAddon | null | undefined;
 
+/** The addon, or null when it is not built, or when COLDVAULT_NATIVE=off (tests of the other paths, debugging). */
 export function loadNative(): NativeAddon | null {
+  if (native === undefined && process.env.COLDVAULT_NATIVE === 'off') native = null;
   if (native === undefined) {
     try {
       native = createRequire(import.meta.url)('../../build/Release/coldvault_native.node') as NativeAddon;

@@ -5,7 +5,11 @@
  * key, by the tag with it (fast-check over positions and values, the CRC fixed up by the attacker);
  * a blob under another name or under another key fails; a marker in the data is nowhere in the blob.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -90,5 +94,39 @@ describe('encrypted chunk blobs', () => {
     const flipped = Buffer.from(a.blob);
     flipped.write('CVBLOB\x00E', 0, 'latin1'); // claims raw: the magic is authenticated too
     expect(() => open(fixCrc(flipped), a.id, text.length)).toThrow(/does not authenticate/);
+  });
+});
+
+describe('the two ways of sealing', () => {
+  it('the native addon (OpenSSL in place) and node:crypto (COLDVAULT_NATIVE=off) write one format: a blob sealed by either opens with the other', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cv-seal-paths-'));
+    try {
+      const master = newMasterKey();
+      const k = chunkKeys(master);
+      const plain = Buffer.concat([text, noise]);
+      const mine = seal(plain, 3, k);
+      writeFileSync(join(dir, 'native.blob'), mine.blob);
+      const script = `
+        import { chunkKeys, decodeEncryptedBlobInto, encodeEncryptedBlobInto, encryptedChunkId, maxEncryptedBlobSize } from ${JSON.stringify(new URL('../../dist/format/index.js', import.meta.url).href)};
+        import { loadNative } from ${JSON.stringify(new URL('../../dist/core/index.js', import.meta.url).href)};
+        import { readFileSync, writeFileSync } from 'node:fs';
+        if (loadNative() !== null) throw new Error('COLDVAULT_NATIVE=off did not turn the addon off');
+        const k = chunkKeys(Buffer.from(process.argv[1], 'hex'));
+        const plain = readFileSync(process.argv[2] + '/plain');
+        const id = encryptedChunkId(plain, k);
+        const out = Buffer.alloc(plain.length);
+        decodeEncryptedBlobInto(readFileSync(process.argv[2] + '/native.blob'), id, k, 'chunk n', out, plain.length);
+        if (!out.equals(plain)) throw new Error('opened to other bytes');
+        const blob = Buffer.alloc(maxEncryptedBlobSize(plain.length));
+        writeFileSync(process.argv[2] + '/js.blob', blob.subarray(0, encodeEncryptedBlobInto(plain, id, k, 3, blob)));`;
+      writeFileSync(join(dir, 'plain'), plain);
+      execFileSync(process.execPath, ['--input-type=module', '-e', script, master.toString('hex'), dir], { env: { ...process.env, COLDVAULT_NATIVE: 'off' } });
+      const js = readFileSync(join(dir, 'js.blob'));
+      expect(js.length).toBe(mine.blob.length);
+      expect(js.equals(mine.blob)).toBe(false); // a fresh nonce each time
+      expect(open(js, mine.id, plain.length, k).equals(plain)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
