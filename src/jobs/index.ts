@@ -16,7 +16,7 @@ export * from './hooks.js';
 export * from './runner.js';
 export * from './scheduler.js';
 export * from './mail.js';
-export { loadJobKey, PASSPHRASE_ENV } from './job-key.js';
+export { type KeyOpening, loadJobKey, loadKeySetting, PASSPHRASE_ENV } from './job-key.js';
 export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-snapshots.js';
 export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';
 export { describeLanding, jobLanding, type JobLanding } from './job-target.js';

@@ -198,9 +198,30 @@ export const BackupsQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** The key of an encrypted version for a restore or verify: paths inside the config's keyDirs, never the key or passphrase. */
+const keyFields = {
+  keyFile: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: 'the key file of encrypted versions (coldvault key create), a path inside the config’s keyDirs (default /etc/coldvault/keys)',
+    }),
+  ),
+  passphraseFile: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: 'with keyFile: a file inside keyDirs whose first line is its passphrase (else COLDVAULT_KEY_PASSPHRASE of serve)',
+    }),
+  ),
+};
+
 export const VerifyBody = Type.Object(
-  { store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })) },
-  { additionalProperties: false },
+  { store: StoreRef, guest: Type.Optional(Vmid), version: Type.Optional(Type.Integer({ minimum: 1 })), ...keyFields },
+  {
+    additionalProperties: false,
+    description: 'without keyFile, encrypted versions are checked without their key (CRC and structure; the result lists them in contentUnchecked)',
+  },
 );
 const Keep = Type.Optional(Type.Integer({ minimum: 0 }));
 export const PruneBody = Type.Object(
@@ -230,6 +251,8 @@ export const RestoreBody = Type.Object(
     targetStorage: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,63}$' })),
     /** read the version from datastore `fromPath` (its name there) on this node of the cluster */
     remote: Type.Optional(NodeName),
+    // an encrypted version: its key file (on this node), refused without it (KEY_REQUIRED) or with another key (KEY_WRONG)
+    ...keyFields,
   },
   { additionalProperties: false },
 );

@@ -5,14 +5,18 @@
  * log shows `Finished Backup` and the status OK; restore to a new ID through the Restore tab -> the log
  * ends `restore successful` and the restored disk is the source's; edit and delete a job (that one with a key
  * file: outside the key folders it is refused next to its field, inside it is saved and the list marks the job encrypted); then once
- * more in German (EN | DE switch, remembered; and German chosen from the browser's languages).
+ * more in German (EN | DE switch, remembered; and German chosen from the browser's languages). An
+ * encrypted version (guest 150, `backup --encrypt`) in the Restore tab: a lock tag with its key's
+ * fingerprint; choosing it shows the key file fields; without the key or with a path outside the key
+ * folders the refusal shows next to the Key file field; with the key file the restore succeeds.
  * Screenshots of every screen: test-artifacts/e2e/*.png.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imagePath, sha256File } from '../helpers/fixtures.js';
+import { cli, imagePath, sha256File, writeGuest, writeImage } from '../helpers/fixtures.js';
 import { launchBrowser, PASSWORD, screenshot, startE2eLab, watchErrors, type E2eLab } from './helpers-e2e.js';
 
 let lab: E2eLab;
@@ -20,11 +24,13 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let errors: string[];
+/** a key folder of the server (config keyDirs), besides the default one */
+const keysDir = mkdtempSync(join(tmpdir(), 'cv-e2e-keys-'));
 const T = 15_000; // per-step wait: a backup of the 16 MiB guest takes well under a second
 
 beforeAll(async () => {
   // script before holds the run for a moment, so the log is seen while the task still runs
-  [lab, browser] = await Promise.all([startE2eLab({ beforeScript: 'sleep 1.5' }), launchBrowser()]);
+  [lab, browser] = await Promise.all([startE2eLab({ beforeScript: 'sleep 1.5', config: { keyDirs: ['/etc/coldvault/keys', keysDir] } }), launchBrowser()]);
   context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
   page.setDefaultTimeout(T);
@@ -34,6 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await lab?.close();
+  rmSync(keysDir, { recursive: true, force: true });
 });
 
 /** Inputs and selects on the page that have neither a <label> nor an aria-label. */
@@ -295,7 +302,7 @@ describe('the web UI in English', () => {
     const keyError = scratch.locator('[data-field="keyFile"] .field-error');
     await keyError.waitFor();
     expect(await keyError.innerText()).toMatch(
-      /encrypt\.keyFile '\/tmp\/scratch\.key' is not inside the key folders \(\/etc\/coldvault\/keys; config key keyDirs\)/,
+      /encrypt\.keyFile '\/tmp\/scratch\.key' is not inside the key folders \(\/etc\/coldvault\/keys, .*cv-e2e-keys-.*; config key keyDirs\)/,
     );
     await scratch.getByLabel('Key file (encryption)').fill('/etc/coldvault/keys/scratch.key');
     await page.getByRole('button', { name: 'Save job' }).click();
@@ -422,5 +429,67 @@ describe('the web UI in German', () => {
     await heading('Anmelden').waitFor();
     expect((await page.request.get(`${lab.url}/api/v1/jobs`)).status()).toBe(401);
     expect(errors).toEqual([]);
+  });
+});
+
+describe('an encrypted version in the Restore tab', () => {
+  it('shows a lock with its key fingerprint; the restore asks for the key file and succeeds with it', async () => {
+    writeGuest(lab, '150', [{ key: 'scsi0', file: 'vm-150-disk-0.raw' }]);
+    writeImage(imagePath(lab, '150', 'vm-150-disk-0.raw'), ['random', 'text'], 150);
+    const keyFile = join(keysDir, 'e2e.key');
+    for (const args of [
+      ['key', 'create', keyFile, '--kdf', 'none'],
+      ['backup', '150', ...lab.flags, '--snapshot', 'off', '--encrypt', keyFile],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const fp = (JSON.parse((await cli(['key', 'show', keyFile, '--json'])).stdout) as { fingerprint: string }).fingerprint;
+
+    const enContext = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 860 } });
+    const en = await enContext.newPage();
+    en.setDefaultTimeout(T);
+    const enErrors = watchErrors(en);
+    await en.goto(lab.url);
+    await en.getByLabel('Password').fill(PASSWORD);
+    await en.keyboard.press('Enter');
+    await en.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
+    await en.getByRole('navigation', { name: 'Backup' }).getByRole('link', { name: 'Restore' }).click();
+    const form = en.locator('form.restore-form');
+    const item = en.locator('#backup-list button[data-id="150"]');
+    await item.waitFor();
+    const lock = item.locator('.tag.encrypted');
+    expect(await lock.innerText()).toBe(`🔒 key ${fp}`);
+    expect(await lock.getAttribute('title')).toBe(`encrypted with key ${fp}: restoring it needs its key file`);
+    expect(await en.locator('#backup-list button[data-id="101"] .tag.encrypted').count()).toBe(0);
+    expect(await form.getByLabel('Key file', { exact: true }).isVisible()).toBe(false); // nothing encrypted chosen yet
+    await item.click();
+    expect(await form.getByLabel('Key file', { exact: true }).isVisible()).toBe(true);
+    expect(await form.getByLabel('Passphrase file', { exact: true }).isVisible()).toBe(true);
+    expect(await form.locator('.key-needed').innerText()).toBe(`🔒 Version 1 of guest 150 is encrypted with key ${fp}: give its key file.`);
+    await form.getByLabel('New ID').fill('250');
+
+    const keyError = form.locator('[data-field="keyFile"] .field-error');
+    await form.getByRole('button', { name: 'Restore' }).click();
+    await keyError.filter({ hasText: `encrypted with key ${fp}: give its key file` }).waitFor();
+    expect(await form.locator('.form-summary .code').innerText()).toBe(' (KEY_REQUIRED)');
+    await form.getByLabel('Key file', { exact: true }).fill('/tmp/e2e.key');
+    await form.getByRole('button', { name: 'Restore' }).click();
+    await keyError.filter({ hasText: "keyFile '/tmp/e2e.key' is not inside the key folders" }).waitFor();
+    expect(await form.locator('.form-summary .code').innerText()).toBe(' (PATH_NOT_ALLOWED)');
+    expect(existsSync(join(lab.guestsDir, '250.conf'))).toBe(false);
+    await screenshot(en, '12-restore-encrypted-refused');
+
+    await form.getByLabel('Key file', { exact: true }).fill(keyFile);
+    await form.getByRole('button', { name: 'Restore' }).click();
+    await en.getByRole('heading', { level: 1, name: 'Task log' }).waitFor();
+    await en.locator('#task-log[data-ended="true"]').waitFor({ timeout: 30_000 });
+    await expect.poll(() => en.locator('#task-status [data-status]').getAttribute('data-status')).toBe('ok');
+    const text = await en.locator('#task-log').innerText();
+    expect(text).toContain(`version is encrypted with key ${fp}: manifest authenticated`);
+    expect(text.trim().split('\n').at(-1)).toMatch(/restore successful$/);
+    expect(sha256File(imagePath(lab, '250', 'vm-250-disk-0.raw'))).toBe(sha256File(imagePath(lab, '150', 'vm-150-disk-0.raw')));
+    await enContext.close();
+    expect(enErrors).toEqual([]);
   });
 });

@@ -9,6 +9,11 @@
  * verify and restore are operator actions, prune and restore with `force` admin ones. A restore by a
  * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
  * With `remote: NODE` both read another node's datastore (remote-restore.ts).
+ *
+ * Encrypted versions (issue 13): verify and restore take `keyFile` (and `passphraseFile`), paths
+ * inside the config's keyDirs, opened before the task starts (request-key.ts); a restore is refused
+ * at once without the version's key (KEY_REQUIRED) or with another (KEY_WRONG). Verify without the
+ * key checks CRC and structure and its result lists those versions in `contentUnchecked`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +28,7 @@ import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../aut
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, knownStores, resolveStore } from '../paths.js';
+import { checkVersionKey, requestKey } from '../request-key.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { withCatalog } from '../stores.js';
@@ -91,6 +97,7 @@ async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>
 async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, by: string): Promise<{ taskId: string }> {
   if (body.version !== undefined && body.guest === undefined) throw new ApiError('INVALID_REQUEST', 'verify: a version needs a guest');
   const dir = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  const key = await requestKey(ctx.config, body, 'verify');
   await Datastore.open(dir);
   const what = body.guest ? `guest ${body.guest}${body.version ? ` version ${body.version}` : ''}` : 'all versions';
   const { taskId } = ctx.runner.startTask(
@@ -100,7 +107,7 @@ async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, b
       withCatalog(
         dir,
         async (store, catalog) => {
-          const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, log: task, onProgress });
+          const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, key, log: task, onProgress });
           return { ok: result.ok, result };
         },
         task,
@@ -143,14 +150,15 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
   if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
   if (body.force) authorize(request, 'restore.force');
   const dropKeys = configKeysToDrop(request);
-  if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, checkTarget: () => checkRestoreTarget(ctx, body) });
+  const key = await requestKey(ctx.config, body, 'restore');
+  if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, key, checkTarget: () => checkRestoreTarget(ctx, body) });
   const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
   const mounted = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
   const detach = mounted?.detach;
   let store: Datastore;
   try {
     store = await Datastore.open(dir);
-    await store.readManifest(body.id, body.version);
+    checkVersionKey(await store.readManifest(body.id, body.version), key, { guestId: body.id, version: body.version });
     await checkRestoreTarget(ctx, body);
   } catch (err) {
     await detach?.();
@@ -170,6 +178,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
           guestId: body.id,
           version: body.version,
           newId: body.newId,
+          key,
           guestsDir: ctx.config.guestsDir,
           storages: ctx.config.storages,
           targetStorage: body.targetStorage,

@@ -10,17 +10,21 @@
  * Roles: the remote listing and restore are operator actions (`restore`): this node's token for NODE
  * is used on the principal's behalf. An unknown NODE is INVALID_REQUEST naming the listed nodes; NODE's
  * refusals (REMOTE_FORBIDDEN, REMOTE_UNAUTHORIZED, VERSION_NOT_FOUND ...) reach the client unchanged.
+ * An encrypted version's key is a key file on THIS node (the request's keyFile inside keyDirs here):
+ * the chunks are opened here, NODE never sees the key.
  */
 import { join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isColdvaultError } from '../../core/index.js';
 import { LockDir } from '../../datastore/index.js';
+import type { VersionKey } from '../../format/index.js';
 import { openRemoteSource, restoreGuest } from '../../pipeline/index.js';
 import { clusterNode, RemoteStore, remoteStoreOptions, type RemoteVersion, ringPlace } from '../../targets/index.js';
 import { authorize, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
+import { checkVersionKey } from '../request-key.js';
 import { responses, type BackupsQuery, type RestoreBody } from '../schemas.js';
 
 const RestoreNodes = Type.Object({
@@ -71,6 +75,8 @@ export async function listRemoteBackups(ctx: RouteContext, request: FastifyReque
 
 interface RemoteRestoreExtras {
   dropKeys?: { keys: readonly string[]; why: string };
+  /** the key of an encrypted version (the request's keyFile, opened on this node) */
+  key?: VersionKey;
   /** the new ID's checks (free, or force and stopped; the target storage known) */
   checkTarget: () => Promise<void>;
 }
@@ -86,7 +92,7 @@ export async function startRemoteRestore(
   const node = remoteNode(ctx, body.remote ?? '').name;
   const source = openRemoteSource(ctx.config.cluster, node, storeThere(body.fromPath));
   try {
-    await source.readManifest(body.id, body.version);
+    checkVersionKey(await source.readManifest(body.id, body.version), extras.key, { guestId: body.id, version: body.version });
     await extras.checkTarget();
   } catch (err) {
     source.close();
@@ -105,6 +111,7 @@ export async function startRemoteRestore(
           guestId: body.id,
           version: body.version,
           newId: body.newId,
+          key: extras.key,
           guestsDir: ctx.config.guestsDir,
           storages: ctx.config.storages,
           targetStorage: body.targetStorage,

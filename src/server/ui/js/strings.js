@@ -207,6 +207,14 @@ export const STRINGS = {
     'restore.item': 'ID: {id}, Version: {version} ({date}), name: {name}',
     'restore.itemDowntime': 'ID: {id}, Version: {version} ({date}), name: {name}, downtime: {downtime}',
     'restore.noStores': 'No datastores are configured on this server.',
+    'restore.encrypted': '🔒 key {fingerprint}',
+    'restore.encryptedTitle': 'encrypted with key {fingerprint}: restoring it needs its key file',
+    'restore.keyNeeded': '🔒 Version {version} of guest {id} is encrypted with key {fingerprint}: give its key file.',
+    'restore.keyFile': 'Key file',
+    'restore.keyFileNote': 'the key file of an encrypted version (coldvault key create): a path in this server’s key folders (keyDirs), never the key itself',
+    'restore.passphraseFile': 'Passphrase file',
+    'restore.passphraseFileNote':
+      'optional: a file in the key folders whose first line is the key file’s passphrase (else the server’s COLDVAULT_KEY_PASSPHRASE)',
 
     'size.B': '{n} B',
     'size.KiB': '{n} KiB',
@@ -426,6 +434,15 @@ export const STRINGS = {
     'restore.item': 'ID: {id}, Version: {version} ({date}), name: {name}',
     'restore.itemDowntime': 'ID: {id}, Version: {version} ({date}), name: {name}, Ausfallzeit: {downtime}',
     'restore.noStores': 'Auf diesem Server ist kein Datenspeicher eingerichtet.',
+    'restore.encrypted': '🔒 Schlüssel {fingerprint}',
+    'restore.encryptedTitle': 'verschlüsselt mit dem Schlüssel {fingerprint}: zum Wiederherstellen braucht es seine Schlüsseldatei',
+    'restore.keyNeeded': '🔒 Version {version} von Gast {id} ist mit dem Schlüssel {fingerprint} verschlüsselt: bitte seine Schlüsseldatei angeben.',
+    'restore.keyFile': 'Schlüsseldatei',
+    'restore.keyFileNote':
+      'die Schlüsseldatei einer verschlüsselten Version (coldvault key create): ein Pfad in den Schlüssel-Ordnern dieses Servers (keyDirs), nie der Schlüssel selbst',
+    'restore.passphraseFile': 'Passphrasen-Datei',
+    'restore.passphraseFileNote':
+      'optional: eine Datei in den Schlüssel-Ordnern, deren erste Zeile die Passphrase der Schlüsseldatei ist (sonst COLDVAULT_KEY_PASSPHRASE des Servers)',
 
     'size.B': '{n} B',
     'size.KiB': '{n} KiB',

@@ -4,16 +4,26 @@
 // name there), from ID, version, new ID; beside it the backups of that
 // datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..; with
 // `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the
-// form. POST /restore -> {taskId} -> the live log, which ends `restore successful`.
+// form. An encrypted version carries a lock tag with its key's fingerprint; choosing it shows the
+// Key file and Passphrase file fields (paths in the server's key folders, keyDirs: never a key), sent
+// as keyFile / passphraseFile. The API's refusals (KEY_REQUIRED, KEY_WRONG, KEY_PASSPHRASE_WRONG,
+// PATH_NOT_ALLOWED) show next to the key fields, which a refusal of that kind also brings up when the
+// version was typed in rather than chosen. POST /restore -> {taskId} -> the live log, which ends
+// `restore successful`.
 import { get, post, query } from '../api.js';
-import { formatDay, h } from '../dom.js';
+import { formatDay, h, tx } from '../dom.js';
 import { formatDuration } from './task-guests.js';
 import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerDevices, setFieldError } from './common.js';
 import { storeLabel } from './jobs.js';
 
 const VMID = /^[1-9][0-9]{2,8}$/;
-const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique'];
+const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique', 'keyFile', 'passphraseFile'];
+/** The key field a KEY_* refusal is about (its message names a version, which the aliases would take for the Version field). */
+const KEY_CODES = { KEY_REQUIRED: 'keyFile', KEY_WRONG: 'keyFile', KEY_INVALID: 'keyFile', KEY_PASSPHRASE_WRONG: 'passphraseFile' };
 const ALIASES = {
+  // first: a key file's path may hold any word
+  '^passphraseFile\\b': 'passphraseFile',
+  '^keyFile\\b|passphraseFile goes with keyFile|key file': 'keyFile',
   "node '|cluster\\.nodes": 'remote',
   'newId|is already in use|not known to be stopped': 'newId',
   '[Vv]ersion \\d+|VERSION': 'version',
@@ -28,6 +38,12 @@ function itemText(v) {
   return v.downtimeMs === null || v.downtimeMs === undefined
     ? ['restore.item', args]
     : ['restore.itemDowntime', { ...args, downtime: formatDuration(v.downtimeMs) }];
+}
+
+/** 🔒 and the key's fingerprint, for an encrypted version. */
+function lockTag(v) {
+  const args = { fingerprint: v.keyFingerprint ?? '?' };
+  return h('span', { class: 'tag encrypted', tAttr: { title: ['restore.encryptedTitle', args] }, t: ['restore.encrypted', args] });
 }
 
 export async function restoreView(ctx) {
@@ -53,6 +69,11 @@ export async function restoreView(ctx) {
   const version = h('input', { type: 'number', min: '1', step: '1', size: '6' });
   const newId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10' });
   const unique = h('input', { type: 'checkbox', id: `${p}-unique`, name: 'unique' });
+  const keyFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: '/etc/coldvault/keys/…' });
+  const passphraseFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false' });
+  const keyNeeded = h('p', { class: 'hint key-needed', id: `${p}-key-needed`, role: 'status', hidden: true });
+  const keyField = field(p, 'keyFile', 'restore.keyFile', keyFile, 'restore.keyFileNote');
+  keyFile.after(keyNeeded); // under the input: which key this version needs
   const summary = h('div', { class: 'form-summary' });
   const submit = h('button', { type: 'submit', class: 'primary', t: 'restore.submit' });
 
@@ -68,6 +89,8 @@ export async function restoreView(ctx) {
     idList,
     field(p, 'version', 'restore.version', version),
     field(p, 'newId', 'restore.newId', newId),
+    keyField,
+    field(p, 'passphraseFile', 'restore.passphraseFile', passphraseFile, 'restore.passphraseFileNote'),
     h(
       'div',
       { class: 'field check-field', 'data-field': 'unique' },
@@ -110,6 +133,20 @@ export async function restoreView(ctx) {
   }
   showSource();
 
+  /** The versions listed (this store's), by `id/version`: whether the one in the form is encrypted, and with which key. */
+  const listed = new Map();
+  let keyAsked = false;
+
+  /** The key fields: shown for an encrypted version, when a refusal asked for them, or when filled in. */
+  function showKeyFields() {
+    const v = listed.get(`${fromId.value.trim()}/${version.value}`);
+    const show = Boolean(v?.encrypted) || keyAsked || keyFile.value.trim() !== '' || passphraseFile.value.trim() !== '';
+    fieldOf('keyFile').hidden = !show;
+    fieldOf('passphraseFile').hidden = !show;
+    keyNeeded.hidden = !v?.encrypted;
+    keyNeeded.replaceChildren(v?.encrypted ? tx('restore.keyNeeded', { id: v.id, version: v.version, fingerprint: v.keyFingerprint ?? '?' }) : '');
+  }
+
   function suggestNewId(from) {
     for (let n = Math.max(Number(from) + 1, 100); n < 1_000_000_000; n++) if (!takenIds.has(String(n))) return String(n);
     return '';
@@ -123,6 +160,7 @@ export async function restoreView(ctx) {
       newId.value = suggestNewId(v.id);
       newId.dataset.suggested = 'true';
     }
+    showKeyFields();
   }
 
   async function loadBackups() {
@@ -139,18 +177,26 @@ export async function restoreView(ctx) {
       const versions = await get(`/backups${query({ remote: remote.value || undefined, store, guest: VMID.test(guest) ? guest : undefined })}`);
       if (seq !== loadSeq || ctx.stale()) return;
       versions.sort((a, b) => Number(a.id) - Number(b.id) || b.version - a.version);
+      listed.clear();
+      for (const v of versions) listed.set(`${v.id}/${v.version}`, v);
+      showKeyFields();
       idList.replaceChildren(...[...new Set(versions.map((v) => v.id))].map((vmid) => h('option', { value: vmid })));
       listState.replaceChildren(versions.length ? '' : h('p', { class: 'empty', t: 'restore.listEmpty' }));
       list.replaceChildren(
         ...versions.map((v) => {
-          const button = h('button', {
-            type: 'button',
-            class: 'backup-item',
-            'aria-pressed': 'false',
-            'data-id': v.id,
-            'data-version': String(v.version),
-            t: itemText(v),
-          });
+          const button = h(
+            'button',
+            {
+              type: 'button',
+              class: 'backup-item',
+              'aria-pressed': 'false',
+              'data-id': v.id,
+              'data-version': String(v.version),
+              'data-encrypted': v.encrypted ? 'true' : undefined,
+            },
+            h('span', { t: itemText(v) }),
+            v.encrypted ? [' ', lockTag(v)] : null,
+          );
           button.addEventListener('click', () => choose(v, button));
           return h('li', {}, button);
         }),
@@ -179,6 +225,9 @@ export async function restoreView(ctx) {
   newId.addEventListener('input', () => {
     newId.dataset.suggested = 'false';
   });
+  version.addEventListener('input', showKeyFields);
+  fromId.addEventListener('input', showKeyFields);
+  showKeyFields();
   ctx.setCleanup(() => clearTimeout(debounce));
 
   form.addEventListener('submit', async (event) => {
@@ -194,6 +243,8 @@ export async function restoreView(ctx) {
       version: version.value === '' ? undefined : Number(version.value),
       newId: newId.value.trim(),
       unique: unique.checked || undefined,
+      keyFile: keyFile.value.trim() || undefined,
+      passphraseFile: passphraseFile.value.trim() || undefined,
     };
     submit.disabled = true;
     try {
@@ -201,8 +252,12 @@ export async function restoreView(ctx) {
       ctx.navigate(`#/tasks/${encodeURIComponent(taskId)}?from=restore`);
     } catch (err) {
       if (err.status === 401) return;
-      const found = fieldOfMessage(err.message, FIELDS, ALIASES);
+      const found = KEY_CODES[err.code] ?? fieldOfMessage(err.message, FIELDS, ALIASES);
       const name = other && found === 'fromPath' ? 'remoteStore' : found;
+      if (name === 'keyFile' || name === 'passphraseFile') {
+        keyAsked = true;
+        showKeyFields();
+      }
       if (name) setFieldError(form, name, err.message);
       summary.replaceChildren(errorBox(err, 'restore.notStarted'));
       const target = name ? form.querySelector(`[data-field="${name}"] input, [data-field="${name}"] select`) : null;
