@@ -44,7 +44,12 @@ if (opt.help) {
         [--dir DIR] [--out RESULTS.md] [--json FILE] [--no-build] [--no-install] [--clean]
   --smoke       64 MiB image, 1 round, no 32 GiB image, no USB unless --usb
   --dir         work dir (default /var/tmp/coldvault-bench; images are kept there for the next run)
-  --clean       remove the work dir at the end (images too)`);
+  --clean       remove the work dir at the end (images too)
+The benches of single issues run apart, each writing its own block of RESULTS.md (kept by this one):
+  node bench/cold-snapshots.mjs   issue 11: cold snapshots, changed-extent nightlies, downtime
+  node bench/cluster.mjs          issue 12: push and remote restore between two nodes
+  node bench/kdf.mjs              issue 13: the key file's KDF, scrypt against argon2id
+  node bench/encryption.mjs       issue 13: encrypted against plain backup, nightly, restore, peak RSS`);
   process.exit(0);
 }
 
@@ -471,7 +476,7 @@ async function main() {
   results.command = `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim();
   const md = renderResults(results);
   mkdirSync(dirname(resolve(opt.out)), { recursive: true });
-  const kept = namedBlocks(opt.out); // other benches' blocks (bench/cold-snapshots.mjs) stay
+  const kept = namedBlocks(opt.out); // other benches' blocks (cold-snapshots, cluster, kdf, encryption) stay
   writeFileSync(opt.out, kept ? `${md.trimEnd()}\n\n${kept}` : md);
   if (opt.json) writeFileSync(opt.json, `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${opt.out} (total ${results.totalSeconds.toFixed(0)} s)`);

@@ -69,7 +69,7 @@ export function encodeEncryptedBlobInto(plain: Uint8Array, id: Uint8Array, keys:
   }
   const nonce = randomBytes(NONCE);
   const tag = out.subarray(BLOB_HEADER_SIZE + NONCE, ENCRYPTED_HEADER_SIZE);
-  seal(keys.seal, nonce, Buffer.concat([magic, id]), clear, body.subarray(0, clear.length), tag);
+  aesGcmSealInto(keys.seal, nonce, Buffer.concat([magic, id]), clear, body.subarray(0, clear.length), tag);
   out.set(magic, 0);
   out.set(nonce, BLOB_HEADER_SIZE);
   const length = ENCRYPTED_HEADER_SIZE + clear.length;
@@ -106,7 +106,7 @@ export function decodeEncryptedBlobInto(blob: Uint8Array, id: Uint8Array, keys: 
   const raw = magic.equals(BLOB_MAGIC_ENCRYPTED);
   // a raw blob of the right length opens straight into `out`; anything else into scratch (the tag is checked first)
   const clear = raw && sealed.length === expectedLength ? out.subarray(0, sealed.length) : openScratch(sealed.length);
-  if (!open(keys.seal, nonce, Buffer.concat([magic, id]), sealed, clear, tag)) {
+  if (!aesGcmOpenInto(keys.seal, nonce, Buffer.concat([magic, id]), sealed, clear, tag)) {
     throw corrupt(what, `it does not authenticate under key ${keys.fingerprint} (changed, or stored under another name)`);
   }
   if (raw) {
@@ -131,7 +131,7 @@ export function decodeEncryptedBlobInto(blob: Uint8Array, id: Uint8Array, keys: 
  * one of 4 MiB is fresh memory every time (page faults: 0.8 GB/s here), slices of 128 KiB come from
  * memory malloc hands out again (2.2 GB/s), but still leave garbage for V8 to collect.
  */
-function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array): void {
+export function aesGcmSealInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array): void {
   const native = loadNative()?.sealInto;
   if (native) {
     native(key, nonce, aad, input, output, tag);
@@ -144,8 +144,8 @@ function seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8A
   tag.set(cipher.getAuthTag());
 }
 
-/** The reverse of seal: false when the tag does not authenticate (`output` then holds bytes to discard). */
-function open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array): boolean {
+/** The reverse of aesGcmSealInto: false when the tag does not authenticate (`output` then holds bytes to discard). */
+export function aesGcmOpenInto(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array): boolean {
   const native = loadNative()?.openInto;
   if (native) return native(key, nonce, aad, input, output, tag);
   const decipher = createDecipheriv('aes-256-gcm', key, nonce);

@@ -1,8 +1,10 @@
 /**
  * `coldvault benchmark`: the figures a user sizes a backup window with. The sums over concurrent lanes
  * must count every run (a `total += await run()` lost the other lanes' runs and made the pool figures
- * 4x too low), the estimates must follow from the measured parts, and the target probe must leave
- * nothing behind. No speed is asserted (speeds are measured by bench/, not by tests).
+ * 4x too low), the estimates must follow from the measured parts (the encrypted one too: HMAC names
+ * as fast as SHA-256, then zstd and the seal on the same workers), the AES-256-GCM and encrypted
+ * encode rows must be there (issue 13), and the target probe must leave nothing behind. No speed is
+ * asserted (speeds are measured by bench/, not by tests).
  */
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,17 +41,23 @@ describe('benchmark', () => {
       'sha256PoolMBps',
       'zstdCompressMBps',
       'verifyMBps',
+      'aes256GcmSingleCoreMBps',
+      'encryptedEncodeMBps',
       'targetWriteMBps',
       'expectedBackupMBps',
       'expectedIncompressibleMBps',
+      'expectedEncryptedBackupMBps',
     ]) {
       expect(b[key], key).toBeGreaterThan(0);
     }
     expect(b.workers).toBeGreaterThanOrEqual(1);
+    expect(['native', 'node:crypto']).toContain((JSON.parse(r.stdout) as { aes256GcmWith: string }).aes256GcmWith);
     expect(b.compressionRatio).toBeGreaterThan(2); // the log-like sample compresses
     const cpu = 1 / (1 / b.sha256PoolMBps! + 1 / b.zstdCompressMBps!);
     expect(b.expectedBackupMBps).toBeCloseTo(Math.min(cpu, b.targetWriteMBps! * b.compressionRatio!), 6);
     expect(b.expectedIncompressibleMBps).toBeCloseTo(Math.min(b.sha256PoolMBps!, b.targetWriteMBps!), 6);
+    const encryptedCpu = 1 / (1 / b.sha256PoolMBps! + 1 / b.encryptedEncodeMBps!);
+    expect(b.expectedEncryptedBackupMBps).toBeCloseTo(Math.min(encryptedCpu, b.targetWriteMBps! * b.compressionRatio!), 6);
     expect(readdirSync(target)).toEqual([]);
   });
 });
