@@ -19,6 +19,7 @@ import { sh } from './lib/exec.mjs';
 import { planImage, REGION, writeImage } from './lib/images.mjs';
 import { freeGiB, loadAverage, machineInfo } from './lib/machine.mjs';
 import { replaceBlock } from './lib/sections.mjs';
+import { benchOptions } from './lib/bench-options.mjs';
 
 const REPO = resolve(import.meta.dirname, '..');
 const started = Date.now();
@@ -52,17 +53,7 @@ if (opt.help) {
   process.exit(0);
 }
 
-const fail = (msg) => {
-  process.stderr.write(`cluster bench: ${msg}\n`);
-  process.exit(2);
-};
-const log = (msg) => process.stderr.write(`[cluster ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-
-const quick = opt.quick;
-const rounds = Number(opt.rounds ?? (quick ? 1 : 3));
-if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds ${opt.rounds}: expected a positive integer`);
-const regions = quick ? 128 : 512;
-const dir = resolve(opt.dir);
+const { fail, log, quick, rounds, regions, dir } = benchOptions('cluster', opt, started, 3);
 let cluster;
 
 function preflight() {

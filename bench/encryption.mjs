@@ -29,6 +29,7 @@ import { busySeconds, freeGiB, loadAverage, machineInfo, othersShare } from './l
 import { median } from './lib/report.mjs';
 import { replaceBlock } from './lib/sections.mjs';
 import { linkSource, makeSite, NEW_ID, VMID } from './lib/tools.mjs';
+import { benchOptions } from './lib/bench-options.mjs';
 
 const REPO = resolve(import.meta.dirname, '..');
 const CLI = join(REPO, 'bin', 'coldvault.js');
@@ -63,17 +64,7 @@ if (opt.help) {
   process.exit(0);
 }
 
-const fail = (msg) => {
-  process.stderr.write(`encryption bench: ${msg}\n`);
-  process.exit(2);
-};
-const log = (msg) => process.stderr.write(`[encryption ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-
-const quick = opt.quick;
-const rounds = Number(opt.rounds ?? (quick ? 1 : 4));
-if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds ${opt.rounds}: expected a positive integer`);
-const regions = quick ? 128 : 512;
-const dir = resolve(opt.dir);
+const { fail, log, quick, rounds, regions, dir } = benchOptions('encryption', opt, started, 4);
 const tmp = join(dir, 'tmp');
 const VARIANTS = ['plain', 'encrypted'];
 if (opt['no-native']) process.env.COLDVAULT_NATIVE = 'off'; // every coldvault process inherits it

@@ -43,22 +43,16 @@ afterAll(async () => {
   lab?.cleanup();
 });
 
+/** Restores version 1 of guest 101 with the key as guest `newId`. */
+const restoreAs = (store: Datastore, newId: string) =>
+  restoreGuest({ store, pool, key, guestId: '101', version: 1, newId, guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, log: createTaskLog() });
+
 /** A restore of 101/1 and verify with the key: what each says. The restore must leave nothing behind. */
 async function check(): Promise<{ verifyOk: boolean; restoreError: string | undefined }> {
   const store = await Datastore.open(lab.storeDir);
   let restoreError: string | undefined;
   try {
-    await restoreGuest({
-      store,
-      pool,
-      key,
-      guestId: '101',
-      version: 1,
-      newId: '301',
-      guestsDir: lab.guestsDir,
-      storages: { local: lab.storageDir },
-      log: createTaskLog(),
-    });
+    await restoreAs(store, '301');
   } catch (err) {
     restoreError = String(err);
   }
@@ -94,18 +88,7 @@ describe('tampering with an encrypted version', () => {
   it('the untouched version verifies and restores byte-identical (the baseline the others differ from)', async () => {
     const r = await check();
     expect(r).toEqual({ verifyOk: true, restoreError: undefined });
-    const store = await Datastore.open(lab.storeDir);
-    await restoreGuest({
-      store,
-      pool,
-      key,
-      guestId: '101',
-      version: 1,
-      newId: '302',
-      guestsDir: lab.guestsDir,
-      storages: { local: lab.storageDir },
-      log: createTaskLog(),
-    });
+    await restoreAs(await Datastore.open(lab.storeDir), '302');
     expect(sha256(volumePath(lab, 'local:302/vm-302-disk-0.raw'))).toBe(sha256(imagePath(lab, '101', 'vm-101-disk-0.raw')));
   });
 
