@@ -19,23 +19,16 @@ import { sh } from './lib/exec.mjs';
 import { planImage, REGION, writeImage } from './lib/images.mjs';
 import { freeGiB, loadAverage, machineInfo } from './lib/machine.mjs';
 import { replaceBlock } from './lib/sections.mjs';
-import { benchOptions } from './lib/bench-options.mjs';
+import { benchOptions, commonOptions } from './lib/bench-options.mjs';
 
 const REPO = resolve(import.meta.dirname, '..');
 const started = Date.now();
 
 const { values: opt } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    dir: { type: 'string', default: '/var/tmp/coldvault-cluster-bench' },
-    out: { type: 'string', default: join(REPO, 'bench', 'RESULTS.md') },
-    json: { type: 'string' },
-    'no-build': { type: 'boolean', default: false },
+    ...commonOptions(REPO, '/var/tmp/coldvault-cluster-bench'),
     'no-profile': { type: 'boolean', default: false },
-    'from-json': { type: 'string' },
     pin: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
   },
 });
 

@@ -29,7 +29,7 @@ import { busySeconds, freeGiB, loadAverage, machineInfo, othersShare } from './l
 import { median } from './lib/report.mjs';
 import { replaceBlock } from './lib/sections.mjs';
 import { linkSource, makeSite, NEW_ID, VMID } from './lib/tools.mjs';
-import { benchOptions } from './lib/bench-options.mjs';
+import { benchOptions, commonOptions } from './lib/bench-options.mjs';
 
 const REPO = resolve(import.meta.dirname, '..');
 const CLI = join(REPO, 'bin', 'coldvault.js');
@@ -38,16 +38,9 @@ const started = Date.now();
 
 const { values: opt } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    dir: { type: 'string', default: '/var/tmp/coldvault-encryption-bench' },
-    out: { type: 'string', default: join(REPO, 'bench', 'RESULTS.md') },
-    json: { type: 'string' },
+    ...commonOptions(REPO, '/var/tmp/coldvault-encryption-bench'),
     profile: { type: 'boolean', default: false },
     'no-native': { type: 'boolean', default: false },
-    'no-build': { type: 'boolean', default: false },
-    'from-json': { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
   },
 });
 

@@ -2,7 +2,7 @@
  * The options every round-based bench script shares (cluster.mjs, encryption.mjs): how it fails and
  * logs (named, with seconds since `started`), --quick, --rounds, the image's regions and --dir.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export function benchOptions(name, opt, started, defaultRounds) {
   const fail = (msg) => {
@@ -14,4 +14,18 @@ export function benchOptions(name, opt, started, defaultRounds) {
   const rounds = Number(opt.rounds ?? (quick ? 1 : defaultRounds));
   if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds ${opt.rounds}: expected a positive integer`);
   return { fail, log, quick, rounds, regions: quick ? 128 : 512, dir: resolve(opt.dir) };
+}
+
+/** parseArgs options every such script takes; its own are added beside them. */
+export function commonOptions(repo, defaultDir) {
+  return {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    dir: { type: 'string', default: defaultDir },
+    out: { type: 'string', default: join(repo, 'bench', 'RESULTS.md') },
+    json: { type: 'string' },
+    'no-build': { type: 'boolean', default: false },
+    'from-json': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  };
 }
