@@ -14,9 +14,9 @@ import { parseArgs } from 'node:util';
 import { BenchCluster, sweepStaleBenchNamespaces } from './lib/cluster-netns.mjs';
 import { fsyncTrace } from './lib/cluster-fsync.mjs';
 import { renderCluster } from './lib/cluster-report.mjs';
-import { benchRound, profileRound, setupRing, sha256File, tlsProbe } from './lib/cluster-steps.mjs';
+import { benchRound, profileRound, setupRing, makeBenchImages, sha256File, tlsProbe } from './lib/cluster-steps.mjs';
 import { sh } from './lib/exec.mjs';
-import { planImage, REGION, writeImage } from './lib/images.mjs';
+import { REGION } from './lib/images.mjs';
 import { freeGiB, loadAverage, machineInfo } from './lib/machine.mjs';
 import { replaceBlock } from './lib/sections.mjs';
 import { benchOptions, commonOptions } from './lib/bench-options.mjs';
@@ -63,16 +63,7 @@ function preflight() {
   }
 }
 
-async function makeImages() {
-  const plan = planImage({ regions, shares: { zero: 0.55, random: 0.2 }, seed: 20261127 });
-  const full = join(dir, 'images', 'full.raw');
-  const nightly = join(dir, 'images', 'nightly.raw');
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  const key = JSON.stringify({ regions, seed: 20261127 });
-  writeImage(full, plan, 'full', key);
-  writeImage(nightly, plan, 'nightly', key, full);
-  return { plan, full, nightly, nightlySha: await sha256File(nightly) };
-}
+const makeImages = () => makeBenchImages(dir, regions);
 
 /** the RESULTS.md block of a run: pinned runs have their own beside the shared-cores one */
 function blockName(r) {

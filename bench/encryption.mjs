@@ -21,10 +21,10 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { sha256File, warmImage } from './lib/cluster-steps.mjs';
+import { makeBenchImages, sha256File, warmImage } from './lib/cluster-steps.mjs';
 import { summarizeProfiles } from './lib/cpu-profile.mjs';
 import { measure, sh } from './lib/exec.mjs';
-import { planImage, REGION, writeImage } from './lib/images.mjs';
+import { REGION } from './lib/images.mjs';
 import { busySeconds, freeGiB, loadAverage, machineInfo, othersShare } from './lib/machine.mjs';
 import { median } from './lib/report.mjs';
 import { replaceBlock } from './lib/sections.mjs';
@@ -100,16 +100,7 @@ function sealPath() {
     : 'node:crypto in 128 KiB slices (the native addon is not built)';
 }
 
-async function makeImages() {
-  const plan = planImage({ regions, shares: { zero: 0.55, random: 0.2 }, seed: 20261127 });
-  const full = join(dir, 'images', 'full.raw');
-  const nightly = join(dir, 'images', 'nightly.raw');
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  const key = JSON.stringify({ regions, seed: 20261127 });
-  writeImage(full, plan, 'full', key);
-  writeImage(nightly, plan, 'nightly', key, full);
-  return { plan, full, nightly, fullSha: await sha256File(full) };
-}
+const makeImages = () => makeBenchImages(dir, regions);
 
 // ---------------------------------------------------------------------------------------------
 // Measured steps

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, linkSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { measure, sh } from './exec.mjs';
-import { REGION } from './images.mjs';
+import { planImage, REGION, writeImage } from './images.mjs';
 import { busySeconds, othersShare } from './machine.mjs';
 import { summarizeProfiles } from './cpu-profile.mjs';
 
@@ -243,4 +243,19 @@ export async function tlsProbe(cluster, bytes, rounds = 3) {
     await new Promise((resolve) => (server.exitCode === null ? server.once('exit', resolve) : resolve()));
   }
   return out;
+}
+
+/**
+ * The bench image and its nightly copy (2% of the regions rewritten) under `dir`/images, as
+ * bench/run.mjs makes them: `regions` of 4 MiB, 55% zero, 20% random, the rest text; SHA-256 of both.
+ */
+export async function makeBenchImages(dir, regions) {
+  const plan = planImage({ regions, shares: { zero: 0.55, random: 0.2 }, seed: 20261127 });
+  const full = join(dir, 'images', 'full.raw');
+  const nightly = join(dir, 'images', 'nightly.raw');
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  const key = JSON.stringify({ regions, seed: 20261127 });
+  writeImage(full, plan, 'full', key);
+  writeImage(nightly, plan, 'nightly', key, full);
+  return { plan, full, nightly, fullSha: await sha256File(full), nightlySha: await sha256File(nightly) };
 }
