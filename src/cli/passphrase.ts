@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { ColdvaultError, describeError } from '../core/index.js';
+import { passphraseIn } from '../pipeline/index.js';
 
 export interface PassphraseSource {
   /** a file whose first line is the passphrase */
@@ -41,9 +42,7 @@ function fromFile(path: string): string {
   } catch (err) {
     throw new ColdvaultError('USAGE', `cannot read the passphrase file '${path}': ${describeError(err)}`, { cause: err });
   }
-  const line = text.split(/\r?\n/)[0] ?? '';
-  if (line === '') throw new ColdvaultError('KEY_PASSPHRASE_WRONG', `the passphrase file '${path}' is empty (its first line is the passphrase)`);
-  return line;
+  return passphraseIn(text, path);
 }
 
 /** One line from the terminal without echo. */

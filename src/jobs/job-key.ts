@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import { ColdvaultError, describeError, isColdvaultError } from '../core/index.js';
 import type { VersionKey } from '../format/index.js';
-import { loadVersionKey } from '../pipeline/index.js';
+import { loadVersionKey, passphraseIn } from '../pipeline/index.js';
 import type { Job, JobEncryption } from './job-model.js';
 
 export const PASSPHRASE_ENV = 'COLDVAULT_KEY_PASSPHRASE';
@@ -64,10 +64,7 @@ async function unattendedPassphrase(setting: JobEncryption, how: KeyOpening): Pr
     } catch (err) {
       throw new ColdvaultError('KEY_PASSPHRASE_WRONG', `cannot read the passphrase file '${setting.passphraseFile}': ${describeError(err)}`, { cause: err });
     }
-    const line = text.split(/\r?\n/)[0] ?? '';
-    if (line === '')
-      throw new ColdvaultError('KEY_PASSPHRASE_WRONG', `the passphrase file '${setting.passphraseFile}' is empty (its first line is the passphrase)`);
-    return line;
+    return passphraseIn(text, setting.passphraseFile);
   }
   const fromEnv = (how.env ?? process.env)[PASSPHRASE_ENV];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;

@@ -25,4 +25,4 @@ export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
 export * from './sync/index.js';
 export { localSource, openRemoteSource, remoteSource, type ChunkSource, type SourceRef, type VersionLease, type VersionSource } from './version-source.js';
-export { loadVersionKey, readKeyFile } from './key-files.js';
+export { loadVersionKey, passphraseIn, readKeyFile } from './key-files.js';

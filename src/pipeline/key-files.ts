@@ -19,6 +19,13 @@ export async function readKeyFile(path: string): Promise<KeyFile> {
   return parseKeyFile(text, path);
 }
 
+/** The passphrase in a passphrase file's text: its first line; KEY_PASSPHRASE_WRONG naming `path` when that is empty. */
+export function passphraseIn(text: string, path: string): string {
+  const line = text.split(/\r?\n/)[0] ?? '';
+  if (line === '') throw new ColdvaultError('KEY_PASSPHRASE_WRONG', `the passphrase file '${path}' is empty (its first line is the passphrase)`);
+  return line;
+}
+
 /** The keys of key file `path`; `passphrase` is asked only when the file has one. */
 export async function loadVersionKey(path: string, passphrase: () => Promise<string>): Promise<VersionKey> {
   const file = await readKeyFile(path);
