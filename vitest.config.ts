@@ -1,10 +1,31 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two lanes on CI's 2 cores. Test files are independent (each makes its own folders, loop devices by
+ * `losetup --find`, network namespaces named after its pid), so they run two at a time - except the
+ * files that list or identify the machine's block devices (device discovery, mounting a disk by its
+ * identity, the devices API): they would see the other lane's loop devices, so they run one at a time
+ * after the rest (group 1), when nothing else has a loop device attached.
+ */
+const sharesDevices = [
+  'test/jobs/job-device*.test.ts',
+  'test/jobs/sync-job.test.ts',
+  'test/server/devices.test.ts',
+  'test/server/store-devices.test.ts',
+  'test/server/roles.test.ts',
+  'test/targets/devices.test.ts',
+  'test/targets/mounts.test.ts',
+];
+
+const common = { testTimeout: 120_000, hookTimeout: 120_000 };
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
     pool: 'forks',
+    maxWorkers: 2,
+    projects: [
+      { test: { ...common, name: 'independent', include: ['test/**/*.test.ts'], exclude: sharesDevices, sequence: { groupOrder: 0 } } },
+      { test: { ...common, name: 'devices', include: sharesDevices, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    ],
   },
 });
