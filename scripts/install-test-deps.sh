@@ -16,9 +16,12 @@
 #   openssl             serve's own TLS certificate is made with it (also a runtime need; Debian ships it with ca-certificates)
 #   iproute2            `ip netns` / veth / bridge: the cluster tests' nodes each in a network namespace (test/helpers/netns.ts;
 #                       its commands enter it with nsenter, from util-linux, which Debian always has)
+#   ceph-mon ceph-osd radosgw ceph-common
+#                       the real S3 service of the object-storage tests: a one-node Ceph with radosgw on 127.0.0.1,
+#                       started per test file by ../shared/tools/ceph-rgw-test-server.sh (test/helpers/radosgw.ts)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2 ceph-mon ceph-osd radosgw ceph-common)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

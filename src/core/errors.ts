@@ -95,6 +95,22 @@ export type ErrorCode =
   | 'TLS_CERT_DAMAGED'
   /** serve's self-signed TLS certificate could not be made (openssl missing or failing) */
   | 'TLS_CERT_FAILED'
+  /** an S3 service refused the credentials (unknown access key, wrong secret: the signature did not match) (targets/s3) */
+  | 'S3_UNAUTHORIZED'
+  /** an S3 service denied the request (AccessDenied: the key's policy, or an object still under Object Lock retention) */
+  | 'S3_FORBIDDEN'
+  /** the bucket does not exist (NoSuchBucket) */
+  | 'S3_NO_BUCKET'
+  /** the object does not exist (NoSuchKey, 404) */
+  | 'S3_NOT_FOUND'
+  /** Object Lock was asked for, and the bucket was not created with it (it cannot be turned on later for coldvault's use) */
+  | 'S3_NO_OBJECT_LOCK'
+  /** this machine's clock and the S3 service's differ by more than the 15 minutes a signature is valid */
+  | 'S3_CLOCK_SKEW'
+  /** an S3 service refused the request as invalid (another 4xx) */
+  | 'S3_REFUSED'
+  /** an S3 service failed or could not be reached, also after the retries (5xx, SlowDown, timeouts, resets) */
+  | 'S3_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

@@ -38,3 +38,4 @@ export * from './devices.js';
 export * from './device-health.js';
 export * from './journal-state.js';
 export * from './remote/index.js';
+export * from './s3/index.js';
