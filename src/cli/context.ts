@@ -1,6 +1,8 @@
 /** What every command gets: parsed flags, the config, a log to stderr, stdout, and store openers. */
 import { createTaskLog, type HypervisorDriver, type TaskLog } from '../core/index.js';
-import { Datastore } from '../datastore/index.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Datastore, S3Datastore, type S3StoreSettings } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import { WorkerPool } from '../pipeline/index.js';
 import { createDriver } from '../guests/hypervisor/index.js';
@@ -8,6 +10,7 @@ import { JobStore, openStateDb, StopJournal, TaskStore, type StateDb } from '../
 import { flag, required, type Parsed } from './args.js';
 import { loadConfig, storeDir, type CliConfig } from './config.js';
 import { ProgressBar } from './progress-bar.js';
+import { s3StoreSettings } from './s3-option.js';
 
 export class CommandContext {
   readonly config: CliConfig;
@@ -42,6 +45,22 @@ export class CommandContext {
   async openStore(): Promise<{ store: Datastore; catalog: Catalog }> {
     const store = await Datastore.open(this.storeDir());
     const catalog = await Catalog.open(store, { log: this.log }); // a damaged catalog: moved aside, WARN, rebuilt
+    this.closers.push(() => catalog.close());
+    return { store, catalog };
+  }
+
+  /** The settings of `--store s3://...` (with --endpoint, --region, credentials from the environment); undefined for a folder. */
+  s3Settings(): S3StoreSettings | undefined {
+    return s3StoreSettings(this.args);
+  }
+
+  /** An S3 datastore and its catalog: a local cache in `<stateDir>/catalogs/<datastore id>.sqlite`, rebuilt from the bucket when new. */
+  async openS3Store(settings: S3StoreSettings): Promise<{ store: S3Datastore; catalog: Catalog }> {
+    const store = await S3Datastore.open(settings);
+    this.closers.push(() => store.close());
+    const dir = join(this.config.stateDir, 'catalogs');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const catalog = await Catalog.open(store, { log: this.log, file: join(dir, `${store.identity.id}.sqlite`) });
     this.closers.push(() => catalog.close());
     return { store, catalog };
   }

@@ -30,3 +30,4 @@ export { holderAlive, processAlive, thisBoot, thisHost } from './pid.js';
 export * from './prune-policy.js';
 export * from './privacy.js';
 export { checkReceivedBlob, type ReceivedCheck } from './received.js';
+export * from './s3/index.js';

@@ -23,6 +23,17 @@ export { checkIndexDigest } from './restore-disk.js';
 export type { BackupTarget, ChunkSink, HeldTarget, VersionWriter } from './backup-target.js';
 export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
+export { S3Target } from './s3-target.js';
+export { pruneS3Guest, type S3PruneRequest } from './s3-prune.js';
 export * from './sync/index.js';
-export { localSource, openRemoteSource, remoteSource, type ChunkSource, type SourceRef, type VersionLease, type VersionSource } from './version-source.js';
+export {
+  localSource,
+  openRemoteSource,
+  remoteSource,
+  s3Source,
+  type ChunkSource,
+  type SourceRef,
+  type VersionLease,
+  type VersionSource,
+} from './version-source.js';
 export { loadVersionKey, passphraseIn, readKeyFile } from './key-files.js';

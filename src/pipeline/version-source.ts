@@ -24,7 +24,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { ColdvaultError, errnoCode } from '../core/index.js';
-import { leaseVersion, type Datastore, type LockDir } from '../datastore/index.js';
+import { leaseVersion, type Datastore, type LockDir, type S3Datastore } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
 import { clusterNode, type ClusterConfig, RemoteStore, remoteStoreOptions, clusterTimeouts } from '../targets/index.js';
 
@@ -119,6 +119,30 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
     lease: (guestId, version) => remote.leaseVersion(guestId, version),
     checkpoint: () => Promise.resolve(),
     close: () => remote.close(),
+  };
+}
+
+/**
+ * A datastore in an S3 bucket as a version source. Its read lease is a lock object under
+ * `locks/read-<vmid>-<version>/` that prune respects (pipeline/s3-prune.ts); no quarantine (a damaged
+ * chunk object stays, verify reports it); the restore's lock is the caller's (this node's state dir).
+ */
+export function s3Source(store: S3Datastore): VersionSource {
+  return {
+    describe: `datastore '${store.dir}'`,
+    chunks: { readInto: (hex, buf, offset) => store.chunks.readInto(hex, buf, offset), readsInFlight: 8 },
+    listGuestIds: () => store.listGuestIds(),
+    listVersionNumbers: (guestId) => store.listVersionNumbers(guestId),
+    readManifest: (guestId, version) => store.readManifest(guestId, version),
+    readIndex: (guestId, version, name) => store.readIndex(guestId, version, name),
+    versionGone: (guestId, version) =>
+      store.listVersionNumbers(guestId).then(
+        (numbers) => !numbers.includes(version),
+        () => false,
+      ),
+    lease: (guestId, version, purpose) => store.locks.acquire({ name: `read-${guestId}-${version}`, shared: true, excludedBy: [], purpose, waitMs: 0 }),
+    checkpoint: () => Promise.resolve(),
+    close: () => store.close(),
   };
 }
 

@@ -1,10 +1,13 @@
 /** `coldvault backup <vmid>... --store <dir> [--keep N] [--compress zstd|none] [--zstd-level N] [--snapshot auto|off] [--full]` */
 import { ColdvaultError, describeError, formatBytes, parseGuestId } from '../../core/index.js';
 import { removeLeftoverSnapshots, snapshotGuestDisks, type GuestSnapshots, type SnapshotMode } from '../../jobs/index.js';
-import { backupGuest, type LocalBackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
+import type { Catalog } from '../../catalog/index.js';
+import type { Datastore } from '../../datastore/index.js';
+import { backupGuest, S3Target, type BackupRequest, type BackupResult, type DiskReadReport } from '../../pipeline/index.js';
 import { flag, intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { encryptOptions, keyOption } from '../key-option.js';
+import { S3_HELP, s3Options } from '../s3-option.js';
 
 export const backupOptions: OptionSpec = {
   store: { type: 'string' },
@@ -16,6 +19,7 @@ export const backupOptions: OptionSpec = {
   snapshot: { type: 'string' },
   full: { type: 'boolean' },
   ...encryptOptions,
+  ...s3Options,
 };
 
 export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--keep N] [--compress zstd|none] [--zstd-level N]
@@ -28,7 +32,8 @@ export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-di
   --full: read every chunk, also where a changed-extent nightly would take unchanged ones from a base snapshot.
   --encrypt KEYFILE: the version is encrypted with that key (coldvault key create): chunks AES-256-GCM under
   keyed names, the config sealed, manifest and indexes authenticated; restore needs the key (--keyfile).
-  Its passphrase: --passphrase-file F, COLDVAULT_KEY_PASSPHRASE, or a prompt.`;
+  Its passphrase: --passphrase-file F, COLDVAULT_KEY_PASSPHRASE, or a prompt.
+${S3_HELP}`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const ids = ctx.args.positionals.map((v) => parseGuestId(v, 'vmid'));
@@ -38,15 +43,14 @@ export async function backupCommand(ctx: CommandContext): Promise<number> {
   const snapshot = snapshotOption(str(ctx.args, 'snapshot'));
   const encryption = await keyOption(ctx, 'encrypt'); // before anything else: a wrong passphrase stops here
   const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
-  const { store, catalog } = await ctx.openStore();
+  const where = await openTarget(ctx);
   if (snapshot === 'auto') await removeLeftoverSnapshots(ctx.config, ctx.log); // of runs that died (kill -9, power cut)
   const results: unknown[] = [];
   let failed = 0;
   for (const guestId of ids) {
     try {
       const r = await withSnapshots(snapshot, ctx, {
-        store,
-        catalog,
+        ...where,
         pool,
         guestsDir: ctx.config.guestsDir,
         storages: ctx.config.storages,
@@ -103,8 +107,21 @@ function snapshotOption(value: string | undefined): SnapshotMode {
   throw new ColdvaultError('USAGE', `--snapshot '${value}': expected auto or off`);
 }
 
+/** The datastore of --store: a folder (and its catalog), or a bucket (s3://) as a target. */
+async function openTarget(ctx: CommandContext): Promise<{ store: Datastore; catalog: Catalog } | { target: S3Target }> {
+  const s3 = ctx.s3Settings();
+  if (!s3) return ctx.openStore();
+  const { store, catalog } = await ctx.openS3Store(s3);
+  return { target: new S3Target(store, catalog) };
+}
+
+/** the datastore's id (a folder's or a bucket's: both can hold cold-snapshot bases) */
+function datastoreIdOf(req: BackupRequest): string {
+  return 'target' in req ? (req.target.datastoreId ?? '') : req.store.identity.id;
+}
+
 /** The backup, reading the disks' cold snapshots (auto) when every disk can have one; they are removed afterwards. */
-async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: LocalBackupRequest): Promise<BackupResult> {
+async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: BackupRequest): Promise<BackupResult> {
   if (mode === 'off') return backupGuest(req);
   let snapshots: GuestSnapshots | undefined;
   let published = false;
@@ -114,7 +131,7 @@ async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: Local
       ...req,
       beforeArchive: async (log, disks) => {
         snapshots = await snapshotGuestDisks(req.guestId, disks, req.storages, log);
-        return snapshots?.readPlans(req.store.identity.id);
+        return snapshots?.readPlans(datastoreIdOf(req));
       },
       afterArchive: (_m, _dir, _log, diskReads) => {
         published = true;
@@ -123,6 +140,6 @@ async function withSnapshots(mode: SnapshotMode, ctx: CommandContext, req: Local
       },
     });
   } finally {
-    await snapshots?.settleAfterRun(published, ctx.log, { datastoreId: req.store.identity.id, reads });
+    await snapshots?.settleAfterRun(published, ctx.log, { datastoreId: datastoreIdOf(req), reads });
   }
 }

@@ -11,13 +11,15 @@ import type { OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { keyFileOptions, keyOption } from '../key-option.js';
 import { REMOTE_HELP, remoteRef, remoteStore } from './remote-read.js';
+import { S3_HELP, s3Options } from '../s3-option.js';
 
-export const listOptions: OptionSpec = { store: { type: 'string' }, remote: { type: 'string' }, ...keyFileOptions };
+export const listOptions: OptionSpec = { store: { type: 'string' }, remote: { type: 'string' }, ...keyFileOptions, ...s3Options };
 export const listHelp = `coldvault list [<vmid>] --store <dir> [--remote NODE] [--keyfile FILE] [--json]
   Lists the versions in a datastore (all guests, or one); encrypted ones name their key. With --keyfile
   FILE each version's guest configuration is shown too (json: "config"), those encrypted with that key
   opened and their manifest authenticated (a version of another key says so).
-${REMOTE_HELP}`;
+${REMOTE_HELP}
+${S3_HELP}`;
 
 /** What a line shows of a version (`coldvault list --json` has every field). */
 interface Listed {
@@ -42,7 +44,8 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
     show(ctx, versions, versions);
   } else {
     const key = await keyOption(ctx, 'keyfile');
-    const { store, catalog } = await ctx.openStore();
+    const s3 = ctx.s3Settings();
+    const { store, catalog } = s3 ? await ctx.openS3Store(s3) : await ctx.openStore();
     const versions = catalog.listVersions(guestId);
     const configs = key ? await Promise.all(versions.map((v) => configOf(store, key, v.guestId, v.version))) : [];
     show(
@@ -55,7 +58,7 @@ export async function listCommand(ctx: CommandContext): Promise<number> {
 }
 
 /** The guest config of a version, opened with `key` when it is encrypted with it; else the reason it is not shown. */
-async function configOf(store: Datastore, key: VersionKey, guestId: string, version: number): Promise<string> {
+async function configOf(store: Pick<Datastore, 'readManifest'>, key: VersionKey, guestId: string, version: number): Promise<string> {
   const what = `version ${version} of guest ${guestId}`;
   try {
     return openManifest(await store.readManifest(guestId, version), key, { guestId, version }, what).config;

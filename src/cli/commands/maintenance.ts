@@ -1,19 +1,24 @@
 /** `coldvault datastore init|info`, `prune`, `gc`, `catalog rebuild`, `protect`. */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatBytes, parseGuestId, parsePositiveInt } from '../../core/index.js';
-import { collectGarbage, Datastore, hasRetention, type PruneOptions } from '../../datastore/index.js';
+import { collectGarbage, Datastore, hasRetention, isS3Url, S3Datastore, type PruneOptions } from '../../datastore/index.js';
 import { protectVersion, pruneGuest } from '../../pipeline/index.js';
 import { flag, intOption, required, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { S3_HELP, s3Options, s3StoreSettings } from '../s3-option.js';
 
-export const datastoreOptions: OptionSpec = { store: { type: 'string' } };
+export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options };
 export const datastoreHelp = `coldvault datastore init <dir>     creates a datastore in an empty (or new) folder
-coldvault datastore info --store <dir> [--json]`;
+coldvault datastore init s3://BUCKET/PREFIX --endpoint URL [--region R]
+                                   creates a datastore in a bucket (the bucket too, when it does not exist)
+coldvault datastore info --store <dir> [--json]
+${S3_HELP}`;
 
 export async function datastoreCommand(ctx: CommandContext): Promise<number> {
   const [sub, dir] = ctx.args.positionals;
   if (sub === 'init') {
     if (!dir) throw new ColdvaultError('USAGE', 'coldvault datastore init: name the folder');
+    if (isS3Url(dir)) return initS3(ctx, dir);
     const store = await Datastore.init(resolve(dir));
     if (ctx.json) ctx.printJson(store.identity);
     else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' (format ${store.identity.format})`);
@@ -30,6 +35,16 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   throw new ColdvaultError('USAGE', `coldvault datastore: unknown subcommand '${sub ?? ''}' (init, info)`);
+}
+
+async function initS3(ctx: CommandContext, url: string): Promise<number> {
+  const settings = s3StoreSettings({ ...ctx.args, values: { ...ctx.args.values, store: url } });
+  if (!settings) throw new ColdvaultError('USAGE', `'${url}' is not an s3:// address`);
+  const store = await S3Datastore.init(settings);
+  store.close();
+  if (ctx.json) ctx.printJson({ ...store.identity, dir: store.dir, endpoint: settings.endpoint });
+  else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' at ${settings.endpoint} (format ${store.identity.format})`);
+  return 0;
 }
 
 export const pruneOptions: OptionSpec = {

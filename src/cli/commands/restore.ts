@@ -4,12 +4,13 @@
  */
 import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index.js';
 import { join } from 'node:path';
-import { Datastore, LockDir } from '../../datastore/index.js';
-import { remoteSource, restoreGuest, type RestoreOptions } from '../../pipeline/index.js';
+import { Datastore, LockDir, S3Datastore, type S3StoreSettings } from '../../datastore/index.js';
+import { remoteSource, s3Source, restoreGuest, type RestoreOptions } from '../../pipeline/index.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { keyFileOptions, keyOption } from '../key-option.js';
+import { S3_HELP, s3Options } from '../s3-option.js';
 import { REMOTE_HELP, remoteRef, remoteStore, stateLocks, type RemoteRef } from './remote-read.js';
 
 export const restoreOptions: OptionSpec = {
@@ -24,6 +25,7 @@ export const restoreOptions: OptionSpec = {
   device: { type: 'string' },
   remote: { type: 'string' },
   ...keyFileOptions,
+  ...s3Options,
 };
 export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV | --remote NODE]
      [--keyfile FILE [--passphrase-file F]]
@@ -34,7 +36,9 @@ ${REMOTE_HELP}
   Every chunk is checked here; that node holds the version against prune for the read (a read lease,
   kept alive while the restore runs, released at its end or when this process goes quiet).
   An encrypted version needs its key: --keyfile FILE (its passphrase: --passphrase-file F,
-  COLDVAULT_KEY_PASSPHRASE, or a prompt); without it the restore is refused, naming the key's fingerprint.`;
+  COLDVAULT_KEY_PASSPHRASE, or a prompt); without it the restore is refused, naming the key's fingerprint.
+${S3_HELP}
+  From a bucket the version is held against prune by a read lock object while it is restored.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
   const [first, ...rest] = ctx.args.positionals;
@@ -47,6 +51,11 @@ export async function restoreCommand(ctx: CommandContext): Promise<number> {
   if (remote) {
     if (str(ctx.args, 'device')) throw new ColdvaultError('USAGE', 'coldvault restore: give --device or --remote, not both');
     return restoreRemote(ctx, remote, { guestId, version, newId, key });
+  }
+  const s3 = ctx.s3Settings();
+  if (s3) {
+    if (str(ctx.args, 'device')) throw new ColdvaultError('USAGE', 'coldvault restore: --device does not go with an s3:// store');
+    return restoreS3(ctx, s3, { guestId, version, newId, key });
   }
   const device = str(ctx.args, 'device') ? await mountReadOnly(ctx, str(ctx.args, 'device') as string) : undefined;
   try {
@@ -102,6 +111,20 @@ async function restoreRemote(ctx: CommandContext, remote: RemoteRef, wanted: Wan
     const { guestId: id, version, newId } = wanted;
     if (ctx.json)
       ctx.printJson({ id, version, newId, remote: remote.node, store: remote.store, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
+    return 0;
+  } finally {
+    source.close();
+  }
+}
+
+/** From a datastore in a bucket: the catalog cache is not needed, the restore's lock in the state dir. */
+async function restoreS3(ctx: CommandContext, settings: S3StoreSettings, wanted: Wanted): Promise<number> {
+  const pool = ctx.pool();
+  const source = s3Source(await S3Datastore.open(settings));
+  try {
+    const result = await restoreGuest({ ...requestOf(ctx, pool, wanted), locks: stateLocks(ctx), source });
+    const { guestId: id, version, newId } = wanted;
+    if (ctx.json) ctx.printJson({ id, version, newId, store: source.describe, config: result.configPath, volumes: Object.fromEntries(result.volumes) });
     return 0;
   } finally {
     source.close();

@@ -7,19 +7,27 @@
  * quarantine from here: the report says so), and no catalog records the verdicts.
  */
 import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index.js';
-import { remoteSource, verifyStore, verifyVerdict, type VerifyOptions, type VerifyResult } from '../../pipeline/index.js';
+import { remoteSource, s3Source, verifyStore, verifyVerdict, type VerifyOptions, type VerifyResult } from '../../pipeline/index.js';
 import { str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { keyFileOptions, keyOption } from '../key-option.js';
 import { REMOTE_HELP, remoteRef, remoteStore, type RemoteRef } from './remote-read.js';
+import { S3_HELP, s3Options } from '../s3-option.js';
 
-export const verifyOptions: OptionSpec = { store: { type: 'string' }, version: { type: 'string' }, remote: { type: 'string' }, ...keyFileOptions };
+export const verifyOptions: OptionSpec = {
+  store: { type: 'string' },
+  version: { type: 'string' },
+  remote: { type: 'string' },
+  ...keyFileOptions,
+  ...s3Options,
+};
 export const verifyHelp = `coldvault verify [<vmid> [--version N]] --store <dir> [--remote NODE] [--keyfile FILE] [--json]
   Re-reads every chunk of the versions and checks CRC and SHA-256; damaged chunks are reported and
   quarantined, missing ones reported; chunks that cannot be read (I/O errors: the disk or its
   connection) are left in place and their versions reported as not fully checked (incomplete).
 ${REMOTE_HELP}
   Damaged chunks are reported but stay on that node: 'coldvault verify' there quarantines them.
+${S3_HELP}
   Encrypted versions: with --keyfile FILE (their key) everything is checked (manifest MAC, chunk tags and
   keyed digests); without it only what shows without the key (blob CRC and structure, index against
   manifest), and the report says their content was not checked (exit 0 when that much is clean).`;
@@ -34,8 +42,11 @@ export async function verifyCommand(ctx: CommandContext): Promise<number> {
   const pool = ctx.pool(); // first: the workers load their modules while the store and catalog open
   const options: VerifyOptions = { pool, guestId, version, key, log: ctx.log, onProgress: (p) => ctx.bar.update(p) };
   if (remote) return verifyRemote(ctx, remote, options);
-  const { store, catalog } = await ctx.openStore();
-  const result = await verifyStore({ ...options, store, catalog });
+  const s3 = ctx.s3Settings();
+  const opened = s3 ? await ctx.openS3Store(s3) : undefined;
+  const result = opened
+    ? await verifyStore({ ...options, source: s3Source(opened.store), catalog: opened.catalog })
+    : await verifyStore({ ...options, ...(await ctx.openStore()) });
   if (ctx.json) ctx.printJson(result);
   else ctx.print(verifyVerdict(result).join('\n'));
   return result.ok ? 0 : 1;

@@ -168,6 +168,12 @@ export class S3Client {
     } while (token);
   }
 
+  /** The service's clock (the Date of an answer): lock freshness is judged by it, never by this machine's. */
+  async serverTime(): Promise<Date> {
+    const a = await this.call({ method: 'HEAD', path: this.path(''), doing: `HEAD of bucket ${this.bucket}`, accept: [404] });
+    return dateHeader(a.headers) ?? new Date();
+  }
+
   /** Whether the bucket exists (and these credentials may use it). */
   async bucketExists(): Promise<boolean> {
     const a = await this.call({ method: 'HEAD', path: this.path(''), doing: `HEAD of bucket ${this.bucket}`, accept: [404] });

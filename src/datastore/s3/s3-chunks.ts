@@ -1,0 +1,66 @@
+/**
+ * Chunks of an S3 datastore: one object per blob at `chunks/<4 hex>/<64 hex>`, the same bytes as a
+ * folder store's chunk file. A PUT that answered 200 is durable (S3's contract), so there is nothing
+ * to sync. What is "there" is known without a request per chunk: the chunks of the indexes a backup
+ * primed this run with (a published version's: gc cannot remove them while the backup is registered
+ * as a writer, index.ts) and those this run stored. A chunk the run does not know is uploaded; if it
+ * was there already, the PUT rewrites the same bytes (content-addressed: nothing changes but the
+ * bytes on the wire).
+ */
+import { ColdvaultError } from '../../core/index.js';
+import { S3Error, type S3Client } from '../../targets/index.js';
+import type { S3Keys } from './s3-location.js';
+
+export class S3ChunkStore {
+  private readonly known = new Set<string>();
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly keys: S3Keys,
+  ) {}
+
+  /** Adds chunks known to be stored (a published version's index); answers how many were new to the set. */
+  prime(hexes: Iterable<string>): number {
+    const before = this.known.size;
+    for (const h of hexes) this.known.add(h);
+    return this.known.size - before;
+  }
+
+  touch(hex: string): Promise<boolean> {
+    return Promise.resolve(this.known.has(hex));
+  }
+
+  touchOrMissing(hexes: Iterable<string>): Promise<string[]> {
+    return Promise.resolve([...hexes].filter((h) => !this.known.has(h)));
+  }
+
+  missing(hexes: Iterable<string>): Promise<string[]> {
+    return this.touchOrMissing(hexes);
+  }
+
+  async insert(hex: string, blob: Uint8Array): Promise<void> {
+    await this.client.put(this.keys.chunk(hex), blob);
+    this.known.add(hex);
+  }
+
+  syncDirs(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The blob of `hex` into `buf` from `offset` on (unchecked: the caller checks CRC and digest); CHUNK_MISSING when absent. */
+  async readInto(hex: string, buf: ArrayBuffer, offset = 0): Promise<number> {
+    const room = new Uint8Array(buf, offset, buf.byteLength - offset);
+    let got: Buffer;
+    try {
+      got = await this.client.get(this.keys.chunk(hex), { into: room });
+    } catch (err) {
+      if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') {
+        throw new ColdvaultError('CHUNK_MISSING', `chunk ${hex} is missing from ${this.client.where}`, { cause: err });
+      }
+      throw err;
+    }
+    if (got.length > room.length) throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} is corrupt: ${got.length} bytes, more than any chunk blob`);
+    if (got.buffer !== buf) room.set(got);
+    return got.length;
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * A datastore in an S3 bucket under a prefix (the layout, the publish rule and the locks: index.ts).
+ * It reads as a folder store does (DatastoreReader: guests, versions, manifests, indexes), so the
+ * catalog, restore and verify work on it unchanged; writing goes through its writer half
+ * (pipeline/s3-target.ts): chunks, then the version's files, then its manifest, last.
+ */
+import { randomUUID } from 'node:crypto';
+import { ColdvaultError } from '../../core/index.js';
+import {
+  CHUNK_SIZE,
+  DATASTORE_FORMAT,
+  decodeFixedIndex,
+  decodeIdentity,
+  decodeManifest,
+  encodeIdentity,
+  MANIFEST_FILE,
+  type DatastoreIdentity,
+  type FixedIndex,
+  type Manifest,
+} from '../../format/index.js';
+import { S3Client, S3Error } from '../../targets/index.js';
+import { S3ChunkStore } from './s3-chunks.js';
+import { S3Keys, type S3StoreSettings } from './s3-location.js';
+import { S3Locks } from './s3-locks.js';
+
+export class S3Datastore {
+  readonly keys: S3Keys;
+  readonly chunks: S3ChunkStore;
+  readonly locks: S3Locks;
+
+  private constructor(
+    readonly client: S3Client,
+    readonly settings: S3StoreSettings,
+    readonly identity: DatastoreIdentity,
+  ) {
+    this.keys = new S3Keys(settings.prefix);
+    this.chunks = new S3ChunkStore(client, this.keys);
+    this.locks = new S3Locks(client, settings.prefix);
+  }
+
+  /** `s3://bucket/prefix`: what a folder store's `dir` is in messages and in the catalog */
+  get dir(): string {
+    return `s3://${this.settings.bucket}/${this.settings.prefix}`;
+  }
+
+  /** Creates the datastore (and the bucket, when it does not exist); refuses a prefix that holds anything. */
+  static async init(settings: S3StoreSettings): Promise<S3Datastore> {
+    const client = clientOf(settings);
+    const where = `s3://${settings.bucket}/${settings.prefix}`;
+    if (!(await client.bucketExists())) await client.createBucket(settings.region, false);
+    const keys = new S3Keys(settings.prefix);
+    if (await client.head(keys.identity())) throw new ColdvaultError('DATASTORE_EXISTS', `'${where}' already holds a coldvault datastore`);
+    for await (const o of client.list(settings.prefix)) {
+      throw new ColdvaultError('FOLDER_NOT_EMPTY', `refusing to create a datastore in '${where}': the prefix is not empty (${o.key})`);
+    }
+    const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
+    await client.put(keys.identity(), encodeIdentity(identity), { signBody: true, contentType: 'application/json' });
+    return new S3Datastore(client, settings, identity);
+  }
+
+  /** Opens an existing datastore; NOT_A_DATASTORE naming the address when there is none. */
+  static async open(settings: S3StoreSettings): Promise<S3Datastore> {
+    const client = clientOf(settings);
+    const where = `s3://${settings.bucket}/${settings.prefix}`;
+    let file: Buffer;
+    try {
+      file = await client.get(new S3Keys(settings.prefix).identity());
+    } catch (err) {
+      if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') {
+        throw new ColdvaultError(
+          'NOT_A_DATASTORE',
+          `'${where}' is not a coldvault datastore; create one with 'coldvault datastore init ${where} --endpoint ${settings.endpoint}'`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw err;
+    }
+    const identity = decodeIdentity(file, where);
+    if (identity.chunkSize !== CHUNK_SIZE)
+      throw new ColdvaultError('DATASTORE_CORRUPT', `datastore '${where}' uses chunk size ${identity.chunkSize}; this coldvault writes ${CHUNK_SIZE}`);
+    return new S3Datastore(client, settings, identity);
+  }
+
+  async listGuestIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const folder of this.client.listFolders(this.keys.guests())) {
+      const id = folder.slice(this.keys.guests().length, -1);
+      if (/^[1-9][0-9]*$/.test(id)) ids.push(id);
+    }
+    return ids.sort((a, b) => Number(a) - Number(b));
+  }
+
+  /** The published versions (those whose manifest is there), oldest first. */
+  async listVersionNumbers(guestId: string): Promise<number[]> {
+    return (await this.versionFolders(guestId)).filter((v) => v.published).map((v) => v.version);
+  }
+
+  /** Every version folder of the guest, published or not (a dead run's files without a manifest). */
+  async versionFolders(guestId: string): Promise<Array<{ version: number; published: boolean }>> {
+    const found = new Map<number, boolean>();
+    const base = this.keys.guest(guestId);
+    for await (const o of this.client.list(base)) {
+      const m = /^([1-9][0-9]*)\/(.+)$/.exec(o.key.slice(base.length));
+      if (!m) continue;
+      const version = Number(m[1]);
+      found.set(version, (found.get(version) ?? false) || m[2] === MANIFEST_FILE);
+    }
+    return [...found].map(([version, published]) => ({ version, published })).sort((a, b) => a.version - b.version);
+  }
+
+  async readManifest(guestId: string, version: number): Promise<Manifest> {
+    return decodeManifest(await this.readVersionFile(guestId, version, MANIFEST_FILE), `of guest ${guestId} version ${version}`);
+  }
+
+  async readIndex(guestId: string, version: number, name: string): Promise<FixedIndex> {
+    return decodeFixedIndex(
+      await this.readVersionFile(guestId, version, name),
+      `'${this.dir}${this.keys.file(guestId, version, name).slice(this.settings.prefix.length)}'`,
+    );
+  }
+
+  async readVersionFile(guestId: string, version: number, name: string): Promise<Buffer> {
+    try {
+      return await this.client.get(this.keys.file(guestId, version, name));
+    } catch (err) {
+      if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') {
+        const published = (await this.listVersionNumbers(guestId)).includes(version);
+        if (!published) throw new ColdvaultError('VERSION_NOT_FOUND', `guest ${guestId} has no version ${version} in '${this.dir}'`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Writes a file of a version being made (not visible: its manifest comes last). */
+  async writeVersionFile(guestId: string, version: number, name: string, data: Uint8Array | string, signal?: AbortSignal): Promise<void> {
+    const body = typeof data === 'string' ? Buffer.from(data) : data;
+    await this.client.put(this.keys.file(guestId, version, name), body, { signBody: true, signal });
+  }
+
+  /**
+   * The number of a new version of the guest: above every number handed out before (`last-version`)
+   * and every folder there, published or not; remembered before it is used. Call with the guest lock.
+   */
+  async nextVersionNumber(guestId: string): Promise<number> {
+    const last = await this.client.get(this.keys.lastVersion(guestId)).then(
+      (b) => Number(b.toString('utf8')) || 0,
+      (err: unknown) => {
+        if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') return 0;
+        throw err;
+      },
+    );
+    const folders = await this.versionFolders(guestId);
+    const next = Math.max(last, folders.at(-1)?.version ?? 0) + 1;
+    await this.client.put(this.keys.lastVersion(guestId), Buffer.from(`${next}\n`), { signBody: true });
+    return next;
+  }
+
+  /** Deletes every object of a version folder; the manifest first, so the version disappears at once. */
+  async removeVersion(guestId: string, version: number): Promise<void> {
+    const base = this.keys.version(guestId, version);
+    await this.client.delete(`${base}${MANIFEST_FILE}`);
+    for await (const o of this.client.list(base)) await this.client.delete(o.key);
+  }
+
+  /** Removes the files of versions that were never published (dead runs); call with the guest lock. */
+  async removeUnpublished(guestId: string): Promise<number[]> {
+    const dead = (await this.versionFolders(guestId)).filter((v) => !v.published).map((v) => v.version);
+    for (const version of dead) await this.removeVersion(guestId, version);
+    return dead;
+  }
+
+  /** Whether the version is protected from prune (a `protected` object in its folder). */
+  async isProtected(guestId: string, version: number): Promise<boolean> {
+    return (await this.client.head(this.keys.file(guestId, version, 'protected'))) !== undefined;
+  }
+
+  /** Ends the client's kept connections. */
+  close(): void {
+    this.client.close();
+  }
+}
+
+function clientOf(settings: S3StoreSettings): S3Client {
+  return new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    bucket: settings.bucket,
+    credentials: settings.credentials,
+    pathStyle: settings.pathStyle,
+  });
+}

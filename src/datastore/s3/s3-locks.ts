@@ -1,0 +1,152 @@
+/**
+ * Locks on an S3 datastore, without atomic rename or conditional writes: each holder PUTs an object
+ * of its own under `locks/<name>/`, then LISTs that folder (and the folders it excludes); it holds the
+ * lock when no other FRESH lock object is there, else it deletes its own and waits. Two that start
+ * together may both back off (each sees the other), never both hold: each PUT happens before its own
+ * LIST, and listings are strongly consistent (AWS S3, a single-site RGW).
+ *
+ * Freshness: a holder re-PUTs its object every REFRESH_MS; an object whose LastModified (the
+ * service's clock, never this machine's) is older than STALE_MS is a dead holder's and is ignored, and
+ * so is one that names this host and boot and a pid that is gone (a run killed here: the next run
+ * need not wait an hour).
+ * A holder that was frozen (SIGSTOP, a suspended VM) past STALE_MS must not act on what it held:
+ * `confirm` re-PUTs the object and fails with LOCKED when something else holds the lock by now; an
+ * act that must be covered by the lock (a version's manifest, a gc's deletes) starts within ACT_MS of
+ * a confirm (`actWithin`, which aborts it after ACT_MS), and S3 refuses a request whose signature
+ * time is more than 15 minutes from its own clock; with this machine's clock off by at most those 15
+ * minutes (else no request passes at all), every such act has landed by lastRefresh + ACT_MS + 30 min,
+ * before lastRefresh + STALE_MS, when anyone may first treat the lock as dead. The argument in full
+ * is in index.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ColdvaultError } from '../../core/index.js';
+import type { S3Client } from '../../targets/index.js';
+import { holderAlive, thisBoot, thisHost } from '../pid.js';
+
+export const REFRESH_MS = 60_000;
+export const STALE_MS = 60 * 60_000;
+/** an act covered by a lock starts within this long of the lock's last confirm */
+export const ACT_MS = 5 * 60_000;
+/** how late a signed request can still land: 15 minutes of validity, plus up to 15 of clock difference */
+export const SIGNATURE_WINDOW_MS = 30 * 60_000;
+
+export interface LockBody {
+  purpose: string;
+  host: string;
+  boot?: string;
+  pid: number;
+  created: string;
+}
+
+export interface HeldS3Lock {
+  readonly key: string;
+  /** re-PUTs the lock now and checks nobody else holds it (LOCKED when they do); then `fn` must start at once */
+  actWithin<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
+  release(): Promise<void>;
+}
+
+export interface AcquireRequest {
+  /** `guest-101`, `writers`, `gc` */
+  name: string;
+  purpose: string;
+  /** other lock folders whose fresh objects also keep this one from being held (gc: `writers`; a writer: `gc`) */
+  excludedBy: string[];
+  /** shared: other holders of `name` itself do not exclude (the writers' registration) */
+  shared?: boolean;
+  waitMs: number;
+}
+
+export class S3Locks {
+  constructor(
+    private readonly client: S3Client,
+    private readonly prefix: string,
+  ) {}
+
+  async acquire(req: AcquireRequest): Promise<HeldS3Lock> {
+    const key = `${this.prefix}locks/${req.name}/${randomUUID()}.json`;
+    const body: LockBody = { purpose: req.purpose, host: thisHost, boot: thisBoot, pid: process.pid, created: new Date().toISOString() };
+    const deadline = Date.now() + req.waitMs;
+    for (;;) {
+      const blocker = await this.tryOnce(key, body, req);
+      if (!blocker) return new Held(this, key, body, req);
+      await this.client.delete(key);
+      if (Date.now() >= deadline)
+        throw new ColdvaultError('LOCKED', `${req.purpose}: ${await this.describe(blocker)} (lock ${blocker} in ${this.client.where})`);
+      await sleep(500 + Math.random() * 1500);
+    }
+  }
+
+  /** PUTs `key`, then answers the key of a fresh lock that keeps it from being held, if any. */
+  async tryOnce(key: string, body: LockBody, req: Pick<AcquireRequest, 'name' | 'excludedBy' | 'shared'>): Promise<string | undefined> {
+    const put = await this.client.put(key, Buffer.from(JSON.stringify(body)), { signBody: true, contentType: 'application/json' });
+    const now = put.date ?? new Date();
+    const folders = req.shared ? req.excludedBy : [req.name, ...req.excludedBy];
+    for (const folder of folders) {
+      for (const other of await this.fresh(folder, now)) if (other !== key) return other;
+    }
+    return undefined;
+  }
+
+  /** The lock objects under `locks/<name>/` whose holders may be alive: refreshed within STALE_MS, and not a dead process of this host. */
+  async fresh(name: string, now: Date): Promise<string[]> {
+    const found: string[] = [];
+    for await (const o of this.client.list(`${this.prefix}locks/${name}/`)) {
+      if (now.getTime() - o.lastModified.getTime() >= STALE_MS) continue;
+      const body = await this.body(o.key);
+      if (body && !holderAlive(body)) continue;
+      found.push(o.key);
+    }
+    return found;
+  }
+
+  private async body(key: string): Promise<LockBody | undefined> {
+    try {
+      return JSON.parse((await this.client.get(key)).toString('utf8')) as LockBody;
+    } catch {
+      return undefined; // gone meanwhile, or not ours to read: counted as alive by its time alone
+    }
+  }
+
+  /** "held by <purpose> on <host> (pid N) since <time>" */
+  async describe(key: string): Promise<string> {
+    const b = await this.body(key);
+    return b ? `held by ${b.purpose} on ${b.host} (pid ${b.pid}) since ${b.created}` : 'held by another run';
+  }
+
+  get s3(): S3Client {
+    return this.client;
+  }
+}
+
+class Held implements HeldS3Lock {
+  private timer?: NodeJS.Timeout;
+  private released = false;
+
+  constructor(
+    private readonly locks: S3Locks,
+    readonly key: string,
+    private readonly body: LockBody,
+    private readonly req: AcquireRequest,
+  ) {
+    this.timer = setInterval(() => void this.refresh().catch(() => undefined), REFRESH_MS);
+    this.timer.unref();
+  }
+
+  async actWithin<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const blocker = await this.locks.tryOnce(this.key, this.body, this.req);
+    if (blocker) throw new ColdvaultError('LOCKED', `${this.req.purpose}: the lock was lost while this run was held up: ${await this.locks.describe(blocker)}`);
+    return fn(AbortSignal.timeout(ACT_MS));
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.released) return;
+    await this.locks.s3.put(this.key, Buffer.from(JSON.stringify(this.body)), { signBody: true, contentType: 'application/json' });
+  }
+
+  async release(): Promise<void> {
+    this.released = true;
+    clearInterval(this.timer);
+    await this.locks.s3.delete(this.key).catch(() => undefined);
+  }
+}

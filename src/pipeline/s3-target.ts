@@ -1,0 +1,126 @@
+/**
+ * The S3 target of a backup (backup-target.ts): a datastore in a bucket (datastore/s3; the publish rule
+ * and why gc cannot lose a reused chunk are written down there). hold registers the run as a writer,
+ * then takes the guest lock, then primes the dedup with the chunks of the guest's newest version (a
+ * published index: no request per chunk); open removes a dead run's unpublished files and takes a new
+ * version number; publish PUTs the log, then the manifest inside both locks' `actWithin`, then records
+ * the version in the catalog and runs the keep-N rotation. Changed-extent reads work as on a folder
+ * (datastoreId). No space check: a bucket has no free space to ask about.
+ */
+import { describeError, type TaskLog } from '../core/index.js';
+import { encodeManifest, MANIFEST_FILE, type Manifest, VERSION_LOG_FILE } from '../format/index.js';
+import type { HeldS3Lock, S3Datastore } from '../datastore/index.js';
+import type { Catalog } from '../catalog/index.js';
+import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
+import { pruneS3Guest } from './s3-prune.js';
+
+export class S3Target implements BackupTarget {
+  constructor(
+    readonly store: S3Datastore,
+    readonly catalog: Catalog,
+  ) {}
+
+  get label(): string {
+    return `'${this.store.dir}'`;
+  }
+
+  get datastoreId(): string {
+    return this.store.identity.id;
+  }
+
+  async hold(guestId: string, lockWaitMs: number, keep: number | undefined): Promise<HeldTarget> {
+    const purpose = `backup of guest ${guestId}`;
+    const writer = await this.store.locks.acquire({ name: 'writers', shared: true, excludedBy: ['gc'], purpose, waitMs: lockWaitMs });
+    let guest: HeldS3Lock | undefined;
+    try {
+      guest = await this.store.locks.acquire({ name: `guest-${guestId}`, excludedBy: [], purpose, waitMs: lockWaitMs });
+    } catch (err) {
+      await writer.release();
+      throw err;
+    }
+    const locks = { writer, guest };
+    return {
+      checkSpace: () => Promise.resolve(),
+      open: async (_bytes, log) => this.open(guestId, keep, locks, log),
+      release: async () => {
+        await locks.guest.release();
+        await locks.writer.release();
+      },
+    };
+  }
+
+  private async open(guestId: string, keep: number | undefined, locks: VersionLocks, log: TaskLog): Promise<VersionWriter> {
+    const dead = await this.store.removeUnpublished(guestId);
+    if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
+    await this.prime(guestId, log);
+    return new S3Version(this, guestId, keep, locks, await this.store.nextVersionNumber(guestId));
+  }
+
+  /** The chunks of the guest's newest version are known to be stored: no request for each. */
+  private async prime(guestId: string, log: TaskLog): Promise<void> {
+    const newest = (await this.store.listVersionNumbers(guestId)).at(-1);
+    if (newest === undefined) return;
+    try {
+      const manifest = await this.store.readManifest(guestId, newest);
+      let primed = 0;
+      for (const disk of manifest.disks) {
+        const index = await this.store.readIndex(guestId, newest, disk.index);
+        primed += this.store.chunks.prime(index.digests.filter((d) => d !== null).map((d) => d.toString('hex')));
+      }
+      log.info(`${primed} chunk(s) of version ${newest} are reused without a request each`);
+    } catch (err) {
+      log.warn(`reading version ${newest} of guest ${guestId} failed (${describeError(err)}): every chunk is uploaded`);
+    }
+  }
+}
+
+interface VersionLocks {
+  writer: HeldS3Lock;
+  guest: HeldS3Lock;
+}
+
+class S3Version implements VersionWriter {
+  private open = true;
+
+  constructor(
+    private readonly target: S3Target,
+    private readonly guestId: string,
+    private readonly keep: number | undefined,
+    private readonly locks: VersionLocks,
+    readonly version: number,
+  ) {}
+
+  get where(): string {
+    return `'${this.target.store.dir}guests/${this.guestId}/${this.version}'`;
+  }
+
+  get chunks(): S3Datastore['chunks'] {
+    return this.target.store.chunks;
+  }
+
+  async writeFile(name: string, data: Uint8Array | string): Promise<void> {
+    await this.target.store.writeVersionFile(this.guestId, this.version, name, data);
+  }
+
+  async publish(manifest: Manifest, logText: string, log: TaskLog): Promise<{ pruned: number[] }> {
+    const { store, catalog } = this.target;
+    await store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText);
+    const body = encodeManifest(manifest);
+    await this.locks.writer.actWithin(() =>
+      this.locks.guest.actWithin((signal) => store.writeVersionFile(this.guestId, this.version, MANIFEST_FILE, body, signal)),
+    );
+    this.open = false;
+    catalog.recordVersion(manifest);
+    const pruned = this.keep ? await pruneS3Guest({ store, catalog, guestId: this.guestId, options: { keepLast: this.keep }, log, heldGuestLock: true }) : [];
+    return { pruned };
+  }
+
+  async finalLog(logText: string): Promise<void> {
+    await this.target.store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText).catch(() => undefined);
+  }
+
+  async discard(): Promise<void> {
+    if (this.open) await this.target.store.removeVersion(this.guestId, this.version).catch(() => undefined);
+    this.open = false;
+  }
+}
