@@ -24,7 +24,7 @@ export type { BackupTarget, ChunkSink, HeldTarget, VersionWriter } from './backu
 export { LocalTarget } from './local-target.js';
 export { RemoteTarget, type RemoteTargetOptions } from './remote-target.js';
 export { S3Target } from './s3-target.js';
-export { pruneS3Guest, type S3PruneRequest } from './s3-prune.js';
+export { protectS3Version, pruneS3Guest, type S3PruneRequest } from './s3-prune.js';
 export * from './sync/index.js';
 export {
   localSource,

@@ -63,3 +63,24 @@ async function pruneHeld(req: S3PruneRequest): Promise<number[]> {
   req.log.info(`pruned ${removed.length} backup(s) not covered by keep-retention policy`);
   return removed;
 }
+
+/** Protects a version from pruning (or lifts it): a `protected` object in its folder, and the catalog; with the guest lock, as prune. */
+export async function protectS3Version(req: {
+  store: S3Datastore;
+  catalog: Catalog;
+  guestId: string;
+  version: number;
+  value: boolean;
+  lockWaitMs?: number;
+}): Promise<void> {
+  const { store, guestId, version } = req;
+  const purpose = `protect of guest ${guestId} version ${version}`;
+  const lock = await store.locks.acquire({ name: `guest-${guestId}`, excludedBy: [], purpose, waitMs: req.lockWaitMs ?? 10_000 });
+  try {
+    await store.readManifest(guestId, version); // VERSION_NOT_FOUND with the right words
+    await store.setProtected(guestId, version, req.value);
+    req.catalog.setProtected(guestId, version, req.value);
+  } finally {
+    await lock.release();
+  }
+}

@@ -7,9 +7,9 @@
  * the version in the catalog and runs the keep-N rotation. Changed-extent reads work as on a folder
  * (datastoreId). No space check: a bucket has no free space to ask about.
  */
-import { describeError, type TaskLog } from '../core/index.js';
+import { ColdvaultError, describeError, type TaskLog } from '../core/index.js';
 import { encodeManifest, MANIFEST_FILE, type Manifest, VERSION_LOG_FILE } from '../format/index.js';
-import type { HeldS3Lock, S3Datastore } from '../datastore/index.js';
+import { gcGeneration, type HeldS3Lock, type S3Datastore } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
 import { pruneS3Guest } from './s3-prune.js';
@@ -32,13 +32,15 @@ export class S3Target implements BackupTarget {
     const purpose = `backup of guest ${guestId}`;
     const writer = await this.store.locks.acquire({ name: 'writers', shared: true, excludedBy: ['gc'], purpose, waitMs: lockWaitMs });
     let guest: HeldS3Lock | undefined;
+    let generation: string;
     try {
+      generation = await gcGeneration(this.store); // after registering: no gc can start before this run's publish
       guest = await this.store.locks.acquire({ name: `guest-${guestId}`, excludedBy: [], purpose, waitMs: lockWaitMs });
     } catch (err) {
       await writer.release();
       throw err;
     }
-    const locks = { writer, guest };
+    const locks = { writer, guest, generation };
     return {
       checkSpace: () => Promise.resolve(),
       open: async (_bytes, log) => this.open(guestId, keep, locks, log),
@@ -77,6 +79,8 @@ export class S3Target implements BackupTarget {
 interface VersionLocks {
   writer: HeldS3Lock;
   guest: HeldS3Lock;
+  /** the gc generation when the run registered as a writer */
+  generation: string;
 }
 
 class S3Version implements VersionWriter {
@@ -106,13 +110,23 @@ class S3Version implements VersionWriter {
     const { store, catalog } = this.target;
     await store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText);
     const body = encodeManifest(manifest);
-    await this.locks.writer.actWithin(() =>
-      this.locks.guest.actWithin((signal) => store.writeVersionFile(this.guestId, this.version, MANIFEST_FILE, body, signal)),
-    );
+    await this.locks.writer.actWithin(async () => {
+      await this.checkNoGcRan();
+      await this.locks.guest.actWithin((signal) => store.writeVersionFile(this.guestId, this.version, MANIFEST_FILE, body, signal));
+    });
     this.open = false;
     catalog.recordVersion(manifest);
     const pruned = this.keep ? await pruneS3Guest({ store, catalog, guestId: this.guestId, options: { keepLast: this.keep }, log, heldGuestLock: true }) : [];
     return { pruned };
+  }
+
+  /** A gc that ran while this run was held up past its lock's life may have removed chunks it reuses: then it must not publish. */
+  private async checkNoGcRan(): Promise<void> {
+    if ((await gcGeneration(this.target.store)) === this.locks.generation) return;
+    throw new ColdvaultError(
+      'LOCKED',
+      `version ${this.version} of guest ${this.guestId} was not published: a garbage collection ran in ${this.target.store.dir} while this backup was held up longer than its lock lives; run the backup again`,
+    );
   }
 
   async finalLog(logText: string): Promise<void> {

@@ -1,8 +1,8 @@
 /** `coldvault datastore init|info`, `prune`, `gc`, `catalog rebuild`, `protect`. */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatBytes, parseGuestId, parsePositiveInt } from '../../core/index.js';
-import { collectGarbage, Datastore, hasRetention, isS3Url, S3Datastore, type PruneOptions } from '../../datastore/index.js';
-import { protectVersion, pruneGuest } from '../../pipeline/index.js';
+import { collectGarbage, collectS3Garbage, Datastore, hasRetention, isS3Url, S3Datastore, type PruneOptions } from '../../datastore/index.js';
+import { protectS3Version, protectVersion, pruneGuest, pruneS3Guest } from '../../pipeline/index.js';
 import { flag, intOption, required, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { S3_HELP, s3Options, s3StoreSettings } from '../s3-option.js';
@@ -25,6 +25,17 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
     return 0;
   }
   if (sub === 'info') {
+    const s3 = ctx.s3Settings();
+    if (s3) {
+      const { store, catalog } = await ctx.openS3Store(s3);
+      const info = { dir: store.dir, endpoint: s3.endpoint, ...store.identity, ...catalog.storeTotals() };
+      if (ctx.json) ctx.printJson(info);
+      else
+        ctx.print(
+          `datastore ${info.id} in '${info.dir}' at ${info.endpoint}: format ${info.format}, ${info.versions} versions, ${formatBytes(info.logicalBytes)} backed up`,
+        );
+      return 0;
+    }
     const { store, catalog } = await ctx.openStore();
     const info = { dir: store.dir, ...store.identity, ...(await store.space()), ...catalog.storeTotals() };
     if (ctx.json) ctx.printJson(info);
@@ -56,6 +67,7 @@ export const pruneOptions: OptionSpec = {
   'keep-monthly': { type: 'string' },
   'keep-yearly': { type: 'string' },
   'dry-run': { type: 'boolean' },
+  ...s3Options,
 };
 export const pruneHelp = `coldvault prune <vmid> --keep-last N [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--dry-run] --store <dir>
   Removes the versions no keep rule covers (protected versions are always kept). Run 'coldvault gc' to free their chunks.`;
@@ -71,17 +83,27 @@ export async function pruneCommand(ctx: CommandContext): Promise<number> {
     keepYearly: intOption(ctx.args, 'keep-yearly'),
   };
   if (!hasRetention(options)) throw new ColdvaultError('USAGE', 'coldvault prune: give at least one --keep-* option above 0 (prune never removes everything)');
-  const { store, catalog } = await ctx.openStore();
-  const removed = await pruneGuest({ store, catalog, guestId, options, log: ctx.log, dryRun: flag(ctx.args, 'dry-run') });
+  const s3 = ctx.s3Settings();
+  const request = { guestId, options, log: ctx.log, dryRun: flag(ctx.args, 'dry-run') };
+  const removed = s3 ? await pruneS3Guest({ ...request, ...(await ctx.openS3Store(s3)) }) : await pruneGuest({ ...request, ...(await ctx.openStore()) });
   if (ctx.json) ctx.printJson({ id: guestId, removed, dryRun: flag(ctx.args, 'dry-run') });
   return 0;
 }
 
-export const gcOptions: OptionSpec = { store: { type: 'string' } };
+export const gcOptions: OptionSpec = { store: { type: 'string' }, ...s3Options };
 export const gcHelp = `coldvault gc --store <dir> [--json]
-  Removes chunks that no version references; safe while backups run.`;
+  Removes chunks that no version references; safe while backups run. On an s3:// store it runs when no
+  backup is running there (and backups wait for it): see the README's gc argument for object storage.`;
 
 export async function gcCommand(ctx: CommandContext): Promise<number> {
+  const s3 = ctx.s3Settings();
+  if (s3) {
+    const { store } = await ctx.openS3Store(s3);
+    const r = await collectS3Garbage(store, ctx.log);
+    if (ctx.json) ctx.printJson(r);
+    else ctx.print(`removed ${r.removedChunks} unused chunks (${formatBytes(r.removedBytes)}); ${r.referencedChunks} chunks in use`);
+    return 0;
+  }
   const { store } = await ctx.openStore();
   const result = await collectGarbage(store, ctx.log);
   if (ctx.json) ctx.printJson(result);
@@ -89,7 +111,7 @@ export async function gcCommand(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-export const catalogOptions: OptionSpec = { store: { type: 'string' } };
+export const catalogOptions: OptionSpec = { store: { type: 'string' }, ...s3Options };
 export const catalogHelp = `coldvault catalog rebuild --store <dir> [--json]
   Rebuilds the SQLite catalog from the datastore's files. A damaged catalog file is first moved aside
   (catalog.sqlite.damaged-<UTC time>, with a warning); a catalog locked by another process is left alone.`;
@@ -97,7 +119,8 @@ export const catalogHelp = `coldvault catalog rebuild --store <dir> [--json]
 export async function catalogCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.positionals[0] !== 'rebuild')
     throw new ColdvaultError('USAGE', `coldvault catalog: unknown subcommand '${ctx.args.positionals[0] ?? ''}' (rebuild)`);
-  const { catalog } = await ctx.openStore();
+  const s3 = ctx.s3Settings();
+  const { catalog } = s3 ? await ctx.openS3Store(s3) : await ctx.openStore();
   const result = await catalog.rebuild();
   if (ctx.json) ctx.printJson(result);
   else
@@ -107,15 +130,17 @@ export async function catalogCommand(ctx: CommandContext): Promise<number> {
   return result.skipped.length > 0 ? 1 : 0;
 }
 
-export const protectOptions: OptionSpec = { store: { type: 'string' }, version: { type: 'string' }, off: { type: 'boolean' } };
+export const protectOptions: OptionSpec = { store: { type: 'string' }, version: { type: 'string' }, off: { type: 'boolean' }, ...s3Options };
 export const protectHelp = `coldvault protect <vmid> --version N [--off] --store <dir>
   Protects a version from pruning (or lifts the protection).`;
 
 export async function protectCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(ctx.args.positionals[0] ?? '', 'vmid');
   const version = parsePositiveInt(required(ctx.args, 'version', 'protect'), '--version');
-  const { store, catalog } = await ctx.openStore();
-  await protectVersion({ store, catalog, guestId, version, value: !flag(ctx.args, 'off') });
+  const s3 = ctx.s3Settings();
+  const request = { guestId, version, value: !flag(ctx.args, 'off') };
+  if (s3) await protectS3Version({ ...request, ...(await ctx.openS3Store(s3)) });
+  else await protectVersion({ ...request, ...(await ctx.openStore()) });
   ctx.print(`guest ${guestId} version ${version} is ${flag(ctx.args, 'off') ? 'no longer ' : ''}protected`);
   return 0;
 }

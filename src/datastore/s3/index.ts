@@ -44,3 +44,4 @@ export { S3Datastore } from './s3-datastore.js';
 export { S3ChunkStore } from './s3-chunks.js';
 export { S3Locks, type HeldS3Lock, type AcquireRequest, STALE_MS, ACT_MS, REFRESH_MS } from './s3-locks.js';
 export { S3Keys, isS3Url, parseS3Url, type S3StoreSettings } from './s3-location.js';
+export { collectS3Garbage, gcGeneration, type S3GcResult } from './s3-gc.js';

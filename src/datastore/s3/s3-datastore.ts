@@ -176,6 +176,12 @@ export class S3Datastore {
     return (await this.client.head(this.keys.file(guestId, version, 'protected'))) !== undefined;
   }
 
+  async setProtected(guestId: string, version: number, value: boolean): Promise<void> {
+    const key = this.keys.file(guestId, version, 'protected');
+    if (value) await this.client.put(key, Buffer.from(`${new Date().toISOString()}\n`), { signBody: true });
+    else await this.client.delete(key);
+  }
+
   /** Ends the client's kept connections. */
   close(): void {
     this.client.close();

@@ -69,6 +69,11 @@ export class S3Keys {
     return `${this.version(guestId, version)}${name}`;
   }
 
+  /** the id of the last gc that started: a backup held up while one ran refuses to publish (s3-gc.ts) */
+  gcGeneration(): string {
+    return `${this.prefix}gc-generation`;
+  }
+
   lastVersion(guestId: string): string {
     return `${this.guest(guestId)}last-version`;
   }

@@ -25,6 +25,8 @@ import type { S3Client } from '../../targets/index.js';
 import { holderAlive, thisBoot, thisHost } from '../pid.js';
 
 export const REFRESH_MS = 60_000;
+/** how often a holder looks before it believes another holds its lock now (one trying shows for a moment) */
+const CONFIRM_LOOKS = 4;
 export const STALE_MS = 60 * 60_000;
 /** an act covered by a lock starts within this long of the lock's last confirm */
 export const ACT_MS = 5 * 60_000;
@@ -58,10 +60,16 @@ export interface AcquireRequest {
 }
 
 export class S3Locks {
+  /** STALE_MS; shorter only in tests (a lock that ages in seconds) */
+  private readonly staleMs: number;
+
   constructor(
     private readonly client: S3Client,
     private readonly prefix: string,
-  ) {}
+    options: { staleMs?: number } = {},
+  ) {
+    this.staleMs = options.staleMs ?? STALE_MS;
+  }
 
   async acquire(req: AcquireRequest): Promise<HeldS3Lock> {
     const key = `${this.prefix}locks/${req.name}/${randomUUID()}.json`;
@@ -92,7 +100,7 @@ export class S3Locks {
   async fresh(name: string, now: Date): Promise<string[]> {
     const found: string[] = [];
     for await (const o of this.client.list(`${this.prefix}locks/${name}/`)) {
-      if (now.getTime() - o.lastModified.getTime() >= STALE_MS) continue;
+      if (now.getTime() - o.lastModified.getTime() >= this.staleMs) continue;
       const body = await this.body(o.key);
       if (body && !holderAlive(body)) continue;
       found.push(o.key);
@@ -134,9 +142,14 @@ class Held implements HeldS3Lock {
   }
 
   async actWithin<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const blocker = await this.locks.tryOnce(this.key, this.body, this.req);
-    if (blocker) throw new ColdvaultError('LOCKED', `${this.req.purpose}: the lock was lost while this run was held up: ${await this.locks.describe(blocker)}`);
-    return fn(AbortSignal.timeout(ACT_MS));
+    // another run that tries for the lock shows for a moment before it backs off: look a few times
+    let blocker: string | undefined;
+    for (let look = 0; look < CONFIRM_LOOKS; look++) {
+      if (look > 0) await sleep(1000);
+      blocker = await this.locks.tryOnce(this.key, this.body, this.req);
+      if (!blocker) return fn(AbortSignal.timeout(ACT_MS));
+    }
+    throw new ColdvaultError('LOCKED', `${this.req.purpose}: the lock was lost while this run was held up: ${await this.locks.describe(blocker as string)}`);
   }
 
   private async refresh(): Promise<void> {

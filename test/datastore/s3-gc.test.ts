@@ -1,0 +1,167 @@
+/**
+ * Prune and gc on an S3 datastore (a REAL Ceph radosgw), in process with the engine's own functions
+ * (dist/: the chunk workers are .js files): gc removes exactly what no version names; it does not run
+ * while a backup is registered; and a backup held up past its lock's life while a gc ran refuses to
+ * publish a version whose reused chunks that gc may have removed (src/datastore/s3/index.ts, point 4).
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Catalog } from '../../dist/catalog/index.js';
+import { createTaskLog } from '../../dist/core/index.js';
+import { collectS3Garbage, LockDir, S3Datastore } from '../../dist/datastore/index.js';
+import type { S3StoreSettings } from '../../src/datastore/index.js';
+import { backupGuest, pruneS3Guest, restoreGuest, S3Target, s3Source, WorkerPool } from '../../dist/pipeline/index.js';
+import { freshBucket, startRadosgw, type Radosgw } from '../helpers/radosgw.js';
+import { block } from '../helpers/store-lab.js';
+
+let rgw: Radosgw;
+let root: string;
+let pool: WorkerPool;
+let settings: S3StoreSettings;
+const log = createTaskLog();
+const storages = (): Record<string, string> => ({ local: join(root, 'vz') });
+const guestsDir = (): string => join(root, 'guests');
+
+function writeGuest(id: string, blocks: number[]): string {
+  const dir = join(root, 'vz', 'images', id);
+  mkdirSync(dir, { recursive: true });
+  const data = Buffer.concat(blocks.map((n) => block(n)));
+  writeFileSync(join(dir, `vm-${id}-disk-0.raw`), data);
+  writeFileSync(join(guestsDir(), `${id}.conf`), `name: g${id}\nmemory: 128\nscsi0: local:${id}/vm-${id}-disk-0.raw,size=${blocks.length * 4}M\n`);
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function withStore<T>(prefix: string, f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> {
+  const store = await S3Datastore.open({ ...settings, prefix });
+  const catalog = await Catalog.open(store, { file: join(root, `catalog-${prefix.replace(/\W/g, '')}.sqlite`) });
+  try {
+    return await f(store, catalog);
+  } finally {
+    catalog.close();
+    store.close();
+  }
+}
+
+const backup = (prefix: string, id: string, beforePublish?: (store: S3Datastore) => Promise<void>) =>
+  withStore(prefix, async (store, catalog) => {
+    const r = await backupGuest({
+      target: new S3Target(store, catalog),
+      pool,
+      guestsDir: guestsDir(),
+      storages: storages(),
+      guestId: id,
+      node: 'test',
+      zstdLevel: 1,
+      log,
+      beforePublish: beforePublish ? () => beforePublish(store) : undefined,
+    });
+    return r.manifest.version as number;
+  });
+
+async function restoreSha(prefix: string, id: string, version: number, newId: string): Promise<string> {
+  const store = await S3Datastore.open({ ...settings, prefix });
+  try {
+    const { volumes } = await restoreGuest({
+      source: s3Source(store),
+      locks: new LockDir(join(root, 'locks')),
+      pool,
+      guestId: id,
+      version,
+      newId,
+      guestsDir: guestsDir(),
+      storages: storages(),
+      log,
+    });
+    const volume = [...volumes.values()][0] ?? '';
+    return createHash('sha256')
+      .update(readFileSync(join(root, 'vz', 'images', newId, volume.split('/').pop() ?? '')))
+      .digest('hex');
+  } finally {
+    store.close();
+  }
+}
+
+async function chunkKeys(prefix: string): Promise<string[]> {
+  return withStore(prefix, async (store) => {
+    const keys = [];
+    for await (const o of store.client.list(`${prefix}chunks/`)) keys.push(o.key.slice(o.key.lastIndexOf('/') + 1));
+    return keys.sort();
+  });
+}
+
+beforeAll(async () => {
+  rgw = startRadosgw();
+  root = mkdtempSync(join(tmpdir(), 'cv-s3-gc-'));
+  mkdirSync(guestsDir(), { recursive: true });
+  pool = new WorkerPool(2);
+  const bucket = freshBucket('gc');
+  settings = {
+    endpoint: rgw.endpoint,
+    region: rgw.region,
+    bucket,
+    prefix: '',
+    pathStyle: true,
+    credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+  };
+  for (const prefix of ['a/', 'b/', 'c/']) (await S3Datastore.init({ ...settings, prefix })).close();
+}, 600_000);
+
+afterAll(async () => {
+  await pool?.close();
+  rgw?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+describe('gc on an S3 datastore', () => {
+  it('after prune, removes exactly the chunks no remaining version names; the rest restores byte for byte', async () => {
+    writeGuest('101', [1, 2, 3, 0]);
+    await backup('a/', '101');
+    const sha2 = writeGuest('101', [1, 4, 5, 0]);
+    await backup('a/', '101');
+    writeGuest('102', [2, 6]);
+    await backup('a/', '102');
+    const hex = (n: number) => createHash('sha256').update(block(n)).digest('hex');
+    expect(await chunkKeys('a/')).toEqual([1, 2, 3, 4, 5, 6].map(hex).sort());
+    await withStore('a/', (store, catalog) => pruneS3Guest({ store, catalog, guestId: '101', options: { keepLast: 1 }, log }));
+    const r = await withStore('a/', (store) => collectS3Garbage(store, log));
+    expect(r.removedChunks).toBe(1); // block 3: only version 1 of 101 had it; block 2 is 102's too
+    expect(await chunkKeys('a/')).toEqual([1, 2, 4, 5, 6].map(hex).sort());
+    expect(await restoreSha('a/', '101', 2, '901')).toBe(sha2);
+    const again = await withStore('a/', (store) => collectS3Garbage(store, log));
+    expect(again.removedChunks).toBe(0);
+  });
+
+  it('does not run while a backup is registered as a writer (LOCKED), and that backup publishes', async () => {
+    writeGuest('201', [7, 8]);
+    let refused: unknown;
+    const version = await backup('b/', '201', async (store) => {
+      refused = await collectS3Garbage(store, log).catch((e: unknown) => e);
+    });
+    expect(version).toBe(1);
+    expect((refused as { code?: string }).code).toBe('LOCKED');
+    expect(String(refused)).toMatch(/garbage collection: held by backup of guest 201/);
+  });
+
+  it("a backup held up past its lock's life while a prune and a gc ran does not publish a version missing its reused chunks", async () => {
+    const sha = writeGuest('301', [9, 10, 11]);
+    await backup('c/', '301');
+    let gcRemoved = 0;
+    const held = backup('c/', '301', async (store) => {
+      // as if this process had been stopped for more than an hour: its lock objects are stale and cleared,
+      // another node prunes version 1 (whose chunks this run reuses) and collects the garbage
+      for await (const o of store.client.list('c/locks/')) await store.client.delete(o.key);
+      await store.removeVersion('301', 1);
+      gcRemoved = (await collectS3Garbage(store, log)).removedChunks;
+    });
+    await expect(held).rejects.toMatchObject({ code: 'LOCKED', message: expect.stringMatching(/a garbage collection ran .* run the backup again/) });
+    expect(gcRemoved).toBe(3);
+    const versions = await withStore('c/', (store) => store.listVersionNumbers('301'));
+    expect(versions).toEqual([]);
+    // the next backup stores the chunks afresh and restores
+    const next = await backup('c/', '301');
+    expect(await restoreSha('c/', '301', next, '902')).toBe(sha);
+  });
+});
