@@ -85,10 +85,22 @@ export class VersionFolders {
   }
 
   /** The number the next version of this guest gets (never one used before). */
+  /** The number the next version would get (a look: nothing is recorded). */
   async nextVersionNumber(guestId: string): Promise<number> {
     const existing = await this.listVersionNumbers(guestId);
     const last = await readFile(join(this.guestDir(guestId), LAST_VERSION_FILE), 'utf8').then(Number, () => 0);
     return Math.max(last || 0, ...existing, 0) + 1;
+  }
+
+  /**
+   * Hands out the next version number and records it in `last-version` first (durably), so a run that
+   * is discarded or dies never has its number given to another version. Call with the guest's lock.
+   */
+  async takeVersionNumber(guestId: string): Promise<number> {
+    const version = await this.nextVersionNumber(guestId);
+    await ensureDir(this.guestDir(guestId));
+    await writeFileDurable(join(this.guestDir(guestId), LAST_VERSION_FILE), Buffer.from(`${version}\n`));
+    return version;
   }
 
   async createStaging(guestId: string): Promise<Staging> {

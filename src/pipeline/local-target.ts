@@ -43,7 +43,7 @@ export class LocalTarget implements BackupTarget {
     const held = writer;
     return {
       checkSpace: (disks: SpaceDisk[], pool: ChunkCodec, log: TaskLog) => checkBackupSpace(this.store, disks, pool, log, guestId),
-      open: async () => new LocalVersion(this, guestId, keep, await this.store.nextVersionNumber(guestId), await this.store.createStaging(guestId)),
+      open: async () => new LocalVersion(this, guestId, keep, await this.store.takeVersionNumber(guestId), await this.store.createStaging(guestId)),
       release: async () => {
         await held.release();
         await lock.release();

@@ -55,7 +55,7 @@ export class S3Target implements BackupTarget {
     const dead = await this.store.removeUnpublished(guestId);
     if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
     await this.prime(guestId, log);
-    return new S3Version(this, guestId, keep, locks, await this.store.nextVersionNumber(guestId));
+    return new S3Version(this, guestId, keep, locks, await this.store.takeVersionNumber(guestId));
   }
 
   /** The chunks of the guest's newest version are known to be stored: no request for each. */

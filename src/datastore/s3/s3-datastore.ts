@@ -143,7 +143,7 @@ export class S3Datastore {
    * The number of a new version of the guest: above every number handed out before (`last-version`)
    * and every folder there, published or not; remembered before it is used. Call with the guest lock.
    */
-  async nextVersionNumber(guestId: string): Promise<number> {
+  async takeVersionNumber(guestId: string): Promise<number> {
     const last = await this.client.get(this.keys.lastVersion(guestId)).then(
       (b) => Number(b.toString('utf8')) || 0,
       (err: unknown) => {

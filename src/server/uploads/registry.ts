@@ -134,7 +134,7 @@ async function holdGuest(store: Datastore, req: OpenRequest, id: string): Promis
     writer = await store.locks.registerWriter(purpose);
     await store.checkpoint('upload:registered');
     await store.cleanupStale(req.guestId);
-    const version = await store.nextVersionNumber(req.guestId);
+    const version = await store.takeVersionNumber(req.guestId);
     return { store, lock, writer, version, staging: await store.createStaging(req.guestId) };
   } catch (err) {
     await writer?.release();
