@@ -2,14 +2,13 @@
 /**
  * Which S3 client the object-storage datastore uses (issue 14): coldvault's own (dist/targets/s3,
  * SigV4 on node:http, the body read into the caller's buffer) against @aws-sdk/client-s3 (v3) and
- * minio, on one real Ceph radosgw started here (../shared/tools/ceph-rgw-test-server.sh), in one
+ * minio, on one real Ceph radosgw started here (scripts/radosgw.mjs, tcp_nodelay=1), in one
  * run: PUT then GET of N objects of 4 MiB (a chunk's size, incompressible), 8 in flight, each client
  * with keep-alive connections. Rounds interleave the clients, so the machine's other load hits all
  * alike. Reports MB/s and this process's CPU seconds per GiB (radosgw runs on the same 2 cores, so
  * a client's CPU is taken from the service's). `node bench/s3-clients.mjs [--objects N] [--rounds R]`
  * writes the block "s3-clients" of bench/RESULTS.md. Needs `npm run build` and root (ceph).
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
@@ -23,6 +22,7 @@ import { S3Client } from '../dist/targets/index.js';
 import { loadAverage } from './lib/machine.mjs';
 import { median } from './lib/report.mjs';
 import { replaceBlock } from './lib/sections.mjs';
+import { startRadosgw } from '../scripts/radosgw.mjs';
 
 const { values: opt } = parseArgs({
   options: { objects: { type: 'string', default: '64' }, rounds: { type: 'string', default: '3' }, out: { type: 'string', default: 'bench/RESULTS.md' } },
@@ -31,13 +31,9 @@ const N = Number(opt.objects);
 const ROUNDS = Number(opt.rounds);
 const SIZE = 4 * 1024 * 1024;
 const IN_FLIGHT = 8;
-const tool = resolve(process.env.COLDVAULT_RGW_TOOL ?? '../shared/tools/ceph-rgw-test-server.sh');
-
-const dir = mkdtempSync(join(tmpdir(), 'cv-bench-rgw-'));
-const env = Object.fromEntries(
-  [...execFileSync('bash', [tool, 'start', dir], { encoding: 'utf8' }).matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1], m[2]]),
-);
-const creds = { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY };
+const rgw = await startRadosgw(mkdtempSync(join(tmpdir(), 'cv-bench-rgw-')));
+const env = { S3_ENDPOINT: rgw.endpoint, S3_REGION: rgw.region };
+const creds = { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey };
 const blobs = Array.from({ length: N }, () => randomBytes(SIZE));
 
 /** Each client: make its bucket, put(key, buf), get(key) -> Buffer. */
@@ -135,7 +131,7 @@ try {
     }
   }
 } finally {
-  execFileSync('bash', [tool, 'stop', dir], { stdio: 'ignore' });
+  rgw.stop();
 }
 
 function mb() {
@@ -152,11 +148,18 @@ const row = (name, op) => {
 const text = [
   '## Issue 14: which S3 client (bench/s3-clients.mjs)',
   '',
-  `\`node bench/s3-clients.mjs --objects ${N} --rounds ${ROUNDS}\`, started ${started}, load average before ${load}. One Ceph radosgw (memstore) on 127.0.0.1 over plain HTTP, on the same 2 cores; ${N} objects of 4 MiB (random bytes), ${IN_FLIGHT} requests in flight, keep-alive; rounds interleave the clients. Median MB/s [each round] and this process's CPU seconds per GiB moved.`,
+  `\`node bench/s3-clients.mjs --objects ${N} --rounds ${ROUNDS}\`, started ${started}, load average before ${load}. One Ceph radosgw (memstore, beast with tcp_nodelay=1) on 127.0.0.1 over plain HTTP, on the same 2 cores; ${N} objects of 4 MiB (random bytes), ${IN_FLIGHT} requests in flight, keep-alive; rounds interleave the clients. Median MB/s [each round] and this process's CPU seconds per GiB moved.`,
   '',
   '| client | op | MB/s | client CPU-s per GiB |',
   '|---|---|---|---|',
   ...Object.keys(clients).flatMap((n) => [row(n, 'put'), row(n, 'get')]),
+  '',
+  ...['put', 'get'].map((op) => {
+    const by = (f) => Object.keys(clients).sort((a, b) => f(a) - f(b));
+    const rate = (n) => -mb() / median(results[n][op].map((x) => x.wall));
+    const cpu = (n) => median(results[n][op].map((x) => x.cpu));
+    return `${op.toUpperCase()}: fastest ${by(rate)[0]}, least client CPU ${by(cpu)[0]} (${(cpu(by(cpu)[1]) / cpu(by(cpu)[0])).toFixed(1)}x less than the next, ${by(cpu)[1]}).`;
+  }),
   '',
 ];
 replaceBlock(resolve(opt.out), 's3-clients', text.join('\n'));

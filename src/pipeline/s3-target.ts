@@ -31,16 +31,13 @@ export class S3Target implements BackupTarget {
   async hold(guestId: string, lockWaitMs: number, keep: number | undefined): Promise<HeldTarget> {
     const purpose = `backup of guest ${guestId}`;
     const writer = await this.store.locks.acquire({ name: 'writers', shared: true, excludedBy: ['gc'], purpose, waitMs: lockWaitMs });
-    let guest: HeldS3Lock | undefined;
-    let generation: string;
+    let locks: VersionLocks;
     try {
-      generation = await gcGeneration(this.store); // after registering: no gc can start before this run's publish
-      guest = await this.store.locks.acquire({ name: `guest-${guestId}`, excludedBy: [], purpose, waitMs: lockWaitMs });
+      locks = await this.guestLockAndGeneration(guestId, purpose, lockWaitMs, writer);
     } catch (err) {
       await writer.release();
       throw err;
     }
-    const locks = { writer, guest, generation };
     return {
       checkSpace: () => Promise.resolve(),
       open: async (_bytes, log) => this.open(guestId, keep, locks, log),
@@ -51,24 +48,37 @@ export class S3Target implements BackupTarget {
     };
   }
 
+  /** The guest lock, and the gc generation seen after registering (no gc can start before this run's publish), side by side. */
+  private async guestLockAndGeneration(guestId: string, purpose: string, waitMs: number, writer: HeldS3Lock): Promise<VersionLocks> {
+    const [seen, held] = await Promise.allSettled([
+      gcGeneration(this.store),
+      this.store.locks.acquire({ name: `guest-${guestId}`, excludedBy: [], purpose, waitMs }),
+    ]);
+    if (held.status === 'rejected') throw held.reason;
+    if (seen.status === 'rejected') {
+      await held.value.release();
+      throw seen.reason;
+    }
+    return { writer, guest: held.value, generation: seen.value };
+  }
+
   private async open(guestId: string, keep: number | undefined, locks: VersionLocks, log: TaskLog): Promise<VersionWriter> {
-    const dead = await this.store.removeUnpublished(guestId);
+    const folders = await this.store.versionFolders(guestId); // one listing serves the three steps below
+    const dead = await this.store.removeUnpublished(guestId, folders);
     if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
-    await this.prime(guestId, log);
-    return new S3Version(this, guestId, keep, locks, await this.store.takeVersionNumber(guestId));
+    const newest = folders.filter((f) => f.published).at(-1)?.version;
+    const [version] = await Promise.all([this.store.takeVersionNumber(guestId, folders), this.prime(guestId, newest, log)]);
+    return new S3Version(this, guestId, keep, locks, version);
   }
 
   /** The chunks of the guest's newest version are known to be stored: no request for each. */
-  private async prime(guestId: string, log: TaskLog): Promise<void> {
-    const newest = (await this.store.listVersionNumbers(guestId)).at(-1);
+  private async prime(guestId: string, newest: number | undefined, log: TaskLog): Promise<void> {
     if (newest === undefined) return;
     try {
       const manifest = await this.store.readManifest(guestId, newest);
+      const indexes = await Promise.all(manifest.disks.map((disk) => this.store.readIndex(guestId, newest, disk.index)));
       let primed = 0;
-      for (const disk of manifest.disks) {
-        const index = await this.store.readIndex(guestId, newest, disk.index);
-        primed += this.store.chunks.prime(index.digests.filter((d) => d !== null).map((d) => d.toString('hex')));
-      }
+      for (const index of indexes) primed += this.store.chunks.prime(index.digests.filter((d) => d !== null).map((d) => d.toString('hex')));
       log.info(`${primed} chunk(s) of version ${newest} are reused without a request each`);
     } catch (err) {
       log.warn(`reading version ${newest} of guest ${guestId} failed (${describeError(err)}): every chunk is uploaded`);

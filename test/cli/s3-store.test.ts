@@ -42,7 +42,7 @@ async function keys(prefix: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  rgw = startRadosgw();
+  rgw = await startRadosgw();
   lab = makeLab('cv-s3-');
   bucket = freshBucket('store');
   env = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey };

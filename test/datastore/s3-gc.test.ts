@@ -93,7 +93,7 @@ async function chunkKeys(prefix: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  rgw = startRadosgw();
+  rgw = await startRadosgw();
   root = mkdtempSync(join(tmpdir(), 'cv-s3-gc-'));
   mkdirSync(guestsDir(), { recursive: true });
   pool = new WorkerPool(2);

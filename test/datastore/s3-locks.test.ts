@@ -14,7 +14,7 @@ let rgw: Radosgw;
 let client: S3Client;
 
 beforeAll(async () => {
-  rgw = startRadosgw();
+  rgw = await startRadosgw();
   client = new S3Client({
     endpoint: rgw.endpoint,
     region: rgw.region,

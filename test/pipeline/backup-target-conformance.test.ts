@@ -158,9 +158,8 @@ const s3: Implementation = {
   name: 's3',
   locksAt: 'hold',
   answersPruned: true,
-  start() {
-    s3State.rgw = startRadosgw();
-    return Promise.resolve();
+  async start() {
+    s3State.rgw = await startRadosgw();
   },
   stop() {
     s3State.rgw?.stop();

@@ -43,7 +43,7 @@ describe('S3Client on a real radosgw', () => {
   let client: S3Client;
 
   beforeAll(async () => {
-    rgw = startRadosgw();
+    rgw = await startRadosgw();
     options = {
       endpoint: rgw.endpoint,
       region: rgw.region,

@@ -143,7 +143,7 @@ export class S3Datastore {
    * The number of a new version of the guest: above every number handed out before (`last-version`)
    * and every folder there, published or not; remembered before it is used. Call with the guest lock.
    */
-  async takeVersionNumber(guestId: string): Promise<number> {
+  async takeVersionNumber(guestId: string, listed?: ReadonlyArray<{ version: number }>): Promise<number> {
     const last = await this.client.get(this.keys.lastVersion(guestId)).then(
       (b) => Number(b.toString('utf8')) || 0,
       (err: unknown) => {
@@ -151,7 +151,7 @@ export class S3Datastore {
         throw err;
       },
     );
-    const folders = await this.versionFolders(guestId);
+    const folders = listed ?? (await this.versionFolders(guestId));
     const next = Math.max(last, folders.at(-1)?.version ?? 0) + 1;
     await this.client.put(this.keys.lastVersion(guestId), Buffer.from(`${next}\n`), { signBody: true });
     return next;
@@ -165,8 +165,8 @@ export class S3Datastore {
   }
 
   /** Removes the files of versions that were never published (dead runs); call with the guest lock. */
-  async removeUnpublished(guestId: string): Promise<number[]> {
-    const dead = (await this.versionFolders(guestId)).filter((v) => !v.published).map((v) => v.version);
+  async removeUnpublished(guestId: string, listed?: ReadonlyArray<{ version: number; published: boolean }>): Promise<number[]> {
+    const dead = (listed ?? (await this.versionFolders(guestId))).filter((v) => !v.published).map((v) => v.version);
     for (const version of dead) await this.removeVersion(guestId, version);
     return dead;
   }

@@ -91,16 +91,16 @@ export class S3Locks {
     const now = put.date ?? new Date();
     const folders = req.shared ? req.excludedBy : [req.name, ...req.excludedBy];
     for (const folder of folders) {
-      for (const other of await this.fresh(folder, now)) if (other !== key) return other;
+      for (const other of await this.fresh(folder, now, key)) return other;
     }
     return undefined;
   }
 
   /** The lock objects under `locks/<name>/` whose holders may be alive: refreshed within STALE_MS, and not a dead process of this host. */
-  async fresh(name: string, now: Date): Promise<string[]> {
+  async fresh(name: string, now: Date, except?: string): Promise<string[]> {
     const found: string[] = [];
     for await (const o of this.client.list(`${this.prefix}locks/${name}/`)) {
-      if (now.getTime() - o.lastModified.getTime() >= this.staleMs) continue;
+      if (o.key === except || now.getTime() - o.lastModified.getTime() >= this.staleMs) continue;
       const body = await this.body(o.key);
       if (body && !holderAlive(body)) continue;
       found.push(o.key);
