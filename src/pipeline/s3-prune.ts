@@ -3,10 +3,11 @@
  * with the guest lock held (a backup's keep-N rotation already holds it). A version is removed
  * manifest first (it disappears at once), then its other files; its chunks stay for gc. A version
  * being read (a fresh lock object under `locks/read-<vmid>-<version>/`, which restore and verify
- * hold) or protected is kept.
+ * hold), protected, or still under Object Lock retention (datastore/s3/s3-retention.ts) is kept.
  */
 import type { TaskLog } from '../core/index.js';
-import { selectPrune, type PruneOptions, type S3Datastore } from '../datastore/index.js';
+import { retained, selectPrune, type PruneOptions, type S3Datastore } from '../datastore/index.js';
+import { MANIFEST_FILE } from '../format/index.js';
 import type { Catalog } from '../catalog/index.js';
 
 export interface S3PruneRequest {
@@ -53,6 +54,11 @@ async function pruneHeld(req: S3PruneRequest): Promise<number[]> {
       );
       continue;
     }
+    const lockedUntil = await retainedUntil(store, guestId, version, now);
+    if (lockedUntil) {
+      req.log.warn(`kept version ${version} of VM ${guestId}: it is under Object Lock until ${lockedUntil.toISOString()}; a prune after that removes it`);
+      continue;
+    }
     req.log.info(`${req.dryRun ? 'would delete' : 'delete'} old backup version ${version} of VM ${guestId}`);
     if (!req.dryRun) {
       await store.removeVersion(guestId, version);
@@ -62,6 +68,13 @@ async function pruneHeld(req: S3PruneRequest): Promise<number[]> {
   }
   req.log.info(`pruned ${removed.length} backup(s) not covered by keep-retention policy`);
   return removed;
+}
+
+/** The date a version's manifest is retained to, when Object Lock still holds it at `now`. */
+async function retainedUntil(store: S3Datastore, guestId: string, version: number, now: Date): Promise<Date | undefined> {
+  if (store.lockDays === undefined) return undefined;
+  const head = await store.client.head(store.keys.file(guestId, version, MANIFEST_FILE));
+  return head && retained(head.retainUntil, now) ? head.retainUntil : undefined;
 }
 
 /** Protects a version from pruning (or lifts it): a `protected` object in its folder, and the catalog; with the guest lock, as prune. */

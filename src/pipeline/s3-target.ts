@@ -8,8 +8,9 @@
  * (datastoreId). No space check: a bucket has no free space to ask about.
  */
 import { ColdvaultError, describeError, type TaskLog } from '../core/index.js';
-import { encodeManifest, MANIFEST_FILE, type Manifest, VERSION_LOG_FILE } from '../format/index.js';
-import { gcGeneration, type HeldS3Lock, type S3Datastore } from '../datastore/index.js';
+import { decodeFixedIndex, encodeManifest, INDEX_SUFFIX, MANIFEST_FILE, type Manifest, VERSION_LOG_FILE } from '../format/index.js';
+import PQueue from 'p-queue';
+import { CHUNKS_UNTIL_META, gcGeneration, retentionPlan, type HeldS3Lock, type RetentionPlan, type S3Datastore } from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
 import { pruneS3Guest } from './s3-prune.js';
@@ -67,21 +68,30 @@ export class S3Target implements BackupTarget {
     const dead = await this.store.removeUnpublished(guestId, folders);
     if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
     const newest = folders.filter((f) => f.published).at(-1)?.version;
-    const [version] = await Promise.all([this.store.takeVersionNumber(guestId, folders), this.prime(guestId, newest, log)]);
-    return new S3Version(this, guestId, keep, locks, version);
+    const plan = this.store.lockDays === undefined ? undefined : retentionPlan(this.store.lockDays, new Date(), this.store.dayMs);
+    this.store.chunks.beginVersion(plan && { mode: 'COMPLIANCE', until: plan.chunkUntil });
+    const [version, prevChunksUntil] = await Promise.all([this.store.takeVersionNumber(guestId, folders), this.prime(guestId, newest, log)]);
+    return new S3Version(this, guestId, keep, locks, version, plan && { plan, prevChunksUntil });
   }
 
-  /** The chunks of the guest's newest version are known to be stored: no request for each. */
-  private async prime(guestId: string, newest: number | undefined, log: TaskLog): Promise<void> {
-    if (newest === undefined) return;
+  /**
+   * The chunks of the guest's newest version are known to be stored: no request for each. Under
+   * Object Lock, answers how long they are all kept (its manifest's chunks-until), if it says.
+   */
+  private async prime(guestId: string, newest: number | undefined, log: TaskLog): Promise<Date | undefined> {
+    if (newest === undefined) return undefined;
     try {
       const manifest = await this.store.readManifest(guestId, newest);
       const indexes = await Promise.all(manifest.disks.map((disk) => this.store.readIndex(guestId, newest, disk.index)));
       let primed = 0;
       for (const index of indexes) primed += this.store.chunks.prime(index.digests.filter((d) => d !== null).map((d) => d.toString('hex')));
       log.info(`${primed} chunk(s) of version ${newest} are reused without a request each`);
+      if (this.store.lockDays === undefined) return undefined;
+      const until = (await this.store.client.head(this.store.keys.file(guestId, newest, MANIFEST_FILE)))?.metadata[CHUNKS_UNTIL_META];
+      return until ? new Date(until) : undefined;
     } catch (err) {
       log.warn(`reading version ${newest} of guest ${guestId} failed (${describeError(err)}): every chunk is uploaded`);
+      return undefined;
     }
   }
 }
@@ -93,8 +103,16 @@ interface VersionLocks {
   generation: string;
 }
 
+interface VersionRetention {
+  plan: RetentionPlan;
+  /** how long the previous version's chunks are all kept (undefined: not known, or no previous version) */
+  prevChunksUntil?: Date;
+}
+
 class S3Version implements VersionWriter {
   private open = true;
+  /** every chunk the version's indexes name (for lengthening the retention of reused ones) */
+  private readonly referenced = new Set<string>();
 
   constructor(
     private readonly target: S3Target,
@@ -102,7 +120,12 @@ class S3Version implements VersionWriter {
     private readonly keep: number | undefined,
     private readonly locks: VersionLocks,
     readonly version: number,
+    private readonly lock?: VersionRetention,
   ) {}
+
+  private get fileOptions(): { retention?: { mode: 'COMPLIANCE'; until: Date } } {
+    return this.lock ? { retention: { mode: 'COMPLIANCE', until: this.lock.plan.versionUntil } } : {};
+  }
 
   get where(): string {
     return `'${this.target.store.dir}guests/${this.guestId}/${this.version}'`;
@@ -113,21 +136,45 @@ class S3Version implements VersionWriter {
   }
 
   async writeFile(name: string, data: Uint8Array | string): Promise<void> {
-    await this.target.store.writeVersionFile(this.guestId, this.version, name, data);
+    if (this.lock && name.endsWith(INDEX_SUFFIX) && typeof data !== 'string') {
+      for (const d of decodeFixedIndex(Buffer.from(data.buffer, data.byteOffset, data.length), name).digests) if (d) this.referenced.add(d.toString('hex'));
+    }
+    await this.target.store.writeVersionFile(this.guestId, this.version, name, data, this.fileOptions);
   }
 
   async publish(manifest: Manifest, logText: string, log: TaskLog): Promise<{ pruned: number[] }> {
     const { store, catalog } = this.target;
-    await store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText);
+    await store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText, this.fileOptions);
+    const metadata = await this.keepReusedChunks(log);
     const body = encodeManifest(manifest);
     await this.locks.writer.actWithin(async () => {
       await this.checkNoGcRan();
-      await this.locks.guest.actWithin((signal) => store.writeVersionFile(this.guestId, this.version, MANIFEST_FILE, body, signal));
+      await this.locks.guest.actWithin((signal) =>
+        store.writeVersionFile(this.guestId, this.version, MANIFEST_FILE, body, { ...this.fileOptions, metadata, signal }),
+      );
     });
     this.open = false;
     catalog.recordVersion(manifest);
     const pruned = this.keep ? await pruneS3Guest({ store, catalog, guestId: this.guestId, options: { keepLast: this.keep }, log, heldGuestLock: true }) : [];
     return { pruned };
+  }
+
+  /**
+   * Under Object Lock: lengthens the retention of the reused chunks when the previous version's would
+   * end before this version's (s3-retention.ts); answers the manifest's chunks-until metadata.
+   */
+  private async keepReusedChunks(log: TaskLog): Promise<Record<string, string> | undefined> {
+    if (!this.lock) return undefined;
+    const { plan, prevChunksUntil } = this.lock;
+    const { chunks, client, keys } = this.target.store;
+    if (prevChunksUntil && prevChunksUntil >= plan.versionUntil) {
+      return { [CHUNKS_UNTIL_META]: new Date(Math.min(prevChunksUntil.getTime(), plan.chunkUntil.getTime())).toISOString() };
+    }
+    const reused = [...this.referenced].filter((h) => !chunks.inserted.has(h));
+    const queue = new PQueue({ concurrency: 8 });
+    await Promise.all(reused.map((hex) => queue.add(() => client.setRetention(keys.chunk(hex), { mode: 'COMPLIANCE', until: plan.chunkUntil }))));
+    if (reused.length > 0) log.info(`kept ${reused.length} reused chunk(s) under Object Lock until ${plan.chunkUntil.toISOString()}`);
+    return { [CHUNKS_UNTIL_META]: plan.chunkUntil.toISOString() };
   }
 
   /** A gc that ran while this run was held up past its lock's life may have removed chunks it reuses: then it must not publish. */
@@ -140,7 +187,7 @@ class S3Version implements VersionWriter {
   }
 
   async finalLog(logText: string): Promise<void> {
-    await this.target.store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText).catch(() => undefined);
+    await this.target.store.writeVersionFile(this.guestId, this.version, VERSION_LOG_FILE, logText, this.fileOptions).catch(() => undefined);
   }
 
   async discard(): Promise<void> {

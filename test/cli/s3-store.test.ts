@@ -136,6 +136,26 @@ describe('an s3:// datastore on radosgw', () => {
     expect(existsSync(join(lab.root, 'state', 'catalogs'))).toBe(true);
   });
 
+  it('--object-lock-days: a new bucket is made with Object Lock; a bucket without it, or a folder, is refused', async () => {
+    const lockedBucket = freshBucket('locked');
+    const made = JSON.parse(await ok(['datastore', 'init', `s3://${lockedBucket}/x`, '--endpoint', rgw.endpoint, '--object-lock-days', '30', '--json']));
+    expect(made.objectLockDays).toBe(30);
+    const probe = new S3Client({
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      bucket: lockedBucket,
+      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    });
+    expect((await probe.lockConfiguration()).enabled).toBe(true);
+    probe.close();
+    const unlocked = await run(['datastore', 'init', url('locked-here'), '--endpoint', rgw.endpoint, '--object-lock-days', '30']);
+    expect(unlocked.code).not.toBe(0);
+    expect(unlocked.stderr).toMatch(new RegExp(`bucket ${bucket} was created without Object Lock.*use a new bucket`));
+    expect(await keys('locked-here/')).toEqual([]);
+    const folder = await run(['datastore', 'init', join(lab.root, 'folder-store'), '--object-lock-days', '30']);
+    expect(folder.stderr).toMatch(/--object-lock-days goes with an s3:\/\/ datastore/);
+  });
+
   it('names missing credentials, a wrong secret and a missing datastore', async () => {
     const none = await cli(['list', ...s3Flags()], { env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' } });
     expect(none.code).not.toBe(0);

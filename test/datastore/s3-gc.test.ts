@@ -165,3 +165,92 @@ describe('gc on an S3 datastore', () => {
     expect(await restoreSha('c/', '301', next, '902')).toBe(sha);
   });
 });
+
+describe('Object Lock on an S3 datastore (a "day" of 3 s: versions kept 3 s, chunks 3 + 7 x 3 = 24 s)', () => {
+  const DAY = 3000;
+  let locked: S3StoreSettings;
+  const hex = (n: number) => createHash('sha256').update(block(n)).digest('hex');
+  const openLocked = () => S3Datastore.open(locked, { dayMs: DAY });
+  const lockedBackup = async (id: string) => {
+    const store = await openLocked();
+    const catalog = await Catalog.open(store, { file: join(root, 'catalog-locked.sqlite') });
+    try {
+      const r = await backupGuest({
+        target: new S3Target(store, catalog),
+        pool,
+        guestsDir: guestsDir(),
+        storages: storages(),
+        guestId: id,
+        node: 'test',
+        zstdLevel: 1,
+        log,
+      });
+      return r.manifest.version as number;
+    } finally {
+      catalog.close();
+      store.close();
+    }
+  };
+  const withLocked = async <T>(f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> => {
+    const store = await openLocked();
+    const catalog = await Catalog.open(store, { file: join(root, 'catalog-locked.sqlite') });
+    try {
+      return await f(store, catalog);
+    } finally {
+      catalog.close();
+      store.close();
+    }
+  };
+  const lines: string[] = [];
+  const recording = createTaskLog((line: { message: string }) => lines.push(line.message));
+  const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+  it('keeps every version and its chunks for their time: prune, gc and the S3 API cannot remove them early; after it they can', async () => {
+    locked = { ...settings, bucket: freshBucket('locked'), prefix: 'l/' };
+    (await S3Datastore.init(locked, { objectLockDays: 1 })).close();
+    const t0 = Date.now();
+    writeGuest('401', [12, 13, 14]);
+    await lockedBackup('401');
+    writeGuest('401', [12, 15, 14]);
+    const v2 = await lockedBackup('401');
+    await withLocked(async (store) => {
+      const chunk = await store.client.head(store.keys.chunk(hex(12)));
+      expect(chunk?.lockMode).toBe('COMPLIANCE');
+      expect(Math.abs((chunk?.retainUntil?.getTime() ?? 0) - (t0 + 8 * DAY))).toBeLessThan(2500);
+      const manifest = await store.client.head(store.keys.file('401', v2, 'manifest.json'));
+      expect(manifest?.lockMode).toBe('COMPLIANCE');
+      expect(manifest?.metadata['chunks-until']).toBeTruthy();
+      // the service itself refuses to delete a retained version of an object
+      await expect(store.client.delete(store.keys.file('401', v2, 'manifest.json'), manifest?.versionId)).rejects.toMatchObject({ code: 'S3_FORBIDDEN' });
+    });
+    expect(await withLocked((store, catalog) => pruneS3Guest({ store, catalog, guestId: '401', options: { keepLast: 1 }, log: recording }))).toEqual([]);
+    expect(lines.join('\n')).toMatch(/kept version 1 of VM 401: it is under Object Lock until/);
+    expect(await withLocked((store) => store.listVersionNumbers('401'))).toEqual([1, 2]);
+
+    await sleepUntil(t0 + DAY + 1500); // version 1's files are free now, its chunks not
+    expect(await withLocked((store, catalog) => pruneS3Guest({ store, catalog, guestId: '401', options: { keepLast: 1 }, log }))).toEqual([1]);
+    const early = await withLocked((store) => collectS3Garbage(store, recording));
+    expect(early).toMatchObject({ removedChunks: 0, keptLocked: 1 }); // block 13: only version 1 named it
+    expect(lines.join('\n')).toMatch(/kept 1 still under Object Lock retention/);
+
+    await sleepUntil(t0 + 7 * DAY + 500); // the chunks run out before a new version's 3 s would: the next run lengthens those it reuses
+    writeGuest('401', [12, 15, 16]);
+    const t3 = Date.now();
+    await lockedBackup('401');
+    await withLocked(async (store) => {
+      const reused = await store.client.head(store.keys.chunk(hex(12)));
+      expect(Math.abs((reused?.retainUntil?.getTime() ?? 0) - (t3 + 8 * DAY))).toBeLessThan(2500);
+    });
+
+    await sleepUntil(t0 + 8 * DAY + 1500); // block 13's retention is over
+    const late = await withLocked((store) => collectS3Garbage(store, log));
+    expect(late.removedChunks).toBe(1);
+    expect(late.keptLocked).toBe(0);
+    const keys = await withLocked(async (store) => {
+      const found: string[] = [];
+      for await (const v of store.client.listVersions('l/chunks/')) found.push(v.key.slice(v.key.lastIndexOf('/') + 1));
+      return found;
+    });
+    expect(keys).not.toContain(hex(13)); // every version of it gone, not hidden behind a delete marker
+  }, 120_000);
+});

@@ -7,10 +7,12 @@ import { flag, intOption, required, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { S3_HELP, s3Options, s3StoreSettings } from '../s3-option.js';
 
-export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options };
+export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options, 'object-lock-days': { type: 'string' } };
 export const datastoreHelp = `coldvault datastore init <dir>     creates a datastore in an empty (or new) folder
-coldvault datastore init s3://BUCKET/PREFIX --endpoint URL [--region R]
-                                   creates a datastore in a bucket (the bucket too, when it does not exist)
+coldvault datastore init s3://BUCKET/PREFIX --endpoint URL [--region R] [--object-lock-days N]
+                                   creates a datastore in a bucket (the bucket too, when it does not exist);
+                                   with --object-lock-days every version is immutable for N days (S3 Object
+                                   Lock, COMPLIANCE): the bucket must be new, or made with Object Lock
 coldvault datastore info --store <dir> [--json]
 ${S3_HELP}`;
 
@@ -19,6 +21,8 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
   if (sub === 'init') {
     if (!dir) throw new ColdvaultError('USAGE', 'coldvault datastore init: name the folder');
     if (isS3Url(dir)) return initS3(ctx, dir);
+    if (ctx.args.values['object-lock-days'] !== undefined)
+      throw new ColdvaultError('USAGE', '--object-lock-days goes with an s3:// datastore (S3 Object Lock)');
     const store = await Datastore.init(resolve(dir));
     if (ctx.json) ctx.printJson(store.identity);
     else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' (format ${store.identity.format})`);
@@ -51,10 +55,11 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
 async function initS3(ctx: CommandContext, url: string): Promise<number> {
   const settings = s3StoreSettings({ ...ctx.args, values: { ...ctx.args.values, store: url } });
   if (!settings) throw new ColdvaultError('USAGE', `'${url}' is not an s3:// address`);
-  const store = await S3Datastore.init(settings);
+  const store = await S3Datastore.init(settings, { objectLockDays: intOption(ctx.args, 'object-lock-days', 1) });
   store.close();
-  if (ctx.json) ctx.printJson({ ...store.identity, dir: store.dir, endpoint: settings.endpoint });
-  else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' at ${settings.endpoint} (format ${store.identity.format})`);
+  const locked = store.lockDays === undefined ? '' : `; every version immutable for ${store.lockDays} day(s) (Object Lock)`;
+  if (ctx.json) ctx.printJson({ ...store.identity, dir: store.dir, endpoint: settings.endpoint, objectLockDays: store.lockDays ?? null });
+  else ctx.print(`created datastore ${store.identity.id} in '${store.dir}' at ${settings.endpoint} (format ${store.identity.format})${locked}`);
   return 0;
 }
 

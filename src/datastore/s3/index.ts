@@ -45,3 +45,5 @@ export { S3ChunkStore } from './s3-chunks.js';
 export { S3Locks, type HeldS3Lock, type AcquireRequest, STALE_MS, ACT_MS, REFRESH_MS } from './s3-locks.js';
 export { S3Keys, isS3Url, parseS3Url, type S3StoreSettings } from './s3-location.js';
 export { collectS3Garbage, gcGeneration, type S3GcResult } from './s3-gc.js';
+export { CHUNKS_UNTIL_META, GENERATION_DAYS, retained, retentionPlan, type RetentionPlan } from './s3-retention.js';
+export { removeAllVersions } from './s3-datastore.js';

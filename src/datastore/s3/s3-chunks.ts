@@ -13,11 +13,27 @@ import type { S3Keys } from './s3-location.js';
 
 export class S3ChunkStore {
   private readonly known = new Set<string>();
+  /** the chunks this run stored (the others it references were there: under Object Lock their retention may need lengthening) */
+  readonly inserted = new Set<string>();
+  /** Object Lock retention of the chunks this run stores (s3-retention.ts) */
+  retention?: { mode: 'COMPLIANCE'; until: Date };
 
   constructor(
     private readonly client: S3Client,
     private readonly keys: S3Keys,
   ) {}
+
+  /**
+   * A new version begins: what is known to be stored is forgotten. What an earlier run (another
+   * guest's, in the same process) knew was safe only while it was registered as a writer: a gc may
+   * have run since (index.ts point 3), and under Object Lock a chunk's retention is only known for the
+   * guest's own previous version.
+   */
+  beginVersion(retention: { mode: 'COMPLIANCE'; until: Date } | undefined): void {
+    this.inserted.clear();
+    this.known.clear();
+    this.retention = retention;
+  }
 
   /** Adds chunks known to be stored (a published version's index); answers how many were new to the set. */
   prime(hexes: Iterable<string>): number {
@@ -39,8 +55,9 @@ export class S3ChunkStore {
   }
 
   async insert(hex: string, blob: Uint8Array): Promise<void> {
-    await this.client.put(this.keys.chunk(hex), blob);
+    await this.client.put(this.keys.chunk(hex), blob, { retention: this.retention });
     this.known.add(hex);
+    this.inserted.add(hex);
   }
 
   syncDirs(): Promise<void> {

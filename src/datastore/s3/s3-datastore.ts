@@ -18,8 +18,9 @@ import {
   type FixedIndex,
   type Manifest,
 } from '../../format/index.js';
-import { S3Client, S3Error } from '../../targets/index.js';
+import { S3Client, S3Error, type PutOptions } from '../../targets/index.js';
 import { S3ChunkStore } from './s3-chunks.js';
+import { DAY_MS } from './s3-retention.js';
 import { S3Keys, type S3StoreSettings } from './s3-location.js';
 import { S3Locks } from './s3-locks.js';
 
@@ -32,6 +33,10 @@ export class S3Datastore {
     readonly client: S3Client,
     readonly settings: S3StoreSettings,
     readonly identity: DatastoreIdentity,
+    /** Object Lock: every object of a version is kept (COMPLIANCE) this many days (s3-retention.ts) */
+    readonly lockDays?: number,
+    /** the length of those days: DAY_MS, shorter only in tests (to see a retention end) */
+    readonly dayMs = DAY_MS,
   ) {
     this.keys = new S3Keys(settings.prefix);
     this.chunks = new S3ChunkStore(client, this.keys);
@@ -44,22 +49,29 @@ export class S3Datastore {
   }
 
   /** Creates the datastore (and the bucket, when it does not exist); refuses a prefix that holds anything. */
-  static async init(settings: S3StoreSettings): Promise<S3Datastore> {
+  static async init(settings: S3StoreSettings, options: { objectLockDays?: number } = {}): Promise<S3Datastore> {
     const client = clientOf(settings);
     const where = `s3://${settings.bucket}/${settings.prefix}`;
-    if (!(await client.bucketExists())) await client.createBucket(settings.region, false);
+    const lockDays = options.objectLockDays;
+    if (!(await client.bucketExists())) await client.createBucket(settings.region, lockDays !== undefined);
+    else if (lockDays !== undefined && !(await client.lockConfiguration()).enabled) {
+      throw new ColdvaultError(
+        'S3_NO_OBJECT_LOCK',
+        `bucket ${settings.bucket} was created without Object Lock, which --object-lock-days needs; S3 cannot add it to a bucket for this use: use a new bucket`,
+      );
+    }
     const keys = new S3Keys(settings.prefix);
     if (await client.head(keys.identity())) throw new ColdvaultError('DATASTORE_EXISTS', `'${where}' already holds a coldvault datastore`);
     for await (const o of client.list(settings.prefix)) {
       throw new ColdvaultError('FOLDER_NOT_EMPTY', `refusing to create a datastore in '${where}': the prefix is not empty (${o.key})`);
     }
     const identity: DatastoreIdentity = { format: DATASTORE_FORMAT, id: randomUUID(), created: new Date().toISOString(), chunkSize: CHUNK_SIZE };
-    await client.put(keys.identity(), encodeIdentity(identity), { signBody: true, contentType: 'application/json' });
-    return new S3Datastore(client, settings, identity);
+    await client.put(keys.identity(), identityFile(identity, lockDays), { signBody: true, contentType: 'application/json' });
+    return new S3Datastore(client, settings, identity, lockDays);
   }
 
   /** Opens an existing datastore; NOT_A_DATASTORE naming the address when there is none. */
-  static async open(settings: S3StoreSettings): Promise<S3Datastore> {
+  static async open(settings: S3StoreSettings, seams: { dayMs?: number } = {}): Promise<S3Datastore> {
     const client = clientOf(settings);
     const where = `s3://${settings.bucket}/${settings.prefix}`;
     let file: Buffer;
@@ -80,7 +92,7 @@ export class S3Datastore {
     const identity = decodeIdentity(file, where);
     if (identity.chunkSize !== CHUNK_SIZE)
       throw new ColdvaultError('DATASTORE_CORRUPT', `datastore '${where}' uses chunk size ${identity.chunkSize}; this coldvault writes ${CHUNK_SIZE}`);
-    return new S3Datastore(client, settings, identity);
+    return new S3Datastore(client, settings, identity, lockDaysOf(file, where), seams.dayMs);
   }
 
   async listGuestIds(): Promise<string[]> {
@@ -134,9 +146,9 @@ export class S3Datastore {
   }
 
   /** Writes a file of a version being made (not visible: its manifest comes last). */
-  async writeVersionFile(guestId: string, version: number, name: string, data: Uint8Array | string, signal?: AbortSignal): Promise<void> {
+  async writeVersionFile(guestId: string, version: number, name: string, data: Uint8Array | string, options: Omit<PutOptions, 'signBody'> = {}): Promise<void> {
     const body = typeof data === 'string' ? Buffer.from(data) : data;
-    await this.client.put(this.keys.file(guestId, version, name), body, { signBody: true, signal });
+    await this.client.put(this.keys.file(guestId, version, name), body, { ...options, signBody: true });
   }
 
   /**
@@ -160,6 +172,10 @@ export class S3Datastore {
   /** Deletes every object of a version folder; the manifest first, so the version disappears at once. */
   async removeVersion(guestId: string, version: number): Promise<void> {
     const base = this.keys.version(guestId, version);
+    if (this.lockDays !== undefined) {
+      await removeAllVersions(this.client, base, `${base}${MANIFEST_FILE}`);
+      return;
+    }
     await this.client.delete(`${base}${MANIFEST_FILE}`);
     for await (const o of this.client.list(base)) await this.client.delete(o.key);
   }
@@ -167,8 +183,17 @@ export class S3Datastore {
   /** Removes the files of versions that were never published (dead runs); call with the guest lock. */
   async removeUnpublished(guestId: string, listed?: ReadonlyArray<{ version: number; published: boolean }>): Promise<number[]> {
     const dead = (listed ?? (await this.versionFolders(guestId))).filter((v) => !v.published).map((v) => v.version);
-    for (const version of dead) await this.removeVersion(guestId, version);
-    return dead;
+    const removed: number[] = [];
+    for (const version of dead) {
+      try {
+        await this.removeVersion(guestId, version);
+        removed.push(version);
+      } catch (err) {
+        // under Object Lock a dead run's files stay until their retention ends: invisible without a manifest, and their number is not reused
+        if (!(err instanceof S3Error && err.code === 'S3_FORBIDDEN' && this.lockDays !== undefined)) throw err;
+      }
+    }
+    return removed;
   }
 
   /** Whether the version is protected from prune (a `protected` object in its folder). */
@@ -186,6 +211,33 @@ export class S3Datastore {
   close(): void {
     this.client.close();
   }
+}
+
+/** The identity file, with the store's Object Lock days beside the folder store's fields. */
+function identityFile(identity: DatastoreIdentity, lockDays: number | undefined): Buffer {
+  if (lockDays === undefined) return encodeIdentity(identity);
+  return Buffer.from(`${JSON.stringify({ coldvault: 'datastore', ...identity, objectLockDays: lockDays }, null, 2)}\n`);
+}
+
+function lockDaysOf(file: Buffer, where: string): number | undefined {
+  const days = (JSON.parse(file.toString('utf8')) as { objectLockDays?: unknown }).objectLockDays;
+  if (days === undefined) return undefined;
+  if (typeof days !== 'number' || !Number.isInteger(days) || days < 1)
+    throw new ColdvaultError('DATASTORE_CORRUPT', `datastore '${where}' has an invalid objectLockDays (${JSON.stringify(days)})`);
+  return days;
+}
+
+/**
+ * Deletes every version of every object under `prefix` (`first` before the others), by version id:
+ * in a versioned bucket a plain DELETE only hides an object behind a delete marker and keeps its bytes.
+ * S3_FORBIDDEN when one is still under retention.
+ */
+export async function removeAllVersions(client: S3Client, prefix: string, first?: string): Promise<number> {
+  const versions: Array<{ key: string; versionId: string }> = [];
+  for await (const v of client.listVersions(prefix)) versions.push(v);
+  versions.sort((a, b) => Number(b.key === first) - Number(a.key === first));
+  for (const v of versions) await client.delete(v.key, v.versionId);
+  return versions.length;
 }
 
 function clientOf(settings: S3StoreSettings): S3Client {

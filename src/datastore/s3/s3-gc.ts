@@ -10,12 +10,14 @@
 import { randomUUID } from 'node:crypto';
 import { isColdvaultError, type TaskLog } from '../../core/index.js';
 import { S3Error } from '../../targets/index.js';
-import type { S3Datastore } from './s3-datastore.js';
+import { removeAllVersions, type S3Datastore } from './s3-datastore.js';
 
 export interface S3GcResult {
   referencedChunks: number;
   removedChunks: number;
   removedBytes: number;
+  /** unused chunks Object Lock still keeps */
+  keptLocked: number;
   generation: string;
 }
 
@@ -34,17 +36,40 @@ export async function collectS3Garbage(store: S3Datastore, log: TaskLog, lockWai
       if (!referenced.has(hex)) unused.push({ key: o.key, size: o.size });
     }
     let removedBytes = 0;
+    let removed = 0;
+    let keptLocked = 0;
     for (let i = 0; i < unused.length; i += DELETE_BATCH) {
       const batch = unused.slice(i, i + DELETE_BATCH);
       await lock.actWithin(async () => {
-        for (const o of batch) await store.client.delete(o.key);
+        for (const o of batch) {
+          if (await removeChunk(store, o.key)) {
+            removed++;
+            removedBytes += o.size;
+          } else keptLocked++;
+        }
       });
-      removedBytes += batch.reduce((s, o) => s + o.size, 0);
     }
-    log.info(`removed ${unused.length} unused chunk object(s)`);
-    return { referencedChunks: referenced.size, removedChunks: unused.length, removedBytes, generation };
+    log.info(
+      `removed ${removed} unused chunk object(s)${keptLocked ? `; kept ${keptLocked} still under Object Lock retention (a gc after it ends removes them)` : ''}`,
+    );
+    return { referencedChunks: referenced.size, removedChunks: removed, removedBytes, keptLocked, generation };
   } finally {
     await lock.release();
+  }
+}
+
+/** Deletes an unused chunk object (every version of it under Object Lock); false when retention still holds it. */
+async function removeChunk(store: S3Datastore, key: string): Promise<boolean> {
+  if (store.lockDays === undefined) {
+    await store.client.delete(key);
+    return true;
+  }
+  try {
+    await removeAllVersions(store.client, key);
+    return true;
+  } catch (err) {
+    if (err instanceof S3Error && err.code === 'S3_FORBIDDEN') return false;
+    throw err;
   }
 }
 

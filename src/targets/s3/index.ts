@@ -10,7 +10,7 @@
  * Retries: 5xx, 429, SlowDown, RequestTimeout and answers that never came (reset, refused, timed
  * out) are sent again, up to 6 times, after a random wait of up to 0.2 s x 2^attempt (at most 10 s).
  */
-export { S3Client, type S3ClientOptions, type ObjectInfo, type ObjectHead, type PutOptions, type LockConfiguration } from './s3-client.js';
+export { S3Client, type S3ClientOptions, type ObjectInfo, type ObjectHead, type ObjectVersion, type PutOptions, type LockConfiguration } from './s3-client.js';
 export { S3Error } from './s3-errors.js';
 export { type Credentials, authorization, awsEncode, uriPath, amzDate } from './sigv4.js';
 export { type RetryPolicy as S3RetryPolicy, DEFAULT_RETRY as S3_DEFAULT_RETRY } from './s3-request.js';
