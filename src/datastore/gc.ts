@@ -43,6 +43,7 @@ import { errnoCode, ioError, isColdvaultError, type TaskLog } from '../core/inde
 import { processAlive } from './pid.js';
 import { TEMP_MARK } from './durable.js';
 import type { Datastore } from './store.js';
+import type { FixedIndex, Manifest } from '../format/index.js';
 
 export interface GcResult {
   referencedChunks: number;
@@ -77,11 +78,21 @@ export async function collectGarbage(store: Datastore, log: TaskLog): Promise<Gc
   }
 }
 
-async function markReferenced(store: Datastore): Promise<Set<string>> {
+/** What marking reads of a store: a folder's (Datastore) or a bucket's (S3Datastore). */
+export interface MarkSource {
+  listGuestIds(): Promise<string[]>;
+  listVersionNumbers(guestId: string): Promise<number[]>;
+  readManifest(guestId: string, version: number): Promise<Manifest>;
+  readIndex(guestId: string, version: number, name: string): Promise<FixedIndex>;
+  checkpoint?(step: string): Promise<void>;
+}
+
+/** Every chunk a published version's indexes name (the mark of gc). */
+export async function markReferenced(store: MarkSource): Promise<Set<string>> {
   const referenced = new Set<string>();
   for (const guestId of await store.listGuestIds()) {
     for (const version of await store.listVersionNumbers(guestId)) {
-      await store.checkpoint('gc:mark');
+      await store.checkpoint?.('gc:mark');
       await markVersion(store, guestId, version, referenced);
     }
   }
@@ -89,7 +100,7 @@ async function markReferenced(store: Datastore): Promise<Set<string>> {
 }
 
 /** Adds a version's chunks; a version pruned meanwhile is skipped, any other failure stops gc (it sweeps nothing). */
-async function markVersion(store: Datastore, guestId: string, version: number, referenced: Set<string>): Promise<void> {
+async function markVersion(store: MarkSource, guestId: string, version: number, referenced: Set<string>): Promise<void> {
   try {
     const manifest = await store.readManifest(guestId, version);
     for (const disk of manifest.disks) {

@@ -34,9 +34,10 @@ function writeGuest(id: string, blocks: number[]): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-async function withStore<T>(prefix: string, f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> {
-  const store = await S3Datastore.open({ ...settings, prefix });
-  const catalog = await Catalog.open(store, { file: join(root, `catalog-${prefix.replace(/\W/g, '')}.sqlite`) });
+/** `f` on a freshly opened store and its catalog (as a process would), closed after. */
+async function withOpened<T>(open: () => Promise<S3Datastore>, catalogName: string, f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> {
+  const store = await open();
+  const catalog = await Catalog.open(store, { file: join(root, `catalog-${catalogName}.sqlite`) });
   try {
     return await f(store, catalog);
   } finally {
@@ -45,21 +46,27 @@ async function withStore<T>(prefix: string, f: (store: S3Datastore, catalog: Cat
   }
 }
 
-const backup = (prefix: string, id: string, beforePublish?: (store: S3Datastore) => Promise<void>) =>
-  withStore(prefix, async (store, catalog) => {
-    const r = await backupGuest({
-      target: new S3Target(store, catalog),
-      pool,
-      guestsDir: guestsDir(),
-      storages: storages(),
-      guestId: id,
-      node: 'test',
-      zstdLevel: 1,
-      log,
-      beforePublish: beforePublish ? () => beforePublish(store) : undefined,
-    });
-    return r.manifest.version as number;
+const withStore = <T>(prefix: string, f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> =>
+  withOpened(() => S3Datastore.open({ ...settings, prefix }), prefix.replace(/\W/g, ''), f);
+
+/** A backup of guest `id` through the S3 target, in process; `beforePublish` sees the open store. */
+async function backupInto(store: S3Datastore, catalog: Catalog, id: string, beforePublish?: (store: S3Datastore) => Promise<void>): Promise<number> {
+  const r = await backupGuest({
+    target: new S3Target(store, catalog),
+    pool,
+    guestsDir: guestsDir(),
+    storages: storages(),
+    guestId: id,
+    node: 'test',
+    zstdLevel: 1,
+    log,
+    beforePublish: beforePublish ? () => beforePublish(store) : undefined,
   });
+  return r.manifest.version as number;
+}
+
+const backup = (prefix: string, id: string, beforePublish?: (store: S3Datastore) => Promise<void>) =>
+  withStore(prefix, (store, catalog) => backupInto(store, catalog, id, beforePublish));
 
 async function restoreSha(prefix: string, id: string, version: number, newId: string): Promise<string> {
   const store = await S3Datastore.open({ ...settings, prefix });
@@ -171,36 +178,8 @@ describe('Object Lock on an S3 datastore (a "day" of 3 s: versions kept 3 s, chu
   let locked: S3StoreSettings;
   const hex = (n: number) => createHash('sha256').update(block(n)).digest('hex');
   const openLocked = () => S3Datastore.open(locked, { dayMs: DAY });
-  const lockedBackup = async (id: string) => {
-    const store = await openLocked();
-    const catalog = await Catalog.open(store, { file: join(root, 'catalog-locked.sqlite') });
-    try {
-      const r = await backupGuest({
-        target: new S3Target(store, catalog),
-        pool,
-        guestsDir: guestsDir(),
-        storages: storages(),
-        guestId: id,
-        node: 'test',
-        zstdLevel: 1,
-        log,
-      });
-      return r.manifest.version as number;
-    } finally {
-      catalog.close();
-      store.close();
-    }
-  };
-  const withLocked = async <T>(f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> => {
-    const store = await openLocked();
-    const catalog = await Catalog.open(store, { file: join(root, 'catalog-locked.sqlite') });
-    try {
-      return await f(store, catalog);
-    } finally {
-      catalog.close();
-      store.close();
-    }
-  };
+  const withLocked = <T>(f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> => withOpened(openLocked, 'locked', f);
+  const lockedBackup = (id: string) => withLocked((store, catalog) => backupInto(store, catalog, id));
   const lines: string[] = [];
   const recording = createTaskLog((line: { message: string }) => lines.push(line.message));
   const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));

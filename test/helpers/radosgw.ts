@@ -5,19 +5,8 @@
  */
 import { startRadosgw as start } from '../../scripts/radosgw.mjs';
 
-export interface Radosgw {
-  endpoint: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  region: string;
-  /** where the tool keeps the cluster (the daemons' pid files) */
-  dir: string;
-  stop(): void;
-  /** kill -9 of radosgw alone (the cluster and its objects stay) */
-  killGateway(): void;
-  /** starts radosgw again as it ran, on the same port; resolves once it answers */
-  restartGateway(): Promise<void>;
-}
+/** endpoint, keys and region of the gateway; `dir` where the tool keeps the cluster; killGateway (kill -9 of radosgw alone) and restartGateway (as it ran, same port) */
+export type Radosgw = Awaited<ReturnType<typeof start>>;
 
 export function startRadosgw(): Promise<Radosgw> {
   return start();

@@ -8,7 +8,8 @@
  * batches, each inside the gc lock's `actWithin` (re-confirmed, bounded in time).
  */
 import { randomUUID } from 'node:crypto';
-import { isColdvaultError, type TaskLog } from '../../core/index.js';
+import type { TaskLog } from '../../core/index.js';
+import { markReferenced } from '../gc.js';
 import { S3Error } from '../../targets/index.js';
 import { removeAllVersions, type S3Datastore } from './s3-datastore.js';
 
@@ -81,22 +82,4 @@ export async function gcGeneration(store: S3Datastore): Promise<string> {
     if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') return '';
     throw err;
   }
-}
-
-async function markReferenced(store: S3Datastore): Promise<Set<string>> {
-  const referenced = new Set<string>();
-  for (const guestId of await store.listGuestIds()) {
-    for (const version of await store.listVersionNumbers(guestId)) {
-      try {
-        const manifest = await store.readManifest(guestId, version);
-        for (const disk of manifest.disks) {
-          const index = await store.readIndex(guestId, version, disk.index);
-          for (const d of index.digests) if (d) referenced.add(d.toString('hex'));
-        }
-      } catch (err) {
-        if (!isColdvaultError(err, 'VERSION_NOT_FOUND')) throw err; // pruned meanwhile: its chunks may go; anything else: sweep nothing
-      }
-    }
-  }
-  return referenced;
 }
