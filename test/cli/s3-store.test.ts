@@ -168,4 +168,49 @@ describe('an s3:// datastore on radosgw', () => {
     expect(empty.code).not.toBe(0);
     expect(empty.stderr).toMatch(/is not a coldvault datastore; create one with 'coldvault datastore init s3:\/\//);
   });
+  it('radosgw killed mid-backup (and started again): the backup fails, nothing is visible; the next one succeeds; gc removes the leftovers and nothing else', async () => {
+    const before = JSON.parse(await ok(['list', '101', ...s3Flags(), '--json'])).map((v: { version: number }) => v.version);
+    writeImage(
+      imagePath(lab, '101', 'vm-101-disk-0.raw'),
+      Array.from({ length: 24 }, () => 'random' as Region),
+      31,
+    );
+    const chunksBefore = new Set(await keys('site-a/chunks/'));
+    const child = spawnCli(['backup', '101', ...s3Flags(), '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`]);
+    const exited = waitExit(child);
+    for (let i = 0; i < 500 && (await keys('site-a/chunks/')).length < chunksBefore.size + 3; i++) await sleep(10);
+    rgw.killGateway();
+    const failed = await exited; // its requests are retried, then it gives up
+    await rgw.restartGateway();
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/did not answer/);
+    const leftovers = (await keys('site-a/chunks/')).filter((k) => !chunksBefore.has(k));
+    expect(leftovers.length).toBeGreaterThan(0);
+    expect(JSON.parse(await ok(['list', '101', ...s3Flags(), '--json'])).map((v: { version: number }) => v.version)).toEqual(before);
+    // the next night's disk is another one: the leftovers are nobody's
+    writeImage(imagePath(lab, '101', 'vm-101-disk-0.raw'), REGIONS, 32);
+    const next = await backup();
+    expect(next.version).toBeGreaterThan(Math.max(...before));
+    const referencedBefore = new Set(await keys('site-a/chunks/'));
+    const gc = JSON.parse(await ok(['gc', ...s3Flags(), '--json']));
+    const after = new Set(await keys('site-a/chunks/'));
+    const removed = [...referencedBefore].filter((k) => !after.has(k));
+    for (const k of leftovers) expect(after.has(k), `leftover ${k}`).toBe(false);
+    expect(gc.removedChunks).toBe(removed.length);
+    expect((await run(['verify', ...s3Flags()])).code).toBe(0); // every version still whole
+    await ok([
+      'restore',
+      '101',
+      '--version',
+      String(next.version),
+      '--new-id',
+      '202',
+      ...s3Flags(),
+      '--guests-dir',
+      lab.guestsDir,
+      '--storage',
+      `local=${lab.storageDir}`,
+    ]);
+    expect(sha256File(imagePath(lab, '202', 'vm-202-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
+  });
 });
