@@ -14,6 +14,7 @@ import { checkDiskPathPattern } from '../guests/index.js';
 import type { MailConfig } from '../jobs/index.js';
 import { checkClusterConfig, type ClusterConfig } from '../targets/index.js';
 import { list, str, type Parsed } from './args.js';
+import { checkS3Datastore, type S3DatastoreConfig } from './s3-config.js';
 
 export interface CliConfig {
   node: string;
@@ -22,7 +23,10 @@ export interface CliConfig {
   storages: Record<string, string>;
   /** disks outside the storages that may be backed up: absolute path patterns, `*` `?` `**` (src/guests/disk-path-globs.ts) */
   allowDiskPaths?: string[];
+  /** folder datastores by name */
   datastores: Record<string, string>;
+  /** datastores in S3 buckets by name (config `datastores` entries of type "s3": s3-config.ts) */
+  s3Datastores: Record<string, S3DatastoreConfig>;
   zstdLevel: number;
   hypervisor?: HypervisorConfig;
   mail?: MailConfig;
@@ -61,6 +65,7 @@ const DEFAULTS: CliConfig = {
   guestsDir: '/etc/pve/qemu-server',
   storages: { local: '/var/lib/vz' },
   datastores: {},
+  s3Datastores: {},
   zstdLevel: 1,
 };
 
@@ -98,6 +103,7 @@ export function loadConfig(p: Parsed): CliConfig {
     ...fromFile,
     storages: { ...(fromFile.storages ?? DEFAULTS.storages) },
     datastores: { ...(fromFile.datastores ?? {}) },
+    s3Datastores: { ...(fromFile.s3Datastores ?? {}) },
   };
   for (const entry of list(p, 'storage')) {
     const eq = entry.indexOf('=');
@@ -124,13 +130,27 @@ function readConfigFile(file: string): Partial<CliConfig> {
   const unknown = Object.keys(parsed).filter((k) => !KNOWN_KEYS.has(k));
   if (unknown.length > 0) throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': unknown key(s) ${unknown.join(', ')}`);
   checkMap(parsed, 'storages', file);
-  checkMap(parsed, 'datastores', file);
+  const stores = splitDatastores(parsed, file);
   checkDiskPathPatterns(parsed, file);
   checkFolderList(parsed, 'keyDirs', file);
   checkTls(parsed, file);
   const cluster = (parsed as { cluster?: unknown }).cluster;
-  if (cluster !== undefined) return { ...parsed, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
-  return parsed;
+  if (cluster !== undefined) return { ...parsed, ...stores, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
+  return { ...parsed, ...stores };
+}
+
+/** `datastores`: folder paths by name, and S3 datastores (objects of type "s3") apart. */
+function splitDatastores(parsed: object, file: string): Pick<CliConfig, 'datastores' | 's3Datastores'> {
+  const value = (parsed as Record<string, unknown>).datastores ?? {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': 'datastores' must map names to folder paths or S3 datastores`);
+  }
+  const out: Pick<CliConfig, 'datastores' | 's3Datastores'> = { datastores: {}, s3Datastores: {} };
+  for (const [name, v] of Object.entries(value)) {
+    if (typeof v === 'string') out.datastores[name] = v;
+    else out.s3Datastores[name] = checkS3Datastore(name, v, file);
+  }
+  return out;
 }
 
 function checkTls(parsed: object, file: string): void {
@@ -165,7 +185,17 @@ function checkDiskPathPatterns(parsed: object, file: string): void {
   for (const pattern of value) checkDiskPathPattern(pattern, `config file '${file}': allowDiskPaths`);
 }
 
-/** `--store` takes a folder or the name of a configured datastore. */
+/**
+ * `--store` takes a folder or the name of a configured datastore. A command that works on folders
+ * only (jobs, sync, serve's routes, for now) refuses an S3 datastore by name, instead of taking the
+ * name for a folder.
+ */
 export function storeDir(config: CliConfig, value: string): string {
+  if (Object.hasOwn(config.s3Datastores, value) || value.startsWith('s3://')) {
+    throw new ColdvaultError(
+      'USAGE',
+      `'${value}' is an S3 datastore: this command works on folder datastores (backup, list, restore, verify, prune, protect, gc and catalog take S3 ones)`,
+    );
+  }
   return resolve(config.datastores[value] ?? value);
 }

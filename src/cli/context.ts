@@ -51,7 +51,7 @@ export class CommandContext {
 
   /** The settings of `--store s3://...` (with --endpoint, --region, credentials from the environment); undefined for a folder. */
   s3Settings(): S3StoreSettings | undefined {
-    return s3StoreSettings(this.args);
+    return s3StoreSettings(this.args, this.config.s3Datastores);
   }
 
   /** An S3 datastore and its catalog: a local cache in `<stateDir>/catalogs/<datastore id>.sqlite`, rebuilt from the bucket when new. */

@@ -8,6 +8,7 @@
 import { ColdvaultError } from '../core/index.js';
 import { isS3Url, parseS3Url, type S3StoreSettings } from '../datastore/index.js';
 import { type OptionSpec, type Parsed, str } from './args.js';
+import { configuredS3Settings, type S3DatastoreConfig } from './s3-config.js';
 
 export const s3Options: OptionSpec = {
   endpoint: { type: 'string' },
@@ -18,9 +19,20 @@ export const s3Options: OptionSpec = {
 export const S3_HELP = `  --store s3://BUCKET/PREFIX --endpoint URL [--region R] [--path-style true|false]: a datastore in an S3
   bucket (Ceph RGW, MinIO, AWS S3); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`;
 
-/** The S3 settings of `--store` when it is an s3:// address, else undefined. */
-export function s3StoreSettings(args: Parsed, env: NodeJS.ProcessEnv = process.env): S3StoreSettings | undefined {
+/** The S3 settings of `--store` when it is an s3:// address or a configured S3 datastore's name, else undefined. */
+export function s3StoreSettings(
+  args: Parsed,
+  configured: Record<string, S3DatastoreConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): S3StoreSettings | undefined {
   const store = str(args, 'store');
+  const named = store === undefined || !Object.hasOwn(configured, store) ? undefined : configured[store];
+  if (named && store !== undefined) {
+    for (const name of ['endpoint', 'region', 'path-style']) {
+      if (str(args, name) !== undefined) throw new ColdvaultError('USAGE', `--${name}: datastore '${store}' is configured with its own (config file)`);
+    }
+    return configuredS3Settings(store, named, env);
+  }
   if (store === undefined || !isS3Url(store)) {
     for (const name of ['endpoint', 'region', 'path-style']) {
       if (str(args, name) !== undefined) throw new ColdvaultError('USAGE', `--${name} goes with --store s3://BUCKET/PREFIX`);

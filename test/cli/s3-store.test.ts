@@ -4,7 +4,7 @@
  * through the S3 API, kill -9 mid-backup leaving nothing visible, keep-N rotation, a lost catalog
  * cache rebuilt from the bucket, and the errors a user meets first. No mock S3 server.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Client } from '../../src/targets/index.js';
@@ -212,5 +212,35 @@ describe('an s3:// datastore on radosgw', () => {
       `local=${lab.storageDir}`,
     ]);
     expect(sha256File(imagePath(lab, '202', 'vm-202-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
+  });
+  it('a config file names an S3 datastore: its secret in a file only its owner may read, used by name; folder-only commands refuse it', async () => {
+    const secret = join(lab.root, 's3-secret');
+    writeFileSync(secret, `${rgw.secretAccessKey}\n`, { mode: 0o600 });
+    const config = join(lab.root, 'coldvault-s3.json');
+    const offsite = { type: 's3', endpoint: rgw.endpoint, bucket, prefix: 'by-name', accessKeyId: rgw.accessKeyId, secretAccessKeyFile: secret };
+    writeFileSync(
+      config,
+      JSON.stringify({ stateDir: join(lab.root, 'state'), guestsDir: lab.guestsDir, storages: { local: lab.storageDir }, datastores: { offsite } }),
+    );
+    const noEnv = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
+    const init = await cli(['datastore', 'init', 'offsite', '--config', config], { env: noEnv });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).toContain(`s3://${bucket}/by-name/`);
+    const made = await cli(['backup', '101', '--store', 'offsite', '--config', config, '--json'], { env: noEnv });
+    expect(made.code, made.stderr).toBe(0);
+    expect(await keys('by-name/guests/101/1/')).toContain('by-name/guests/101/1/manifest.json');
+    const listed = await cli(['list', '--store', 'offsite', '--config', config, '--json'], { env: noEnv });
+    expect(JSON.parse(listed.stdout).map((v: { version: number }) => v.version)).toEqual([1]);
+    chmodSync(secret, 0o644);
+    const open = await cli(['list', '--store', 'offsite', '--config', config], { env: noEnv });
+    expect(open.code).not.toBe(0);
+    expect(open.stderr).toMatch(/secretAccessKeyFile '.*s3-secret' may be read by others \(mode 644\): chmod 600 it/);
+    chmodSync(secret, 0o600);
+    const job = await cli(['job', 'add', 'nightly', '--store', 'offsite', '--vmid', '101', '--config', config], { env: noEnv });
+    expect(job.code).not.toBe(0);
+    expect(job.stderr).toMatch(/'offsite' is an S3 datastore: this command works on folder datastores/);
+    writeFileSync(config, JSON.stringify({ datastores: { offsite: { ...offsite, bucket: 'Bad_Name' } } }));
+    const bad = await cli(['list', '--store', 'offsite', '--config', config], { env: noEnv });
+    expect(bad.stderr).toMatch(/'Bad_Name' is not a valid bucket name/);
   });
 });

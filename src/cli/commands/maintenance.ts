@@ -10,6 +10,7 @@ import { S3_HELP, s3Options, s3StoreSettings } from '../s3-option.js';
 export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options, 'object-lock-days': { type: 'string' } };
 export const datastoreHelp = `coldvault datastore init <dir>     creates a datastore in an empty (or new) folder
 coldvault datastore init s3://BUCKET/PREFIX --endpoint URL [--region R] [--object-lock-days N]
+coldvault datastore init NAME [--object-lock-days N]   (an S3 datastore of the config file's datastores)
                                    creates a datastore in a bucket (the bucket too, when it does not exist);
                                    with --object-lock-days every version is immutable for N days (S3 Object
                                    Lock, COMPLIANCE): the bucket must be new, or made with Object Lock
@@ -20,7 +21,7 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
   const [sub, dir] = ctx.args.positionals;
   if (sub === 'init') {
     if (!dir) throw new ColdvaultError('USAGE', 'coldvault datastore init: name the folder');
-    if (isS3Url(dir)) return initS3(ctx, dir);
+    if (isS3Url(dir) || Object.hasOwn(ctx.config.s3Datastores, dir)) return initS3(ctx, dir);
     if (ctx.args.values['object-lock-days'] !== undefined)
       throw new ColdvaultError('USAGE', '--object-lock-days goes with an s3:// datastore (S3 Object Lock)');
     const store = await Datastore.init(resolve(dir));
@@ -53,7 +54,7 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
 }
 
 async function initS3(ctx: CommandContext, url: string): Promise<number> {
-  const settings = s3StoreSettings({ ...ctx.args, values: { ...ctx.args.values, store: url } });
+  const settings = s3StoreSettings({ ...ctx.args, values: { ...ctx.args.values, store: url } }, ctx.config.s3Datastores);
   if (!settings) throw new ColdvaultError('USAGE', `'${url}' is not an s3:// address`);
   const store = await S3Datastore.init(settings, { objectLockDays: intOption(ctx.args, 'object-lock-days', 1) });
   store.close();
