@@ -87,3 +87,11 @@ function readSecret(name: string, path: string): string {
   if (!secret) throw new ColdvaultError('CONFIG_INVALID', `datastore '${name}': secretAccessKeyFile '${path}' is empty`);
   return secret;
 }
+
+/** A resolver of configured S3 datastores by name, for the job runner (credentials read when a job opens one). */
+export function s3StoresOf(
+  config: { s3Datastores: Record<string, S3DatastoreConfig> },
+  env: NodeJS.ProcessEnv = process.env,
+): (name: string) => S3StoreSettings | undefined {
+  return (name) => (Object.hasOwn(config.s3Datastores, name) ? configuredS3Settings(name, config.s3Datastores[name] as S3DatastoreConfig, env) : undefined);
+}

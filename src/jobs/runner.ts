@@ -6,13 +6,13 @@
  * datastore cannot be opened, no guest is stopped at all; nor when the job's key cannot be opened (then
  * the guests dead runs left stopped are started again, this job's too, since it backs none up).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdvaultError, describeError, formatDuration, type HypervisorDriver, type ProgressListener, type TaskLog } from '../core/index.js';
-import { Datastore, LockDir } from '../datastore/index.js';
+import { Datastore, LockDir, S3Datastore, type S3StoreSettings } from '../datastore/index.js';
 import { Catalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
-import { LocalTarget, WorkerPool } from '../pipeline/index.js';
+import { LocalTarget, S3Target, WorkerPool } from '../pipeline/index.js';
 import type { ClusterConfig } from '../targets/index.js';
 import type { VersionKey } from '../format/index.js';
 import { attachClusterDevice, type ClusterJobTarget, openClusterTarget, type JobTarget } from './cluster-target.js';
@@ -51,6 +51,8 @@ export interface JobEnvironment {
   full?: boolean;
   /** the ring (config `cluster`): where a cluster-mode job pushes, where a sync job's source node is */
   cluster?: ClusterConfig;
+  /** the settings of a configured S3 datastore by name (config `datastores` of type "s3"), undefined for any other store */
+  s3Stores?: (name: string) => S3StoreSettings | undefined;
 }
 
 export interface JobResult {
@@ -160,7 +162,7 @@ async function runOnStore(
   cluster?: JobTarget,
   encryption?: VersionKey,
 ): Promise<GuestReport[]> {
-  const jobTarget = cluster ?? (await openLocalTarget(job.store, task));
+  const jobTarget = cluster ?? (await openJobStore(job.store, env, task));
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
   let diskFailed: unknown;
@@ -207,6 +209,24 @@ async function runOnStore(
     await pool.close();
     if (!cluster) jobTarget.close();
   }
+}
+
+/** The job's datastore: a configured S3 datastore by name (its catalog cache in the state dir), else a folder. */
+async function openJobStore(store: string, env: JobEnvironment, task: TaskLog): Promise<JobTarget> {
+  const s3 = env.s3Stores?.(store);
+  if (!s3) return openLocalTarget(store, task);
+  const bucket = await S3Datastore.open(s3);
+  const dir = join(env.stateDir, 'catalogs');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const catalog = await Catalog.open(bucket, { log: task, file: join(dir, `${bucket.identity.id}.sqlite`) });
+  return {
+    target: new S3Target(bucket, catalog),
+    dumpDir: bucket.dir,
+    close: () => {
+      catalog.close();
+      bucket.close();
+    },
+  };
 }
 
 async function openLocalTarget(dir: string, task: TaskLog): Promise<JobTarget> {

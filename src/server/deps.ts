@@ -2,6 +2,7 @@
 import type { HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
 import type { ClusterConfig } from '../targets/index.js';
+import type { S3StoreSettings } from '../datastore/index.js';
 import type { JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';
 
@@ -15,6 +16,8 @@ export interface ServerConfig {
   allowDiskPaths?: readonly string[];
   /** datastore name -> folder */
   datastores: Record<string, string>;
+  /** a configured S3 datastore's settings by name (jobs may name one as their store); undefined for any other name */
+  s3Stores?: (name: string) => S3StoreSettings | undefined;
   zstdLevel: number;
   mail?: MailConfig;
   /** PEM files; with them the server speaks HTTPS and the session cookie is Secure */

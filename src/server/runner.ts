@@ -64,6 +64,7 @@ export class TaskRunner {
         driver,
         mail: config.mail,
         cluster: config.cluster,
+        s3Stores: config.s3Stores,
         signal: this.abort.signal,
         startedBy,
         full: options.full,

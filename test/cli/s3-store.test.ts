@@ -4,7 +4,7 @@
  * through the S3 API, kill -9 mid-backup leaving nothing visible, keep-N rotation, a lost catalog
  * cache rebuilt from the bucket, and the errors a user meets first. No mock S3 server.
  */
-import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Client } from '../../src/targets/index.js';
@@ -213,7 +213,7 @@ describe('an s3:// datastore on radosgw', () => {
     ]);
     expect(sha256File(imagePath(lab, '202', 'vm-202-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
   });
-  it('a config file names an S3 datastore: its secret in a file only its owner may read, used by name; folder-only commands refuse it', async () => {
+  it('a config file names an S3 datastore: its secret in a file only its owner may read; commands and jobs use it by name', async () => {
     const secret = join(lab.root, 's3-secret');
     writeFileSync(secret, `${rgw.secretAccessKey}\n`, { mode: 0o600 });
     const config = join(lab.root, 'coldvault-s3.json');
@@ -236,9 +236,17 @@ describe('an s3:// datastore on radosgw', () => {
     expect(open.code).not.toBe(0);
     expect(open.stderr).toMatch(/secretAccessKeyFile '.*s3-secret' may be read by others \(mode 644\): chmod 600 it/);
     chmodSync(secret, 0o600);
-    const job = await cli(['job', 'add', 'nightly', '--store', 'offsite', '--vmid', '101', '--config', config], { env: noEnv });
-    expect(job.code).not.toBe(0);
-    expect(job.stderr).toMatch(/'offsite' is an S3 datastore: this command works on folder datastores/);
+    // a job backs up into it by name, and rotates there
+    writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), hypervisor: { driver: 'none' } }));
+    const add = await cli(['job', 'add', 'nightly', '--store', 'offsite', '--vmid', '101', '--keep', '1', '--config', config], { env: noEnv });
+    expect(add.code, add.stderr).toBe(0);
+    const withDisk = await cli(['job', 'add', 'usb', '--store', 'offsite', '--vmid', '101', '--device', 'LABEL=x', '--config', config], { env: noEnv });
+    expect(withDisk.stderr).toMatch(/S3 datastore: --device .* does not go with it/);
+    const jobRun = await cli(['job', 'run', 'nightly', '--config', config], { env: noEnv });
+    expect(jobRun.code, jobRun.stdout + jobRun.stderr).toBe(0);
+    expect(jobRun.stdout).toContain(`creating archive 's3://${bucket}/by-name/guests/101/2'`);
+    const rotated = await cli(['list', '--store', 'offsite', '--config', config, '--json'], { env: noEnv });
+    expect(JSON.parse(rotated.stdout).map((v: { version: number }) => v.version)).toEqual([2]);
     writeFileSync(config, JSON.stringify({ datastores: { offsite: { ...offsite, bucket: 'Bad_Name' } } }));
     const bad = await cli(['list', '--store', 'offsite', '--config', config], { env: noEnv });
     expect(bad.stderr).toMatch(/'Bad_Name' is not a valid bucket name/);

@@ -9,6 +9,7 @@ import { describeLanding, jobLanding, runJob, WEEKDAYS, type Job } from '../../j
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
+import { s3StoresOf } from '../s3-config.js';
 
 export const jobOptions: OptionSpec = {
   store: { type: 'string' },
@@ -84,8 +85,11 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
   const store = str(p, 'store');
   const days = str(p, 'days');
   const cluster = (str(p, 'mode') ?? existing?.mode) === 'cluster'; // the store is a name on the receiving node then
+  if (store && Object.hasOwn(ctx.config.s3Datastores, store) && (str(p, 'device') ?? existing?.device)) {
+    throw new ColdvaultError('USAGE', `--store ${store} is an S3 datastore: --device (an external disk mounted on a folder) does not go with it`);
+  }
   return {
-    store: store ? (cluster ? store : storeDir(ctx.config, store)) : undefined,
+    store: store ? (cluster || Object.hasOwn(ctx.config.s3Datastores, store) ? store : storeDir(ctx.config, store)) : undefined,
     bwlimit: str(p, 'bwlimit'),
     vmid: ids.length > 0 ? ids : undefined,
     all: flag(p, 'all') || undefined,
@@ -225,6 +229,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
       driver: ctx.driver(),
       mail: ctx.config.mail,
       cluster: ctx.config.cluster,
+      s3Stores: s3StoresOf(ctx.config),
       onProgress: (p) => ctx.bar.update(p),
     },
     (task) => {
