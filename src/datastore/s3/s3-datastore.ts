@@ -232,11 +232,11 @@ function lockDaysOf(file: Buffer, where: string): number | undefined {
  * in a versioned bucket a plain DELETE only hides an object behind a delete marker and keeps its bytes.
  * S3_FORBIDDEN when one is still under retention.
  */
-export async function removeAllVersions(client: S3Client, prefix: string, first?: string): Promise<number> {
+export async function removeAllVersions(client: S3Client, prefix: string, first?: string, signal?: AbortSignal): Promise<number> {
   const versions: Array<{ key: string; versionId: string }> = [];
   for await (const v of client.listVersions(prefix)) versions.push(v);
   versions.sort((a, b) => Number(b.key === first) - Number(a.key === first));
-  for (const v of versions) await client.delete(v.key, v.versionId);
+  for (const v of versions) await client.delete(v.key, v.versionId, signal);
   return versions.length;
 }
 

@@ -41,9 +41,10 @@ export async function collectS3Garbage(store: S3Datastore, log: TaskLog, lockWai
     let keptLocked = 0;
     for (let i = 0; i < unused.length; i += DELETE_BATCH) {
       const batch = unused.slice(i, i + DELETE_BATCH);
-      await lock.actWithin(async () => {
+      // each delete inside the lock's bound: a gc held up past it gives up instead of deleting late
+      await lock.actWithin(async (signal) => {
         for (const o of batch) {
-          if (await removeChunk(store, o.key)) {
+          if (await removeChunk(store, o.key, signal)) {
             removed++;
             removedBytes += o.size;
           } else keptLocked++;
@@ -60,13 +61,13 @@ export async function collectS3Garbage(store: S3Datastore, log: TaskLog, lockWai
 }
 
 /** Deletes an unused chunk object (every version of it under Object Lock); false when retention still holds it. */
-async function removeChunk(store: S3Datastore, key: string): Promise<boolean> {
+async function removeChunk(store: S3Datastore, key: string, signal: AbortSignal): Promise<boolean> {
   if (store.lockDays === undefined) {
-    await store.client.delete(key);
+    await store.client.delete(key, undefined, signal);
     return true;
   }
   try {
-    await removeAllVersions(store.client, key);
+    await removeAllVersions(store.client, key, undefined, signal);
     return true;
   } catch (err) {
     if (err instanceof S3Error && err.code === 'S3_FORBIDDEN') return false;

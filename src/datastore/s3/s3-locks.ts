@@ -10,7 +10,7 @@
  * so is one that names this host and boot and a pid that is gone (a run killed here: the next run
  * need not wait an hour).
  * A holder that was frozen (SIGSTOP, a suspended VM) past STALE_MS must not act on what it held:
- * `confirm` re-PUTs the object and fails with LOCKED when something else holds the lock by now; an
+ * `actWithin` first re-PUTs the object and fails with LOCKED when something else holds the lock by now; an
  * act that must be covered by the lock (a version's manifest, a gc's deletes) starts within ACT_MS of
  * a confirm (`actWithin`, which aborts it after ACT_MS), and S3 refuses a request whose signature
  * time is more than 15 minutes from its own clock; with this machine's clock off by at most those 15
@@ -30,8 +30,6 @@ const CONFIRM_LOOKS = 4;
 export const STALE_MS = 60 * 60_000;
 /** an act covered by a lock starts within this long of the lock's last confirm */
 export const ACT_MS = 5 * 60_000;
-/** how late a signed request can still land: 15 minutes of validity, plus up to 15 of clock difference */
-export const SIGNATURE_WINDOW_MS = 30 * 60_000;
 
 export interface LockBody {
   purpose: string;

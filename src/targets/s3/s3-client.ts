@@ -149,9 +149,16 @@ export class S3Client {
   }
 
   /** Deletes the object (a given version of it); S3_FORBIDDEN when Object Lock retention holds it. */
-  async delete(key: string, versionId?: string): Promise<void> {
+  async delete(key: string, versionId?: string, signal?: AbortSignal): Promise<void> {
     const query = versionId ? { versionId } : undefined;
-    await this.call({ method: 'DELETE', path: this.path(key), query, doing: `DELETE of ${key}${versionId ? ` (version ${versionId})` : ''}`, accept: [404] });
+    await this.call({
+      method: 'DELETE',
+      path: this.path(key),
+      query,
+      doing: `DELETE of ${key}${versionId ? ` (version ${versionId})` : ''}`,
+      accept: [404],
+      signal,
+    });
   }
 
   /** Every object under `prefix`, in key order, a page (up to 1000) per request. */
