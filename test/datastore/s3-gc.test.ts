@@ -173,6 +173,28 @@ describe('gc on an S3 datastore', () => {
   });
 });
 
+describe('one process, several guests (as a job backs up its guests one after another)', () => {
+  it("what one guest's backup knew to be stored is not trusted by the next guest's, after a prune and gc in between", async () => {
+    (await S3Datastore.init({ ...settings, prefix: 'd/' })).close();
+    const store = await S3Datastore.open({ ...settings, prefix: 'd/' });
+    const catalog = await Catalog.open(store, { file: join(root, 'catalog-shared.sqlite') });
+    try {
+      writeGuest('501', [20, 21]);
+      await backupInto(store, catalog, '501');
+      writeGuest('501', [20, 22]);
+      await backupInto(store, catalog, '501'); // primed with version 1's chunks: 20 and 21
+      await pruneS3Guest({ store, catalog, guestId: '501', options: { keepLast: 1 }, log });
+      expect((await collectS3Garbage(store, log)).removedChunks).toBe(1); // 21: only version 1 had it
+      const sha = writeGuest('502', [21, 23]);
+      const version = await backupInto(store, catalog, '502'); // must store 21 again
+      expect(await restoreSha('d/', '502', version, '903')).toBe(sha);
+    } finally {
+      catalog.close();
+      store.close();
+    }
+  });
+});
+
 describe('Object Lock on an S3 datastore (a "day" of 3 s: versions kept 3 s, chunks 3 + 7 x 3 = 24 s)', () => {
   const DAY = 3000;
   let locked: S3StoreSettings;
