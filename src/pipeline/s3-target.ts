@@ -69,7 +69,9 @@ export class S3Target implements BackupTarget {
     if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
     const newest = folders.filter((f) => f.published).at(-1)?.version;
     const plan = this.store.lockDays === undefined ? undefined : retentionPlan(this.store.lockDays, new Date(), this.store.dayMs);
-    this.store.chunks.beginVersion(plan && { mode: 'COMPLIANCE', until: plan.chunkUntil });
+    const toHeal = await this.store.chunks.listToHeal();
+    if (toHeal.size > 0) log.info(`${toHeal.size} chunk(s) that verify found damaged or missing are uploaded afresh when met`);
+    this.store.chunks.beginVersion(plan && { mode: 'COMPLIANCE', until: plan.chunkUntil }, toHeal);
     const [version, prevChunksUntil] = await Promise.all([this.store.takeVersionNumber(guestId, folders), this.prime(guestId, newest, log)]);
     return new S3Version(this, guestId, keep, locks, version, plan && { plan, prevChunksUntil });
   }
@@ -154,6 +156,7 @@ class S3Version implements VersionWriter {
       );
     });
     this.open = false;
+    if (store.chunks.healed.size > 0) log.info(`healed ${store.chunks.healed.size} chunk(s) that verify had found damaged or missing`);
     catalog.recordVersion(manifest);
     const pruned = this.keep ? await pruneS3Guest({ store, catalog, guestId: this.guestId, options: { keepLast: this.keep }, log, heldGuestLock: true }) : [];
     return { pruned };

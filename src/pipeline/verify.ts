@@ -5,7 +5,8 @@
  * - damaged (content wrong: CRC, decode, SHA-256, impossible size; a corrupt manifest or index): the
  *   chunk is moved to quarantine, so that the next backup that meets the same data writes it afresh
  *   (healing); the versions using it are `failed`.
- * - missing (the file is not there): reported, the versions are `failed`; nothing to quarantine.
+ * - missing (the file is not there): reported, the versions are `failed`; nothing to quarantine (an
+ *   S3 source takes note, `markMissing`, since its backups do not look at each chunk they reuse).
  * - unreadable (an I/O error: EIO, ENXIO, ENODEV, ENOMEM from a pulled disk, ESTALE, timeouts): says
  *   nothing about the data. The chunk is left in place and reported "unreadable, not checked"; the
  *   versions are `incomplete` (not fully checked), never `failed`: a flaky USB cable must not
@@ -297,7 +298,8 @@ async function reportChunks(req: Run, chunks: BadChunk[], findings: Findings): P
       bad.quarantined = await quarantine(req, bad.digest);
       req.log.error(`chunk ${bad.digest} is damaged (${bad.error}); ${users}${quarantineNote(req, bad)}`);
     } else if (bad.trouble === 'missing') {
-      req.log.error(`chunk ${bad.digest} is missing; ${users}`);
+      const marked = await markMissing(req, bad.digest);
+      req.log.error(`chunk ${bad.digest} is missing; ${users}${marked ? '; the next backup of this data writes it again' : ''}`);
     } else {
       req.log.warn(`chunk ${bad.digest} is unreadable, not checked (${bad.error}); left in place; ${users}`);
     }
@@ -320,6 +322,18 @@ async function quarantine(req: Run, digest: string): Promise<string | undefined>
   } catch (err) {
     req.log.error(`chunk ${digest} could not be moved to quarantine: ${describeError(err)}`);
     return undefined;
+  }
+}
+
+/** Whether the source took note of a missing chunk for the next backup (S3; a folder's backup finds it missing by itself). */
+async function markMissing(req: Run, digest: string): Promise<boolean> {
+  if (!req.source.markMissing) return false;
+  try {
+    await req.source.markMissing(digest);
+    return true;
+  } catch (err) {
+    req.log.error(`chunk ${digest}: marking it for the next backup failed: ${describeError(err)}`);
+    return false;
   }
 }
 

@@ -63,6 +63,8 @@ export interface VersionSource {
   readonly locks?: LockDir;
   /** moves a damaged chunk aside (its new path; undefined when it was gone); a remote source cannot */
   readonly quarantine?: (digest: string) => Promise<string | undefined>;
+  /** makes the next backup that meets a missing chunk's data write it (S3: a backup does not look per chunk) */
+  readonly markMissing?: (digest: string) => Promise<void>;
   /** the folder whose file modes verify checks (local only) */
   readonly dir?: string;
   /** ends what the source holds open (a remote source's connections) */
@@ -124,8 +126,10 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
 
 /**
  * A datastore in an S3 bucket as a version source. Its read lease is a lock object under
- * `locks/read-<vmid>-<version>/` that prune respects (pipeline/s3-prune.ts); no quarantine (a damaged
- * chunk object stays, verify reports it); the restore's lock is the caller's (this node's state dir).
+ * `locks/read-<vmid>-<version>/` that prune respects (pipeline/s3-prune.ts); verify's quarantine
+ * copies a damaged chunk object to `quarantine/` and leaves a heal marker, as it does for a missing
+ * one (datastore/s3/s3-chunks.ts), so the next backup uploads it afresh; the restore's lock is the
+ * caller's (this node's state dir).
  */
 export function s3Source(store: S3Datastore): VersionSource {
   return {
@@ -142,6 +146,8 @@ export function s3Source(store: S3Datastore): VersionSource {
       ),
     lease: (guestId, version, purpose) => store.locks.acquire({ name: `read-${guestId}-${version}`, shared: true, excludedBy: [], purpose, waitMs: 0 }),
     checkpoint: () => Promise.resolve(),
+    quarantine: (digest) => store.chunks.quarantine(digest),
+    markMissing: (digest) => store.chunks.markForHealing(digest),
     close: () => store.close(),
   };
 }

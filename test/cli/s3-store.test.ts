@@ -91,17 +91,33 @@ describe('an s3:// datastore on radosgw', () => {
     expect(sha256File(imagePath(lab, '201', 'vm-201-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
   });
 
-  it('verify finds a chunk object overwritten through the S3 API, and names it', async () => {
+  it('verify finds a chunk object overwritten through the S3 API and one deleted there, names them, and the next backup heals both', async () => {
     expect((await run(['verify', ...s3Flags()])).code).toBe(0);
-    const [victim] = await keys('site-a/chunks/');
-    const original = await s3.get(victim as string);
+    const manifest = JSON.parse((await s3.get('site-a/guests/101/2/manifest.json')).toString());
+    const index = await s3.get(`site-a/guests/101/2/${manifest.disks[0].index}`);
+    const used = new Set<string>();
+    for (let at = 64; at < index.length; at += 32) used.add(index.subarray(at, at + 32).toString('hex'));
+    used.delete('0'.repeat(64));
+    const [damagedHex, deletedHex] = [...used];
+    const damagedKey = `site-a/chunks/${damagedHex?.slice(0, 4)}/${damagedHex}`;
+    const original = await s3.get(damagedKey);
     const damaged = Buffer.from(original);
     damaged.writeUInt8((damaged.at(-1) ?? 0) ^ 0xff, damaged.length - 1);
-    await s3.put(victim as string, damaged);
+    await s3.put(damagedKey, damaged);
+    await s3.delete(`site-a/chunks/${deletedHex?.slice(0, 4)}/${deletedHex}`);
     const r = await run(['verify', ...s3Flags(), '--json']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain((victim as string).split('/').pop());
-    await s3.put(victim as string, original); // put back for the tests below
+    expect(r.stdout).toContain(damagedHex);
+    expect(r.stdout).toContain(deletedHex);
+    expect(r.stderr).toMatch(new RegExp(`chunk ${damagedHex} is damaged .*moved to quarantine`));
+    const aside = await keys('site-a/quarantine/');
+    expect(aside).toHaveLength(1);
+    expect((await s3.get(aside[0] as string)).equals(damaged)).toBe(true); // the bad bytes kept for a look
+    const healing = await backup();
+    expect(healing.version).toBe(3);
+    expect(await keys('site-a/heal/')).toEqual([]);
+    expect((await s3.get(damagedKey)).equals(original)).toBe(true);
+    expect((await run(['verify', ...s3Flags()])).code).toBe(0); // versions 1 and 2 are whole again
   });
 
   it("kill -9 mid-backup: nothing visible; the next backup removes the dead run's files and succeeds", async () => {
@@ -111,13 +127,13 @@ describe('an s3:// datastore on radosgw', () => {
     child.kill('SIGKILL');
     await waitExit(child);
     const listed = JSON.parse(await ok(['list', '101', ...s3Flags(), '--json']));
-    expect(listed.map((v: { version: number }) => v.version)).toEqual([1, 2]);
+    expect(listed.map((v: { version: number }) => v.version)).toEqual([1, 2, 3]);
     // what a run killed after its first index upload leaves: files of a version without its manifest
-    await s3.put('site-a/guests/101/3/drive-scsi0.img.fidx', Buffer.from('half'));
+    await s3.put('site-a/guests/101/4/drive-scsi0.img.fidx', Buffer.from('half'));
     const next = await backup();
-    expect(next.version).toBe(4); // 3 was handed to the killed run: numbers are never reused
+    expect(next.version).toBe(5); // 4 was handed to the killed run: numbers are never reused
     const versionFolders = new Set((await keys('site-a/guests/101/')).map((k) => k.split('/')[3]).filter((v) => /^\d+$/.test(v as string)));
-    expect([...versionFolders].sort()).toEqual(['1', '2', '4']);
+    expect([...versionFolders].sort()).toEqual(['1', '2', '3', '5']);
   });
 
   it('--keep N rotates old versions out of the bucket (manifest and files)', async () => {

@@ -6,6 +6,14 @@
  * as a writer, index.ts) and those this run stored. A chunk the run does not know is uploaded; if it
  * was there already, the PUT rewrites the same bytes (content-addressed: nothing changes but the
  * bytes on the wire).
+ *
+ * Healing (as a folder's quarantine): verify moves a damaged chunk object aside to
+ * `quarantine/<hex>.<ms>` and leaves a marker `heal/<hex>` (a missing chunk gets the marker alone).
+ * A backup lists the markers once when it begins a version and never takes those chunks as known, so
+ * the next backup that meets the same data uploads them afresh (healing every older version that names
+ * them) and then removes the marker. A version published by a backup that had primed a chunk before
+ * verify moved it aside names a chunk that was damaged already: it is as damaged as the older versions,
+ * and the backup after it heals them all.
  */
 import { ColdvaultError } from '../../core/index.js';
 import { S3Error, type S3Client } from '../../targets/index.js';
@@ -13,6 +21,10 @@ import type { S3Keys } from './s3-location.js';
 
 export class S3ChunkStore {
   private readonly known = new Set<string>();
+  /** chunks verify found damaged or missing (heal markers): never known, uploaded when met */
+  private toHeal = new Set<string>();
+  /** the chunks this run uploaded afresh after verify found them damaged or missing */
+  readonly healed = new Set<string>();
   /** the chunks this run stored (the others it references were there: under Object Lock their retention may need lengthening) */
   readonly inserted = new Set<string>();
   /** Object Lock retention of the chunks this run stores (s3-retention.ts) */
@@ -29,16 +41,26 @@ export class S3ChunkStore {
    * have run since (index.ts point 3), and under Object Lock a chunk's retention is only known for the
    * guest's own previous version.
    */
-  beginVersion(retention: { mode: 'COMPLIANCE'; until: Date } | undefined): void {
+  beginVersion(retention: { mode: 'COMPLIANCE'; until: Date } | undefined, toHeal: ReadonlySet<string> = new Set()): void {
     this.inserted.clear();
     this.known.clear();
+    this.healed.clear();
+    this.toHeal = new Set(toHeal);
     this.retention = retention;
+  }
+
+  /** The chunks verify marked for healing (one listing). */
+  async listToHeal(): Promise<Set<string>> {
+    const found = new Set<string>();
+    const prefix = this.keys.heals();
+    for await (const o of this.client.list(prefix)) found.add(o.key.slice(prefix.length));
+    return found;
   }
 
   /** Adds chunks known to be stored (a published version's index); answers how many were new to the set. */
   prime(hexes: Iterable<string>): number {
     const before = this.known.size;
-    for (const h of hexes) this.known.add(h);
+    for (const h of hexes) if (!this.toHeal.has(h)) this.known.add(h);
     return this.known.size - before;
   }
 
@@ -58,6 +80,35 @@ export class S3ChunkStore {
     await this.client.put(this.keys.chunk(hex), blob, { retention: this.retention });
     this.known.add(hex);
     this.inserted.add(hex);
+    if (this.toHeal.delete(hex)) {
+      await this.client.delete(this.keys.heal(hex));
+      this.healed.add(hex);
+    }
+  }
+
+  /**
+   * Verify found chunk `hex` damaged: its bytes are copied to `quarantine/` and the object removed,
+   * behind a heal marker (the header). Answers where the bytes went; undefined when it was gone.
+   */
+  async quarantine(hex: string): Promise<string | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.client.get(this.keys.chunk(hex));
+    } catch (err) {
+      if (!(err instanceof S3Error && err.code === 'S3_NOT_FOUND')) throw err;
+      await this.markForHealing(hex);
+      return undefined;
+    }
+    const aside = this.keys.quarantined(hex, Date.now());
+    await this.client.put(aside, bytes);
+    await this.markForHealing(hex);
+    await this.client.delete(this.keys.chunk(hex));
+    return `s3://${this.client.bucket}/${aside}`;
+  }
+
+  /** Verify found chunk `hex` missing (or moved it aside): the next backup that meets its data uploads it. */
+  async markForHealing(hex: string): Promise<void> {
+    await this.client.put(this.keys.heal(hex), Buffer.alloc(0));
   }
 
   syncDirs(): Promise<void> {

@@ -53,6 +53,20 @@ export class S3Keys {
     return `${this.prefix}chunks/`;
   }
 
+  /** a damaged chunk's bytes as verify found them, kept aside (`<hex>.<ms>`, as a folder's quarantine/) */
+  quarantined(hex: string, ms: number): string {
+    return `${this.prefix}quarantine/${hex}.${ms}`;
+  }
+
+  /** a marker: verify found this chunk damaged or missing, the next backup that has its data writes it afresh */
+  heal(hex: string): string {
+    return `${this.heals()}${hex}`;
+  }
+
+  heals(): string {
+    return `${this.prefix}heal/`;
+  }
+
   guests(): string {
     return `${this.prefix}guests/`;
   }
