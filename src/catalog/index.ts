@@ -42,5 +42,6 @@
  */
 export * from './types.js';
 export { Catalog, CATALOG_FILE, type CatalogOpenOptions } from './catalog.js';
+export { openCachedCatalog } from './cache.js';
 export { SCHEMA_VERSION } from './schema.js';
 export { versionJson } from './version-json.js';

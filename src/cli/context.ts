@@ -1,9 +1,7 @@
 /** What every command gets: parsed flags, the config, a log to stderr, stdout, and store openers. */
 import { createTaskLog, type HypervisorDriver, type TaskLog } from '../core/index.js';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { Datastore, S3Datastore, type S3StoreSettings } from '../datastore/index.js';
-import { Catalog } from '../catalog/index.js';
+import { Catalog, openCachedCatalog } from '../catalog/index.js';
 import { WorkerPool } from '../pipeline/index.js';
 import { createDriver } from '../guests/hypervisor/index.js';
 import { JobStore, openStateDb, StopJournal, TaskStore, type StateDb } from '../jobs/index.js';
@@ -58,9 +56,7 @@ export class CommandContext {
   async openS3Store(settings: S3StoreSettings): Promise<{ store: S3Datastore; catalog: Catalog }> {
     const store = await S3Datastore.open(settings);
     this.closers.push(() => store.close());
-    const dir = join(this.config.stateDir, 'catalogs');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const catalog = await Catalog.open(store, { log: this.log, file: join(dir, `${store.identity.id}.sqlite`) });
+    const catalog = await openCachedCatalog(store, store.identity.id, this.config.stateDir, this.log);
     this.closers.push(() => catalog.close());
     return { store, catalog };
   }

@@ -95,3 +95,10 @@ export function s3StoresOf(
 ): (name: string) => S3StoreSettings | undefined {
   return (name) => (Object.hasOwn(config.s3Datastores, name) ? configuredS3Settings(name, config.s3Datastores[name] as S3DatastoreConfig, env) : undefined);
 }
+
+/** The configured S3 datastores by name -> `s3://BUCKET/PREFIX/`, for listings (no credentials read). */
+export function s3StoreUrlsOf(config: { s3Datastores: Record<string, S3DatastoreConfig> }): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const [name, c] of Object.entries(config.s3Datastores)) urls[name] = `s3://${c.bucket}/${parseS3Url(`s3://${c.bucket}/${c.prefix ?? ''}`).prefix}`;
+  return urls;
+}

@@ -15,6 +15,8 @@ export interface RunningTask {
 export interface DatastoreStatus {
   name: string;
   dir?: string;
+  /** 's3': a bucket (no size, no free space: `used` is what its versions store) */
+  kind?: 's3';
   used?: number;
   free?: number;
   total?: number;

@@ -262,6 +262,7 @@ export function rotationTable(rows: RotationRow[], width: number): TableView {
 /**
  * The datastores in `width` x `rows`: two lines each when they fit (`name [####....] 52%`, then
  * `used 1.2 TiB free 1.1 TiB`), else one (`name [##..] 52% 1.1 TiB free`, the bar shrinking, then gone).
+ * An S3 datastore has no size to fill: one line, `name S3, 1.2 TiB stored`.
  */
 export function usageLines(datastores: DatastoreStatus[], width: number, rows = 1): string[] {
   if (datastores.length === 0) return ['no datastores'];
@@ -274,6 +275,7 @@ export function usageLines(datastores: DatastoreStatus[], width: number, rows = 
   return datastores.flatMap((d) => {
     const name = d.name.slice(0, nameWidth).padEnd(nameWidth);
     if (d.error) return [`${name} error: ${d.error}`.slice(0, width)];
+    if (d.kind === 's3') return [`${name} S3, ${shortBytes(num(d.used))} stored`.slice(0, width)];
     const used = num(d.used);
     const total = num(d.total) || used + num(d.free);
     const free = d.free !== undefined ? num(d.free) : Math.max(0, total - used);

@@ -6,11 +6,11 @@
  * datastore cannot be opened, no guest is stopped at all; nor when the job's key cannot be opened (then
  * the guests dead runs left stopped are started again, this job's too, since it backs none up).
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdvaultError, describeError, formatDuration, type HypervisorDriver, type ProgressListener, type TaskLog } from '../core/index.js';
 import { Datastore, LockDir, S3Datastore, type S3StoreSettings } from '../datastore/index.js';
-import { Catalog } from '../catalog/index.js';
+import { Catalog, openCachedCatalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
 import { LocalTarget, S3Target, WorkerPool } from '../pipeline/index.js';
 import type { ClusterConfig } from '../targets/index.js';
@@ -216,9 +216,7 @@ async function openJobStore(store: string, env: JobEnvironment, task: TaskLog): 
   const s3 = env.s3Stores?.(store);
   if (!s3) return openLocalTarget(store, task);
   const bucket = await S3Datastore.open(s3);
-  const dir = join(env.stateDir, 'catalogs');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const catalog = await Catalog.open(bucket, { log: task, file: join(dir, `${bucket.identity.id}.sqlite`) });
+  const catalog = await openCachedCatalog(bucket, bucket.identity.id, env.stateDir, task);
   return {
     target: new S3Target(bucket, catalog),
     dumpDir: bucket.dir,

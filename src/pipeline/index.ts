@@ -30,6 +30,7 @@ export {
   localSource,
   openRemoteSource,
   remoteSource,
+  sourceOf,
   s3Source,
   type ChunkSource,
   type SourceRef,

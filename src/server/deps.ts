@@ -18,6 +18,8 @@ export interface ServerConfig {
   datastores: Record<string, string>;
   /** a configured S3 datastore's settings by name (jobs may name one as their store); undefined for any other name */
   s3Stores?: (name: string) => S3StoreSettings | undefined;
+  /** the configured S3 datastores by name -> `s3://BUCKET/PREFIX/` (listed beside the folders; no credentials) */
+  s3StoreUrls?: Record<string, string>;
   zstdLevel: number;
   mail?: MailConfig;
   /** PEM files; with them the server speaks HTTPS and the session cookie is Secure */

@@ -9,7 +9,7 @@
  *                                                              off (none when that backup did not stop it)
  *   coldvault_backup_downtime_seconds{guest,store}             summary (sum, count) over the kept versions that
  *                                                              recorded a downtime
- *   coldvault_datastore_free_bytes{store}, coldvault_datastore_size_bytes{store}
+ *   coldvault_datastore_free_bytes{store}, coldvault_datastore_size_bytes{store}   (folders; a bucket has no size)
  *   coldvault_task_duration_seconds{type}                      summary (sum, count) of the kept finished tasks
  *   coldvault_task_last_duration_seconds{type}                 the newest finished task of each type
  *   coldvault_tasks_running                                    tasks running now (any process)
@@ -19,8 +19,9 @@
  */
 import type { CatalogVersion } from '../catalog/index.js';
 import type { TaskInfo } from '../jobs/index.js';
+import type { ServerConfig } from './deps.js';
 import type { KnownStore } from './paths.js';
-import { withCatalog } from './stores.js';
+import { withStore } from './stores.js';
 
 type Labels = Record<string, string>;
 interface Sample {
@@ -35,9 +36,9 @@ interface Family {
   samples: Sample[];
 }
 
-export async function collectMetrics(stores: KnownStore[], tasks: TaskInfo[]): Promise<string> {
+export async function collectMetrics(stores: KnownStore[], tasks: TaskInfo[], config: ServerConfig): Promise<string> {
   const families = familiesOf();
-  for (const s of stores) await addStore(families, s).catch(() => undefined);
+  for (const s of stores) await addStore(families, s, config).catch(() => undefined);
   addTasks(families, tasks);
   addPushes(families, tasks);
   return render(Object.values(families));
@@ -61,11 +62,14 @@ function familiesOf(): Record<string, Family> {
   };
 }
 
-async function addStore(families: Record<string, Family>, s: KnownStore): Promise<void> {
-  await withCatalog(s.dir, async (store, catalog) => {
-    const { free, total } = await store.space();
-    families.free!.samples.push({ labels: { store: s.name }, value: free });
-    families.size!.samples.push({ labels: { store: s.name }, value: total });
+async function addStore(families: Record<string, Family>, s: KnownStore, config: ServerConfig): Promise<void> {
+  await withStore(s, config, async (opened) => {
+    const { store, catalog } = opened;
+    if (opened.kind === 'folder') {
+      const { free, total } = await opened.store.space();
+      families.free!.samples.push({ labels: { store: s.name }, value: free });
+      families.size!.samples.push({ labels: { store: s.name }, value: total });
+    }
     const byGuest = groupBy(catalog.listVersions(), (v) => v.guestId);
     for (const [guest, versions] of byGuest) {
       const labels = { guest, store: s.name };

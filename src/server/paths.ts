@@ -1,6 +1,8 @@
 /**
  * Paths in requests never escape what the config and the jobs name. A store is a configured
- * datastore's name or exactly the folder of a configured datastore or of an existing job; a script is
+ * datastore's name or exactly the folder of a configured datastore or of an existing job, or exactly
+ * the `s3://BUCKET/PREFIX/` of a configured S3 datastore (never another endpoint or bucket: the API
+ * reaches only the buckets the config names, with the config's credentials); a script is
  * a file inside one of `scriptDirs` (default /etc/coldvault) or one an existing job already runs; a
  * device is under /dev. Relative paths and `..` segments are refused before anything is resolved.
  * A job's key file and passphrase file (`encrypt`, checkKeyPath) lie inside one of `keyDirs` (default
@@ -17,16 +19,29 @@ import { ApiError } from './errors.js';
 export interface KnownStore {
   /** the configured name, else `job:<id>` of the first job writing there */
   name: string;
+  /** the folder; for an S3 datastore its `s3://BUCKET/PREFIX/` */
   dir: string;
+  /** 's3': a configured S3 datastore (opened by name with the config's credentials); absent: a folder */
+  kind?: 's3';
 }
 
-/** Configured datastores, then the stores of jobs, one entry per folder. */
+/** Configured datastores (folders, then S3 ones), then the stores of jobs, one entry per folder or bucket prefix. */
 export function knownStores(config: ServerConfig, jobs: JobStore): KnownStore[] {
   const byDir = new Map<string, KnownStore>();
   for (const [name, dir] of Object.entries(config.datastores)) if (!byDir.has(resolve(dir))) byDir.set(resolve(dir), { name, dir: resolve(dir) });
-  for (const job of jobs.list()) if (!byDir.has(resolve(job.store))) byDir.set(resolve(job.store), { name: `job:${job.id}`, dir: resolve(job.store) });
+  for (const s of s3Stores(config)) if (!byDir.has(s.dir)) byDir.set(s.dir, s);
+  for (const job of jobs.list()) {
+    if (job.mode === 'cluster' || isS3Name(config, job.store)) continue; // a store of another node, or a configured bucket
+    if (!byDir.has(resolve(job.store))) byDir.set(resolve(job.store), { name: `job:${job.id}`, dir: resolve(job.store) });
+  }
   return [...byDir.values()];
 }
+
+function s3Stores(config: ServerConfig): KnownStore[] {
+  return Object.entries(config.s3StoreUrls ?? {}).map(([name, dir]) => ({ name, dir, kind: 's3' as const }));
+}
+
+const isS3Name = (config: ServerConfig, value: string): boolean => Object.hasOwn(config.s3StoreUrls ?? {}, value);
 
 function checkedAbsolute(value: string, what: string): string {
   if (!value.startsWith('/') || value.split('/').includes('..') || value.includes('\0')) {
@@ -35,21 +50,33 @@ function checkedAbsolute(value: string, what: string): string {
   return resolve(value);
 }
 
-/** A store given by name or folder -> its folder; PATH_NOT_ALLOWED for anything else. */
-export function resolveStore(value: string, config: ServerConfig, jobs: JobStore): string {
-  if (Object.hasOwn(config.datastores, value)) return resolve(config.datastores[value] as string);
+/** A store given by name, folder or configured S3 address -> the known store; PATH_NOT_ALLOWED for anything else. */
+export function resolveStore(value: string, config: ServerConfig, jobs: JobStore): KnownStore {
+  if (Object.hasOwn(config.datastores, value)) return { name: value, dir: resolve(config.datastores[value] as string) };
+  const s3 = s3Stores(config).find((s) => s.name === value || s.dir === value || s.dir === `${value}/`);
+  if (s3) return s3;
   const dir = checkedAbsolute(value, 'store');
   const known = knownStores(config, jobs);
-  if (known.some((s) => s.dir === dir)) return dir;
+  const found = known.find((s) => s.dir === dir);
+  if (found) return found;
   throw new ApiError(
     'PATH_NOT_ALLOWED',
     `store '${value}' is neither a configured datastore (${known.map((s) => s.name).join(', ') || 'none'}) nor the store of a job`,
   );
 }
 
-/** A store as sent (name or folder) -> the name a grant is scoped by: the configured datastore's name
- * for its name or folder, `job:<id>` for a job's folder; anything else unchanged (a route refuses it). */
+/** A store that must be a folder (an external disk is mounted on it): PATH_NOT_ALLOWED naming an S3 datastore. */
+export function resolveFolderStore(value: string, config: ServerConfig, jobs: JobStore, what: string): string {
+  const store = resolveStore(value, config, jobs);
+  if (store.kind === 's3') throw new ApiError('PATH_NOT_ALLOWED', `${what}: store '${value}' is an S3 datastore (${store.dir}); this needs a folder`);
+  return store.dir;
+}
+
+/** A store as sent (name, folder or S3 address) -> the name a grant is scoped by: the configured datastore's name
+ * for its name, folder or address, `job:<id>` for a job's folder; anything else unchanged (a route refuses it). */
 export function storeName(value: string, config: ServerConfig, jobs: JobStore): string {
+  const s3 = s3Stores(config).find((s) => s.dir === value || s.dir === `${value}/`);
+  if (s3) return s3.name;
   if (Object.hasOwn(config.datastores, value) || !value.startsWith('/') || value.split('/').includes('..')) return value;
   return knownStores(config, jobs).find((s) => s.dir === resolve(value))?.name ?? value;
 }

@@ -140,8 +140,11 @@ export const Progress = Type.Object({
 });
 export const DatastoreStatus = Type.Object({
   name: Type.String(),
-  dir: Type.String(),
-  used: Type.Optional(Type.Number()),
+  dir: Type.String({ description: 'the folder; for an S3 datastore its s3://BUCKET/PREFIX/' }),
+  kind: Type.Optional(Type.Literal('s3', { description: 'an S3 datastore (absent: a folder)' })),
+  endpoint: Type.Optional(Type.String({ description: 'S3: the service' })),
+  objectLockDays: Type.Optional(Type.Integer({ description: 'S3: every version is kept under Object Lock this many days' })),
+  used: Type.Optional(Type.Number({ description: 'bytes used on the filesystem; S3: the stored bytes of the versions (no free space to ask about)' })),
   free: Type.Optional(Type.Number()),
   total: Type.Optional(Type.Number()),
   versions: Type.Optional(Type.Integer()),

@@ -227,6 +227,10 @@ describe('datastore usage', () => {
     expect(usageLines(ds.slice(0, 1), 22)).toEqual(['usb1  30% 700 GiB free']);
     expect(usageLines([], 30)).toEqual(['no datastores']);
   });
+
+  it('an S3 datastore has no bar (a bucket has no size): what its versions store', () => {
+    expect(usageLines([{ name: 'offsite', kind: 's3', used: 3 * GiB }], 40, 2)).toEqual(['offsite S3, 3.0 GiB stored']);
+  });
 });
 
 describe('layout', () => {

@@ -15,7 +15,7 @@ import { createTaskLog, describeError, logAt, type LogLine, type TaskLog } from 
 import { checkPrivate, privacyWarnings } from '../../datastore/index.js';
 import { removeLeftoverSnapshots, Scheduler } from '../../jobs/index.js';
 import { str, type OptionSpec } from '../args.js';
-import { s3StoresOf } from '../s3-config.js';
+import { s3StoresOf, s3StoreUrlsOf } from '../s3-config.js';
 import type { CommandContext } from '../context.js';
 
 export const serveOptions: OptionSpec = { 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true }, listen: { type: 'string' } };
@@ -29,7 +29,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, serverTls, startServer, TaskRunner } = await import('../../server/index.js');
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
   const tls = await serverTls(host, ctx.config); // may make serve's own certificate (state dir)
-  const config = { ...ctx.config, tls, s3Stores: s3StoresOf(ctx.config) };
+  const config = { ...ctx.config, tls, s3Stores: s3StoresOf(ctx.config), s3StoreUrls: s3StoreUrlsOf(ctx.config) };
   const log = createTaskLog((line) => process.stderr.write(`${line.level}: ${line.message}\n`));
   const signalled = untilSignal(log); // from the start: a SIGTERM during start-up stops cleanly too, never the default kill
   const state = ctx.state();

@@ -10,6 +10,10 @@
  * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
  * With `remote: NODE` both read another node's datastore (remote-restore.ts).
  *
+ * A store is a folder or a configured S3 datastore (by name or its `s3://BUCKET/PREFIX/`): listing,
+ * verify, prune and restore work on both alike (stores.ts opens either; a bucket's catalog is the
+ * state dir's cache); an external device goes with a folder only.
+ *
  * Encrypted versions (issue 13): verify and restore take `keyFile` (and `passphraseFile`), paths
  * inside the config's keyDirs, opened before the task starts (request-key.ts); a restore is refused
  * at once without the version's key (KEY_REQUIRED) or with another (KEY_WRONG). Verify without the
@@ -23,15 +27,15 @@ import { ColdvaultError } from '../../core/index.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
 import { versionJson } from '../../catalog/index.js';
-import { pruneGuest, restoreGuest, verifyStore } from '../../pipeline/index.js';
+import { pruneGuest, pruneS3Guest, restoreGuest, s3Source, sourceOf, type SourceRef, verifyStore } from '../../pipeline/index.js';
 import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { checkDevice, knownStores, resolveStore } from '../paths.js';
+import { checkDevice, type KnownStore, knownStores, resolveStore } from '../paths.js';
 import { checkVersionKey, requestKey } from '../request-key.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
-import { withCatalog } from '../stores.js';
+import { openS3, withStore } from '../stores.js';
 import { listRemoteBackups, remoteRestoreRoutes, startRemoteRestore } from './remote-restore.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -86,28 +90,31 @@ export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
 /** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */
 async function listBackups(ctx: RouteContext, query: Static<typeof BackupsQuery>, onlyStore?: string): Promise<unknown[]> {
-  const list = (dir: string): Promise<unknown[]> =>
-    withCatalog(dir, (_s, catalog) => catalog.listVersions(query.guest).map((v) => ({ ...versionJson(v), store: dir })));
+  const list = (ref: KnownStore): Promise<unknown[]> =>
+    withStore(ref, ctx.config, ({ catalog }) => catalog.listVersions(query.guest).map((v) => ({ ...versionJson(v), store: ref.dir })));
   const named = query.store ?? onlyStore;
   if (named) return list(resolveStore(named, ctx.config, ctx.state.jobs));
-  const all = await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => list(s.dir).catch(() => [])));
+  const all = await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => list(s).catch(() => [])));
   return all.flat();
 }
 
 async function startVerify(ctx: RouteContext, body: Static<typeof VerifyBody>, by: string): Promise<{ taskId: string }> {
   if (body.version !== undefined && body.guest === undefined) throw new ApiError('INVALID_REQUEST', 'verify: a version needs a guest');
-  const dir = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  const ref = resolveStore(body.store, ctx.config, ctx.state.jobs);
   const key = await requestKey(ctx.config, body, 'verify');
-  await Datastore.open(dir);
+  await checkOpens(ref, ctx);
   const what = body.guest ? `guest ${body.guest}${body.version ? ` version ${body.version}` : ''}` : 'all versions';
   const { taskId } = ctx.runner.startTask(
     'verify',
-    `verify ${what} in ${dir}`,
+    `verify ${what} in ${ref.dir}`,
     ({ task, pool, onProgress }) =>
-      withCatalog(
-        dir,
-        async (store, catalog) => {
-          const result = await verifyStore({ store, catalog, pool: pool(), guestId: body.guest, version: body.version, key, log: task, onProgress });
+      withStore(
+        ref,
+        ctx.config,
+        async (opened) => {
+          const from: SourceRef = opened.kind === 's3' ? { source: s3Source(opened.store) } : { store: opened.store };
+          const wanted = { guestId: body.guest, version: body.version };
+          const result = await verifyStore({ ...from, catalog: opened.catalog, pool: pool(), ...wanted, key, log: task, onProgress });
           return { ok: result.ok, result };
         },
         task,
@@ -121,18 +128,21 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: stri
   const { store: storeRef, guest, dryRun = false, ...keep } = body;
   const options: PruneOptions = keep;
   if (!hasRetention(options)) throw new ApiError('INVALID_REQUEST', 'prune: give at least one keep rule above 0 (prune never removes everything)');
-  const dir = resolveStore(storeRef, ctx.config, ctx.state.jobs);
-  await Datastore.open(dir);
+  const ref = resolveStore(storeRef, ctx.config, ctx.state.jobs);
+  await checkOpens(ref, ctx);
   let removed: number[] = [];
   let failure: unknown;
   const { taskId, done } = ctx.runner.startTask(
     'prune',
-    `prune guest ${guest} in ${dir}`,
+    `prune guest ${guest} in ${ref.dir}`,
     ({ task }) =>
-      withCatalog(
-        dir,
-        async (store, catalog) => {
-          removed = await pruneGuest({ store, catalog, guestId: guest, options, log: task, dryRun }).catch((err: unknown) => {
+      withStore(
+        ref,
+        ctx.config,
+        async (opened) => {
+          const request = { catalog: opened.catalog, guestId: guest, options, log: task, dryRun };
+          const pruning = opened.kind === 's3' ? pruneS3Guest({ ...request, store: opened.store }) : pruneGuest({ ...request, store: opened.store });
+          removed = await pruning.catch((err: unknown) => {
             failure = err;
             throw err;
           });
@@ -152,15 +162,25 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
   const dropKeys = configKeysToDrop(request);
   const key = await requestKey(ctx.config, body, 'restore');
   if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, key, checkTarget: () => checkRestoreTarget(ctx, body) });
-  const dir = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
+  const ref = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
+  if (ref.kind === 's3' && body.fromDevice)
+    throw new ApiError('INVALID_REQUEST', `restore: fromDevice goes with a folder datastore, not the S3 datastore '${ref.name}'`);
+  const dir = ref.dir;
   const mounted = body.fromDevice ? await mountReadOnly(body.fromDevice, dir) : undefined;
   const detach = mounted?.detach;
-  let store: Datastore;
+  let from: SourceRef;
   try {
-    store = await Datastore.open(dir);
-    checkVersionKey(await store.readManifest(body.id, body.version), key, { guestId: body.id, version: body.version });
+    from = ref.kind === 's3' ? { source: s3Source(await openS3(ref, ctx.config)) } : { store: await Datastore.open(dir) };
+  } catch (err) {
+    await detach?.();
+    throw err;
+  }
+  const source = sourceOf(from);
+  try {
+    checkVersionKey(await source.readManifest(body.id, body.version), key, { guestId: body.id, version: body.version });
     await checkRestoreTarget(ctx, body);
   } catch (err) {
+    source.close();
     await detach?.();
     throw err;
   }
@@ -173,7 +193,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
       if (mounted?.warning) task.warn(mounted.warning);
       try {
         const r = await restoreGuest({
-          store,
+          ...from,
           pool: pool(),
           guestId: body.id,
           version: body.version,
@@ -188,10 +208,11 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
           onProgress,
           signal,
           dropKeys,
-          locks: detach ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
+          locks: detach || ref.kind === 's3' ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
         });
         return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
       } finally {
+        source.close();
         if (detach) {
           await detach();
           task.info(`unmounted ${body.fromDevice}: the disk may now be removed`);
@@ -233,4 +254,10 @@ async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof Restore
   if ((await ctx.driver.status(body.newId).catch(() => 'unknown')) !== 'stopped') {
     throw new ColdvaultError('GUEST_ID_TAKEN', `guest ${body.newId} is not known to be stopped; stop it before restoring over it`);
   }
+}
+
+/** Opens the store once before a task starts, so that a store that is not a datastore (or a bucket that cannot be reached) is refused at once. */
+async function checkOpens(ref: KnownStore, ctx: RouteContext): Promise<void> {
+  if (ref.kind === 's3') (await openS3(ref, ctx.config)).close();
+  else await Datastore.open(ref.dir);
 }

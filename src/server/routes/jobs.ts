@@ -112,11 +112,11 @@ function checkPrivilegedFields(request: FastifyRequest, body: JobBody, existing?
   if (changed.length > 0) authorize(request, 'job.edit-privileged', undefined, ` (this request ${existing ? 'changes' : 'sets'} ${changed.join(', ')})`);
 }
 
-/** The body with its store resolved to a folder and its paths checked against the config. */
+/** The body with its store resolved to a folder (or a configured S3 datastore's name) and its paths checked against the config. */
 function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<string, unknown> {
   const others: JobModel[] = ctx.state.jobs.list();
   // cluster mode: a datastore's name on the receiving node, not a folder here
-  const store = body.mode === 'cluster' ? body.store : resolveStore(body.store, ctx.config, ctx.state.jobs);
+  const store = body.mode === 'cluster' ? body.store : jobStore(ctx, body);
   checkScript(body.hook, 'hook', ctx.config, others);
   checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
@@ -131,4 +131,13 @@ function checkedEncryption(ctx: RouteContext, encrypt: JobBody['encrypt'], id?: 
   const keyFile = checkKeyPath(encrypt.keyFile, 'encrypt.keyFile', ctx.config, current?.keyFile);
   const passphraseFile = checkKeyPath(encrypt.passphraseFile, 'encrypt.passphraseFile', ctx.config, current?.passphraseFile);
   return keyFile === undefined ? undefined : { keyFile, ...(passphraseFile === undefined ? {} : { passphraseFile }) };
+}
+
+/** A job's store here: a folder, or a configured S3 datastore by name (no external disk goes with it). */
+function jobStore(ctx: RouteContext, body: JobBody): string {
+  const ref = resolveStore(body.store, ctx.config, ctx.state.jobs);
+  if (ref.kind !== 's3') return ref.dir;
+  if (body.device)
+    throw new ApiError('INVALID_REQUEST', `store '${ref.name}' is an S3 datastore: device does not go with it (an external disk holds a folder datastore)`);
+  return ref.name;
 }

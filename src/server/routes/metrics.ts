@@ -14,7 +14,7 @@ export function metricsRoutes(app: FastifyInstance, ctx: RouteContext): void {
       schema: { summary: 'Prometheus metrics (text format 0.0.4)', tags: ['metrics'], produces: ['text/plain'], response: responses({ 200: Type.String() }) },
     },
     async (_request, reply) => {
-      const text = await collectMetrics(knownStores(ctx.config, ctx.state.jobs), ctx.state.tasks.list(1000));
+      const text = await collectMetrics(knownStores(ctx.config, ctx.state.jobs), ctx.state.tasks.list(1000), ctx.config);
       return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
     },
   );

@@ -22,7 +22,7 @@ export function statusRoutes(app: FastifyInstance, ctx: RouteContext): void {
       version: VERSION,
       uptime: Math.round((ctx.clock() - ctx.startedAt) / 1000),
       running: runningTasks(ctx),
-      datastores: await Promise.all(knownStores(ctx.config, ctx.state.jobs).map(storeStatus)),
+      datastores: await Promise.all(knownStores(ctx.config, ctx.state.jobs).map((s) => storeStatus(s, ctx.config))),
     }),
   );
 }

@@ -8,7 +8,7 @@ import { get, post, put } from '../api.js';
 import { h, splitList } from '../dom.js';
 import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, groupField, offerDevices, setFieldError } from './common.js';
 import { diskSize, guestStatus } from './guests.js';
-import { storeLabel, WEEKDAYS } from './jobs.js';
+import { isStore, storeLabel, WEEKDAYS } from './jobs.js';
 
 const FIELDS = [
   'id',
@@ -79,9 +79,9 @@ export async function jobFormView(ctx) {
   const store = h(
     'select',
     { required: true },
-    stores.map((d) => h('option', { value: d.dir, selected: d.dir === job?.store }, storeLabel(d.dir, status.datastores))),
+    stores.map((d) => h('option', { value: d.dir, selected: isStore(d, job?.store) }, storeLabel(d.dir, status.datastores))),
   );
-  if (job && !stores.some((d) => d.dir === job.store)) store.append(h('option', { value: job.store, selected: true }, job.store));
+  if (job && !stores.some((d) => isStore(d, job.store))) store.append(h('option', { value: job.store, selected: true }, job.store));
   const device = h('input', {
     type: 'text',
     autocomplete: 'off',

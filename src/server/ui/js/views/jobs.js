@@ -7,10 +7,15 @@ import { backupHeader, errorBox } from './common.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
-/** A datastore's name for a folder, when the server knows one. */
+/** A datastore's name for a folder (or an S3 datastore's address for its name, as a job names it), when the server knows one. */
 export function storeLabel(dir, datastores) {
-  const ds = datastores.find((d) => d.dir === dir && !d.name.startsWith('job:'));
-  return ds ? `${dir} (${ds.name})` : dir;
+  const ds = datastores.find((d) => isStore(d, dir) && !d.name.startsWith('job:'));
+  return ds ? `${ds.dir} (${ds.name})` : dir;
+}
+
+/** Whether a job's (or form's) store value names datastore `d`: its folder or S3 address, or an S3 datastore's name. */
+export function isStore(d, value) {
+  return d.dir === value || (d.kind === 's3' && d.name === value);
 }
 
 function selection(job) {
