@@ -24,6 +24,9 @@
  * takes no `encrypt`. Who may name which key file: the CLI (root on the node) any path; the API only
  * paths inside the config's `keyDirs` (default /etc/coldvault/keys), symlinks resolved, or the path
  * the job already has (server/paths.ts checkKeyPath).
+ * `objectLockDays` (backup jobs into an S3 datastore made with Object Lock, issue 14): the versions
+ * the job makes are kept under COMPLIANCE retention that many days, at least as long as the
+ * datastore's own `--object-lock-days` (a job may lengthen it, never shorten it: pipeline/s3-target.ts).
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
 import { DEFAULT_FULL_EVERY_DAYS, parseSyncSource } from '../pipeline/index.js';
@@ -46,6 +49,8 @@ export interface Job {
   mode: 'stop' | 'cluster';
   /** cluster mode: MiB/s the push may use at most (none: the link's speed) */
   bwlimit?: number;
+  /** S3 datastore with Object Lock: days the job's versions are kept immutable (at least the datastore's) */
+  objectLockDays?: number;
   mailto: string[];
   mailNotification: 'always' | 'failure';
   keep?: number;
@@ -113,6 +118,7 @@ const JOB_KEYS = new Set<string>([
   'snapshot',
   'fullEvery',
   'bwlimit',
+  'objectLockDays',
   'kind',
   'from',
   'encrypt',
@@ -160,6 +166,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     snapshot: snapshotMode(input.snapshot),
     fullEvery: optInt(input.fullEvery, 'fullEvery', 0) ?? DEFAULT_FULL_EVERY_DAYS,
     bwlimit: optPositive(input.bwlimit, 'bwlimit'),
+    objectLockDays: optInt(input.objectLockDays, 'objectLockDays', 1),
     kind: jobKind(input.kind),
     from: str(input.from, 'from'),
     encrypt: encryption(input.encrypt),
@@ -168,6 +175,9 @@ export function validateJob(input: Record<string, unknown>): Job {
   if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);
   if (job.mode === 'cluster' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(job.store)) {
     throw invalid(`job '${id}': in cluster mode, store is the name of a datastore on the receiving node (its config 'datastores'), not '${job.store}'`);
+  }
+  if (job.objectLockDays !== undefined && (job.kind === 'sync' || job.mode === 'cluster' || job.objectLockDays > 36_500)) {
+    throw invalid(`job '${id}': objectLockDays (1 to 36500) goes with a backup job into an S3 datastore of this node`);
   }
   if (job.mode === 'cluster' && job.kind === 'sync') throw invalid(`job '${id}': a sync job pulls into a local store; mode cluster is for backup jobs`);
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);

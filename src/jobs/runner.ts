@@ -162,7 +162,7 @@ async function runOnStore(
   cluster?: JobTarget,
   encryption?: VersionKey,
 ): Promise<GuestReport[]> {
-  const jobTarget = cluster ?? (await openJobStore(job.store, env, task));
+  const jobTarget = cluster ?? (await openJobStore(job, env, task));
   const pool = new WorkerPool();
   const reports: GuestReport[] = [];
   let diskFailed: unknown;
@@ -212,13 +212,26 @@ async function runOnStore(
 }
 
 /** The job's datastore: a configured S3 datastore by name (its catalog cache in the state dir), else a folder. */
-async function openJobStore(store: string, env: JobEnvironment, task: TaskLog): Promise<JobTarget> {
-  const s3 = env.s3Stores?.(store);
-  if (!s3) return openLocalTarget(store, task);
+async function openJobStore(job: Job, env: JobEnvironment, task: TaskLog): Promise<JobTarget> {
+  const s3 = env.s3Stores?.(job.store);
+  if (!s3) {
+    if (job.objectLockDays !== undefined) {
+      throw new ColdvaultError('JOB_INVALID', `job '${job.id}': objectLockDays goes with an S3 datastore; '${job.store}' is a folder`);
+    }
+    return openLocalTarget(job.store, task);
+  }
   const bucket = await S3Datastore.open(s3);
   const catalog = await openCachedCatalog(bucket, bucket.identity.id, env.stateDir, task);
+  let target: S3Target;
+  try {
+    target = new S3Target(bucket, catalog, { lockDays: job.objectLockDays });
+  } catch (err) {
+    catalog.close();
+    bucket.close();
+    throw err;
+  }
   return {
-    target: new S3Target(bucket, catalog),
+    target,
     dumpDir: bucket.dir,
     close: () => {
       catalog.close();

@@ -16,10 +16,17 @@ import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js
 import { pruneS3Guest } from './s3-prune.js';
 
 export class S3Target implements BackupTarget {
+  /** days each version is kept under Object Lock: the datastore's, or a job's longer one; none without Object Lock */
+  readonly lockDays?: number;
+
+  /** `options.lockDays`: a job's (or `backup --object-lock-days`) retention, checked against the datastore's (versionLockDays) */
   constructor(
     readonly store: S3Datastore,
     readonly catalog: Catalog,
-  ) {}
+    options: { lockDays?: number } = {},
+  ) {
+    this.lockDays = versionLockDays(store, options.lockDays);
+  }
 
   get label(): string {
     return `'${this.store.dir}'`;
@@ -68,7 +75,7 @@ export class S3Target implements BackupTarget {
     const dead = await this.store.removeUnpublished(guestId, folders);
     if (dead.length > 0) log.info(`removed the files of unfinished version(s) ${dead.join(', ')} of guest ${guestId} (runs that died)`);
     const newest = folders.filter((f) => f.published).at(-1)?.version;
-    const plan = this.store.lockDays === undefined ? undefined : retentionPlan(this.store.lockDays, new Date(), this.store.dayMs);
+    const plan = this.lockDays === undefined ? undefined : retentionPlan(this.lockDays, new Date(), this.store.dayMs);
     const toHeal = await this.store.chunks.listToHeal();
     if (toHeal.size > 0) log.info(`${toHeal.size} chunk(s) that verify found damaged or missing are uploaded afresh when met`);
     this.store.chunks.beginVersion(plan && { mode: 'COMPLIANCE', until: plan.chunkUntil }, toHeal);
@@ -88,7 +95,7 @@ export class S3Target implements BackupTarget {
       let primed = 0;
       for (const index of indexes) primed += this.store.chunks.prime(index.digests.filter((d) => d !== null).map((d) => d.toString('hex')));
       log.info(`${primed} chunk(s) of version ${newest} are reused without a request each`);
-      if (this.store.lockDays === undefined) return undefined;
+      if (this.lockDays === undefined) return undefined;
       const until = (await this.store.client.head(this.store.keys.file(guestId, newest, MANIFEST_FILE)))?.metadata[CHUNKS_UNTIL_META];
       return until ? new Date(until) : undefined;
     } catch (err) {
@@ -96,6 +103,29 @@ export class S3Target implements BackupTarget {
       return undefined;
     }
   }
+}
+
+/**
+ * The days a version is kept under Object Lock: the datastore's `--object-lock-days` unless asked for
+ * more. Asking needs a datastore made with Object Lock (S3_NO_OBJECT_LOCK: prune and gc know to
+ * keep retained objects only there), and never less than its days (USAGE: the datastore's promise
+ * that every version is immutable that long holds for every writer).
+ */
+export function versionLockDays(store: S3Datastore, asked: number | undefined): number | undefined {
+  if (asked === undefined) return store.lockDays;
+  if (store.lockDays === undefined) {
+    throw new ColdvaultError(
+      'S3_NO_OBJECT_LOCK',
+      `datastore '${store.dir}' was made without Object Lock: ${asked} day(s) of Object Lock need a datastore made with 'coldvault datastore init s3://... --object-lock-days N' (a bucket created with Object Lock)`,
+    );
+  }
+  if (asked < store.lockDays) {
+    throw new ColdvaultError(
+      'USAGE',
+      `Object Lock of ${asked} day(s) is shorter than the ${store.lockDays} day(s) datastore '${store.dir}' keeps every version: a job may lengthen it, never shorten it`,
+    );
+  }
+  return asked;
 }
 
 interface VersionLocks {

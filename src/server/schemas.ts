@@ -59,6 +59,11 @@ const jobFields = {
   fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
   kind: StringEnum(['backup', 'sync'] as const),
   bwlimit: Type.Number({ exclusiveMinimum: 0, description: 'cluster mode: MB/s the push may use at most' }),
+  objectLockDays: Type.Integer({
+    minimum: 1,
+    maximum: 36_500,
+    description: "into an S3 datastore made with Object Lock: days the job's versions are immutable (at least the datastore's)",
+  }),
   from: Type.String({
     pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:[^/\\\\\\s]{1,128}$',
     description: "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there)",
@@ -77,9 +82,10 @@ const jobFields = {
     },
   ),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt, ...withDefaults } = jobFields;
+const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt, ...withDefaults } =
+  jobFields;
 const JobOptionals = Type.Partial(
-  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt, ...withDefaults }),
+  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt, ...withDefaults }),
 );
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
@@ -90,7 +96,7 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, encrypt })),
+  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt })),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(

@@ -170,6 +170,22 @@ describe('an s3:// datastore on radosgw', () => {
     expect(await keys('locked-here/')).toEqual([]);
     const folder = await run(['datastore', 'init', join(lab.root, 'folder-store'), '--object-lock-days', '30']);
     expect(folder.stderr).toMatch(/--object-lock-days goes with an s3:\/\/ datastore/);
+    // a backup asking for Object Lock on a datastore made without it: refused before anything is uploaded
+    const before = JSON.parse(await ok(['list', '101', ...s3Flags(), '--json'])).length;
+    const unlockedBackup = await run([
+      'backup',
+      '101',
+      ...s3Flags(),
+      '--guests-dir',
+      lab.guestsDir,
+      '--storage',
+      `local=${lab.storageDir}`,
+      '--object-lock-days',
+      '5',
+    ]);
+    expect(unlockedBackup.code).not.toBe(0);
+    expect(unlockedBackup.stderr).toMatch(/was made without Object Lock: 5 day\(s\) of Object Lock need a datastore made with/);
+    expect(JSON.parse(await ok(['list', '101', ...s3Flags(), '--json'])).length).toBe(before);
   });
 
   it('names missing credentials, a wrong secret and a missing datastore', async () => {
@@ -263,6 +279,21 @@ describe('an s3:// datastore on radosgw', () => {
     expect(jobRun.stdout).toContain(`creating archive 's3://${bucket}/by-name/guests/101/2'`);
     const rotated = await cli(['list', '--store', 'offsite', '--config', config, '--json'], { env: noEnv });
     expect(JSON.parse(rotated.stdout).map((v: { version: number }) => v.version)).toEqual([2]);
+    // a job's own Object Lock days: shown; refused on a folder; a run on a datastore made without Object Lock fails, naming why
+    const lockedJob = await cli(['job', 'add', 'locked', '--store', 'offsite', '--vmid', '101', '--object-lock-days', '30', '--config', config], {
+      env: noEnv,
+    });
+    expect(lockedJob.code, lockedJob.stderr).toBe(0);
+    expect(lockedJob.stdout).toContain('immutable 30 day(s)');
+    const onFolder = await cli(['job', 'add', 'on-folder', '--store', join(lab.root, 'f'), '--vmid', '101', '--object-lock-days', '3', '--config', config], {
+      env: noEnv,
+    });
+    expect(onFolder.stderr).toMatch(/--object-lock-days goes with an S3 datastore of the config/);
+    const lockedRun = await cli(['job', 'run', 'locked', '--config', config], { env: noEnv });
+    expect(lockedRun.code).not.toBe(0);
+    expect(lockedRun.stdout + lockedRun.stderr).toMatch(/was made without Object Lock: 30 day\(s\)/);
+    const unlocked = await cli(['job', 'edit', 'locked', '--no-object-lock-days', '--config', config], { env: noEnv });
+    expect(unlocked.stdout).not.toContain('immutable');
     writeFileSync(config, JSON.stringify({ datastores: { offsite: { ...offsite, bucket: 'Bad_Name' } } }));
     const bad = await cli(['list', '--store', 'offsite', '--config', config], { env: noEnv });
     expect(bad.stderr).toMatch(/'Bad_Name' is not a valid bucket name/);

@@ -50,9 +50,15 @@ const withStore = <T>(prefix: string, f: (store: S3Datastore, catalog: Catalog) 
   withOpened(() => S3Datastore.open({ ...settings, prefix }), prefix.replace(/\W/g, ''), f);
 
 /** A backup of guest `id` through the S3 target, in process; `beforePublish` sees the open store. */
-async function backupInto(store: S3Datastore, catalog: Catalog, id: string, beforePublish?: (store: S3Datastore) => Promise<void>): Promise<number> {
+async function backupInto(
+  store: S3Datastore,
+  catalog: Catalog,
+  id: string,
+  beforePublish?: (store: S3Datastore) => Promise<void>,
+  lockDays?: number,
+): Promise<number> {
   const r = await backupGuest({
-    target: new S3Target(store, catalog),
+    target: new S3Target(store, catalog, { lockDays }),
     pool,
     guestsDir: guestsDir(),
     storages: storages(),
@@ -254,4 +260,30 @@ describe('Object Lock on an S3 datastore (a "day" of 3 s: versions kept 3 s, chu
     });
     expect(keys).not.toContain(hex(13)); // every version of it gone, not hidden behind a delete marker
   }, 120_000);
+
+  it("a job's own Object Lock days keep its versions longer than the datastore's; fewer days, or a datastore without Object Lock, are refused", async () => {
+    const jobLocked = { ...settings, bucket: freshBucket('joblock'), prefix: 'j/' };
+    (await S3Datastore.init(jobLocked, { objectLockDays: 1 })).close();
+    const withJobLocked = <T>(f: (store: S3Datastore, catalog: Catalog) => Promise<T>): Promise<T> =>
+      withOpened(() => S3Datastore.open(jobLocked, { dayMs: DAY }), 'joblock', f);
+    writeGuest('402', [21, 22]);
+    const t0 = Date.now();
+    await withJobLocked((store, catalog) => backupInto(store, catalog, '402', undefined, 4));
+    writeGuest('402', [21, 23]);
+    const v2 = await withJobLocked((store, catalog) => backupInto(store, catalog, '402', undefined, 4));
+    await withJobLocked(async (store, catalog) => {
+      const manifest = await store.client.head(store.keys.file('402', v2, 'manifest.json'));
+      expect(Math.abs((manifest?.retainUntil?.getTime() ?? 0) - (t0 + 4 * DAY))).toBeLessThan(2500);
+      const chunk = await store.client.head(store.keys.chunk(hex(21)));
+      expect(Math.abs((chunk?.retainUntil?.getTime() ?? 0) - (t0 + 11 * DAY))).toBeLessThan(2500);
+      expect(() => new S3Target(store, catalog, { lockDays: 0 })).toThrow(/shorter than the 1 day\(s\).*never shorten it/);
+    });
+    await withStore('a/', async (store, catalog) => {
+      expect(() => new S3Target(store, catalog, { lockDays: 2 })).toThrow(/was made without Object Lock/);
+    });
+    await sleepUntil(t0 + DAY + 1500); // past the datastore's day, within the job's four
+    lines.length = 0;
+    expect(await withJobLocked((store, catalog) => pruneS3Guest({ store, catalog, guestId: '402', options: { keepLast: 1 }, log: recording }))).toEqual([]);
+    expect(lines.join('\n')).toMatch(/kept version 1 of VM 402: it is under Object Lock until/);
+  }, 60_000);
 });

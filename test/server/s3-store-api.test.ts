@@ -87,6 +87,13 @@ describe('an S3 datastore in the API', () => {
     expect(await versions(url)).toEqual([1]);
     const all = (await lab.api('GET', '/api/v1/backups')).json() as Array<{ store: string; version: number }>;
     expect(all.filter((v) => v.store === url).map((v) => v.version)).toEqual([1]);
+    const onFolder = await lab.api('POST', '/api/v1/jobs', { id: 'locked', store: 'main', vmid: ['101'], days: ['mon'], at: '22:30', objectLockDays: 30 });
+    expect([onFolder.statusCode, errorCode(onFolder)]).toEqual([400, 'INVALID_REQUEST']);
+    expect(onFolder.json().error.message).toMatch(/objectLockDays goes with an S3 datastore/);
+    const locked = await lab.api('POST', '/api/v1/jobs', { id: 'locked', store: 'offsite', vmid: ['101'], days: ['mon'], at: '22:30', objectLockDays: 30 });
+    expect(locked.statusCode, locked.body).toBe(201);
+    expect(locked.json().objectLockDays).toBe(30);
+    expect((await lab.api('DELETE', '/api/v1/jobs/locked')).statusCode).toBe(204);
     const jobs = (await lab.api('GET', '/api/v1/status')).json().datastores.map((d: { name: string }) => d.name);
     expect(jobs).not.toContain('job:offsite-nightly'); // the job's store is the configured bucket, not a folder of its own
   });

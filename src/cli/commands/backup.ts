@@ -18,6 +18,7 @@ export const backupOptions: OptionSpec = {
   'zstd-level': { type: 'string' },
   snapshot: { type: 'string' },
   full: { type: 'boolean' },
+  'object-lock-days': { type: 'string' },
   ...encryptOptions,
   ...s3Options,
 };
@@ -33,6 +34,8 @@ export const backupHelp = `coldvault backup <vmid>... --store <dir> [--guests-di
   --encrypt KEYFILE: the version is encrypted with that key (coldvault key create): chunks AES-256-GCM under
   keyed names, the config sealed, manifest and indexes authenticated; restore needs the key (--keyfile).
   Its passphrase: --passphrase-file F, COLDVAULT_KEY_PASSPHRASE, or a prompt.
+  --object-lock-days N (an s3:// datastore made with Object Lock): keep this version immutable N days, at least
+  the datastore's own days.
 ${S3_HELP}`;
 
 export async function backupCommand(ctx: CommandContext): Promise<number> {
@@ -110,9 +113,13 @@ function snapshotOption(value: string | undefined): SnapshotMode {
 /** The datastore of --store: a folder (and its catalog), or a bucket (s3://) as a target. */
 async function openTarget(ctx: CommandContext): Promise<{ store: Datastore; catalog: Catalog } | { target: S3Target }> {
   const s3 = ctx.s3Settings();
-  if (!s3) return ctx.openStore();
+  const lockDays = intOption(ctx.args, 'object-lock-days', 1);
+  if (!s3) {
+    if (lockDays !== undefined) throw new ColdvaultError('USAGE', '--object-lock-days goes with an s3:// datastore (S3 Object Lock)');
+    return ctx.openStore();
+  }
   const { store, catalog } = await ctx.openS3Store(s3);
-  return { target: new S3Target(store, catalog) };
+  return { target: new S3Target(store, catalog, { lockDays }) };
 }
 
 /** the datastore's id (a folder's or a bucket's: both can hold cold-snapshot bases) */

@@ -47,16 +47,18 @@ export const jobOptions: OptionSpec = {
   encrypt: { type: 'string' },
   'encrypt-passphrase-file': { type: 'string' },
   'no-encrypt': { type: 'boolean' },
+  'object-lock-days': { type: 'string' },
+  'no-object-lock-days': { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
-     [--encrypt KEYFILE [--encrypt-passphrase-file FILE]]
+     [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N]
 coldvault job add <id> --kind sync --from NODE:STORE --store <dir> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
 coldvault job edit <id> ...same flags (only those given change); --no-encrypt (or --encrypt '') removes the encryption,
-     --encrypt-passphrase-file '' the passphrase file
+     --encrypt-passphrase-file '' the passphrase file, --no-object-lock-days the job's own Object Lock days
 coldvault job show <id> [--json]
 coldvault job list [--json]
 coldvault job rm <id>
@@ -77,7 +79,9 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   separated by commas (UUID=a,UUID=b): the first one attached is used, each bound to its own datastore.
   --snapshot auto (default): a running guest is shut down, its disks get cold snapshots (reflink clones on
   XFS reflink=1 or btrfs), it is started again at once and the snapshots are backed up; where a disk cannot
-  have one (ext4, NTFS ...) the guest stays off while its disks are read, as with --snapshot off.`;
+  have one (ext4, NTFS ...) the guest stays off while its disks are read, as with --snapshot off.
+  --object-lock-days N: into an S3 datastore made with Object Lock, the job's versions are kept immutable N
+  days (at least the datastore's own days; checked when the job runs).`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
 function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<string, unknown> {
@@ -87,6 +91,10 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
   const cluster = (str(p, 'mode') ?? existing?.mode) === 'cluster'; // the store is a name on the receiving node then
   if (store && Object.hasOwn(ctx.config.s3Datastores, store) && (str(p, 'device') ?? existing?.device)) {
     throw new ColdvaultError('USAGE', `--store ${store} is an S3 datastore: --device (an external disk mounted on a folder) does not go with it`);
+  }
+  const target = store ?? existing?.store;
+  if (str(p, 'object-lock-days') !== undefined && !cluster && target !== undefined && !Object.hasOwn(ctx.config.s3Datastores, target)) {
+    throw new ColdvaultError('USAGE', `--object-lock-days goes with an S3 datastore of the config (S3 Object Lock); '${target}' is a folder`);
   }
   return {
     store: store ? (cluster || Object.hasOwn(ctx.config.s3Datastores, store) ? store : storeDir(ctx.config, store)) : undefined,
@@ -117,6 +125,7 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     kind: str(p, 'kind'),
     from: str(p, 'from'),
     encrypt: encryptFields(p, existing),
+    objectLockDays: flag(p, 'no-object-lock-days') ? null : str(p, 'object-lock-days'),
   };
 }
 
@@ -185,7 +194,8 @@ export function describeJob(job: Job, landing: string = job.store): string {
   const source = job.kind === 'sync' ? `sync from ${job.from ?? ''}: ` : '';
   const device = job.device && job.mode !== 'cluster' ? ` (device ${job.device})` : '';
   const limit = job.bwlimit ? `, at most ${job.bwlimit} MB/s` : '';
-  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}${encryption(job)}, ${job.enabled ? 'enabled' : 'disabled'}`;
+  const locked = job.objectLockDays ? `, immutable ${job.objectLockDays} day(s)` : '';
+  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}${locked}${encryption(job)}, ${job.enabled ? 'enabled' : 'disabled'}`;
 }
 
 /** The key file's path (and the passphrase file's), never what they hold. */

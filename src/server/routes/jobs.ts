@@ -136,7 +136,10 @@ function checkedEncryption(ctx: RouteContext, encrypt: JobBody['encrypt'], id?: 
 /** A job's store here: a folder, or a configured S3 datastore by name (no external disk goes with it). */
 function jobStore(ctx: RouteContext, body: JobBody): string {
   const ref = resolveStore(body.store, ctx.config, ctx.state.jobs);
-  if (ref.kind !== 's3') return ref.dir;
+  if (ref.kind !== 's3') {
+    if (body.objectLockDays !== undefined) throw new ApiError('INVALID_REQUEST', `objectLockDays goes with an S3 datastore; store '${body.store}' is a folder`);
+    return ref.dir;
+  }
   if (body.device)
     throw new ApiError('INVALID_REQUEST', `store '${ref.name}' is an S3 datastore: device does not go with it (an external disk holds a folder datastore)`);
   return ref.name;

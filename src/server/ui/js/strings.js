@@ -103,6 +103,8 @@ export const STRINGS = {
     'form.storeHint': 'a datastore of this server',
     'form.device': 'External device',
     'form.deviceHint': 'a device under /dev, or UUID=… / LABEL=…, mounted for the backup (optional); rotated disks separated by commas: UUID=…,UUID=…',
+    'form.objectLockDays': 'Immutable for (days)',
+    'form.objectLockDaysHint': 'S3 Object Lock: nobody can delete the versions of this job earlier; at least the datastore’s own days; empty: the datastore’s',
     'form.days': 'Weekdays',
     'form.at': 'Start time',
     'form.atHint': 'HH:MM, 24 hours',
@@ -324,6 +326,9 @@ export const STRINGS = {
     'form.device': 'Externes Gerät',
     'form.deviceHint':
       'ein Gerät unter /dev, oder UUID=… / LABEL=…, für die Sicherung eingehängt (optional); wechselnde Platten durch Kommas getrennt: UUID=…,UUID=…',
+    'form.objectLockDays': 'Unveränderlich für (Tage)',
+    'form.objectLockDaysHint':
+      'S3 Object Lock: niemand kann die Versionen dieses Jobs früher löschen; mindestens die Tage des Datenspeichers; leer: die des Datenspeichers',
     'form.days': 'Wochentage',
     'form.at': 'Startzeit',
     'form.atHint': 'HH:MM, 24 Stunden',

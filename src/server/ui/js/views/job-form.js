@@ -15,6 +15,7 @@ const FIELDS = [
   'node',
   'store',
   'device',
+  'objectLockDays',
   'days',
   'at',
   'mode',
@@ -91,6 +92,8 @@ export async function jobFormView(ctx) {
     list: `${p}-devices`,
   });
   offerDevices(`${p}-devices`);
+  const objectLockDays = h('input', { type: 'number', min: '1', max: '36500', step: '1', size: '5', value: job?.objectLockDays ?? '' });
+  const toS3 = () => stores.find((d) => d.dir === store.value)?.kind === 's3';
   const dayBoxes = Object.fromEntries(
     WEEKDAYS.map((d) => [d, h('input', { type: 'checkbox', id: `${p}-day-${d}`, name: 'days', value: d, checked: job?.days.includes(d) })]),
   );
@@ -230,6 +233,7 @@ export async function jobFormView(ctx) {
         sources,
         field(p, 'store', 'form.store', store, stores.length ? 'form.storeHint' : 'form.noStores'),
         field(p, 'device', 'form.device', device, 'form.deviceHint'),
+        field(p, 'objectLockDays', 'form.objectLockDays', objectLockDays, 'form.objectLockDaysHint'),
         groupField(p, 'days', 'form.days', days),
         field(p, 'at', 'form.at', at, 'form.atHint'),
         field(p, 'mode', 'form.mode', mode, 'form.modeHint'),
@@ -295,8 +299,12 @@ export async function jobFormView(ctx) {
     landing.hidden = !cluster;
     store.required = !cluster;
     remoteStore.required = cluster;
+    const bucket = toS3() && !cluster; // an S3 datastore here: no external disk, and Object Lock days may be set
+    device.closest('.field').hidden = bucket;
+    objectLockDays.closest('.field').hidden = !bucket || sync;
   };
   mode.addEventListener('change', syncMode);
+  store.addEventListener('change', syncMode);
   kind.addEventListener('change', syncMode);
   syncMode();
 
@@ -308,7 +316,8 @@ export async function jobFormView(ctx) {
       node: node.value.trim() || undefined,
       store: mode.value === 'cluster' ? remoteStore.value.trim() : store.value,
       bwlimit: mode.value === 'cluster' && bwlimit.value !== '' ? Number(bwlimit.value) : undefined,
-      device: device.value.trim() || undefined,
+      device: (!device.closest('.field').hidden && device.value.trim()) || undefined,
+      objectLockDays: !objectLockDays.closest('.field').hidden && objectLockDays.value !== '' ? Number(objectLockDays.value) : undefined,
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
       at: at.value.trim(),
       mode: mode.value,
