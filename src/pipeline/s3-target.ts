@@ -6,11 +6,25 @@
  * version number; publish PUTs the log, then the manifest inside both locks' `actWithin`, then records
  * the version in the catalog and runs the keep-N rotation. Changed-extent reads work as on a folder
  * (datastoreId). No space check: a bucket has no free space to ask about.
+ * Dedup also trusts this machine's known-chunk cache (datastore/s3/s3-known-cache.ts: beside the
+ * catalog cache, valid while the gc generation read after registering is the one it was written at),
+ * so a guest's first backup skips what other guests stored; publish writes it back with the version's
+ * chunks. Not under Object Lock: there a chunk's retention is known only through the guest's own
+ * previous version (its manifest's chunks-until), so only that version's chunks are reused unasked.
  */
 import { ColdvaultError, describeError, type TaskLog } from '../core/index.js';
 import { decodeFixedIndex, encodeManifest, INDEX_SUFFIX, MANIFEST_FILE, type Manifest, VERSION_LOG_FILE } from '../format/index.js';
 import PQueue from 'p-queue';
-import { CHUNKS_UNTIL_META, gcGeneration, retentionPlan, type HeldS3Lock, type RetentionPlan, type S3Datastore } from '../datastore/index.js';
+import {
+  CHUNKS_UNTIL_META,
+  gcGeneration,
+  loadKnownChunks,
+  retentionPlan,
+  saveKnownChunks,
+  type HeldS3Lock,
+  type RetentionPlan,
+  type S3Datastore,
+} from '../datastore/index.js';
 import type { Catalog } from '../catalog/index.js';
 import type { BackupTarget, HeldTarget, VersionWriter } from './backup-target.js';
 import { pruneS3Guest } from './s3-prune.js';
@@ -19,6 +33,9 @@ export class S3Target implements BackupTarget {
   /** days each version is kept under Object Lock: the datastore's, or a job's longer one; none without Object Lock */
   readonly lockDays?: number;
 
+  /** this machine's known-chunk cache of the datastore (beside the catalog cache); none for an in-memory catalog */
+  readonly knownChunksFile?: string;
+
   /** `options.lockDays`: a job's (or `backup --object-lock-days`) retention, checked against the datastore's (versionLockDays) */
   constructor(
     readonly store: S3Datastore,
@@ -26,6 +43,7 @@ export class S3Target implements BackupTarget {
     options: { lockDays?: number } = {},
   ) {
     this.lockDays = versionLockDays(store, options.lockDays);
+    if (catalog.file !== ':memory:') this.knownChunksFile = `${catalog.file}.known-chunks`;
   }
 
   get label(): string {
@@ -80,7 +98,28 @@ export class S3Target implements BackupTarget {
     if (toHeal.size > 0) log.info(`${toHeal.size} chunk(s) that verify found damaged or missing are uploaded afresh when met`);
     this.store.chunks.beginVersion(plan && { mode: 'COMPLIANCE', until: plan.chunkUntil }, toHeal);
     const [version, prevChunksUntil] = await Promise.all([this.store.takeVersionNumber(guestId, folders), this.prime(guestId, newest, log)]);
+    if (!plan) await this.primeFromCache(locks.generation, log);
     return new S3Version(this, guestId, keep, locks, version, plan && { plan, prevChunksUntil });
+  }
+
+  /** The known-chunk cache, when no gc started since it was written (its generation is the one read after registering). */
+  private async primeFromCache(generation: string, log: TaskLog): Promise<void> {
+    if (!this.knownChunksFile) return;
+    const cache = await loadKnownChunks(this.knownChunksFile, this.datastoreId, generation);
+    if (cache.trusted) {
+      const added = this.store.chunks.prime(cache.digests);
+      if (added > 0) log.info(`${added} more chunk(s) are known stored from this machine's chunk cache of the datastore (no gc since)`);
+    } else if (cache.why === 'gc-ran') {
+      log.info("this machine's chunk cache of the datastore was dropped: a garbage collection ran since it was written");
+    }
+  }
+
+  /** After a publish: the cache holds the version's chunks first, then what else this run knew stored (all valid at `generation`). */
+  async saveKnownChunks(referenced: Iterable<string>, generation: string, log: TaskLog): Promise<void> {
+    if (!this.knownChunksFile || this.lockDays !== undefined) return;
+    await saveKnownChunks(this.knownChunksFile, this.datastoreId, generation, referenced, this.store.chunks.knownNow()).catch((err: unknown) =>
+      log.warn(`the chunk cache '${this.knownChunksFile}' was not written (the next backup uploads more): ${describeError(err)}`),
+    );
   }
 
   /**
@@ -143,7 +182,7 @@ interface VersionRetention {
 
 class S3Version implements VersionWriter {
   private open = true;
-  /** every chunk the version's indexes name (for lengthening the retention of reused ones) */
+  /** every chunk the version's indexes name (for lengthening the retention of reused ones, and the known-chunk cache) */
   private readonly referenced = new Set<string>();
 
   constructor(
@@ -168,7 +207,7 @@ class S3Version implements VersionWriter {
   }
 
   async writeFile(name: string, data: Uint8Array | string): Promise<void> {
-    if (this.lock && name.endsWith(INDEX_SUFFIX) && typeof data !== 'string') {
+    if (name.endsWith(INDEX_SUFFIX) && typeof data !== 'string') {
       for (const d of decodeFixedIndex(Buffer.from(data.buffer, data.byteOffset, data.length), name).digests) if (d) this.referenced.add(d.toString('hex'));
     }
     await this.target.store.writeVersionFile(this.guestId, this.version, name, data, this.fileOptions);
@@ -186,6 +225,7 @@ class S3Version implements VersionWriter {
       );
     });
     this.open = false;
+    await this.target.saveKnownChunks(this.referenced, this.locks.generation, log);
     if (store.chunks.healed.size > 0) log.info(`healed ${store.chunks.healed.size} chunk(s) that verify had found damaged or missing`);
     catalog.recordVersion(manifest);
     const pruned = this.keep ? await pruneS3Guest({ store, catalog, guestId: this.guestId, options: { keepLast: this.keep }, log, heldGuestLock: true }) : [];

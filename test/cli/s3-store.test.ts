@@ -4,7 +4,7 @@
  * through the S3 API, kill -9 mid-backup leaving nothing visible, keep-N rotation, a lost catalog
  * cache rebuilt from the bucket, and the errors a user meets first. No mock S3 server.
  */
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Client } from '../../src/targets/index.js';
@@ -118,6 +118,23 @@ describe('an s3:// datastore on radosgw', () => {
     expect(await keys('site-a/heal/')).toEqual([]);
     expect((await s3.get(damagedKey)).equals(original)).toBe(true);
     expect((await run(['verify', ...s3Flags()])).code).toBe(0); // versions 1 and 2 are whole again
+  });
+
+  it("a clone's first backup uploads nothing its twin stored (this machine's chunk cache); after a gc the cache is not trusted", async () => {
+    const chunksBefore = (await keys('site-a/chunks/')).length;
+    for (const clone of ['102', '103']) {
+      writeGuest(lab, clone, [{ key: 'scsi0', file: `vm-${clone}-disk-0.raw` }]);
+      copyFileSync(imagePath(lab, '101', 'vm-101-disk-0.raw'), imagePath(lab, clone, `vm-${clone}-disk-0.raw`));
+    }
+    const twin = await run(['backup', '102', ...s3Flags(), '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`]);
+    expect(twin.code, twin.stderr).toBe(0);
+    expect(twin.stderr).toMatch(/\d+ more chunk\(s\) are known stored from this machine's chunk cache/);
+    expect((await keys('site-a/chunks/')).length).toBe(chunksBefore); // not one chunk uploaded
+    await ok(['gc', ...s3Flags()]);
+    const afterGc = await run(['backup', '103', ...s3Flags(), '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`]);
+    expect(afterGc.code, afterGc.stderr).toBe(0);
+    expect(afterGc.stderr).toMatch(/chunk cache of the datastore was dropped: a garbage collection ran/);
+    expect((await run(['verify', ...s3Flags()])).code).toBe(0);
   });
 
   it("kill -9 mid-backup: nothing visible; the next backup removes the dead run's files and succeeds", async () => {

@@ -47,3 +47,4 @@ export { S3Keys, isS3Url, parseS3Url, type S3StoreSettings } from './s3-location
 export { collectS3Garbage, gcGeneration, type S3GcResult } from './s3-gc.js';
 export { CHUNKS_UNTIL_META, GENERATION_DAYS, retained, retentionPlan, type RetentionPlan } from './s3-retention.js';
 export { removeAllVersions } from './s3-datastore.js';
+export { loadKnownChunks, saveKnownChunks, MAX_KNOWN, type LoadedCache } from './s3-known-cache.js';

@@ -57,6 +57,11 @@ export class S3ChunkStore {
     return found;
   }
 
+  /** What this run knows to be stored: primed, and uploaded by it (for the known-chunk cache, s3-known-cache.ts). */
+  knownNow(): Iterable<string> {
+    return this.known.values();
+  }
+
   /** Adds chunks known to be stored (a published version's index); answers how many were new to the set. */
   prime(hexes: Iterable<string>): number {
     const before = this.known.size;
