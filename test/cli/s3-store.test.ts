@@ -19,6 +19,8 @@ let lab: Lab;
 let bucket: string;
 let s3: S3Client;
 let env: Record<string, string>;
+/** a bucket made with Object Lock (30 days) by the --object-lock-days test */
+let lockedBucket: string;
 
 const url = (prefix = 'site-a'): string => `s3://${bucket}/${prefix}`;
 const s3Flags = (prefix = 'site-a'): string[] => ['--store', url(prefix), '--endpoint', rgw.endpoint, '--state-dir', join(lab.root, 'state')];
@@ -170,7 +172,7 @@ describe('an s3:// datastore on radosgw', () => {
   });
 
   it('--object-lock-days: a new bucket is made with Object Lock; a bucket without it, or a folder, is refused', async () => {
-    const lockedBucket = freshBucket('locked');
+    lockedBucket = freshBucket('locked');
     const made = JSON.parse(await ok(['datastore', 'init', `s3://${lockedBucket}/x`, '--endpoint', rgw.endpoint, '--object-lock-days', '30', '--json']));
     expect(made.objectLockDays).toBe(30);
     const probe = new S3Client({
@@ -203,6 +205,36 @@ describe('an s3:// datastore on radosgw', () => {
     expect(unlockedBackup.code).not.toBe(0);
     expect(unlockedBackup.stderr).toMatch(/was made without Object Lock: 5 day\(s\) of Object Lock need a datastore made with/);
     expect(JSON.parse(await ok(['list', '101', ...s3Flags(), '--json'])).length).toBe(before);
+  });
+
+  it('datastore undelete: versions hidden by a DELETE without a version id (any S3 tool) in an Object Lock bucket come back', async () => {
+    const locked = ['--store', `s3://${lockedBucket}/x`, '--endpoint', rgw.endpoint, '--state-dir', join(lab.root, 'state')];
+    const guestFlags = ['--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`];
+    const [made] = JSON.parse(await ok(['backup', '101', ...locked, ...guestFlags, '--json']));
+    const probe = new S3Client({
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      bucket: lockedBucket,
+      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
+    });
+    const [chunk] = (await (async () => {
+      const found: string[] = [];
+      for await (const o of probe.list('x/chunks/')) found.push(o.key);
+      return found;
+    })()) as string[];
+    await probe.delete(`x/guests/101/${made.version}/manifest.json`); // no version id: a delete marker on top, the retained version stays
+    await probe.delete(chunk as string);
+    expect(JSON.parse(await ok(['list', '101', ...locked, '--json']))).toEqual([]);
+    const dry = JSON.parse(await ok(['datastore', 'undelete', ...locked, '--dry-run', '--json']));
+    expect(dry.keys.sort()).toEqual([chunk, `x/guests/101/${made.version}/manifest.json`].sort());
+    expect(JSON.parse(await ok(['list', '101', ...locked, '--json']))).toEqual([]); // a dry run changes nothing
+    const done = JSON.parse(await ok(['datastore', 'undelete', ...locked, '--json']));
+    expect(done.keys).toHaveLength(2);
+    expect(done.keys.some((k: string) => k.includes('/locks/'))).toBe(false); // released lock objects stay gone
+    expect(JSON.parse(await ok(['list', '101', ...locked, '--json'])).map((v: { version: number }) => v.version)).toEqual([made.version]);
+    await ok(['restore', '101', '--version', String(made.version), '--new-id', '203', ...locked, ...guestFlags]);
+    expect(sha256File(imagePath(lab, '203', 'vm-203-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
+    probe.close();
   });
 
   it('names missing credentials, a wrong secret and a missing datastore', async () => {

@@ -1,13 +1,13 @@
-/** `coldvault datastore init|info`, `prune`, `gc`, `catalog rebuild`, `protect`. */
+/** `coldvault datastore init|info|undelete`, `prune`, `gc`, `catalog rebuild`, `protect`. */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatBytes, parseGuestId, parsePositiveInt } from '../../core/index.js';
-import { collectGarbage, collectS3Garbage, Datastore, hasRetention, isS3Url, S3Datastore, type PruneOptions } from '../../datastore/index.js';
+import { collectGarbage, collectS3Garbage, Datastore, hasRetention, isS3Url, S3Datastore, undeleteRetained, type PruneOptions } from '../../datastore/index.js';
 import { protectS3Version, protectVersion, pruneGuest, pruneS3Guest } from '../../pipeline/index.js';
 import { flag, intOption, required, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { S3_HELP, s3Options, s3StoreSettings } from '../s3-option.js';
 
-export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options, 'object-lock-days': { type: 'string' } };
+export const datastoreOptions: OptionSpec = { store: { type: 'string' }, ...s3Options, 'object-lock-days': { type: 'string' }, 'dry-run': { type: 'boolean' } };
 export const datastoreHelp = `coldvault datastore init <dir>     creates a datastore in an empty (or new) folder
 coldvault datastore init s3://BUCKET/PREFIX --endpoint URL [--region R] [--object-lock-days N]
 coldvault datastore init NAME [--object-lock-days N]   (an S3 datastore of the config file's datastores)
@@ -15,6 +15,10 @@ coldvault datastore init NAME [--object-lock-days N]   (an S3 datastore of the c
                                    with --object-lock-days every version is immutable for N days (S3 Object
                                    Lock, COMPLIANCE): the bucket must be new, or made with Object Lock
 coldvault datastore info --store <dir> [--json]
+coldvault datastore undelete --store s3://BUCKET/PREFIX|NAME [--dry-run] [--json]
+                                   an Object Lock datastore: removes the delete markers that a DELETE without
+                                   a version id (any S3 tool) put on objects still under retention, so the
+                                   versions they hid are listed and restorable again
 ${S3_HELP}`;
 
 export async function datastoreCommand(ctx: CommandContext): Promise<number> {
@@ -50,7 +54,24 @@ export async function datastoreCommand(ctx: CommandContext): Promise<number> {
       );
     return 0;
   }
-  throw new ColdvaultError('USAGE', `coldvault datastore: unknown subcommand '${sub ?? ''}' (init, info)`);
+  if (sub === 'undelete') return undelete(ctx);
+  throw new ColdvaultError('USAGE', `coldvault datastore: unknown subcommand '${sub ?? ''}' (init, info, undelete)`);
+}
+
+async function undelete(ctx: CommandContext): Promise<number> {
+  const s3 = ctx.s3Settings();
+  if (!s3) throw new ColdvaultError('USAGE', 'coldvault datastore undelete: --store must be an S3 datastore (s3://BUCKET/PREFIX or a configured name)');
+  const { store, catalog } = await ctx.openS3Store(s3);
+  const dryRun = flag(ctx.args, 'dry-run');
+  const r = await undeleteRetained(store.client, store.keys, { dryRun, healing: await store.chunks.listToHeal() });
+  if (!dryRun && r.keys.length > 0) await catalog.reconcile();
+  if (ctx.json) ctx.printJson({ ...r, dryRun });
+  else {
+    for (const key of r.keys) ctx.print(`${dryRun ? 'would bring back' : 'brought back'} ${key}`);
+    for (const key of r.leftHidden) ctx.print(`left hidden ${key}: its retention is over`);
+    ctx.print(`${r.keys.length} object(s) ${dryRun ? 'would be' : 'were'} made visible again`);
+  }
+  return 0;
 }
 
 async function initS3(ctx: CommandContext, url: string): Promise<number> {

@@ -10,6 +10,8 @@
  *   guests/<vmid>/last-version        the highest version number handed out (numbers are never reused)
  *   locks/<name>/<uuid>.json          lock objects (s3-locks.ts): `writers` (every running backup),
  *                                     `guest-<vmid>` (one backup per guest), `gc` (a running gc)
+ *   quarantine/<hex>.<ms>, heal/<hex> verify's: a damaged chunk's bytes, and chunks the next backup uploads afresh (s3-chunks.ts)
+ * Beside the catalog cache: this machine's known-chunk cache (s3-known-cache.ts, trusted per gc generation).
  * The catalog is a local SQLite cache in the state dir, rebuilt from a listing of the manifests.
  *
  * Publish rule (crash-safety): a backup PUTs every chunk its indexes name that is not known to be
@@ -47,4 +49,5 @@ export { S3Keys, isS3Url, parseS3Url, type S3StoreSettings } from './s3-location
 export { collectS3Garbage, gcGeneration, type S3GcResult } from './s3-gc.js';
 export { CHUNKS_UNTIL_META, GENERATION_DAYS, retained, retentionPlan, type RetentionPlan } from './s3-retention.js';
 export { removeAllVersions } from './s3-datastore.js';
+export { undeleteRetained, type Undeleted } from './s3-undelete.js';
 export { loadKnownChunks, saveKnownChunks, MAX_KNOWN, type LoadedCache } from './s3-known-cache.js';

@@ -40,6 +40,8 @@ export interface ObjectInfo {
 export interface ObjectVersion extends ObjectInfo {
   versionId: string;
   deleteMarker: boolean;
+  /** the key's current version (a delete marker that is latest hides the key) */
+  latest: boolean;
 }
 
 export interface ObjectHead {
@@ -185,8 +187,10 @@ export class S3Client {
       if (versionMarker) query['version-id-marker'] = versionMarker;
       const a = await this.call({ method: 'GET', path: this.path(''), query, doing: `listing the versions of ${prefix || '/'}` });
       const xml = a.body.toString('utf8');
-      for (const v of xmlElements(xml, 'Version')) yield { ...listed(v), versionId: xmlValue(v, 'VersionId') ?? '', deleteMarker: false };
-      for (const m of xmlElements(xml, 'DeleteMarker')) yield { ...listed(m), versionId: xmlValue(m, 'VersionId') ?? '', deleteMarker: true };
+      const latest = (e: string): boolean => xmlValue(e, 'IsLatest') === 'true';
+      for (const v of xmlElements(xml, 'Version')) yield { ...listed(v), versionId: xmlValue(v, 'VersionId') ?? '', deleteMarker: false, latest: latest(v) };
+      for (const m of xmlElements(xml, 'DeleteMarker'))
+        yield { ...listed(m), versionId: xmlValue(m, 'VersionId') ?? '', deleteMarker: true, latest: latest(m) };
       const truncated = xmlValue(xml, 'IsTruncated') === 'true';
       keyMarker = truncated ? xmlValue(xml, 'NextKeyMarker') : undefined;
       versionMarker = truncated ? xmlValue(xml, 'NextVersionIdMarker') : undefined;
