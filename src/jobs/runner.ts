@@ -215,18 +215,33 @@ async function runOnStore(
 async function openJobStore(store: string, env: JobEnvironment, task: TaskLog): Promise<JobTarget> {
   const s3 = env.s3Stores?.(store);
   if (!s3) return openLocalTarget(store, task);
-  const bucket = await S3Datastore.open(s3);
-  const dir = join(env.stateDir, 'catalogs');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const catalog = await Catalog.open(bucket, { log: task, file: join(dir, `${bucket.identity.id}.sqlite`) });
-  return {
-    target: new S3Target(bucket, catalog),
-    dumpDir: bucket.dir,
-    close: () => {
-      catalog.close();
-      bucket.close();
-    },
-  };
+  const { bucket, catalog, close } = await openS3JobStore(s3, env.stateDir, task);
+  return { target: new S3Target(bucket, catalog), dumpDir: bucket.dir, close };
+}
+
+/** An S3 datastore and its catalog: a local cache in `<stateDir>/catalogs/<datastore id>.sqlite`, rebuilt from the bucket when new. */
+export async function openS3JobStore(
+  settings: S3StoreSettings,
+  stateDir: string,
+  log: TaskLog,
+): Promise<{ bucket: S3Datastore; catalog: Catalog; close: () => void }> {
+  const bucket = await S3Datastore.open(settings);
+  try {
+    const dir = join(stateDir, 'catalogs');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const catalog = await Catalog.open(bucket, { log, file: join(dir, `${bucket.identity.id}.sqlite`) });
+    return {
+      bucket,
+      catalog,
+      close: () => {
+        catalog.close();
+        bucket.close();
+      },
+    };
+  } catch (err) {
+    bucket.close();
+    throw err;
+  }
 }
 
 async function openLocalTarget(dir: string, task: TaskLog): Promise<JobTarget> {
