@@ -10,6 +10,7 @@ import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
 import { s3StoresOf } from '../s3-config.js';
+import { jobSyncFrom } from '../sync-sides.js';
 
 export const jobOptions: OptionSpec = {
   store: { type: 'string' },
@@ -115,7 +116,7 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     snapshot: str(p, 'snapshot'),
     fullEvery: str(p, 'full-every'),
     kind: str(p, 'kind'),
-    from: str(p, 'from'),
+    from: jobSyncFrom(ctx.config, str(p, 'from')),
     encrypt: encryptFields(p, existing),
   };
 }
