@@ -27,19 +27,26 @@ export function s3StoreSettings(
 ): S3StoreSettings | undefined {
   const store = str(args, 'store');
   const named = store === undefined || !Object.hasOwn(configured, store) ? undefined : configured[store];
+  const flag = givenS3Flags(args)[0];
   if (named && store !== undefined) {
-    for (const name of ['endpoint', 'region', 'path-style']) {
-      if (str(args, name) !== undefined) throw new ColdvaultError('USAGE', `--${name}: datastore '${store}' is configured with its own (config file)`);
-    }
+    if (flag) throw new ColdvaultError('USAGE', `--${flag}: datastore '${store}' is configured with its own (config file)`);
     return configuredS3Settings(store, named, env);
   }
   if (store === undefined || !isS3Url(store)) {
-    for (const name of ['endpoint', 'region', 'path-style']) {
-      if (str(args, name) !== undefined) throw new ColdvaultError('USAGE', `--${name} goes with --store s3://BUCKET/PREFIX`);
-    }
+    if (flag) throw new ColdvaultError('USAGE', `--${flag} goes with --store s3://BUCKET/PREFIX`);
     return undefined;
   }
-  const { bucket, prefix } = parseS3Url(store);
+  return s3UrlSettings(store, args, env);
+}
+
+/** Which of --endpoint, --region and --path-style were given. */
+export function givenS3Flags(args: Parsed): string[] {
+  return Object.keys(s3Options).filter((name) => str(args, name) !== undefined);
+}
+
+/** The settings of address `url` (s3://BUCKET/PREFIX) with --endpoint, --region and --path-style; USAGE naming what is wrong. */
+export function s3UrlSettings(url: string, args: Parsed, env: NodeJS.ProcessEnv = process.env): S3StoreSettings {
+  const { bucket, prefix } = parseS3Url(url);
   const region = str(args, 'region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
   const given = str(args, 'endpoint') ?? env.AWS_ENDPOINT_URL;
   const endpoint = given ?? `https://s3.${region}.amazonaws.com`;

@@ -325,7 +325,9 @@ function checkSyncSource(job: Job): void {
   if (job.kind === 'sync' && (job.hook || job.scriptBefore || job.scriptAfter))
     throw invalid(`job '${job.id}': hook and scripts are for backup jobs, not sync jobs`);
   if (job.kind === 'sync' && !(job.from && parseSyncSource(job.from))) {
-    throw invalid(`job '${job.id}': a sync job needs from: 'NODE:STORE' (a node of cluster.nodes, a datastore there), got '${job.from ?? ''}'`);
+    throw invalid(
+      `job '${job.id}': a sync job needs from: 'NODE:STORE' (a node of cluster.nodes, a datastore there), a folder datastore's absolute path or an S3 datastore's name, got '${job.from ?? ''}'`,
+    );
   }
 }
 

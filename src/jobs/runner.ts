@@ -220,24 +220,36 @@ async function openJobStore(job: Job, env: JobEnvironment, task: TaskLog): Promi
     }
     return openLocalTarget(job.store, task);
   }
-  const bucket = await S3Datastore.open(s3);
-  const catalog = await openCachedCatalog(bucket, bucket.identity.id, env.stateDir, task);
-  let target: S3Target;
+  const { bucket, catalog, close } = await openS3JobStore(s3, env.stateDir, task);
   try {
-    target = new S3Target(bucket, catalog, { lockDays: job.objectLockDays });
+    return { target: new S3Target(bucket, catalog, { lockDays: job.objectLockDays }), dumpDir: bucket.dir, close };
   } catch (err) {
-    catalog.close();
+    close();
+    throw err;
+  }
+}
+
+/** An S3 datastore and its catalog: a local cache in `<stateDir>/catalogs/<datastore id>.sqlite`, rebuilt from the bucket when new. */
+export async function openS3JobStore(
+  settings: S3StoreSettings,
+  stateDir: string,
+  log: TaskLog,
+): Promise<{ bucket: S3Datastore; catalog: Catalog; close: () => void }> {
+  const bucket = await S3Datastore.open(settings);
+  try {
+    const catalog = await openCachedCatalog(bucket, bucket.identity.id, stateDir, log);
+    return {
+      bucket,
+      catalog,
+      close: () => {
+        catalog.close();
+        bucket.close();
+      },
+    };
+  } catch (err) {
     bucket.close();
     throw err;
   }
-  return {
-    target,
-    dumpDir: bucket.dir,
-    close: () => {
-      catalog.close();
-      bucket.close();
-    },
-  };
 }
 
 async function openLocalTarget(dir: string, task: TaskLog): Promise<JobTarget> {

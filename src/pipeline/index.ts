@@ -5,7 +5,8 @@
  * flat whatever the disk size. Restore and verify run the same stages backwards (read -> CRC ->
  * decode -> SHA-256 check -> write), from a version source: a local datastore or another node's
  * (version-source.ts). Progress is reported through a listener (core/progress.ts).
- * Sync (sync/) pulls the versions a store lacks from another node's datastore.
+ * Sync (sync/) copies the versions a datastore (a folder or a bucket) lacks from another one: a
+ * folder, a bucket, or another node's datastore.
  */
 export * from './worker-pool.js';
 export { openVersion, type OpenedVersion } from './version-keys.js';

@@ -174,7 +174,7 @@ describe('sync job onto a USB disk (loop device, ext4)', () => {
     const bad = await fetch(`${node1.url}/api/v1/jobs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ ...body, id: 'pull2', from: 'no-store-here' }),
+      body: JSON.stringify({ ...body, id: 'pull2', from: 'relative/folder' }),
     });
     expect(bad.status).toBe(400);
   });

@@ -10,6 +10,7 @@ import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
 import { s3StoresOf } from '../s3-config.js';
+import { jobSyncFrom } from '../sync-sides.js';
 
 export const jobOptions: OptionSpec = {
   store: { type: 'string' },
@@ -56,7 +57,7 @@ export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | -
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
      [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N]
-coldvault job add <id> --kind sync --from NODE:STORE --store <dir> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
+coldvault job add <id> --kind sync --from SOURCE --store <dir|s3-name> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
 coldvault job edit <id> ...same flags (only those given change); --no-encrypt (or --encrypt '') removes the encryption,
      --encrypt-passphrase-file '' the passphrase file, --no-object-lock-days the job's own Object Lock days
 coldvault job show <id> [--json]
@@ -70,8 +71,8 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   --encrypt-passphrase-file FILE, else with COLDVAULT_KEY_PASSPHRASE of 'serve' / 'job run' (a job never
   prompts); one made with --kdf none needs neither. The key is opened before any guest is stopped: a missing
   key file or passphrase, or a wrong one, fails the run untouched. Not for sync jobs (they copy versions as they are).
-  --kind sync --from NODE:STORE: a sync job, which pulls the versions --store lacks from datastore STORE on
-  node NODE of the config's cluster.nodes (as 'coldvault sync'); --all: every guest with versions there.
+  --kind sync --from SOURCE: a sync job, which copies the versions --store lacks from SOURCE (as 'coldvault sync'):
+  NODE:STORE, a folder datastore (its path or configured name) or a configured S3 datastore; --all: every guest there.
   --mode cluster: the guests are stopped and started as in stop mode, and their versions are pushed to the
   datastore named --store on the previous node of the config's cluster ring (the first node's to the last);
   --bwlimit caps the push (MB/s); --device names a disk plugged into that node, which mounts it for the run.
@@ -123,7 +124,7 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     snapshot: str(p, 'snapshot'),
     fullEvery: str(p, 'full-every'),
     kind: str(p, 'kind'),
-    from: str(p, 'from'),
+    from: jobSyncFrom(ctx.config, str(p, 'from')),
     encrypt: encryptFields(p, existing),
     objectLockDays: flag(p, 'no-object-lock-days') ? null : str(p, 'object-lock-days'),
   };

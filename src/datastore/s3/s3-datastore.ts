@@ -156,17 +156,27 @@ export class S3Datastore {
    * and every folder there, published or not; remembered before it is used. Call with the guest lock.
    */
   async takeVersionNumber(guestId: string, listed?: ReadonlyArray<{ version: number }>): Promise<number> {
-    const last = await this.client.get(this.keys.lastVersion(guestId)).then(
+    const last = await this.lastVersionNumber(guestId);
+    const folders = listed ?? (await this.versionFolders(guestId));
+    const next = Math.max(last, folders.at(-1)?.version ?? 0) + 1;
+    await this.recordVersionNumber(guestId, next);
+    return next;
+  }
+
+  /** The highest number `last-version` says was handed out (0 when none was). */
+  async lastVersionNumber(guestId: string): Promise<number> {
+    return this.client.get(this.keys.lastVersion(guestId)).then(
       (b) => Number(b.toString('utf8')) || 0,
       (err: unknown) => {
         if (err instanceof S3Error && err.code === 'S3_NOT_FOUND') return 0;
         throw err;
       },
     );
-    const folders = listed ?? (await this.versionFolders(guestId));
-    const next = Math.max(last, folders.at(-1)?.version ?? 0) + 1;
-    await this.client.put(this.keys.lastVersion(guestId), Buffer.from(`${next}\n`), { signBody: true });
-    return next;
+  }
+
+  /** Records `version` as the highest number handed out (a sync's copied number); call with the guest lock. */
+  async recordVersionNumber(guestId: string, version: number): Promise<void> {
+    await this.client.put(this.keys.lastVersion(guestId), Buffer.from(`${version}\n`), { signBody: true });
   }
 
   /** Deletes every object of a version folder; the manifest first, so the version disappears at once. */

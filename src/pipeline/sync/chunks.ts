@@ -1,23 +1,24 @@
 /**
- * Fetching the chunks a version needs and the local store lacks: several requests in flight (the
- * client's bound, so the link is the limit), each blob read into a pooled buffer and inserted with
- * ChunkStore.insertReceived, which stores it only when it decodes to bytes that hash to its name
- * (nothing a node sends is trusted; a damaged or forged blob is CHUNK_CORRUPT naming the node). The
- * check runs in the worker pool (the buffer travels there and back; the one that comes back is pooled).
- * The first failure stops the others from starting new fetches; all are settled before it is thrown.
+ * Fetching the chunks a version needs and the target lacks: several reads in flight (the source's
+ * bound, or the target's when its writes wait longer: a bucket's PUTs), each blob read into a pooled
+ * buffer and handed to the target (GuestSink.storeChunk), which stores it only when it decodes to
+ * bytes that hash to its name (nothing a source gives is trusted; a damaged or forged blob is
+ * CHUNK_CORRUPT naming the source). The check runs in the worker pool (the buffer travels there and
+ * back; the one that comes back is pooled). The first failure stops the others from starting new
+ * fetches; all are settled before it is thrown.
  */
 import { alignedOffset, ColdvaultError, isColdvaultError } from '../../core/index.js';
-import type { Datastore } from '../../datastore/index.js';
-import type { RemoteStore } from '../../targets/index.js';
 import { blobBufferPool, type BufferPool } from '../buffers.js';
 import type { WorkerPool } from '../worker-pool.js';
+import type { PullSource } from './pull-source.js';
+import type { GuestSink } from './sink.js';
 
 export interface ChunkCounters {
-  /** chunks fetched from the node and stored here */
+  /** chunks fetched from the source and stored at the target */
   fetched: number;
   /** their blob bytes (as stored, compressed where that helped) */
   fetchedBytes: number;
-  /** chunks of the pulled versions the store already had (touched, not fetched) */
+  /** chunks of the pulled versions the target already had (touched or known, not fetched) */
   present: number;
 }
 
@@ -26,13 +27,13 @@ export function newChunkCounters(): ChunkCounters {
 }
 
 export interface FetchContext {
-  remote: RemoteStore;
-  store: Datastore;
+  source: PullSource;
+  sink: GuestSink;
   /** checks each fetched blob off this thread */
   pool: WorkerPool;
   counters: ChunkCounters;
-  /** NO_SPACE before the store's disk fills up (pipeline/space.ts spaceGuard) */
-  guard: (bytes: number) => Promise<void>;
+  /** fetches in flight at most */
+  inFlight: number;
   signal?: AbortSignal;
 }
 
@@ -50,7 +51,7 @@ export async function fetchChunks(ctx: FetchContext, hexes: readonly string[]): 
       }
     }
   };
-  const workers = Math.min(ctx.remote.maxInFlight, hexes.length);
+  const workers = Math.min(ctx.inFlight, hexes.length);
   const results = await Promise.allSettled(Array.from({ length: workers }, worker));
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
@@ -61,9 +62,8 @@ async function fetchOne(ctx: FetchContext, hex: string, blobs: BufferPool): Prom
   let buf = blobs.take();
   try {
     const offset = alignedOffset(buf);
-    const length = await ctx.remote.readChunkInto(hex, buf, offset);
-    await ctx.guard(length);
-    const stored = await insertChecked(ctx, hex, new Uint8Array(buf, offset, length));
+    const length = await ctx.source.reader.chunks.readInto(hex, buf, offset);
+    const stored = await storeChecked(ctx, hex, new Uint8Array(buf, offset, length));
     buf = stored.buffer as ArrayBuffer; // the same memory, back from the worker (a refused one is dropped: the pool makes another)
     ctx.counters.fetched++;
     ctx.counters.fetchedBytes += length;
@@ -72,12 +72,13 @@ async function fetchOne(ctx: FetchContext, hex: string, blobs: BufferPool): Prom
   }
 }
 
-async function insertChecked(ctx: FetchContext, hex: string, blob: Uint8Array): Promise<Uint8Array> {
+async function storeChecked(ctx: FetchContext, hex: string, blob: Uint8Array): Promise<Uint8Array> {
   try {
-    return await ctx.store.chunks.insertReceived(hex, blob, (h, b) => ctx.pool.checkReceived(b, h, true));
+    return await ctx.sink.storeChunk(hex, blob, (h, b) => ctx.pool.checkReceived(b, h, true));
   } catch (err) {
     if (!isColdvaultError(err, 'CHUNK_FORGED')) throw err;
-    const where = `datastore '${ctx.remote.store}' on node ${ctx.remote.node}`;
-    throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} from ${where} is corrupt (${err.message}); run 'coldvault verify' on that node`, { cause: err });
+    throw new ColdvaultError('CHUNK_CORRUPT', `chunk ${hex} from ${ctx.source.where} is corrupt (${err.message}); ${ctx.source.verifyAdvice}`, {
+      cause: err,
+    });
   }
 }

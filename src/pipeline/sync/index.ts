@@ -1,39 +1,32 @@
 /**
- * sync: pulls the versions a local datastore lacks from a datastore on another node (Proxmox Backup
- * Server's "sync jobs"), deduplicated and verified, e.g. onto the USB disk that is carried away.
- * `coldvault sync --from NODE:STORE --to STORE` and sync jobs (jobs/sync-run.ts) drive it.
+ * sync: copies the versions a datastore lacks from another datastore (Proxmox Backup Server's "sync
+ * jobs"), deduplicated and verified: from a datastore on another node onto the USB disk that is
+ * carried away, from a local disk into a bucket (the offsite copy), from a bucket back onto a disk.
+ * `coldvault sync --from SOURCE --to TARGET` and sync jobs (jobs/sync-run.ts) drive it.
  *
- * Vocabulary: the *node* serves the source datastore (the reader half of the remote datastore
- * protocol, targets/remote RemoteStore); the *store* is the local target. A version keeps its number
- * and its files byte for byte (manifest, config, log, indexes); chunks are stored as the node's blobs.
- * plan.ts decides per guest (present, conflict, older, keep, pull), version.ts pulls one version,
- * chunks.ts fetches and checks chunks, run.ts walks the guests.
+ * Vocabulary: the *source* (pull-source.ts) is a datastore on another node (the reader half of the
+ * remote datastore protocol, targets/remote RemoteStore), a folder datastore or an S3 datastore, read
+ * through the version source port; the *target* (sink.ts) is a folder datastore (folder-sink.ts) or
+ * an S3 datastore (s3-sink.ts). source.ts is the syntax that names either side. A version keeps its
+ * number and its files byte for byte (manifest, config, log, indexes); chunks are stored as the
+ * source's blobs. plan.ts decides per guest (present, conflict, older, keep, pull), version.ts copies
+ * one version, chunks.ts fetches and checks chunks, run.ts walks the guests.
  *
- * Trust: nothing the node sends is taken unchecked: the manifest's checksum and schema, its guest and
+ * Trust: nothing a source gives is taken unchecked: the manifest's checksum and schema, its guest and
  * number, the config against the manifest, each index against the manifest (size, disk SHA-256 over
- * its digests), and each chunk blob (CRC, decode, SHA-256 against its name: ChunkStore.insertReceived)
- * before it is stored. Nothing here is overwritten: a number that is here is never written again.
+ * its digests), and each chunk blob (CRC, decode, SHA-256 against its name; an encrypted one CRC and
+ * size: datastore/received.ts) before it is stored. Nothing at the target is overwritten: a number
+ * that is there is never written again.
  *
- * Crash safety: a version becomes visible only when everything it references is durable.
- *  1. Every chunk is written durably under a temp name and renamed (ChunkStore.insert); the chunk
- *     folders are fsynced (syncDirs) before the publish; every chunk is then looked at once more.
- *  2. The version's files are written fsynced into a staging folder (`.staging-*` with an `.owner`),
- *     the manifest last; publish fsyncs it, renames it to the number and fsyncs the guest folder.
- *  So a sync killed (kill -9, power cut, the node gone) at any point leaves no version, or a whole
- *  one: a staging folder that cleanupStale removes at the next sync or backup of that guest, a stale
- *  guest lock and writer registration (their process is dead: taken over, dropped), and chunks no
- *  version references, which gc collects.
- * Why no interleaving with local prune and gc loses a chunk (the gc rule of datastore/gc.ts, which a
- * sync follows as a backup or an upload does): the writer registration is made under the guest lock
- * before any chunk is looked at and released after the publish; every chunk of the version gets a
- * time after it (a present chunk is touched, a fetched one is written then). A gc either marks the
- * version (published before it listed) or runs while the sync is registered, and then its cutoff is
- * before every one of those times. The one window inside a single touch (gc deletes the inode the
- * touch lands on) is closed by the last look of 1: a chunk gone is fetched again before the publish.
- * Prune removes only published versions and the version pulled is invisible until its rename; the
- * keep-N rotation runs after it under the guest's retention lock.
+ * Crash safety and why no prune or gc at the target loses a chunk under a sync: each target's own
+ * argument, in folder-sink.ts and s3-sink.ts. A folder or bucket source holds a read lease on each
+ * version it copies, so a prune there keeps it (and its chunks) until the copy is done.
  */
 export { syncStore, type SyncRequest, type SyncResult, type SyncedGuest } from './run.js';
 export type { SkipReason } from './plan.js';
 export type { ChunkCounters } from './chunks.js';
-export { parseSyncSource, type SyncSource } from './source.js';
+export { parseSyncSource, SYNC_SOURCE_FORMS, type SyncSource } from './source.js';
+export { bucketSource, folderSource, nodeSource, type PullSource, type SourceVersion } from './pull-source.js';
+export type { GuestSink, SyncSink, TargetVersions } from './sink.js';
+export { FolderSink } from './folder-sink.js';
+export { S3Sink } from './s3-sink.js';

@@ -1,30 +1,28 @@
 /**
- * A sync: for each guest (the ones asked for, or every guest of the node's store), under the guest's
- * lock and a writer registration, the versions the plan names (plan.ts) are pulled oldest first
- * (version.ts), then the keep-N rotation runs. A version that fails is not published and the guest's
- * later versions wait for the next sync (so a guest's copy never has a hole a later sync could not
- * fill: numbers are never reused); other guests go on. A failure that no other guest can escape (the
- * node unreachable or refusing this node, the store full, the run aborted) ends the sync there.
+ * A sync: the run registers with the target (SyncSink.begin: a bucket's writer registration); then for
+ * each guest (the ones asked for, or every guest of the source), under the guest's hold on the
+ * target (its lock, and a folder's writer registration), the versions the plan names (plan.ts) are
+ * copied oldest first (version.ts), then the keep-N rotation runs. A version that fails is not
+ * published and the guest's later versions wait for the next sync (so a guest's copy never has a
+ * hole a later sync could not fill: numbers are never reused); other guests go on. A failure that no
+ * other guest can escape (the source or the service unreachable or refusing this node, the target
+ * full, the run aborted) ends the sync there. The caller opens the source and the target and closes them.
  */
 import { ColdvaultError, describeError, formatBytes, formatDuration, isColdvaultError, type TaskLog } from '../../core/index.js';
-import type { Catalog } from '../../catalog/index.js';
-import type { Datastore } from '../../datastore/index.js';
-import { RemoteStore, type RemoteStoreOptions, type RemoteVersion } from '../../targets/index.js';
-import { rotateGuest } from '../prune.js';
-import { spaceGuard } from '../space.js';
+import type { WireStats } from '../../targets/index.js';
 import { WorkerPool } from '../worker-pool.js';
 import { type ChunkCounters, newChunkCounters } from './chunks.js';
 import { planGuest, type SkipReason } from './plan.js';
+import type { PullSource, SourceVersion } from './pull-source.js';
+import type { GuestSink, SyncSink } from './sink.js';
 import { copyVersion, type VersionContext } from './version.js';
 
 export interface SyncRequest {
-  /** the node's datastore: the options of its client (targets/remote cluster.ts remoteStoreOptions) */
-  source: RemoteStoreOptions;
-  /** `NODE:STORE`, as the log and the result name the source */
-  from: string;
-  store: Datastore;
-  catalog: Catalog;
-  /** the guests to pull; every guest with versions in the node's store when absent */
+  /** where the versions come from (its label names it in the log and the result) */
+  source: PullSource;
+  /** where they go */
+  sink: SyncSink;
+  /** the guests to pull; every guest with versions in the source when absent */
   guestIds?: readonly string[];
   /** guests left out of "every guest" */
   exclude?: readonly string[];
@@ -32,7 +30,7 @@ export interface SyncRequest {
   keep?: number;
   log: TaskLog;
   signal?: AbortSignal;
-  /** ms to wait for a guest locked by a backup or another sync here (default 0: LOCKED at once) */
+  /** ms to wait for a guest locked by a backup or another sync here, or a bucket's gc (default 0: LOCKED at once) */
   lockWaitMs?: number;
 }
 
@@ -61,7 +59,7 @@ export interface SyncResult {
   ok: boolean;
   guests: SyncedGuest[];
   chunks: ChunkCounters;
-  /** bodies on the wire: bytes received (answers) and sent (requests), requests and retries */
+  /** bodies on the wire to and from a node's source: bytes received (answers) and sent (requests), requests and retries */
   wire: { receivedBytes: number; sentBytes: number; requests: number; retries: number };
   logicalBytes: number;
   seconds: number;
@@ -77,44 +75,60 @@ const ENDS_SYNC = new Set([
   'REMOTE_NOT_FOUND',
   'NO_SPACE',
   'ABORTED',
+  'S3_UNAUTHORIZED',
+  'S3_FORBIDDEN',
+  'S3_NO_BUCKET',
+  'S3_CLOCK_SKEW',
+  'S3_FAILED',
 ]);
 
-interface Run extends VersionContext {
+/** What every guest's copy shares; each guest adds its hold on the target (`sink`). */
+interface Run extends Omit<VersionContext, 'sink'> {
   req: SyncRequest;
 }
 
 export async function syncStore(req: SyncRequest): Promise<SyncResult> {
   const started = Date.now();
-  const remote = new RemoteStore(req.source);
+  const { source, sink, log } = req;
+  if (source.datastoreId === sink.datastoreId) {
+    throw new ColdvaultError('USAGE', `the source and the target of a sync are the same datastore (${sink.datastoreId} in '${sink.dir}')`);
+  }
   const pool = new WorkerPool(); // checks fetched chunks, one worker per core
   const run: Run = {
     req,
-    remote,
+    source,
     pool,
-    store: req.store,
-    catalog: req.catalog,
     counters: newChunkCounters(),
-    guard: spaceGuard(req.store.dir),
+    inFlight: Math.max(source.readsInFlight, sink.writesInFlight),
+    chunkSize: sink.chunkSize,
+    to: sink.dir,
+    log,
     signal: req.signal,
   };
   const wire = { receivedBytes: 0, sentBytes: 0, requests: 0, retries: 0 };
   try {
-    const guests = await guestsToSync(req, remote);
-    req.log.info(`sync from ${req.from} (${remote.node}) to '${req.store.dir}': guests ${guests.join(' ') || '(none)'}${req.keep ? `, keep ${req.keep}` : ''}`);
-    const reports = await syncGuests(run, guests);
-    addWire(wire, remote.stats);
+    const guests = await guestsToSync(req);
+    const origin = source.origin === source.label ? '' : ` (${source.origin})`;
+    log.info(`sync from ${source.label}${origin} to '${sink.dir}': guests ${guests.join(' ') || '(none)'}${req.keep ? `, keep ${req.keep}` : ''}`);
+    await sink.begin(`sync from ${source.label}`, req.lockWaitMs ?? 0);
+    let reports: SyncedGuest[];
+    try {
+      reports = await syncGuests(run, guests);
+    } finally {
+      await sink.end();
+    }
+    addWire(wire, source.wire());
     const result = summarize(req, reports, run.counters, wire, started);
-    logSummary(req.log, result);
+    logSummary(log, result);
     return result;
   } finally {
-    remote.close();
     await pool.close();
   }
 }
 
-async function guestsToSync(req: SyncRequest, remote: RemoteStore): Promise<string[]> {
+async function guestsToSync(req: SyncRequest): Promise<string[]> {
   if (req.guestIds) return [...req.guestIds];
-  return (await remote.listGuests()).filter((id) => !req.exclude?.includes(id));
+  return (await req.source.reader.listGuestIds()).filter((id) => !req.exclude?.includes(id));
 }
 
 async function syncGuests(run: Run, guests: readonly string[]): Promise<SyncedGuest[]> {
@@ -141,19 +155,15 @@ function newReport(id: string): SyncedGuest {
 async function syncGuest(run: Run, id: string): Promise<SyncedGuest> {
   const started = Date.now();
   const report = newReport(id);
-  const { store, from, lockWaitMs, log } = run.req;
+  const { source, sink, lockWaitMs, log } = run.req;
+  const from = source.label;
   try {
-    const rows = await run.remote.listVersions(id);
-    const lock = await store.locks.acquire(`guest-${id}`, `sync of guest ${id} from ${from}`, lockWaitMs ?? 0);
+    const rows = await source.listVersions(id);
+    const target = await sink.holdGuest(id, `sync of guest ${id} from ${from}`, lockWaitMs ?? 0, log);
     try {
-      const writer = await store.locks.registerWriter(`sync of guest ${id} from ${from}`);
-      try {
-        await pullGuest(run, id, rows, report);
-      } finally {
-        await writer.release();
-      }
+      await pullGuest(run, target, id, rows, report);
     } finally {
-      await lock.release();
+      await target.release();
     }
   } catch (err) {
     fail(report, err);
@@ -163,19 +173,19 @@ async function syncGuest(run: Run, id: string): Promise<SyncedGuest> {
   return report;
 }
 
-async function pullGuest(run: Run, id: string, rows: readonly RemoteVersion[], report: SyncedGuest): Promise<void> {
-  const { store, catalog, from, keep, log } = run.req;
-  await store.cleanupStale(id);
-  const plan = await planGuest(store, id, rows, keep);
+async function pullGuest(run: Run, target: GuestSink, id: string, rows: readonly SourceVersion[], report: SyncedGuest): Promise<void> {
+  const { source, keep, log } = run.req;
+  const from = source.label;
+  const plan = await planGuest(target, rows, (row) => source.timeOf(id, row), keep);
   report.present = plan.present;
   report.skipped = plan.skipped;
   logPlan(log, `guest ${id}`, `${from}${keep ? ` (keep ${keep})` : ''}`, rows.length, plan);
   for (const [i, row] of plan.pull.entries()) {
     try {
-      const manifest = await copyVersion(run, id, row.version);
+      const manifest = await copyVersion({ ...run, sink: target }, id, row.version);
       report.pulled.push(row.version);
       report.logicalBytes += manifest.disks.reduce((sum, d) => sum + d.size, 0);
-      log.info(`pulled version ${row.version} of guest ${id} (${row.time}) into '${store.versionDir(id, row.version)}'`);
+      log.info(`pulled version ${row.version} of guest ${id} (${row.time ?? manifest.time}) into ${target.where(row.version)}`);
     } catch (err) {
       const rest = plan.pull.slice(i + 1).map((r) => r.version);
       report.skipped.push(...rest.map((version) => ({ version, reason: 'after-failure' as const })));
@@ -190,7 +200,7 @@ async function pullGuest(run: Run, id: string, rows: readonly RemoteVersion[], r
       );
     }
   }
-  if (keep && report.pulled.length > 0) report.pruned = await rotateGuest({ store, catalog, guestId: id, options: { keepLast: keep }, log });
+  if (keep && report.pulled.length > 0) report.pruned = await target.rotate(keep, log);
 }
 
 function logPlan(log: TaskLog, guest: string, from: string, listed: number, plan: Awaited<ReturnType<typeof planGuest>>): void {
@@ -218,7 +228,8 @@ function codeOf(err: unknown): ColdvaultError['code'] {
   return isColdvaultError(err) ? err.code : 'IO';
 }
 
-function addWire(wire: SyncResult['wire'], stats: { receivedBytes: number; sentBytes: number; requests: number; retries: number }): void {
+function addWire(wire: SyncResult['wire'], stats: WireStats | undefined): void {
+  if (!stats) return;
   wire.receivedBytes += stats.receivedBytes;
   wire.sentBytes += stats.sentBytes;
   wire.requests += stats.requests;
@@ -227,7 +238,16 @@ function addWire(wire: SyncResult['wire'], stats: { receivedBytes: number; sentB
 
 function summarize(req: SyncRequest, guests: SyncedGuest[], chunks: ChunkCounters, wire: SyncResult['wire'], started: number): SyncResult {
   const logicalBytes = guests.reduce((sum, g) => sum + g.logicalBytes, 0);
-  return { from: req.from, to: req.store.dir, ok: guests.every((g) => g.ok), guests, chunks, wire, logicalBytes, seconds: (Date.now() - started) / 1000 };
+  return {
+    from: req.source.label,
+    to: req.sink.dir,
+    ok: guests.every((g) => g.ok),
+    guests,
+    chunks,
+    wire,
+    logicalBytes,
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
 function logSummary(log: TaskLog, r: SyncResult): void {
@@ -235,6 +255,7 @@ function logSummary(log: TaskLog, r: SyncResult): void {
   log.info(
     `pulled ${pulled} version(s), ${formatBytes(r.logicalBytes)} of disks: ${r.chunks.fetched} chunk(s) fetched (${formatBytes(r.chunks.fetchedBytes)}), ${r.chunks.present} already here`,
   );
+  if (r.wire.requests === 0) return;
   log.info(
     `bytes on the wire: ${formatBytes(r.wire.receivedBytes)} received, ${formatBytes(r.wire.sentBytes)} sent, ${r.wire.requests} request(s) in ${formatDuration(r.seconds)}`,
   );
