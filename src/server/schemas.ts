@@ -65,8 +65,10 @@ const jobFields = {
     description: "into an S3 datastore made with Object Lock: days the job's versions are immutable (at least the datastore's)",
   }),
   from: Type.String({
-    pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}:[^/\\\\\\s]{1,128}$',
-    description: "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there)",
+    minLength: 1,
+    maxLength: 4096,
+    description:
+      "a sync job's source: NODE:STORE (a node of cluster.nodes, a datastore there), or a datastore of this server: a configured name (folder or S3), a configured or job's folder, a configured S3 datastore's s3:// address",
   }),
   encrypt: Type.Object(
     {

@@ -130,13 +130,13 @@ describe('the Restore tab reading another node', () => {
     await page.getByRole('button', { name: 'Create new job' }).click();
     await page.getByRole('heading', { name: 'New job' }).waitFor();
     const form = page.locator('form.job-form');
-    expect(await form.getByLabel('From (node:datastore)').isVisible()).toBe(false);
+    expect(await form.getByLabel('From (node:datastore, or a datastore here)').isVisible()).toBe(false);
     await form.getByLabel('Kind', { exact: true }).selectOption('sync');
     expect(await form.getByLabel('Script before').isVisible()).toBe(false);
     expect(await form.getByLabel('Mode', { exact: true }).isVisible()).toBe(false);
     await form.getByLabel('Job name').fill('pull');
     await form.getByLabel('Start time').fill('03:00');
-    await form.getByLabel('From (node:datastore)').fill('node1:main');
+    await form.getByLabel('From (node:datastore, or a datastore here)').fill('node1:main');
     await form.getByLabel('Select guest 101').check();
     await form.getByRole('button', { name: 'Save job' }).click();
     await page.getByText('Job “pull” was saved.').waitFor();

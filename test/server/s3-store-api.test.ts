@@ -137,6 +137,21 @@ describe('an S3 datastore in the API', () => {
     expect(metrics).not.toMatch(/coldvault_datastore_free_bytes\{store="offsite"\}/);
   });
 
+  it('a sync job made through the API pulls from it into a folder; its source is a configured datastore or refused', async () => {
+    const base = { store: 'main', kind: 'sync', vmid: ['101'], days: ['mon'], at: '22:30' };
+    const made = await lab.api('POST', '/api/v1/jobs', { ...base, id: 'to-main', from: url });
+    expect(made.statusCode, made.body).toBe(201);
+    expect(made.json().from).toBe('offsite'); // stored by name: the job names no endpoint or keys
+    const done = await runTask(await lab.api('POST', '/api/v1/jobs/to-main/run'));
+    expect(done.status).toBe('ok');
+    expect(await versions('main')).toEqual(await versions('offsite'));
+    const outside = await lab.api('POST', '/api/v1/jobs', { ...base, id: 'outside', from: '/etc' });
+    expect([outside.statusCode, errorCode(outside)]).toEqual([400, 'PATH_NOT_ALLOWED']);
+    const back = await lab.api('POST', '/api/v1/jobs', { ...base, id: 'back', store: 'offsite', from: 'main' });
+    expect(back.statusCode, back.body).toBe(201);
+    expect(back.json().from).toBe(lab.storeDir); // a configured folder: stored as its folder, as the CLI does
+  });
+
   it('a token scoped to it lists its versions and no other store; a bucket the config does not name is refused', async () => {
     const { token } = lab.tokens.create('offsite-reader', { role: 'backup', store: 'offsite' });
     const as = { authorization: `Bearer ${token}` };

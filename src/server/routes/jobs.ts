@@ -14,6 +14,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/index.js';
+import { parseSyncSource, SYNC_SOURCE_FORMS } from '../../pipeline/index.js';
 import type { Job as JobModel } from '../../jobs/index.js';
 import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
@@ -121,7 +122,7 @@ function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<st
   checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
   checkDevice(body.device);
-  return { ...body, id: id ?? body.id, store, encrypt: checkedEncryption(ctx, body.encrypt, id) };
+  return { ...body, id: id ?? body.id, store, from: syncFrom(ctx, body.from), encrypt: checkedEncryption(ctx, body.encrypt, id) };
 }
 
 /** The job's key and passphrase file paths, each inside keyDirs or as the job (`id`) has it. */
@@ -143,4 +144,18 @@ function jobStore(ctx: RouteContext, body: JobBody): string {
   if (body.device)
     throw new ApiError('INVALID_REQUEST', `store '${ref.name}' is an S3 datastore: device does not go with it (an external disk holds a folder datastore)`);
   return ref.name;
+}
+
+/**
+ * A sync job's source as stored: NODE:STORE as given; a datastore of this server by its folder (a
+ * configured folder's name or path, a job's folder) or, for an S3 datastore, its configured name. A
+ * folder or bucket the config does not name is PATH_NOT_ALLOWED, as every path in a request.
+ */
+function syncFrom(ctx: RouteContext, from: string | undefined): string | undefined {
+  if (from === undefined) return undefined;
+  const form = parseSyncSource(from);
+  if (!form) throw new ApiError('INVALID_REQUEST', `from '${from}': expected ${SYNC_SOURCE_FORMS}`);
+  if (form.kind === 'node' && !Object.hasOwn(ctx.config.datastores, from)) return from;
+  const ref = resolveStore(from, ctx.config, ctx.state.jobs);
+  return ref.kind === 's3' ? ref.name : ref.dir;
 }

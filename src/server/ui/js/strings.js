@@ -115,8 +115,9 @@ export const STRINGS = {
     'form.kind.backup': 'Backup',
     'form.kind.sync': 'Sync (pull from another node)',
     'form.kindHint': 'a sync job copies the versions the target lacks from a datastore on another node, deduplicated and verified',
-    'form.from': 'From (node:datastore)',
-    'form.fromHint': 'a node of the cluster and the name of a datastore there, e.g. node1:main',
+    'form.from': 'From (node:datastore, or a datastore here)',
+    'form.fromHint':
+      'a node of the cluster and the name of a datastore there, e.g. node1:main; or a datastore of this server (its name, e.g. offsite for an S3 bucket)',
     'form.modeHint': 'running guests are shut down for the backup and started again',
     'form.remoteStore': 'Datastore there',
     'form.remoteStoreHint': "the name of a datastore in the receiving node's config (datastores)",
@@ -339,8 +340,9 @@ export const STRINGS = {
     'form.kind.backup': 'Sicherung',
     'form.kind.sync': 'Abgleich (von einem anderen Knoten holen)',
     'form.kindHint': 'ein Abgleich kopiert die Versionen, die dem Ziel fehlen, aus einem Datenspeicher eines anderen Knotens, dedupliziert und geprüft',
-    'form.from': 'Von (Knoten:Datenspeicher)',
-    'form.fromHint': 'ein Knoten des Clusters und der Name eines Datenspeichers dort, z. B. node1:main',
+    'form.from': 'Von (Knoten:Datenspeicher, oder ein Datenspeicher hier)',
+    'form.fromHint':
+      'ein Knoten des Clusters und der Name eines Datenspeichers dort, z. B. node1:main; oder ein Datenspeicher dieses Servers (sein Name, z. B. offsite für einen S3-Bucket)',
     'form.modeHint': 'laufende Gäste werden für die Sicherung heruntergefahren und danach wieder gestartet',
     'form.remoteStore': 'Datenspeicher dort',
     'form.remoteStoreHint': 'der Name eines Datenspeichers in der Konfiguration des empfangenden Knotens (datastores)',
