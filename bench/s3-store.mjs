@@ -9,6 +9,8 @@
  * client, 8 PUTs in flight, nothing else) sending as many bytes in 4 MiB objects as the backup stored,
  * and the same reading them back (8 GETs in flight). The nightly's upload is counted from the bucket
  * (the sizes of the objects it added), not estimated. Writes the block "s3-store" of bench/RESULTS.md.
+ * --pin: the Ceph daemons on CPU 1, this process and every coldvault it starts on CPU 0 (taskset), as
+ * when the service runs on machines of its own; writes the block "s3-store-pinned" instead.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -27,7 +29,7 @@ import { startRadosgw } from '../scripts/radosgw.mjs';
 const REPO = resolve(import.meta.dirname, '..');
 const CLI = join(REPO, 'bin', 'coldvault.js');
 const started = Date.now();
-const { values: opt } = parseArgs({ options: commonOptions(REPO, '/var/tmp/coldvault-s3-bench') });
+const { values: opt } = parseArgs({ options: { ...commonOptions(REPO, '/var/tmp/coldvault-s3-bench'), pin: { type: 'boolean', default: false } } });
 const { fail, log, rounds, regions, dir } = benchOptions('s3-store', opt, started, 2);
 if (process.getuid?.() !== 0) fail('run it as root (ceph, and the scratch folder under /var/tmp)');
 const tmp = join(dir, 'tmp');
@@ -36,6 +38,7 @@ if (!opt['no-build']) sh('npm', ['run', 'build'], { cwd: REPO });
 const { S3Client } = await import('../dist/targets/index.js');
 
 const rgw = await startRadosgw(join(dir, 'rgw'));
+if (opt.pin) pinCpus();
 const s3env = { S3_ENDPOINT: rgw.endpoint, S3_REGION: rgw.region };
 const env = { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey };
 const bucket = 'bench';
@@ -45,6 +48,15 @@ const client = new S3Client({
   bucket,
   credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
 });
+
+/** Ceph's daemons (all their threads) on CPU 1, this process on CPU 0: its children inherit it. */
+function pinCpus() {
+  for (const name of ['client.rgw', 'osd.0', 'mon.a']) {
+    const pid = readFileSync(join(rgw.dir, `${name}.pid`), 'utf8').trim();
+    sh('taskset', ['-apc', '1', pid]);
+  }
+  sh('taskset', ['-apc', '0', String(process.pid)]);
+}
 
 /** CPU seconds the Ceph daemons (radosgw, OSD, monitor) have used so far, from /proc. */
 function cephCpu() {
@@ -159,9 +171,9 @@ const rss = Math.max(...rows.flatMap((r) => [r.full.rssKiB, r.nightly.rssKiB, r.
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 const verdict = (ok) => (ok ? 'met' : 'MISSED');
 const text = [
-  '## Issue 14: a datastore on radosgw (bench/s3-store.mjs)',
+  `## Issue 14: a datastore on radosgw (bench/s3-store.mjs${opt.pin ? ' --pin' : ''})`,
   '',
-  `\`node bench/s3-store.mjs${opt.quick ? ' --quick' : ''} --rounds ${rounds}\`, ${new Date(started).toISOString()}, load average before ${loadAverage()}. One Ceph radosgw (memstore, beast with tcp_nodelay=1) on 127.0.0.1, plain HTTP, on the same 2 cores as coldvault; image ${(rows[0]?.imageBytes ?? 0) / 2 ** 30} GiB (55% zero, 20% random, 25% text), nightly = 2% of the regions rewritten; medians of ${rounds} round(s) [each round].`,
+  `\`node bench/s3-store.mjs${opt.quick ? ' --quick' : ''}${opt.pin ? ' --pin' : ''} --rounds ${rounds}\`, ${new Date(started).toISOString()}, load average before ${loadAverage()}. One Ceph radosgw (memstore, beast with tcp_nodelay=1) on 127.0.0.1, plain HTTP, ${opt.pin ? 'its daemons pinned to CPU 1, coldvault and the plain peers to CPU 0 (taskset: each side a core of its own)' : 'on the same 2 cores as coldvault'}; image ${(rows[0]?.imageBytes ?? 0) / 2 ** 30} GiB (55% zero, 20% random, 25% text), nightly = 2% of the regions rewritten; medians of ${rounds} round(s) [each round].`,
   '',
   '| target | figure | |',
   '|---|---|---|',
@@ -180,5 +192,5 @@ const text = [
   ),
   '',
 ];
-replaceBlock(resolve(opt.out), 's3-store', text.join('\n'));
+replaceBlock(resolve(opt.out), opt.pin ? 's3-store-pinned' : 's3-store', text.join('\n'));
 console.log(text.join('\n'));
