@@ -35,6 +35,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/restore.js');
     return { options: m.restoreOptions, help: m.restoreHelp, run: m.restoreCommand };
   },
+  export: async () => {
+    const m = await import('./commands/export.js');
+    return { options: m.exportOptions, help: m.exportHelp, run: m.exportCommand };
+  },
   verify: async () => {
     const m = await import('./commands/verify.js');
     return { options: m.verifyOptions, help: m.verifyHelp, run: m.verifyCommand };

@@ -39,3 +39,4 @@ export {
   type VersionSource,
 } from './version-source.js';
 export { loadVersionKey, passphraseIn, readKeyFile } from './key-files.js';
+export * from './export/index.js';

@@ -1,0 +1,81 @@
+/**
+ * One disk of a version, readable at any offset: the chunks a read touches are fetched on demand from
+ * the version source, verified in the worker pool (CRC, decode, SHA-256 against the chunk's name,
+ * with the key for an encrypted version: ChunkReader) before a byte is served, and kept in the
+ * export's ChunkCache. An all-zero chunk (a null digest in the index) is a hole: nothing is read.
+ * A chunk that is damaged, missing or unreadable fails the read (the export answers EIO) and is
+ * reported once through `onTrouble`.
+ */
+import { describeError } from '../../core/index.js';
+import type { FixedIndex } from '../../format/index.js';
+import type { ChunkReader } from '../chunk-reader.js';
+import type { ChunkCache } from './chunk-cache.js';
+
+/** A piece of a read: verified bytes, or a run of zeros (an all-zero chunk, not stored). */
+export type Piece = { offset: number; data: Buffer } | { offset: number; hole: number };
+
+export interface DiskTrouble {
+  disk: string;
+  digest: string;
+  error: unknown;
+}
+
+export class VersionDisk {
+  private readonly reported = new Set<string>();
+
+  constructor(
+    /** the export's name: the disk's config key (scsi0, virtio0, ...) */
+    readonly name: string,
+    readonly size: number,
+    private readonly index: FixedIndex,
+    private readonly reader: ChunkReader,
+    private readonly cache: ChunkCache,
+    private readonly onTrouble: (t: DiskTrouble) => void,
+  ) {}
+
+  /** The pieces of [offset, offset + length), in order; the caller checks the range against `size`. */
+  async read(offset: number, length: number): Promise<Piece[]> {
+    const pending: Array<Promise<Piece>> = [];
+    const cs = this.index.chunkSize;
+    for (let at = offset; at < offset + length; ) {
+      const i = Math.floor(at / cs);
+      const start = i * cs;
+      const end = Math.min(start + cs, this.size, offset + length);
+      pending.push(this.piece(i, at - start, end - start, at));
+      at = end;
+    }
+    return mergeHoles(await Promise.all(pending));
+  }
+
+  private async piece(i: number, from: number, to: number, at: number): Promise<Piece> {
+    const digest = this.index.digests[i];
+    if (!digest) return { offset: at, hole: to - from };
+    const plain = await this.chunk(i, digest.toString('hex'));
+    return { offset: at, data: plain.subarray(from, to) };
+  }
+
+  private chunk(i: number, hex: string): Promise<Buffer> {
+    const length = Math.min(this.index.chunkSize, this.size - i * this.index.chunkSize);
+    return this.cache.get(`${this.name}:${i}`, async () => {
+      try {
+        return await this.reader.use(hex, length, (plain) => Promise.resolve(Buffer.from(plain)));
+      } catch (err) {
+        if (!this.reported.has(hex)) {
+          this.reported.add(hex);
+          this.onTrouble({ disk: this.name, digest: hex, error: err });
+        }
+        throw new Error(`chunk ${hex} of disk ${this.name}: ${describeError(err)}`, { cause: err });
+      }
+    });
+  }
+}
+
+function mergeHoles(pieces: Piece[]): Piece[] {
+  const out: Piece[] = [];
+  for (const p of pieces) {
+    const last = out.at(-1);
+    if (last && 'hole' in last && 'hole' in p) last.hole += p.hole;
+    else out.push({ ...p });
+  }
+  return out;
+}
