@@ -11,7 +11,8 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cli, imagePath, makeLab, sha256File, spawnCli, writeGuest, type Lab } from '../helpers/fixtures.js';
+import { startExportProcess, type ExportProcess } from '../helpers/export-process.js';
+import { cli, imagePath, makeLab, sha256File, writeGuest, type Lab } from '../helpers/fixtures.js';
 import { ensureTinyGuest, makeGuestDisk, readBootCount, type TinyGuest } from '../helpers/tiny-guest.js';
 import { waitExit } from './cli-lab.js';
 
@@ -27,46 +28,18 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-interface Export {
-  child: ChildProcess;
-  /** stdout and stderr */
-  out: () => string;
-  stdout: () => string;
-  stop: () => Promise<number | null>;
-}
-
-/** Starts `coldvault export ARGS` and resolves once it printed its URIs (`lines` of them; with --json: the document). */
-function startExport(args: string[], lines = 1): Promise<Export> {
-  const child = spawnCli(['export', ...args]);
-  running.add(child);
-  let out = '';
-  let stdout = '';
-  const printed = (): boolean => {
-    if (!args.includes('--json')) return (stdout.match(/^\w+: nbd/gm) ?? []).length >= lines;
-    try {
-      JSON.parse(stdout);
-      return true;
-    } catch {
-      return false;
-    }
+/** An export that afterEach stops (SIGKILL) when a test left it running. */
+async function startExport(args: string[], lines = 1): Promise<ExportProcess> {
+  const ex = await startExportProcess(args, lines);
+  running.add(ex.child);
+  return {
+    ...ex,
+    stop: async () => {
+      const code = await ex.stop();
+      running.delete(ex.child);
+      return code;
+    },
   };
-  const exited = waitExit(child);
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const r = await exited;
-    running.delete(child);
-    return r.code;
-  };
-  return new Promise((resolve, reject) => {
-    const onData = (b: Buffer, toStdout: boolean): void => {
-      out += b.toString();
-      if (toStdout) stdout += b.toString();
-      if (printed()) resolve({ child, out: () => out, stdout: () => stdout, stop });
-    };
-    child.stdout?.on('data', (b: Buffer) => onData(b, true));
-    child.stderr?.on('data', (b: Buffer) => onData(b, false));
-    void exited.then((r) => reject(new Error(`export exited ${r.code} before it served:\n${out}`)));
-  });
 }
 
 beforeAll(async () => {

@@ -6,9 +6,11 @@
  */
 import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Client } from '../../src/targets/index.js';
 import { cli, imagePath, makeLab, rewriteRegion, sha256File, spawnCli, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
+import { startExportProcess } from '../helpers/export-process.js';
 import { freshBucket, startRadosgw, type Radosgw } from '../helpers/radosgw.js';
 import { sleep, waitExit } from './cli-lab.js';
 
@@ -91,6 +93,25 @@ describe('an s3:// datastore on radosgw', () => {
     expect(listed.map((v: { version: number }) => v.version)).toEqual([1, 2]);
     await ok(['restore', '101', '--version', '2', '--new-id', '201', ...s3Flags(), '--guests-dir', lab.guestsDir, '--storage', `local=${lab.storageDir}`]);
     expect(sha256File(imagePath(lab, '201', 'vm-201-disk-0.raw'))).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
+  });
+
+  it('export serves a version from the bucket over NBD: qemu-img compare finds it identical to the disk', async () => {
+    const sock = join(lab.root, 's3-export.sock');
+    const ex = await startExportProcess(['101', '--version', '2', ...s3Flags(), '--socket', sock]);
+    try {
+      const same = await execa('qemu-img', [
+        'compare',
+        '-f',
+        'raw',
+        '-F',
+        'raw',
+        `nbd+unix:///scsi0?socket=${sock}`,
+        imagePath(lab, '101', 'vm-101-disk-0.raw'),
+      ]);
+      expect(same.stdout).toContain('Images are identical');
+    } finally {
+      expect(await ex.stop()).toBe(0);
+    }
   });
 
   it('verify finds a chunk object overwritten through the S3 API and one deleted there, names them, and the next backup heals both', async () => {
