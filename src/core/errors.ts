@@ -111,6 +111,10 @@ export type ErrorCode =
   | 'S3_REFUSED'
   /** an S3 service failed or could not be reached, also after the retries (5xx, SlowDown, timeouts, resets) */
   | 'S3_FAILED'
+  /** this host cannot do what the guest needs (a firmware that is not installed, a disk bus coldvault cannot attach) */
+  | 'NOT_SUPPORTED'
+  /** a boot test's guest did not come up (no success signal within the time, or QEMU ended) */
+  | 'BOOT_TEST_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

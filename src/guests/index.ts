@@ -40,3 +40,4 @@ export { guestConfigPath, readGuestConfig, listGuestIds } from './guest-files.js
 export { allocateRestoreVolumes } from './restore-allocate.js';
 export { rewriteConfigForRestore } from './restore-rewrite.js';
 export { macAddressesOf } from './nets.js';
+export { qemuCommand, splitArgs, type QemuCommandRequest, type QemuDrive } from './qemu-command.js';
