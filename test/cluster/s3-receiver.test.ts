@@ -7,7 +7,8 @@
  * changed one only the changed chunk; `sync --from node1:offsite` pulls them; kill -9 of the sender mid-push leaves no visible version, S3 gc
  * then removes what it sent and nothing else, the next push succeeds; a chunk that does not hash to its
  * name is refused and never stored, `known` answers from the guest's newest version only, an index
- * naming a chunk not there is refused; a remote read lease is the bucket's read lock that prune
+ * naming a chunk not there is refused, an abort leaves nothing, keep rotates; kill -9 of the receiving
+ * serve leaves nothing visible and the next upload opens; a remote read lease is the bucket's read lock that prune
  * respects; tokens reach their own store only; `--device` is refused naming the node and store;
  * `cluster status` says the store is an S3 datastore; an Object Lock datastore keeps pushed versions
  * under retention. No mock S3 server, no network namespaces.
@@ -104,7 +105,7 @@ function s3Settings(name: string, prefix: string): S3StoreSettings {
 /** nodeA: the lab's guests, no datastore, node1 before it in the ring with the offsite token (and the vault's). */
 function nodeAConfig(): string {
   const root = join(lab.root, 'nodeA');
-  mkdirSync(root);
+  mkdirSync(root, { recursive: true });
   const path = join(root, 'coldvault.json');
   const nodes = [
     { name: 'node1', url: serve.url, token, tokens: { vault: vaultToken, main: mainToken } },
@@ -227,6 +228,21 @@ describe('a cluster push into an S3 datastore on the receiving node', () => {
     expect(await bucket.listVersionNumbers('103')).toEqual([p.version]);
   });
 
+  it('an aborted upload leaves nothing of its version; a finished one with keep rotates the guest on node1', async () => {
+    const src = await readSource(lab.source, '103', 1);
+    const aborted = new Pusher(fetchSend(serve.url, token), 'offsite');
+    expectOk(await aborted.open({ guestId: '103', node: node() }), 'open');
+    await aborted.files(new Map([...src.files].filter(([n]) => n === 'qemu-server.conf')));
+    expect((await bucket.versionFolders('103')).map((v) => v.version)).toContain(aborted.version);
+    expectOk(await aborted.abort(), 'abort');
+    expect(await bucket.versionFolders('103')).toEqual([{ version: aborted.version - 1, published: true }]);
+    const kept = await new Pusher(fetchSend(serve.url, token), 'offsite').push(lab.source, src, { guestId: '103', node: node(), keep: 1 });
+    expect(kept.sent).toBe(0); // every chunk of the newest version is known
+    expect(await bucket.listVersionNumbers('103')).toEqual([kept.version]);
+    const listed = JSON.parse((await ok(onNode1(['list', '103', '--store', 'offsite', '--json']))).stdout) as Array<{ version: number }>;
+    expect(listed.map((v) => v.version)).toEqual([kept.version]);
+  });
+
   it('kill -9 of the sender mid-push: no visible version; S3 gc then removes what it sent and nothing else; the next push succeeds', async () => {
     await ok(onA(['job', 'add', 'big', '--mode', 'cluster', '--store', 'offsite', '--vmid', '104', '--bwlimit', '8']));
     const before = await chunkObjects();
@@ -303,6 +319,26 @@ describe('a cluster push into an S3 datastore on the receiving node', () => {
     expect(run.code).toBe(1);
     expect(out).toMatch(/node node1 refuses to mount an external disk: datastore 'offsite' there is an S3 datastore/);
     expect(out).not.toContain('stopping virtual guest');
+  });
+
+  it('kill -9 of the receiving serve mid-upload: nothing visible; restarted, the next upload of the guest opens (the dead lock ignored, its files removed)', async () => {
+    const src = await readSource(lab.source, '103', 1);
+    const p = new Pusher(fetchSend(serve.url, token), 'offsite');
+    expectOk(await p.open({ guestId: '103', node: node() }), 'open');
+    await p.files(new Map([...src.files].filter(([n]) => n === 'qemu-server.conf')));
+    serve.child.kill('SIGKILL');
+    await waitExit(serve.child);
+    const published = await bucket.listVersionNumbers('103');
+    expect((await bucket.versionFolders('103')).filter((v) => !v.published).map((v) => v.version)).toEqual([p.version]);
+    serve = await startServe(['--config', server.path, '--listen', '127.0.0.1:0']);
+    nodeA = nodeAConfig();
+    const again = new Pusher(fetchSend(serve.url, token), 'offsite');
+    expectOk(await again.open({ guestId: '103', node: node() }), 'the next upload opens');
+    expect(again.version).toBe(p.version + 1);
+    expect((await bucket.versionFolders('103')).filter((v) => !v.published)).toEqual([]); // the dead run's files are gone
+    expectOk(await again.abort(), 'abort');
+    expect(await bucket.listVersionNumbers('103')).toEqual(published);
+    await ok(onA(['cluster', 'status']));
   });
 
   it('an Object Lock datastore: a pushed version and its chunks are kept under retention', async () => {
