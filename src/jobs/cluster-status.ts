@@ -3,7 +3,8 @@
  * place (this node, the one this node sends to, the one it receives from), whether it answers, and
  * whether the certificate it presents is the pinned one. For the node this node sends to, each store
  * that a cluster-mode job pushes to is asked for its guests with the token (so a wrong, expired or
- * out-of-scope token shows here, not at night). From the task list: the last push of this node's
+ * out-of-scope token shows here, not at night), and what kind of datastore it is (a folder or an S3
+ * bucket; unknown for a node that does not say). From the task list: the last push of this node's
  * cluster jobs, and the last push received from the next node; and where each job's disk is plugged.
  */
 import { connect } from 'node:net';
@@ -26,6 +27,8 @@ export interface NodeStatus {
 export interface StoreCheck {
   store: string;
   ok: boolean;
+  /** the kind of datastore on that node, when it says */
+  kind?: 'folder' | 's3';
   jobs: string[];
   problem?: string;
 }
@@ -101,7 +104,8 @@ async function checkStores(to: ClusterNodeConfig, jobs: Job[]): Promise<StoreChe
       try {
         remote = new RemoteStore(remoteStoreOptions(to, store, { timeouts: { connectMs: 5000, idleMs: 10_000 }, retry: { attempts: 1 } }));
         await remote.listGuests();
-        return { store, ok: true, jobs: owners };
+        const kind = await remote.storeKind().catch(() => undefined); // a node before this question answers NOT_FOUND
+        return { store, ok: true, jobs: owners, ...(kind ? { kind } : {}) };
       } catch (err) {
         return { store, ok: false, jobs: owners, problem: describeError(err) };
       } finally {

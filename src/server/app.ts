@@ -28,8 +28,9 @@ import {
   taskRoutes,
 } from './routes/index.js';
 import { StoreDevices, storeDeviceList } from './store-devices.js';
-import { UploadRegistry } from './uploads/index.js';
+import { receivingStores, UploadRegistry } from './uploads/index.js';
 import { ReadLeases } from './read-leases.js';
+import { StoreReaders } from './store-readers.js';
 import { Datastore } from '../datastore/index.js';
 
 export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
@@ -70,26 +71,33 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   const streams = new SseStreams();
   app.addHook('preClose', async () => streams.closeAll());
   if (!deps.runner) app.addHook('onClose', async () => runner.close());
+  const s3Settings = (name: string) => deps.config.s3Stores?.(name);
   const uploads = new UploadRegistry({
     node: deps.config.node,
     tasks: deps.state.tasks,
     idleMs: uploadIdleMs(deps.config),
-    openStore: async (dir) => {
-      devices.checkAttached(dir); // a store that is an external disk's takes uploads only while one is attached
-      return Datastore.open(dir, deps.storeSeams);
-    },
+    receive: receivingStores({
+      openFolder: async (dir) => {
+        devices.checkAttached(dir); // a store that is an external disk's takes uploads only while one is attached
+        return Datastore.open(dir, deps.storeSeams);
+      },
+      s3Settings,
+      stateDir: deps.config.stateDir,
+    }),
   });
   const devices = storeDevices(deps, (store) => uploads.openIn(store));
-  const leases = new ReadLeases({ idleMs: uploadIdleMs(deps.config), openStore: (dir) => Datastore.open(dir, deps.storeSeams) });
+  const readers = new StoreReaders({ openFolder: (dir) => Datastore.open(dir, deps.storeSeams), s3Settings });
+  const leases = new ReadLeases({ idleMs: uploadIdleMs(deps.config), openStore: (ref) => readers.open(ref) });
   // shutdown aborts open uploads (nothing half-pushed stays staged), ends read leases, then unmounts the disks attached for senders
   app.addHook('onClose', async () => {
     await uploads.abortAll();
     await leases.releaseAll();
+    await readers.close();
     await devices.detachAll();
   });
   registerRoutes(app, ctx, streams);
   storeUploadRoutes(app, ctx, uploads);
-  storeReadRoutes(app, ctx);
+  storeReadRoutes(app, ctx, readers);
   storeLeaseRoutes(app, ctx, leases);
   storeDeviceRoutes(app, ctx, devices);
   let openapi: Record<string, unknown> | undefined;
@@ -108,7 +116,7 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
 /** External disks a sending node may have mounted on a store's folder (config storeDevices; CONFIG_INVALID at once when wrong). */
 function storeDevices(deps: ServerDeps, openUploads: (store: string) => number): StoreDevices {
   const { config } = deps;
-  const allowed = storeDeviceList(config.storeDevices, config.datastores);
+  const allowed = storeDeviceList(config.storeDevices, config.datastores, Object.keys(config.s3StoreUrls ?? {}));
   return new StoreDevices({ node: config.node, tasks: deps.state.tasks, idleMs: uploadIdleMs(config), datastores: config.datastores, allowed, openUploads });
 }
 

@@ -13,15 +13,17 @@
  *
  * Order, as for a local reader: register the lease, then look whether prune is removing the version
  * (leaseVersion waits while it is), then whether the version is there (VERSION_NOT_FOUND otherwise).
+ * On an S3 datastore the lease is the `read-<vmid>-<version>` lock object a local restore from the
+ * bucket takes (store-readers.ts), which S3 prune respects; this serve refreshes it while it holds it.
  */
 import { randomBytes } from 'node:crypto';
 import { ColdvaultError } from '../core/index.js';
-import { leaseVersion, type Datastore, type HeldLock } from '../datastore/index.js';
+import type { KnownStore } from './paths.js';
+import type { StoreReader } from './store-readers.js';
 
 export interface LeaseRequest {
-  /** the configured name of the store, as in the URL */
-  store: string;
-  dir: string;
+  /** the configured store of the URL */
+  ref: KnownStore;
   principal: string;
   guestId: string;
   version: number;
@@ -29,7 +31,7 @@ export interface LeaseRequest {
 
 interface Held {
   req: LeaseRequest;
-  lock: HeldLock;
+  lock: { release(): Promise<void> };
   timer: NodeJS.Timeout;
 }
 
@@ -39,7 +41,7 @@ const REMOVAL_WAIT_MS = 10_000;
 export class ReadLeases {
   private readonly held = new Map<string, Held>();
 
-  constructor(private readonly opts: { idleMs: number; openStore: (dir: string) => Promise<Datastore> }) {}
+  constructor(private readonly opts: { idleMs: number; openStore: (ref: KnownStore) => Promise<StoreReader> }) {}
 
   get idleMs(): number {
     return this.opts.idleMs;
@@ -47,12 +49,19 @@ export class ReadLeases {
 
   /** Leases version `version` of guest `guestId` for `principal`; VERSION_NOT_FOUND when it is not there. */
   async take(req: LeaseRequest): Promise<string> {
-    const store = await this.opts.openStore(req.dir);
+    const store = await this.opts.openStore(req.ref);
     const purpose = `read by ${req.principal} (a restore or verify on another node)`;
-    const lock = await leaseVersion(store, req.guestId, req.version, purpose, REMOVAL_WAIT_MS);
-    if (!(await store.listVersionNumbers(req.guestId)).includes(req.version)) {
+    const lock = await store.lease(req.guestId, req.version, purpose, REMOVAL_WAIT_MS);
+    const there = await store.listVersionNumbers(req.guestId).then(
+      (versions) => versions.includes(req.version),
+      async (err: unknown) => {
+        await lock.release();
+        throw err;
+      },
+    );
+    if (!there) {
       await lock.release();
-      throw new ColdvaultError('VERSION_NOT_FOUND', `version ${req.version} of guest ${req.guestId} is not in datastore '${req.store}'`);
+      throw new ColdvaultError('VERSION_NOT_FOUND', `version ${req.version} of guest ${req.guestId} is not in datastore '${req.ref.name}'`);
     }
     const id = randomBytes(16).toString('base64url');
     this.held.set(id, { req, lock, timer: this.expiry(id) });
@@ -84,7 +93,7 @@ export class ReadLeases {
 
   private own(id: string, store: string, principal: string): Held {
     const held = this.held.get(id);
-    if (held && held.req.store === store && held.req.principal === principal) return held;
+    if (held && held.req.ref.name === store && held.req.principal === principal) return held;
     throw new ColdvaultError(
       'LEASE_NOT_FOUND',
       `there is no read lease ${id} of ${principal} in datastore '${store}' (released, or ended after ${this.opts.idleMs / 1000} s without a keepalive)`,

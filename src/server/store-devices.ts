@@ -281,13 +281,17 @@ function recording(task: TaskLog): TaskLog & { lines: string[] } {
   };
 }
 
-/** Config `storeDevices`, checked: each key a configured datastore, each value a list of disk specs; CONFIG_INVALID naming what is wrong. */
-export function storeDeviceList(value: unknown, datastores: Readonly<Record<string, string>>): Map<string, string[]> {
+/**
+ * Config `storeDevices`, checked: each key a configured folder datastore (`s3Names`: the S3 ones, which
+ * no disk can be mounted on), each value a list of disk specs; CONFIG_INVALID naming what is wrong.
+ */
+export function storeDeviceList(value: unknown, datastores: Readonly<Record<string, string>>, s3Names: readonly string[] = []): Map<string, string[]> {
   const list = new Map<string, string[]>();
   if (value === undefined) return list;
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalidConfig(`expected {"<datastore>": ["UUID=...", ...]}, got ${JSON.stringify(value)}`);
   for (const [store, specs] of Object.entries(value)) {
+    if (s3Names.includes(store)) throw invalidConfig(`'${store}' is an S3 datastore: an external disk is mounted on a folder datastore only`);
     if (!Object.hasOwn(datastores, store))
       throw invalidConfig(`'${store}' is not a configured datastore (datastores: ${Object.keys(datastores).join(', ') || 'none'})`);
     if (!Array.isArray(specs) || specs.length === 0 || !specs.every((s) => typeof s === 'string' && SPEC.test(s) && !s.split('/').includes('..')))

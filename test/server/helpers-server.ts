@@ -131,6 +131,7 @@ export const ALL_ROUTES = [
   'PUT /api/v1/stores/{store}/uploads/{upload}/files/{name}',
   'POST /api/v1/stores/{store}/uploads/{upload}/finish',
   'DELETE /api/v1/stores/{store}/uploads/{upload}',
+  'GET /api/v1/stores/{store}',
   'GET /api/v1/stores/{store}/guests',
   'GET /api/v1/stores/{store}/guests/{id}/versions',
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}',

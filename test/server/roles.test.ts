@@ -64,6 +64,7 @@ const MAY: Record<string, Who[]> = {
   'POST /api/v1/stores/{store}/device': WRITERS,
   'POST /api/v1/stores/{store}/device/{attachment}/keepalive': WRITERS,
   'DELETE /api/v1/stores/{store}/device/{attachment}': WRITERS,
+  'GET /api/v1/stores/{store}': ALL,
   'GET /api/v1/stores/{store}/guests': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions': ALL,
   'GET /api/v1/stores/{store}/guests/{id}/versions/{version}/files/{name}': ALL,

@@ -29,7 +29,8 @@ function render(s: ClusterStatus): string {
     return `${n.name.padEnd(12)} ${n.role.padEnd(24)} ${n.url.padEnd(28)} ${n.role === 'self' ? '' : `${reach}${pin}`}${n.problem ? ` (${n.problem})` : ''}`;
   });
   const stores = s.stores.map(
-    (st) => `  datastore '${st.store}' on ${s.sendsTo} (jobs ${st.jobs.join(', ')}): ${st.ok ? 'token ok' : `REFUSED: ${st.problem ?? ''}`}`,
+    (st) =>
+      `  ${st.kind === 's3' ? 'S3 datastore' : 'datastore'} '${st.store}' on ${s.sendsTo} (jobs ${st.jobs.join(', ')}): ${st.ok ? 'token ok' : `REFUSED: ${st.problem ?? ''}`}`,
   );
   const last = (r: ClusterStatus['lastPush']): string => (r ? `${r.time} ${r.status} (task ${r.task})` : 'none yet');
   return [

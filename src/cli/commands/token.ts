@@ -8,6 +8,7 @@ import { ColdvaultError } from '../../core/index.js';
 import type { TokenInfo } from '../../server/index.js';
 import { intOption, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
+import { s3StoreUrlsOf } from '../s3-config.js';
 
 export const tokenOptions: OptionSpec = { expires: { type: 'string' }, role: { type: 'string' }, store: { type: 'string' } };
 export const tokenHelp = `coldvault token create <name> [--role admin|operator|audit|backup] [--store STORE] [--expires DAYS]
@@ -17,7 +18,7 @@ coldvault token rm <name>
   Tokens authenticate scripts and the dashboard against 'coldvault serve': Authorization: Bearer <token>.
   Roles (default operator): admin: everything; operator: read, run jobs, verify, restore to new ids,
   edit jobs but not their scripts, hook or device, no force, no prune; audit: read only;
-  backup: only the versions of one datastore, given with --store (a configured datastore).`;
+  backup: only the versions of one datastore, given with --store (a configured datastore, folder or S3).`;
 
 export async function tokenCommand(ctx: CommandContext): Promise<number> {
   const [sub, name, ...rest] = ctx.args.positionals;
@@ -49,17 +50,17 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   }
 }
 
-/** --store: a configured datastore's name, or its folder (-> its name). */
+/** --store: a configured datastore's name, its folder or an S3 datastore's `s3://BUCKET/PREFIX/` (-> its name). */
 function datastoreName(ctx: CommandContext, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const { datastores } = ctx.config;
-  if (Object.hasOwn(datastores, value)) return value;
-  const byFolder = Object.entries(datastores).find(([, dir]) => resolve(dir) === resolve(value));
+  const { datastores, s3Datastores } = ctx.config;
+  if (Object.hasOwn(datastores, value) || Object.hasOwn(s3Datastores, value)) return value;
+  const byAddress = Object.entries(s3StoreUrlsOf(ctx.config)).find(([, url]) => url === value || url === `${value}/`);
+  if (byAddress) return byAddress[0];
+  const byFolder = value.startsWith('s3://') ? undefined : Object.entries(datastores).find(([, dir]) => resolve(dir) === resolve(value));
   if (byFolder) return byFolder[0];
-  throw new ColdvaultError(
-    'USAGE',
-    `--store '${value}' is not a configured datastore (configured: ${Object.keys(datastores).join(', ') || 'none'}; config key datastores)`,
-  );
+  const configured = [...Object.keys(datastores), ...Object.keys(s3Datastores)].join(', ') || 'none';
+  throw new ColdvaultError('USAGE', `--store '${value}' is not a configured datastore (configured: ${configured}; config key datastores)`);
 }
 
 const scopeOf = (t: TokenInfo): string => (t.store === null ? `role ${t.role}` : `role ${t.role} of store ${t.store}`);

@@ -5,16 +5,18 @@
  *   POST   /api/v1/stores/{store}/device/{attachment}/keepalive  -> 204 (the sender is alive)
  *   DELETE /api/v1/stores/{store}/device/{attachment}            -> 204 (synced and unmounted)
  * Each needs `store.write` on that store (its `backup` token, or an admin); what may be mounted is
- * this node's config `storeDevices`, not the request.
+ * this node's config `storeDevices`, not the request. An S3 datastore has no folder a disk could be
+ * mounted on: DEVICE_NOT_ALLOWED, naming this node and the store.
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ColdvaultError } from '../../core/index.js';
 import { startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { responses } from '../schemas.js';
 import type { DeviceAsker, StoreDevices } from '../store-devices.js';
 import { StoreParams } from './store-schemas.js';
-import { configuredStore } from './store-uploads.js';
+import { configuredStore } from './store-ref.js';
 
 const tags = ['stores'];
 const write = { access: { action: 'store.write', store: (request: FastifyRequest) => (request.params as { store?: unknown }).store } } as const;
@@ -70,7 +72,13 @@ function attachRoute(app: FastifyInstance, ctx: RouteContext, devices: StoreDevi
     },
     async (request, reply) => {
       const { store } = request.params;
-      configuredStore(ctx, store); // NOT_FOUND naming the node for a store it does not have
+      const ref = configuredStore(ctx, store); // NOT_FOUND naming the node for a store it does not have
+      if (ref.kind === 's3') {
+        throw new ColdvaultError(
+          'DEVICE_NOT_ALLOWED',
+          `node ${ctx.config.node} refuses to mount an external disk: datastore '${store}' there is an S3 datastore (${ref.dir}), not a folder a disk could be mounted on; push without --device, nothing was mounted`,
+        );
+      }
       const { device, init = false, datastoreIds = [] } = request.body;
       const answer = await devices.attach({ store, principal: startedBy(request), device, init, datastoreIds });
       return reply.code(201).send(answer);

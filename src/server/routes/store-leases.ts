@@ -12,7 +12,7 @@ import type { RouteContext } from '../context.js';
 import type { ReadLeases } from '../read-leases.js';
 import { responses } from '../schemas.js';
 import { Leased, LeaseParams, VersionParams } from './store-schemas.js';
-import { configuredStore } from './store-uploads.js';
+import { configuredStore } from './store-ref.js';
 
 const tags = ['stores'];
 const lease = { access: { action: 'versions.lease', store: (request: FastifyRequest) => (request.params as { store?: unknown }).store } } as const;
@@ -31,7 +31,7 @@ export function storeLeaseRoutes(app: FastifyInstance, ctx: RouteContext, leases
     },
     async (request, reply) => {
       const { store, id, version } = request.params;
-      const lease = await leases.take({ store, dir: configuredStore(ctx, store), principal: startedBy(request), guestId: id, version });
+      const lease = await leases.take({ ref: configuredStore(ctx, store), principal: startedBy(request), guestId: id, version });
       return reply.code(201).send({ lease, idleTimeoutSeconds: leases.idleMs / 1000 });
     },
   );

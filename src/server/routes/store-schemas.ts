@@ -45,6 +45,13 @@ export const FinishBody = Type.Object(
 );
 export const Finished = Type.Object({ version: Type.Integer(), bytesReceived: Type.Integer({ description: 'request body bytes of the whole upload' }) });
 
+export const StoreInfo = Type.Object({
+  store: Type.String(),
+  kind: Type.Union([Type.Literal('folder'), Type.Literal('s3')], {
+    description: "'s3': a datastore in an S3 bucket (no free space to ask about, no external disk)",
+  }),
+});
+
 export const GuestVersionsParams = Type.Object({ store: StoreName, id: Vmid });
 export const VersionFileParams = Type.Object({
   store: StoreName,

@@ -1,10 +1,10 @@
 /**
  * The remote datastore protocol, writer half (cluster mode's push; the protocol and its safety
  * argument are in uploads/index.ts). All under /api/v1/stores/{store}/uploads, `store` a configured
- * datastore's name; every route needs `store.write` on that store (a `backup` token of that store, or
- * an admin). Chunk and file bodies are application/octet-stream, accepted only here.
+ * datastore's name, a folder or an S3 datastore; every route needs `store.write` on that store (a
+ * `backup` token of that store, or an admin). Chunk and file bodies are application/octet-stream,
+ * accepted only here.
  */
-import { resolve } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MiB } from '../../core/index.js';
@@ -15,6 +15,7 @@ import { ApiError } from '../errors.js';
 import { readOctetBody } from '../octet-body.js';
 import { responses } from '../schemas.js';
 import { fileKind, fileLimit, MAX_INDEX_BYTES, type Asker, type UploadRegistry } from '../uploads/index.js';
+import { configuredStore } from './store-ref.js';
 import { ChunkParams, FileParams, Finished, FinishBody, KnownAnswer, KnownBody, Opened, OpenBody, StoreParams, UploadParams } from './store-schemas.js';
 
 const tags = ['stores'];
@@ -42,7 +43,7 @@ function openRoute(app: FastifyInstance, ctx: RouteContext, uploads: UploadRegis
     },
     async (request, reply) => {
       const { store } = request.params;
-      const upload = await uploads.start({ ...request.body, store, dir: configuredStore(ctx, store), principal: startedBy(request) });
+      const upload = await uploads.start({ ...request.body, ref: configuredStore(ctx, store), principal: startedBy(request) });
       upload.stats.requestBytes += jsonBytes(request);
       return reply.code(201).send({ upload: upload.info.id, version: upload.info.version, idleTimeoutSeconds: uploads.idleMs / 1000 });
     },
@@ -147,16 +148,6 @@ function abortRoute(app: FastifyInstance, uploads: UploadRegistry): void {
       return reply.code(204).send();
     },
   );
-}
-
-/** The folder of a configured datastore; NOT_FOUND for any other name. */
-export function configuredStore(ctx: RouteContext, name: string): string {
-  const dir = Object.hasOwn(ctx.config.datastores, name) ? ctx.config.datastores[name] : undefined;
-  if (dir === undefined) {
-    const known = Object.keys(ctx.config.datastores).join(', ') || 'none';
-    throw new ApiError('NOT_FOUND', `datastore '${name}' is not configured on node ${ctx.config.node} (datastores: ${known})`);
-  }
-  return resolve(dir);
 }
 
 function uploadOf(request: FastifyRequest, uploads: UploadRegistry): ReturnType<UploadRegistry['get']> {

@@ -2,10 +2,9 @@
  * The files of a pushed version besides its manifest (which comes with finish): the guest config,
  * the disks' fixed indexes and the version log, under the datastore's own names, each with a size
  * limit. An index is checked when it arrives: it decodes, fits the store's chunk size, and every
- * chunk it names is in the store, touched now (the gc rule: see index.ts).
+ * chunk it names is in the store (a folder touches them now: the gc rule, see index.ts).
  */
 import { ColdvaultError, MiB } from '../../core/index.js';
-import type { Datastore } from '../../datastore/index.js';
 import {
   decodeFixedIndex,
   DIGEST_SIZE,
@@ -48,14 +47,22 @@ export function fileLimit(kind: FileKind): number {
   return LIMITS[kind];
 }
 
-/** Decodes a pushed index, checks its chunk size, and touches every chunk it names; CHUNK_MISSING naming the absent ones. */
-export async function checkPushedIndex(store: Datastore, name: string, data: Buffer): Promise<FixedIndex> {
+/**
+ * Decodes a pushed index and checks its chunk size (`chunkSize`, the store's); `absent` answers which
+ * of the chunks it names the store lacks (a folder touches the others): CHUNK_MISSING naming them.
+ */
+export async function checkPushedIndex(
+  name: string,
+  data: Buffer,
+  chunkSize: number,
+  absent: (digests: Set<string>) => Promise<string[]>,
+): Promise<FixedIndex> {
   const index = decodePushedIndex(name, data);
-  if (index.chunkSize !== store.identity.chunkSize) {
-    throw new ColdvaultError('INDEX_INVALID', `index ${name} uses chunks of ${index.chunkSize} bytes; this datastore's are ${store.identity.chunkSize}`);
+  if (index.chunkSize !== chunkSize) {
+    throw new ColdvaultError('INDEX_INVALID', `index ${name} uses chunks of ${index.chunkSize} bytes; this datastore's are ${chunkSize}`);
   }
   const digests = new Set(index.digests.flatMap((d) => (d ? [d.toString('hex')] : [])));
-  const missing = await store.chunks.touchOrMissing(digests);
+  const missing = await absent(digests);
   if (missing.length > 0) throw chunksMissing(`index ${name} names`, missing);
   return index;
 }

@@ -1,6 +1,9 @@
 /**
  * uploads: the server side of the remote datastore protocol's writer half (API v1, cluster mode).
- * One upload is one new version of one guest, pushed by another node into a configured datastore:
+ * One upload is one new version of one guest, pushed by another node into a configured datastore, a
+ * folder or an S3 bucket, through the receiving store port (receiving.ts). The steps, as on a folder
+ * (receiving-folder.ts; an S3 datastore does them as a local backup into the bucket does, with no
+ * space check and no touch: receiving-s3.ts says how, and why no published version misses a chunk):
  *   open (POST .../uploads)       guest lock `guest-<id>` (LOCKED when busy), writer registration,
  *                                 stale staging of dead writers removed, staging folder, the version
  *                                 number reserved; NO_SPACE early when the estimate does not fit
@@ -18,9 +21,10 @@
  *                                 lock and registration released, nothing visible
  * Files: registry.ts (open uploads, who may use them), upload.ts (one upload: concurrency, idle
  * clock, byte counts), files.ts (names, limits, the index check), version-check.ts (finish's checks),
- * publish.ts (the last look, the rename, catalog and rotation).
+ * publish.ts (the last look, the publish, catalog and rotation), receiving.ts (the port),
+ * receiving-folder.ts and receiving-s3.ts (its two stores), open-receiving.ts (which one).
  *
- * Why a published remote version never misses a chunk, also with gc and prune running on the server
+ * Why a published remote version on a folder never misses a chunk, also with gc and prune running on the server
  * (the gc rule, datastore/gc.ts: every chunk a version references is written or touched by its backup
  * after that backup registered as a writer; an upload is such a backup):
  *  1. The writer registration is made at open, before any chunk is looked at, and released only after
@@ -50,5 +54,7 @@
  * so no sender can change the bytes of a chunk other versions share.
  */
 export { UploadRegistry, type Asker, type OpenRequest, type RegistryOptions } from './registry.js';
+export { receivingStores, type ReceivingOptions } from './open-receiving.js';
+export type { HoldRequest, ReceivingStore } from './receiving.js';
 export { Upload, type UploadEnd, type UploadInfo, type UploadStats } from './upload.js';
 export { fileKind, fileLimit, MAX_INDEX_BYTES, PUSHED_FILE_PATTERN, VERSION_FILE_PATTERN } from './files.js';

@@ -5,12 +5,14 @@
  * it ended (UPLOAD_EXPIRED after the idle timeout, UPLOAD_NOT_FOUND once finished or aborted).
  */
 import { randomBytes } from 'node:crypto';
-import { ColdvaultError, formatBytes } from '../../core/index.js';
-import type { Datastore, ReceivedCheck } from '../../datastore/index.js';
+import { ColdvaultError, type TaskLog } from '../../core/index.js';
+import type { ReceivedCheck } from '../../datastore/index.js';
 import type { TaskHandle, TaskStore } from '../../jobs/index.js';
-import { SPACE_RESERVE, WorkerPool } from '../../pipeline/index.js';
+import { WorkerPool } from '../../pipeline/index.js';
 import { ownedBody } from '../chunk-buffers.js';
-import { endedError, Upload, type HeldGuest, type UploadEnd, type UploadInfo } from './upload.js';
+import type { KnownStore } from '../paths.js';
+import { EarlyLog, type HoldRequest, type ReceivingStore } from './receiving.js';
+import { endedError, Upload, type UploadEnd, type UploadInfo } from './upload.js';
 
 export interface RegistryOptions {
   /** the node this server runs on (the upload tasks' node) */
@@ -18,13 +20,13 @@ export interface RegistryOptions {
   tasks: TaskStore;
   /** an upload idle this long is aborted (config uploadIdleSeconds) */
   idleMs: number;
-  /** opens a store's folder (tests pass their clock and checkpoints: core/seams.ts) */
-  openStore: (dir: string) => Promise<Datastore>;
+  /** opens the receiving side of an upload into a configured store, folder or S3 (open-receiving.ts) */
+  receive: (ref: KnownStore, hold: HoldRequest, log: TaskLog) => Promise<ReceivingStore>;
 }
 
 export interface OpenRequest {
-  store: string;
-  dir: string;
+  /** the configured store of the URL */
+  ref: KnownStore;
   principal: string;
   guestId: string;
   node: string;
@@ -53,32 +55,35 @@ export class UploadRegistry {
     return this.opts.idleMs;
   }
 
-  /** Opens an upload: space check, guest lock (LOCKED when busy), writer registration, stale leftovers removed, staging. */
+  /** Opens an upload: the receiving store holds the guest (LOCKED when busy; a folder refuses NO_SPACE early) and opens a version. */
   async start(req: OpenRequest): Promise<Upload> {
-    const store = await this.opts.openStore(req.dir);
-    await checkSpace(store, req.bytesEstimate ?? 0, req.store);
     const id = randomBytes(16).toString('base64url');
-    const held = await holdGuest(store, req, id);
-    const info: UploadInfo = { id, store: req.store, principal: req.principal, guestId: req.guestId, node: req.node, version: held.version, keep: req.keep };
-    const task = await this.createTask(req, held);
-    task.info(`upload ${id}: version ${info.version} of guest ${req.guestId} from node ${req.node}, staged in '${held.staging.dir}'`);
-    const upload = new Upload(info, held, task, { idleMs: this.opts.idleMs, check: this.check }, (u, end) => this.ended(u, end));
+    const store = req.ref.name;
+    const purpose = `upload ${id} of guest ${req.guestId} from node ${req.node}`;
+    const early = new EarlyLog();
+    const hold: HoldRequest = { storeName: store, guestId: req.guestId, purpose, keep: req.keep, bytesEstimate: req.bytesEstimate ?? 0 };
+    const receiving = await this.opts.receive(req.ref, hold, early);
+    const info: UploadInfo = { id, store, principal: req.principal, guestId: req.guestId, node: req.node, version: receiving.version, keep: req.keep };
+    const task = await this.createTask(req, receiving);
+    early.replayInto(task);
+    task.info(`upload ${id}: version ${info.version} of guest ${req.guestId} from node ${req.node}, staged in '${receiving.staged}'`);
+    const upload = new Upload(info, receiving, task, { idleMs: this.opts.idleMs, check: this.check }, (u, end) => this.ended(u, end));
     this.open.set(id, upload);
     return upload;
   }
 
   /** The upload's task ("receive guest 101 from node pve2 ..."); the guest is let go when it cannot be made. */
-  private async createTask(req: OpenRequest, held: HeldGuest): Promise<TaskHandle> {
+  private async createTask(req: OpenRequest, receiving: ReceivingStore): Promise<TaskHandle> {
     try {
+      const kind = req.ref.kind === 's3' ? 'S3 datastore' : 'datastore';
       return this.opts.tasks.create('upload', {
         node: this.opts.node,
-        summary: `receive guest ${req.guestId} from node ${req.node} into datastore '${req.store}'`,
+        summary: `receive guest ${req.guestId} from node ${req.node} into ${kind} '${req.ref.name}'`,
         startedBy: req.principal,
       });
     } catch (err) {
-      await held.store.discardStaging(held.staging).catch(() => undefined);
-      await held.writer.release();
-      await held.lock.release();
+      await receiving.discard();
+      await receiving.release();
       throw err;
     }
   }
@@ -112,33 +117,5 @@ export class UploadRegistry {
       if (this.ends.size <= REMEMBERED_ENDS) break;
       this.ends.delete(old);
     }
-  }
-}
-
-/** Refuses early, before anything is written, when the estimate does not fit beside the reserve. */
-async function checkSpace(store: Datastore, bytesEstimate: number, name: string): Promise<void> {
-  const { free } = await store.space();
-  if (free >= bytesEstimate + SPACE_RESERVE) return;
-  throw new ColdvaultError(
-    'NO_SPACE',
-    `not enough space in datastore '${name}' for this upload: it needs ${formatBytes(bytesEstimate + SPACE_RESERVE)} (estimate plus reserve), available ${formatBytes(free)}`,
-  );
-}
-
-/** Takes the guest's lock, registers as a writer (the gc rule), removes stale staging, makes a staging folder; undone on failure. */
-async function holdGuest(store: Datastore, req: OpenRequest, id: string): Promise<HeldGuest & { version: number }> {
-  const purpose = `upload ${id} of guest ${req.guestId} from node ${req.node}`;
-  const lock = await store.locks.acquire(`guest-${req.guestId}`, purpose);
-  let writer;
-  try {
-    writer = await store.locks.registerWriter(purpose);
-    await store.checkpoint('upload:registered');
-    await store.cleanupStale(req.guestId);
-    const version = await store.takeVersionNumber(req.guestId);
-    return { store, lock, writer, version, staging: await store.createStaging(req.guestId) };
-  } catch (err) {
-    await writer?.release();
-    await lock.release();
-    throw err;
   }
 }

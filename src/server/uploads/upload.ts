@@ -1,17 +1,18 @@
 /**
- * One upload: a new version of one guest being pushed into a store. It holds the guest's lock, a
- * writer registration and a staging folder from open to end (registry.ts makes them). Requests run
- * side by side (several chunks in flight); finish runs alone: it waits for the requests in flight and
- * refuses new ones (LOCKED) until it answers. The idle clock runs only while no request does: after
- * `idleMs` without one the upload is aborted (UPLOAD_EXPIRED from then on).
+ * One upload: a new version of one guest being pushed into a store. It holds the guest in its
+ * receiving store (receiving.ts: the guest lock, a writer registration, the version being made) from
+ * open to end (registry.ts opens it). Requests run side by side (several chunks in flight); finish
+ * runs alone: it waits for the requests in flight and refuses new ones (LOCKED) until it answers. The
+ * idle clock runs only while no request does: after `idleMs` without one the upload is aborted
+ * (UPLOAD_EXPIRED from then on).
  */
 import { ColdvaultError, describeError, formatBytes } from '../../core/index.js';
-import type { Datastore, HeldLock, ReceivedCheck, Staging } from '../../datastore/index.js';
+import type { ReceivedCheck } from '../../datastore/index.js';
 import type { TaskHandle } from '../../jobs/index.js';
-import { spaceGuard } from '../../pipeline/index.js';
 import { releaseBody } from '../chunk-buffers.js';
-import { checkPushedIndex, fileKind } from './files.js';
+import { fileKind } from './files.js';
 import { publishUpload } from './publish.js';
+import type { ReceivingStore } from './receiving.js';
 
 export type UploadEnd = 'finished' | 'aborted' | 'expired' | 'shutdown';
 
@@ -25,13 +26,6 @@ export interface UploadInfo {
   node: string;
   version: number;
   keep?: number;
-}
-
-export interface HeldGuest {
-  store: Datastore;
-  staging: Staging;
-  lock: HeldLock;
-  writer: HeldLock;
 }
 
 /** Bytes received per upload: request bodies (chunks, files, JSON), for the task log and metrics. */
@@ -55,23 +49,21 @@ export class Upload {
   private state: 'open' | 'finishing' | UploadEnd = 'open';
   private readonly inflight = new Set<Promise<unknown>>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly guard: (bytes: number) => Promise<void>;
 
   constructor(
     readonly info: UploadInfo,
-    readonly held: HeldGuest,
+    readonly receiving: ReceivingStore,
     readonly task: TaskHandle,
     private readonly opts: { idleMs: number; check: ReceivedCheck },
     private readonly onEnd: (upload: Upload, end: UploadEnd) => void,
   ) {
-    this.guard = spaceGuard(held.store.dir);
     this.arm();
   }
 
-  /** The chunks of `digests` the store lacks; the others are touched now. */
+  /** The chunks of `digests` the store lacks; the others stay kept for this upload (a folder touches them now). */
   known(digests: readonly string[], requestBytes: number): Promise<string[]> {
     return this.run(requestBytes, async () => {
-      const missing = await this.held.store.chunks.touchOrMissing(new Set(digests));
+      const missing = await this.receiving.known(digests);
       this.stats.asked += digests.length;
       this.stats.missing += missing.length;
       return missing;
@@ -81,8 +73,7 @@ export class Upload {
   putChunk(hex: string, blob: Buffer): Promise<void> {
     const bytes = blob.length; // the check may transfer the blob's buffer to a worker (detached here)
     return this.run(bytes, async () => {
-      await this.guard(bytes);
-      releaseBody(await this.held.store.chunks.insertReceived(hex, blob, this.opts.check));
+      releaseBody(await this.receiving.putChunk(hex, blob, this.opts.check));
       this.stats.chunks++;
       this.stats.chunkBytes += bytes;
     });
@@ -90,9 +81,7 @@ export class Upload {
 
   putFile(name: string, data: Buffer): Promise<void> {
     return this.run(data.length, async () => {
-      if (fileKind(name) === 'index') await checkPushedIndex(this.held.store, name, data);
-      await this.guard(data.length);
-      await this.held.staging.writeFile(name, data);
+      await this.receiving.putFile(name, fileKind(name), data);
       releaseBody(data);
       this.files.add(name);
       this.stats.files++;
@@ -129,7 +118,7 @@ export class Upload {
 
   /**
    * Ends the upload without a version, after the requests in flight (a finish in flight that
-   * publishes wins): staging removed, lock and registration released; what it sent is left to gc.
+   * publishes wins): what the version had discarded, lock and registration released; what it sent is left to gc.
    */
   async abort(end: Exclude<UploadEnd, 'finished'>, why: string): Promise<void> {
     if (this.state !== 'open' && this.state !== 'finishing') return;
@@ -145,17 +134,16 @@ export class Upload {
     this.onEnd(this, end);
   }
 
-  /** Removes the staging folder, releases the guest, fails the task. */
+  /** Discards the version being made, releases the guest, fails the task. */
   async discard(why: string): Promise<void> {
-    await this.held.store.discardStaging(this.held.staging).catch(() => undefined);
+    await this.receiving.discard();
     await this.release();
     this.task.error(`upload aborted: ${why}; nothing was published (${this.describeStats()})`);
     this.task.finish(false, { error: why, ...this.result() });
   }
 
-  async release(): Promise<void> {
-    await this.held.writer.release();
-    await this.held.lock.release();
+  release(): Promise<void> {
+    return this.receiving.release();
   }
 
   describeStats(): string {

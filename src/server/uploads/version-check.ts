@@ -5,10 +5,7 @@
  * chunks and bytes, the disk SHA-256 over the chunk digests). Every refusal is MANIFEST_INVALID
  * naming the field or the disk; the upload stays open, so the sender can correct it and finish again.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ColdvaultError, describeError, ioError } from '../../core/index.js';
-import type { Staging } from '../../datastore/index.js';
+import { ColdvaultError, describeError } from '../../core/index.js';
 import {
   checkManifestSchema,
   chunkLength,
@@ -21,6 +18,10 @@ import {
   type ManifestDisk,
 } from '../../format/index.js';
 import { checkIndexDigest } from '../../pipeline/index.js';
+import type { ReceivingStore } from './receiving.js';
+
+/** Where the uploaded files are read back from. */
+type Received = Pick<ReceivingStore, 'readFile'>;
 
 export interface Expected {
   uploadId: string;
@@ -55,9 +56,9 @@ export function checkManifest(input: unknown, expected: Expected): Manifest {
 }
 
 /** The uploaded files match the manifest: the config file holds its config, exactly its disks' indexes were sent. */
-export async function checkFiles(manifest: Manifest, staging: Staging, uploaded: ReadonlySet<string>): Promise<void> {
+export async function checkFiles(manifest: Manifest, received: Received, uploaded: ReadonlySet<string>): Promise<void> {
   if (!uploaded.has(VERSION_CONFIG_FILE)) throw invalid(`the guest config (${VERSION_CONFIG_FILE}) was not uploaded`);
-  const config = await readStaged(staging, VERSION_CONFIG_FILE);
+  const config = await received.readFile(VERSION_CONFIG_FILE);
   if (config.toString('utf8') !== manifest.config) throw invalid(`the uploaded ${VERSION_CONFIG_FILE} is not the manifest's config`);
   const named = new Set(manifest.disks.map((d) => d.index));
   for (const disk of manifest.disks) if (!uploaded.has(disk.index)) throw invalid(`the index ${disk.index} of disk '${disk.key}' was not uploaded`);
@@ -67,10 +68,10 @@ export async function checkFiles(manifest: Manifest, staging: Staging, uploaded:
 }
 
 /** Checks each disk's uploaded index against its manifest entry; returns every chunk digest the version references. */
-export async function checkIndexes(manifest: Manifest, staging: Staging): Promise<Set<string>> {
+export async function checkIndexes(manifest: Manifest, received: Received): Promise<Set<string>> {
   const digests = new Set<string>();
   for (const disk of manifest.disks) {
-    const index = decodeFixedIndex(await readStaged(staging, disk.index), disk.index);
+    const index = decodeFixedIndex(await received.readFile(disk.index), disk.index);
     try {
       checkIndexDigest(index, disk, `disk '${disk.key}'`);
     } catch (err) {
@@ -93,14 +94,6 @@ function checkDisk(disk: ManifestDisk, chunkSize: number, digests: ReadonlyArray
   for (const [field, claimed, actual] of counts) {
     if (claimed !== actual)
       throw invalid(`the manifest does not match index ${disk.index}: disk '${disk.key}' ${field} is ${claimed}, the index says ${actual}`);
-  }
-}
-
-async function readStaged(staging: Staging, name: string): Promise<Buffer> {
-  try {
-    return await readFile(join(staging.dir, name));
-  } catch (err) {
-    throw ioError(`reading the uploaded ${name} in '${staging.dir}'`, err);
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * RemoteStore: a datastore on another node, through the remote datastore protocol of its
  * `coldvault serve` (API v1 under /api/v1/stores/<store>; the server side is server/routes/store-*.ts).
- * Writer: openUpload -> RemoteUpload (known, putChunk, putFile, finish, abort). Reader: listGuests, listVersions,
+ * Writer: openUpload -> RemoteUpload (known, putChunk, putFile, finish, abort). Reader: storeKind, listGuests, listVersions,
  * getFile / getManifest / getIndex (manifest and index checked against their own checksums),
  * getChunk (the blob, checked here: CRC, decode, SHA-256 against its name) and readChunkInto (the blob
  * into a caller's buffer, unchecked, the contract of the datastore's ChunkStore.readInto: a restore
@@ -114,6 +114,14 @@ export class RemoteStore {
       signal,
     };
     return new RemoteUpload(ctx, { id: upload, version, idleTimeoutSeconds, guestId: req.guestId }, stats);
+  }
+
+  /** What kind of datastore the store is on the node: a folder or an S3 bucket (GET /api/v1/stores/<store>). */
+  async storeKind(): Promise<'folder' | 's3'> {
+    const answer = await this.call({ method: 'GET', path: this.storePath, idempotent: true }, 'asking what kind of datastore it is');
+    const kind = (answerJson(answer.body, this.node, 'the store kind') as { kind?: unknown }).kind;
+    if (kind !== 'folder' && kind !== 's3') throw badAnswer(this.node, 'the store kind', answer.body);
+    return kind;
   }
 
   /** The guests that have versions in the store (GET .../guests), in ascending order. */
