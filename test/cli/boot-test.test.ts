@@ -1,0 +1,153 @@
+/**
+ * `coldvault boot-test` (issue 15): the tiny real guest booted by the built CLI from its archived
+ * config (memory, `args:` with its kernel, the disk from an NBD export with snapshot=on, no network;
+ * TCG): a good version passes (exit 0, the verdict in `list`, a real PNG of its screen), a version whose
+ * disk had its ext4 superblock zeroed before the backup fails (exit 1, the reason names the guest's
+ * power-off and its last console lines, the screenshot kept), a timeout is honoured (the guest agent
+ * never answers the tiny guest), a user script is a signal; no QEMU process, socket or slot is left.
+ */
+import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, cli, imagePath, makeLab, writeGuest, writeServeConfig, type CliResult, type Lab } from '../helpers/fixtures.js';
+import { ensureTinyGuest, makeGuestDisk, readBootCount, type TinyGuest } from '../helpers/tiny-guest.js';
+
+let lab: Lab;
+let guest: TinyGuest;
+let config: string;
+let scratch: string;
+const MARKER = 'coldvault-tiny-guest: boot \\d+ marker';
+const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+const run = (args: string[]): Promise<CliResult> => cli([...args, '--config', config], { env: { TMPDIR: scratch } });
+const bootTest = (version: number, extra: string[]): Promise<CliResult> =>
+  run(['boot-test', '101', '--version', String(version), '--store', 'main', '--json', ...extra]);
+
+interface Outcome {
+  ok: boolean;
+  seconds: number;
+  signal: string;
+  detail: string;
+  screenshot: string | null;
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await run(args);
+  if (r.code !== 0) throw new Error(`coldvault ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+function zeroSuperblock(disk: string): void {
+  const fd = openSync(disk, 'r+');
+  writeSync(fd, Buffer.alloc(1024), 0, 1024, 1024); // ext4's primary superblock: 1 KiB at offset 1 KiB
+  closeSync(fd);
+}
+
+async function listed(): Promise<Array<{ version: number; bootTest: { ok: boolean; seconds: number; signal: string; detail: string } | null }>> {
+  return JSON.parse(await ok(['list', '101', '--store', 'main', '--json']));
+}
+
+beforeAll(async () => {
+  lab = makeLab('cv-boot-');
+  scratch = join(lab.root, 'tmp');
+  mkdirSync(scratch);
+  guest = await ensureTinyGuest();
+  config = writeServeConfig(lab, 'pve1', 'state', { bootTest: { accel: 'tcg' } });
+  const args = `args: -kernel ${guest.kernel} -initrd ${guest.initrd} -append 'console=ttyS0 panic=-1 quiet'\n`;
+  writeGuest(lab, '101', [{ key: 'virtio0', file: 'vm-101-disk-0.raw' }], args);
+  const disk = imagePath(lab, '101', 'vm-101-disk-0.raw');
+  await makeGuestDisk(disk, 24);
+  await ok(['datastore', 'init', lab.storeDir]);
+  await ok(['backup', '101', ...lab.flags]);
+  zeroSuperblock(disk);
+  await ok(['backup', '101', ...lab.flags]);
+}, 300_000);
+
+afterAll(() => lab?.cleanup());
+
+describe('coldvault boot-test', () => {
+  it('a good version boots: exit 0, the matched line, the verdict in list, a PNG of the screen; nothing written to the disk', async () => {
+    const r = await bootTest(1, ['--expect', MARKER, '--timeout', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    const outcome = JSON.parse(r.stdout) as Outcome;
+    expect(outcome).toMatchObject({ ok: true, signal: `serial /${MARKER}/` });
+    expect(outcome.detail).toMatch(/^serial: coldvault-tiny-guest: boot 1 marker [0-9a-f]+$/);
+    expect(outcome.seconds).toBeGreaterThan(0);
+    expect(outcome.screenshot).toMatch(/\/state\/boot-tests\/[0-9a-f-]+\/101-1\.png$/);
+    const png = readFileSync(outcome.screenshot as string);
+    expect(png.subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
+    expect((await execa('stat', ['-c', '%a', outcome.screenshot as string])).stdout).toBe('600');
+    const v1 = (await listed()).find((v) => v.version === 1);
+    expect(v1?.bootTest).toMatchObject({ ok: true, signal: `serial /${MARKER}/` });
+    expect(await ok(['list', '101', '--store', 'main'])).toMatch(/Version: 1 .*boots \(\d+(\.\d)? s\)/);
+    expect(await readBootCount(imagePath(lab, '101', 'vm-101-disk-0.raw'))).toBe(0); // the real disk was never touched
+  }, 90_000);
+
+  it('a version whose disk was damaged before the backup fails: exit 1, the reason with the console, the screenshot kept', async () => {
+    const r = await bootTest(2, ['--expect', MARKER, '--timeout', '60']);
+    expect(r.code).toBe(1);
+    const outcome = JSON.parse(r.stdout) as Outcome;
+    expect(outcome.ok).toBe(false);
+    expect(outcome.detail).toMatch(/the guest powered off after \d+ s without giving the signal/);
+    expect(outcome.detail).toContain('coldvault-tiny-guest: error: cannot mount /dev/vda');
+    expect(r.stderr).toMatch(/ERROR: boot test failed: the guest powered off/);
+    expect(
+      readFileSync(outcome.screenshot as string)
+        .subarray(0, 8)
+        .equals(PNG_MAGIC),
+    ).toBe(true);
+    expect((await listed()).find((v) => v.version === 2)?.bootTest).toMatchObject({ ok: false });
+    expect(await ok(['list', '101', '--store', 'main'])).toMatch(/Version: 2 .*boot test FAILED/);
+  }, 90_000);
+
+  it('honours the timeout: the tiny guest has no guest agent, so --agent fails after --timeout seconds', async () => {
+    const started = Date.now();
+    const r = await bootTest(1, ['--agent', '--timeout', '8']);
+    expect(r.code).toBe(1);
+    const outcome = JSON.parse(r.stdout) as Outcome;
+    expect(outcome.detail).toMatch(/^timeout: no guest-agent within 8 s; the serial console's last lines: .*coldvault-tiny-guest: boot 1 marker/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect((await listed()).find((v) => v.version === 1)?.bootTest).toMatchObject({ ok: false, signal: 'guest-agent' });
+  }, 60_000);
+
+  it('a user script is a signal: it sees the serial log and passes once it exits 0', async () => {
+    const script = join(lab.root, 'check.sh');
+    writeFileSync(script, `#!/bin/sh\ngrep -q 'boot 1 marker' "$COLDVAULT_SERIAL_LOG" && echo "guest $COLDVAULT_VMID/$COLDVAULT_VERSION is up"\n`);
+    chmodSync(script, 0o755);
+    const r = await bootTest(1, ['--script', script, '--timeout', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as Outcome).detail).toBe('script: exited 0 (guest 101/1 is up)');
+  }, 90_000);
+
+  it('refuses two signals at once and a bad pattern (usage, exit 2)', async () => {
+    expect((await bootTest(1, ['--agent', '--expect', 'x'])).stderr).toMatch(/give one signal/);
+    const bad = await bootTest(1, ['--expect', '(']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--expect '\(' is not a regular expression/);
+  });
+
+  it('SIGTERM ends a running test: QEMU killed, export closed, nothing recorded', async () => {
+    const args = [CLI, 'boot-test', '101', '--version', '1', '--store', 'main', '--timeout', '120', '--config', config];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: scratch } });
+    let err = '';
+    child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (!/waiting up to 120 s/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(err).toMatch(/was interrupted/);
+    const qemus = (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n');
+    expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
+  }, 60_000);
+
+  it('leaves no QEMU process, socket, scratch folder or slot behind', async () => {
+    const qemus = (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n');
+    expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
+    expect(readdirSync(scratch)).toEqual([]);
+    const slots = join(lab.root, 'state', 'boot-tests', 'slots');
+    expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
+  });
+});
