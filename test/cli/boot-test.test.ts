@@ -12,12 +12,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cli, imagePath, makeLab, writeGuest, writeServeConfig, type CliResult, type Lab } from '../helpers/fixtures.js';
+import { part, startSmtpSink, subjectOf } from '../helpers/smtp.js';
 import { ensureTinyGuest, makeGuestDisk, readBootCount, type TinyGuest } from '../helpers/tiny-guest.js';
+import { makeServerLab } from '../server/helpers-server.js';
 
 let lab: Lab;
 let guest: TinyGuest;
 let config: string;
 let scratch: string;
+let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 const MARKER = 'coldvault-tiny-guest: boot \\d+ marker';
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -54,7 +57,9 @@ beforeAll(async () => {
   scratch = join(lab.root, 'tmp');
   mkdirSync(scratch);
   guest = await ensureTinyGuest();
-  config = writeServeConfig(lab, 'pve1', 'state', { bootTest: { accel: 'tcg' } });
+  sink = await startSmtpSink();
+  const mail = { transport: 'smtp', host: '127.0.0.1', port: sink.port, secure: false, tlsRejectUnauthorized: false, from: 'backup@pve.example.com' };
+  config = writeServeConfig(lab, 'pve1', 'state', { bootTest: { accel: 'tcg' }, mail });
   const args = `args: -kernel ${guest.kernel} -initrd ${guest.initrd} -append 'console=ttyS0 panic=-1 quiet'\n`;
   writeGuest(lab, '101', [{ key: 'virtio0', file: 'vm-101-disk-0.raw' }], args);
   const disk = imagePath(lab, '101', 'vm-101-disk-0.raw');
@@ -65,7 +70,10 @@ beforeAll(async () => {
   await ok(['backup', '101', ...lab.flags]);
 }, 300_000);
 
-afterAll(() => lab?.cleanup());
+afterAll(async () => {
+  await sink?.close();
+  lab?.cleanup();
+});
 
 describe('coldvault boot-test', () => {
   it('a good version boots: exit 0, the matched line, the verdict in list, a PNG of the screen; nothing written to the disk', async () => {
@@ -127,6 +135,53 @@ describe('coldvault boot-test', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--expect '\(' is not a regular expression/);
   });
+
+  it('the API lists each version with its boot test and serves the screenshot (PNG); 404 for an untested version', async () => {
+    const server = await makeServerLab({ config: { stateDir: join(lab.root, 'state'), datastores: { main: lab.storeDir } } });
+    try {
+      const versions = (await server.api('GET', '/api/v1/backups?store=main&guest=101')).json() as Array<{ version: number; bootTest: { ok: boolean } | null }>;
+      expect(versions.map((v) => [v.version, v.bootTest?.ok])).toEqual([
+        [1, true],
+        [2, false],
+      ]);
+      const png = await server.api('GET', '/api/v1/backups/101/2/screenshot?store=main');
+      expect(png.statusCode, png.body).toBe(200);
+      expect(png.headers['content-type']).toBe('image/png');
+      expect(png.rawPayload.subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
+      const none = await server.api('GET', '/api/v1/backups/101/9/screenshot?store=main');
+      expect(none.statusCode).toBe(404);
+      expect(none.body).toMatch(/has no boot test screenshot/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a job with bootTest boots its new version after the backup; a failed boot test is reported (log, mail, catalog), the backup stays', async () => {
+    await ok([
+      'job',
+      'add',
+      'bt',
+      '--store',
+      lab.storeDir,
+      '--vmid',
+      '101',
+      '--boot-test',
+      '--boot-test-expect',
+      MARKER,
+      '--boot-test-timeout',
+      '60',
+      '--mailto',
+      'ops@example.com',
+    ]);
+    const r = await run(['job', 'run', 'bt']);
+    expect(r.code, r.stderr + r.stdout).toBe(0); // the backup itself succeeded: the disk it read is the damaged one
+    expect(r.stdout).toMatch(/INFO: boot test of guest 101 version 3/);
+    expect(r.stdout).toMatch(/ERROR: boot test failed: the guest powered off .*cannot mount \/dev\/vda/);
+    expect((await listed()).find((v) => v.version === 3)?.bootTest).toMatchObject({ ok: false, signal: `serial /${MARKER}/` });
+    const mail = sink.got.at(-1);
+    expect(subjectOf(mail?.raw ?? '')).toBe('coldvault backup status (pve1, job bt): backup successful, boot test failed');
+    expect(part(mail?.raw ?? '', 'text/plain')).toMatch(/Boot tests:\n101 version 3: FAILED after [\d.]+ s: the guest powered off/);
+  }, 120_000);
 
   it('SIGTERM ends a running test: QEMU killed, export closed, nothing recorded', async () => {
     const args = [CLI, 'boot-test', '101', '--version', '1', '--store', 'main', '--timeout', '120', '--config', config];
