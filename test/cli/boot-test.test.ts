@@ -1,10 +1,14 @@
 /**
  * `coldvault boot-test` (issue 15): the tiny real guest booted by the built CLI from its archived
  * config (memory, `args:` with its kernel, the disk from an NBD export with snapshot=on, no network;
- * TCG): a good version passes (exit 0, the verdict in `list`, a real PNG of its screen), a version whose
- * disk had its ext4 superblock zeroed before the backup fails (exit 1, the reason names the guest's
- * power-off and its last console lines, the screenshot kept), a timeout is honoured (the guest agent
- * never answers the tiny guest), a user script is a signal; no QEMU process, socket or slot is left.
+ * TCG): a good version passes (exit 0, the verdict in `list`, a real PNG of its screen, the real disk
+ * untouched), a version whose disk had its ext4 superblock zeroed before the backup fails (exit 1, the
+ * reason names the guest's power-off and its last console lines, the screenshot kept), a timeout is
+ * honoured (the tiny guest has no guest agent), a user script is a signal, an OVMF guest is refused;
+ * the API lists the verdicts and serves the screenshot; a job with bootTest boots its new version and
+ * reports the failure in its log, the catalog and the mail while the backup stays successful;
+ * bootTest.maxConcurrent makes a second test wait; SIGTERM tears a test down; no QEMU process,
+ * socket, scratch folder or slot is left behind.
  */
 import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -66,6 +70,9 @@ beforeAll(async () => {
   await makeGuestDisk(disk, 24);
   await ok(['datastore', 'init', lab.storeDir]);
   await ok(['backup', '101', ...lab.flags]);
+  writeGuest(lab, '102', [{ key: 'scsi0', file: 'vm-102-disk-0.raw' }], 'bios: ovmf\n');
+  await makeGuestDisk(imagePath(lab, '102', 'vm-102-disk-0.raw'), 4);
+  await ok(['backup', '102', ...lab.flags]);
   zeroSuperblock(disk);
   await ok(['backup', '101', ...lab.flags]);
 }, 300_000);
@@ -129,11 +136,14 @@ describe('coldvault boot-test', () => {
     expect((JSON.parse(r.stdout) as Outcome).detail).toBe('script: exited 0 (guest 101/1 is up)');
   }, 90_000);
 
-  it('refuses two signals at once and a bad pattern (usage, exit 2)', async () => {
+  it('refuses two signals at once and a bad pattern (usage, exit 2), and an OVMF guest (not supported yet)', async () => {
     expect((await bootTest(1, ['--agent', '--expect', 'x'])).stderr).toMatch(/give one signal/);
     const bad = await bootTest(1, ['--expect', '(']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--expect '\(' is not a regular expression/);
+    const ovmf = await run(['boot-test', '102', '--version', '1', '--store', 'main']);
+    expect(ovmf.code).toBe(1);
+    expect(ovmf.stderr).toMatch(/guest 102 boots with OVMF \(bios: ovmf\): boot-test does not build its EFI variables yet/);
   });
 
   it('the API lists each version with its boot test and serves the screenshot (PNG); 404 for an untested version', async () => {
@@ -183,7 +193,21 @@ describe('coldvault boot-test', () => {
     expect(part(mail?.raw ?? '', 'text/plain')).toMatch(/Boot tests:\n101 version 3: FAILED after [\d.]+ s: the guest powered off/);
   }, 120_000);
 
+  it('bootTest.maxConcurrent bounds the tests at once: a second one waits for the slot, then runs', async () => {
+    const one = join(lab.root, 'one-at-a-time.json');
+    writeFileSync(one, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), bootTest: { accel: 'tcg', maxConcurrent: 1 } }));
+    const test = (extra: string[]): Promise<CliResult> =>
+      cli(['boot-test', '101', '--version', '1', '--store', 'main', '--config', one, ...extra], { env: { TMPDIR: scratch } });
+    const first = test(['--agent', '--timeout', '6']);
+    await new Promise((r) => setTimeout(r, 1_500)); // the first one holds the slot by now
+    const second = await test(['--expect', MARKER, '--timeout', '60']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/waiting for a boot test slot: 1 boot test\(s\) already run on this host/);
+    expect((await first).code).toBe(1);
+  }, 90_000);
+
   it('SIGTERM ends a running test: QEMU killed, export closed, nothing recorded', async () => {
+    const before = (await listed()).find((v) => v.version === 1)?.bootTest;
     const args = [CLI, 'boot-test', '101', '--version', '1', '--store', 'main', '--timeout', '120', '--config', config];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: scratch } });
     let err = '';
@@ -194,6 +218,7 @@ describe('coldvault boot-test', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(1);
     expect(err).toMatch(/was interrupted/);
+    expect((await listed()).find((v) => v.version === 1)?.bootTest).toEqual(before); // the verdict of the test before stays
     const qemus = (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n');
     expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
   }, 60_000);

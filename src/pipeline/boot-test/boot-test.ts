@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { BootTestRecord, Catalog } from '../../catalog/index.js';
 import { ColdvaultError, describeError, type TaskLog } from '../../core/index.js';
 import type { VersionKey } from '../../format/index.js';
-import { parseGuestConfig, qemuCommand, type QemuDrive } from '../../guests/index.js';
+import { configValue, parseGuestConfig, qemuCommand, type QemuDrive } from '../../guests/index.js';
 import type { QmpClient } from '../../guests/hypervisor/index.js';
 import { startExport, type RunningExport } from '../export/index.js';
 import { openVersion } from '../version-keys.js';
@@ -83,10 +83,9 @@ async function startGuest(req: BootTestRequest, parts: Partial<Running>): Promis
   const config = await archivedConfig(req);
   parts.export = await startExport({ ...req, at: { socket: join(scratch, 'nbd.sock') }, log: req.log });
   const drives = new Map<string, QemuDrive>(
-    parts.export.exports.map((e) => [
-      e.name,
-      { file: `nbd:unix:${parts.export?.address}:exportname=${e.name}`, format: config.formats.get(e.name) ?? 'raw', snapshot: true },
-    ]),
+    parts.export.exports
+      .filter((e) => !/^(efidisk|tpmstate)\d+$/.test(e.name)) // firmware state, not a disk the guest boots from
+      .map((e) => [e.name, { file: `nbd:unix:${parts.export?.address}:exportname=${e.name}`, format: config.formats.get(e.name) ?? 'raw', snapshot: true }]),
   );
   const qmpSocket = join(scratch, 'qmp.sock');
   const args = qemuCommand({
@@ -112,8 +111,15 @@ async function archivedConfig(req: BootTestRequest): Promise<{ parsed: ReturnTyp
   const opened = openVersion(req.pool, await source.readManifest(req.guestId, req.version), req.key, req);
   try {
     const m = opened.manifest;
+    const parsed = parseGuestConfig(m.config, `the archived config of guest ${req.guestId} version ${req.version}`);
+    if (configValue(parsed, 'bios') === 'ovmf') {
+      throw new ColdvaultError(
+        'NOT_SUPPORTED',
+        `guest ${req.guestId} boots with OVMF (bios: ovmf): boot-test does not build its EFI variables yet (SeaBIOS guests only)`,
+      );
+    }
     return {
-      parsed: parseGuestConfig(m.config, `the archived config of guest ${req.guestId} version ${req.version}`),
+      parsed,
       formats: new Map(m.disks.map((d) => [d.key, d.format])),
     };
   } finally {
