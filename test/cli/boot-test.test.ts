@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync, openSy
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cli, imagePath, makeLab, writeGuest, writeServeConfig, type CliResult, type Lab } from '../helpers/fixtures.js';
 import { part, startSmtpSink, subjectOf } from '../helpers/smtp.js';
 import { ensureTinyGuest, makeGuestDisk, readBootCount, type TinyGuest } from '../helpers/tiny-guest.js';
@@ -76,6 +76,15 @@ beforeAll(async () => {
   zeroSuperblock(disk);
   await ok(['backup', '101', ...lab.flags]);
 }, 300_000);
+
+/** After each test: no QEMU of this lab runs, and no socket, scratch folder or slot lock is left. */
+afterEach(async () => {
+  const qemus = (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n');
+  expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
+  expect(readdirSync(scratch)).toEqual([]);
+  const slots = join(lab.root, 'state', 'boot-tests', 'slots');
+  expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
+});
 
 afterAll(async () => {
   await sink?.close();
@@ -223,11 +232,25 @@ describe('coldvault boot-test', () => {
     expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
   }, 60_000);
 
-  it('leaves no QEMU process, socket, scratch folder or slot behind', async () => {
-    const qemus = (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n');
-    expect(qemus.filter((l) => l.includes(lab.root))).toEqual([]);
-    expect(readdirSync(scratch)).toEqual([]);
+  it('a coldvault killed hard (SIGKILL) takes its QEMU along (parent-death signal); the next test removes its scratch folder and takes over its slot', async () => {
+    const args = [CLI, 'boot-test', '101', '--version', '1', '--store', 'main', '--timeout', '120', '--config', config];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: scratch } });
+    let err = '';
+    child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!/waiting up to 120 s/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const qemuOfLab = async (): Promise<string[]> =>
+      (await execa('pgrep', ['-af', 'qemu-system'], { reject: false })).stdout.split('\n').filter((l) => l.includes(lab.root));
+    expect(await qemuOfLab()).toHaveLength(1);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await expect.poll(qemuOfLab, { timeout: 5_000 }).toEqual([]);
+    // a hard kill leaves its scratch folder (in TMPDIR) and a stale slot lock: the next test removes the one and takes over the other
     const slots = join(lab.root, 'state', 'boot-tests', 'slots');
-    expect(existsSync(slots) ? readdirSync(slots) : []).toEqual([]);
-  });
+    expect(readdirSync(slots)).toEqual(['slot-0.lock']);
+    expect(readdirSync(scratch)).toEqual([expect.stringMatching(new RegExp(`^coldvault-boot-${child.pid}-`))]);
+    const next = await bootTest(1, ['--expect', MARKER, '--timeout', '60']);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).not.toMatch(/waiting for a boot test slot/);
+  }, 90_000);
 });

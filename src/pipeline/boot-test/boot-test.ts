@@ -8,8 +8,7 @@
  * freed. The verdict goes to the catalog when one is given (like a verify result, a catalog rebuild
  * resets it). Screenshots: `<stateDir>/boot-tests/<datastore id>/<vmid>-<version>.png`, mode 0600.
  */
-import { chmod, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BootTestRecord, Catalog } from '../../catalog/index.js';
 import { ColdvaultError, describeError, type TaskLog } from '../../core/index.js';
@@ -21,6 +20,7 @@ import { openVersion } from '../version-keys.js';
 import { sourceOf, type SourceRef } from '../version-source.js';
 import type { WorkerPool } from '../worker-pool.js';
 import { GuestProcess } from './qemu-process.js';
+import { makeScratch } from './scratch.js';
 import { describeSignal, probeOf, serialTail, type BootSignal, type ProbeContext } from './signals.js';
 import { DEFAULT_MAX_BOOT_TESTS, takeBootSlot } from './slots.js';
 
@@ -63,7 +63,7 @@ export function screenshotPath(stateDir: string, storeName: string, guestId: str
 export async function runBootTest(req: BootTestRequest): Promise<BootTestOutcome> {
   const what = `guest ${req.guestId} version ${req.version}`;
   const slot = await takeBootSlot(req.stateDir, req.maxConcurrent ?? DEFAULT_MAX_BOOT_TESTS, `boot test of ${what}`, req.log, req.abort);
-  const scratch = await mkdtemp(join(tmpdir(), 'coldvault-boot-'));
+  const scratch = await makeScratch();
   const parts: Partial<Running> = { scratch };
   try {
     const running = await startGuest(req, parts);
@@ -136,6 +136,7 @@ async function waitForSignal(req: BootTestRequest, running: Running): Promise<Bo
     guestId: req.guestId,
     version: req.version,
     deadline: started + req.timeoutSeconds * 1000,
+    abort: req.abort,
   };
   req.log.info(`waiting up to ${req.timeoutSeconds} s for ${describeSignal(req.signal)}`);
   const verdict = (ok: boolean, detail: string): BootTestRecord => ({

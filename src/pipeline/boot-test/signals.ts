@@ -22,6 +22,8 @@ export interface ProbeContext {
   version: number;
   /** ms since the epoch at which the test gives up */
   deadline: number;
+  /** ends a running script at once (SIGINT / SIGTERM of the command, a job aborted) */
+  abort?: AbortSignal;
 }
 
 /** What a probe answers: undefined while the guest has not given the signal; else what showed it. */
@@ -95,7 +97,7 @@ function scriptSays(path: string, ctx: ProbeContext): Promise<string | undefined
   };
   const timeout = Math.max(1, ctx.deadline - Date.now());
   return new Promise((resolve) => {
-    execFile(path, [], { env, timeout, killSignal: 'SIGKILL' }, (err, stdout) => {
+    execFile(path, [], { env, timeout, killSignal: 'SIGKILL', signal: ctx.abort }, (err, stdout) => {
       const said = stdout.trim().split('\n').at(-1) ?? '';
       resolve(err ? undefined : `script: exited 0${said ? ` (${said.slice(0, 200)})` : ''}`);
     });
