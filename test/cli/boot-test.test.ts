@@ -3,7 +3,8 @@
  * config (memory, `args:` with its kernel, the disk from an NBD export with snapshot=on, no network;
  * TCG): a good version passes (exit 0, the verdict in `list`, a real PNG of its screen, the real disk
  * untouched), a version whose disk had its ext4 superblock zeroed before the backup fails (exit 1, the
- * reason names the guest's power-off and its last console lines, the screenshot kept), a timeout is
+ * reason names the guest's power-off and its last console lines, the screenshot kept), a damaged
+ * chunk fails the test naming it, a timeout is
  * honoured (the tiny guest has no guest agent), a user script is a signal, an OVMF guest is refused;
  * the API lists the verdicts and serves the screenshot; a job with bootTest boots its new version and
  * reports the failure in its log, the catalog and the mail while the backup stays successful;
@@ -11,7 +12,7 @@
  * socket, scratch folder or slot is left behind.
  */
 import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +125,22 @@ describe('coldvault boot-test', () => {
     ).toBe(true);
     expect((await listed()).find((v) => v.version === 2)?.bootTest).toMatchObject({ ok: false });
     expect(await ok(['list', '101', '--store', 'main'])).toMatch(/Version: 2 .*boot test FAILED/);
+  }, 90_000);
+
+  it('a version with a damaged chunk fails, naming the unreadable chunks (the export serves no wrong data)', async () => {
+    const store = join(lab.root, 'damaged-store');
+    execFileSync('cp', ['-a', lab.storeDir, store]);
+    const manifest = JSON.parse(readFileSync(join(store, 'guests', '101', '1', 'manifest.json'), 'utf8')) as { disks: Array<{ index: string }> };
+    const index = readFileSync(join(store, 'guests', '101', '1', manifest.disks[0]?.index ?? ''));
+    const hex = index.toString('hex', 64, 96); // the first chunk: the file system's superblock and group descriptors
+    const victim = join(store, 'chunks', hex.slice(0, 4), hex);
+    const bytes = readFileSync(victim);
+    bytes[bytes.length - 1] = (bytes.at(-1) ?? 0) ^ 0xff;
+    writeFileSync(victim, bytes);
+    const r = await run(['boot-test', '101', '--version', '1', '--store', store, '--expect', MARKER, '--timeout', '60', '--json']);
+    expect(r.code).toBe(1);
+    expect((JSON.parse(r.stdout) as Outcome).detail).toMatch(/1 chunk\(s\) of the version could not be read/);
+    expect(r.stderr).toContain(`chunk ${hex} is damaged`);
   }, 90_000);
 
   it('honours the timeout: the tiny guest has no guest agent, so --agent fails after --timeout seconds', async () => {

@@ -63,9 +63,9 @@ export function screenshotPath(stateDir: string, storeName: string, guestId: str
 export async function runBootTest(req: BootTestRequest): Promise<BootTestOutcome> {
   const what = `guest ${req.guestId} version ${req.version}`;
   const slot = await takeBootSlot(req.stateDir, req.maxConcurrent ?? DEFAULT_MAX_BOOT_TESTS, `boot test of ${what}`, req.log, req.abort);
-  const scratch = await makeScratch();
-  const parts: Partial<Running> = { scratch };
+  const parts: Partial<Running> = {};
   try {
+    parts.scratch = await makeScratch();
     const running = await startGuest(req, parts);
     const verdict = await waitForSignal(req, running);
     const screenshot = await takeScreenshot(req, running);
@@ -148,6 +148,8 @@ async function waitForSignal(req: BootTestRequest, running: Running): Promise<Bo
   });
   for (;;) {
     const hit = await probe(ctx);
+    const unread = running.export.troubles.length;
+    if (hit && unread > 0) return verdict(false, `the guest came up (${hit}), but ${unread} chunk(s) of the version could not be read: run coldvault verify`);
     if (hit) return verdict(true, hit);
     const failure = await whyStopped(req, running, ctx, started);
     if (failure) return verdict(false, failure);
