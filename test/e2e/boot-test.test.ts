@@ -2,10 +2,15 @@
  * The boot test in the web UI (Debian's chromium through playwright-core, headless, against the real
  * `coldvault serve`): the tiny real guest's version, boot-tested by the CLI, shows in the Restore
  * tab's backup list with a `✓ boots (N s)` tag (its detail as the title; `✓ startet` in German) and a
- * link to the PNG of the guest's screen, which the server serves to the logged-in session.
+ * link to the PNG of the guest's screen, which the server serves to the logged-in session; a job
+ * task's guest table gets a Boot test column (✓ seconds / ✗ failed, the detail as its title). The job
+ * task is recorded through the TaskStore with a result of the runner's shape (a real job run with
+ * bootTest: test/cli/boot-test.test.ts).
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStateDb, TaskStore } from '../../dist/jobs/index.js';
+import type { GuestReport } from '../../src/jobs/mail.js';
 import { cli, imagePath, writeGuest } from '../helpers/fixtures.js';
 import { ensureTinyGuest, makeGuestDisk } from '../helpers/tiny-guest.js';
 import { launchBrowser, PASSWORD, screenshot, startE2eLab, watchErrors, type E2eLab } from './helpers-e2e.js';
@@ -14,6 +19,7 @@ let lab: E2eLab;
 let browser: Browser;
 let page: Page;
 let errors: string[];
+let taskId: string;
 
 async function ok(args: string[]): Promise<void> {
   const r = await cli([...args, '--config', lab.configPath]);
@@ -32,6 +38,27 @@ beforeAll(async () => {
   await makeGuestDisk(imagePath(lab, '120', 'vm-120-disk-0.raw'), 16);
   await ok(['backup', '120', '--store', 'main']);
   await ok(['boot-test', '120', '--version', '1', '--store', 'main', '--expect', 'coldvault-tiny-guest: boot', '--timeout', '60']);
+  const db = openStateDb(lab.stateDir);
+  try {
+    const task = new TaskStore(db, lab.stateDir).create('backup', { jobId: 'nightly', node: 'e2enode', summary: 'job nightly' });
+    const guests: GuestReport[] = [
+      { vmid: '120', name: 'test-120', status: 'ok', seconds: 3, bytes: 1 << 20, version: 1, bootTest: { ok: true, seconds: 4.2, detail: 'serial: up' } },
+      {
+        vmid: '121',
+        name: 'broken',
+        status: 'ok',
+        seconds: 2,
+        bytes: 1 << 20,
+        version: 4,
+        bootTest: { ok: false, seconds: 3, detail: 'the guest powered off' },
+      },
+      { vmid: '122', name: 'gone', status: 'failed', seconds: 1, bytes: 0, error: 'no disk' },
+    ];
+    task.finish(true, { guests });
+    taskId = task.id;
+  } finally {
+    db.close();
+  }
   const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
@@ -66,6 +93,23 @@ describe('the boot test in the web UI', () => {
     await page.getByRole('group', { name: 'Language' }).getByRole('button', { name: 'DE', exact: true }).click();
     await expect.poll(() => tag.innerText()).toMatch(/^✓ startet \(/);
     expect(await item.getByRole('link', { name: 'Bildschirm' }).count()).toBe(1);
+    expect(errors).toEqual([]);
+  });
+
+  it("a job task's guest table shows each new version's boot test", async () => {
+    await page.goto(`${lab.url}/#/tasks/${encodeURIComponent(taskId)}`);
+    const head = page.locator('#task-guests thead');
+    await head.waitFor();
+    expect(await head.innerText()).toMatch(/Ausfallzeit\s+Starttest\s*$/); // still in German from the test before
+    const cell = (vmid: string) => page.locator(`#task-guests tr[data-vmid="${vmid}"] td.boot`);
+    expect(await cell('121').getAttribute('title')).toBe('the guest powered off');
+    expect(await cell('121').innerText()).toBe('✗ fehlgeschlagen');
+    expect(await cell('122').innerText()).toBe('–');
+    await page.getByRole('button', { name: 'EN', exact: true }).click();
+    await expect.poll(() => head.innerText()).toMatch(/Downtime\s+Boot test\s*$/);
+    await expect.poll(() => cell('120').innerText()).toBe('✓ 4.2 s');
+    expect(await cell('121').innerText()).toBe('✗ failed');
+    await screenshot(page, 'boot-test-task');
     expect(errors).toEqual([]);
   });
 });
