@@ -5,7 +5,7 @@
  * link to the PNG of the guest's screen, which the server serves to the logged-in session; a job
  * task's guest table gets a Boot test column (✓ seconds / ✗ failed, the detail as its title). The job
  * task is recorded through the TaskStore with a result of the runner's shape (a real job run with
- * bootTest: test/cli/boot-test.test.ts).
+ * bootTest: test/cli/boot-test.test.ts). The job form sets bootTest and its console pattern.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,32 @@ describe('the boot test in the web UI', () => {
     await expect.poll(() => cell('120').innerText()).toBe('✓ 4.2 s');
     expect(await cell('121').innerText()).toBe('✗ failed');
     await screenshot(page, 'boot-test-task');
+    expect(errors).toEqual([]);
+  });
+
+  it('the job form sets bootTest and its console pattern; a bad pattern is refused next to its field', async () => {
+    await page.goto(`${lab.url}/#/jobs`);
+    await page.getByRole('button', { name: 'Create new job' }).click();
+    await page.getByRole('heading', { name: 'New job' }).waitFor();
+    const form = page.locator('form.job-form');
+    await form.getByLabel('Job name').fill('booted');
+    await form.getByLabel('Mon', { exact: true }).check();
+    await form.getByLabel('Start time').fill('22:30');
+    await form.getByLabel('Select guest 120').check();
+    await form.getByLabel('Boot test each new version').check();
+    await form.getByLabel('Boot test: console line').fill('(');
+    await form.getByRole('button', { name: 'Save job' }).click();
+    await expect.poll(() => form.getByLabel('Boot test: console line').getAttribute('aria-invalid')).toBe('true');
+    expect(await form.getByRole('alert').innerText()).toMatch(/bootTestExpect '\(' is not a regular expression/);
+    await form.getByLabel('Boot test: console line').fill('coldvault-tiny-guest: boot');
+    await screenshot(page, 'boot-test-job-form');
+    await form.getByRole('button', { name: 'Save job' }).click();
+    await page.getByText('Job “booted” was saved.').waitFor();
+    const job = (await (await page.request.get(`${lab.url}/api/v1/jobs/booted`, { headers: { 'x-requested-with': 'coldvault' } })).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(job).toMatchObject({ bootTest: true, bootTestExpect: 'coldvault-tiny-guest: boot' });
     expect(errors).toEqual([]);
   });
 });

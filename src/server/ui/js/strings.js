@@ -125,6 +125,10 @@ export const STRINGS = {
     'form.bwlimitHint': 'caps the push over the network; empty: no limit',
     'form.clusterLanding': 'The backups land on node {node}: an external disk (device) is plugged into node {node}, which mounts it for the run.',
     'form.snapshot': 'Cold snapshot',
+    'form.bootTest': 'Boot test each new version',
+    'form.bootTestExpect': 'Boot test: console line',
+    'form.bootTestExpectHint':
+      'a regular expression the guest’s serial console must print (empty: a login prompt); the version is booted in isolation after the backup, a failure is reported and does not fail the backup',
     'form.snapshot.auto': 'Automatic',
     'form.snapshot.off': 'Off',
     'form.snapshotHint':
@@ -359,6 +363,10 @@ export const STRINGS = {
     'form.clusterLanding':
       'Die Sicherungen landen auf Knoten {node}: eine externe Platte (Gerät) wird an Knoten {node} angeschlossen, der sie für den Lauf einhängt.',
     'form.snapshot': 'Kalter Snapshot',
+    'form.bootTest': 'Jede neue Version testweise starten',
+    'form.bootTestExpect': 'Starttest: Konsolenzeile',
+    'form.bootTestExpectHint':
+      'ein regulärer Ausdruck, den die serielle Konsole des Gastes ausgeben muss (leer: eine Anmeldeaufforderung); die Version wird nach der Sicherung isoliert gestartet, ein Fehlschlag wird gemeldet und lässt die Sicherung nicht scheitern',
     'form.snapshot.auto': 'Automatisch',
     'form.snapshot.off': 'Aus',
     'form.snapshotHint':
