@@ -167,6 +167,7 @@ describe('coldvault boot-test', () => {
     const bad = await bootTest(1, ['--expect', '(']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--expect '\(' is not a regular expression/);
+    expect((await bootTest(1, ['--accel', 'hvf'])).stderr).toMatch(/--accel 'hvf': expected kvm:tcg, kvm or tcg/);
     const ovmf = await run(['boot-test', '102', '--version', '1', '--store', 'main']);
     expect(ovmf.code).toBe(1);
     expect(ovmf.stderr).toMatch(/guest 102 boots with OVMF \(bios: ovmf\): boot-test does not build its EFI variables yet/);

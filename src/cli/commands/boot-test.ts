@@ -41,7 +41,9 @@ export const bootTestHelp = `coldvault boot-test <vmid> --version N --store <dir
   --expect (default a login prompt, /${DEFAULT_EXPECT}/), the guest agent answering guest-ping (--agent), or
   --script FILE exiting 0 (run every 2 s; COLDVAULT_SERIAL_LOG, COLDVAULT_GUEST_AGENT_SOCKET set).
   Exit 0 when the guest came up, 1 when not. The result is recorded in the catalog (list, API, web
-  UI); a screenshot of the guest's screen is kept in <stateDir>/boot-tests/<datastore id>/.
+  UI); a screenshot of the guest's screen is kept in <stateDir>/boot-tests/<datastore id>/. At most
+  bootTest.maxConcurrent (config, default 2) tests run at once on this host; --accel (or config
+  bootTest.accel): QEMU's accelerators, kvm:tcg (default) or tcg.
 ${REMOTE_HELP}
 ${S3_HELP}`;
 
@@ -51,6 +53,7 @@ export async function bootTestCommand(ctx: CommandContext): Promise<number> {
   const guestId = parseGuestId(first, 'vmid');
   const version = parsePositiveInt(required(ctx.args, 'version', 'boot-test'), '--version');
   const signal = signalOf(ctx);
+  const accel = accelOf(ctx);
   const timeoutSeconds = intOption(ctx.args, 'timeout', 1) ?? DEFAULT_BOOT_TIMEOUT_SECONDS;
   const key = await keyOption(ctx, 'keyfile');
   const pool = ctx.pool();
@@ -60,7 +63,6 @@ export async function bootTestCommand(ctx: CommandContext): Promise<number> {
   const detach = await attachDevice(ctx);
   try {
     const from = await storeFor(ctx);
-    const accel = str(ctx.args, 'accel') ?? ctx.config.bootTest?.accel;
     const request: BootTestRequest = {
       ...{ ...from.source, pool, guestId, version, key, signal, timeoutSeconds, accel, stateDir: ctx.config.stateDir },
       ...{ storeName: from.storeName, catalog: from.catalog, maxConcurrent: ctx.config.bootTest?.maxConcurrent, log: ctx.log, abort: abort.signal },
@@ -76,6 +78,12 @@ export async function bootTestCommand(ctx: CommandContext): Promise<number> {
     process.off('SIGINT', stop).off('SIGTERM', stop);
     await detach?.();
   }
+}
+
+function accelOf(ctx: CommandContext): string | undefined {
+  const accel = str(ctx.args, 'accel');
+  if (accel !== undefined && !/^(kvm|tcg)(:(kvm|tcg))?$/.test(accel)) throw new ColdvaultError('USAGE', `--accel '${accel}': expected kvm:tcg, kvm or tcg`);
+  return accel ?? ctx.config.bootTest?.accel;
 }
 
 function signalOf(ctx: CommandContext): BootSignal {
