@@ -9,7 +9,7 @@ import { versionKey } from './rows.js';
 import { listVersions, loadVersions, type LoadedVersion } from './scan.js';
 import { openDatabase } from './schema.js';
 import { VersionTable } from './table.js';
-import type { CatalogReader, CatalogVersion, RebuildResult, ReconcileResult, SkippedVersion, StoreTotals, VerifyState } from './types.js';
+import type { BootTestRecord, CatalogReader, CatalogVersion, RebuildResult, ReconcileResult, SkippedVersion, StoreTotals, VerifyState } from './types.js';
 
 export const CATALOG_FILE = 'catalog.sqlite';
 
@@ -150,6 +150,16 @@ export class Catalog {
     const at = new Date().toISOString();
     if (!this.table.setVerify(guestId, version, state, at, detail ?? null)) {
       throw this.notFound(`marking version ${versionKey(guestId, version)} as ${state}`);
+    }
+  }
+
+  /**
+   * Records the result of a boot test; VERSION_NOT_FOUND if the version is not catalogued. Like a
+   * verify result it lives only in the catalog: a rebuild resets it (the version's files stay as they were).
+   */
+  markBootTest(guestId: string, version: number, record: BootTestRecord): void {
+    if (!this.table.setBootTest(guestId, version, record)) {
+      throw this.notFound(`recording the boot test of version ${versionKey(guestId, version)}`);
     }
   }
 

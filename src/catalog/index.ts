@@ -2,7 +2,7 @@
  * catalog: the SQLite catalog of one datastore (`<datastore>/catalog.sqlite`, better-sqlite3).
  *
  * An index over the datastore's files, never the truth: the version folders and their manifests are.
- * Everything in it can be rebuilt from them, except the verify results (reset to `unverified` by a
+ * Everything in it can be rebuilt from them, except the verify and boot test results (reset by a
  * rebuild). It answers the engine's and the UI's questions (which versions, how big, verified when,
  * protected?) without walking a slow USB disk.
  *

@@ -1,6 +1,6 @@
 /** Mapping between a Manifest, the catalog's SQL rows, and the CatalogVersion the engine sees. */
 import type { Manifest } from '../format/index.js';
-import type { CatalogDisk, CatalogVersion, VerifyState } from './types.js';
+import type { BootTestRecord, CatalogDisk, CatalogVersion, VerifyState } from './types.js';
 
 export interface VersionRow {
   guest_id: string;
@@ -22,6 +22,11 @@ export interface StoredVersionRow extends VersionRow {
   verified_at: string | null;
   verify_detail: string | null;
   protected: number;
+  boot_ok: number | null;
+  boot_seconds: number | null;
+  boot_signal: string | null;
+  boot_at: string | null;
+  boot_detail: string | null;
 }
 
 export interface DiskRow {
@@ -107,7 +112,13 @@ export function toVersion(row: StoredVersionRow, disks: DiskRow[]): CatalogVersi
     verifiedAt: row.verified_at,
     verifyDetail: row.verify_detail,
     protected: row.protected === 1,
+    bootTest: bootTestOf(row),
   };
+}
+
+function bootTestOf(row: StoredVersionRow): BootTestRecord | null {
+  if (row.boot_ok === null || row.boot_at === null) return null;
+  return { ok: row.boot_ok === 1, seconds: row.boot_seconds ?? 0, signal: row.boot_signal ?? '', at: row.boot_at, detail: row.boot_detail };
 }
 
 /** `101/3`: how messages and maps name a version. */

@@ -114,7 +114,20 @@ const V3_DOWNTIME = 'ALTER TABLE versions ADD COLUMN downtime_ms INTEGER';
  */
 const V4_KEY = 'ALTER TABLE versions ADD COLUMN key_fingerprint TEXT';
 
-const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE, V3_DOWNTIME, V4_KEY];
+/**
+ * v5: the last boot test of the version (`coldvault boot-test`): passed or not, how long the guest took
+ * to give its signal (or how long it was waited for), which signal, when, and why it failed. NULL until
+ * the version is boot-tested. Like the verify result, it lives only here: a rebuild resets it.
+ */
+const V5_BOOT_TEST = `
+ALTER TABLE versions ADD COLUMN boot_ok INTEGER CHECK (boot_ok IN (0, 1));
+ALTER TABLE versions ADD COLUMN boot_seconds REAL;
+ALTER TABLE versions ADD COLUMN boot_signal TEXT;
+ALTER TABLE versions ADD COLUMN boot_at TEXT;
+ALTER TABLE versions ADD COLUMN boot_detail TEXT;
+`;
+
+const MIGRATIONS: readonly string[] = [SCHEMA_V1, V2_VERIFY_INCOMPLETE, V3_DOWNTIME, V4_KEY, V5_BOOT_TEST];
 
 /** The schema version this build writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS.length;

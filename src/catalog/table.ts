@@ -5,13 +5,13 @@
 import type Database from 'better-sqlite3';
 import type { Manifest } from '../format/index.js';
 import { diskRows, toVersion, versionKey, versionRow, type DiskRow, type StoredVersionRow } from './rows.js';
-import type { CatalogVersion, StoreTotals, VerifyState } from './types.js';
+import type { BootTestRecord, CatalogVersion, StoreTotals, VerifyState } from './types.js';
 
 const ORDER = 'ORDER BY CAST(guest_id AS INTEGER), guest_id, version';
 
 /**
- * Insert or replace. Re-recording a version with the same backup time keeps its verify state and
- * protected flag (idempotent); a different time means a different backup under that number: both reset.
+ * Insert or replace. Re-recording a version with the same backup time keeps its verify state, boot test
+ * and protected flag (idempotent); a different time means a different backup under that number: all reset.
  */
 const UPSERT = `
 INSERT INTO versions (guest_id, version, time, name, node, logical_bytes, zero_bytes, new_bytes, stored_bytes, chunk_count, downtime_ms, key_fingerprint)
@@ -24,6 +24,11 @@ ON CONFLICT (guest_id, version) DO UPDATE SET
   verified_at   = CASE WHEN time = excluded.time THEN verified_at   ELSE NULL END,
   verify_detail = CASE WHEN time = excluded.time THEN verify_detail ELSE NULL END,
   protected     = CASE WHEN time = excluded.time THEN protected     ELSE 0 END,
+  boot_ok       = CASE WHEN time = excluded.time THEN boot_ok       ELSE NULL END,
+  boot_seconds  = CASE WHEN time = excluded.time THEN boot_seconds  ELSE NULL END,
+  boot_signal   = CASE WHEN time = excluded.time THEN boot_signal   ELSE NULL END,
+  boot_at       = CASE WHEN time = excluded.time THEN boot_at       ELSE NULL END,
+  boot_detail   = CASE WHEN time = excluded.time THEN boot_detail   ELSE NULL END,
   time = excluded.time`;
 
 const INSERT_DISK = `
@@ -50,6 +55,9 @@ export class VersionTable {
       latest: db.prepare<[string], { v: number | null }>('SELECT MAX(version) AS v FROM versions WHERE guest_id = ?'),
       verify: db.prepare('UPDATE versions SET verify_state = ?, verified_at = ?, verify_detail = ? WHERE guest_id = ? AND version = ?'),
       protect: db.prepare('UPDATE versions SET protected = ? WHERE guest_id = ? AND version = ?'),
+      bootTest: db.prepare(
+        'UPDATE versions SET boot_ok = ?, boot_seconds = ?, boot_signal = ?, boot_at = ?, boot_detail = ? WHERE guest_id = ? AND version = ?',
+      ),
       totals: db.prepare<[], StoreTotals>(
         `SELECT COUNT(*) AS versions, COALESCE(SUM(logical_bytes), 0) AS logicalBytes,
                 COALESCE(SUM(stored_bytes), 0) AS storedBytes FROM versions`,
@@ -108,6 +116,11 @@ export class VersionTable {
   /** Returns whether the version exists. */
   setProtected(guestId: string, version: number, value: boolean): boolean {
     return this.s.protect.run(value ? 1 : 0, guestId, version).changes > 0;
+  }
+
+  /** Returns whether the version exists. */
+  setBootTest(guestId: string, version: number, r: BootTestRecord): boolean {
+    return this.s.bootTest.run(r.ok ? 1 : 0, r.seconds, r.signal, r.at, r.detail, guestId, version).changes > 0;
   }
 
   totals(): StoreTotals {

@@ -42,6 +42,21 @@ export interface CatalogVersion {
   verifiedAt: string | null;
   verifyDetail: string | null;
   protected: boolean;
+  /** the last boot test (`coldvault boot-test`), null when never tested (or since the catalog's last rebuild) */
+  bootTest: BootTestRecord | null;
+}
+
+/** How the last boot test of a version went. */
+export interface BootTestRecord {
+  ok: boolean;
+  /** seconds from the guest's start to its signal (passed), or until the test gave up (failed) */
+  seconds: number;
+  /** the signal waited for: `serial /REGEX/`, `guest-agent`, `script PATH` */
+  signal: string;
+  /** when the test ended (ISO 8601) */
+  at: string;
+  /** why it failed (or what matched), one line */
+  detail: string | null;
 }
 
 /** Also in the Manifest (`newBytes`, `storedBytes`); the catalog takes them from there. */

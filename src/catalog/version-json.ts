@@ -20,5 +20,6 @@ export function versionJson(v: CatalogVersion): Record<string, unknown> {
     downtimeMs: v.downtimeMs,
     encrypted: v.keyFingerprint !== null,
     keyFingerprint: v.keyFingerprint,
+    bootTest: v.bootTest,
   };
 }

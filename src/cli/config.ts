@@ -55,8 +55,15 @@ export interface CliConfig {
   uploadIdleSeconds?: number;
   /** `coldvault serve`: per datastore, the external disks a sending node may have mounted on its folder (cluster mode; server/store-devices.ts) */
   storeDevices?: Record<string, string[]>;
+  /** boot tests (`coldvault boot-test`, job `bootTest`): QEMU's accelerators ('kvm:tcg' default, 'tcg' without KVM) and how many at once on this host (default 2) */
+  bootTest?: BootTestConfig;
   /** cluster mode: the ring, `{nodes: [{name, url, fingerprint, token | tokenFile}]}` in ring order (targets/remote/cluster.ts) */
   cluster?: ClusterConfig;
+}
+
+export interface BootTestConfig {
+  accel?: string;
+  maxConcurrent?: number;
 }
 
 const DEFAULTS: CliConfig = {
@@ -93,6 +100,7 @@ const KNOWN_KEYS = new Set([
   'uploadIdleSeconds',
   'storeDevices',
   'cluster',
+  'bootTest',
 ]);
 
 export function loadConfig(p: Parsed): CliConfig {
@@ -134,6 +142,7 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkDiskPathPatterns(parsed, file);
   checkFolderList(parsed, 'keyDirs', file);
   checkTls(parsed, file);
+  checkBootTest(parsed, file);
   const cluster = (parsed as { cluster?: unknown }).cluster;
   if (cluster !== undefined) return { ...parsed, ...stores, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
   return { ...parsed, ...stores };
@@ -159,6 +168,17 @@ function checkTls(parsed: object, file: string): void {
   const files = typeof tls === 'object' && tls !== null ? (tls as Record<string, unknown>) : {};
   if (typeof files.cert !== 'string' || typeof files.key !== 'string' || Object.keys(files).length !== 2) {
     throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': 'tls' must be {"cert": "/path/cert.pem", "key": "/path/key.pem"} or "auto"`);
+  }
+}
+
+function checkBootTest(parsed: object, file: string): void {
+  const value = (parsed as Record<string, unknown>).bootTest;
+  if (value === undefined) return;
+  const v = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : { bad: true };
+  const accelOk = v.accel === undefined || (typeof v.accel === 'string' && /^(kvm|tcg)(:(kvm|tcg))?$/.test(v.accel));
+  const maxOk = v.maxConcurrent === undefined || (Number.isInteger(v.maxConcurrent) && (v.maxConcurrent as number) >= 1);
+  if (!accelOk || !maxOk || Object.keys(v).some((k) => k !== 'accel' && k !== 'maxConcurrent')) {
+    throw new ColdvaultError('CONFIG_INVALID', `config file '${file}': 'bootTest' must be {"accel": "kvm:tcg" | "tcg", "maxConcurrent": N >= 1}`);
   }
 }
 

@@ -39,6 +39,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/export.js');
     return { options: m.exportOptions, help: m.exportHelp, run: m.exportCommand };
   },
+  'boot-test': async () => {
+    const m = await import('./commands/boot-test.js');
+    return { options: m.bootTestOptions, help: m.bootTestHelp, run: m.bootTestCommand };
+  },
   verify: async () => {
     const m = await import('./commands/verify.js');
     return { options: m.verifyOptions, help: m.verifyHelp, run: m.verifyCommand };

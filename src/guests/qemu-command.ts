@@ -3,7 +3,7 @@
  * coldvault starts itself (boot tests; restore-on-the-fly): name, memory, sockets x cores, cpu type,
  * bios (SeaBIOS, or OVMF when the host has it: code read-only, a throwaway copy of the vars), the disks
  * on their buses (virtio-blk, virtio-scsi / LSI, SATA/AHCI, IDE) in the config's boot order, a VGA
- * display (none shown; QMP `screendump` reads it), the QMP socket, and `args:` appended as Proxmox
+ * display (none shown; QMP `screendump` reads it), the QMP socket, a guest agent channel when asked, and `args:` appended as Proxmox
  * passes them (split like a shell would). What a disk reads from is the caller's (`drives`: an NBD
  * export, an overlay, a file). Network: none (`-nic none`: a boot test runs in isolation), or the
  * config's NICs on a bridge (`-netdev bridge`, needs qemu-bridge-helper's allow list). Cdroms are left
@@ -38,6 +38,10 @@ export interface QemuCommandRequest {
   accel?: string;
   /** a folder for throwaway files (the OVMF vars copy) */
   scratchDir?: string;
+  /** a guest agent channel (virtio-serial port org.qemu.guest_agent.0) served on this unix socket */
+  guestAgentSocket?: string;
+  /** a guest that powers off stays there, its screen readable, until QEMU is told to quit (`-no-shutdown`) */
+  noShutdown?: boolean;
   /** QEMU forks into the background once it runs (`-daemonize` with a pidfile) */
   daemonize?: { pidFile: string };
 }
@@ -51,11 +55,20 @@ export function qemuCommand(req: QemuCommandRequest): string[] {
   args.push('-m', String(memoryMiB(c('memory'))), ...smp(c('sockets'), c('cores')), ...cpu(c('cpu')), ...bios(c('bios'), req.scratchDir));
   args.push('-qmp', `unix:${req.qmpSocket},server=on,wait=off`, '-display', 'none', ...vga(c('vga')));
   if (req.serialLog) args.push('-serial', `file:${req.serialLog}`);
-  args.push(...drives(req), ...network(req));
+  args.push(...drives(req), ...network(req), ...guestAgent(req.guestAgentSocket));
+  if (req.noShutdown) args.push('-no-shutdown');
   if (req.daemonize) args.push('-daemonize', '-pidfile', req.daemonize.pidFile);
   const extra = c('args');
   if (extra) args.push(...splitArgs(extra));
   return args;
+}
+
+function guestAgent(socket: string | undefined): string[] {
+  if (!socket) return [];
+  return [
+    ...['-chardev', `socket,path=${socket},server=on,wait=off,id=qga0`],
+    ...['-device', 'virtio-serial,id=qga-serial0', '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0'],
+  ];
 }
 
 function acceleration(accel: string): string[] {

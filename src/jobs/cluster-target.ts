@@ -12,6 +12,7 @@
 import type { TaskLog } from '../core/index.js';
 import { type BackupTarget, RemoteTarget } from '../pipeline/index.js';
 import { type ClusterConfig, clusterTimeouts, RemoteStore, remoteStoreOptions, ringPlace } from '../targets/index.js';
+import type { BootSource } from './boot-tests.js';
 import { type AttachedDevice, bindDevice } from './device.js';
 import type { JobStore } from './job-store.js';
 import { boundDatastores, type Job } from './job-model.js';
@@ -19,6 +20,8 @@ import { boundDatastores, type Job } from './job-model.js';
 export interface JobTarget {
   target: BackupTarget;
   dumpDir: string;
+  /** where the job's boot tests read the new versions (none: a push to another node) */
+  boot?: BootSource;
   close(): void;
 }
 

@@ -76,7 +76,7 @@ export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<Gues
   const started = Date.now();
   const run = new GuestRun(ctx, vmid);
   try {
-    const { bytes, logicalBytes, wire } = await run.execute();
+    const { bytes, logicalBytes, wire, version } = await run.execute();
     return {
       vmid,
       name: run.name,
@@ -85,6 +85,7 @@ export async function runGuest(ctx: GuestRunContext, vmid: string): Promise<Gues
       bytes,
       logicalBytes,
       downtimeMs: run.clock.offMs(),
+      version,
       ...wireFields(wire),
     };
   } catch (err) {
@@ -117,7 +118,7 @@ class GuestRun {
     return runHook(this.ctx.job.hook, [phase, 'stop', this.vmid], this.env, log);
   }
 
-  async execute(): Promise<{ bytes: number; logicalBytes: number; wire?: { sentBytes: number; receivedBytes: number } }> {
+  async execute(): Promise<{ bytes: number; logicalBytes: number; version: number; wire?: { sentBytes: number; receivedBytes: number } }> {
     const { ctx, vmid } = this;
     const lock = await ctx.locks.acquire(`guest-${vmid}`, `job ${ctx.job.id} (task ${ctx.taskId})`, ctx.job.lockWait * 60_000);
     let published = false;
@@ -156,7 +157,7 @@ class GuestRun {
         },
       });
       const logicalBytes = result.manifest.disks.reduce((sum, d) => sum + d.size, 0);
-      return { bytes: result.manifest.storedBytes, logicalBytes, wire: result.wire };
+      return { bytes: result.manifest.storedBytes, logicalBytes, version: result.manifest.version, wire: result.wire };
     } catch (err) {
       await this.hook('backup-abort').catch(() => undefined);
       throw err;

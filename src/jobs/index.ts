@@ -22,3 +22,4 @@ export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftover
 export { describeLanding, jobLanding, type JobLanding } from './job-target.js';
 export { bindDevice, mountStoreDevice, type MountedStoreDevice, type StoreDeviceRequest } from './device.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus } from './cluster-status.js';
+export { bootTestReports, DEFAULT_JOB_BOOT_TIMEOUT_SECONDS, type BootTestSettings } from './boot-tests.js';

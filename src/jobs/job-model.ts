@@ -24,6 +24,10 @@
  * takes no `encrypt`. Who may name which key file: the CLI (root on the node) any path; the API only
  * paths inside the config's `keyDirs` (default /etc/coldvault/keys), symlinks resolved, or the path
  * the job already has (server/paths.ts checkKeyPath).
+ * `bootTest` (backup jobs into a folder or an S3 datastore of this node): after the job's guests are
+ * backed up, each new version is booted in isolation (pipeline/boot-test, jobs/boot-tests.ts) and must
+ * give its signal within `bootTestTimeout` seconds (default 300): a serial line matching
+ * `bootTestExpect` (default a login prompt). A failed boot test never fails the backup; it is reported.
  * `objectLockDays` (backup jobs into an S3 datastore made with Object Lock, issue 14): the versions
  * the job makes are kept under COMPLIANCE retention that many days, at least as long as the
  * datastore's own `--object-lock-days` (a job may lengthen it, never shorten it: pipeline/s3-target.ts).
@@ -77,6 +81,12 @@ export interface Job {
   kind: 'backup' | 'sync';
   /** a sync job's source: `NODE:STORE` */
   from?: string;
+  /** boot each new version in isolation after the backup (jobs/boot-tests.ts) */
+  bootTest: boolean;
+  /** the boot test's serial console pattern (default: a login prompt) */
+  bootTestExpect?: string;
+  /** seconds the boot test waits for the signal (default 300) */
+  bootTestTimeout?: number;
   /** encrypt the versions with this key file (paths only: the job never holds the key or its passphrase) */
   encrypt?: JobEncryption;
 }
@@ -122,6 +132,9 @@ const JOB_KEYS = new Set<string>([
   'kind',
   'from',
   'encrypt',
+  'bootTest',
+  'bootTestExpect',
+  'bootTestTimeout',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -170,6 +183,9 @@ export function validateJob(input: Record<string, unknown>): Job {
     kind: jobKind(input.kind),
     from: str(input.from, 'from'),
     encrypt: encryption(input.encrypt),
+    bootTest: bool(input.bootTest, false),
+    bootTestExpect: pattern(input.bootTestExpect, 'bootTestExpect'),
+    bootTestTimeout: optInt(input.bootTestTimeout, 'bootTestTimeout', 1),
   };
   checkSyncSource(job);
   if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);
@@ -179,6 +195,8 @@ export function validateJob(input: Record<string, unknown>): Job {
   if (job.objectLockDays !== undefined && (job.kind === 'sync' || job.mode === 'cluster' || job.objectLockDays > 36_500)) {
     throw invalid(`job '${id}': objectLockDays (1 to 36500) goes with a backup job into an S3 datastore of this node`);
   }
+  if (job.bootTest && (job.kind === 'sync' || job.mode === 'cluster'))
+    throw invalid(`job '${id}': bootTest goes with a backup job into a datastore of this node`);
   if (job.mode === 'cluster' && job.kind === 'sync') throw invalid(`job '${id}': a sync job pulls into a local store; mode cluster is for backup jobs`);
   if (job.initDevice && !job.device) throw invalid(`job '${id}': initDevice needs an external device`);
   checkDeviceList(job);
@@ -217,6 +235,18 @@ function str(v: unknown, name: string): string | undefined {
   if (v === undefined || v === null || v === '') return undefined;
   if (typeof v !== 'string') throw invalid(`${name} must be a string`);
   return v;
+}
+
+/** A regular expression (checked here, so a job never fails later on its pattern). */
+function pattern(v: unknown, name: string): string | undefined {
+  const value = str(v, name);
+  if (value === undefined) return undefined;
+  try {
+    new RegExp(value, 'm');
+  } catch (err) {
+    throw invalid(`${name} '${value}' is not a regular expression: ${(err as Error).message}`);
+  }
+  return value;
 }
 
 /** A value as the admin wrote it: strings as they are, anything else as JSON (never "[object Object]"). */

@@ -4,7 +4,9 @@
  * The body is a per-guest table (VMID, name, status, time HH:MM:SS, size, rate MiB/s, and downtime
  * HH:MM:SS: how long coldvault held the guest off, `-` when it did not stop it; wire: bytes sent and
  * received over the network by a cluster-mode push, `-` for a local backup), the errors of failed
- * guests, then the whole job log; as plain text and as HTML (everything escaped).
+ * guests, the boot tests of the new versions (job `bootTest`: passed or FAILED, with the reason; a
+ * failed one puts `boot test failed` in the subject, the backup itself still counts as successful),
+ * then the whole job log; as plain text and as HTML (everything escaped).
  * `sendMail` sends it with nodemailer: over SMTP (STARTTLS whenever the server offers it, AUTH when a
  * user is set) or through the local sendmail binary. Any failure is ColdvaultError('MAIL_FAILED')
  * naming the server.
@@ -50,6 +52,10 @@ export interface GuestReport {
   /** the disks' logical size in the version (absent when it failed) */
   logicalBytes?: number;
   error?: string;
+  /** the version the backup made (absent when it failed) */
+  version?: number;
+  /** the boot test of that version (job `bootTest`), absent when none ran */
+  bootTest?: { ok: boolean; seconds: number; detail: string };
 }
 
 export interface JobMailArgs {
@@ -130,7 +136,8 @@ function textTable(table: string[][]): string {
 }
 
 export function composeJobMail(args: JobMailArgs): ComposedMail {
-  const result = args.ok ? 'backup successful' : 'backup failed';
+  const bootFailed = args.guests.some((g) => g.bootTest && !g.bootTest.ok);
+  const result = `${args.ok ? 'backup successful' : 'backup failed'}${bootFailed ? ', boot test failed' : ''}`;
   const subject = oneLine(`coldvault backup status (${args.node}, job ${args.jobId}): ${result}`);
   const failed = args.guests.filter((g) => g.status === 'failed');
   const summary =
@@ -139,6 +146,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
   const body = rows(args.guests);
   const total = totalRow(args.guests);
   const errors = failed.map((g) => `${g.vmid}: ${g.error ?? 'failed'}`);
+  const boots = bootLines(args.guests);
   const log = args.log.replace(/\r\n/g, '\n').replace(/\n+$/, '');
 
   const text = [
@@ -146,6 +154,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
     '',
     textTable([headers(args.guests), ...body, total]),
     ...(errors.length > 0 ? ['', 'Errors:', ...errors] : []),
+    ...(boots.length > 0 ? ['', 'Boot tests:', ...boots] : []),
     '',
     'Detailed backup log:',
     '',
@@ -166,6 +175,7 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
     `<tfoot>${cells(total, 'th')}</tfoot>`,
     '</table>',
     ...(errors.length > 0 ? ['<p>Errors:</p><ul>', ...errors.map((e) => `<li>${escapeHtml(e)}</li>`), '</ul>'] : []),
+    ...(boots.length > 0 ? ['<p>Boot tests:</p><ul>', ...boots.map((e) => `<li>${escapeHtml(e)}</li>`), '</ul>'] : []),
     '<p>Detailed backup log:</p>',
     `<pre>${escapeHtml(log)}</pre>`,
     '</body></html>',
@@ -173,6 +183,15 @@ export function composeJobMail(args: JobMailArgs): ComposedMail {
   ].join('\n');
 
   return { subject, text, html };
+}
+
+/** `101 version 3: passed in 5.2 s (serial: ...)` / `101 version 3: FAILED after 300 s: timeout: ...` */
+function bootLines(guests: GuestReport[]): string[] {
+  return guests.flatMap((g) => {
+    if (!g.bootTest) return [];
+    const b = g.bootTest;
+    return [oneLine(`${g.vmid} version ${g.version ?? '?'}: ${b.ok ? `passed in ${b.seconds} s (${b.detail})` : `FAILED after ${b.seconds} s: ${b.detail}`}`)];
+  });
 }
 
 /** `smtp mail.example.com:587` / `sendmail '/usr/sbin/sendmail'`, for error messages */

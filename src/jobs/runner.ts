@@ -12,7 +12,8 @@ import { ColdvaultError, describeError, formatDuration, type HypervisorDriver, t
 import { Datastore, LockDir, S3Datastore, type S3StoreSettings } from '../datastore/index.js';
 import { Catalog, openCachedCatalog } from '../catalog/index.js';
 import type { StorageMap } from '../guests/index.js';
-import { LocalTarget, S3Target, WorkerPool } from '../pipeline/index.js';
+import { LocalTarget, S3Target, s3Source, WorkerPool } from '../pipeline/index.js';
+import { bootTestReports, type BootTestSettings } from './boot-tests.js';
 import type { ClusterConfig } from '../targets/index.js';
 import type { VersionKey } from '../format/index.js';
 import { attachClusterDevice, type ClusterJobTarget, openClusterTarget, type JobTarget } from './cluster-target.js';
@@ -51,6 +52,8 @@ export interface JobEnvironment {
   full?: boolean;
   /** the ring (config `cluster`): where a cluster-mode job pushes, where a sync job's source node is */
   cluster?: ClusterConfig;
+  /** the host's boot test settings (config `bootTest`: accelerators, how many at once) */
+  bootTest?: BootTestSettings;
   /** the settings of a configured S3 datastore by name (config `datastores` of type "s3"), undefined for any other store */
   s3Stores?: (name: string) => S3StoreSettings | undefined;
 }
@@ -203,6 +206,10 @@ async function runOnStore(
       diskFailed ??= await checkDeviceAfter(device, report, task);
       reports.push(report);
     }
+    if (job.bootTest && jobTarget.boot) {
+      const from = jobTarget.boot;
+      await bootTestReports({ job, from, pool, stateDir: env.stateDir, settings: env.bootTest, key: encryption, log: task, abort: env.signal }, reports);
+    }
     await runAfter(job, hookEnv, task);
     return reports;
   } finally {
@@ -222,7 +229,8 @@ async function openJobStore(job: Job, env: JobEnvironment, task: TaskLog): Promi
   }
   const { bucket, catalog, close } = await openS3JobStore(s3, env.stateDir, task);
   try {
-    return { target: new S3Target(bucket, catalog, { lockDays: job.objectLockDays }), dumpDir: bucket.dir, close };
+    const boot = { source: { source: s3Source(bucket) }, catalog, storeName: bucket.identity.id };
+    return { target: new S3Target(bucket, catalog, { lockDays: job.objectLockDays }), dumpDir: bucket.dir, boot, close };
   } catch (err) {
     close();
     throw err;
@@ -255,7 +263,8 @@ export async function openS3JobStore(
 async function openLocalTarget(dir: string, task: TaskLog): Promise<JobTarget> {
   const store = await openOrCreateStore(dir, task);
   const catalog = await Catalog.open(store, { log: task });
-  return { target: new LocalTarget(store, catalog), dumpDir: store.dir, close: () => catalog.close() };
+  const boot = { source: { store }, catalog, storeName: store.identity.id };
+  return { target: new LocalTarget(store, catalog), dumpDir: store.dir, boot, close: () => catalog.close() };
 }
 
 async function runAfter(job: Job, hookEnv: HookEnv, task: TaskLog): Promise<void> {
@@ -283,7 +292,8 @@ export async function openOrCreateStore(dir: string, log: TaskLog): Promise<Data
 }
 
 export async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: boolean, guests: GuestReport[]): Promise<void> {
-  if (job.mailto.length === 0 || (job.mailNotification === 'failure' && ok)) return;
+  const bootFailed = guests.some((g) => g.bootTest && !g.bootTest.ok);
+  if (job.mailto.length === 0 || (job.mailNotification === 'failure' && ok && !bootFailed)) return;
   if (!env.mail) {
     task.warn(`no mail sent to ${job.mailto.join(', ')}: the config file has no 'mail' section`);
     return;

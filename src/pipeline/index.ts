@@ -40,3 +40,4 @@ export {
 } from './version-source.js';
 export { loadVersionKey, passphraseIn, readKeyFile } from './key-files.js';
 export * from './export/index.js';
+export * from './boot-test/index.js';

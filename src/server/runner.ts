@@ -63,6 +63,7 @@ export class TaskRunner {
         jobs: state.jobs,
         driver,
         mail: config.mail,
+        bootTest: config.bootTest,
         cluster: config.cluster,
         s3Stores: config.s3Stores,
         signal: this.abort.signal,

@@ -58,6 +58,12 @@ const jobFields = {
   snapshot: StringEnum(['auto', 'off'] as const),
   fullEvery: Type.Integer({ minimum: 0, description: 'days after a full read when a changed-extent nightly reads everything again (default 7)' }),
   kind: StringEnum(['backup', 'sync'] as const),
+  bootTest: Type.Boolean({
+    description:
+      'backup jobs into a datastore of this node: boot each new version in isolation after the backup (a failed boot test is reported, the backup stays)',
+  }),
+  bootTestExpect: Type.String({ maxLength: 1000, description: "the boot test's serial console pattern (a regular expression; default a login prompt)" }),
+  bootTestTimeout: Type.Integer({ minimum: 1, description: 'seconds the boot test waits for the signal (default 300)' }),
   bwlimit: Type.Number({ exclusiveMinimum: 0, description: 'cluster mode: MB/s the push may use at most' }),
   objectLockDays: Type.Integer({
     minimum: 1,
@@ -84,10 +90,42 @@ const jobFields = {
     },
   ),
 };
-const { store, node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt, ...withDefaults } =
-  jobFields;
+const {
+  store,
+  node,
+  device,
+  schedule,
+  keep,
+  scriptBefore,
+  scriptAfter,
+  hook,
+  deviceDatastoreId,
+  from,
+  bwlimit,
+  objectLockDays,
+  encrypt,
+  bootTestExpect,
+  bootTestTimeout,
+  ...withDefaults
+} = jobFields;
 const JobOptionals = Type.Partial(
-  Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt, ...withDefaults }),
+  Type.Object({
+    node,
+    device,
+    schedule,
+    keep,
+    scriptBefore,
+    scriptAfter,
+    hook,
+    deviceDatastoreId,
+    from,
+    bwlimit,
+    objectLockDays,
+    encrypt,
+    bootTestExpect,
+    bootTestTimeout,
+    ...withDefaults,
+  }),
 );
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
@@ -98,7 +136,24 @@ export const JOB_BODY_KEYS = Object.keys(jobFields);
 /** A job as the API answers it: the fields with defaults are always there. */
 export const Job = Type.Composite([
   Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(Type.Object({ node, device, schedule, keep, scriptBefore, scriptAfter, hook, deviceDatastoreId, from, bwlimit, objectLockDays, encrypt })),
+  Type.Partial(
+    Type.Object({
+      node,
+      device,
+      schedule,
+      keep,
+      scriptBefore,
+      scriptAfter,
+      hook,
+      deviceDatastoreId,
+      from,
+      bwlimit,
+      objectLockDays,
+      encrypt,
+      bootTestExpect,
+      bootTestTimeout,
+    }),
+  ),
 ]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(
@@ -119,7 +174,7 @@ export const Task = Type.Object({
   summary: Nullable(Type.String()),
   result: Type.Unknown({
     description:
-      'what the task produced, null while it runs. A backup job: `{guests: [{vmid, name, status, seconds, bytes, downtimeMs?, error?}]}`, ' +
+      'what the task produced, null while it runs. A backup job: `{guests: [{vmid, name, status, seconds, bytes, downtimeMs?, error?, version?, bootTest?: {ok, seconds, detail}}]}`, ' +
       'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it); a cluster-mode push adds ' +
       'logicalBytes (the disks) and wireBytes (sent and received over the network)',
   }),
@@ -200,6 +255,23 @@ export const Version = Type.Object({
   keyFingerprint: Nullable(
     Type.String({ description: "the fingerprint of the key an encrypted version was made with ('coldvault key show'); null when not encrypted" }),
   ),
+  bootTest: Type.Optional(
+    Nullable(
+      Type.Object(
+        {
+          ok: Type.Boolean(),
+          seconds: Type.Number({ description: "from the guest's start to its signal (passed), or until the test gave up" }),
+          signal: Type.String({ description: 'serial /REGEX/, guest-agent or script PATH' }),
+          at: Type.String({ description: 'when the test ended' }),
+          detail: Nullable(Type.String({ description: 'what showed the signal, or why the test failed' })),
+        },
+        {
+          description:
+            "the version's last boot test (coldvault boot-test, job bootTest); null when never tested. The screenshot: GET /api/backups/{vmid}/{version}/screenshot",
+        },
+      ),
+    ),
+  ),
   store: Type.String(),
 });
 /** A node of the config's `cluster.nodes` (its `name`). */
@@ -208,6 +280,9 @@ export const BackupsQuery = Type.Object(
   { guest: Type.Optional(Vmid), store: Type.Optional(StoreRef), remote: Type.Optional(NodeName) },
   { additionalProperties: false },
 );
+
+export const ScreenshotParams = Type.Object({ vmid: Vmid, version: Type.Integer({ minimum: 1 }) });
+export const ScreenshotQuery = Type.Object({ store: Type.Optional(StoreRef) }, { additionalProperties: false });
 
 /** The key of an encrypted version for a restore or verify: paths inside the config's keyDirs, never the key or passphrase. */
 const keyFields = {

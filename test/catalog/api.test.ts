@@ -32,6 +32,23 @@ describe('Catalog rows', () => {
     catalog.close();
   });
 
+  it('records a boot test: kept when the same backup is recorded again, reset by another backup time', async () => {
+    const catalog = await emptyCatalog();
+    catalog.recordVersion(makeManifest('101', 1));
+    catalog.recordVersion(makeManifest('101', 2));
+    expect(catalog.getVersion('101', 1)?.bootTest).toBeNull();
+    const passed = { ok: true, seconds: 5.2, signal: 'serial /login:/', at: '2030-01-01T00:00:00.000Z', detail: 'serial: host login:' };
+    catalog.markBootTest('101', 1, passed);
+    catalog.markBootTest('101', 2, { ...passed, ok: false, detail: null });
+    catalog.recordVersion(makeManifest('101', 1));
+    expect(catalog.getVersion('101', 1)?.bootTest).toEqual(passed);
+    expect(catalog.getVersion('101', 2)?.bootTest).toMatchObject({ ok: false, detail: null });
+    catalog.recordVersion(makeManifest('101', 2, { time: '2030-02-01T00:00:00.000Z' }));
+    expect(catalog.getVersion('101', 2)?.bootTest).toBeNull();
+    expect(() => catalog.markBootTest('101', 9, passed)).toThrow(/recording the boot test of version 101\/9 in catalog .* failed: no such version/);
+    catalog.close();
+  });
+
   it('lists by numeric guest id then version, filters by guest, and answers latestVersion', async () => {
     const catalog = await emptyCatalog();
     for (const [guest, version] of [

@@ -37,10 +37,10 @@ const manifestJson = (vmid: string, version: number): Record<string, unknown> =>
 
 const versionLog = (vmid: string, version: number): string => readFileSync(join(lab.storeDir, 'guests', vmid, String(version), 'backup.log'), 'utf8');
 
-async function listed(vmid: string): Promise<Array<{ version: number; downtimeMs: number | null; verifyState: string }>> {
+async function listed(vmid: string): Promise<Array<{ version: number; downtimeMs: number | null; verifyState: string; bootTest: unknown }>> {
   const r = await cli(['list', vmid, '--store', lab.storeDir, '--json']);
   expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as Array<{ version: number; downtimeMs: number | null; verifyState: string }>;
+  return JSON.parse(r.stdout) as Array<{ version: number; downtimeMs: number | null; verifyState: string; bootTest: unknown }>;
 }
 
 describe('downtime through manifest, catalog and list --json', () => {
@@ -98,14 +98,15 @@ describe('downtime through manifest, catalog and list --json', () => {
     expect(verify.code, verify.stderr).toBe(0);
     const file = join(lab.storeDir, 'catalog.sqlite');
     const db = new Database(file);
-    // the schema-2 file exactly: the columns the v3 and v4 migrations add taken away again
+    // the schema-2 file exactly: the columns the v3, v4 and v5 migrations add taken away again
+    for (const column of ['boot_ok', 'boot_seconds', 'boot_signal', 'boot_at', 'boot_detail']) db.exec(`ALTER TABLE versions DROP COLUMN ${column}`);
     db.exec('ALTER TABLE versions DROP COLUMN key_fingerprint');
     db.exec('ALTER TABLE versions DROP COLUMN downtime_ms');
     db.pragma('user_version = 2');
     db.close();
 
     const migrated = await listed('103');
-    expect(migrated.map((v) => [v.version, v.downtimeMs, v.verifyState])).toEqual([[1, null, 'ok']]);
+    expect(migrated.map((v) => [v.version, v.downtimeMs, v.verifyState, v.bootTest])).toEqual([[1, null, 'ok', null]]);
     const check = new Database(file, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     check.close();

@@ -63,6 +63,17 @@ describe('qemuCommand', () => {
     expect(() => splitArgs('-append "open')).toThrow(/unclosed "/);
   });
 
+  it('adds a guest agent channel on a unix socket and -no-shutdown when asked', () => {
+    const config = parseGuestConfig('memory: 256\n', 'test');
+    const plain = qemuCommand({ vmid: '1', config, drives: new Map(), qmpSocket: '/q', network: 'none' });
+    expect(plain.join(' ')).not.toMatch(/qga0|-no-shutdown/);
+    const agent = qemuCommand({ vmid: '1', config, drives: new Map(), qmpSocket: '/q', network: 'none', guestAgentSocket: '/run/a.sock', noShutdown: true });
+    const line = agent.join(' ');
+    expect(line).toContain('-chardev socket,path=/run/a.sock,server=on,wait=off,id=qga0');
+    expect(line).toContain('-device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0');
+    expect(agent).toContain('-no-shutdown');
+  });
+
   it('refuses OVMF when the host has none, naming the package', () => {
     const ovmf = parseGuestConfig('bios: ovmf\nmemory: 512\n', 'test');
     expect(() => qemuCommand({ vmid: '1', config: ovmf, drives: new Map(), qmpSocket: '/q', network: 'none' })).toThrow(/OVMF.*not installed.*ovmf/);

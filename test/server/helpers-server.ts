@@ -116,6 +116,7 @@ export const ALL_ROUTES = [
   'GET /api/v1/tasks/{id}',
   'GET /api/v1/tasks/{id}/log',
   'GET /api/v1/backups',
+  'GET /api/v1/backups/{vmid}/{version}/screenshot',
   'POST /api/v1/verify',
   'POST /api/v1/prune',
   'POST /api/v1/restore',

@@ -37,6 +37,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/whoami': ALL,
   'GET /api/v1/openapi.json': ALL,
   'GET /api/v1/backups': ALL,
+  'GET /api/v1/backups/{vmid}/{version}/screenshot': ALL,
   'GET /api/v1/status': READERS,
   'GET /api/v1/restore/nodes': READERS,
   'GET /api/v1/guests': READERS,

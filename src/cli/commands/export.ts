@@ -80,7 +80,7 @@ function addressOf(ctx: CommandContext): ExportRequest['at'] {
   return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-async function sourceFor(ctx: CommandContext): Promise<SourceRef> {
+export async function sourceFor(ctx: CommandContext): Promise<SourceRef> {
   const remote = remoteRef(ctx);
   if (remote) return { source: remoteSource(remoteStore(ctx, remote), remote.node) };
   const s3 = ctx.s3Settings();
@@ -89,14 +89,14 @@ async function sourceFor(ctx: CommandContext): Promise<SourceRef> {
 }
 
 /** --device: the external disk mounted read-only on --store for the export (the disk is not changed). */
-async function attachDevice(ctx: CommandContext): Promise<(() => Promise<void>) | undefined> {
+export async function attachDevice(ctx: CommandContext): Promise<(() => Promise<void>) | undefined> {
   const spec = str(ctx.args, 'device');
   if (!spec) return undefined;
-  if (remoteRef(ctx) || ctx.s3Settings()) throw new ColdvaultError('USAGE', 'coldvault export: --device goes with a folder --store');
+  if (remoteRef(ctx) || ctx.s3Settings()) throw new ColdvaultError('USAGE', `coldvault ${ctx.command}: --device goes with a folder --store`);
   const dir = ctx.storeDir();
   const device = await resolveDevice(spec);
   await mountDevice(device, dir, { readOnly: true });
-  ctx.log.info(`mounted ${device.path} (${spec}) read-only on '${dir}' for the export`);
+  ctx.log.info(`mounted ${device.path} (${spec}) read-only on '${dir}' for the ${ctx.command}`);
   return async () => {
     await unmountDevice(dir);
     ctx.log.info(`unmounted ${device.path}: the disk may now be removed`);

@@ -50,13 +50,17 @@ export const jobOptions: OptionSpec = {
   'no-encrypt': { type: 'boolean' },
   'object-lock-days': { type: 'string' },
   'no-object-lock-days': { type: 'boolean' },
+  'boot-test': { type: 'boolean' },
+  'no-boot-test': { type: 'boolean' },
+  'boot-test-expect': { type: 'string' },
+  'boot-test-timeout': { type: 'string' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
      [--schedule 'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
-     [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N]
+     [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N] [--boot-test [--boot-test-expect REGEX] [--boot-test-timeout S]]
 coldvault job add <id> --kind sync --from SOURCE --store <dir|s3-name> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
 coldvault job edit <id> ...same flags (only those given change); --no-encrypt (or --encrypt '') removes the encryption,
      --encrypt-passphrase-file '' the passphrase file, --no-object-lock-days the job's own Object Lock days
@@ -82,7 +86,10 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   XFS reflink=1 or btrfs), it is started again at once and the snapshots are backed up; where a disk cannot
   have one (ext4, NTFS ...) the guest stays off while its disks are read, as with --snapshot off.
   --object-lock-days N: into an S3 datastore made with Object Lock, the job's versions are kept immutable N
-  days (at least the datastore's own days; checked when the job runs).`;
+  days (at least the datastore's own days; checked when the job runs).
+  --boot-test: after the backup each new version is booted in isolation (as 'coldvault boot-test') and must
+  print a serial line matching --boot-test-expect (default a login prompt) within --boot-test-timeout seconds
+  (default 300); a failed boot test is reported (log, mail, catalog) and does not fail the backup. --no-boot-test.`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
 function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<string, unknown> {
@@ -127,6 +134,9 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     from: jobSyncFrom(ctx.config, str(p, 'from')),
     encrypt: encryptFields(p, existing),
     objectLockDays: flag(p, 'no-object-lock-days') ? null : str(p, 'object-lock-days'),
+    bootTest: flag(p, 'boot-test') ? true : flag(p, 'no-boot-test') ? false : undefined,
+    bootTestExpect: str(p, 'boot-test-expect'),
+    bootTestTimeout: str(p, 'boot-test-timeout'),
   };
 }
 
@@ -239,6 +249,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
       jobs: ctx.state().jobs,
       driver: ctx.driver(),
       mail: ctx.config.mail,
+      bootTest: ctx.config.bootTest,
       cluster: ctx.config.cluster,
       s3Stores: s3StoresOf(ctx.config),
       onProgress: (p) => ctx.bar.update(p),

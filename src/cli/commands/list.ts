@@ -3,7 +3,7 @@
  * --store on that node of the cluster, as its server lists them (remote-read.ts).
  */
 import { describeError, formatBytes, parseGuestId } from '../../core/index.js';
-import { versionJson } from '../../catalog/index.js';
+import { versionJson, type BootTestRecord } from '../../catalog/index.js';
 import type { Datastore } from '../../datastore/index.js';
 import { openManifest, type VersionKey } from '../../format/index.js';
 import type { RemoteStore } from '../../targets/index.js';
@@ -32,6 +32,7 @@ interface Listed {
   verifyState: string;
   protected: boolean;
   keyFingerprint?: string | null;
+  bootTest?: BootTestRecord | null;
   /** with --keyfile: the guest config, or why it is not shown */
   config?: string;
 }
@@ -86,7 +87,9 @@ async function remoteVersions(remote: RemoteStore, guestId: string | undefined):
 
 function toLine(v: Listed): string {
   const date = v.time.slice(0, 10);
-  const flags = [v.verifyState, v.protected ? 'protected' : '', v.keyFingerprint ? `encrypted (key ${v.keyFingerprint})` : ''].filter(Boolean).join(', ');
+  const flags = [v.verifyState, bootFlag(v.bootTest), v.protected ? 'protected' : '', v.keyFingerprint ? `encrypted (key ${v.keyFingerprint})` : '']
+    .filter(Boolean)
+    .join(', ');
   const line = `ID: ${v.id}, Version: ${v.version} (${date}), name: ${v.name || '-'}, size: ${formatBytes(v.logicalBytes)}, new: ${formatBytes(v.storedBytes)}, ${flags}`;
   if (v.config === undefined) return line;
   return [
@@ -96,4 +99,10 @@ function toLine(v: Listed): string {
       .split('\n')
       .map((l) => `    ${l}`),
   ].join('\n');
+}
+
+/** `boots (12.3 s)` or `boot test FAILED`; nothing when never boot-tested. */
+function bootFlag(boot: BootTestRecord | null | undefined): string {
+  if (!boot) return '';
+  return boot.ok ? `boots (${boot.seconds} s)` : 'boot test FAILED';
 }

@@ -8,7 +8,8 @@
  * Roles: listing versions is store-scoped (`versions.read`: a backup token sees its own store only);
  * verify and restore are operator actions, prune and restore with `force` admin ones. A restore by a
  * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
- * With `remote: NODE` both read another node's datastore (remote-restore.ts).
+ * With `remote: NODE` both read another node's datastore (remote-restore.ts). A version's boot test
+ * screenshot: GET /api/v1/backups/{vmid}/{version}/screenshot (boot-screens.ts).
  *
  * A store is a folder or a configured S3 datastore (by name or its `s3://BUCKET/PREFIX/`): listing,
  * verify, prune and restore work on both alike (stores.ts opens either; a bucket's catalog is the
@@ -36,6 +37,7 @@ import { checkVersionKey, requestKey } from '../request-key.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { openS3, withStore } from '../stores.js';
+import { bootScreenRoutes } from './boot-screens.js';
 import { listRemoteBackups, remoteRestoreRoutes, startRemoteRestore } from './remote-restore.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -86,6 +88,7 @@ export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
     async (request, reply) => reply.code(202).send(await startRestore(ctx, request, request.body)),
   );
   remoteRestoreRoutes(app, ctx);
+  bootScreenRoutes(app, ctx);
 }
 
 /** Every known store's versions, or one store's; `onlyStore` (a scoped grant) narrows it to that store. */

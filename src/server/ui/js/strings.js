@@ -125,6 +125,10 @@ export const STRINGS = {
     'form.bwlimitHint': 'caps the push over the network; empty: no limit',
     'form.clusterLanding': 'The backups land on node {node}: an external disk (device) is plugged into node {node}, which mounts it for the run.',
     'form.snapshot': 'Cold snapshot',
+    'form.bootTest': 'Boot test each new version',
+    'form.bootTestExpect': 'Boot test: console line',
+    'form.bootTestExpectHint':
+      'a regular expression the guest’s serial console must print (empty: a login prompt); the version is booted in isolation after the backup, a failure is reported and does not fail the backup',
     'form.snapshot.auto': 'Automatic',
     'form.snapshot.off': 'Off',
     'form.snapshotHint':
@@ -185,6 +189,9 @@ export const STRINGS = {
     'log.guests': 'Guests',
     'log.col.time': 'Time',
     'log.col.downtime': 'Downtime',
+    'log.col.bootTest': 'Boot test',
+    'log.bootOk': '✓ {seconds} s',
+    'log.bootFailed': '✗ failed',
     'log.col.logical': 'Disks',
     'log.col.wire': 'On the wire',
     'log.downtimeHint': 'Downtime: how long coldvault held the guest off, from the shutdown request until it was started again; – when it did not stop it.',
@@ -212,6 +219,11 @@ export const STRINGS = {
     'restore.noStores': 'No datastores are configured on this server.',
     'restore.encrypted': '🔒 key {fingerprint}',
     'restore.encryptedTitle': 'encrypted with key {fingerprint}: restoring it needs its key file',
+    'restore.bootOk': '✓ boots ({seconds} s)',
+    'restore.bootFailed': '✗ boot test failed',
+    'restore.bootTitle': 'boot test of {at}: {detail}',
+    'restore.screenshot': 'screen',
+    'restore.screenshotTitle': "the guest's screen at the end of the boot test (PNG)",
     'restore.keyNeeded': '🔒 Version {version} of guest {id} is encrypted with key {fingerprint}: give its key file.',
     'restore.keyFile': 'Key file',
     'restore.keyFileNote': 'the key file of an encrypted version (coldvault key create): a path in this server’s key folders (keyDirs), never the key itself',
@@ -351,6 +363,10 @@ export const STRINGS = {
     'form.clusterLanding':
       'Die Sicherungen landen auf Knoten {node}: eine externe Platte (Gerät) wird an Knoten {node} angeschlossen, der sie für den Lauf einhängt.',
     'form.snapshot': 'Kalter Snapshot',
+    'form.bootTest': 'Jede neue Version testweise starten',
+    'form.bootTestExpect': 'Starttest: Konsolenzeile',
+    'form.bootTestExpectHint':
+      'ein regulärer Ausdruck, den die serielle Konsole des Gastes ausgeben muss (leer: eine Anmeldeaufforderung); die Version wird nach der Sicherung isoliert gestartet, ein Fehlschlag wird gemeldet und lässt die Sicherung nicht scheitern',
     'form.snapshot.auto': 'Automatisch',
     'form.snapshot.off': 'Aus',
     'form.snapshotHint':
@@ -413,6 +429,9 @@ export const STRINGS = {
     'log.guests': 'Gäste',
     'log.col.time': 'Dauer',
     'log.col.downtime': 'Ausfallzeit',
+    'log.col.bootTest': 'Starttest',
+    'log.bootOk': '✓ {seconds} s',
+    'log.bootFailed': '✗ fehlgeschlagen',
     'log.col.logical': 'Datenträger',
     'log.col.wire': 'Über das Netz',
     'log.downtimeHint':
@@ -443,6 +462,11 @@ export const STRINGS = {
     'restore.noStores': 'Auf diesem Server ist kein Datenspeicher eingerichtet.',
     'restore.encrypted': '🔒 Schlüssel {fingerprint}',
     'restore.encryptedTitle': 'verschlüsselt mit dem Schlüssel {fingerprint}: zum Wiederherstellen braucht es seine Schlüsseldatei',
+    'restore.bootOk': '✓ startet ({seconds} s)',
+    'restore.bootFailed': '✗ Starttest fehlgeschlagen',
+    'restore.bootTitle': 'Starttest vom {at}: {detail}',
+    'restore.screenshot': 'Bildschirm',
+    'restore.screenshotTitle': 'der Bildschirm des Gastes am Ende des Starttests (PNG)',
     'restore.keyNeeded': '🔒 Version {version} von Gast {id} ist mit dem Schlüssel {fingerprint} verschlüsselt: bitte seine Schlüsseldatei angeben.',
     'restore.keyFile': 'Schlüsseldatei',
     'restore.keyFileNote':

@@ -1,7 +1,8 @@
 // The new-job / edit-job form with every field of the seed: node, target dir, external device,
 // weekdays, start time, mode, mail to, include all guests (then an exclude list), keep (1-x), script
 // before, script after, cold snapshot (auto / off), full read every N days, the key file and passphrase file of an
-// encrypted job (paths in the server's key folders, never a key), and the guest table (VMID / status / name /
+// encrypted job (paths in the server's key folders, never a key), the boot test of each new version (a
+// checkbox and its console pattern; backup jobs into a datastore of this node), and the guest table (VMID / status / name /
 // type / disk size) to select guests. The API validates; its errors are shown next to the field they name and above the buttons.
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
@@ -29,6 +30,8 @@ const FIELDS = [
   'scriptAfter',
   'keyFile',
   'passphraseFile',
+  'bootTestExpect',
+  'bootTest',
   'enabled',
   'vmid',
 ];
@@ -139,6 +142,8 @@ export async function jobFormView(ctx) {
   const scriptAfter = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.scriptAfter ?? '' });
   const keyFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.encrypt?.keyFile ?? '' });
   const passphraseFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.encrypt?.passphraseFile ?? '' });
+  const bootTest = h('input', { type: 'checkbox', checked: job?.bootTest ?? false });
+  const bootTestExpect = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: job?.bootTestExpect ?? '' });
   const enabled = h('input', { type: 'checkbox', checked: job?.enabled ?? true });
 
   const selected = new Set(job && !job.all ? job.vmid : []);
@@ -267,6 +272,19 @@ export async function jobFormView(ctx) {
         field(p, 'passphraseFile', 'form.passphraseFile', passphraseFile, 'form.passphraseFileHint'),
         h(
           'div',
+          { class: 'field check-field', 'data-field': 'bootTest' },
+          h('span'),
+          h(
+            'div',
+            { class: 'control' },
+            bootTest,
+            h('label', { for: `${p}-bootTest`, t: 'form.bootTest' }),
+            h('p', { class: 'field-error', id: `${p}-bootTest-error`, hidden: true }),
+          ),
+        ),
+        field(p, 'bootTestExpect', 'form.bootTestExpect', bootTestExpect, 'form.bootTestExpectHint'),
+        h(
+          'div',
           { class: 'field check-field', 'data-field': 'enabled' },
           h('span'),
           h(
@@ -285,6 +303,7 @@ export async function jobFormView(ctx) {
   );
   all.id = `${p}-all`;
   enabled.id = `${p}-enabled`;
+  bootTest.id = `${p}-bootTest`;
   title.id = 'job-form-title';
   syncAll();
   const syncMode = () => {
@@ -294,6 +313,7 @@ export async function jobFormView(ctx) {
     for (const el of [mode, snapshot, fullEvery, scriptBefore, scriptAfter, keyFile, passphraseFile]) el.closest('.field').hidden = sync;
     if (sync) mode.value = 'stop';
     const cluster = mode.value === 'cluster';
+    for (const el of [bootTest, bootTestExpect]) el.closest('.field').hidden = sync || cluster; // boots from a datastore of this node
     for (const el of [remoteStore, bwlimit]) el.closest('.field').hidden = !cluster;
     store.closest('.field').hidden = cluster;
     landing.hidden = !cluster;
@@ -333,6 +353,8 @@ export async function jobFormView(ctx) {
       scriptBefore: (kind.value !== 'sync' && scriptBefore.value.trim()) || undefined,
       scriptAfter: (kind.value !== 'sync' && scriptAfter.value.trim()) || undefined,
       encrypt: kind.value !== 'sync' && keyFile.value.trim() ? encryptSetting(keyFile.value.trim(), passphraseFile.value.trim()) : undefined,
+      bootTest: !bootTest.closest('.field').hidden && bootTest.checked,
+      bootTestExpect: (!bootTest.closest('.field').hidden && bootTest.checked && bootTestExpect.value.trim()) || undefined,
       enabled: enabled.checked,
     };
     saveBtn.disabled = true;

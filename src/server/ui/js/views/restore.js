@@ -9,8 +9,10 @@
 // as keyFile / passphraseFile. The API's refusals (KEY_REQUIRED, KEY_WRONG, KEY_PASSPHRASE_WRONG,
 // PATH_NOT_ALLOWED) show next to the key fields, which a refusal of that kind also brings up when the
 // version was typed in rather than chosen. POST /restore -> {taskId} -> the live log, which ends
-// `restore successful`.
-import { get, post, query } from '../api.js';
+// `restore successful`. A version that was boot-tested (coldvault boot-test, job bootTest) carries a
+// tag (boots in N s / boot test failed, the detail as its title) and, on this node, a link to the
+// PNG of the guest's screen at the end of the test (GET /backups/{id}/{version}/screenshot?store=).
+import { API, get, post, query } from '../api.js';
 import { formatDay, h, tx } from '../dom.js';
 import { formatDuration } from './task-guests.js';
 import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerDevices, setFieldError } from './common.js';
@@ -44,6 +46,26 @@ function itemText(v) {
 function lockTag(v) {
   const args = { fingerprint: v.keyFingerprint ?? '?' };
   return h('span', { class: 'tag encrypted', tAttr: { title: ['restore.encryptedTitle', args] }, t: ['restore.encrypted', args] });
+}
+
+/** The last boot test: a tag, and on this node a link to the screenshot. */
+function bootTag(v, store, remote) {
+  const b = v.bootTest;
+  if (!b) return null;
+  const title = ['restore.bootTitle', { at: formatDay(b.at), detail: b.detail ?? '' }];
+  const tag = h('span', {
+    class: `tag boot ${b.ok ? 'ok' : 'failed'}`,
+    tAttr: { title },
+    t: b.ok ? ['restore.bootOk', { seconds: b.seconds }] : 'restore.bootFailed',
+  });
+  if (remote) return [' ', tag];
+  const href = `${API}/backups/${v.id}/${v.version}/screenshot${query({ store })}`;
+  return [
+    ' ',
+    tag,
+    ' ',
+    h('a', { class: 'screenshot', href, target: '_blank', rel: 'noopener', tAttr: { title: 'restore.screenshotTitle' }, t: 'restore.screenshot' }),
+  ];
 }
 
 export async function restoreView(ctx) {
@@ -198,7 +220,7 @@ export async function restoreView(ctx) {
             v.encrypted ? [' ', lockTag(v)] : null,
           );
           button.addEventListener('click', () => choose(v, button));
-          return h('li', {}, button);
+          return h('li', {}, button, bootTag(v, store, remote.value));
         }),
       );
     } catch (err) {

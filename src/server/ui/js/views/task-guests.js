@@ -1,7 +1,8 @@
 // The guests of a finished backup job's task (its result: GET /api/v1/tasks/{id} -> result.guests):
 // VMID, name, status, time and downtime, i.e. how long coldvault held the guest off (shutdown
 // request to started again; '–' when it did not stop it), and for a cluster-mode push the disks'
-// logical size and the bytes that went over the wire.
+// logical size and the bytes that went over the wire; for a job with bootTest, each new version's boot
+// test (✓ seconds / ✗ failed, the detail as the cell's title).
 import { h } from '../dom.js';
 import { statusBadge } from './common.js';
 
@@ -32,7 +33,12 @@ export function taskGuests(task) {
   const guests = Array.isArray(task?.result?.guests) ? task.result.guests : [];
   if (guests.length === 0) return null;
   const pushed = guests.some((g) => g.wireBytes !== undefined);
-  const cols = ['col.vmid', 'col.name', 'col.status', 'log.col.time', 'log.col.downtime', ...(pushed ? ['log.col.logical', 'log.col.wire'] : [])];
+  const booted = guests.some((g) => g.bootTest);
+  const cols = [
+    ...['col.vmid', 'col.name', 'col.status', 'log.col.time', 'log.col.downtime'],
+    ...(pushed ? ['log.col.logical', 'log.col.wire'] : []),
+    ...(booted ? ['log.col.bootTest'] : []),
+  ];
   return h(
     'section',
     { class: 'task-guests', 'aria-labelledby': 'task-guests-title' },
@@ -57,6 +63,7 @@ export function taskGuests(task) {
               h('td', { class: 'time' }, formatDuration(g.seconds * 1000)),
               h('td', { class: 'time downtime' }, formatDuration(g.downtimeMs)),
               ...(pushed ? [h('td', { class: 'size logical' }, formatSize(g.logicalBytes)), h('td', { class: 'size wire' }, formatSize(g.wireBytes))] : []),
+              ...(booted ? [bootCell(g.bootTest)] : []),
             ),
           ),
         ),
@@ -64,4 +71,11 @@ export function taskGuests(task) {
     ),
     h('p', { class: 'hint', t: 'log.downtimeHint' }),
   );
+}
+
+/** `✓ 4.2 s` or `✗ failed`, the boot test's detail as the title; '–' when none ran. */
+function bootCell(boot) {
+  if (!boot) return h('td', { class: 'boot' }, '–');
+  const t = boot.ok ? ['log.bootOk', { seconds: boot.seconds }] : 'log.bootFailed';
+  return h('td', { class: `boot ${boot.ok ? 'ok' : 'failed'}`, title: boot.detail ?? '', t });
 }
