@@ -42,7 +42,9 @@ function cpuOf(pid) {
 
 /** `coldvault export` on a socket, ready once it printed its URI. */
 function startExport(storeFlags, socket) {
-  const child = spawn(process.execPath, [CLI, 'export', VMID, '--version', '1', ...storeFlags.slice(0, 2), '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'export', VMID, '--version', '1', ...storeFlags.slice(0, 2), '--socket', socket], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((ok, bad) => {
     let out = '';
     child.stderr.on('data', (b) => {

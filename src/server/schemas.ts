@@ -108,25 +108,24 @@ const {
   bootTestTimeout,
   ...withDefaults
 } = jobFields;
-const JobOptionals = Type.Partial(
-  Type.Object({
-    node,
-    device,
-    schedule,
-    keep,
-    scriptBefore,
-    scriptAfter,
-    hook,
-    deviceDatastoreId,
-    from,
-    bwlimit,
-    objectLockDays,
-    encrypt,
-    bootTestExpect,
-    bootTestTimeout,
-    ...withDefaults,
-  }),
-);
+/** the fields without a default: absent from a job that does not set them */
+const optionalFields = {
+  node,
+  device,
+  schedule,
+  keep,
+  scriptBefore,
+  scriptAfter,
+  hook,
+  deviceDatastoreId,
+  from,
+  bwlimit,
+  objectLockDays,
+  encrypt,
+  bootTestExpect,
+  bootTestTimeout,
+};
+const JobOptionals = Type.Partial(Type.Object({ ...optionalFields, ...withDefaults }));
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
@@ -134,27 +133,7 @@ export type JobBody = Static<typeof JobReplace>;
 export const JOB_BODY_KEYS = Object.keys(jobFields);
 
 /** A job as the API answers it: the fields with defaults are always there. */
-export const Job = Type.Composite([
-  Type.Object({ id: JobId, store, ...withDefaults }),
-  Type.Partial(
-    Type.Object({
-      node,
-      device,
-      schedule,
-      keep,
-      scriptBefore,
-      scriptAfter,
-      hook,
-      deviceDatastoreId,
-      from,
-      bwlimit,
-      objectLockDays,
-      encrypt,
-      bootTestExpect,
-      bootTestTimeout,
-    }),
-  ),
-]);
+export const Job = Type.Composite([Type.Object({ id: JobId, store, ...withDefaults }), Type.Partial(Type.Object(optionalFields))]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(
   { full: Type.Optional(Type.Boolean({ description: 'read every chunk this run (no changed-extent nightly from a base)' })) },

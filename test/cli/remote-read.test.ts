@@ -12,10 +12,9 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, imagePath, sha256File, type CliResult } from '../helpers/fixtures.js';
-import { startExportProcess } from '../helpers/export-process.js';
+import { expectExportIdentical } from '../helpers/export-process.js';
 import { startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { client, makeRemoteLab, makeToken, push, type RemoteLab, type ServeConfig } from '../targets/remote-lab.js';
 import { errorCode, makeServerLab, waitTask, type ServerLab } from '../server/helpers-server.js';
@@ -125,22 +124,8 @@ describe('list, restore and verify on node3 from datastore main on node1 (--remo
   });
 
   it("export --remote: node1's version served over NBD here, every chunk checked here; qemu-img compare finds it identical", async () => {
-    const sock = join(node3.root, 'export.sock');
-    const ex = await startExportProcess(['101', '--version', '1', ...remoteFlags, '--socket', sock, '--config', node3.config]);
-    try {
-      const same = await execa('qemu-img', [
-        'compare',
-        '-f',
-        'raw',
-        '-F',
-        'raw',
-        `nbd+unix:///scsi0?socket=${sock}`,
-        imagePath(lab, '101', 'vm-101-disk-0.raw'),
-      ]);
-      expect(same.stdout).toContain('Images are identical');
-    } finally {
-      expect(await ex.stop()).toBe(0);
-    }
+    const args = ['101', '--version', '1', ...remoteFlags, '--config', node3.config];
+    await expectExportIdentical(args, join(node3.root, 'export.sock'), 'scsi0', imagePath(lab, '101', 'vm-101-disk-0.raw'));
   });
 
   it('verify: every chunk of the remote versions read and checked, exit 0', async () => {

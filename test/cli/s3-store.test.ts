@@ -6,11 +6,10 @@
  */
 import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Client } from '../../src/targets/index.js';
 import { cli, imagePath, makeLab, rewriteRegion, sha256File, spawnCli, writeGuest, writeImage, type Lab, type Region } from '../helpers/fixtures.js';
-import { startExportProcess } from '../helpers/export-process.js';
+import { expectExportIdentical } from '../helpers/export-process.js';
 import { freshBucket, startRadosgw, type Radosgw } from '../helpers/radosgw.js';
 import { sleep, waitExit } from './cli-lab.js';
 
@@ -96,22 +95,7 @@ describe('an s3:// datastore on radosgw', () => {
   });
 
   it('export serves a version from the bucket over NBD: qemu-img compare finds it identical to the disk', async () => {
-    const sock = join(lab.root, 's3-export.sock');
-    const ex = await startExportProcess(['101', '--version', '2', ...s3Flags(), '--socket', sock]);
-    try {
-      const same = await execa('qemu-img', [
-        'compare',
-        '-f',
-        'raw',
-        '-F',
-        'raw',
-        `nbd+unix:///scsi0?socket=${sock}`,
-        imagePath(lab, '101', 'vm-101-disk-0.raw'),
-      ]);
-      expect(same.stdout).toContain('Images are identical');
-    } finally {
-      expect(await ex.stop()).toBe(0);
-    }
+    await expectExportIdentical(['101', '--version', '2', ...s3Flags()], join(lab.root, 's3-export.sock'), 'scsi0', imagePath(lab, '101', 'vm-101-disk-0.raw'));
   });
 
   it('verify finds a chunk object overwritten through the S3 API and one deleted there, names them, and the next backup heals both', async () => {

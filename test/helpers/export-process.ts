@@ -5,6 +5,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { execa } from 'execa';
+import { expect } from 'vitest';
 import { CLI } from './fixtures.js';
 
 export interface ExportProcess {
@@ -44,4 +46,15 @@ export function startExportProcess(args: string[], lines = 1, env: Record<string
     child.stderr?.on('data', (b: Buffer) => onData(b, false));
     void exited.then((code) => reject(new Error(`export exited ${code} before it served:\n${out}`)));
   });
+}
+
+/** Serves `export ARGS --socket SOCKET`, checks with qemu-img compare that export `disk` holds the bytes of raw `image`, and that the export ends with 0. */
+export async function expectExportIdentical(args: string[], socket: string, disk: string, image: string): Promise<void> {
+  const ex = await startExportProcess([...args, '--socket', socket]);
+  try {
+    const same = await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', `nbd+unix:///${disk}?socket=${socket}`, image]);
+    expect(same.stdout).toContain('Images are identical');
+  } finally {
+    expect(await ex.stop()).toBe(0);
+  }
 }
