@@ -10,8 +10,10 @@
  * a writer is registered; every chunk a backup reuses is named by a version published before it
  * registered, or was stored by it):
  *  1. Open registers the writer and takes the guest lock BEFORE it reads the guest's newest published
- *     version, whose chunks are then known to be stored. `known` answers from those and the chunks
- *     PUT in this upload, never from a HEAD: any other digest is answered missing, and the sender
+ *     version, whose chunks are then known to be stored (with this node's known-chunk cache of the
+ *     bucket, trusted only at the gc generation it was written at: datastore/s3/s3-known-cache.ts).
+ *     `known` answers from those and the chunks PUT in this upload, never from a HEAD: any other
+ *     digest is answered missing, and the sender
  *     sends it (it may already be in the bucket: the same bytes are PUT again).
  *  2. A chunk counts as stored once its PUT answered 200 (durable), and it is PUT only after the
  *     check (received.ts: CRC, decode, SHA-256 against its name; an encrypted blob its CRC and size).
