@@ -115,6 +115,8 @@ export type ErrorCode =
   | 'NOT_SUPPORTED'
   /** a boot test's guest did not come up (no success signal within the time, or QEMU ended) */
   | 'BOOT_TEST_FAILED'
+  /** a restore-on-the-fly could not start its guest or finish its copy (pipeline/live-restore) */
+  | 'LIVE_RESTORE_FAILED'
   | 'IO';
 
 export class ColdvaultError extends Error {

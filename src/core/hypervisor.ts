@@ -46,6 +46,8 @@ export interface HypervisorConfig {
   qmpSocket?: string;
   /** qemu: the command that starts a guest, `{vmid}` replaced, run by /bin/sh */
   startCommand?: string;
+  /** qemu: QEMU's accelerators for the guests coldvault starts itself (`restore --live`): 'kvm:tcg' (default) or 'tcg' */
+  accel?: string;
   /** libvirt: connection URI, e.g. qemu:///system or test:///default */
   libvirtUri?: string;
   /** libvirt: domain name template, `{vmid}` replaced; default the vmid itself */

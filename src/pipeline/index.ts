@@ -41,3 +41,4 @@ export {
 export { loadVersionKey, passphraseIn, readKeyFile } from './key-files.js';
 export * from './export/index.js';
 export * from './boot-test/index.js';
+export * from './live-restore/index.js';

@@ -6,23 +6,15 @@
  * neither config nor partial disk. The version is read from a version source (version-source.ts): a
  * local datastore (`store`), or another node's (`source`: its node holds the read lease, see that file).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import PQueue from 'p-queue';
-import { ColdvaultError, describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
-import { ensureDir, filesystemSpace, fsyncDir, tempNameFor, TEMP_MARK, writeFileDurable, type LockDir } from '../datastore/index.js';
-import type { FixedIndex, Manifest, VersionKey } from '../format/index.js';
-import {
-  allocateRestoreVolumes,
-  checkRestoreTargets,
-  guestConfigPath,
-  parseGuestConfig,
-  rewriteConfigForRestore,
-  selectBackupDisks,
-  type StorageMap,
-} from '../guests/index.js';
-import { checkIndexDigest, restoreDisk } from './restore-disk.js';
+import { describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../core/index.js';
+import { ensureDir, fsyncDir, tempNameFor, writeFileDurable, type LockDir } from '../datastore/index.js';
+import type { Manifest, VersionKey } from '../format/index.js';
+import { guestConfigPath, type StorageMap } from '../guests/index.js';
+import { restoreDisk } from './restore-disk.js';
+import { checkRestoreSpace, planDisks, refuseTakenId, restoredConfig, restoreLocks, type DiskPlan } from './restore-plan.js';
 import { ProgressMeter } from './progress-meter.js';
 import { recoverInterruptedRestore } from './restore-recovery.js';
 import { ChunkReader, readQueue, readWindow } from './chunk-reader.js';
@@ -54,18 +46,6 @@ export interface RestoreOptions {
   locks?: LockDir;
   /** config keys left out of the restored config, and why (for the WARN line when the config had them) */
   dropKeys?: { keys: readonly string[]; why: string };
-}
-
-interface DiskPlan {
-  key: string;
-  size: number;
-  zeroBytes: number;
-  index: FixedIndex;
-  volume: string;
-  path: string;
-  temp: string;
-  /** renamed to its volume name (a failure after that removes it there) */
-  published?: boolean;
 }
 
 export async function restoreGuest(req: RestoreRequest): Promise<{ configPath: string; volumes: Map<string, string> }> {
@@ -130,12 +110,7 @@ async function restoreOpened(
       meter.completeItem({ readBytes: disk.size, zeroBytes: disk.zeroBytes, dedupBytes: 0, storedBytes: disk.size - disk.zeroBytes });
     }
     const volumes = new Map(disks.map((d) => [d.key, d.volume]));
-    const config = rewriteConfigForRestore(manifest.config, {
-      volumes,
-      unique: req.unique ?? false,
-      dropKeys: req.dropKeys?.keys,
-      onDropped: (keys) => req.log.warn(`left ${keys.map((k) => `'${k}:'`).join(', ')} out of the restored configuration: ${req.dropKeys?.why ?? ''}`),
-    });
+    const config = restoredConfig(req, manifest, volumes);
     req.log.info(`restore configuration to '${configPath}'`);
     await ensureDir(dirname(configPath));
     pendingConfig = tempNameFor(configPath);
@@ -155,91 +130,6 @@ async function restoreOpened(
   } finally {
     await lock.release();
   }
-}
-
-function restoreLocks(req: RestoreOptions, source: VersionSource): LockDir {
-  const locks = req.locks ?? source.locks;
-  if (!locks) throw new ColdvaultError('USAGE', `restoring from ${source.describe} needs a lock folder on this node (RestoreRequest.locks)`);
-  return locks;
-}
-
-function refuseTakenId(req: RestoreOptions, configPath: string): void {
-  if (!existsSync(configPath)) return;
-  if (!req.force) {
-    throw new ColdvaultError(
-      'GUEST_ID_TAKEN',
-      `guest ID ${req.newId} is already in use ('${configPath}' exists); choose another --new-id or use --force to overwrite it`,
-    );
-  }
-  req.log.warn(`guest ${req.newId} exists; its configuration will be replaced (--force)`);
-}
-
-async function planDisks(req: RestoreOptions, source: VersionSource, manifest: Manifest, configPath: string): Promise<DiskPlan[]> {
-  const wanted = manifest.disks.map((d) => ({ key: d.key, format: d.format, storage: targetStorageFor(req, d.key, d.storage, d.volume) }));
-  const allocated = allocateRestoreVolumes({
-    newId: req.newId,
-    disks: wanted,
-    storages: req.storages,
-    existingFiles: (dir) => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.includes(TEMP_MARK)) : []),
-    reusable: req.force ? volumesOf(configPath) : undefined,
-  });
-  await checkRestoreTargets(req.newId, allocated, req.storages);
-  const plans: DiskPlan[] = [];
-  for (const disk of manifest.disks) {
-    const index = await source.readIndex(req.guestId, req.version, disk.index);
-    checkIndexDigest(index, disk, `disk '${disk.key}' of guest ${req.guestId} version ${req.version}`);
-    const target = allocated.get(disk.key);
-    if (!target) throw new Error(`no volume allocated for disk '${disk.key}'`);
-    plans.push({ key: disk.key, size: disk.size, zeroBytes: disk.zeroBytes, index, volume: target.volume, path: target.path, temp: tempNameFor(target.path) });
-  }
-  return plans;
-}
-
-function targetStorageFor(req: RestoreOptions, key: string, storage: string | null, volume: string): string {
-  const chosen = req.targetStorage ?? storage;
-  if (!chosen) {
-    throw new ColdvaultError(
-      'USAGE',
-      `disk '${key}' of guest ${req.guestId} was an absolute path ('${volume}'); choose where to restore it with --target-storage <id>`,
-    );
-  }
-  if (!(chosen in req.storages)) {
-    throw new ColdvaultError(
-      'STORAGE_UNKNOWN',
-      `storage '${chosen}' for disk '${key}' is not configured (known: ${Object.keys(req.storages).join(', ') || 'none'}); pass --storage ${chosen}=<dir>`,
-    );
-  }
-  return chosen;
-}
-
-function volumesOf(configPath: string): Set<string> {
-  try {
-    const config = parseGuestConfig(readFileSync(configPath, 'utf8'), `'${configPath}'`);
-    return new Set(selectBackupDisks(config).included.map((d) => d.volume));
-  } catch {
-    return new Set();
-  }
-}
-
-async function checkRestoreSpace(disks: DiskPlan[], log: TaskLog): Promise<void> {
-  const byDir = new Map<string, number>();
-  for (const d of disks) {
-    const dir = nearestExisting(dirname(d.path));
-    byDir.set(dir, (byDir.get(dir) ?? 0) + d.size - d.zeroBytes);
-  }
-  for (const [dir, needed] of byDir) {
-    const { free } = await filesystemSpace(dir);
-    log.info(`space needed: ${formatBytes(needed)}, available: ${formatBytes(free)} (in '${dir}')`);
-    if (free < needed) {
-      throw new ColdvaultError('NO_SPACE', `not enough space in '${dir}' to restore: needs ${formatBytes(needed)}, available ${formatBytes(free)}`);
-    }
-  }
-}
-
-function nearestExisting(dir: string): string {
-  let d = dir;
-  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
-  return d;
 }
 
 async function publishDisks(disks: DiskPlan[]): Promise<void> {

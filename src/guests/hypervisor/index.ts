@@ -13,7 +13,7 @@ import { QemuDriver } from './qemu.js';
 
 export { LibvirtDriver, NoneDriver, ProxmoxDriver, QemuDriver };
 export { checkStillStopped, type StillStoppedCheck } from './still-stopped.js';
-export { QmpClient, type QmpEvent } from './qmp.js';
+export { isQmpGone, QmpClient, type QmpEvent } from './qmp.js';
 
 export function createDriver(config: HypervisorConfig | undefined): HypervisorDriver {
   const repeat = buttonRepeatMs(config?.buttonRepeatSeconds);

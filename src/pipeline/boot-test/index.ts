@@ -8,3 +8,4 @@
 export { runBootTest, screenshotPath, type BootTestOutcome, type BootTestRequest } from './boot-test.js';
 export { DEFAULT_EXPECT, describeSignal, type BootSignal } from './signals.js';
 export { DEFAULT_MAX_BOOT_TESTS } from './slots.js';
+export { QEMU_BINARY } from './qemu-process.js';

@@ -1,0 +1,156 @@
+/**
+ * The copy of a restore-on-the-fly, done by QEMU itself over QMP: per disk, the final volume added
+ * as a block node (`blockdev-add`, zeroes written as holes), a `blockdev-mirror` (sync=full) from the
+ * guest's drive (overlay over the export) to it, with an optional speed cap; on a read or write error
+ * the job stops (on-*-error=stop) instead of failing, so a resumed export can let it go on; jobs are
+ * kept after they end (auto-dismiss off) so their error can be read. When every job is ready (in
+ * sync), `block-job-complete` pivots each drive onto its final volume; the overlay and its NBD
+ * backing are closed by QEMU when nothing uses them any more.
+ * Each command is one short QMP connection (qmpAt): QEMU serves one QMP client at a time, and the
+ * restored guest's socket is also the qemu driver's (status, shutdown) and the admin's.
+ */
+import { ColdvaultError, formatBytes, type TaskLog } from '../../core/index.js';
+import { QmpClient } from '../../guests/hypervisor/index.js';
+import type { LiveDisk } from './live-journal.js';
+
+const POLL_MS = 500;
+
+export interface Qmp {
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+/** QMP at a socket, one connection per command (rejects as isQmpGone when no QEMU listens). */
+export function qmpAt(socket: string): Qmp {
+  return {
+    execute: async <T>(command: string, args?: Record<string, unknown>): Promise<T> => {
+      const client = await QmpClient.connect(socket);
+      try {
+        return await client.execute<T>(command, args);
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
+export interface BlockJob {
+  device: string;
+  len: number;
+  offset: number;
+  ready: boolean;
+  status: string;
+  paused: boolean;
+  'io-status'?: string;
+  error?: string;
+}
+
+export const jobIdOf = (key: string): string => `live-restore-${key}`;
+const targetNodeOf = (key: string): string => `live-target-${key}`;
+const driveOf = (key: string): string => `drive-${key}`;
+
+export async function startMirror(qmp: Qmp, disk: LiveDisk, speed: number | undefined): Promise<void> {
+  const nodes = await qmp.execute<Array<{ 'node-name': string }>>('query-named-block-nodes', { flat: true });
+  if (!nodes.some((n) => n['node-name'] === targetNodeOf(disk.key))) {
+    await qmp.execute('blockdev-add', {
+      driver: disk.format,
+      'node-name': targetNodeOf(disk.key),
+      discard: 'unmap',
+      'detect-zeroes': 'unmap',
+      cache: await cacheOf(qmp, disk.key),
+      file: { driver: 'file', filename: disk.path },
+    });
+  }
+  await qmp.execute('blockdev-mirror', {
+    'job-id': jobIdOf(disk.key),
+    device: driveOf(disk.key),
+    target: targetNodeOf(disk.key),
+    sync: 'full',
+    ...(speed ? { speed } : {}),
+    'on-source-error': 'stop',
+    'on-target-error': 'stop',
+    'auto-dismiss': false,
+  });
+}
+
+/** The drive's cache mode (the config's `cache=`, none by default: O_DIRECT), kept for its final volume. */
+async function cacheOf(qmp: Qmp, key: string): Promise<{ direct: boolean; 'no-flush': boolean }> {
+  const blocks = await qmp.execute<Array<{ device: string; inserted?: { cache?: { direct: boolean; 'no-flush': boolean } } }>>('query-block');
+  const cache = blocks.find((b) => b.device === driveOf(key))?.inserted?.cache;
+  return { direct: cache?.direct ?? true, 'no-flush': cache?.['no-flush'] ?? false };
+}
+
+export async function blockJobs(qmp: Qmp): Promise<Map<string, BlockJob>> {
+  const jobs = await qmp.execute<BlockJob[]>('query-block-jobs');
+  return new Map(jobs.map((j) => [j.device, j]));
+}
+
+export interface CopyProgress {
+  copied: number;
+  total: number;
+}
+
+/** Resolves when every disk's job is ready; rejects when one stopped on an error, ended, or vanished. */
+export async function waitUntilReady(
+  qmp: Qmp,
+  disks: readonly LiveDisk[],
+  watch: { onProgress: (p: CopyProgress) => void; abort?: AbortSignal; failureOf?: () => string | undefined },
+): Promise<void> {
+  for (;;) {
+    if (watch.abort?.aborted) throw new ColdvaultError('ABORTED', 'the live restore was interrupted');
+    const jobs = await blockJobs(qmp);
+    let copied = 0;
+    let total = 0;
+    let ready = true;
+    for (const disk of disks) {
+      const job = jobs.get(jobIdOf(disk.key));
+      checkJob(disk, job, watch.failureOf);
+      copied += job?.offset ?? 0;
+      total += job?.len ?? 0;
+      ready &&= job?.ready === true;
+    }
+    watch.onProgress({ copied, total });
+    if (ready) return;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+function checkJob(disk: LiveDisk, job: BlockJob | undefined, failureOf?: () => string | undefined): void {
+  if (!job) throw new ColdvaultError('LIVE_RESTORE_FAILED', `the copy of disk '${disk.key}' is gone from QEMU (its block job ended unseen)`);
+  const stopped = job['io-status'] && job['io-status'] !== 'ok';
+  if (!stopped && job.status !== 'concluded' && job.status !== 'aborting') return;
+  const reason = job.error ?? (stopped ? `I/O error (${job['io-status']})` : job.status);
+  const extra = failureOf?.();
+  throw new ColdvaultError(
+    'LIVE_RESTORE_FAILED',
+    `the copy of disk '${disk.key}' stopped at ${formatBytes(job.offset)} of ${formatBytes(job.len)}: ${reason}${extra ? `; ${extra}` : ''}`,
+  );
+}
+
+/** Pivots every ready disk onto its final volume and waits until each job has concluded; checks the drives now use them. */
+export async function pivot(qmp: Qmp, disks: readonly LiveDisk[], log: TaskLog): Promise<void> {
+  for (const disk of disks) await qmp.execute('block-job-complete', { device: jobIdOf(disk.key) });
+  for (;;) {
+    const jobs = await blockJobs(qmp);
+    const pending = disks.filter((d) => jobs.get(jobIdOf(d.key))?.status !== 'concluded' && jobs.has(jobIdOf(d.key)));
+    if (pending.length === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const jobs = await blockJobs(qmp);
+  for (const disk of disks) {
+    const job = jobs.get(jobIdOf(disk.key));
+    if (job?.error) throw new ColdvaultError('LIVE_RESTORE_FAILED', `the pivot of disk '${disk.key}' onto '${disk.path}' failed: ${job.error}`);
+    if (job) await qmp.execute('job-dismiss', { id: jobIdOf(disk.key) });
+  }
+  const files = await driveFiles(qmp);
+  for (const disk of disks) {
+    const file = files.get(disk.key);
+    if (file !== disk.path) throw new ColdvaultError('LIVE_RESTORE_FAILED', `after the pivot, disk '${disk.key}' runs on '${file}', not on '${disk.path}'`);
+    log.info(`disk '${disk.key}' now runs on '${disk.path}'`);
+  }
+}
+
+/** Each drive's file as QEMU's query-block names it, by config key. */
+export async function driveFiles(qmp: Qmp): Promise<Map<string, string>> {
+  const blocks = await qmp.execute<Array<{ device: string; inserted?: { file: string } }>>('query-block');
+  return new Map(blocks.filter((b) => b.device.startsWith('drive-') && b.inserted).map((b) => [b.device.slice('drive-'.length), b.inserted?.file as string]));
+}
