@@ -6,6 +6,7 @@ import { ColdvaultError, parseGuestId, parsePositiveInt } from '../../core/index
 import { join } from 'node:path';
 import { Datastore, LockDir, S3Datastore, type S3StoreSettings } from '../../datastore/index.js';
 import {
+  readLiveJournal,
   remoteSource,
   resumeLiveRestore,
   s3Source,
@@ -42,7 +43,7 @@ export const restoreOptions: OptionSpec = {
 };
 export const restoreHelp = `coldvault restore <vmid> --version N --new-id M --store <dir> [--guests-dir <dir>] [--storage <id>=<dir>]... [--target-storage <id>] [--unique] [--force] [--device DEV | --remote NODE]
      [--keyfile FILE [--passphrase-file F]] [--live [--bwlimit MB/s]]
-   coldvault restore --resume-live M --store <dir> [--remote NODE] [--keyfile FILE]
+   coldvault restore --resume-live M [--store <dir> [--remote NODE]] [--keyfile FILE]
   Restores a version of a guest under a new ID: disks as vm-M-disk-K, config as M.conf. With --device
   (/dev/..., UUID=... or LABEL=...) the external disk is mounted read-only on --store for the restore,
   without journal replay and nosuid,nodev,noexec: the restore does not change a byte of the disk.
@@ -56,8 +57,8 @@ ${S3_HELP}
   --live (qemu driver): the restored guest starts within seconds on its backup (qcow2 overlays over an
   NBD export of the version) while QEMU copies its disks to their final volumes (--bwlimit MB/s caps
   the copy), then moves it onto them; the command returns then. Should this process die, the guest
-  keeps running (reads of data not yet copied wait): finish with
-  coldvault restore --resume-live M --store <the same store>. Ctrl-C stops the restored guest and
+  keeps running (reads of data not yet copied wait up to an hour): finish with
+  coldvault restore --resume-live M (the store the restore named, or --store). Ctrl-C stops the restored guest and
   removes what the restore made.`;
 
 export async function restoreCommand(ctx: CommandContext): Promise<number> {
@@ -175,7 +176,15 @@ async function runRestore(ctx: CommandContext, req: RestoreRequest): Promise<{ c
   }
   const qmpSocket = liveQmpSocket(ctx, req.newId);
   return withInterrupt((abort) =>
-    restoreGuestLive({ ...req, qmpSocket, stateDir: ctx.config.stateDir, accel: ctx.config.hypervisor?.accel, speed: bwlimitOf(ctx), abort }),
+    restoreGuestLive({
+      ...req,
+      qmpSocket,
+      stateDir: ctx.config.stateDir,
+      accel: ctx.config.hypervisor?.accel,
+      speed: bwlimitOf(ctx),
+      abort,
+      storeName: req.source && !ctx.s3Settings() ? undefined : str(ctx.args, 'store'),
+    }),
   );
 }
 
@@ -218,6 +227,8 @@ async function resumeLiveCommand(ctx: CommandContext, newId: string): Promise<nu
   if (ctx.args.positionals.length > 0) throw new ColdvaultError('USAGE', 'coldvault restore --resume-live M: name no vmid (the journal names it)');
   const pool = ctx.pool();
   const key = await keyOption(ctx, 'keyfile');
+  const journal = await readLiveJournal(ctx.config.stateDir, newId);
+  if (journal?.store && str(ctx.args, 'store') === undefined && !remoteRef(ctx)) ctx.args.values.store = journal.store; // the store the restore named
   const { ref, close } = await liveSource(ctx);
   try {
     const result = await withInterrupt((abort) =>

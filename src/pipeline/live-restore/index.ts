@@ -5,6 +5,6 @@
  * live-complete.ts copies and publishes, live-resume.ts finishes one whose process died,
  * live-journal.ts records what that needs, live-volumes.ts makes the files, mirror.ts speaks QMP.
  */
-export { pendingLiveRestores, type LiveJournal } from './live-journal.js';
+export { pendingLiveRestores, readJournal as readLiveJournal, resumeCommand, type LiveJournal } from './live-journal.js';
 export { resumeLiveRestore, type ResumeLiveRequest } from './live-resume.js';
 export { restoreGuestLive, type LiveRestoreRequest, type LiveRestoreResult } from './live-restore.js';

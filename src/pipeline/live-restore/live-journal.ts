@@ -36,6 +36,8 @@ export interface LiveJournal {
   version: number;
   /** the source, as `describe` says it (for messages) */
   source: string;
+  /** the datastore as the caller named it (a configured name, a folder, an s3:// address), for resuming; none for another node's */
+  store?: string;
   pid: number;
   startedAt: string;
   phase: LivePhase;
@@ -95,6 +97,11 @@ export async function refusePending(stateDir: string, newId: string): Promise<vo
   const who = processAlive(journal.pid) ? `running in process ${journal.pid}` : 'interrupted';
   throw new ColdvaultError(
     'GUEST_ID_TAKEN',
-    `a live restore of guest ${journal.guestId} version ${journal.version} to ID ${newId} is ${who}; finish it with coldvault restore --resume-live ${newId} (journal '${journalPath(stateDir, newId)}')`,
+    `a live restore of guest ${journal.guestId} version ${journal.version} to ID ${newId} is ${who}; finish it with ${resumeCommand(journal)} (journal '${journalPath(stateDir, newId)}')`,
   );
+}
+
+/** The command that finishes a pending live restore. */
+export function resumeCommand(journal: LiveJournal): string {
+  return `coldvault restore --resume-live ${journal.newId}${journal.store ? ` --store ${journal.store}` : ` (with the store options of ${journal.source})`}`;
 }

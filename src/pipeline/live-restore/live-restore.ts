@@ -32,7 +32,7 @@ import { openVersion } from '../version-keys.js';
 import { sourceOf, type VersionSource } from '../version-source.js';
 import { completeLive } from './live-complete.js';
 import { qmpAt, type Qmp } from './mirror.js';
-import { type LiveDisk, type LiveJournal, refusePending, removeJournal, writeJournal } from './live-journal.js';
+import { type LiveDisk, type LiveJournal, refusePending, removeJournal, resumeCommand, writeJournal } from './live-journal.js';
 import { createOverlay, createTarget, overlayPathFor, removeFiles, virtualSize } from './live-volumes.js';
 
 export type LiveRestoreRequest = RestoreRequest & {
@@ -44,6 +44,8 @@ export type LiveRestoreRequest = RestoreRequest & {
   /** caps the copy, bytes per second */
   speed?: number;
   abort?: AbortSignal;
+  /** the datastore as the caller named it, recorded in the journal for `--resume-live` and serve */
+  storeName?: string;
 };
 
 export interface LiveRestoreResult {
@@ -129,7 +131,7 @@ async function startGuest(req: LiveRestoreRequest, source: VersionSource, began:
     const config = restoredConfig(req, manifest, new Map(disks.map((d) => [d.key, d.volume])));
     const pidFile = `${req.qmpSocket.replace(/\.qmp$/, '')}.pid`;
     started.journal = {
-      ...{ newId: req.newId, guestId: req.guestId, version: req.version, source: source.describe, pid: process.pid },
+      ...{ newId: req.newId, guestId: req.guestId, version: req.version, source: source.describe, store: req.storeName, pid: process.pid },
       ...{ startedAt: new Date().toISOString(), phase: 'starting', scratch, socket, qmpSocket: req.qmpSocket, pidFile, configPath, config, disks },
     };
     await writeJournal(req.stateDir, started.journal);
@@ -195,9 +197,7 @@ async function launchQemu(req: LiveRestoreRequest, journal: LiveJournal): Promis
 async function undoOrKeep(req: { log: TaskLog; stateDir: string; newId: string }, started: Started, err: unknown): Promise<void> {
   const journal = started.journal as LiveJournal | undefined;
   if (journal?.phase === 'pivoting') {
-    req.log.error(
-      `live restore failed during the pivot: ${describeError(err)}; the guest and its files are kept: finish with coldvault restore --resume-live ${req.newId}`,
-    );
+    req.log.error(`live restore failed during the pivot: ${describeError(err)}; the guest and its files are kept: finish with ${resumeCommand(journal)}`);
     await started.export.close().catch(() => undefined);
     return;
   }
