@@ -89,7 +89,7 @@ async function copyOnline(c: LiveCompletion, qmp: Qmp): Promise<void> {
 function troubleText(exp: RunningExport): string | undefined {
   const t = exp.troubles;
   if (t.length === 0) return undefined;
-  return `${t.length} chunk(s) of the version could not be read (disk '${t[0]?.disk}', chunk ${t[0]?.digest}: ${describeError(t[0]?.error)}): run coldvault verify`;
+  return `${t.length} chunk(s) of the version could not be read (disk '${t[0]?.disk}': ${describeError(t[0]?.error)}): run coldvault verify`;
 }
 
 async function copyAllOffline(c: LiveCompletion): Promise<void> {

@@ -219,7 +219,9 @@ async function stopQemu(journal: LiveJournal | undefined, log: TaskLog): Promise
   } catch (err) {
     if (!isQmpGone(err)) log.warn(`stopping the restored guest: ${describeError(err)}`);
   }
-  await Promise.race([client.closed, new Promise((r) => setTimeout(r, 30_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([client.closed, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+  clearTimeout(timer);
   await client.close().catch(() => undefined);
   log.warn('the restored guest was stopped; what it wrote since it started is discarded');
 }

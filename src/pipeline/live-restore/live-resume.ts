@@ -11,7 +11,7 @@
  *   to look at.
  */
 import { mkdir } from 'node:fs/promises';
-import { ColdvaultError, type ProgressListener, type TaskLog } from '../../core/index.js';
+import { ColdvaultError, formatBytes, type ProgressListener, type TaskLog } from '../../core/index.js';
 import { processAlive } from '../../datastore/index.js';
 import type { VersionKey } from '../../format/index.js';
 import { startExport } from '../export/index.js';
@@ -79,10 +79,9 @@ async function restartCopies(qmp: Qmp, journal: LiveJournal, req: ResumeLiveRequ
     if (files.get(disk.key) === disk.path) continue;
     const job = jobs.get(jobIdOf(disk.key));
     if (job && job.status !== 'concluded' && job.status !== 'aborting') {
-      if (job.paused || (job['io-status'] && job['io-status'] !== 'ok')) {
-        await qmp.execute('block-job-resume', { device: jobIdOf(disk.key) });
-        req.log.info(`resumed the copy of disk '${disk.key}' at ${job.offset} of ${job.len} bytes`);
-      }
+      await qmp.execute('block-job-set-speed', { device: jobIdOf(disk.key), speed: req.speed ?? 0 });
+      if (job.paused || (job['io-status'] && job['io-status'] !== 'ok')) await qmp.execute('block-job-resume', { device: jobIdOf(disk.key) });
+      req.log.info(`the copy of disk '${disk.key}' goes on at ${formatBytes(job.offset)} of ${formatBytes(job.len)}`);
       continue;
     }
     if (job) await qmp.execute('job-dismiss', { id: jobIdOf(disk.key) });
