@@ -10,6 +10,7 @@
 #   tmux                the terminal dashboard test (send-keys, capture-pane)
 #   chromium            the web UI tests (driven by playwright-core, headless)
 #   libnbd-bin          nbdinfo and nbdcopy, real NBD clients of the export tests
+#   ovmf                UEFI firmware: the boot test of an OVMF guest
 #   ntfs-3g exfatprogs  NTFS and exFAT on the loop devices of the external-device tests (mkfs.ntfs, mkfs.exfat)
 #   exfat-fuse          mounts exFAT where the kernel has no exfat driver
 #   xfsprogs            xfs on the loop devices of the external-device and cold-snapshot tests (mkfs.xfs; the kernel mounts it)
@@ -22,7 +23,7 @@
 #                       started per test file by ../shared/tools/ceph-rgw-test-server.sh (test/helpers/radosgw.ts)
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
-packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2 libnbd-bin ceph-mon ceph-osd radosgw ceph-common)
+packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2 libnbd-bin ovmf ceph-mon ceph-osd radosgw ceph-common)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

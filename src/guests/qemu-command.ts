@@ -1,7 +1,9 @@
 /**
  * A QEMU command line built from a guest's Proxmox config, as `qm showcmd` builds one, for the guests
  * coldvault starts itself (boot tests; restore-on-the-fly): name, memory, sockets x cores, cpu type,
- * bios (SeaBIOS, or OVMF when the host has it: code read-only, a throwaway copy of the vars), the disks
+ * bios (SeaBIOS, or OVMF when the host has it: the code read-only, of the size the config's efidisk0
+ * `efitype` names (4m, or 2m by default, as Proxmox); the EFI variables from `efiVars` (the guest's
+ * efidisk0, e.g. from an export, snapshot=on) or else a throwaway copy of OVMF's template), the disks
  * on their buses (virtio-blk, virtio-scsi / LSI, SATA/AHCI, IDE) in the config's boot order, a VGA
  * display (none shown; QMP `screendump` reads it), the QMP socket, a guest agent channel when asked, and `args:` appended as Proxmox
  * passes them (split like a shell would). What a disk reads from is the caller's (`drives`: an NBD
@@ -9,7 +11,8 @@
  * config's NICs on a bridge (`-netdev bridge`, needs qemu-bridge-helper's allow list). Cdroms are left
  * out (their media may not be on this host).
  */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { ColdvaultError } from '../core/index.js';
 import { configValue, mainSection } from './config-parse.js';
 import type { GuestConfig } from './config-model.js';
@@ -42,17 +45,21 @@ export interface QemuCommandRequest {
   guestAgentSocket?: string;
   /** a guest that powers off stays there, its screen readable, until QEMU is told to quit (`-no-shutdown`) */
   noShutdown?: boolean;
+  /** where OVMF's firmware is looked for; default Proxmox's pve-edk2-firmware folder, then Debian's ovmf */
+  firmwareDirs?: readonly string[];
+  /** OVMF guests: their EFI variables (the efidisk0 volume); without it a copy of OVMF's template in scratchDir */
+  efiVars?: QemuDrive;
   /** QEMU forks into the background once it runs (`-daemonize` with a pidfile) */
   daemonize?: { pidFile: string };
 }
 
-const OVMF_CODE = ['/usr/share/pve-edk2-firmware/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_CODE_4M.fd'];
+const FIRMWARE_DIRS = ['/usr/share/pve-edk2-firmware', '/usr/share/OVMF'];
 
 export function qemuCommand(req: QemuCommandRequest): string[] {
   const c = (key: string): string | undefined => configValue(req.config, key);
   const args = ['-name', `${c('name') ?? `vm${req.vmid}`},debug-threads=on`, '-nodefaults', '-no-user-config'];
   args.push(...acceleration(req.accel ?? 'kvm:tcg'));
-  args.push('-m', String(memoryMiB(c('memory'))), ...smp(c('sockets'), c('cores')), ...cpu(c('cpu')), ...bios(c('bios'), req.scratchDir));
+  args.push('-m', String(memoryMiB(c('memory'))), ...smp(c('sockets'), c('cores')), ...cpu(c('cpu')), ...bios(req));
   args.push('-qmp', `unix:${req.qmpSocket},server=on,wait=off`, '-display', 'none', ...vga(c('vga')));
   if (req.serialLog) args.push('-serial', `file:${req.serialLog}`);
   args.push(...drives(req), ...network(req), ...guestAgent(req.guestAgentSocket));
@@ -96,12 +103,27 @@ function cpu(value: string | undefined): string[] {
   return type && /^[\w.-]+$/.test(type) ? ['-cpu', type] : [];
 }
 
-function bios(value: string | undefined, scratchDir: string | undefined): string[] {
-  if (value !== 'ovmf') return [];
-  const code = OVMF_CODE.find((f) => existsSync(f));
-  if (!code) throw new ColdvaultError('NOT_SUPPORTED', 'the guest boots with OVMF (bios: ovmf), which is not installed on this host (Debian: ovmf)');
-  const args = ['-drive', `if=pflash,unit=0,format=raw,readonly=on,file=${code}`];
-  if (scratchDir) args.push('-drive', `if=pflash,unit=1,format=raw,file=${scratchDir}/ovmf-vars.fd,snapshot=on`);
+function bios(req: QemuCommandRequest): string[] {
+  if (configValue(req.config, 'bios') !== 'ovmf') return [];
+  const efidisk = configValue(req.config, 'efidisk0');
+  const suffix = efidisk && /(?:^|,)efitype=4m(?:,|$)/.test(efidisk) ? '_4M' : '';
+  const dir = (req.firmwareDirs ?? FIRMWARE_DIRS).find((d) => existsSync(join(d, `OVMF_CODE${suffix}.fd`)) && existsSync(join(d, `OVMF_VARS${suffix}.fd`)));
+  if (!dir) {
+    throw new ColdvaultError(
+      'NOT_SUPPORTED',
+      `the guest boots with OVMF (bios: ovmf), whose OVMF_CODE${suffix}.fd is not installed on this host (Debian: ovmf)`,
+    );
+  }
+  const template = join(dir, `OVMF_VARS${suffix}.fd`);
+  const args = ['-drive', `if=pflash,unit=0,format=raw,readonly=on,file=${join(dir, `OVMF_CODE${suffix}.fd`)}`];
+  const vars = req.efiVars;
+  if (vars) {
+    const size = vars.format === 'raw' ? `,size=${statSync(template).size}` : ''; // the volume may be rounded up; the flash is the template's size
+    args.push('-drive', `if=pflash,unit=1,format=${vars.format},file=${vars.file}${size}${vars.snapshot ? ',snapshot=on' : ''}`);
+  } else if (req.scratchDir) {
+    copyFileSync(template, join(req.scratchDir, 'ovmf-vars.fd')); // the builder's one side effect: a throwaway vars flash
+    args.push('-drive', `if=pflash,unit=1,format=raw,file=${join(req.scratchDir, 'ovmf-vars.fd')}`);
+  }
   return args;
 }
 

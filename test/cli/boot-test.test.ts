@@ -5,13 +5,14 @@
  * untouched), a version whose disk had its ext4 superblock zeroed before the backup fails (exit 1, the
  * reason names the guest's power-off and its last console lines, the screenshot kept), a damaged
  * chunk fails the test naming it, a timeout is
- * honoured (the tiny guest has no guest agent), a user script is a signal, an OVMF guest is refused;
+ * honoured (the tiny guest has no guest agent), a user script is a signal, an OVMF guest boots with its
+ * archived EFI variables;
  * the API lists the verdicts and serves the screenshot; a job with bootTest boots its new version and
  * reports the failure in its log, the catalog and the mail while the backup stays successful;
  * bootTest.maxConcurrent makes a second test wait; SIGTERM tears a test down; no QEMU process,
  * socket, scratch folder or slot is left behind.
  */
-import { readdirSync, readFileSync, writeFileSync, chmodSync, existsSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, chmodSync, copyFileSync, existsSync, openSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -71,8 +72,18 @@ beforeAll(async () => {
   await makeGuestDisk(disk, 24);
   await ok(['datastore', 'init', lab.storeDir]);
   await ok(['backup', '101', ...lab.flags]);
-  writeGuest(lab, '102', [{ key: 'scsi0', file: 'vm-102-disk-0.raw' }], 'bios: ovmf\n');
-  await makeGuestDisk(imagePath(lab, '102', 'vm-102-disk-0.raw'), 4);
+  // an OVMF guest: its EFI variables on efidisk0 (a copy of OVMF's 4M template, as Proxmox makes it)
+  writeGuest(
+    lab,
+    '102',
+    [
+      { key: 'efidisk0', file: 'vm-102-disk-1.raw', extra: 'efitype=4m' },
+      { key: 'virtio0', file: 'vm-102-disk-0.raw' },
+    ],
+    `bios: ovmf\n${args}`,
+  );
+  await makeGuestDisk(imagePath(lab, '102', 'vm-102-disk-0.raw'), 16);
+  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', imagePath(lab, '102', 'vm-102-disk-1.raw'));
   await ok(['backup', '102', ...lab.flags]);
   zeroSuperblock(disk);
   await ok(['backup', '101', ...lab.flags]);
@@ -162,15 +173,19 @@ describe('coldvault boot-test', () => {
     expect((JSON.parse(r.stdout) as Outcome).detail).toBe('script: exited 0 (guest 101/1 is up)');
   }, 90_000);
 
-  it('refuses two signals at once and a bad pattern (usage, exit 2), and an OVMF guest (not supported yet)', async () => {
+  it('boots an OVMF guest with its archived EFI variables (efidisk0 from the export, snapshot=on)', async () => {
+    const r = await run(['boot-test', '102', '--version', '1', '--store', 'main', '--json', '--expect', MARKER, '--timeout', '120']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('disks virtio0 (snapshot=on), EFI variables from efidisk0 (snapshot=on)');
+    expect((JSON.parse(r.stdout) as Outcome).ok).toBe(true);
+  }, 150_000);
+
+  it('refuses two signals at once and a bad pattern (usage, exit 2)', async () => {
     expect((await bootTest(1, ['--agent', '--expect', 'x'])).stderr).toMatch(/give one signal/);
     const bad = await bootTest(1, ['--expect', '(']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--expect '\(' is not a regular expression/);
     expect((await bootTest(1, ['--accel', 'hvf'])).stderr).toMatch(/--accel 'hvf': expected kvm:tcg, kvm or tcg/);
-    const ovmf = await run(['boot-test', '102', '--version', '1', '--store', 'main']);
-    expect(ovmf.code).toBe(1);
-    expect(ovmf.stderr).toMatch(/guest 102 boots with OVMF \(bios: ovmf\): boot-test does not build its EFI variables yet/);
   });
 
   it('the API lists each version with its boot test and serves the screenshot (PNG); 404 for an untested version', async () => {
@@ -193,7 +208,7 @@ describe('coldvault boot-test', () => {
     }
   });
 
-  it('a job with bootTest boots its new version after the backup; a failed boot test is reported (log, mail, catalog), the backup stays', async () => {
+  it('a job with bootTest boots each new version after the backup: a passing one (the OVMF guest) and a failed one, reported (log, mail, catalog), the backup stays', async () => {
     await ok([
       'job',
       'add',
@@ -201,7 +216,7 @@ describe('coldvault boot-test', () => {
       '--store',
       lab.storeDir,
       '--vmid',
-      '101',
+      '101,102',
       '--boot-test',
       '--boot-test-expect',
       MARKER,
@@ -218,7 +233,12 @@ describe('coldvault boot-test', () => {
     const mail = sink.got.at(-1);
     expect(subjectOf(mail?.raw ?? '')).toBe('coldvault backup status (pve1, job bt): backup successful, boot test failed');
     expect(part(mail?.raw ?? '', 'text/plain')).toMatch(/Boot tests:\n101 version 3: FAILED after [\d.]+ s: the guest powered off/);
-  }, 120_000);
+    expect(r.stdout).toMatch(/INFO: boot test passed in [\d.]+ s: serial: coldvault-tiny-guest: boot \d+ marker/);
+    expect(r.stdout).not.toContain('\x1b'); // OVMF clears the screen on the serial port: no escape reaches the log, catalog or mail
+    expect(part(mail?.raw ?? '', 'text/plain')).toMatch(/\n102 version 2: passed in [\d.]+ s \(serial: coldvault-tiny-guest: boot 1 marker [0-9a-f]+\)/);
+    const ovmf = JSON.parse(await ok(['list', '102', '--store', 'main', '--json'])) as Array<{ version: number; bootTest: { ok: boolean } | null }>;
+    expect(ovmf.find((v) => v.version === 2)?.bootTest).toMatchObject({ ok: true });
+  }, 180_000);
 
   it('bootTest.maxConcurrent bounds the tests at once: a second one waits for the slot, then runs', async () => {
     const one = join(lab.root, 'one-at-a-time.json');

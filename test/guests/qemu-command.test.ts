@@ -3,6 +3,9 @@
  * sockets x cores, cpu, disks on their buses in boot order, no network for an isolated guest, the
  * config's NICs on a bridge otherwise, `args:` split as a shell splits, cdroms left out.
  */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseGuestConfig, qemuCommand, splitArgs, type QemuDrive } from '../../dist/guests/index.js';
 
@@ -76,6 +79,27 @@ describe('qemuCommand', () => {
 
   it('refuses OVMF when the host has none, naming the package', () => {
     const ovmf = parseGuestConfig('bios: ovmf\nmemory: 512\n', 'test');
-    expect(() => qemuCommand({ vmid: '1', config: ovmf, drives: new Map(), qmpSocket: '/q', network: 'none' })).toThrow(/OVMF.*not installed.*ovmf/);
+    const none = mkdtempSync(join(tmpdir(), 'cv-no-ovmf-'));
+    expect(() => qemuCommand({ vmid: '1', config: ovmf, drives: new Map(), qmpSocket: '/q', network: 'none', firmwareDirs: [none] })).toThrow(
+      /OVMF.*OVMF_CODE\.fd is not installed.*ovmf/,
+    );
+    rmSync(none, { recursive: true });
+  });
+
+  it("OVMF: the code of the efidisk's efitype, its variables from the given efidisk (snapshot=on, the flash size), else a throwaway copy of the template", () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'cv-ovmf-'));
+    const fourM = parseGuestConfig('bios: ovmf\nmemory: 512\nefidisk0: local:1/vm-1-disk-1.raw,efitype=4m,size=528K\n', 'test');
+    const withVars = qemuCommand({
+      ...{ vmid: '1', config: fourM, drives: new Map(), qmpSocket: '/q', network: 'none' },
+      efiVars: { file: 'nbd:unix:/s:exportname=efidisk0', format: 'raw', snapshot: true },
+    }).join(' ');
+    expect(withVars).toMatch(/if=pflash,unit=0,format=raw,readonly=on,file=\S+\/OVMF_CODE_4M\.fd/);
+    expect(withVars).toContain('if=pflash,unit=1,format=raw,file=nbd:unix:/s:exportname=efidisk0,size=540672,snapshot=on');
+    const legacy = parseGuestConfig('bios: ovmf\nmemory: 512\n', 'test');
+    const copied = qemuCommand({ vmid: '1', config: legacy, drives: new Map(), qmpSocket: '/q', network: 'none', scratchDir: scratch }).join(' ');
+    expect(copied).toMatch(/file=\S+\/OVMF_CODE\.fd /);
+    expect(copied).toContain(`if=pflash,unit=1,format=raw,file=${join(scratch, 'ovmf-vars.fd')}`);
+    expect(readdirSync(scratch)).toEqual(['ovmf-vars.fd']);
+    rmSync(scratch, { recursive: true });
   });
 });

@@ -5,7 +5,8 @@
  * `args:` as Proxmox passes them, no network, `-no-shutdown` so a guest that powers off keeps its
  * screen), then the signal waited for until the timeout, a QMP `screendump` of the screen kept as PNG,
  * and everything torn down whatever happened: QEMU killed, export closed, scratch folder removed, slot
- * freed. The verdict goes to the catalog when one is given (like a verify result, a catalog rebuild
+ * freed. An OVMF guest gets its archived efidisk0 as its EFI variables (snapshot=on too), or OVMF's
+ * template when it has none. The verdict goes to the catalog when one is given (like a verify result, a catalog rebuild
  * resets it). Screenshots: `<stateDir>/boot-tests/<datastore id>/<vmid>-<version>.png`, mode 0600.
  */
 import { chmod, mkdir, rename, rm } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import type { BootTestRecord, Catalog } from '../../catalog/index.js';
 import { ColdvaultError, describeError, type TaskLog } from '../../core/index.js';
 import type { VersionKey } from '../../format/index.js';
-import { configValue, parseGuestConfig, qemuCommand, type QemuDrive } from '../../guests/index.js';
+import { parseGuestConfig, qemuCommand, type QemuDrive } from '../../guests/index.js';
 import type { QmpClient } from '../../guests/hypervisor/index.js';
 import { startExport, type RunningExport } from '../export/index.js';
 import { openVersion } from '../version-keys.js';
@@ -87,10 +88,12 @@ async function startGuest(req: BootTestRequest, parts: Partial<Running>): Promis
       .filter((e) => !/^(efidisk|tpmstate)\d+$/.test(e.name)) // firmware state, not a disk the guest boots from
       .map((e) => [e.name, { file: `nbd:unix:${parts.export?.address}:exportname=${e.name}`, format: config.formats.get(e.name) ?? 'raw', snapshot: true }]),
   );
+  const efidisk = parts.export.exports.find((e) => e.name === 'efidisk0');
+  const efiVars = efidisk && { file: `nbd:unix:${parts.export.address}:exportname=efidisk0`, format: config.formats.get('efidisk0') ?? 'raw', snapshot: true };
   const qmpSocket = join(scratch, 'qmp.sock');
   const args = qemuCommand({
     ...{ vmid: req.guestId, config: config.parsed, drives, qmpSocket, network: 'none', accel: req.accel, scratchDir: scratch },
-    ...{ serialLog: join(scratch, 'serial.log'), guestAgentSocket: join(scratch, 'qga.sock'), noShutdown: true },
+    ...{ serialLog: join(scratch, 'serial.log'), guestAgentSocket: join(scratch, 'qga.sock'), noShutdown: true, efiVars },
   });
   parts.guest = GuestProcess.start(args);
   parts.qmp = await parts.guest.connectQmp(qmpSocket);
@@ -100,7 +103,7 @@ async function startGuest(req: BootTestRequest, parts: Partial<Running>): Promis
     if (e.event === 'SHUTDOWN') running.poweredOff = true;
   });
   req.log.info(
-    `boot test of guest ${req.guestId} version ${req.version}: QEMU pid ${parts.guest.pid}, no network, disks ${[...drives.keys()].join(', ')} (snapshot=on)`,
+    `boot test of guest ${req.guestId} version ${req.version}: QEMU pid ${parts.guest.pid}, no network, disks ${[...drives.keys()].join(', ')} (snapshot=on)${efiVars ? ', EFI variables from efidisk0 (snapshot=on)' : ''}`,
   );
   return running;
 }
@@ -112,12 +115,6 @@ async function archivedConfig(req: BootTestRequest): Promise<{ parsed: ReturnTyp
   try {
     const m = opened.manifest;
     const parsed = parseGuestConfig(m.config, `the archived config of guest ${req.guestId} version ${req.version}`);
-    if (configValue(parsed, 'bios') === 'ovmf') {
-      throw new ColdvaultError(
-        'NOT_SUPPORTED',
-        `guest ${req.guestId} boots with OVMF (bios: ovmf): boot-test does not build its EFI variables yet (SeaBIOS guests only)`,
-      );
-    }
     return {
       parsed,
       formats: new Map(m.disks.map((d) => [d.key, d.format])),

@@ -45,8 +45,22 @@ export function probeOf(signal: BootSignal): { probe: Probe; everyMs: number } {
   return { probe: (ctx) => scriptSays(signal.path, ctx), everyMs: 2_000 };
 }
 
+/**
+ * The serial console as text: terminal control sequences (a firmware's or getty's screen clearing,
+ * colours, cursor moves: ESC [ ... letter, ESC and one character) and other control characters but
+ * newline and tab removed, so patterns match what a person reads and no escape reaches the catalog,
+ * a mail or the web UI.
+ */
+export function consoleText(raw: string): string {
+  return raw.replace(/\x1b\[[0-9;?=<>]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]/g, '');
+}
+
+async function readConsole(file: string): Promise<string> {
+  return consoleText(await readFile(file, 'utf8').catch(() => ''));
+}
+
 async function serialMatch(file: string, pattern: RegExp): Promise<string | undefined> {
-  const text = (await readFile(file, 'utf8').catch(() => '')).replace(/\r/g, '');
+  const text = await readConsole(file);
   const m = pattern.exec(text);
   if (!m) return undefined;
   const start = text.lastIndexOf('\n', m.index) + 1;
@@ -56,7 +70,7 @@ async function serialMatch(file: string, pattern: RegExp): Promise<string | unde
 
 /** The last non-empty lines of the serial console, for the reason of a failed test. */
 export async function serialTail(file: string, lines = 3): Promise<string> {
-  const text = (await readFile(file, 'utf8').catch(() => '')).replace(/\r/g, '');
+  const text = await readConsole(file);
   return text
     .split('\n')
     .map((l) => l.trim())
