@@ -5,7 +5,7 @@
  * untouched), a version whose disk had its ext4 superblock zeroed before the backup fails (exit 1, the
  * reason names the guest's power-off and its last console lines, the screenshot kept), a damaged
  * chunk fails the test naming it, a timeout is
- * honoured (the tiny guest has no guest agent), a user script is a signal, an OVMF guest boots with its
+ * honoured, the guest agent's guest-ping answer is a signal (the tiny guest's minimal agent), a user script is a signal, an OVMF guest boots with its
  * archived EFI variables;
  * the API lists the verdicts and serves the screenshot; a job with bootTest boots its new version and
  * reports the failure in its log, the catalog and the mail while the backup stays successful;
@@ -154,15 +154,21 @@ describe('coldvault boot-test', () => {
     expect(r.stderr).toContain(`chunk ${hex} is damaged`);
   }, 90_000);
 
-  it('honours the timeout: the tiny guest has no guest agent, so --agent fails after --timeout seconds', async () => {
+  it('honours the timeout: a line that never comes fails after --timeout seconds', async () => {
     const started = Date.now();
-    const r = await bootTest(1, ['--agent', '--timeout', '8']);
+    const r = await bootTest(1, ['--expect', 'never-printed', '--timeout', '8']);
     expect(r.code).toBe(1);
     const outcome = JSON.parse(r.stdout) as Outcome;
-    expect(outcome.detail).toMatch(/^timeout: no guest-agent within 8 s; the serial console's last lines: .*coldvault-tiny-guest: boot 1 marker/);
+    expect(outcome.detail).toMatch(/^timeout: no serial \/never-printed\/ within 8 s; the serial console's last lines: .*coldvault-tiny-guest: boot 1 marker/);
     expect(Date.now() - started).toBeLessThan(30_000);
-    expect((await listed()).find((v) => v.version === 1)?.bootTest).toMatchObject({ ok: false, signal: 'guest-agent' });
+    expect((await listed()).find((v) => v.version === 1)?.bootTest).toMatchObject({ ok: false, signal: 'serial /never-printed/' });
   }, 60_000);
+
+  it('the guest agent is a signal: --agent passes once the guest answers guest-ping on its virtio-serial channel', async () => {
+    const r = await bootTest(1, ['--agent', '--timeout', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout) as Outcome).toMatchObject({ ok: true, signal: 'guest-agent', detail: 'guest-agent: guest-ping answered' });
+  }, 90_000);
 
   it('a user script is a signal: it sees the serial log and passes once it exits 0', async () => {
     const script = join(lab.root, 'check.sh');
@@ -245,7 +251,7 @@ describe('coldvault boot-test', () => {
     writeFileSync(one, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), bootTest: { accel: 'tcg', maxConcurrent: 1 } }));
     const test = (extra: string[]): Promise<CliResult> =>
       cli(['boot-test', '101', '--version', '1', '--store', 'main', '--config', one, ...extra], { env: { TMPDIR: scratch } });
-    const first = test(['--agent', '--timeout', '6']);
+    const first = test(['--expect', 'never-printed', '--timeout', '6']);
     await new Promise((r) => setTimeout(r, 1_500)); // the first one holds the slot by now
     const second = await test(['--expect', MARKER, '--timeout', '60']);
     expect(second.code, second.stderr).toBe(0);

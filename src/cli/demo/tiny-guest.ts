@@ -3,7 +3,9 @@
  * kernel and an initramfs of busybox-static plus the virtio/button/evdev modules, whose /init
  * (src/cli/demo/tiny-guest-init) mounts /dev/vda, increments /boots on it, writes the block /marker
  * (`boot N token T`, T random per boot), logs `coldvault-tiny-guest: boot N marker T` to the serial console and powers off on the ACPI power button
- * (unless the kernel command line has ignore_acpi=1).
+ * (unless the kernel command line has ignore_acpi=1). When QEMU gives it a guest agent channel
+ * (virtio-serial port org.qemu.guest_agent.0) it answers each command there with `{"return": {}}`:
+ * enough for a `guest-ping`, the one command the boot test's agent signal sends (a minimal agent, not qemu-ga).
  * Built once per recipe into /var/tmp/coldvault-tiny-guest/<hash>/ (built in a temp dir and renamed,
  * so parallel builders are safe). Needs: apt (with its lists updated), dpkg, busybox-static, cpio,
  * gzip, e2fsprogs, qemu-system-x86.
@@ -32,7 +34,7 @@ export interface GuestFiles {
 const RECIPE_VERSION = '2';
 const CACHE_ROOT = '/var/tmp/coldvault-tiny-guest';
 const INIT_SCRIPT = fileURLToPath(new URL('./tiny-guest-init', import.meta.url)); // copied beside the compiled file by scripts/copy-ui.mjs
-const MODULES = ['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'virtio_blk', 'button', 'evdev'];
+const MODULES = ['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'virtio_blk', 'virtio_console', 'button', 'evdev'];
 
 let building: Promise<TinyGuest> | undefined;
 
