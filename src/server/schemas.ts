@@ -318,6 +318,13 @@ export const RestoreBody = Type.Object(
     remote: Type.Optional(NodeName),
     // an encrypted version: its key file (on this node), refused without it (KEY_REQUIRED) or with another key (KEY_WRONG)
     ...keyFields,
+    live: Type.Optional(
+      Type.Boolean({
+        description:
+          'restore on the fly (qemu driver only): the restored guest starts at once on its backup (qcow2 overlays over an NBD export of the version) while QEMU copies its disks to their final volumes, then moves it onto them; the task ends when the guest runs on its final volumes. Not with force; another driver is refused (NOT_SUPPORTED)',
+      }),
+    ),
+    bwlimit: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'with live: MB/s the copy to the final volumes may use at most' })),
   },
   { additionalProperties: false },
 );
