@@ -6,8 +6,9 @@
  * - its `store` is a datastore this server knows (resolved as the API resolves a store: a configured
  *   name, a configured or a job's folder, a configured S3 datastore) and the version is not
  *   encrypted: a task `restore` "resume live restore to M" finishes it (pipeline resumeLiveRestore:
- *   the version exported again on its socket, the copy resumed or started again (not capped: the
- *   journal keeps no bwlimit), the pivot, the config written, the journal removed). Serve stopping
+ *   the version exported again on its socket, each copy resumed (a copy QEMU still runs keeps its
+ *   bwlimit) or started again (uncapped: the journal keeps no bwlimit), the pivot, the config
+ *   written, the journal removed). Serve stopping
  *   aborts the task; the guest keeps running and the journal stays for the next start.
  * - otherwise (no store recorded: another node's datastore; a store this server does not know or
  *   cannot open; an encrypted version, whose key file serve does not keep): a WARN line naming the

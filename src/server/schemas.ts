@@ -157,7 +157,12 @@ export const Task = Type.Object({
       'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it); a cluster-mode push adds ' +
       'logicalBytes (the disks) and wireBytes (sent and received over the network)',
   }),
-  startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
+  startedBy: Nullable(
+    Type.String({
+      description:
+        '`token:<name>`, `admin@web`, `scheduler`, `serve` (what serve resumes at its start) or `<user>@cli`; null for tasks from before it was recorded',
+    }),
+  ),
 });
 export const TaskParams = Type.Object({ id: TaskId });
 export const TaskListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }, { additionalProperties: false });
