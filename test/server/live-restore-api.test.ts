@@ -17,6 +17,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDriver, QmpClient } from '../../dist/guests/hypervisor/index.js';
@@ -72,6 +73,11 @@ afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
   await serve?.stop();
   for (const pid of qemuPids()) process.kill(pid, 'SIGKILL'); // the tests power their guests off; this is the safety net
+  const journals = lab ? join(lab.stateDir, 'live-restores') : '';
+  for (const name of existsSync(journals) ? readdirSync(journals) : []) {
+    const { scratch } = JSON.parse(readFileSync(join(journals, name), 'utf8')) as { scratch?: string }; // of a restore a failed test left unfinished
+    if (scratch?.startsWith(join(tmpdir(), 'coldvault-live-'))) rmSync(scratch, { recursive: true, force: true });
+  }
   await lab?.close();
   if (qmpDir) rmSync(qmpDir, { recursive: true, force: true });
 });
