@@ -30,7 +30,7 @@ export interface TaskInfo {
   host: string;
   summary: string | null;
   result: unknown;
-  /** who started it: `token:<name>`, `admin@web`, `scheduler`, `<user>@cli`; null for tasks older than this field */
+  /** who started it: `token:<name>`, `admin@web`, `scheduler`, `serve` (a live restore it resumes), `<user>@cli`; null for tasks older than this field */
   startedBy: string | null;
 }
 

@@ -1,5 +1,5 @@
 /** What the server is built from: the config, the state database and its stores, a hypervisor driver, a clock. */
-import type { HypervisorDriver, Seams } from '../core/index.js';
+import type { HypervisorConfig, HypervisorDriver, Seams } from '../core/index.js';
 import type { StorageMap } from '../guests/index.js';
 import type { ClusterConfig } from '../targets/index.js';
 import type { S3StoreSettings } from '../datastore/index.js';
@@ -46,6 +46,8 @@ export interface ServerConfig {
   storeDevices?: Record<string, string[]>;
   /** the ring (`cluster.nodes`): cluster-mode pushes, sync sources, the Restore tab's nodes */
   cluster?: ClusterConfig;
+  /** the hypervisor driver's settings: a live restore needs the qemu driver (its QMP sockets, `accel`) */
+  hypervisor?: HypervisorConfig;
 }
 
 export interface ServerState {

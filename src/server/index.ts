@@ -24,11 +24,14 @@
  * Plain HTTP only on loopback: beyond it serve speaks HTTPS, with the configured certificate or the
  * self-signed one it makes (tls/), unless `allowInsecureListen` (listen.ts).
  *
+ * At serve's start, live restores whose process died are finished as tasks (live-resume.ts).
+ *
  * Layer: imports core, guests, datastore, catalog, pipeline and jobs; cli wires it.
  */
 export { createServer } from './app.js';
 export type { Clock, ServerConfig, ServerDeps, ServerState } from './deps.js';
 export { TaskRunner, type RunningTask, type Started } from './runner.js';
+export { resumeLiveRestores, type LiveResumeEnv } from './live-resume.js';
 export { ensureAdminPassword } from './auth/index.js';
 export { TokenStore, type TokenInfo } from './auth/index.js';
 export { decide, ROLES, type Action, type Grant, type Role } from './auth/index.js';

@@ -157,7 +157,12 @@ export const Task = Type.Object({
       'downtimeMs being the milliseconds coldvault held that guest off (absent when it did not stop it); a cluster-mode push adds ' +
       'logicalBytes (the disks) and wireBytes (sent and received over the network)',
   }),
-  startedBy: Nullable(Type.String({ description: '`token:<name>`, `admin@web`, `scheduler` or `<user>@cli`; null for tasks from before it was recorded' })),
+  startedBy: Nullable(
+    Type.String({
+      description:
+        '`token:<name>`, `admin@web`, `scheduler`, `serve` (what serve resumes at its start) or `<user>@cli`; null for tasks from before it was recorded',
+    }),
+  ),
 });
 export const TaskParams = Type.Object({ id: TaskId });
 export const TaskListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }, { additionalProperties: false });
@@ -318,6 +323,13 @@ export const RestoreBody = Type.Object(
     remote: Type.Optional(NodeName),
     // an encrypted version: its key file (on this node), refused without it (KEY_REQUIRED) or with another key (KEY_WRONG)
     ...keyFields,
+    live: Type.Optional(
+      Type.Boolean({
+        description:
+          'restore on the fly (qemu driver only): the restored guest starts at once on its backup (qcow2 overlays over an NBD export of the version) while QEMU copies its disks to their final volumes, then moves it onto them; the task ends when the guest runs on its final volumes. Not with force; another driver is refused (NOT_SUPPORTED)',
+      }),
+    ),
+    bwlimit: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'with live: MB/s the copy to the final volumes may use at most' })),
   },
   { additionalProperties: false },
 );

@@ -16,7 +16,7 @@ import {
   type RestoreRequest,
   type SourceRef,
 } from '../../pipeline/index.js';
-import { QemuDriver } from '../../guests/hypervisor/index.js';
+import { liveRestoreSocket } from '../../guests/hypervisor/index.js';
 import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { flag, required, str, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
@@ -190,17 +190,7 @@ async function runRestore(ctx: CommandContext, req: RestoreRequest): Promise<{ c
 
 /** Where the restored guest's QMP socket goes: the qemu driver's; other drivers cannot run a guest on an NBD export. */
 function liveQmpSocket(ctx: CommandContext, newId: string): string {
-  const driver = ctx.driver();
-  if (driver instanceof QemuDriver) return driver.socketPath(newId);
-  const why: Record<string, string> = {
-    proxmox: "Proxmox's qm cannot start a guest on an external NBD disk",
-    libvirt: 'coldvault does not drive virsh blockcopy yet (no libvirtd to test it against here)',
-    none: 'no hypervisor is configured to run the guest',
-  };
-  throw new ColdvaultError(
-    'NOT_SUPPORTED',
-    `restore --live needs the qemu driver (hypervisor.driver 'qemu'): ${why[driver.name] ?? `the ${driver.name} driver cannot`}; restore without --live`,
-  );
+  return liveRestoreSocket(ctx.driver(), newId, { asked: 'restore --live', instead: 'restore without --live' });
 }
 
 function bwlimitOf(ctx: CommandContext): number | undefined {

@@ -8,7 +8,9 @@
  * aborts running tasks, which start the guests they stopped and end; a second signal exits at once
  * (the journal restarts those guests at the next start). At start it also checks, in the background,
  * that the state dir, the config file, the TLS key and the datastores are private to their owner
- * (datastore/privacy.ts) and warns with the fix when others may read them.
+ * (datastore/privacy.ts) and warns with the fix when others may read them. Once it listens, it
+ * finishes the live restores (`restore --live`, the API's `live: true`) whose process died, each as
+ * a task, or WARNs with the command that does (server/live-resume.ts).
  */
 import { resolve } from 'node:path';
 import { createTaskLog, describeError, logAt, type LogLine, type TaskLog } from '../../core/index.js';
@@ -21,12 +23,14 @@ import type { CommandContext } from '../context.js';
 export const serveOptions: OptionSpec = { 'guests-dir': { type: 'string' }, storage: { type: 'string', multiple: true }, listen: { type: 'string' } };
 export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR] [--listen HOST:PORT]
   Serves the API and web UI (default 127.0.0.1:8080) and runs the scheduler (and brings back guests
-  left stopped by an interrupted run). The admin password is COLDVAULT_ADMIN_PASSWORD at the first
+  left stopped by an interrupted run, and finishes live restores whose process died). The admin password is COLDVAULT_ADMIN_PASSWORD at the first
   start, else generated and printed once.`;
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
   // loaded here, not at the top: the other commands start without Fastify and TypeBox (start-up time)
-  const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, serverTls, startServer, TaskRunner } = await import('../../server/index.js');
+  const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, resumeLiveRestores, serverTls, startServer, TaskRunner } = await import(
+    '../../server/index.js'
+  );
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
   const tls = await serverTls(host, ctx.config); // may make serve's own certificate (state dir)
   const config = { ...ctx.config, tls, s3Stores: s3StoresOf(ctx.config), s3StoreUrls: s3StoreUrlsOf(ctx.config) };
@@ -60,6 +64,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     `coldvault serve on node ${ctx.config.node}: ${state.jobs.list().filter((j) => j.enabled).length} enabled job(s), state in ${ctx.config.stateDir}, listening on ${url}`,
   );
   scheduler.start();
+  await resumeLiveRestores({ config, state, runner, log }).catch((err: unknown) => log.warn(`resuming pending live restores: ${describeError(err)}`));
   await signalled;
   await Promise.all([scheduler.stop(), runner.close()]);
   await app.close();

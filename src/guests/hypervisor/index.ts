@@ -3,6 +3,7 @@
  * command), `proxmox` (`qm`), `libvirt` (`virsh`), and `none` (no hypervisor: guests count as stopped).
  * `checkStillStopped` is the check, for any driver, that a guest read while off stayed off.
  * Every driver presses the power button again while it waits for a shutdown (power-button.ts).
+ * `liveRestoreSocket`: only the qemu driver's guests can be restored on the fly (live-socket.ts).
  */
 import { ColdvaultError, type HypervisorConfig, type HypervisorDriver } from '../../core/index.js';
 import { LibvirtDriver } from './libvirt.js';
@@ -14,6 +15,7 @@ import { QemuDriver } from './qemu.js';
 export { LibvirtDriver, NoneDriver, ProxmoxDriver, QemuDriver };
 export { checkStillStopped, type StillStoppedCheck } from './still-stopped.js';
 export { isQmpGone, QmpClient, type QmpEvent } from './qmp.js';
+export { liveRestoreSocket, type LiveRestoreWording } from './live-socket.js';
 
 export function createDriver(config: HypervisorConfig | undefined): HypervisorDriver {
   const repeat = buttonRepeatMs(config?.buttonRepeatSeconds);

@@ -8,7 +8,8 @@
  * Roles: listing versions is store-scoped (`versions.read`: a backup token sees its own store only);
  * verify and restore are operator actions, prune and restore with `force` admin ones. A restore by a
  * principal that may not restore `args:` / `hookscript:` leaves them out and says so in its log.
- * With `remote: NODE` both read another node's datastore (remote-restore.ts). A version's boot test
+ * With `remote: NODE` both read another node's datastore (remote-restore.ts). With `live: true` (and
+ * `bwlimit`) the restore is a restore-on-the-fly under the qemu driver (live-restore.ts). A version's boot test
  * screenshot: GET /api/v1/backups/{vmid}/{version}/screenshot (boot-screens.ts).
  *
  * A store is a folder or a configured S3 datastore (by name or its `s3://BUCKET/PREFIX/`): listing,
@@ -28,7 +29,7 @@ import { ColdvaultError } from '../../core/index.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
 import { versionJson } from '../../catalog/index.js';
-import { pruneGuest, pruneS3Guest, restoreGuest, s3Source, sourceOf, type SourceRef, verifyStore } from '../../pipeline/index.js';
+import { pruneGuest, pruneS3Guest, type RestoreRequest, s3Source, sourceOf, type SourceRef, verifyStore } from '../../pipeline/index.js';
 import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -38,6 +39,7 @@ import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } f
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { openS3, withStore } from '../stores.js';
 import { bootScreenRoutes } from './boot-screens.js';
+import { liveSettingsOf, runRestore } from './live-restore.js';
 import { listRemoteBackups, remoteRestoreRoutes, startRemoteRestore } from './remote-restore.js';
 
 export function backupRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -161,10 +163,11 @@ async function prune(ctx: RouteContext, body: Static<typeof PruneBody>, by: stri
 
 async function startRestore(ctx: RouteContext, request: FastifyRequest, body: Static<typeof RestoreBody>): Promise<{ taskId: string }> {
   if (!body.fromPath) throw new ApiError('INVALID_REQUEST', 'restore: give fromPath (a datastore name or folder; with fromDevice, where the disk is mounted)');
+  const live = await liveSettingsOf(ctx, body);
   if (body.force) authorize(request, 'restore.force');
   const dropKeys = configKeysToDrop(request);
   const key = await requestKey(ctx.config, body, 'restore');
-  if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, key, checkTarget: () => checkRestoreTarget(ctx, body) });
+  if (body.remote) return startRemoteRestore(ctx, request, body, { dropKeys, key, live, checkTarget: () => checkRestoreTarget(ctx, body) });
   const ref = resolveStore(body.fromPath, ctx.config, ctx.state.jobs);
   if (ref.kind === 's3' && body.fromDevice)
     throw new ApiError('INVALID_REQUEST', `restore: fromDevice goes with a folder datastore, not the S3 datastore '${ref.name}'`);
@@ -187,7 +190,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
     await detach?.();
     throw err;
   }
-  const summary = `restore guest ${body.id} version ${body.version} as ${body.newId}${body.fromDevice ? ` from ${body.fromDevice}` : ''}`;
+  const summary = `${live ? 'live ' : ''}restore guest ${body.id} version ${body.version} as ${body.newId}${body.fromDevice ? ` from ${body.fromDevice}` : ''}`;
   const { taskId } = ctx.runner.startTask(
     'restore',
     summary,
@@ -195,7 +198,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
       if (mounted) task.info(`mounted ${body.fromDevice} read-only on '${dir}', without journal replay: the disk is not changed`);
       if (mounted?.warning) task.warn(mounted.warning);
       try {
-        const r = await restoreGuest({
+        const asked: RestoreRequest = {
           ...from,
           pool: pool(),
           guestId: body.id,
@@ -212,8 +215,10 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
           signal,
           dropKeys,
           locks: detach || ref.kind === 's3' ? new LockDir(join(ctx.config.stateDir, 'locks')) : undefined,
-        });
-        return { ok: true, result: { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+        };
+        const r = await runRestore(asked, live, { abort: signal, storeName: body.fromPath });
+        const result = { id: body.id, version: body.version, newId: body.newId, config: r.configPath, volumes: Object.fromEntries(r.volumes), live: r.live };
+        return { ok: true, result };
       } finally {
         source.close();
         if (detach) {

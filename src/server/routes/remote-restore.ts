@@ -11,7 +11,8 @@
  * is used on the principal's behalf. An unknown NODE is INVALID_REQUEST naming the listed nodes; NODE's
  * refusals (REMOTE_FORBIDDEN, REMOTE_UNAUTHORIZED, VERSION_NOT_FOUND ...) reach the client unchanged.
  * An encrypted version's key is a key file on THIS node (the request's keyFile inside keyDirs here):
- * the chunks are opened here, NODE never sees the key.
+ * the chunks are opened here, NODE never sees the key. `live: true` works alike (live-restore.ts);
+ * its journal names no store, so serve does not resume it (it says how to).
  */
 import { join } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
@@ -19,12 +20,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isColdvaultError } from '../../core/index.js';
 import { LockDir } from '../../datastore/index.js';
 import type { VersionKey } from '../../format/index.js';
-import { openRemoteSource, restoreGuest } from '../../pipeline/index.js';
+import { openRemoteSource, type RestoreRequest } from '../../pipeline/index.js';
 import { clusterNode, RemoteStore, remoteStoreOptions, type RemoteVersion, ringPlace } from '../../targets/index.js';
 import { authorize, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkVersionKey } from '../request-key.js';
+import { type LiveSettings, runRestore } from './live-restore.js';
 import { responses, type BackupsQuery, type RestoreBody } from '../schemas.js';
 
 const RestoreNodes = Type.Object({
@@ -79,6 +81,8 @@ interface RemoteRestoreExtras {
   key?: VersionKey;
   /** the new ID's checks (free, or force and stopped; the target storage known) */
   checkTarget: () => Promise<void>;
+  /** `live: true`: a restore-on-the-fly with these settings (live-restore.ts) */
+  live?: LiveSettings;
 }
 
 /** Starts a restore of `body.id` version `body.version` from datastore `body.fromPath` on node `body.remote`. */
@@ -98,13 +102,13 @@ export async function startRemoteRestore(
     source.close();
     throw err;
   }
-  const summary = `restore guest ${body.id} version ${body.version} as ${body.newId} from ${source.describe}`;
+  const summary = `${extras.live ? 'live ' : ''}restore guest ${body.id} version ${body.version} as ${body.newId} from ${source.describe}`;
   const { taskId } = ctx.runner.startTask(
     'restore',
     summary,
     async ({ task, pool, onProgress, signal }) => {
       try {
-        const r = await restoreGuest({
+        const asked: RestoreRequest = {
           source,
           locks: new LockDir(join(ctx.config.stateDir, 'locks')),
           pool: pool(),
@@ -121,9 +125,10 @@ export async function startRemoteRestore(
           onProgress,
           signal,
           dropKeys: extras.dropKeys,
-        });
+        };
+        const r = await runRestore(asked, extras.live, { abort: signal }); // no store name in a live journal: serve does not resume another node's
         const result = { id: body.id, version: body.version, newId: body.newId, remote: node, store: body.fromPath };
-        return { ok: true, result: { ...result, config: r.configPath, volumes: Object.fromEntries(r.volumes) } };
+        return { ok: true, result: { ...result, config: r.configPath, volumes: Object.fromEntries(r.volumes), live: r.live } };
       } finally {
         source.close();
       }

@@ -9,7 +9,10 @@
 // as keyFile / passphraseFile. The API's refusals (KEY_REQUIRED, KEY_WRONG, KEY_PASSPHRASE_WRONG,
 // PATH_NOT_ALLOWED) show next to the key fields, which a refusal of that kind also brings up when the
 // version was typed in rather than chosen. POST /restore -> {taskId} -> the live log, which ends
-// `restore successful`. A version that was boot-tested (coldvault boot-test, job bootTest) carries a
+// `restore successful`. "Start the guest at once" sends `live: true` (restore on the fly, qemu driver
+// only: the guest runs on its backup while its disks are copied) and, when given, the bandwidth field
+// (shown while it is ticked) as `bwlimit` in MB/s; the server's refusal (another driver) shows as any
+// other. A version that was boot-tested (coldvault boot-test, job bootTest) carries a
 // tag (boots in N s / boot test failed, the detail as its title) and, on this node, a link to the
 // PNG of the guest's screen at the end of the test (GET /backups/{id}/{version}/screenshot?store=).
 import { API, get, post, query } from '../api.js';
@@ -19,7 +22,7 @@ import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerD
 import { storeLabel } from './jobs.js';
 
 const VMID = /^[1-9][0-9]{2,8}$/;
-const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique', 'keyFile', 'passphraseFile'];
+const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique', 'live', 'bwlimit', 'keyFile', 'passphraseFile'];
 /** The key field a KEY_* refusal is about (its message names a version, which the aliases would take for the Version field). */
 const KEY_CODES = { KEY_REQUIRED: 'keyFile', KEY_WRONG: 'keyFile', KEY_INVALID: 'keyFile', KEY_PASSPHRASE_WRONG: 'passphraseFile' };
 const ALIASES = {
@@ -27,6 +30,9 @@ const ALIASES = {
   '^passphraseFile\\b': 'passphraseFile',
   '^keyFile\\b|passphraseFile goes with keyFile|key file': 'keyFile',
   "node '|cluster\\.nodes": 'remote',
+  // before the version's: a live restore's refusals name the version they are about
+  bwlimit: 'bwlimit',
+  'live restore|qemu driver|live does not go': 'live',
   'newId|is already in use|not known to be stopped': 'newId',
   '[Vv]ersion \\d+|VERSION': 'version',
   'fromDevice|external device': 'fromDevice',
@@ -91,6 +97,8 @@ export async function restoreView(ctx) {
   const version = h('input', { type: 'number', min: '1', step: '1', size: '6' });
   const newId = h('input', { type: 'text', inputmode: 'numeric', autocomplete: 'off', size: '10' });
   const unique = h('input', { type: 'checkbox', id: `${p}-unique`, name: 'unique' });
+  const live = h('input', { type: 'checkbox', id: `${p}-live`, name: 'live', 'aria-describedby': `${p}-live-hint` });
+  const bwlimit = h('input', { type: 'number', min: '0', step: 'any', size: '6', inputmode: 'decimal' });
   const keyFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: '/etc/coldvault/keys/…' });
   const passphraseFile = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false' });
   const keyNeeded = h('p', { class: 'hint key-needed', id: `${p}-key-needed`, role: 'status', hidden: true });
@@ -125,6 +133,20 @@ export async function restoreView(ctx) {
         h('p', { class: 'field-error', id: `${p}-unique-error`, hidden: true }),
       ),
     ),
+    h(
+      'div',
+      { class: 'field check-field', 'data-field': 'live' },
+      h('span'),
+      h(
+        'div',
+        { class: 'control' },
+        live,
+        h('label', { for: `${p}-live`, t: 'restore.live' }),
+        h('p', { class: 'hint', id: `${p}-live-hint`, t: 'restore.liveNote' }),
+        h('p', { class: 'field-error', id: `${p}-live-error`, hidden: true }),
+      ),
+    ),
+    field(p, 'bwlimit', 'restore.bwlimit', bwlimit, 'restore.bwlimitNote'),
     summary,
     h('div', { class: 'buttons' }, submit),
   );
@@ -168,6 +190,13 @@ export async function restoreView(ctx) {
     keyNeeded.hidden = !v?.encrypted;
     keyNeeded.replaceChildren(v?.encrypted ? tx('restore.keyNeeded', { id: v.id, version: v.version, fingerprint: v.keyFingerprint ?? '?' }) : '');
   }
+
+  /** The bandwidth field goes with a live restore only. */
+  function showBwlimit() {
+    fieldOf('bwlimit').hidden = !live.checked;
+  }
+  showBwlimit();
+  live.addEventListener('change', showBwlimit);
 
   function suggestNewId(from) {
     for (let n = Math.max(Number(from) + 1, 100); n < 1_000_000_000; n++) if (!takenIds.has(String(n))) return String(n);
@@ -265,6 +294,8 @@ export async function restoreView(ctx) {
       version: version.value === '' ? undefined : Number(version.value),
       newId: newId.value.trim(),
       unique: unique.checked || undefined,
+      live: live.checked || undefined,
+      bwlimit: live.checked && bwlimit.value !== '' ? Number(bwlimit.value) : undefined,
       keyFile: keyFile.value.trim() || undefined,
       passphraseFile: passphraseFile.value.trim() || undefined,
     };
