@@ -195,7 +195,7 @@ describe('restore --live', () => {
     expect(await qmp<{ status: string }>('202', 'query-status')).toMatchObject({ status: 'running' });
     expect(existsSync(journal('202'))).toBe(true);
     expect(existsSync(join(lab.guestsDir, '202.conf'))).toBe(false);
-    const resumed = await run(['restore', '--resume-live', '202']); // the store: the one the restore named (journal)
+    const resumed = await run(['restore', '--resume-live', '202', '--bwlimit', '1000']); // the store: the one the restore named (journal)
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain('resuming the live restore of guest 101 version 1 to 202');
     expect(await driveFile('202')).toBe(finalVolume('202'));

@@ -13,6 +13,8 @@
  * - A CLI `restore --live --bwlimit 1` killed (SIGKILL) while it copies: `coldvault serve` on the same
  *   config resumes it as a task at its start (the journal goes, the config comes, the guest runs on its
  *   final volumes), and WARNs with the resume command for a journal whose store it does not know.
+ * - serve stopped (SIGTERM) while its live restore task copies: the guest keeps running with its
+ *   journal (and its cap), and the next serve start finishes the copy.
  * Every QEMU started is powered off, and killed in afterAll if it was not: none and no socket is left.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -261,8 +263,11 @@ describe('coldvault serve resumes a live restore whose process died', () => {
       const killed = new Promise((r) => child.once('exit', r));
       child.kill('SIGKILL');
       await killed;
-      // the copy keeps its cap in QEMU (a resumed job is not started again); lifted so that the test does not wait a minute
+      // the cap is kept for the resume (the journal's speed); lifted here, in QEMU and the journal, so that the test does not wait a minute
+      const kept = JSON.parse(readFileSync(journalOf('213'), 'utf8')) as { speed?: number };
+      expect(kept.speed).toBe(1_000_000);
       await qmp(socketOf('213'), 'block-job-set-speed', { device: 'live-restore-virtio1', speed: 0 });
+      writeFileSync(journalOf('213'), JSON.stringify({ ...kept, speed: undefined }));
       expect(existsSync(join(lab.guestsDir, '213.conf'))).toBe(false);
       // a journal whose store this server does not know: serve leaves it to the admin
       writeFileSync(journalOf('298'), JSON.stringify({ ...JSON.parse(readFileSync(journalOf('213'), 'utf8')), newId: '298', store: '/nowhere/store' }));
@@ -289,6 +294,42 @@ describe('coldvault serve resumes a live restore whose process died', () => {
       expect(await driveFiles('213')).toEqual({ virtio0: restored('213', 0), virtio1: restored('213', 1) });
       expect(sha256File(restored('213', 1))).toBe(sha256File(imagePath(lab, '111', 'vm-111-disk-1.raw')));
       await powerOff('213', 'system_powerdown');
+      await serve.stop();
+      serve = undefined;
+    },
+    10 * MINUTES,
+  );
+
+  it(
+    'serve stopping (SIGTERM) while its live restore task copies leaves the guest running; the next start finishes the copy',
+    async () => {
+      rmSync(consoleLog, { force: true });
+      serve = await startServe(['--config', configPath, '--listen', '127.0.0.1:0']);
+      const made = await cli(['token', 'create', 'live-admin', '--role', 'admin', '--config', configPath]);
+      expect(made.code, made.stderr).toBe(0);
+      const token = made.stdout.split('\n')[0] as string;
+      const res = await fetch(`${serve.url}/api/v1/restore`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(liveBody('214', { bwlimit: 1 })),
+      });
+      expect(res.status, await res.clone().text()).toBe(202);
+      await until('the boot line of guest 214', bootLine);
+      await serve.stop();
+      serve = undefined;
+      expect(await qmp<{ status: string }>(socketOf('214'), 'query-status')).toMatchObject({ status: 'running' });
+      const kept = JSON.parse(readFileSync(journalOf('214'), 'utf8')) as { phase: string; speed?: number };
+      expect(kept).toMatchObject({ phase: 'mirroring', store: 'main', speed: 1_000_000 });
+      expect(existsSync(join(lab.guestsDir, '214.conf'))).toBe(false);
+      // the cap is kept for the resume; lifted here, in QEMU and the journal, so that the test does not wait a minute
+      await qmp(socketOf('214'), 'block-job-set-speed', { device: 'live-restore-virtio1', speed: 0 });
+      writeFileSync(journalOf('214'), JSON.stringify({ ...kept, speed: undefined }));
+      serve = await startServe(['--config', configPath, '--listen', '127.0.0.1:0']);
+      await until('the journal of 214 to go', () => !existsSync(journalOf('214')), 5 * MINUTES);
+      await until('the config of 214', () => existsSync(join(lab.guestsDir, '214.conf')));
+      expect(await driveFiles('214')).toEqual({ virtio0: restored('214', 0), virtio1: restored('214', 1) });
+      expect(sha256File(restored('214', 1))).toBe(sha256File(imagePath(lab, '111', 'vm-111-disk-1.raw')));
+      await powerOff('214', 'system_powerdown');
       await serve.stop();
       serve = undefined;
     },

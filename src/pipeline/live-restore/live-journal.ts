@@ -38,6 +38,8 @@ export interface LiveJournal {
   source: string;
   /** the datastore as the caller named it (a configured name, a folder, an s3:// address), for resuming; none for another node's */
   store?: string;
+  /** the copy's speed cap (bytes per second), kept by a resume unless it is given another */
+  speed?: number;
   pid: number;
   startedAt: string;
   phase: LivePhase;

@@ -44,6 +44,12 @@ export type LiveRestoreRequest = RestoreRequest & {
   /** caps the copy, bytes per second */
   speed?: number;
   abort?: AbortSignal;
+  /**
+   * what `abort` means once the guest runs: 'undo' (default; the CLI's Ctrl-C) stops the guest and
+   * removes what the restore made; 'keep' (a server shutting down) leaves the guest running and the
+   * journal for the next start or `--resume-live`, as a crash would
+   */
+  onAbort?: 'undo' | 'keep';
   /** the datastore as the caller named it, recorded in the journal for `--resume-live` and serve */
   storeName?: string;
 };
@@ -131,7 +137,7 @@ async function startGuest(req: LiveRestoreRequest, source: VersionSource, began:
     const config = restoredConfig(req, manifest, new Map(disks.map((d) => [d.key, d.volume])));
     const pidFile = `${req.qmpSocket.replace(/\.qmp$/, '')}.pid`;
     started.journal = {
-      ...{ newId: req.newId, guestId: req.guestId, version: req.version, source: source.describe, store: req.storeName, pid: process.pid },
+      ...{ newId: req.newId, guestId: req.guestId, version: req.version, source: source.describe, store: req.storeName, speed: req.speed, pid: process.pid },
       ...{ startedAt: new Date().toISOString(), phase: 'starting', scratch, socket, qmpSocket: req.qmpSocket, pidFile, configPath, config, disks },
     };
     await writeJournal(req.stateDir, started.journal);
@@ -194,8 +200,15 @@ async function launchQemu(req: LiveRestoreRequest, journal: LiveJournal): Promis
  * is untouched); from the pivot on, the final volumes may hold the guest's newer writes, so the guest
  * and the journal stay for `--resume-live`.
  */
-async function undoOrKeep(req: { log: TaskLog; stateDir: string; newId: string }, started: Started, err: unknown): Promise<void> {
+async function undoOrKeep(req: Pick<LiveRestoreRequest, 'log' | 'stateDir' | 'newId' | 'abort' | 'onAbort'>, started: Started, err: unknown): Promise<void> {
   const journal = started.journal as LiveJournal | undefined;
+  if (journal?.phase === 'mirroring' && req.abort?.aborted && req.onAbort === 'keep') {
+    req.log.warn(
+      `live restore interrupted: guest ${req.newId} keeps running on its overlays until ${resumeCommand(journal)} (or the next serve start) finishes the copy`,
+    );
+    await started.export.close().catch(() => undefined);
+    return;
+  }
   if (journal?.phase === 'pivoting') {
     req.log.error(`live restore failed during the pivot: ${describeError(err)}; the guest and its files are kept: finish with ${resumeCommand(journal)}`);
     await started.export.close().catch(() => undefined);

@@ -79,13 +79,13 @@ async function restartCopies(qmp: Qmp, journal: LiveJournal, req: ResumeLiveRequ
     if (files.get(disk.key) === disk.path) continue;
     const job = jobs.get(jobIdOf(disk.key));
     if (job && job.status !== 'concluded' && job.status !== 'aborting') {
-      await qmp.execute('block-job-set-speed', { device: jobIdOf(disk.key), speed: req.speed ?? 0 });
+      await qmp.execute('block-job-set-speed', { device: jobIdOf(disk.key), speed: req.speed ?? journal.speed ?? 0 });
       if (job.paused || (job['io-status'] && job['io-status'] !== 'ok')) await qmp.execute('block-job-resume', { device: jobIdOf(disk.key) });
       req.log.info(`the copy of disk '${disk.key}' goes on at ${formatBytes(job.offset)} of ${formatBytes(job.len)}`);
       continue;
     }
     if (job) await qmp.execute('job-dismiss', { id: jobIdOf(disk.key) });
-    await startMirror(qmp, disk, req.speed);
+    await startMirror(qmp, disk, req.speed ?? journal.speed);
     req.log.info(`started the copy of disk '${disk.key}' again`);
   }
 }

@@ -15,7 +15,7 @@ import type { LiveDisk } from './live-journal.js';
 
 /** how often the jobs are polled: soon at first (a small or sparse disk is in sync within a second), then every half second */
 const POLL_MS = [50, 100, 200, 500];
-/** bytes the mirror keeps in flight per disk: several of the export's 4 MiB chunks (QEMU's default is 1 MiB) */
+/** bytes an uncapped mirror keeps in flight per disk: several of the export's 4 MiB chunks (QEMU's default is 1 MiB) */
 const BUF_SIZE = 32 * 1024 * 1024;
 
 export interface Qmp {
@@ -68,8 +68,7 @@ export async function startMirror(qmp: Qmp, disk: LiveDisk, speed: number | unde
     device: driveOf(disk.key),
     target: targetNodeOf(disk.key),
     sync: 'full',
-    'buf-size': BUF_SIZE,
-    ...(speed ? { speed } : {}),
+    ...(speed ? { speed } : { 'buf-size': BUF_SIZE }), // a capped copy keeps QEMU's 1 MiB steps: the cap holds without 32 MiB bursts
     'on-source-error': 'stop',
     'on-target-error': 'stop',
     'auto-dismiss': false,

@@ -9,9 +9,10 @@
  * table of why, shared with the CLI); 409 GUEST_ID_TAKEN while a live restore to that ID is
  * pending. The driver is made from the config's `hypervisor` (the one `coldvault serve` runs with).
  * The QEMU command is built from the restored config, so a principal whose `args:` / `hookscript:`
- * are dropped (restore.privileged-config) starts the guest without them. Aborting the task (serve
- * stopping) stops the guest and removes what the restore made, as Ctrl-C does in the CLI; a crash of
- * serve leaves the guest running and its journal for the next start (server/live-resume.ts).
+ * are dropped (restore.privileged-config) starts the guest without them. The task's abort is serve
+ * stopping (a restart, an upgrade), so once the guest runs it is left running with its journal, as a
+ * crash of serve leaves it, and the next start finishes the copy (server/live-resume.ts); an abort
+ * before the guest started removes what the restore made.
  */
 import type { Static } from '@sinclair/typebox';
 import { ColdvaultError, isColdvaultError } from '../../core/index.js';
@@ -66,13 +67,13 @@ export interface RestoreOutcome {
   live?: { startedAfter: number; running: boolean };
 }
 
-/** A plain restore, or with live settings a restore-on-the-fly aborted by `abort` (`storeName` goes to its journal, for resuming). */
+/** A plain restore, or with live settings a restore-on-the-fly (`abort`: serve stopping; the guest is kept for the next start; `storeName` goes to its journal, for resuming). */
 export async function runRestore(
   req: RestoreRequest,
   live: LiveSettings | undefined,
   extras: { abort: AbortSignal; storeName?: string },
 ): Promise<RestoreOutcome> {
   if (!live) return restoreGuest(req);
-  const r = await restoreGuestLive({ ...req, ...live, abort: extras.abort, storeName: extras.storeName });
+  const r = await restoreGuestLive({ ...req, ...live, abort: extras.abort, onAbort: 'keep', storeName: extras.storeName });
   return { configPath: r.configPath, volumes: r.volumes, live: { startedAfter: r.startedAfter, running: r.running } };
 }
