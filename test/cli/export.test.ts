@@ -4,7 +4,8 @@
  * and the tiny real QEMU guest booting from the export (snapshot=on). A raw disk holding the guest's
  * ext4 file system and a qcow2 disk (served as the file it is); an encrypted version with and without
  * its key; a corrupted chunk fails the read with an I/O error (never wrong data) and is reported;
- * writes are refused; no QEMU process or socket is left behind.
+ * the all-zero chunks are holes in base:allocation (nbdinfo --map, qemu-img map); writes are refused;
+ * no QEMU process or socket is left behind.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startExportProcess, type ExportProcess } from '../helpers/export-process.js';
-import { cli, imagePath, makeLab, sha256File, writeGuest, type Lab } from '../helpers/fixtures.js';
+import { cli, imagePath, makeLab, REGION, sha256File, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 import { ensureTinyGuest, makeGuestDisk, readBootCount, type TinyGuest } from '../helpers/tiny-guest.js';
 import { waitExit } from './cli-lab.js';
 
@@ -145,6 +146,38 @@ describe('coldvault export (NBD, read-only)', () => {
     const ex = await startExport(['101', '--version', '2', '--store', lab.storeDir, '--socket', sock, '--keyfile', join(lab.root, 'k.key')], 2);
     const same = await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', nbd(sock, 'virtio0'), imagePath(lab, '101', 'vm-101-disk-0.raw')]);
     expect(same.stdout).toContain('Images are identical');
+    expect(await ex.stop()).toBe(0);
+  });
+
+  it('base:allocation: nbdinfo --map and qemu-img map see the all-zero chunks as holes that read as zeros; nbdcopy copies byte for byte', async () => {
+    writeGuest(lab, '103', [{ key: 'virtio0', file: 'vm-103-disk-0.raw' }]);
+    const layout = ['random', 'zero', 'zero', 'text', 'zero', 'random', 'zero', 'zero'] as const;
+    writeImage(imagePath(lab, '103', 'vm-103-disk-0.raw'), [...layout], 7);
+    await ok(['backup', '103', ...lab.flags]);
+    const sock = socketAt('m');
+    const ex = await startExport(['103', '--version', '1', '--store', lab.storeDir, '--socket', sock]);
+    // the runs of the layout: data, hole, data, hole, data, hole (each run of zero regions one hole)
+    const runs: Array<{ offset: number; length: number; type: number }> = [];
+    layout.forEach((kind, i) => {
+      const type = kind === 'zero' ? 3 : 0; // 3: hole + zero
+      const last = runs.at(-1);
+      if (last && last.type === type) last.length += REGION;
+      else runs.push({ offset: i * REGION, length: REGION, type });
+    });
+    const map = JSON.parse((await execa('nbdinfo', ['--map', '--json', nbd(sock, 'virtio0')])).stdout) as Array<{
+      offset: number;
+      length: number;
+      type: number;
+    }>;
+    expect(map.map(({ offset, length, type }) => ({ offset, length, type }))).toEqual(runs);
+    const qmap = JSON.parse((await execa('qemu-img', ['map', '--output=json', '-f', 'raw', nbd(sock, 'virtio0')])).stdout) as Array<{
+      start: number;
+      zero: boolean;
+    }>;
+    expect(qmap.filter((e) => e.zero).map((e) => e.start)).toEqual(runs.filter((r) => r.type === 3).map((r) => r.offset));
+    const out = join(lab.root, 'map-copy.raw');
+    await execa('nbdcopy', [nbd(sock, 'virtio0'), out]);
+    expect(await sha256File(out)).toBe(await sha256File(imagePath(lab, '103', 'vm-103-disk-0.raw')));
     expect(await ex.stop()).toBe(0);
   });
 

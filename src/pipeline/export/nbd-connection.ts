@@ -4,13 +4,20 @@
  * run side by side (up to MAX_IN_FLIGHT per client; replies go out as each is ready, named by the
  * request's cookie, as the protocol allows); writes, trims and zeroing are refused with EPERM, a read
  * past the end with EINVAL, a read that meets a chunk that is not sound with EIO (never wrong data).
- * With structured replies an all-zero chunk goes out as a hole (OFFSET_HOLE), not as zeros.
+ * With structured replies an all-zero chunk goes out as a hole (OFFSET_HOLE), not as zeros, and the
+ * metadata context `base:allocation` may be chosen (LIST/SET_META_CONTEXT): BLOCK_STATUS then names the
+ * all-zero chunks as holes that read as zeros, from the index alone, so a copying client (nbdcopy,
+ * QEMU's mirror of a live restore) skips them without reading.
  */
 import type { Socket } from 'node:net';
 import { describeError } from '../../core/index.js';
 import {
+  BASE_ALLOCATION,
+  BASE_ALLOCATION_ID,
+  blockStatusReply,
   CMD,
   CMD_FLAG_DF,
+  CMD_FLAG_REQ_ONE,
   ERRNO,
   exportNameReply,
   FLAG_FIXED_NEWSTYLE,
@@ -21,6 +28,7 @@ import {
   infoDescription,
   infoExport,
   MAX_PAYLOAD,
+  metaContextEntry,
   type NbdRequest,
   offsetDataHeader,
   offsetHole,
@@ -33,6 +41,7 @@ import {
   serverEntry,
   serverGreeting,
   simpleReply,
+  STATE_HOLE_ZERO,
   structuredDone,
   structuredError,
 } from './nbd-protocol.js';
@@ -90,6 +99,9 @@ class SocketReader {
 export class NbdConnection {
   private readonly reader: SocketReader;
   private structured = false;
+  /** the export whose base:allocation context SET_META_CONTEXT chose (undefined: none chosen) */
+  private metaExport?: string;
+  private baseAllocation = false;
   private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
@@ -142,6 +154,7 @@ export class NbdConnection {
       case OPT.EXPORT_NAME: {
         const disk = this.lookup(data.toString('utf8'));
         if (!disk) throw new Closed(`no export named '${data.toString('utf8')}'`);
+        this.baseAllocation = false; // contexts need GO
         this.send(exportNameReply(BigInt(disk.size), noZeroes));
         return disk;
       }
@@ -161,6 +174,9 @@ export class NbdConnection {
       case OPT.INFO:
       case OPT.GO:
         return this.infoOrGo(option, data);
+      case OPT.LIST_META_CONTEXT:
+      case OPT.SET_META_CONTEXT:
+        return this.metaContext(option, data);
       default:
         return this.refuse(option, REP_ERR.UNSUP, 'not supported by this read-only export');
     }
@@ -179,7 +195,26 @@ export class NbdConnection {
     for (let at = 4 + nameLength + 2; at + 2 <= data.length; at += 2) asked.add(data.readUInt16BE(at));
     if (asked.has(INFO.DESCRIPTION)) this.send(optionReply(option, REP.INFO, infoDescription(this.table.describe(disk))));
     this.send(optionReply(option, REP.ACK));
-    return option === OPT.GO ? disk : undefined;
+    if (option !== OPT.GO) return undefined;
+    this.baseAllocation = this.metaExport !== undefined && this.lookup(this.metaExport) === disk; // contexts chosen for another export do not hold
+    return disk;
+  }
+
+  /** LIST_META_CONTEXT / SET_META_CONTEXT: base:allocation is the one context (SET chooses it, or none, for the export named). */
+  private metaContext(option: number, data: Buffer): undefined {
+    if (!this.structured) return this.refuse(option, REP_ERR.INVALID, 'metadata contexts need structured replies (STRUCTURED_REPLY first)');
+    const request = parseMetaRequest(data);
+    if (!request) return this.refuse(option, REP_ERR.INVALID, 'bad META_CONTEXT request');
+    if (!this.lookup(request.name)) return this.refuse(option, REP_ERR.UNKNOWN, `no export named '${request.name}'`);
+    const listing = option === OPT.LIST_META_CONTEXT;
+    const served = request.queries.some((q) => q === BASE_ALLOCATION || (listing && q === 'base:')) || (listing && request.queries.length === 0);
+    if (!listing) {
+      this.metaExport = served ? request.name : undefined;
+      this.baseAllocation = false;
+    }
+    if (served) this.send(optionReply(option, REP.META_CONTEXT, metaContextEntry(BASE_ALLOCATION_ID, BASE_ALLOCATION)));
+    this.send(optionReply(option, REP.ACK));
+    return undefined;
   }
 
   /** The export named `name`; the empty name (the default export) when there is exactly one. */
@@ -201,6 +236,10 @@ export class NbdConnection {
       if (request.type === CMD.WRITE) {
         await this.reader.read(request.length); // the data of a write is read and dropped
         this.answerError(request, ERRNO.EPERM, 'the export is read-only');
+        continue;
+      }
+      if (request.type === CMD.BLOCK_STATUS) {
+        this.blockStatus(disk, request);
         continue;
       }
       if (request.type !== CMD.READ) {
@@ -230,6 +269,18 @@ export class NbdConnection {
     this.answerData(request, pieces);
   }
 
+  /** base:allocation of the range: all-zero chunks as holes that read as zeros, from the index (nothing read). */
+  private blockStatus(disk: VersionDisk, request: NbdRequest): void {
+    if (!this.baseAllocation) return this.answerError(request, ERRNO.EINVAL, 'no metadata context was chosen (SET_META_CONTEXT base:allocation)');
+    const end = request.offset + BigInt(request.length);
+    if (request.length === 0 || end > BigInt(disk.size)) {
+      return this.answerError(request, ERRNO.EINVAL, `block status of ${request.length} bytes at ${request.offset} is out of the disk (${disk.size} bytes)`);
+    }
+    let extents = disk.extents(Number(request.offset), request.length).map((e) => ({ length: e.length, flags: e.zero ? STATE_HOLE_ZERO : 0 }));
+    if (request.flags & CMD_FLAG_REQ_ONE) extents = extents.slice(0, 1);
+    this.send(blockStatusReply(request.cookie, BASE_ALLOCATION_ID, extents));
+  }
+
   private answerData(request: NbdRequest, pieces: Piece[]): void {
     if (!this.structured) {
       this.send(simpleReply(request.cookie, 0), ...pieces.map((p) => ('data' in p ? p.data : Buffer.alloc(p.hole))));
@@ -251,4 +302,23 @@ export class NbdConnection {
   private answerError(request: NbdRequest, errno: number, message: string): void {
     this.send(this.structured ? structuredError(request.cookie, errno, message) : simpleReply(request.cookie, errno));
   }
+}
+
+/** SET/LIST_META_CONTEXT's data: the export name and the queries (each a length-prefixed string). */
+function parseMetaRequest(data: Buffer): { name: string; queries: string[] } | undefined {
+  if (data.length < 8) return undefined;
+  const nameLength = data.readUInt32BE(0);
+  if (4 + nameLength + 4 > data.length) return undefined;
+  const name = data.toString('utf8', 4, 4 + nameLength);
+  const count = data.readUInt32BE(4 + nameLength);
+  const queries: string[] = [];
+  let at = 8 + nameLength;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > data.length) return undefined;
+    const length = data.readUInt32BE(at);
+    if (at + 4 + length > data.length) return undefined;
+    queries.push(data.toString('utf8', at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return at === data.length ? { name, queries } : undefined;
 }

@@ -2,7 +2,9 @@
  * The NBD protocol's numbers and messages, as far as a read-only export needs them (the NetworkBlockDevice
  * doc/proto.md; ../shared/specs/interfaces.md section 5): the fixed-newstyle handshake, option
  * replies, the 28-byte request, simple replies and structured replies (OFFSET_DATA, OFFSET_HOLE,
- * ERROR). Network byte order throughout. Encoders only: nbd-connection.ts reads.
+ * BLOCK_STATUS, ERROR), the one metadata context a read-only export of chunked disks can tell
+ * (`base:allocation`: which ranges are holes that read as zeros). Network byte order throughout.
+ * Encoders only: nbd-connection.ts reads.
  */
 
 export const NBDMAGIC = 0x4e42444d41474943n;
@@ -16,8 +18,8 @@ export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
 export const FLAG_FIXED_NEWSTYLE = 1;
 export const FLAG_NO_ZEROES = 2;
 
-export const OPT = { EXPORT_NAME: 1, ABORT: 2, LIST: 3, STARTTLS: 5, INFO: 6, GO: 7, STRUCTURED_REPLY: 8 } as const;
-export const REP = { ACK: 1, SERVER: 2, INFO: 3 } as const;
+export const OPT = { EXPORT_NAME: 1, ABORT: 2, LIST: 3, STARTTLS: 5, INFO: 6, GO: 7, STRUCTURED_REPLY: 8, LIST_META_CONTEXT: 9, SET_META_CONTEXT: 10 } as const;
+export const REP = { ACK: 1, SERVER: 2, INFO: 3, META_CONTEXT: 4 } as const;
 export const REP_ERR = { UNSUP: 0x80000001, POLICY: 0x80000002, INVALID: 0x80000003, UNKNOWN: 0x80000006 } as const;
 export const INFO = { EXPORT: 0, NAME: 1, DESCRIPTION: 2, BLOCK_SIZE: 3 } as const;
 
@@ -26,10 +28,17 @@ export const TRANSMISSION_FLAGS = 1 /* HAS_FLAGS */ | 2 /* READ_ONLY */ | 256; /
 
 export const CMD = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, CACHE: 5, WRITE_ZEROES: 6, BLOCK_STATUS: 7 } as const;
 export const CMD_FLAG_DF = 4;
+export const CMD_FLAG_REQ_ONE = 8;
+
+/** the one metadata context served, and the id it is answered under */
+export const BASE_ALLOCATION = 'base:allocation';
+export const BASE_ALLOCATION_ID = 1;
+/** base:allocation's flags: a hole that reads as zeros */
+export const STATE_HOLE_ZERO = 1 /* HOLE */ | 2; /* ZERO */
 export const ERRNO = { EPERM: 1, EIO: 5, ENOMEM: 12, EINVAL: 22, ENOTSUP: 95, ESHUTDOWN: 108 } as const;
 
 export const REPLY_FLAG_DONE = 1;
-export const REPLY_TYPE = { NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, ERROR: 0x8001 } as const;
+export const REPLY_TYPE = { NONE: 0, OFFSET_DATA: 1, OFFSET_HOLE: 2, BLOCK_STATUS: 5, ERROR: 0x8001 } as const;
 
 /** block sizes advertised: any byte, 4 KiB preferred, 32 MiB per request at most */
 export const MIN_BLOCK = 1;
@@ -155,4 +164,22 @@ export function structuredError(cookie: Buffer, error: number, message: string):
 
 export function structuredDone(cookie: Buffer): Buffer {
   return structuredHeader(cookie, REPLY_FLAG_DONE, REPLY_TYPE.NONE, 0);
+}
+
+/** REP_META_CONTEXT's data: the context's id and name */
+export function metaContextEntry(id: number, name: string): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(id, 0);
+  return Buffer.concat([b, Buffer.from(name, 'utf8')]);
+}
+
+/** A BLOCK_STATUS reply chunk (the last): the context id, then (length, flags) per extent. */
+export function blockStatusReply(cookie: Buffer, contextId: number, extents: ReadonlyArray<{ length: number; flags: number }>): Buffer {
+  const b = Buffer.alloc(4 + 8 * extents.length);
+  b.writeUInt32BE(contextId, 0);
+  extents.forEach((e, i) => {
+    b.writeUInt32BE(e.length, 4 + 8 * i);
+    b.writeUInt32BE(e.flags, 8 + 8 * i);
+  });
+  return Buffer.concat([structuredHeader(cookie, REPLY_FLAG_DONE, REPLY_TYPE.BLOCK_STATUS, b.length), b]);
 }

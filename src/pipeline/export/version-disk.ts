@@ -47,6 +47,22 @@ export class VersionDisk {
     return mergeHoles(await Promise.all(pending));
   }
 
+  /** The extents of [offset, offset + length): runs of stored data and of all-zero chunks (holes), merged. */
+  extents(offset: number, length: number): Array<{ length: number; zero: boolean }> {
+    const out: Array<{ length: number; zero: boolean }> = [];
+    const cs = this.index.chunkSize;
+    for (let at = offset; at < offset + length; ) {
+      const i = Math.floor(at / cs);
+      const end = Math.min((i + 1) * cs, this.size, offset + length);
+      const zero = !this.index.digests[i];
+      const last = out.at(-1);
+      if (last && last.zero === zero) last.length += end - at;
+      else out.push({ length: end - at, zero });
+      at = end;
+    }
+    return out;
+  }
+
   private async piece(i: number, from: number, to: number, at: number): Promise<Piece> {
     const digest = this.index.digests[i];
     if (!digest) return { offset: at, hole: to - from };
