@@ -177,7 +177,7 @@ describe('coldvault export (NBD, read-only)', () => {
     expect(qmap.filter((e) => e.zero).map((e) => e.start)).toEqual(runs.filter((r) => r.type === 3).map((r) => r.offset));
     const out = join(lab.root, 'map-copy.raw');
     await execa('nbdcopy', [nbd(sock, 'virtio0'), out]);
-    expect(await sha256File(out)).toBe(await sha256File(imagePath(lab, '103', 'vm-103-disk-0.raw')));
+    expect(sha256File(out)).toBe(sha256File(imagePath(lab, '103', 'vm-103-disk-0.raw')));
     expect(await ex.stop()).toBe(0);
   });
 
