@@ -5,7 +5,8 @@
  * marker meanwhile, and after the pivot runs on its final volume (QMP `query-block`), which holds
  * the original data (a 24 MiB random file) plus the guest's writes (its marker and boot counter).
  * kill -9 of the restoring process: the guest keeps running, `--resume-live` finishes the copy.
- * A guest powered off during the copy: the copy is finished from its overlay. A damaged chunk: the
+ * A guest powered off during the copy: the copy is finished from its overlay. An encrypted version:
+ * refused without its key, restored live with it. A damaged chunk: the
  * restore fails naming it, the guest is stopped, nothing is left. Refusals: another driver (Proxmox's
  * qm), --force, --bwlimit without --live. After each test no QEMU process, socket, scratch folder,
  * overlay or journal of this lab is left (checked).
@@ -68,10 +69,10 @@ interface Restoring {
   err: () => string;
 }
 
-function startLiveRestore(newId: string, extra: string[] = []): Restoring {
+function startLiveRestore(newId: string, extra: string[] = [], version = 1): Restoring {
   const child = spawn(
     process.execPath,
-    [CLI, 'restore', '101', '--version', '1', '--new-id', newId, '--live', '--store', 'main', '--config', config, ...extra],
+    [CLI, 'restore', '101', '--version', String(version), '--new-id', newId, '--live', '--store', 'main', '--config', config, ...extra],
     {
       env: { ...process.env, ...env() },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -236,6 +237,29 @@ describe('restore --live', () => {
     expect(r.stderr).toContain('the restored guest was stopped');
     expect(existsSync(join(lab.guestsDir, '204.conf'))).toBe(false);
     expect(existsSync(join(lab.storageDir, 'images', '204')) ? readdirSync(join(lab.storageDir, 'images', '204')) : []).toEqual([]);
+  }, 180_000);
+
+  it('an encrypted version: refused without its key before anything is made; with --keyfile the guest boots on it and the copy completes', async () => {
+    const key = join(lab.root, 'k.key');
+    for (const args of [
+      ['key', 'create', key, '--kdf', 'none'],
+      ['backup', '101', '--store', 'main', '--encrypt', key],
+    ]) {
+      const r = await run(args);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const noKey = await run(['restore', '101', '--version', '2', '--new-id', '206', '--live', '--store', 'main']);
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.stderr).toMatch(/encrypted with key/);
+    expect(existsSync(join(lab.storageDir, 'images', '206'))).toBe(false);
+    const restoring = startLiveRestore('206', ['--keyfile', key, '--bwlimit', '0.5'], 2);
+    const token = await bootToken(restoring);
+    await qmp('206', 'block-job-set-speed', { device: 'live-restore-virtio0', speed: 0 });
+    expect(await restoring.exited, restoring.err()).toBe(0);
+    expect(await driveFile('206')).toBe(finalVolume('206'));
+    await powerOff('206');
+    expect((await readMarker(finalVolume('206')))?.token).toBe(token);
+    await expectPayloadIntact(finalVolume('206'));
   }, 180_000);
 
   it('is refused, with the reason and nothing made, for another driver, with --force, and --bwlimit goes with --live only', async () => {
