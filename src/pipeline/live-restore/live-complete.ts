@@ -11,7 +11,7 @@
  * The order makes a crash at any point safe: the journal goes last, so a restore whose config exists
  * but whose journal remains is finished again by `--resume-live` (each step is idempotent).
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { describeError, formatBytes, formatDuration, formatRate, type ProgressListener, type TaskLog } from '../../core/index.js';
 import { ensureDir, fsyncDir, tempNameFor, writeFileDurable } from '../../datastore/index.js';
@@ -19,7 +19,7 @@ import { isQmpGone } from '../../guests/hypervisor/index.js';
 import type { RunningExport } from '../export/index.js';
 import { ProgressMeter } from '../progress-meter.js';
 import { type LiveDisk, type LiveJournal, removeJournal, writeJournal } from './live-journal.js';
-import { copyOffline, removeFiles } from './live-volumes.js';
+import { copyOffline, removeFiles, syncVolumes } from './live-volumes.js';
 import { driveFiles, pivot, startMirror, waitUntilReady, type Qmp } from './mirror.js';
 
 export interface LiveCompletion {
@@ -83,7 +83,7 @@ async function copyOnline(c: LiveCompletion, qmp: Qmp): Promise<void> {
   c.journal.phase = 'pivoting';
   await writeJournal(c.stateDir, c.journal);
   await pivot(qmp, pending, c.log);
-  await syncFiles(pending.map((d) => d.path));
+  await syncVolumes(pending.map((d) => d.path));
 }
 
 function troubleText(exp: RunningExport): string | undefined {
@@ -97,18 +97,6 @@ async function copyAllOffline(c: LiveCompletion): Promise<void> {
     c.log.info(`copying disk '${disk.key}' from its overlay '${disk.overlay}' to '${disk.path}' (${formatBytes(disk.virtualSize)})`);
     await copyOffline(disk);
   }
-}
-
-async function syncFiles(paths: readonly string[]): Promise<void> {
-  for (const path of paths) {
-    const handle = await open(path, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-  for (const dir of new Set(paths.map((p) => dirname(p)))) await fsyncDir(dir);
 }
 
 async function publishConfig(journal: LiveJournal, log: TaskLog): Promise<void> {

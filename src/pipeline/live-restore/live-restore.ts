@@ -22,7 +22,6 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { ColdvaultError, describeError, formatDuration, type TaskLog } from '../../core/index.js';
 import { configValue, guestConfigPath, parseGuestConfig, qemuCommand, type GuestConfig } from '../../guests/index.js';
-import { isQmpGone, QmpClient } from '../../guests/hypervisor/index.js';
 import { QEMU_BINARY } from '../boot-test/index.js';
 import { startExport, type RunningExport } from '../export/index.js';
 import { recoverInterruptedRestore } from '../restore-recovery.js';
@@ -31,7 +30,7 @@ import type { RestoreRequest } from '../restore.js';
 import { openVersion } from '../version-keys.js';
 import { sourceOf, type VersionSource } from '../version-source.js';
 import { completeLive } from './live-complete.js';
-import { qmpAt, type Qmp } from './mirror.js';
+import { qemuAt, qmpAt, type Qmp } from './mirror.js';
 import { type LiveDisk, type LiveJournal, refusePending, removeJournal, resumeCommand, writeJournal } from './live-journal.js';
 import { createOverlay, createTarget, overlayPathFor, removeFiles, virtualSize } from './live-volumes.js';
 
@@ -174,9 +173,7 @@ function refuseUnsupported(config: GuestConfig, guestId: string): void {
 }
 
 async function refuseRunningGuest(qmpSocket: string, newId: string): Promise<void> {
-  const client = await QmpClient.connect(qmpSocket).catch(() => undefined);
-  if (!client) return;
-  await client.close();
+  if ((await qemuAt(qmpSocket).status(newId)) === 'stopped') return;
   throw new ColdvaultError('GUEST_ID_TAKEN', `a QEMU answers on '${qmpSocket}': guest ${newId} runs already; choose another --new-id`);
 }
 
@@ -224,17 +221,11 @@ async function undoOrKeep(req: Pick<LiveRestoreRequest, 'log' | 'stateDir' | 'ne
   }
 }
 
+/** `quit` through the qemu driver (it waits until QEMU is gone); nothing when none runs. */
 async function stopQemu(journal: LiveJournal | undefined, log: TaskLog): Promise<void> {
-  const client = journal ? await QmpClient.connect(journal.qmpSocket).catch(() => undefined) : undefined;
-  if (!client) return;
-  try {
-    await client.execute('quit');
-  } catch (err) {
-    if (!isQmpGone(err)) log.warn(`stopping the restored guest: ${describeError(err)}`);
-  }
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([client.closed, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-  clearTimeout(timer);
-  await client.close().catch(() => undefined);
+  if (!journal) return;
+  const qemu = qemuAt(journal.qmpSocket);
+  if ((await qemu.status(journal.newId).catch(() => 'stopped')) === 'stopped') return;
+  await qemu.stop(journal.newId).catch((err: unknown) => log.warn(`stopping the restored guest: ${describeError(err)}`));
   log.warn('the restored guest was stopped; what it wrote since it started is discarded');
 }

@@ -19,7 +19,7 @@ import { sourceOf, type SourceRef } from '../version-source.js';
 import type { WorkerPool } from '../worker-pool.js';
 import { completeLive } from './live-complete.js';
 import { journalPath, readJournal, writeJournal, type LiveJournal } from './live-journal.js';
-import { blockJobs, driveFiles, jobIdOf, qmpAt, startMirror, type Qmp } from './mirror.js';
+import { blockJobs, driveFiles, jobIdOf, qemuAt, qmpAt, startMirror, type Qmp } from './mirror.js';
 
 export type ResumeLiveRequest = SourceRef & {
   pool: WorkerPool;
@@ -53,7 +53,7 @@ export async function resumeLiveRestore(req: ResumeLiveRequest): Promise<{ confi
     at: { socket: journal.socket },
     log: req.log,
   });
-  const qmp = (await qemuAnswers(journal.qmpSocket)) ? qmpAt(journal.qmpSocket) : null;
+  const qmp = (await qemuAt(journal.qmpSocket).status(journal.newId)) === 'stopped' ? null : qmpAt(journal.qmpSocket);
   try {
     if (qmp) await restartCopies(qmp, journal, req);
     else refuseAmbiguous(journal, req.stateDir);
@@ -96,13 +96,4 @@ function refuseAmbiguous(journal: LiveJournal, stateDir: string): void {
     'LIVE_RESTORE_FAILED',
     `guest ${journal.newId} stopped during its pivot: its final volumes (${journal.disks.map((d) => d.path).join(', ')}) may hold newer writes than its overlays (${journal.disks.map((d) => d.overlay).join(', ')}); nothing was overwritten: check the volumes, then remove the journal '${journalPath(stateDir, journal.newId)}' and write the config yourself`,
   );
-}
-
-async function qemuAnswers(socket: string): Promise<boolean> {
-  try {
-    await qmpAt(socket).execute('query-status');
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -8,8 +8,10 @@
  * QEMU died): `qemu-img convert` of the overlay (with its backing) into the final volume.
  */
 import { open, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { execa } from 'execa';
 import { ColdvaultError } from '../../core/index.js';
+import { fsyncDir } from '../../datastore/index.js';
 import type { LiveDisk } from './live-journal.js';
 
 /** how long the guest's reads wait for the export to come back after it went away (QEMU nbd reconnect-delay) */
@@ -59,12 +61,20 @@ export async function createOverlay(disk: LiveDisk, socket: string): Promise<voi
 /** The overlay's content (the guest's writes over the export) into the existing final volume. */
 export async function copyOffline(disk: LiveDisk): Promise<void> {
   await qemuImg(['convert', '-n', '-f', 'qcow2', '-O', disk.format, disk.overlay, disk.path], `copying '${disk.overlay}' into '${disk.path}'`);
-  const handle = await open(disk.path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+  await syncVolumes([disk.path]);
+}
+
+/** Each volume's data (written by QEMU or qemu-img through the page cache) durable, then the folders' entries. */
+export async function syncVolumes(paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    const handle = await open(path, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   }
+  for (const dir of new Set(paths.map((p) => dirname(p)))) await fsyncDir(dir);
 }
 
 export async function removeFiles(paths: readonly string[]): Promise<void> {

@@ -10,7 +10,7 @@
  * restored guest's socket is also the qemu driver's (status, shutdown) and the admin's.
  */
 import { ColdvaultError, formatBytes, type TaskLog } from '../../core/index.js';
-import { QmpClient } from '../../guests/hypervisor/index.js';
+import { QemuDriver, QmpClient } from '../../guests/hypervisor/index.js';
 import type { LiveDisk } from './live-journal.js';
 
 /** how often the jobs are polled: soon at first (a small or sparse disk is in sync within a second), then every half second */
@@ -20,6 +20,11 @@ const BUF_SIZE = 32 * 1024 * 1024;
 
 export interface Qmp {
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T>;
+}
+
+/** The qemu driver for the restored guest's own socket: its `status` (is a QEMU there) and `stop` (quit, wait until gone). */
+export function qemuAt(qmpSocket: string): QemuDriver {
+  return new QemuDriver({ qmpSocket });
 }
 
 /** QMP at a socket, one connection per command (rejects as isQmpGone when no QEMU listens). */
