@@ -6,7 +6,9 @@
  * Besides exclusive locks there are registrations, many at a time, each its own file
  * `locks/<kind>-<...>-<pid>-<rand>.json`: writers (running backups, `writer-*`) so that garbage
  * collection keeps the chunks they touch, and read leases (`read-<vmid>-<version>-*`) of restores
- * and exports so that prune keeps the version they read (see versions.ts for the protocol).
+ * and exports so that prune keeps the version they read (see version-use.ts for the protocol). A
+ * registration may name a `whileFile`: it then holds while that file exists on its host, not while
+ * its process lives (a live restore's hold on its version, which must outlast a crash).
  *
  * What is locked when:
  *   guest-<vmid>            one backup of a guest at a time (held for the whole backup)
@@ -17,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type Checkpoint, type Clock, ColdvaultError, errnoCode, ioError, systemClock } from '../core/index.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from './durable.js';
 import { holderAlive, thisBoot, thisHost } from './pid.js';
@@ -29,6 +31,8 @@ export interface LockHolder {
   boot?: string;
   start: number;
   purpose: string;
+  /** held while this file exists on `host`, whatever becomes of the process (a durable hold: pid.ts) */
+  whileFile?: string;
 }
 
 export interface HeldLock {
@@ -117,15 +121,23 @@ export class LockDir {
    * Adds a registration `<prefix><pid>-<rand>.json`. Its start is taken before the file appears, and
    * the file is whole or absent (written aside, then renamed): nobody ever sees half of one.
    */
-  async register(prefix: string, purpose: string): Promise<HeldLock & { start: number }> {
+  async register(prefix: string, purpose: string, options: { whileFile?: string } = {}): Promise<HeldLock & { start: number }> {
     await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
     const start = this.clock.now();
     const path = join(this.dir, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}.json`);
-    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start, purpose };
+    const holder: LockHolder = { pid: process.pid, host: thisHost, boot: thisBoot, start, purpose, ...options };
     const temp = `${path}.tmp`;
     await writeFile(temp, JSON.stringify(holder), { mode: PRIVATE_FILE });
     await rename(temp, path);
     return { path, start, release: () => unlink(path).catch(() => undefined) };
+  }
+
+  /** Ends a registration made by another process (a durable hold, by the path it was given): nothing outside this folder. */
+  async dropRegistration(path: string): Promise<void> {
+    if (dirname(path) !== this.dir || !path.endsWith('.json')) {
+      throw new ColdvaultError('USAGE', `'${path}' is not a registration in the lock folder '${this.dir}'`);
+    }
+    await unlink(path).catch(() => undefined);
   }
 
   /** The live registrations whose names start with `prefix`; those of dead processes are removed. */
@@ -142,6 +154,7 @@ export class LockDir {
 }
 
 export function describeHolder(holder: LockHolder): string {
+  if (holder.whileFile) return `${holder.purpose} (held on ${holder.host} while '${holder.whileFile}' exists, since ${new Date(holder.start).toISOString()})`;
   const who = holder.pid > 0 ? ` (pid ${holder.pid} on ${holder.host}, since ${new Date(holder.start).toISOString()})` : '';
   return `${holder.purpose}${who}`;
 }

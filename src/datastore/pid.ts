@@ -1,5 +1,5 @@
 /** Whether a process that left a lock or a temp file behind is still alive (on this host). */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { errnoCode } from '../core/index.js';
 
@@ -29,9 +29,15 @@ function readBootId(): string | undefined {
   }
 }
 
-/** A holder on another host is assumed alive; on this host, one from an earlier boot is dead, else we check its pid. */
-export function holderAlive(holder: { pid: number; host: string; boot?: string }): boolean {
+/**
+ * A holder on another host is assumed alive; on this host, one from an earlier boot is dead, else we
+ * check its pid. A holder that names a `whileFile` outlives its process and reboots: it is alive
+ * while that file exists on its host (a live restore's journal holds its version until the restore
+ * is finished, whoever finishes it and however often the host restarts meanwhile).
+ */
+export function holderAlive(holder: { pid: number; host: string; boot?: string; whileFile?: string }): boolean {
   if (holder.host !== thisHost) return true;
+  if (holder.whileFile !== undefined) return existsSync(holder.whileFile);
   if (holder.boot !== undefined && thisBoot !== undefined && holder.boot !== thisBoot) return false;
   return processAlive(holder.pid);
 }

@@ -12,6 +12,8 @@
  *   prune:  take lock `remove-<vmid>-<n>`, then look for live leases `read-<vmid>-<n>-*`:
  *           any -> keep the version (logged), release; none -> remove the version, release.
  * Garbage collection needs nothing more: a leased version exists, so gc marks its chunks.
+ * A durable hold (`options.whileFile`, a live restore's) is the same registration, alive while that
+ * file exists rather than while its process runs (locks.ts), so the protocol above holds for it too.
  * A datastore that cannot be written (mounted read-only for a restore) cannot be pruned through that
  * mount either: the reader goes on without a lease.
  *
@@ -25,10 +27,17 @@ import type { Datastore } from './store.js';
 const NO_LEASE: HeldLock = { path: '', release: () => Promise.resolve() };
 
 /** Takes a read lease on a version; waits up to `waitMs` while prune is removing it. */
-export async function leaseVersion(store: Datastore, guestId: string, version: number, purpose: string, waitMs = 60_000): Promise<HeldLock> {
+export async function leaseVersion(
+  store: Datastore,
+  guestId: string,
+  version: number,
+  purpose: string,
+  waitMs = 60_000,
+  options: { whileFile?: string } = {},
+): Promise<HeldLock> {
   const deadline = store.clock.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
-    const lease = await registerLease(store, guestId, version, purpose);
+    const lease = await registerLease(store, guestId, version, purpose, options);
     const remover = await store.locks.holder(removeLockName(guestId, version));
     if (!remover) return lease;
     await lease.release();
@@ -39,9 +48,9 @@ export async function leaseVersion(store: Datastore, guestId: string, version: n
   }
 }
 
-async function registerLease(store: Datastore, guestId: string, version: number, purpose: string): Promise<HeldLock> {
+async function registerLease(store: Datastore, guestId: string, version: number, purpose: string, options: { whileFile?: string }): Promise<HeldLock> {
   try {
-    return await store.locks.register(`${leasePrefix(guestId, version)}`, purpose);
+    return await store.locks.register(`${leasePrefix(guestId, version)}`, purpose, options);
   } catch (err) {
     if (errnoCode(err) === 'EROFS') return NO_LEASE;
     throw err;

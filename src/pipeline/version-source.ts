@@ -57,6 +57,14 @@ export interface VersionSource {
   versionGone(guestId: string, version: number): Promise<boolean>;
   /** keeps prune from removing the version until released (a remote source: the node holds it, see the header) */
   lease(guestId: string, version: number, purpose: string): Promise<VersionLease>;
+  /**
+   * A durable hold: keeps prune from removing the version while `whileFile` exists on this host,
+   * whatever becomes of this process (a live restore's journal). Answers a reference for `dropHold`,
+   * which any later process may call. None for a remote source (its node holds leases only while a
+   * reader keeps them alive).
+   */
+  readonly hold?: (guestId: string, version: number, purpose: string, whileFile: string) => Promise<string>;
+  readonly dropHold?: (ref: string) => Promise<void>;
   /** a named point of a flow (the datastore's test seams); nothing for a remote source */
   checkpoint(step: string): Promise<void>;
   /** where a restore's lock lives by default; a remote source has none: the caller gives one */
@@ -94,6 +102,8 @@ export function localSource(store: Datastore): VersionSource {
         (err: unknown) => errnoCode(err) === 'ENOENT',
       ),
     lease: (guestId, version, purpose) => leaseVersion(store, guestId, version, purpose),
+    hold: async (guestId, version, purpose, whileFile) => (await leaseVersion(store, guestId, version, purpose, 60_000, { whileFile })).path,
+    dropHold: (ref) => store.locks.dropRegistration(ref),
     checkpoint: (step) => store.checkpoint(step),
     locks: store.locks,
     quarantine: (digest) => store.chunks.quarantine(digest),
@@ -145,6 +155,12 @@ export function s3Source(store: S3Datastore): VersionSource {
         () => false,
       ),
     lease: (guestId, version, purpose) => store.locks.acquire({ name: `read-${guestId}-${version}`, shared: true, excludedBy: [], purpose, waitMs: 0 }),
+    hold: async (guestId, version, purpose, whileFile) => {
+      const held = await store.locks.acquire({ name: `read-${guestId}-${version}`, shared: true, excludedBy: [], purpose, waitMs: 0, whileFile });
+      held.stopRefreshing();
+      return held.key;
+    },
+    dropHold: (ref) => store.locks.drop(ref),
     checkpoint: () => Promise.resolve(),
     quarantine: (digest) => store.chunks.quarantine(digest),
     markMissing: (digest) => store.chunks.markForHealing(digest),

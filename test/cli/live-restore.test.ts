@@ -4,7 +4,8 @@
  * runs (QMP shows the mirror job not yet in sync when the guest's boot line appears), writes its
  * marker meanwhile, and after the pivot runs on its final volume (QMP `query-block`), which holds
  * the original data (a 24 MiB random file) plus the guest's writes (its marker and boot counter).
- * kill -9 of the restoring process: the guest keeps running, `--resume-live` finishes the copy.
+ * kill -9 of the restoring process: the guest keeps running, its version stays held (prune keeps it,
+ * gc keeps its chunks, while no process drives the restore), `--resume-live` finishes the copy.
  * A guest powered off during the copy: the copy is finished from its overlay. An encrypted version:
  * refused without its key, restored live with it. A damaged chunk: the
  * restore fails naming it, the guest is stopped, nothing is left. Refusals: another driver (Proxmox's
@@ -196,6 +197,18 @@ describe('restore --live', () => {
     expect(await qmp<{ status: string }>('202', 'query-status')).toMatchObject({ status: 'running' });
     expect(existsSync(journal('202'))).toBe(true);
     expect(existsSync(join(lab.guestsDir, '202.conf'))).toBe(false);
+    // no process drives the restore now, yet its version is held: a newer version and a prune that
+    // would remove version 1, then a gc: the version and its chunks stay, prune says who holds it
+    const backup = await run(['backup', '101', '--store', 'main']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const pruned = await run(['prune', '101', '--keep-last', '1', '--store', 'main', '--json']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(JSON.parse(pruned.stdout)).toMatchObject({ removed: [] });
+    expect(pruned.stderr).toMatch(
+      /kept version 1 of VM 101: it is being read by live restore of guest 101 version 1 to 202 \(held on .* while '.*202\.json' exists/,
+    );
+    const gc = await run(['gc', '--store', 'main']);
+    expect(gc.code, gc.stderr).toBe(0);
     const resumed = await run(['restore', '--resume-live', '202', '--bwlimit', '1000']); // the store: the one the restore named (journal)
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain('resuming the live restore of guest 101 version 1 to 202');
@@ -248,11 +261,16 @@ describe('restore --live', () => {
       const r = await run(args);
       expect(r.code, r.stderr).toBe(0);
     }
-    const noKey = await run(['restore', '101', '--version', '2', '--new-id', '206', '--live', '--store', 'main']);
+    const encrypted = Math.max(
+      ...readdirSync(join(lab.storeDir, 'guests', '101'))
+        .map(Number)
+        .filter(Number.isInteger),
+    );
+    const noKey = await run(['restore', '101', '--version', String(encrypted), '--new-id', '206', '--live', '--store', 'main']);
     expect(noKey.code).not.toBe(0);
     expect(noKey.stderr).toMatch(/encrypted with key/);
     expect(existsSync(join(lab.storageDir, 'images', '206'))).toBe(false);
-    const restoring = startLiveRestore('206', ['--keyfile', key, '--bwlimit', '0.5'], 2);
+    const restoring = startLiveRestore('206', ['--keyfile', key, '--bwlimit', '0.5'], encrypted);
     const token = await bootToken(restoring);
     await qmp('206', 'block-job-set-speed', { device: 'live-restore-virtio0', speed: 0 });
     expect(await restoring.exited, restoring.err()).toBe(0);

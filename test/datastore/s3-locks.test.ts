@@ -2,8 +2,12 @@
  * Lock objects of an S3 datastore (src/datastore/s3/s3-locks.ts) on a REAL Ceph radosgw: one holder at
  * a time, also when many race for the lock at once; writers shared among themselves and exclusive
  * with gc; a dead holder of this host and a stale one of another host ignored, a fresh one of another
- * host named in the refusal; a holder that lost its lock while held up refuses to act.
+ * host named in the refusal; a holder that lost its lock while held up refuses to act; a durable hold
+ * (whileFile) counts while its file exists, however old, and not after.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isColdvaultError } from '../../src/core/errors.js';
 import { S3Locks } from '../../src/datastore/index.js';
@@ -96,6 +100,32 @@ describe('S3 lock objects', () => {
     await new Promise((r) => setTimeout(r, 5500));
     const later = await locks.acquire(guestLock('here, an hour later'));
     await later.release();
+  });
+
+  it("a durable hold (a live restore's) outlives its process and any staleness while its file exists, then is dead; a later process ends it", async () => {
+    const locks = new S3Locks(client, 'hold/', { staleMs: 3000 });
+    const { thisHost, thisBoot } = await import('../../src/datastore/index.js');
+    const journal = join(mkdtempSync(join(tmpdir(), 'cv-hold-')), '202.json');
+    writeFileSync(journal, '{}');
+    // as a process killed -9 left it: its pid gone, never refreshed
+    const key = await planted('hold/', 'read-101-1', {
+      purpose: 'live restore to 202',
+      host: thisHost,
+      boot: thisBoot,
+      pid: 2 ** 22 + 17,
+      created: new Date().toISOString(),
+      whileFile: journal,
+    });
+    await new Promise((r) => setTimeout(r, 4000)); // older than staleMs
+    expect(await locks.fresh('read-101-1', await client.serverTime())).toEqual([key]);
+    expect(await locks.describe(key)).toContain(`while '${journal}' exists there`);
+    rmSync(journal);
+    expect(await locks.fresh('read-101-1', await client.serverTime())).toEqual([]);
+    writeFileSync(journal, '{}');
+    await locks.drop(key);
+    expect(await locks.fresh('read-101-1', await client.serverTime())).toEqual([]);
+    const outside = await locks.drop('other/locks/x.json').catch((e: unknown) => e);
+    expect(isColdvaultError(outside, 'USAGE')).toBe(true);
   });
 
   it('a holder whose lock went to another meanwhile refuses to act (actWithin)', async () => {

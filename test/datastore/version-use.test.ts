@@ -1,9 +1,13 @@
 /**
  * Versions in use (src/datastore/version-use.ts): a restore holds a read lease that prune respects,
- * a restore does not start on a version prune is removing, and prune and protect of one guest take
+ * a durable hold (a live restore's, datastore/locks.ts whileFile) keeps it after its process died,
+ * while its file exists; a restore does not start on a version prune is removing, and prune and protect of one guest take
  * turns. Each window is forced with the engine's checkpoints (StepGate) on a real store; every
  * operation has its own Datastore object, as separate processes would.
  */
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, StepGate } from '../helpers/interleaving.js';
 import { makeStoreLab, type StoreLab } from '../helpers/store-lab.js';
@@ -17,6 +21,16 @@ beforeEach(async () => {
 afterEach(async () => lab.close());
 
 const codeOf = (err: unknown): unknown => (err as { code?: unknown }).code;
+
+/** A process that takes a durable hold on version argv[2] of guest 101 of store argv[1] while file argv[3] exists, prints its reference and exits. */
+const HOLD_AND_EXIT = `
+const { Datastore, leaseVersion } = await import(${JSON.stringify(new URL('../../dist/datastore/index.js', import.meta.url).href)});
+const [dir, version, file] = process.argv.slice(1);
+const store = await Datastore.open(dir);
+const held = await leaseVersion(store, '101', Number(version), 'live restore of guest 101 version ' + version, 0, { whileFile: file });
+console.log(held.path);
+process.exit(0);
+`;
 
 /** Two versions of guest 101 (blocks that share nothing); returns their disks' SHA-256. */
 async function twoVersions(): Promise<{ v1: number; sha1: string; v2: number; sha2: string }> {
@@ -40,6 +54,30 @@ describe('a restore reading a version', () => {
     expect(await restore).toBe(sha1);
     expect(await lab.prune('101', 1, { clock })).toEqual([v1]);
     expect(await lab.versions()).toEqual([{ id: '101', version: v2 }]);
+  });
+
+  it("with a durable hold (a live restore's), keeps it after the holding process died, while the hold's file exists; another process ends the hold", async () => {
+    const { v1, sha1, v2 } = await twoVersions();
+    const journal = join(lab.root, '202.json');
+    writeFileSync(journal, '{}');
+    // a separate process takes the hold and dies without releasing it (as a kill -9 would leave it)
+    const ref = execFileSync(process.execPath, ['--input-type=module', '-e', HOLD_AND_EXIT, lab.storeDir, String(v1), journal], { encoding: 'utf8' }).trim();
+    expect(await lab.prune('101', 1, { clock })).toEqual([]); // held: kept
+    clock.advance(3_600_000);
+    await lab.gc({ clock });
+    expect(await lab.restoreSha('101', v1, { clock })).toBe(sha1);
+    await (await lab.open()).locks.dropRegistration(ref);
+    expect(await lab.prune('101', 1, { clock })).toEqual([v1]);
+    expect(await lab.versions()).toEqual([{ id: '101', version: v2 }]);
+  });
+
+  it('a durable hold whose file is gone holds nothing (the live restore was finished or undone)', async () => {
+    const { v1 } = await twoVersions();
+    const journal = join(lab.root, '203.json');
+    writeFileSync(journal, '{}');
+    execFileSync(process.execPath, ['--input-type=module', '-e', HOLD_AND_EXIT, lab.storeDir, String(v1), journal]);
+    rmSync(journal);
+    expect(await lab.prune('101', 1, { clock })).toEqual([v1]);
   });
 
   it('does not start on a version prune is removing: it waits, then finds it gone (nothing written)', async () => {

@@ -8,7 +8,8 @@
  * Freshness: a holder re-PUTs its object every REFRESH_MS; an object whose LastModified (the
  * service's clock, never this machine's) is older than STALE_MS is a dead holder's and is ignored, and
  * so is one that names this host and boot and a pid that is gone (a run killed here: the next run
- * need not wait an hour).
+ * need not wait an hour). A durable hold (a live restore's read lease, `whileFile`) is never stale by
+ * time: it holds while its file exists on its host, and is ended by whoever finishes that restore.
  * A holder that was frozen (SIGSTOP, a suspended VM) past STALE_MS must not act on what it held:
  * `actWithin` first re-PUTs the object and fails with LOCKED when something else holds the lock by now; an
  * act that must be covered by the lock (a version's manifest, a gc's deletes) starts within ACT_MS of
@@ -37,6 +38,8 @@ export interface LockBody {
   boot?: string;
   pid: number;
   created: string;
+  /** a durable hold: alive while this file exists on `host`, never stale by time and never refreshed (pid.ts) */
+  whileFile?: string;
 }
 
 export interface HeldS3Lock {
@@ -44,6 +47,8 @@ export interface HeldS3Lock {
   /** re-PUTs the lock now and checks nobody else holds it (LOCKED when they do); then `fn` must start at once */
   actWithin<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
   release(): Promise<void>;
+  /** keeps the object but stops re-PUTting it: a durable hold, which a later process may end (S3Locks.drop) */
+  stopRefreshing(): void;
 }
 
 export interface AcquireRequest {
@@ -55,6 +60,8 @@ export interface AcquireRequest {
   /** shared: other holders of `name` itself do not exclude (the writers' registration) */
   shared?: boolean;
   waitMs: number;
+  /** a durable hold (a live restore's read lease): held while this file exists on this host */
+  whileFile?: string;
 }
 
 export class S3Locks {
@@ -72,6 +79,7 @@ export class S3Locks {
   async acquire(req: AcquireRequest): Promise<HeldS3Lock> {
     const key = `${this.prefix}locks/${req.name}/${randomUUID()}.json`;
     const body: LockBody = { purpose: req.purpose, host: thisHost, boot: thisBoot, pid: process.pid, created: new Date().toISOString() };
+    if (req.whileFile !== undefined) body.whileFile = req.whileFile;
     const deadline = Date.now() + req.waitMs;
     for (;;) {
       const blocker = await this.tryOnce(key, body, req);
@@ -94,16 +102,28 @@ export class S3Locks {
     return undefined;
   }
 
-  /** The lock objects under `locks/<name>/` whose holders may be alive: refreshed within STALE_MS, and not a dead process of this host. */
+  /**
+   * The lock objects under `locks/<name>/` whose holders may be alive: refreshed within STALE_MS, and
+   * not a dead process of this host; or a durable hold (`whileFile`) whatever its age, unless it is
+   * this host's and its file is gone.
+   */
   async fresh(name: string, now: Date, except?: string): Promise<string[]> {
     const found: string[] = [];
     for await (const o of this.client.list(`${this.prefix}locks/${name}/`)) {
-      if (o.key === except || now.getTime() - o.lastModified.getTime() >= this.staleMs) continue;
+      if (o.key === except) continue;
+      const stale = now.getTime() - o.lastModified.getTime() >= this.staleMs;
       const body = await this.body(o.key);
+      if (stale && body?.whileFile === undefined) continue;
       if (body && !holderAlive(body)) continue;
       found.push(o.key);
     }
     return found;
+  }
+
+  /** Ends a durable hold that another process took (by the key it was given). */
+  async drop(key: string): Promise<void> {
+    if (!key.startsWith(`${this.prefix}locks/`)) throw new ColdvaultError('USAGE', `'${key}' is not a lock object of this datastore`);
+    await this.client.delete(key);
   }
 
   private async body(key: string): Promise<LockBody | undefined> {
@@ -117,6 +137,7 @@ export class S3Locks {
   /** "held by <purpose> on <host> (pid N) since <time>" */
   async describe(key: string): Promise<string> {
     const b = await this.body(key);
+    if (b?.whileFile) return `held by ${b.purpose} on ${b.host} while '${b.whileFile}' exists there, since ${b.created}`;
     return b ? `held by ${b.purpose} on ${b.host} (pid ${b.pid}) since ${b.created}` : 'held by another run';
   }
 
@@ -153,6 +174,11 @@ class Held implements HeldS3Lock {
   private async refresh(): Promise<void> {
     if (this.released) return;
     await this.locks.s3.put(this.key, Buffer.from(JSON.stringify(this.body)), { signBody: true, contentType: 'application/json' });
+  }
+
+  stopRefreshing(): void {
+    this.released = true;
+    clearInterval(this.timer);
   }
 
   async release(): Promise<void> {

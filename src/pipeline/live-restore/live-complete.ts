@@ -7,7 +7,8 @@
  *   disk is copied from its overlay (the guest's writes over the export) with qemu-img: nothing the
  *   guest wrote is lost.
  * - Then the config is written as a plain restore writes it (temp name, rename, fsync of the folder),
- *   the overlays, the export's scratch folder and the journal are removed.
+ *   the overlays, the export's scratch folder, the hold on the version (live-hold.ts) and the
+ *   journal are removed.
  * The order makes a crash at any point safe: the journal goes last, so a restore whose config exists
  * but whose journal remains is finished again by `--resume-live` (each step is idempotent).
  */
@@ -18,11 +19,15 @@ import { ensureDir, fsyncDir, tempNameFor, writeFileDurable } from '../../datast
 import { isQmpGone } from '../../guests/hypervisor/index.js';
 import type { RunningExport } from '../export/index.js';
 import { ProgressMeter } from '../progress-meter.js';
+import type { VersionSource } from '../version-source.js';
+import { releaseHold } from './live-hold.js';
 import { type LiveDisk, type LiveJournal, removeJournal, writeJournal } from './live-journal.js';
 import { copyOffline, removeFiles, syncVolumes } from './live-volumes.js';
 import { driveFiles, pivot, startMirror, waitUntilReady, type Qmp } from './mirror.js';
 
 export interface LiveCompletion {
+  /** the version's source: the restore's hold on the version is ended through it */
+  source: VersionSource;
   journal: LiveJournal;
   stateDir: string;
   /** the guest's QMP connection, or null when QEMU is not running */
@@ -112,5 +117,6 @@ async function finishCleanup(c: LiveCompletion): Promise<void> {
   await removeFiles(c.journal.disks.map((d: LiveDisk) => d.overlay));
   await c.export.close();
   await rm(c.journal.scratch, { recursive: true, force: true });
+  await releaseHold(c.source, c.journal);
   await removeJournal(c.stateDir, c.journal.newId);
 }

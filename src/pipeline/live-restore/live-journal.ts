@@ -41,6 +41,8 @@ export interface LiveJournal {
   /** the copy's speed cap (bytes per second), kept by a resume unless it is given another */
   speed?: number;
   pid: number;
+  /** the durable hold on the version (VersionSource.hold's reference: a lock file or object), see live-hold.ts */
+  hold?: string;
   startedAt: string;
   phase: LivePhase;
   /** the private folder of the NBD socket */

@@ -30,6 +30,7 @@ import type { RestoreRequest } from '../restore.js';
 import { openVersion } from '../version-keys.js';
 import { sourceOf, type VersionSource } from '../version-source.js';
 import { completeLive } from './live-complete.js';
+import { holdVersion, releaseHold } from './live-hold.js';
 import { qemuAt, qmpAt, type Qmp } from './mirror.js';
 import { type LiveDisk, type LiveJournal, refusePending, removeJournal, resumeCommand, writeJournal } from './live-journal.js';
 import { createOverlay, createTarget, overlayPathFor, removeFiles, virtualSize } from './live-volumes.js';
@@ -63,6 +64,7 @@ export interface LiveRestoreResult {
 }
 
 interface Started {
+  source: VersionSource;
   journal: LiveJournal;
   export: RunningExport;
   qmp?: Qmp;
@@ -83,7 +85,14 @@ export async function restoreGuestLive(req: LiveRestoreRequest): Promise<LiveRes
   try {
     const started = await startGuest(req, source, began);
     try {
-      const { running } = await completeLive({ ...req, journal: started.journal, qmp: started.qmp ?? null, export: started.export, stateDir: req.stateDir });
+      const { running } = await completeLive({
+        ...req,
+        source,
+        journal: started.journal,
+        qmp: started.qmp ?? null,
+        export: started.export,
+        stateDir: req.stateDir,
+      });
       req.log.info(
         `restore successful: guest ${req.newId} ${running ? 'runs on its final volumes' : 'is stopped; its final volumes are complete'} (${formatDuration((Date.now() - began) / 1000)} after the command)`,
       );
@@ -119,7 +128,7 @@ async function startGuest(req: LiveRestoreRequest, source: VersionSource, began:
     await rm(scratch, { recursive: true, force: true });
     throw err;
   }
-  const started: Started = { export: exp, created: [], journal: undefined as unknown as LiveJournal };
+  const started: Started = { source, export: exp, created: [], journal: undefined as unknown as LiveJournal };
   try {
     const disks: LiveDisk[] = [];
     for (const plan of plans) {
@@ -140,6 +149,7 @@ async function startGuest(req: LiveRestoreRequest, source: VersionSource, began:
       ...{ startedAt: new Date().toISOString(), phase: 'starting', scratch, socket, qmpSocket: req.qmpSocket, pidFile, configPath, config, disks },
     };
     await writeJournal(req.stateDir, started.journal);
+    await holdVersion(source, started.journal, req.stateDir, req.log);
     for (const disk of disks) {
       await mkdir(dirname(disk.path), { recursive: true });
       await createTarget(disk);
@@ -217,6 +227,7 @@ async function undoOrKeep(req: Pick<LiveRestoreRequest, 'log' | 'stateDir' | 'ne
   await removeFiles(started.created);
   if (journal) {
     await rm(journal.scratch, { recursive: true, force: true });
+    await releaseHold(started.source, journal);
     await removeJournal(req.stateDir, req.newId);
   }
 }

@@ -18,6 +18,7 @@ import { startExport } from '../export/index.js';
 import { sourceOf, type SourceRef } from '../version-source.js';
 import type { WorkerPool } from '../worker-pool.js';
 import { completeLive } from './live-complete.js';
+import { holdVersion } from './live-hold.js';
 import { journalPath, readJournal, writeJournal, type LiveJournal } from './live-journal.js';
 import { blockJobs, driveFiles, jobIdOf, qemuAt, qmpAt, startMirror, type Qmp } from './mirror.js';
 
@@ -44,8 +45,9 @@ export async function resumeLiveRestore(req: ResumeLiveRequest): Promise<{ confi
   journal.pid = process.pid;
   await writeJournal(req.stateDir, journal);
   await mkdir(journal.scratch, { recursive: true, mode: 0o700 });
+  const source = sourceOf(req);
   const exp = await startExport({
-    ...exportSource(req),
+    source,
     pool: req.pool,
     guestId: journal.guestId,
     version: journal.version,
@@ -55,20 +57,17 @@ export async function resumeLiveRestore(req: ResumeLiveRequest): Promise<{ confi
   });
   const qmp = (await qemuAt(journal.qmpSocket).status(journal.newId)) === 'stopped' ? null : qmpAt(journal.qmpSocket);
   try {
+    await holdVersion(source, journal, req.stateDir, req.log);
     if (qmp) await restartCopies(qmp, journal, req);
     else refuseAmbiguous(journal, req.stateDir);
     if (!qmp) req.log.warn(`guest ${req.newId} is not running (no QEMU on '${journal.qmpSocket}'): its disks are finished from their overlays`);
-    const { running } = await completeLive({ ...req, journal, qmp, export: exp, mirroring: true });
+    const { running } = await completeLive({ ...req, source, journal, qmp, export: exp, mirroring: true });
     req.log.info(`restore successful: guest ${req.newId} ${running ? 'runs on its final volumes' : 'is stopped; its final volumes are complete'}`);
     return { configPath: journal.configPath, running };
   } catch (err) {
     await exp.close().catch(() => undefined);
     throw err;
   }
-}
-
-function exportSource(req: ResumeLiveRequest): SourceRef {
-  return { source: sourceOf(req) };
 }
 
 /** Each disk not on its final volume gets a running copy job again (resumed, or started anew). */
