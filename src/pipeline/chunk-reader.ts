@@ -29,6 +29,19 @@ export class ChunkReader {
 
   /** Reads and verifies chunk `hex` of `length` plain bytes and hands them to `use`. */
   async use<T>(hex: string, length: number, use: (plain: Uint8Array) => Promise<T>): Promise<T> {
+    const chunk = await this.borrow(hex, length);
+    try {
+      return await use(chunk.plain);
+    } finally {
+      chunk.release();
+    }
+  }
+
+  /**
+   * Reads and verifies chunk `hex` into a pooled buffer that stays the caller's until `release`
+   * (the export's cache keeps chunks this way: no copy, no new buffer per chunk).
+   */
+  async borrow(hex: string, length: number): Promise<BorrowedChunk> {
     const blob = this.blobs.take();
     const blobOffset = alignedOffset(blob);
     let blobLength: number;
@@ -42,12 +55,20 @@ export class ChunkReader {
     const offset = alignedOffset(out);
     const decoded = await this.pool.decode({ blob, blobOffset, blobLength }, hex, length, out, offset);
     this.blobs.give(decoded.blob);
-    try {
-      return await use(new Uint8Array(decoded.out, offset, length));
-    } finally {
+    let given = false;
+    const release = (): void => {
+      if (given) return;
+      given = true;
       this.plains.give(decoded.out);
-    }
+    };
+    return { plain: new Uint8Array(decoded.out, offset, length), release };
   }
+}
+
+/** A verified chunk in a pooled buffer: the caller gives it back with `release` (once; later calls do nothing). */
+export interface BorrowedChunk {
+  plain: Uint8Array;
+  release(): void;
 }
 
 /**

@@ -45,7 +45,7 @@ import {
   structuredDone,
   structuredError,
 } from './nbd-protocol.js';
-import type { Piece, VersionDisk } from './version-disk.js';
+import type { DiskRead, Piece, VersionDisk } from './version-disk.js';
 
 const MAX_IN_FLIGHT = 16;
 /** the longest option we read (an export name and a few info types) */
@@ -127,6 +127,13 @@ export class NbdConnection {
 
   private send(...parts: Buffer[]): void {
     if (!this.socket.destroyed) for (const p of parts) this.socket.write(p);
+  }
+
+  /** Sends `parts`, then calls `done` once the socket no longer needs their bytes (written out, or the socket is gone). */
+  private sendThen(parts: Buffer[], done: () => void): void {
+    const last = parts.length - 1;
+    if (this.socket.destroyed || last < 0) return done();
+    parts.forEach((p, i) => (i === last ? this.socket.write(p, () => done()) : this.socket.write(p)));
   }
 
   /** Greeting, client flags, options: the disk to serve, or undefined when the client ended (ABORT). */
@@ -259,14 +266,14 @@ export class NbdConnection {
       this.answerError(request, ERRNO.EINVAL, `read of ${request.length} bytes at ${request.offset} is out of the disk (${disk.size} bytes)`);
       return;
     }
-    let pieces: Piece[];
+    let read: DiskRead;
     try {
-      pieces = await disk.read(Number(request.offset), request.length);
+      read = await disk.read(Number(request.offset), request.length);
     } catch (err) {
       this.answerError(request, ERRNO.EIO, describeError(err));
       return;
     }
-    this.answerData(request, pieces);
+    this.sendThen(this.dataReply(request, read.pieces), read.release);
   }
 
   /** base:allocation of the range: all-zero chunks as holes that read as zeros, from the index (nothing read). */
@@ -281,21 +288,16 @@ export class NbdConnection {
     this.send(blockStatusReply(request.cookie, BASE_ALLOCATION_ID, extents));
   }
 
-  private answerData(request: NbdRequest, pieces: Piece[]): void {
-    if (!this.structured) {
-      this.send(simpleReply(request.cookie, 0), ...pieces.map((p) => ('data' in p ? p.data : Buffer.alloc(p.hole))));
-      return;
-    }
+  /** The buffers of a read's reply: simple, or structured (holes as OFFSET_HOLE unless the client asked DF: one data chunk). */
+  private dataReply(request: NbdRequest, pieces: Piece[]): Buffer[] {
+    if (!this.structured) return [simpleReply(request.cookie, 0), ...pieces.map((p) => ('data' in p ? p.data : Buffer.alloc(p.hole)))];
     if (request.flags & CMD_FLAG_DF)
       pieces = [{ offset: Number(request.offset), data: Buffer.concat(pieces.map((p) => ('data' in p ? p.data : Buffer.alloc(p.hole)))) }];
-    if (request.length === 0) {
-      this.send(structuredDone(request.cookie));
-      return;
-    }
-    pieces.forEach((p, i) => {
+    if (request.length === 0) return [structuredDone(request.cookie)];
+    return pieces.flatMap((p, i) => {
       const done = i === pieces.length - 1;
-      if ('data' in p) this.send(offsetDataHeader(request.cookie, done, BigInt(p.offset), p.data.length), p.data);
-      else this.send(offsetHole(request.cookie, done, BigInt(p.offset), p.hole));
+      if ('data' in p) return [offsetDataHeader(request.cookie, done, BigInt(p.offset), p.data.length), p.data];
+      return [offsetHole(request.cookie, done, BigInt(p.offset), p.hole)];
     });
   }
 

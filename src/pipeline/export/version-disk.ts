@@ -2,17 +2,23 @@
  * One disk of a version, readable at any offset: the chunks a read touches are fetched on demand from
  * the version source, verified in the worker pool (CRC, decode, SHA-256 against the chunk's name,
  * with the key for an encrypted version: ChunkReader) before a byte is served, and kept in the
- * export's ChunkCache. An all-zero chunk (a null digest in the index) is a hole: nothing is read.
+ * export's ChunkCache (a read holds its chunks there until the caller has sent them: `release`). An all-zero chunk (a null digest in the index) is a hole: nothing is read.
  * A chunk that is damaged, missing or unreadable fails the read (the export answers EIO) and is
  * reported once through `onTrouble`.
  */
 import { describeError } from '../../core/index.js';
 import type { FixedIndex } from '../../format/index.js';
 import type { ChunkReader } from '../chunk-reader.js';
-import type { ChunkCache } from './chunk-cache.js';
+import type { CachedChunk, ChunkCache } from './chunk-cache.js';
 
 /** A piece of a read: verified bytes, or a run of zeros (an all-zero chunk, not stored). */
 export type Piece = { offset: number; data: Buffer } | { offset: number; hole: number };
+
+/** The pieces of a read; their bytes are the cache's until `release` (call it once they are sent). */
+export interface DiskRead {
+  pieces: Piece[];
+  release(): void;
+}
 
 export interface DiskTrouble {
   disk: string;
@@ -34,8 +40,8 @@ export class VersionDisk {
   ) {}
 
   /** The pieces of [offset, offset + length), in order; the caller checks the range against `size`. */
-  async read(offset: number, length: number): Promise<Piece[]> {
-    const pending: Array<Promise<Piece>> = [];
+  async read(offset: number, length: number): Promise<DiskRead> {
+    const pending: Array<Promise<Held>> = [];
     const cs = this.index.chunkSize;
     for (let at = offset; at < offset + length; ) {
       const i = Math.floor(at / cs);
@@ -44,7 +50,17 @@ export class VersionDisk {
       pending.push(this.piece(i, at - start, end - start, at));
       at = end;
     }
-    return mergeHoles(await Promise.all(pending));
+    const settled = await Promise.allSettled(pending);
+    const held = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const release = (): void => {
+      for (const h of held) h.release();
+    };
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      release();
+      throw failed.reason;
+    }
+    return { pieces: mergeHoles(held.map((h) => h.piece)), release };
   }
 
   /** The extents of [offset, offset + length): runs of stored data and of all-zero chunks (holes), merged. */
@@ -63,18 +79,19 @@ export class VersionDisk {
     return out;
   }
 
-  private async piece(i: number, from: number, to: number, at: number): Promise<Piece> {
+  private async piece(i: number, from: number, to: number, at: number): Promise<Held> {
     const digest = this.index.digests[i];
-    if (!digest) return { offset: at, hole: to - from };
-    const plain = await this.chunk(i, digest.toString('hex'));
-    return { offset: at, data: plain.subarray(from, to) };
+    if (!digest) return { piece: { offset: at, hole: to - from }, release: () => undefined };
+    const chunk = await this.chunk(i, digest.toString('hex'));
+    const data = Buffer.from(chunk.data.buffer, chunk.data.byteOffset + from, to - from);
+    return { piece: { offset: at, data }, release: chunk.release };
   }
 
-  private chunk(i: number, hex: string): Promise<Buffer> {
+  private chunk(i: number, hex: string): Promise<CachedChunk> {
     const length = Math.min(this.index.chunkSize, this.size - i * this.index.chunkSize);
     return this.cache.get(`${this.name}:${i}`, async () => {
       try {
-        return await this.reader.use(hex, length, (plain) => Promise.resolve(Buffer.from(plain)));
+        return await this.reader.borrow(hex, length);
       } catch (err) {
         if (!this.reported.has(hex)) {
           this.reported.add(hex);
@@ -84,6 +101,12 @@ export class VersionDisk {
       }
     });
   }
+}
+
+/** A piece and what gives its chunk back to the cache. */
+interface Held {
+  piece: Piece;
+  release(): void;
 }
 
 function mergeHoles(pieces: Piece[]): Piece[] {
