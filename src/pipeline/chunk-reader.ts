@@ -68,7 +68,7 @@ export class ChunkReader {
 /** A verified chunk in a pooled buffer: the caller gives it back with `release` (once; later calls do nothing). */
 export interface BorrowedChunk {
   plain: Uint8Array;
-  release(): void;
+  release: () => void;
 }
 
 /**

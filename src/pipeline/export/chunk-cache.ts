@@ -15,7 +15,7 @@ import type { BorrowedChunk } from '../chunk-reader.js';
 /** A cached chunk lent to one user until `release` (once; later calls do nothing). */
 export interface CachedChunk {
   data: Uint8Array;
-  release(): void;
+  release: () => void;
 }
 
 interface Entry {

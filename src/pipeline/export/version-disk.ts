@@ -17,7 +17,7 @@ export type Piece = { offset: number; data: Buffer } | { offset: number; hole: n
 /** The pieces of a read; their bytes are the cache's until `release` (call it once they are sent). */
 export interface DiskRead {
   pieces: Piece[];
-  release(): void;
+  release: () => void;
 }
 
 export interface DiskTrouble {
@@ -106,7 +106,7 @@ export class VersionDisk {
 /** A piece and what gives its chunk back to the cache. */
 interface Held {
   piece: Piece;
-  release(): void;
+  release: () => void;
 }
 
 function mergeHoles(pieces: Piece[]): Piece[] {
