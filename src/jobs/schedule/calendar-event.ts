@@ -62,7 +62,7 @@ export function calendarOfEvent(text: string): { calendar: Calendar; utc: boolea
   const weekdays = /^[a-z]/i.test(tokens[i] ?? '') ? weekdayList(tokens[i++] as string) : undefined;
   const date = tokens[i]?.includes('-') ? dateOf(tokens[i++] as string) : undefined;
   const time = tokens[i] !== undefined ? timeOf(tokens[i++] as string) : undefined;
-  if (i < tokens.length) throw new ScheduleProblem(`'${tokens[i]}' is one part too many (${ORDER})`);
+  if (i < tokens.length) throw new ScheduleProblem(`'${tokens[i]}' is one part too many (${ORDER}; exactly five fields is cron)`);
   const all = (f: FieldRange): number[] => stepRange(f.min, f.max);
   return {
     utc,

@@ -343,7 +343,7 @@ export async function jobFormView(ctx) {
       device: (!device.closest('.field').hidden && device.value.trim()) || undefined,
       objectLockDays: !objectLockDays.closest('.field').hidden && objectLockDays.value !== '' ? Number(objectLockDays.value) : undefined,
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
-      at: at.value.trim(),
+      at: at.value.trim() || (schedule.value.trim() ? undefined : ''), // with a schedule, the start time may stay empty
       schedule: schedule.value.trim() || undefined,
       mode: mode.value,
       kind: kind.value,
