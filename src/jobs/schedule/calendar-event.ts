@@ -48,6 +48,11 @@ const WEEKDAYS: ReadonlyArray<readonly [short: string, long: string, day: number
 
 const ORDER = 'the order is [WEEKDAYS] [[YEARS-]MONTHS-DAYS] [[HOURS:]MINUTES[:SECONDS]]';
 
+type Values = number[] | undefined;
+type DateParts = { years: Set<number> | undefined; months: Set<number> | undefined; days: Set<number> | undefined };
+type TimeParts = { hours: Values; minutes: Values; seconds: Values };
+type Parts = { weekdays: Set<number> | undefined; date: DateParts | undefined; time: TimeParts | undefined };
+
 /** The calendar of a calendar event and whether it is meant in UTC; throws ScheduleProblem. */
 export function calendarOfEvent(text: string): { calendar: Calendar; utc: boolean } {
   const tokens = text.trim().split(/\s+/).filter(Boolean);
@@ -58,24 +63,31 @@ export function calendarOfEvent(text: string): { calendar: Calendar; utc: boolea
   if (tokens.length === 0) throw new ScheduleProblem(`there is no weekday, date or time (${ORDER})`);
   const word = tokens.find((t) => SPECIAL[t.toLowerCase()] !== undefined);
   if (word) throw new ScheduleProblem(`'${word}' stands alone (it means ${SPECIAL[word.toLowerCase()]})`);
+  return { calendar: calendarOfParts(partsOf(tokens)), utc };
+}
+
+/** The weekday, date and time parts, in this order, each there or not: a weekday starts with a letter, a date has a '-'. */
+function partsOf(tokens: string[]): Parts {
   let i = 0;
   const weekdays = /^[a-z]/i.test(tokens[i] ?? '') ? weekdayList(tokens[i++] as string) : undefined;
   const date = tokens[i]?.includes('-') ? dateOf(tokens[i++] as string) : undefined;
   const time = tokens[i] !== undefined ? timeOf(tokens[i++] as string) : undefined;
   if (i < tokens.length) throw new ScheduleProblem(`'${tokens[i]}' is one part too many (${ORDER}; exactly five fields is cron)`);
+  return { weekdays, date, time };
+}
+
+/** Every value where a part leaves a field open; without a time, 00:00:00. */
+function calendarOfParts({ weekdays, date, time }: Parts): Calendar {
   const all = (f: FieldRange): number[] => stepRange(f.min, f.max);
   return {
-    utc,
-    calendar: {
-      years: date?.years,
-      months: date?.months ?? everyValue(1, 12),
-      days: date?.days ?? everyValue(1, 31),
-      weekdays: weekdays ?? everyValue(0, 6),
-      dayRule: 'both',
-      hours: time ? (time.hours ?? all(HOUR)) : [0],
-      minutes: time ? (time.minutes ?? all(MINUTE)) : [0],
-      seconds: time ? (time.seconds ?? all(SECOND)) : [0],
-    },
+    years: date?.years,
+    months: date?.months ?? everyValue(1, 12),
+    days: date?.days ?? everyValue(1, 31),
+    weekdays: weekdays ?? everyValue(0, 6),
+    dayRule: 'both',
+    hours: time ? (time.hours ?? all(HOUR)) : [0],
+    minutes: time ? (time.minutes ?? all(MINUTE)) : [0],
+    seconds: time ? (time.seconds ?? all(SECOND)) : [0],
   };
 }
 
@@ -101,7 +113,7 @@ function weekdayIndex(name: string): number {
   return k;
 }
 
-function dateOf(part: string): { years: Set<number> | undefined; months: Set<number> | undefined; days: Set<number> | undefined } {
+function dateOf(part: string): DateParts {
   const fields = part.split('-');
   if (fields.length < 2 || fields.length > 3) throw new ScheduleProblem(`'${part}' is not a date ([YEARS-]MONTHS-DAYS, e.g. *-*-01 or 2027-10-21)`);
   const [days, months, years] = fields.reverse() as [string, string, string | undefined];
@@ -112,7 +124,7 @@ function dateOf(part: string): { years: Set<number> | undefined; months: Set<num
   return { years: years === undefined ? undefined : set(years, YEAR), months: set(months, MONTH), days: set(days, DAY) };
 }
 
-function timeOf(part: string): { hours: number[] | undefined; minutes: number[] | undefined; seconds: number[] | undefined } {
+function timeOf(part: string): TimeParts {
   const fields = part.split(':');
   if (fields.length > 3) throw new ScheduleProblem(`'${part}' is not a time ([HOURS:]MINUTES[:SECONDS], e.g. 02:30 or *:0/15)`);
   const [hours, minutes, seconds] = (fields.length === 1 ? [undefined, fields[0]] : fields) as [string | undefined, string, string | undefined];
@@ -124,7 +136,7 @@ function timeOf(part: string): { hours: number[] | undefined; minutes: number[] 
 }
 
 /** The values a field's text names, sorted; undefined for `*` (every value). */
-function valueList(text: string, f: FieldRange): number[] | undefined {
+function valueList(text: string, f: FieldRange): Values {
   if (text === '*') return undefined;
   const star = /^\*\/(\d+)$/.exec(text);
   if (star) return stepRange(f.min, f.max, step(star[1] as string, f, text));

@@ -1,10 +1,12 @@
 /**
  * The runs of a schedule in a time zone (the node's by default). A run is the instant a matching
  * wall-clock time first comes, with two rules where the clocks change:
- * - a wall-clock time that comes twice (the clocks go back) runs at its first coming only, as
- *   systemd and Proxmox VE do;
+ * - a wall-clock time that comes twice (the clocks go back) runs at its first coming only, as a
+ *   waiting systemd timer does;
  * - matching wall-clock times that never come (the clocks go forward) run once, at the instant the
- *   clocks jump (03:00 after 01:59:59), as cron does; systemd and Proxmox VE skip them.
+ *   clocks jump (03:00 after 01:59:59), as cron(8) on Debian describes; systemd skips them.
+ * The runs do not depend on the instant asked from (systemd-analyze, asked from inside the second
+ * coming of an hour, offers the rest of it).
  * `nextRun` finds the first run after an instant; `lastRunBefore` the latest one in a window.
  */
 import { type Calendar, DAY_MS, dayMatches, type Schedule, timeAtOrAfter } from './calendar.js';
@@ -48,7 +50,7 @@ function nextInstant(cal: Calendar, zone: Zone, after: number): number | undefin
 }
 
 /** The first wall-clock second at or after `from` that the calendar matches. */
-export function nextWallTime(cal: Calendar, from: number): number | undefined {
+function nextWallTime(cal: Calendar, from: number): number | undefined {
   let day = Math.floor(from / DAY_MS) * DAY_MS;
   let second = (from - day) / 1000;
   const lastYear = new Date(day).getUTCFullYear() + SEARCH_YEARS;
