@@ -7,7 +7,7 @@
  * State lives in `<stateDir>/coldvault.sqlite`. The scheduler (in `coldvault serve`) starts due jobs.
  */
 export * from './job-model.js';
-export * from './cron.js';
+export * from './schedule/index.js';
 export * from './state-db.js';
 export * from './job-store.js';
 export * from './task-store.js';

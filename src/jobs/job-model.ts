@@ -5,6 +5,7 @@
  * scriptBefore, scriptAfter, hook, stopTimeout (s), forceStop, lockWait (min), compress, enabled,
  * snapshot: "auto" | "off", fullEvery (days: a full read after that long with changed-extent
  * nightlies, default 7)}.
+ * `schedule` is a Proxmox VE calendar event or a 5-field cron expression (schedule/); it wins over days + at.
  * `device` names one external disk, or several rotated disks separated by commas (`UUID=a,UUID=b`);
  * `deviceDatastoreId` lists the datastores those disks were bound to, one per disk, in the same way.
  * `mode: cluster`: the guests are stopped and started as in stop mode, and the version is pushed to
@@ -34,7 +35,7 @@
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
 import { DEFAULT_FULL_EVERY_DAYS, parseSyncSource } from '../pipeline/index.js';
-import { parseCron } from './cron.js';
+import { parseSchedule } from './schedule/index.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export type Weekday = (typeof WEEKDAYS)[number];
@@ -202,7 +203,7 @@ export function validateJob(input: Record<string, unknown>): Job {
   checkDeviceList(job);
   if (job.all === job.vmid.length > 0) throw invalid(`job '${id}': give either guest ids (vmid) or all, not both, not neither`);
   if (!job.all && job.exclude.length > 0) throw invalid(`job '${id}': exclude only goes with all`);
-  if (job.schedule) parseCron(job.schedule);
+  if (job.schedule) parseSchedule(job.schedule);
   for (const addr of job.mailto) if (!/^[^\s@]+@[^\s@]+$/.test(addr)) throw invalid(`job '${id}': '${addr}' is not a mail address`);
   return job;
 }

@@ -1,15 +1,16 @@
 /**
  * The scheduler of `coldvault serve`: each tick (every 15 s by default) it asks, for every enabled
- * job, whether a scheduled minute has come since the job's last scheduled run, and starts it. A job
- * never runs twice at once (a run still going when the next is due is skipped and logged), and a
- * scheduled minute is run once only (`job_runs` remembers the last one, across restarts). A run
- * missed while the service was down is started once at start-up if its minute lies within the grace
- * period (default 1 h); older ones are logged as missed. Every decision goes to the scheduler's log.
- * The clock is injectable, so tests drive time.
+ * job, whether a run of its schedule (schedule/: calendar event, cron, or weekdays + time, in the
+ * node's local time, daylight-saving changes included) has come since the job's last scheduled run,
+ * and starts it. A job never runs twice at once (a run still going when the next is due is skipped
+ * and logged), and a scheduled run is started once only (`job_runs` remembers the last one, across
+ * restarts). A run missed while the service was down is started once at start-up if it lies within
+ * the grace period (default 1 h); older ones are logged as missed. Every decision goes to the
+ * scheduler's log. The clock is injectable, so tests drive time.
  */
 import { describeError, type TaskLog } from '../core/index.js';
-import { lastRunBefore, parseCron, weeklySpec, type CronSpec } from './cron.js';
 import type { Job } from './job-model.js';
+import { lastRunBefore, nextRun, parseSchedule, type Schedule, weeklySpec } from './schedule/index.js';
 import type { JobStore } from './job-store.js';
 import type { StateDb } from './state-db.js';
 
@@ -24,9 +25,16 @@ export interface SchedulerOptions {
   tickMs?: number;
 }
 
-export function scheduleOf(job: Job): CronSpec | undefined {
-  if (job.schedule) return parseCron(job.schedule);
+/** The job's schedule: its `schedule` (calendar event or cron), else its weekdays + time; none: run by hand. */
+export function scheduleOf(job: Job): Schedule | undefined {
+  if (job.schedule) return parseSchedule(job.schedule);
   return job.days.length > 0 ? weeklySpec(job.days, job.at) : undefined;
+}
+
+/** When the scheduler starts the job next (local time zone), after `after`; undefined: disabled or unscheduled. */
+export function nextRunOfJob(job: Job, after: Date): Date | undefined {
+  const schedule = job.enabled ? scheduleOf(job) : undefined;
+  return schedule && nextRun(schedule, after);
 }
 
 export class Scheduler {
@@ -97,13 +105,13 @@ export class Scheduler {
   }
 
   /**
-   * The earliest minute that may still be run: the one after the last scheduled run; without one,
-   * the current and the previous minute (at start-up: the whole grace period); never a minute before
+   * The earliest run that may still be started: one after the last scheduled run; without one, one
+   * in the current or the previous minute (at start-up: the whole grace period); never one before
    * the job was created.
    */
   private firstEligible(jobId: string, now: Date, startup: boolean): Date {
     const last = this.lastScheduled(jobId);
-    if (last) return new Date(last.getTime() + 60_000);
+    if (last) return new Date(last.getTime() + 1);
     const minute = Math.floor(now.getTime() / 60_000) * 60_000;
     const window = startup ? now.getTime() - this.graceMs : minute - 60_000;
     const createdMinute = Math.ceil(this.createdAt(jobId).getTime() / 60_000) * 60_000;

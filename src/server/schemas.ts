@@ -38,7 +38,11 @@ const jobFields = {
   exclude: Type.Array(Vmid, { maxItems: 10_000 }),
   days: Type.Array(StringEnum(WEEKDAYS), { maxItems: 7 }),
   at: Type.String({ pattern: '^([01]?[0-9]|2[0-3]):[0-5][0-9]$' }),
-  schedule: Type.String({ maxLength: 200, description: 'cron: minute hour day-of-month month day-of-week' }),
+  schedule: Type.String({
+    maxLength: 200,
+    description:
+      "replaces days + at: a Proxmox VE calendar event ('mon..fri 22:30', 'sat 02:00', '*/4:00', 'daily') or a 5-field cron expression (minute hour day-of-month month day-of-week); exactly five fields is cron",
+  }),
   keep: Type.Integer({ minimum: 1 }),
   // cluster: the versions are pushed to datastore `store` (its name there) on the previous node of the config's ring
   mode: StringEnum(['stop', 'cluster'] as const),
@@ -125,7 +129,14 @@ const optionalFields = {
   bootTestExpect,
   bootTestTimeout,
 };
-const JobOptionals = Type.Partial(Type.Object({ ...optionalFields, ...withDefaults }));
+/** Answered with a job, ignored in a request's body (a job read, changed and sent back is accepted). */
+const readOnlyFields = {
+  nextRun: Nullable(
+    Type.String({ description: "when the scheduler starts the job next (the node's local time zone), null when disabled or without a schedule; read-only" }),
+  ),
+};
+
+const JobOptionals = Type.Partial(Type.Object({ ...optionalFields, ...withDefaults, ...readOnlyFields }));
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
@@ -133,7 +144,7 @@ export type JobBody = Static<typeof JobReplace>;
 export const JOB_BODY_KEYS = Object.keys(jobFields);
 
 /** A job as the API answers it: the fields with defaults are always there. */
-export const Job = Type.Composite([Type.Object({ id: JobId, store, ...withDefaults }), Type.Partial(Type.Object(optionalFields))]);
+export const Job = Type.Composite([Type.Object({ id: JobId, store, ...withDefaults }), Type.Partial(Type.Object({ ...optionalFields, ...readOnlyFields }))]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(
   { full: Type.Optional(Type.Boolean({ description: 'read every chunk this run (no changed-extent nightly from a base)' })) },

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { ColdvaultError, formatLogLine } from '../../core/index.js';
-import { describeLanding, jobLanding, runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
+import { describeLanding, jobLanding, nextRunOfJob, runJob, runTimeText, WEEKDAYS, type Job } from '../../jobs/index.js';
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
@@ -57,7 +57,7 @@ export const jobOptions: OptionSpec = {
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
-     [--schedule 'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
+     [--schedule 'EVENT'|'CRON'] [--keep N] [--mode stop|cluster] [--bwlimit MB/s] [--mailto ADDR] [--mail-notification always|failure] [--script-before PATH]
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
      [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N] [--boot-test [--boot-test-expect REGEX] [--boot-test-timeout S]]
@@ -68,6 +68,8 @@ coldvault job show <id> [--json]
 coldvault job list [--json]
 coldvault job rm <id>
 coldvault job run <id> [--full]  runs now in the foreground ("start now"), streams the log; exit 0 only if every guest succeeded
+  --schedule: a Proxmox VE calendar event ('mon..fri 22:30', 'sat 02:00', '*/4:00', '*-*-01 00:00', 'daily') or a
+  5-field cron expression ('30 22 * * 1-5': exactly five fields is cron); it replaces --days/--at, in local time.
   --full-every DAYS: a changed-extent nightly reads every chunk again that many days after the last full read (default 7);
   --full (job run): this run reads every chunk.
   --encrypt KEYFILE: every version is encrypted with the key in KEYFILE (coldvault key create); the job stores
@@ -188,7 +190,7 @@ export async function jobCommand(ctx: CommandContext): Promise<number> {
 }
 
 function printJob(ctx: CommandContext, job: Job, verb?: string): number {
-  if (ctx.json) ctx.printJson(job);
+  if (ctx.json) ctx.printJson(withNextRun(job));
   else ctx.print(`job ${job.id}${verb ? ` ${verb}` : ''}: ${describeJob(job, landingOf(ctx, job))}`);
   return 0;
 }
@@ -199,8 +201,20 @@ function landingOf(ctx: CommandContext, job: Job): string {
   return describeLanding(jobLanding(job, ctx.config.cluster, job.node ?? ctx.config.node));
 }
 
+/** The job's JSON with `nextRun`: when the scheduler starts it next (ISO time), null when it is disabled or has no schedule. */
+function withNextRun(job: Job): Job & { nextRun: string | null } {
+  return { ...job, nextRun: nextRunOfJob(job, new Date())?.toISOString() ?? null };
+}
+
+/** When the job runs next, in local time; '-' when it does not. */
+function nextRunText(job: Job): string {
+  const next = nextRunOfJob(job, new Date());
+  return next ? runTimeText(next) : '-';
+}
+
 export function describeJob(job: Job, landing: string = job.store): string {
-  const when = job.schedule ? `cron '${job.schedule}'` : job.days.length > 0 ? `${job.days.join(',')} at ${job.at}` : 'no schedule (run by hand)';
+  const schedule = job.schedule ? `schedule '${job.schedule}'` : job.days.length > 0 ? `${job.days.join(',')} at ${job.at}` : '';
+  const when = schedule ? `${schedule}${job.enabled ? ` (next run ${nextRunText(job)})` : ''}` : 'no schedule (run by hand)';
   const guests = job.all ? `all guests${job.exclude.length ? ` except ${job.exclude.join(',')}` : ''}` : `guests ${job.vmid.join(',')}`;
   const source = job.kind === 'sync' ? `sync from ${job.from ?? ''}: ` : '';
   const device = job.device && job.mode !== 'cluster' ? ` (device ${job.device})` : '';
@@ -218,13 +232,15 @@ function encryption(job: Job): string {
 
 function listJobs(ctx: CommandContext, jobs: Job[]): number {
   if (ctx.json) {
-    ctx.printJson(jobs.map((j) => ({ ...j, landing: j.kind === 'sync' ? { target: j.store } : jobLanding(j, ctx.config.cluster, j.node ?? ctx.config.node) })));
+    ctx.printJson(
+      jobs.map((j) => ({ ...withNextRun(j), landing: j.kind === 'sync' ? { target: j.store } : jobLanding(j, ctx.config.cluster, j.node ?? ctx.config.node) })),
+    );
     return 0;
   }
-  const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'TARGET'.padEnd(28)} SELECTION`;
+  const head = `${'ID'.padEnd(14)} ${'NODE'.padEnd(10)} ${WEEKDAYS.map((d) => d.slice(0, 2)).join(' ')} ${'AT'.padEnd(5)} ${'NEXT RUN'.padEnd(23)} ${'TARGET'.padEnd(28)} SELECTION`;
   const rows = jobs.map(
     (j) =>
-      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) ? 'x ' : '- ')).join(' ')} ${(j.schedule ? 'cron' : j.at).padEnd(5)} ${landingOf(ctx, j).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}${j.encrypt ? ` (encrypted: ${j.encrypt.keyFile})` : ''}`,
+      `${j.id.padEnd(14)} ${(j.node ?? ctx.config.node).slice(0, 10).padEnd(10)} ${WEEKDAYS.map((d) => (j.days.includes(d) && !j.schedule ? 'x ' : '- ')).join(' ')} ${(j.schedule ? '-' : j.at).padEnd(5)} ${nextRunText(j).padEnd(23)} ${landingOf(ctx, j).padEnd(28)} ${j.all ? `all${j.exclude.length ? ` -${j.exclude.join(',')}` : ''}` : j.vmid.join(',')}${j.enabled ? '' : ' (disabled)'}${j.encrypt ? ` (encrypted: ${j.encrypt.keyFile})` : ''}${j.schedule ? ` (schedule '${j.schedule}')` : ''}`,
   );
   ctx.print(jobs.length === 0 ? 'no jobs' : [head, ...rows].join('\n'));
   return 0;

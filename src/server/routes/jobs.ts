@@ -1,7 +1,7 @@
 /**
  * Jobs: GET|POST /api/v1/jobs, GET|PUT|DELETE /api/v1/jobs/{id}, POST /api/v1/jobs/{id}/run[?full=true] -> 202
  * {taskId} (`full`: this run reads every chunk). The body is the job JSON of jobs/job-model.ts; PUT replaces the whole job (fields left
- * out take their defaults). Paths in it must stay inside what is configured (paths.ts); the job model
+ * out take their defaults). A job is answered with `nextRun` (ISO time or null), which a body may carry back and which is ignored. Paths in it must stay inside what is configured (paths.ts); the job model
  * validates the rest (JOB_INVALID -> 400). `encrypt` holds paths only (a key file and a passphrase file
  * inside the config's keyDirs, or as the job has them: paths.ts checkKeyPath); no route takes or answers
  * a key, a passphrase or a file's contents. A run goes through the shared TaskRunner; 409 when the job
@@ -15,7 +15,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/index.js';
 import { parseSyncSource, SYNC_SOURCE_FORMS } from '../../pipeline/index.js';
-import type { Job as JobModel } from '../../jobs/index.js';
+import { nextRunOfJob, type Job as JobModel } from '../../jobs/index.js';
 import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -29,7 +29,11 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['jobs'];
   const read = { access: { action: 'read' } } as const;
   const edit = { access: { action: 'job.edit' } } as const;
-  app.get('/api/v1/jobs', { config: read, schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () => jobs.list());
+  /** The job as answered: with `nextRun` (ISO), when the scheduler starts it next by the server's clock. */
+  const answer = (job: JobModel) => ({ ...job, nextRun: nextRunOfJob(job, new Date(ctx.clock()))?.toISOString() ?? null });
+  app.get('/api/v1/jobs', { config: read, schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () =>
+    jobs.list().map(answer),
+  );
 
   app.post<{ Body: Static<typeof JobCreate> }>(
     '/api/v1/jobs',
@@ -42,14 +46,14 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
         throw new ApiError('JOB_EXISTS', `job '${request.body.id}' already exists; PUT /api/v1/jobs/${request.body.id} changes it`);
       checkPrivilegedFields(request, request.body);
       const job = jobs.add(checkedFields(ctx, request.body));
-      return reply.code(201).send(job);
+      return reply.code(201).send(answer(job));
     },
   );
 
   app.get<Params>(
     '/api/v1/jobs/:id',
     { config: read, schema: { summary: 'one job', tags, params: JobParams, response: responses({ 200: Job }) } },
-    async (request) => jobs.get(request.params.id),
+    async (request) => answer(jobs.get(request.params.id)),
   );
 
   app.put<Params & { Body: JobBody }>(
@@ -64,7 +68,7 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
         throw new ApiError('INVALID_REQUEST', `the body's id '${request.body.id}' is not the job '${id}' of the URL`);
       checkPrivilegedFields(request, request.body, jobs.get(id));
       const fields = checkedFields(ctx, request.body, id);
-      return jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null])));
+      return answer(jobs.edit(id, Object.fromEntries(JOB_BODY_KEYS.map((k) => [k, fields[k] ?? null]))));
     },
   );
 
@@ -122,7 +126,8 @@ function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<st
   checkScript(body.scriptBefore, 'scriptBefore', ctx.config, others);
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
   checkDevice(body.device);
-  return { ...body, id: id ?? body.id, store, from: syncFrom(ctx, body.from), encrypt: checkedEncryption(ctx, body.encrypt, id) };
+  const { nextRun: _readOnly, ...fields } = body;
+  return { ...fields, id: id ?? body.id, store, from: syncFrom(ctx, body.from), encrypt: checkedEncryption(ctx, body.encrypt, id) };
 }
 
 /** The job's key and passphrase file paths, each inside keyDirs or as the job (`id`) has it. */

@@ -108,6 +108,10 @@ export const STRINGS = {
     'form.days': 'Weekdays',
     'form.at': 'Start time',
     'form.atHint': 'HH:MM, 24 hours',
+    'form.schedule': 'Schedule',
+    'form.scheduleHint':
+      'optional, instead of weekdays and start time: a Proxmox calendar event (mon..fri 22:30, sat 02:00, */4:00, *-*-01 00:00, daily) or cron with five fields (30 22 * * 1-5); node’s local time',
+    'jobs.nextRun': 'next run: {time}',
     'form.mode': 'Mode',
     'form.mode.stop': 'Stop',
     'form.mode.cluster': 'Cluster (to the previous node of the ring)',
@@ -349,6 +353,10 @@ export const STRINGS = {
     'form.days': 'Wochentage',
     'form.at': 'Startzeit',
     'form.atHint': 'HH:MM, 24 Stunden',
+    'form.schedule': 'Zeitplan',
+    'form.scheduleHint':
+      'optional, statt Wochentagen und Startzeit: ein Proxmox-Kalenderereignis (mon..fri 22:30, sat 02:00, */4:00, *-*-01 00:00, daily) oder Cron mit fünf Feldern (30 22 * * 1-5); Ortszeit des Knotens',
+    'jobs.nextRun': 'nächster Lauf: {time}',
     'form.mode': 'Modus',
     'form.mode.stop': 'Stop',
     'form.mode.cluster': 'Cluster (auf den vorherigen Knoten des Rings)',

@@ -4,6 +4,7 @@
 // encrypted job (paths in the server's key folders, never a key), the boot test of each new version (a
 // checkbox and its console pattern; backup jobs into a datastore of this node), and the guest table (VMID / status / name /
 // type / disk size) to select guests. The API validates; its errors are shown next to the field they name and above the buttons.
+// The schedule field (a Proxmox calendar event or cron) replaces weekdays + start time when filled.
 // Editing sends the whole job back (PUT replaces it), with the fields this form does not show kept.
 import { get, post, put } from '../api.js';
 import { h, splitList } from '../dom.js';
@@ -19,6 +20,7 @@ const FIELDS = [
   'objectLockDays',
   'days',
   'at',
+  'schedule',
   'mode',
   'snapshot',
   'mailto',
@@ -108,6 +110,7 @@ export async function jobFormView(ctx) {
     ),
   );
   const at = h('input', { type: 'text', required: true, inputmode: 'numeric', autocomplete: 'off', placeholder: 'HH:MM', size: '6', value: job?.at ?? '' });
+  const schedule = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'mon..fri 22:30', value: job?.schedule ?? '' });
   const mode = h(
     'select',
     {},
@@ -241,6 +244,7 @@ export async function jobFormView(ctx) {
         field(p, 'objectLockDays', 'form.objectLockDays', objectLockDays, 'form.objectLockDaysHint'),
         groupField(p, 'days', 'form.days', days),
         field(p, 'at', 'form.at', at, 'form.atHint'),
+        field(p, 'schedule', 'form.schedule', schedule, 'form.scheduleHint'),
         field(p, 'mode', 'form.mode', mode, 'form.modeHint'),
         field(p, 'remoteStore', 'form.remoteStore', remoteStore, 'form.remoteStoreHint'),
         field(p, 'bwlimit', 'form.bwlimit', bwlimit, 'form.bwlimitHint'),
@@ -339,7 +343,8 @@ export async function jobFormView(ctx) {
       device: (!device.closest('.field').hidden && device.value.trim()) || undefined,
       objectLockDays: !objectLockDays.closest('.field').hidden && objectLockDays.value !== '' ? Number(objectLockDays.value) : undefined,
       days: WEEKDAYS.filter((d) => dayBoxes[d].checked),
-      at: at.value.trim(),
+      at: at.value.trim() || (schedule.value.trim() ? undefined : ''), // with a schedule, the start time may stay empty
+      schedule: schedule.value.trim() || undefined,
       mode: mode.value,
       kind: kind.value,
       from: kind.value === 'sync' ? from.value.trim() : undefined,

@@ -1,7 +1,7 @@
-// Backup -> Jobs: node, Mon..Sun, start time, target dir, selection (a lock marker on encrypted jobs); per job Edit / Delete / Start now
+// Backup -> Jobs: node, Mon..Sun, start time or schedule (the next run as its title), target dir, selection (a lock marker on encrypted jobs); per job Edit / Delete / Start now
 // (Delete and Start now behind a confirm <dialog>). Start now -> POST /jobs/{id}/run -> the live log.
 import { del, get, post } from '../api.js';
-import { check, h } from '../dom.js';
+import { check, formatTime, h } from '../dom.js';
 import { confirmDialog } from '../dialog.js';
 import { backupHeader, errorBox } from './common.js';
 
@@ -103,8 +103,12 @@ export async function jobsView(ctx) {
         running.has(job.id) ? [' ', h('span', { class: 'badge status-running', t: 'status.running' })] : null,
       ),
       h('td', {}, job.node ?? status.node),
-      WEEKDAYS.map((d) => h('td', { class: 'day' }, check(job.days.includes(d)))),
-      h('td', {}, job.schedule ? h('span', { t: ['jobs.cron', { schedule: job.schedule }] }) : job.at),
+      WEEKDAYS.map((d) => h('td', { class: 'day' }, check(!job.schedule && job.days.includes(d)))),
+      h(
+        'td',
+        { class: 'when', tAttr: job.nextRun ? { title: ['jobs.nextRun', { time: formatTime(job.nextRun) }] } : undefined },
+        job.schedule ? h('code', { class: 'schedule' }, job.schedule) : job.at,
+      ),
       h('td', { class: 'path' }, storeLabel(job.store, status.datastores)),
       h('td', {}, selection(job)),
       h('td', { class: 'actions' }, editBtn, deleteBtn, startBtn),
