@@ -104,7 +104,7 @@ describe('coldvault doctor', () => {
     const mail = { transport: 'smtp', host: '127.0.0.1', port: sink.port, user: 'backup', pass: 's3cret', tlsRejectUnauthorized: false };
     const { code, report, text } = await doctor(writeConfig({ mail }));
 
-    expect(report.findings.filter((f) => f.status !== 'ok' && !f.check.startsWith('free space'))).toEqual([]);
+    expect(report.findings.filter((f) => f.status !== 'ok' && f.check !== 'free space')).toEqual([]);
     expect(code).toBe(0);
     expect(report).toMatchObject({ node: 'pve1', ok: true });
     for (const f of report.findings) {
@@ -324,7 +324,7 @@ describe('coldvault doctor', () => {
     ]);
     expect(findings(good.report, 'clock')[0]).toMatchObject({
       status: 'warn',
-      found: expect.stringMatching(/^node pve2 says \S+, 360\d s from this node's clock$/) as string,
+      found: expect.stringMatching(/^node pve2 says \S+, (359|360)\d s from this node's clock$/) as string,
     });
     expect(good.code).toBe(0);
 
@@ -351,11 +351,13 @@ describe('coldvault doctor', () => {
     expect((await cli(['datastore', 'init', small])).code).toBe(0);
     const { code, report } = await doctor(writeConfig({ datastores: { main: lab.storeDir, small } }));
     expect(code).toBe(1);
-    expect(findings(report, 'free space datastore small')[0]).toMatchObject({
-      status: 'fail',
-      found: expect.stringMatching(new RegExp(`^\\S+ MiB free of 16(\\.00)? MiB \\(\\d+\\.\\d %\\) at '${small}'$`)) as string,
-      fix: expect.stringContaining("'coldvault prune' old versions and 'coldvault gc'") as string,
-    });
+    expect(findings(report, 'free space').filter((f) => f.status === 'fail')).toMatchObject([
+      {
+        status: 'fail',
+        found: expect.stringMatching(new RegExp(`^datastore small \\('${small}'\\): \\S+ MiB free of 16(\\.00)? MiB \\(\\d+\\.\\d %\\)$`)) as string,
+        fix: expect.stringContaining("'coldvault prune' old versions and 'coldvault gc'") as string,
+      },
+    ]);
   });
 });
 

@@ -96,7 +96,7 @@ function report(ctx: CommandContext, node: string | undefined, findings: Finding
 const LABEL = { ok: 'ok', warn: 'WARN', fail: 'FAIL' } as const;
 
 function render(node: string | undefined, findings: Finding[]): string {
-  const width = Math.min(28, Math.max(...findings.map((f) => f.check.length)));
+  const width = Math.min(18, Math.max(...findings.map((f) => f.check.length)));
   const lines = findings.flatMap((f) => [
     `${LABEL[f.status].padEnd(4)}  ${f.check.padEnd(width)}  ${f.found}`,
     ...(f.fix ? [`${''.padEnd(4 + 2 + width)}  fix: ${f.fix}`] : []),

@@ -15,13 +15,15 @@ export const FAIL_BYTES = 1024 ** 3;
 /** less than this share of the filesystem free: warn */
 export const WARN_SHARE = 0.1;
 
+const CHECK = 'free space';
+
 interface Place {
   label: string;
   dir: string;
 }
 
 export const freeSpaceCheck: DoctorCheck = {
-  name: 'free space',
+  name: CHECK,
   async run(setup): Promise<Finding[]> {
     const places = await existing([{ label: 'state dir', dir: setup.stateDir }, ...folderStores(setup)]);
     const byFs = new Map<string, { places: Place[]; free: number; total: number }>();
@@ -48,11 +50,11 @@ async function existing(places: Place[]): Promise<Place[]> {
 }
 
 function judge(places: Place[], free: number, total: number): Finding {
-  const check = `free space ${places.map((p) => p.label).join(', ')}`;
   const share = total > 0 ? free / total : 0;
-  const found = `${formatBytes(free)} free of ${formatBytes(total)} (${(share * 100).toFixed(1)} %) at ${places.map((p) => `'${p.dir}'`).join(', ')}`;
+  const where = places.map((p) => `${p.label} ('${p.dir}')`).join(', ');
+  const found = `${where}: ${formatBytes(free)} free of ${formatBytes(total)} (${(share * 100).toFixed(1)} %)`;
   const fix = `free space there: 'coldvault prune' old versions and 'coldvault gc', remove other files, or move the datastore to a bigger disk`;
-  if (free < FAIL_BYTES) return fail(check, found, fix);
-  if (share < WARN_SHARE) return warn(check, found, fix);
-  return ok(check, found);
+  if (free < FAIL_BYTES) return fail(CHECK, found, fix);
+  if (share < WARN_SHARE) return warn(CHECK, found, fix);
+  return ok(CHECK, found);
 }
