@@ -3,7 +3,8 @@
  * QEMU answering QMP on a socket and a stale socket nobody serves, a real SMTP server on loopback
  * (smtp-server, test/helpers/smtp.ts) and a closed port, a real HTTPS server on loopback that presents
  * a node's certificate (made by `coldvault cert fingerprint`) and a clock an hour ahead, a state
- * database with a task stamped in the future, and a store on a 16 MiB tmpfs (root).
+ * database with a task stamped in the future, and a store on a 16 MiB tmpfs (root). The one fake: the
+ * `qm` of test/guests/fake-qm.ts for the proxmox driver (there is no Proxmox host here).
  * Each problem is reported with what was found (the store, the socket, host:port) and what to do,
  * exit 1; a healthy node exits 0 and no mail is sent.
  */
@@ -16,6 +17,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cli, execFileAsync, type Lab, makeLab, writeGuest, writeImage } from '../helpers/fixtures.js';
 import { startSmtpSink } from '../helpers/smtp.js';
+import { makeFakeQm } from '../guests/fake-qm.js';
 
 interface Finding {
   check: string;
@@ -205,6 +207,27 @@ describe('coldvault doctor', () => {
     expect(findings(bad.report, 'hypervisor')[0]).toMatchObject({
       status: 'fail',
       found: expect.stringContaining("command 'virsh -c test:///nonexistent.xml") as string,
+    });
+  });
+
+  it('the proxmox driver asks qm status of each guest (the FAKE qm of test/guests: no Proxmox host here); no qm on the PATH fails', async () => {
+    const fake = await makeFakeQm(lab.guestsDir);
+    cleanups.push(() => fake.cleanup());
+    await fake.setState('101', 'running');
+    const config = writeConfig({ hypervisor: { driver: 'proxmox' } });
+    const json = async (path: string): Promise<{ code: number; report: Report }> => {
+      const r = await cli(['doctor', '--json', '--config', config], { env: { PATH: path } });
+      return { code: r.code, report: JSON.parse(r.stdout) as Report };
+    };
+    const good = await json(`${fake.dir}:/usr/bin:/bin`);
+    expect(findings(good.report, 'hypervisor')).toEqual([{ check: 'hypervisor', status: 'ok', found: 'proxmox driver answers: 101 running' }]);
+    expect(await fake.calls()).toEqual(['status 101']);
+    const none = await json('/usr/bin:/bin');
+    expect(none.code).toBe(1);
+    expect(findings(none.report, 'hypervisor')[0]).toMatchObject({
+      status: 'fail',
+      found: expect.stringContaining("proxmox driver: command 'qm status 101' failed") as string,
+      fix: "run coldvault on a Proxmox VE node as root ('qm' in /usr/sbin on the PATH), or set hypervisor.driver to the one this host has",
     });
   });
 
