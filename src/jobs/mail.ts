@@ -262,7 +262,7 @@ function mailFailure(config: MailConfig, err: unknown): string {
  * (nodemailer's `verify`). MAIL_FAILED naming the server and the reason. For `coldvault doctor`.
  */
 export async function verifyMailServer(config: MailConfig, timeoutMs = 10_000): Promise<void> {
-  if (config.transport !== 'smtp') throw new ColdvaultError('USAGE', `verifying mail: transport '${config.transport}' has no server to ask`);
+  if (config.transport === 'sendmail') throw new ColdvaultError('USAGE', 'verifying mail: the sendmail transport has no server to ask');
   const { createTransport } = await import('nodemailer');
   const transporter = createTransport({ ...smtpOptions(config), connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs });
   try {

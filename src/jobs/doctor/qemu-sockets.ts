@@ -72,13 +72,15 @@ function socketProblem(vmid: string, path: string, err: unknown): Finding {
 }
 
 function summary(template: string, answers: SocketAnswer[]): Finding {
+  const where = `qemu driver, QMP sockets '${template}'`;
+  if (answers.length === 0) return ok(CHECK, `${where}: no guest config in the guests dir to ask about`);
   const answering = answers.flatMap((a) => ('state' in a && a.state === 'answers' ? [`${a.vmid} (${a.status ?? '?'})`] : []));
   const stopped = answers.flatMap((a) => ('state' in a && a.state === 'stopped' ? [a.vmid] : []));
-  return ok(
-    CHECK,
-    `qemu driver, QMP sockets '${template}': ${answering.length ? `answering: ${answering.join(', ')}` : 'none answering'}; ` +
-      `${stopped.length ? `no socket (stopped): ${stopped.join(', ')}` : 'every guest has a socket'}`,
-  );
+  const parts = [
+    answering.length ? `answering: ${answering.join(', ')}` : 'none answering',
+    ...(stopped.length ? [`no socket (stopped): ${stopped.join(', ')}`] : []),
+  ];
+  return ok(CHECK, `${where}: ${parts.join('; ')}`);
 }
 
 const socketFix = (where: string): string =>
