@@ -21,7 +21,8 @@
 #   ceph-mon ceph-osd radosgw ceph-common
 #                       the real S3 service of the object-storage tests: a one-node Ceph with radosgw on 127.0.0.1,
 #                       started per test file by ../shared/tools/ceph-rgw-test-server.sh (test/helpers/radosgw.ts)
-#   systemd             systemd-analyze calendar: the reference expansion of the schedule tests (no running systemd needed)
+#   systemd             systemd-analyze: `calendar`, the reference expansion of the schedule tests, and
+#                       `verify` of packaging/coldvault.service (test/packaging); no systemd as PID 1 needed
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 packages=(qemu-utils qemu-system-x86 busybox-static cpio e2fsprogs libvirt-clients restic borgbackup time tmux chromium ntfs-3g exfatprogs exfat-fuse xfsprogs btrfs-progs openssl iproute2 libnbd-bin ovmf ceph-mon ceph-osd radosgw ceph-common systemd)

@@ -11,20 +11,28 @@ import { ProgressBar } from './progress-bar.js';
 import { s3StoreSettings } from './s3-option.js';
 
 export class CommandContext {
-  readonly config: CliConfig;
   readonly json: boolean;
   readonly bar = new ProgressBar();
   readonly log: TaskLog;
   private readonly closers: Array<() => unknown> = [];
   private stateCache?: { db: StateDb; jobs: JobStore; tasks: TaskStore; journal: StopJournal };
+  private configCache?: CliConfig;
 
   constructor(
     readonly args: Parsed,
     readonly command: string,
   ) {
-    this.config = loadConfig(args);
     this.json = flag(args, 'json');
     this.log = createTaskLog(this.bar.sink());
+  }
+
+  /**
+   * The config (file and flags), loaded at first use: a bad config file then fails the command that
+   * reads it, while `coldvault doctor` catches it and reports it as a finding.
+   */
+  get config(): CliConfig {
+    this.configCache ??= loadConfig(this.args);
+    return this.configCache;
   }
 
   print(text: string): void {

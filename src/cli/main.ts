@@ -111,6 +111,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./commands/snapshots.js');
     return { options: m.snapshotsOptions, help: m.snapshotsHelp, run: m.snapshotsCommand };
   },
+  doctor: async () => {
+    const m = await import('./commands/doctor.js');
+    return { options: m.doctorOptions, help: m.doctorHelp, run: m.doctorCommand };
+  },
 };
 
 async function usage(): Promise<string> {

@@ -255,3 +255,24 @@ function mailFailure(config: MailConfig, err: unknown): string {
     '(enable STARTTLS on the server, use secure: true on port 465, or leave out user and pass for a relay that needs no login)'
   );
 }
+
+/**
+ * Whether the configured SMTP server takes coldvault's mail, without sending any: connect, EHLO,
+ * STARTTLS (required when a password is set, as for a real mail) and AUTH when a user is set
+ * (nodemailer's `verify`). MAIL_FAILED naming the server and the reason. For `coldvault doctor`.
+ */
+export async function verifyMailServer(config: MailConfig, timeoutMs = 10_000): Promise<void> {
+  if (config.transport === 'sendmail') throw new ColdvaultError('USAGE', 'verifying mail: the sendmail transport has no server to ask');
+  const { createTransport } = await import('nodemailer');
+  const transporter = createTransport({ ...smtpOptions(config), connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs });
+  try {
+    await transporter.verify();
+  } catch (err) {
+    throw new ColdvaultError('MAIL_FAILED', `connecting to ${describeServer(config)} failed: ${mailFailure(config, err)}`, { cause: err });
+  } finally {
+    transporter.close();
+  }
+}
+
+/** `mail.example.com:587`: the server coldvault's SMTP mail goes to. */
+export const smtpAddress = (config: MailConfig): string => `${config.host ?? 'localhost'}:${smtpPort(config)}`;
