@@ -63,6 +63,7 @@ export class TaskRunner {
         jobs: state.jobs,
         driver,
         mail: config.mail,
+        webhook: config.webhook,
         bootTest: config.bootTest,
         cluster: config.cluster,
         s3Stores: config.s3Stores,

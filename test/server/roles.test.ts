@@ -221,7 +221,7 @@ describe('operator', () => {
     const removed = await as('operator', 'PUT', '/api/v1/jobs/op-hooked', { store: 'main', vmid: ['101'] });
     expect([removed.statusCode, errorCode(removed)]).toEqual([403, 'FORBIDDEN']);
     expect(removed.json().error.message).toMatch(
-      /role 'operator' may not set or change a job's scripts, hook or external device \(this request changes hook\)/,
+      /role 'operator' may not set or change a job's scripts, hook, external device or webhook \(this request changes hook\)/,
     );
     expect((await as('admin', 'GET', '/api/v1/jobs/op-hooked')).json().hook).toBe(hook());
   });
