@@ -18,6 +18,8 @@ export * from './scheduler.js';
 export * from './mail.js';
 export * from './notify/index.js';
 export { jobView, type JobView } from './job-view.js';
+export * from './device-sightings.js';
+export * from './disk-discovery.js';
 export { type KeyOpening, loadJobKey, loadKeySetting, PASSPHRASE_ENV } from './job-key.js';
 export { GuestSnapshots, snapshotGuestDisks, type SnapshotMode } from './cold-snapshots.js';
 export { removeLeftoverSnapshots, type LeftoverScope } from './snapshot-leftovers.js';

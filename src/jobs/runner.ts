@@ -29,6 +29,7 @@ import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './m
 import type { TaskHandle, TaskStore } from './task-store.js';
 import { runSyncJob } from './sync-run.js';
 import { sendWebhookReport, type WebhookSettings } from './notify/index.js';
+import type { DeviceSightings } from './device-sightings.js';
 
 export interface JobEnvironment {
   node: string;
@@ -44,6 +45,8 @@ export interface JobEnvironment {
   mail?: MailConfig;
   /** tries, timeout and backoff of webhook reports (config `webhook`) */
   webhook?: WebhookSettings;
+  /** where what a job sees on its external disk is recorded (the Restore tab's disks) */
+  sightings?: DeviceSightings;
   onProgress?: ProgressListener;
   /** aborts the run: the guest being backed up fails (and is started again), the rest are skipped */
   signal?: AbortSignal;
@@ -119,7 +122,7 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   let cluster: ClusterJobTarget | undefined;
   try {
     cluster = job.mode === 'cluster' ? openClusterTarget(job, env, task) : undefined;
-    device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs);
+    device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs, env.sightings);
     return await runOnStore(job, env, task, vmids, adopted, hookEnv, device, cluster, encryption);
   } catch (err) {
     failed = true;

@@ -74,7 +74,7 @@ async function syncLocked(job: Job, env: JobEnvironment, task: TaskHandle): Prom
   let device: AttachedDevice | undefined;
   let result: SyncResult;
   try {
-    device = await attachDevice(job, task, env.jobs);
+    device = await attachDevice(job, task, env.jobs, env.sightings);
     result = await syncOnStore(job, env, task, source, s3Target);
     const failedGuest = result.guests.find((g) => !g.ok);
     const diskFailed = failedGuest && (await device?.diagnose(failedGuest.error ?? ''));

@@ -48,6 +48,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/tasks/{id}/log': READERS,
   'GET /metrics': READERS,
   'GET /api/v1/devices': READERS,
+  'GET /api/v1/devices/datastores': READERS,
   'POST /api/v1/jobs': OPERATORS,
   'PUT /api/v1/jobs/{id}': OPERATORS,
   'DELETE /api/v1/jobs/{id}': OPERATORS,

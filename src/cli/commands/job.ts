@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ColdvaultError, formatLogLine } from '../../core/index.js';
-import { describeLanding, describeWebhookTarget, jobLanding, jobView, mergeWebhook, runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
+import { describeLanding, describeWebhookTarget, DeviceSightings, jobLanding, jobView, mergeWebhook, runJob, WEEKDAYS, type Job } from '../../jobs/index.js';
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
@@ -315,6 +315,7 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
       driver: ctx.driver(),
       mail: ctx.config.mail,
       webhook: ctx.config.webhook,
+      sightings: new DeviceSightings(ctx.state().db),
       bootTest: ctx.config.bootTest,
       cluster: ctx.config.cluster,
       s3Stores: s3StoresOf(ctx.config),
