@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ColdvaultError, type HypervisorConfig } from '../core/index.js';
 import { checkDiskPathPattern } from '../guests/index.js';
-import type { MailConfig } from '../jobs/index.js';
+import { checkWebhookSettings, type MailConfig, type WebhookSettings } from '../jobs/index.js';
 import { checkClusterConfig, type ClusterConfig } from '../targets/index.js';
 import { list, str, type Parsed } from './args.js';
 import { checkS3Datastore, type S3DatastoreConfig } from './s3-config.js';
@@ -30,6 +30,8 @@ export interface CliConfig {
   zstdLevel: number;
   hypervisor?: HypervisorConfig;
   mail?: MailConfig;
+  /** jobs' webhook reports: tries, per-try timeout and first backoff (jobs/notify; defaults 4, 10 s, 1 s) */
+  webhook?: WebhookSettings;
   scheduler?: { graceMinutes?: number; tickSeconds?: number };
   /** how many finished tasks (and their logs) to keep */
   taskKeep?: number;
@@ -101,6 +103,7 @@ const KNOWN_KEYS = new Set([
   'storeDevices',
   'cluster',
   'bootTest',
+  'webhook',
 ]);
 
 export function loadConfig(p: Parsed): CliConfig {
@@ -143,6 +146,8 @@ function readConfigFile(file: string): Partial<CliConfig> {
   checkFolderList(parsed, 'keyDirs', file);
   checkTls(parsed, file);
   checkBootTest(parsed, file);
+  const webhook = (parsed as { webhook?: unknown }).webhook;
+  if (webhook !== undefined) checkWebhookSettings(webhook, `config file '${file}'`);
   const cluster = (parsed as { cluster?: unknown }).cluster;
   if (cluster !== undefined) return { ...parsed, ...stores, cluster: checkClusterConfig(cluster, `config file '${file}'`) };
   return { ...parsed, ...stores };

@@ -54,6 +54,8 @@ export type ErrorCode =
   | 'JOB_INVALID'
   | 'JOB_RUNNING'
   | 'MAIL_FAILED'
+  /** a job's webhook target could not be reached or refused the report, after its retries (jobs/notify) */
+  | 'WEBHOOK_FAILED'
   | 'DEVICE_NOT_FOUND'
   | 'DEVICE_MOUNT_FAILED'
   /** an external disk failed or was removed while a job used it (I/O errors, vanished, shrunk) */

@@ -14,6 +14,9 @@
  * path, the disk failed (DEVICE_FAILED; the remaining guests are skipped, none is stopped). After the
  * job: sync, unmount, and the log says the disk may now be removed.
  *
+ * Each time, the disk's datastore and guests are recorded as a sighting (device-sightings.ts: what the
+ * Restore tab offers without mounting anything), after the mount and again before the unmount.
+ *
  * mountStoreDevice is that lifecycle without the job (find, look read-only, mount, check or
  * initialise; the bindings are given, not stored): cluster mode's receiving node mounts a sending
  * job's disk on a datastore's folder with it (server/store-devices.ts), and the sending job binds
@@ -25,6 +28,7 @@ import { checkIdentity, deviceProblem, mountDevice, readBlockDevices, resolveDev
 import { boundDatastores, deviceSpecs, type Job } from './job-model.js';
 import type { JobStore } from './job-store.js';
 import type { GuestReport } from './mail.js';
+import { diskGuests, type DeviceSightings } from './device-sightings.js';
 
 export interface AttachedDevice {
   /** DEVICE_FAILED when `failure` (an error or a guest's error text) means the disk failed or went away. */
@@ -35,9 +39,17 @@ export interface AttachedDevice {
 /** Errnos of a disk that stopped answering (ENOMEM: seen on 6.x when an inode block cannot be read; EROFS: the fs aborted). */
 const DEVICE_ERRNO = /\b(EIO|ENOMEM|ENXIO|ENODEV|EROFS)\b/;
 
-export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore): Promise<AttachedDevice | undefined> {
+export async function attachDevice(job: Job, log: TaskLog, jobs?: JobStore, sightings?: DeviceSightings): Promise<AttachedDevice | undefined> {
   if (!job.device) return undefined;
-  const request = { specs: deviceSpecs(job), dir: job.store, init: job.initDevice, bound: boundDatastores(job), whose: "the job's" };
+  const request = {
+    specs: deviceSpecs(job),
+    dir: job.store,
+    init: job.initDevice,
+    bound: boundDatastores(job),
+    whose: "the job's",
+    sightings,
+    seenBy: `job ${job.id}`,
+  };
   const mounted = await mountStoreDevice({ ...request, initHint: `let the job initialise it: 'coldvault job edit ${job.id} --init-device'` }, log);
   try {
     bindDevice(job, mounted.datastoreId, log, jobs);
@@ -62,6 +74,9 @@ export interface StoreDeviceRequest {
   whose: string;
   /** how an empty disk is let be initialised, for the refusal's message */
   initHint: string;
+  /** where what is seen on the disk is recorded (its datastore and guests), and as whose */
+  sightings?: DeviceSightings;
+  seenBy?: string;
 }
 
 export interface MountedStoreDevice extends AttachedDevice {
@@ -88,6 +103,7 @@ export async function mountStoreDevice(req: StoreDeviceRequest, log: TaskLog): P
     await unmountDevice(req.dir).catch(() => undefined);
     throw err;
   }
+  await recordSighting(req, device, found.id, log);
   return {
     spec,
     device,
@@ -95,10 +111,21 @@ export async function mountStoreDevice(req: StoreDeviceRequest, log: TaskLog): P
     initialised: found.initialised,
     diagnose: (failure) => diagnose(device, req.dir, failure),
     detach: async () => {
+      await recordSighting(req, device, found.id, log);
       await unmountDevice(req.dir);
       log.info(`synced and unmounted ${device.path}: the disk may now be removed`);
     },
   };
+}
+
+/** Records the disk's datastore and guests (folder names) as seen now; a failure is a WARN, never the job's. */
+async function recordSighting(req: StoreDeviceRequest, device: BlockDevice, datastoreId: string, log: TaskLog): Promise<void> {
+  if (!req.sightings) return;
+  try {
+    req.sightings.record(device, { datastoreId, dir: req.dir, guests: await diskGuests(req.dir), by: req.seenBy ?? req.whose });
+  } catch (err) {
+    log.warn(`recording what ${device.path} holds failed: ${describeError(err)}`);
+  }
 }
 
 /** The first of the disks that is attached (rotated disks: whichever is plugged in today). */

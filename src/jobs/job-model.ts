@@ -32,9 +32,12 @@
  * `objectLockDays` (backup jobs into an S3 datastore made with Object Lock, issue 14): the versions
  * the job makes are kept under COMPLIANCE retention that many days, at least as long as the
  * datastore's own `--object-lock-days` (a job may lengthen it, never shorten it: pipeline/s3-target.ts).
+ * `webhook` (issue 16): `{url, secret?, notification: "always" | "failure", topic?}`, a JSON POST of the
+ * job's result when it ends, beside the mail (jobs/notify: the rules for the URL and the secret).
  */
 import { ColdvaultError, isGuestId } from '../core/index.js';
 import { DEFAULT_FULL_EVERY_DAYS, parseSyncSource } from '../pipeline/index.js';
+import { parseWebhook, type JobWebhook } from './notify/index.js';
 import { parseSchedule } from './schedule/index.js';
 
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
@@ -90,6 +93,8 @@ export interface Job {
   bootTestTimeout?: number;
   /** encrypt the versions with this key file (paths only: the job never holds the key or its passphrase) */
   encrypt?: JobEncryption;
+  /** a JSON POST of the result when the job ends (jobs/notify); its secret is never shown */
+  webhook?: JobWebhook;
 }
 
 /** A job's encryption setting: where its key file and, optionally, the key's passphrase are (absolute paths). */
@@ -136,6 +141,7 @@ const JOB_KEYS = new Set<string>([
   'bootTest',
   'bootTestExpect',
   'bootTestTimeout',
+  'webhook',
 ]);
 
 export const JOB_ID = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -187,6 +193,7 @@ export function validateJob(input: Record<string, unknown>): Job {
     bootTest: bool(input.bootTest, false),
     bootTestExpect: pattern(input.bootTestExpect, 'bootTestExpect'),
     bootTestTimeout: optInt(input.bootTestTimeout, 'bootTestTimeout', 1),
+    webhook: parseWebhook(input.webhook, id),
   };
   checkSyncSource(job);
   if (job.bwlimit !== undefined && job.mode !== 'cluster') throw invalid(`job '${id}': bwlimit goes with mode cluster (a push over the network)`);

@@ -1,7 +1,7 @@
 /**
  * Runs a job: one task with a vzdump-style log. job lock -> the job's key (`encrypt`, job-key.ts)
  * -> recover guests left stopped by dead runs -> remove cold snapshots left by dead runs -> job-init -> open the datastore -> job-start -> script before -> each guest (guest-run.ts) ->
- * script after -> job-end (job-abort only when the job itself fails) -> mail. A failure of one guest does not stop the
+ * script after -> job-end (job-abort only when the job itself fails) -> webhook (notify/) -> mail. A failure of one guest does not stop the
  * others (but a failed external disk does: device.ts); the task is ok only when every guest is. If the
  * datastore cannot be opened, no guest is stopped at all; nor when the job's key cannot be opened (then
  * the guests dead runs left stopped are started again, this job's too, since it backs none up).
@@ -28,6 +28,8 @@ import type { JobStore } from './job-store.js';
 import { composeJobMail, sendMail, type GuestReport, type MailConfig } from './mail.js';
 import type { TaskHandle, TaskStore } from './task-store.js';
 import { runSyncJob } from './sync-run.js';
+import { sendWebhookReport, type WebhookSettings } from './notify/index.js';
+import type { DeviceSightings } from './device-sightings.js';
 
 export interface JobEnvironment {
   node: string;
@@ -41,6 +43,10 @@ export interface JobEnvironment {
   journal: StopJournal;
   driver: HypervisorDriver;
   mail?: MailConfig;
+  /** tries, timeout and backoff of webhook reports (config `webhook`) */
+  webhook?: WebhookSettings;
+  /** where what a job sees on its external disk is recorded (the Restore tab's disks) */
+  sightings?: DeviceSightings;
   onProgress?: ProgressListener;
   /** aborts the run: the guest being backed up fails (and is started again), the rest are skipped */
   signal?: AbortSignal;
@@ -88,7 +94,7 @@ export async function runJob(job: Job, env: JobEnvironment, onTask?: (task: Task
   const ok = fatal === undefined && guests.every((g) => g.status === 'ok');
   if (fatal === undefined) task.info(ok ? 'Backup job finished successfully' : 'Backup job finished with errors');
   task.info(`job ${job.id} took ${formatDuration((Date.now() - started) / 1000)}`);
-  await mailReport(job, env, task, ok, guests);
+  await reportJob(job, env, task, { ok, guests, started });
   task.finish(ok, { guests });
   return { taskId: task.id, ok, guests };
 }
@@ -116,7 +122,7 @@ async function runLocked(job: Job, env: JobEnvironment, task: TaskHandle): Promi
   let cluster: ClusterJobTarget | undefined;
   try {
     cluster = job.mode === 'cluster' ? openClusterTarget(job, env, task) : undefined;
-    device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs);
+    device = cluster ? await attachClusterDevice(job, cluster, task, env.jobs) : await attachDevice(job, task, env.jobs, env.sightings);
     return await runOnStore(job, env, task, vmids, adopted, hookEnv, device, cluster, encryption);
   } catch (err) {
     failed = true;
@@ -289,6 +295,22 @@ export async function openOrCreateStore(dir: string, log: TaskLog): Promise<Data
   const store = await Datastore.init(dir);
   log.info(`created datastore ${store.identity.id} in '${dir}'`);
   return store;
+}
+
+/** The job's reports when it ends: its webhook, then the mail (whose log then says how the webhook went). Never throws. */
+export async function reportJob(job: Job, env: JobEnvironment, task: TaskHandle, run: { ok: boolean; guests: GuestReport[]; started: number }): Promise<void> {
+  const outcome = {
+    jobId: job.id,
+    node: env.node,
+    kind: job.kind,
+    taskId: task.id,
+    ok: run.ok,
+    start: new Date(run.started),
+    end: new Date(),
+    guests: run.guests,
+  };
+  await sendWebhookReport({ webhook: job.webhook, outcome, settings: env.webhook, log: task });
+  await mailReport(job, env, task, run.ok, run.guests);
 }
 
 export async function mailReport(job: Job, env: JobEnvironment, task: TaskHandle, ok: boolean, guests: GuestReport[]): Promise<void> {

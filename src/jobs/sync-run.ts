@@ -3,7 +3,7 @@
  * the source resolved (a node unknown or without a token, a name that is no S3 datastore of the
  * config, fail the job before any disk is touched) -> the job's external disk attached as for a
  * backup job (device.ts: identity checks, init, binding) -> open (or create) the target -> pull
- * (pipeline/sync) -> keep-N rotation per guest -> disk synced and unmounted -> mail. The task is ok
+ * (pipeline/sync) -> keep-N rotation per guest -> disk synced and unmounted -> webhook, mail. The task is ok
  * only when every guest synced. Hooks and scripts are for backup jobs (job-model.ts refuses them).
  *
  * `from` (the forms of pipeline/sync source.ts): NODE:STORE (a node of the ring), a folder datastore
@@ -33,7 +33,7 @@ import { clusterNode, remoteStoreOptions, type RemoteStoreOptions } from '../tar
 import { attachDevice, type AttachedDevice } from './device.js';
 import type { Job } from './job-model.js';
 import type { GuestReport } from './mail.js';
-import { type JobEnvironment, type JobResult, mailReport, openOrCreateStore, openS3JobStore } from './runner.js';
+import { type JobEnvironment, type JobResult, openOrCreateStore, openS3JobStore, reportJob } from './runner.js';
 import type { TaskHandle } from './task-store.js';
 
 export async function runSyncJob(job: Job, env: JobEnvironment, onTask?: (task: TaskHandle) => void): Promise<JobResult> {
@@ -59,7 +59,7 @@ export async function runSyncJob(job: Job, env: JobEnvironment, onTask?: (task: 
   if (fatal === undefined) task.info(ok ? 'Sync job finished successfully' : 'Sync job finished with errors');
   task.info(`job ${job.id} took ${formatDuration((Date.now() - started) / 1000)}`);
   const guests = result ? guestReports(result) : [];
-  await mailReport(job, env, task, ok, guests);
+  await reportJob(job, env, task, { ok, guests, started });
   task.finish(ok, { guests, sync: result });
   return { taskId: task.id, ok, guests };
 }
@@ -74,7 +74,7 @@ async function syncLocked(job: Job, env: JobEnvironment, task: TaskHandle): Prom
   let device: AttachedDevice | undefined;
   let result: SyncResult;
   try {
-    device = await attachDevice(job, task, env.jobs);
+    device = await attachDevice(job, task, env.jobs, env.sightings);
     result = await syncOnStore(job, env, task, source, s3Target);
     const failedGuest = result.guests.find((g) => !g.ok);
     const diskFailed = failedGuest && (await device?.diagnose(failedGuest.error ?? ''));

@@ -32,6 +32,7 @@ import { receivingStores, UploadRegistry } from './uploads/index.js';
 import { ReadLeases } from './read-leases.js';
 import { StoreReaders } from './store-readers.js';
 import { Datastore } from '../datastore/index.js';
+import { DeviceSightings } from '../jobs/index.js';
 
 export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? Date.now;
@@ -117,7 +118,16 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
 function storeDevices(deps: ServerDeps, openUploads: (store: string) => number): StoreDevices {
   const { config } = deps;
   const allowed = storeDeviceList(config.storeDevices, config.datastores, Object.keys(config.s3StoreUrls ?? {}));
-  return new StoreDevices({ node: config.node, tasks: deps.state.tasks, idleMs: uploadIdleMs(config), datastores: config.datastores, allowed, openUploads });
+  const sightings = new DeviceSightings(deps.state.db);
+  return new StoreDevices({
+    node: config.node,
+    tasks: deps.state.tasks,
+    idleMs: uploadIdleMs(config),
+    datastores: config.datastores,
+    allowed,
+    openUploads,
+    sightings,
+  });
 }
 
 function registerRoutes(app: FastifyInstance, ctx: RouteContext, streams: SseStreams): void {

@@ -3,7 +3,7 @@ import type { HypervisorConfig, HypervisorDriver, Seams } from '../core/index.js
 import type { StorageMap } from '../guests/index.js';
 import type { ClusterConfig } from '../targets/index.js';
 import type { S3StoreSettings } from '../datastore/index.js';
-import type { BootTestSettings, JobStore, MailConfig, StateDb, StopJournal, TaskStore } from '../jobs/index.js';
+import type { BootTestSettings, JobStore, MailConfig, StateDb, StopJournal, TaskStore, WebhookSettings } from '../jobs/index.js';
 import type { TaskRunner } from './runner.js';
 
 /** The part of coldvault's config file the server reads (the CLI's config is a superset). */
@@ -22,6 +22,8 @@ export interface ServerConfig {
   s3StoreUrls?: Record<string, string>;
   zstdLevel: number;
   mail?: MailConfig;
+  /** jobs' webhook reports: tries, timeout, backoff (config `webhook`) */
+  webhook?: WebhookSettings;
   /** jobs' boot tests: QEMU's accelerators and how many at once (config `bootTest`) */
   bootTest?: BootTestSettings;
   /** PEM files; with them the server speaks HTTPS and the session cookie is Secure */

@@ -6,7 +6,7 @@
  * the guests it stopped again) and waits for the end.
  */
 import { describeError, type HypervisorDriver, isColdvaultError, type ProgressListener, type TransferProgress } from '../core/index.js';
-import { runJob, type Job, type JobResult, type TaskHandle } from '../jobs/index.js';
+import { DeviceSightings, runJob, type Job, type JobResult, type TaskHandle } from '../jobs/index.js';
 import { WorkerPool } from '../pipeline/index.js';
 import type { ServerConfig, ServerState } from './deps.js';
 
@@ -34,7 +34,12 @@ export class TaskRunner {
   private readonly running = new Map<string, RunningTask & { done: Promise<unknown> }>();
   private readonly abort = new AbortController();
 
-  constructor(private readonly env: { config: ServerConfig; state: ServerState; driver: HypervisorDriver }) {}
+  /** what jobs see on their external disks (the Restore tab's disks) */
+  private readonly sightings: DeviceSightings;
+
+  constructor(private readonly env: { config: ServerConfig; state: ServerState; driver: HypervisorDriver }) {
+    this.sightings = new DeviceSightings(env.state.db);
+  }
 
   /** Tasks of this process that are running, with their latest progress. */
   list(): RunningTask[] {
@@ -63,6 +68,8 @@ export class TaskRunner {
         jobs: state.jobs,
         driver,
         mail: config.mail,
+        webhook: config.webhook,
+        sightings: this.sightings,
         bootTest: config.bootTest,
         cluster: config.cluster,
         s3Stores: config.s3Stores,

@@ -94,6 +94,32 @@ const jobFields = {
     },
   ),
 };
+// a job's webhook as sent: the secret is write-only (absent: kept for the same URL; null or '': removed)
+const WebhookBody = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2048, description: 'the http(s) address the report is posted to' }),
+    secret: Type.Optional(
+      Nullable(
+        Type.String({
+          maxLength: 4096,
+          description:
+            'sent as Authorization: Bearer and the key of X-Coldvault-Signature; needs https (or http to loopback). Write-only: left out, the stored one is kept for the same URL; null or empty: none',
+        }),
+      ),
+    ),
+    notification: Type.Optional(StringEnum(['always', 'failure'] as const)),
+    topic: Type.Optional(Nullable(Type.String({ maxLength: 64, description: "ntfy's JSON form: the topic (the URL is then the ntfy server's root)" }))),
+    hasSecret: Type.Optional(Type.Boolean({ description: 'read-only (as a job answer has it); ignored when sent' })),
+  },
+  { additionalProperties: false, description: 'a JSON POST of the result when the job ends (always, or on failure only)' },
+);
+/** a job's webhook as answered: the secret only as hasSecret */
+const WebhookShown = Type.Object({
+  url: Type.String(),
+  notification: StringEnum(['always', 'failure'] as const),
+  topic: Type.Optional(Type.String()),
+  hasSecret: Type.Boolean(),
+});
 const {
   store,
   node,
@@ -136,15 +162,18 @@ const readOnlyFields = {
   ),
 };
 
-const JobOptionals = Type.Partial(Type.Object({ ...optionalFields, ...withDefaults, ...readOnlyFields }));
+const JobOptionals = Type.Partial(Type.Object({ ...optionalFields, ...withDefaults, ...readOnlyFields, webhook: WebhookBody }));
 
 export const JobCreate = Type.Composite([Type.Object({ id: JobId, store }), JobOptionals], { additionalProperties: false });
 export const JobReplace = Type.Composite([Type.Object({ store }), Type.Partial(Type.Object({ id: JobId })), JobOptionals], { additionalProperties: false });
 export type JobBody = Static<typeof JobReplace>;
-export const JOB_BODY_KEYS = Object.keys(jobFields);
+export const JOB_BODY_KEYS = [...Object.keys(jobFields), 'webhook'];
 
 /** A job as the API answers it: the fields with defaults are always there. */
-export const Job = Type.Composite([Type.Object({ id: JobId, store, ...withDefaults }), Type.Partial(Type.Object({ ...optionalFields, ...readOnlyFields }))]);
+export const Job = Type.Composite([
+  Type.Object({ id: JobId, store, ...withDefaults }),
+  Type.Partial(Type.Object({ ...optionalFields, ...readOnlyFields, webhook: WebhookShown })),
+]);
 export const JobParams = Type.Object({ id: JobId });
 export const JobRunQuery = Type.Object(
   { full: Type.Optional(Type.Boolean({ description: 'read every chunk this run (no changed-extent nightly from a base)' })) },

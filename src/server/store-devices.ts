@@ -31,7 +31,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { ColdvaultError, describeError, isColdvaultError, type TaskLog } from '../core/index.js';
-import { mountStoreDevice, type MountedStoreDevice, type TaskHandle, type TaskStore } from '../jobs/index.js';
+import { type DeviceSightings, mountStoreDevice, type MountedStoreDevice, type TaskHandle, type TaskStore } from '../jobs/index.js';
 
 export interface StoreDevicesOptions {
   /** this node's name (config `node`), for messages */
@@ -45,6 +45,8 @@ export interface StoreDevicesOptions {
   allowed: ReadonlyMap<string, readonly string[]>;
   /** how many uploads into the store are open (the disk is never let go under one) */
   openUploads: (store: string) => number;
+  /** where what is seen on an attached disk is recorded (the Restore tab's disks) */
+  sightings?: DeviceSightings;
 }
 
 export interface AttachRequest {
@@ -103,7 +105,16 @@ export class StoreDevices {
     const log = recording(att.task);
     try {
       att.mounted = await mountStoreDevice(
-        { specs, dir: this.dir(req.store), init: req.init, bound: req.datastoreIds, whose: "the sending job's", initHint: initHint(req.store) },
+        {
+          specs,
+          dir: this.dir(req.store),
+          init: req.init,
+          bound: req.datastoreIds,
+          whose: "the sending job's",
+          initHint: initHint(req.store),
+          sightings: this.opts.sightings,
+          seenBy: `push from ${req.principal}`,
+        },
         log,
       );
     } catch (err) {

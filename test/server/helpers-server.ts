@@ -124,6 +124,7 @@ export const ALL_ROUTES = [
   'GET /metrics',
   'GET /api/v1/openapi.json',
   'GET /api/v1/devices',
+  'GET /api/v1/devices/datastores',
   'POST /api/v1/devices/probe',
   'GET /api/v1/whoami',
   'POST /api/v1/stores/{store}/uploads',

@@ -48,6 +48,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/tasks/{id}/log': READERS,
   'GET /metrics': READERS,
   'GET /api/v1/devices': READERS,
+  'GET /api/v1/devices/datastores': READERS,
   'POST /api/v1/jobs': OPERATORS,
   'PUT /api/v1/jobs/{id}': OPERATORS,
   'DELETE /api/v1/jobs/{id}': OPERATORS,
@@ -221,7 +222,7 @@ describe('operator', () => {
     const removed = await as('operator', 'PUT', '/api/v1/jobs/op-hooked', { store: 'main', vmid: ['101'] });
     expect([removed.statusCode, errorCode(removed)]).toEqual([403, 'FORBIDDEN']);
     expect(removed.json().error.message).toMatch(
-      /role 'operator' may not set or change a job's scripts, hook or external device \(this request changes hook\)/,
+      /role 'operator' may not set or change a job's scripts, hook, external device or webhook \(this request changes hook\)/,
     );
     expect((await as('admin', 'GET', '/api/v1/jobs/op-hooked')).json().hook).toBe(hook());
   });

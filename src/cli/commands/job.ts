@@ -2,10 +2,26 @@
  * `coldvault job add|edit|show|list|rm|run`. `--encrypt KEYFILE [--encrypt-passphrase-file F]` sets
  * the job's `encrypt` (paths, resolved, never read here: root on the node may name any file, as for
  * scripts); on edit, `--no-encrypt` (or `--encrypt ''`) removes it, `--encrypt-passphrase-file ''` the passphrase file.
+ * `--webhook URL [--webhook-secret TEXT | --webhook-secret-file F] [--webhook-notification always|failure]
+ * [--webhook-topic T]` sets the job's `webhook` (jobs/notify); on edit, `--no-webhook` (or `--webhook ''`)
+ * removes it, `--webhook-secret ''` the secret. The secret is never printed (jobView).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ColdvaultError, formatLogLine } from '../../core/index.js';
-import { describeLanding, jobLanding, nextRunOfJob, runJob, runTimeText, WEEKDAYS, type Job } from '../../jobs/index.js';
+import {
+  describeLanding,
+  describeWebhookTarget,
+  DeviceSightings,
+  jobLanding,
+  jobView,
+  mergeWebhook,
+  nextRunOfJob,
+  runJob,
+  runTimeText,
+  WEEKDAYS,
+  type Job,
+} from '../../jobs/index.js';
 import { flag, list, str, type OptionSpec, type Parsed } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { storeDir } from '../config.js';
@@ -54,6 +70,12 @@ export const jobOptions: OptionSpec = {
   'no-boot-test': { type: 'boolean' },
   'boot-test-expect': { type: 'string' },
   'boot-test-timeout': { type: 'string' },
+  webhook: { type: 'string' },
+  'webhook-secret': { type: 'string' },
+  'webhook-secret-file': { type: 'string' },
+  'webhook-notification': { type: 'string' },
+  'webhook-topic': { type: 'string' },
+  'no-webhook': { type: 'boolean' },
 };
 
 export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | --all [--exclude 103]) [--days mon,tue,wed,thu,fri,sat,sun] [--at HH:MM]
@@ -61,9 +83,11 @@ export const jobHelp = `coldvault job add <id> --store <dir> (--vmid 101,102 | -
      [--script-after PATH] [--hook PATH] [--stop-timeout SECONDS] [--force-stop] [--lock-wait MINUTES] [--device DEV]
      [--compress zstd|none] [--disabled] [--node NAME] [--init-device] [--snapshot auto|off] [--full-every DAYS]
      [--encrypt KEYFILE [--encrypt-passphrase-file FILE]] [--object-lock-days N] [--boot-test [--boot-test-expect REGEX] [--boot-test-timeout S]]
+     [--webhook URL [--webhook-secret TEXT | --webhook-secret-file FILE] [--webhook-notification always|failure] [--webhook-topic TOPIC]]
 coldvault job add <id> --kind sync --from SOURCE --store <dir|s3-name> (--vmid 101 | --all [--exclude 103]) [--keep N] [--device DEV] ...
 coldvault job edit <id> ...same flags (only those given change); --no-encrypt (or --encrypt '') removes the encryption,
-     --encrypt-passphrase-file '' the passphrase file, --no-object-lock-days the job's own Object Lock days
+     --encrypt-passphrase-file '' the passphrase file, --no-object-lock-days the job's own Object Lock days,
+     --no-webhook (or --webhook '') the webhook, --webhook-secret '' its secret
 coldvault job show <id> [--json]
 coldvault job list [--json]
 coldvault job rm <id>
@@ -91,7 +115,12 @@ coldvault job run <id> [--full]  runs now in the foreground ("start now"), strea
   days (at least the datastore's own days; checked when the job runs).
   --boot-test: after the backup each new version is booted in isolation (as 'coldvault boot-test') and must
   print a serial line matching --boot-test-expect (default a login prompt) within --boot-test-timeout seconds
-  (default 300); a failed boot test is reported (log, mail, catalog) and does not fail the backup. --no-boot-test.`;
+  (default 300); a failed boot test is reported (log, mail, catalog) and does not fail the backup. --no-boot-test.
+  --webhook URL: when the job ends, its result is posted as JSON to URL (always, or with --webhook-notification
+  failure only on failure), retried a few times; a failing target never fails the job. --webhook-secret TEXT (or
+  the first line of --webhook-secret-file FILE, which keeps it out of the shell history) is sent as
+  'Authorization: Bearer TEXT' and signs the body (X-Coldvault-Signature); it needs an https:// URL (or http:// to
+  a loopback address) and is never shown. --webhook-topic: the topic for ntfy's JSON form (URL = the ntfy server's root).`;
 
 /** Job fields from flags; undefined where the flag was not given (so `edit` keeps the old value). */
 function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<string, unknown> {
@@ -139,7 +168,46 @@ function jobFields(ctx: CommandContext, p: Parsed, existing?: Job): Record<strin
     bootTest: flag(p, 'boot-test') ? true : flag(p, 'no-boot-test') ? false : undefined,
     bootTestExpect: str(p, 'boot-test-expect'),
     bootTestTimeout: str(p, 'boot-test-timeout'),
+    webhook: webhookFields(p, existing),
   };
+}
+
+/** `webhook` from the --webhook flags: undefined keeps it, null removes it; an edit keeps what is not given (the secret for the same URL only). */
+function webhookFields(p: Parsed, existing?: Job): Record<string, unknown> | null | undefined {
+  const url = str(p, 'webhook');
+  const secret = webhookSecret(p);
+  const notification = str(p, 'webhook-notification');
+  const topic = str(p, 'webhook-topic');
+  const extras = secret !== undefined || notification !== undefined || topic !== undefined;
+  if (flag(p, 'no-webhook') || url === '') {
+    if (extras) throw new ColdvaultError('USAGE', '--webhook-secret, --webhook-notification and --webhook-topic go with a webhook, not with removing it');
+    return null;
+  }
+  if (url === undefined && !extras) return undefined;
+  const current = existing?.webhook;
+  const target = url ?? current?.url;
+  if (target === undefined)
+    throw new ColdvaultError('USAGE', '--webhook-secret, --webhook-notification and --webhook-topic go with --webhook URL (the job has no webhook)');
+  const change = {
+    url: target,
+    secret: secret === undefined ? undefined : secret || null,
+    notification: (notification ?? current?.notification) as 'always' | 'failure' | undefined,
+    topic: topic === undefined ? current?.topic : topic || null,
+  };
+  return mergeWebhook(current, change, existing?.id ?? '');
+}
+
+/** --webhook-secret TEXT, or the first line of --webhook-secret-file FILE ('' for either: none). */
+function webhookSecret(p: Parsed): string | undefined {
+  const text = str(p, 'webhook-secret');
+  const file = str(p, 'webhook-secret-file');
+  if (text !== undefined && file !== undefined) throw new ColdvaultError('USAGE', 'give --webhook-secret or --webhook-secret-file, not both');
+  if (!file) return file === '' ? '' : text;
+  try {
+    return (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
+  } catch (err) {
+    throw new ColdvaultError('USAGE', `--webhook-secret-file '${file}' cannot be read: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** `encrypt` from --encrypt / --encrypt-passphrase-file / --no-encrypt: undefined keeps it, null removes it ('' removes too). */
@@ -202,8 +270,8 @@ function landingOf(ctx: CommandContext, job: Job): string {
 }
 
 /** The job's JSON with `nextRun`: when the scheduler starts it next (ISO time), null when it is disabled or has no schedule. */
-function withNextRun(job: Job): Job & { nextRun: string | null } {
-  return { ...job, nextRun: nextRunOfJob(job, new Date())?.toISOString() ?? null };
+function withNextRun(job: Job): ReturnType<typeof jobView> & { nextRun: string | null } {
+  return { ...jobView(job), nextRun: nextRunOfJob(job, new Date())?.toISOString() ?? null };
 }
 
 /** When the job runs next, in local time; '-' when it does not. */
@@ -220,7 +288,14 @@ export function describeJob(job: Job, landing: string = job.store): string {
   const device = job.device && job.mode !== 'cluster' ? ` (device ${job.device})` : '';
   const limit = job.bwlimit ? `, at most ${job.bwlimit} MB/s` : '';
   const locked = job.objectLockDays ? `, immutable ${job.objectLockDays} day(s)` : '';
-  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}${locked}${encryption(job)}, ${job.enabled ? 'enabled' : 'disabled'}`;
+  return `${source}${guests} -> ${landing}${device}${limit}, ${when}, keep ${job.keep ?? 'all'}${locked}${encryption(job)}${webhookOf(job)}, ${job.enabled ? 'enabled' : 'disabled'}`;
+}
+
+/** `, webhook https://ntfy.example.com/… on failure (secret set)`: the target's origin, never the secret. */
+function webhookOf(job: Job): string {
+  if (!job.webhook) return '';
+  const when = job.webhook.notification === 'failure' ? ' on failure' : '';
+  return `, webhook ${describeWebhookTarget(job.webhook.url)}${when}${job.webhook.secret ? ' (secret set)' : ''}`;
 }
 
 /** The key file's path (and the passphrase file's), never what they hold. */
@@ -265,6 +340,8 @@ async function runNow(ctx: CommandContext, job: Job): Promise<number> {
       jobs: ctx.state().jobs,
       driver: ctx.driver(),
       mail: ctx.config.mail,
+      webhook: ctx.config.webhook,
+      sightings: new DeviceSightings(ctx.state().db),
       bootTest: ctx.config.bootTest,
       cluster: ctx.config.cluster,
       s3Stores: s3StoresOf(ctx.config),

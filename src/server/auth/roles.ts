@@ -4,7 +4,7 @@
  *
  *   admin     everything
  *   operator  reads everything; runs jobs, verifies, restores to new guest ids; creates and edits jobs
- *             but not their scripts, hook or external device; no `force`, no prune; a restore by an
+ *             but not their scripts, hook, external device or webhook URL and secret; no `force`, no prune; a restore by an
  *             operator leaves out the archived `args:` and `hookscript:` lines (Proxmox lets only
  *             root set them: QEMU arguments and a script run as root when the guest starts)
  *   audit     reads everything (GETs, task logs, metrics); changes nothing, starts nothing
@@ -32,7 +32,7 @@ export type Action =
   | 'versions.lease' // hold a version against prune while another node reads it (store-scoped)
   | 'store.write' // push versions into a store (cluster mode; store-scoped)
   | 'job.edit' // create, replace, delete a job
-  | 'job.edit-privileged' // set or change a job's scripts, hook or external device
+  | 'job.edit-privileged' // set or change a job's scripts, hook, external device or webhook URL and secret
   | 'job.run'
   | 'devices.probe' // mount external disks read-only for a moment, to see whose datastore they hold
   | 'verify'
@@ -62,7 +62,7 @@ export const RULES: Readonly<Record<Action, Rule>> = {
   'versions.lease': { roles: ['admin', 'operator', 'backup'], scoped: true, does: 'hold versions against prune' },
   'store.write': { roles: ['admin', 'backup'], scoped: true, does: 'write versions' },
   'job.edit': { roles: OPERATORS, does: 'create, change or delete jobs' },
-  'job.edit-privileged': { roles: ADMIN, does: "set or change a job's scripts, hook or external device" },
+  'job.edit-privileged': { roles: ADMIN, does: "set or change a job's scripts, hook, external device or webhook" },
   'job.run': { roles: OPERATORS, does: 'run jobs' },
   'devices.probe': { roles: OPERATORS, does: 'mount external disks read-only to see whose datastore they hold' },
   verify: { roles: OPERATORS, does: 'verify versions' },

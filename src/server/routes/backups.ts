@@ -28,6 +28,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/index.js';
 import { Datastore, hasRetention, LockDir, type PruneOptions } from '../../datastore/index.js';
 import { guestConfigPath } from '../../guests/index.js';
+import { DeviceSightings, diskGuests } from '../../jobs/index.js';
 import { versionJson } from '../../catalog/index.js';
 import { pruneGuest, pruneS3Guest, type RestoreRequest, s3Source, sourceOf, type SourceRef, verifyStore } from '../../pipeline/index.js';
 import { authorize, field, may, PRIVILEGED_CONFIG_KEYS, startedBy } from '../auth/index.js';
@@ -35,7 +36,7 @@ import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { checkDevice, type KnownStore, knownStores, resolveStore } from '../paths.js';
 import { checkVersionKey, requestKey } from '../request-key.js';
-import { mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
+import { type BlockDevice, mountDevice, resolveDevice, unmountDevice, unreplayedJournalWarning } from '../../targets/index.js';
 import { BackupsQuery, PruneBody, PruneResult, responses, RestoreBody, TaskAccepted, VerifyBody, Version } from '../schemas.js';
 import { openS3, withStore } from '../stores.js';
 import { bootScreenRoutes } from './boot-screens.js';
@@ -181,6 +182,7 @@ async function startRestore(ctx: RouteContext, request: FastifyRequest, body: St
     await detach?.();
     throw err;
   }
+  if (mounted && from.store) await recordSighting(ctx, mounted.device, from.store);
   const source = sourceOf(from);
   try {
     checkVersionKey(await source.readManifest(body.id, body.version), key, { guestId: body.id, version: body.version });
@@ -242,12 +244,21 @@ function configKeysToDrop(request: FastifyRequest): { keys: readonly string[]; w
 }
 
 /** An external disk, mounted read-only (no journal replay: the disk is not changed) on the datastore folder for a restore. */
-async function mountReadOnly(spec: string, dir: string): Promise<{ detach: () => Promise<void>; warning?: string }> {
+async function mountReadOnly(spec: string, dir: string): Promise<{ device: BlockDevice; detach: () => Promise<void>; warning?: string }> {
   checkDevice(spec);
   const device = await resolveDevice(spec);
   const warning = await unreplayedJournalWarning(device);
   await mountDevice(device, dir, { readOnly: true });
-  return { detach: () => unmountDevice(dir), warning };
+  return { device, detach: () => unmountDevice(dir), warning };
+}
+
+/** What the disk mounted for a restore holds (the Restore tab's disks); never fails the restore. */
+async function recordSighting(ctx: RouteContext, device: BlockDevice, store: Datastore): Promise<void> {
+  try {
+    new DeviceSightings(ctx.state.db).record(device, { datastoreId: store.identity.id, dir: store.dir, guests: await diskGuests(store.dir), by: 'restore' });
+  } catch {
+    // a hint for the Restore tab only
+  }
 }
 
 async function checkRestoreTarget(ctx: RouteContext, body: Static<typeof RestoreBody>): Promise<void> {

@@ -7,15 +7,20 @@
  * a key, a passphrase or a file's contents. A run goes through the shared TaskRunner; 409 when the job
  * is already running (here or in another process).
  *
+ * `webhook` (jobs/notify): its secret is write-only. Answers show `webhook.hasSecret`, never the
+ * secret; a body without `webhook.secret` keeps the stored one if the URL stays the same, a new URL
+ * needs the secret again (JOB_INVALID otherwise); `secret: null` or '' removes it.
+ *
  * Roles: reading needs `read`; create, replace and delete need `job.edit` (operator); setting or
- * changing a job's scripts, hook or external device needs `job.edit-privileged` (admin): an operator
+ * changing a job's scripts, hook, external device or webhook URL or secret needs `job.edit-privileged`
+ * (admin: a webhook makes this server post to an address of the editor's choosing): an operator
  * may resend a job's existing values, not change them. A run records who started it.
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ColdvaultError } from '../../core/index.js';
 import { parseSyncSource, SYNC_SOURCE_FORMS } from '../../pipeline/index.js';
-import { nextRunOfJob, type Job as JobModel } from '../../jobs/index.js';
+import { jobView, mergeWebhook, nextRunOfJob, type Job as JobModel } from '../../jobs/index.js';
 import { authorize, may, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -29,8 +34,8 @@ export function jobRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const tags = ['jobs'];
   const read = { access: { action: 'read' } } as const;
   const edit = { access: { action: 'job.edit' } } as const;
-  /** The job as answered: with `nextRun` (ISO), when the scheduler starts it next by the server's clock. */
-  const answer = (job: JobModel) => ({ ...job, nextRun: nextRunOfJob(job, new Date(ctx.clock()))?.toISOString() ?? null });
+  /** The job as answered (never its webhook's secret: jobView), with `nextRun` (ISO), when the scheduler starts it next by the server's clock. */
+  const answer = (job: JobModel) => ({ ...jobView(job), nextRun: nextRunOfJob(job, new Date(ctx.clock()))?.toISOString() ?? null });
   app.get('/api/v1/jobs', { config: read, schema: { summary: 'all jobs', tags, response: responses({ 200: Type.Array(Job) }) } }, async () =>
     jobs.list().map(answer),
   );
@@ -113,8 +118,17 @@ const PRIVILEGED_FIELDS = ['hook', 'scriptBefore', 'scriptAfter', 'device', 'ini
 function checkPrivilegedFields(request: FastifyRequest, body: JobBody, existing?: JobModel): void {
   if (may(request, 'job.edit-privileged')) return;
   const plain = (v: unknown): unknown => (v === undefined || v === null || v === '' || v === false ? null : v);
-  const changed = PRIVILEGED_FIELDS.filter((k) => plain(body[k]) !== plain(existing?.[k]));
+  const changed: string[] = PRIVILEGED_FIELDS.filter((k) => plain(body[k]) !== plain(existing?.[k]));
+  if (webhookChanged(body.webhook, existing?.webhook)) changed.push('webhook');
   if (changed.length > 0) authorize(request, 'job.edit-privileged', undefined, ` (this request ${existing ? 'changes' : 'sets'} ${changed.join(', ')})`);
+}
+
+/**
+ * The webhook's URL is set, changed or removed, or a secret is given (any: comparing it with the stored
+ * one would tell who may not see it whether a guess is right). Its notification and topic are not privileged.
+ */
+function webhookChanged(body: JobBody['webhook'], existing: JobModel['webhook']): boolean {
+  return (body?.url ?? null) !== (existing?.url ?? null) || body?.secret !== undefined;
 }
 
 /** The body with its store resolved to a folder (or a configured S3 datastore's name) and its paths checked against the config. */
@@ -127,7 +141,8 @@ function checkedFields(ctx: RouteContext, body: JobBody, id?: string): Record<st
   checkScript(body.scriptAfter, 'scriptAfter', ctx.config, others);
   checkDevice(body.device);
   const { nextRun: _readOnly, ...fields } = body;
-  return { ...fields, id: id ?? body.id, store, from: syncFrom(ctx, body.from), encrypt: checkedEncryption(ctx, body.encrypt, id) };
+  const webhook = mergeWebhook(id === undefined ? undefined : ctx.state.jobs.get(id).webhook, body.webhook, id ?? body.id ?? '');
+  return { ...fields, id: id ?? body.id, store, from: syncFrom(ctx, body.from), encrypt: checkedEncryption(ctx, body.encrypt, id), webhook };
 }
 
 /** The job's key and passphrase file paths, each inside keyDirs or as the job (`id`) has it. */

@@ -1,7 +1,8 @@
 // The new-job / edit-job form with every field of the seed: node, target dir, external device,
 // weekdays, start time, mode, mail to, include all guests (then an exclude list), keep (1-x), script
 // before, script after, cold snapshot (auto / off), full read every N days, the key file and passphrase file of an
-// encrypted job (paths in the server's key folders, never a key), the boot test of each new version (a
+// encrypted job (paths in the server's key folders, never a key), the webhook (URL, a write-only secret: the
+// API never sends it back, the form says "set" and offers to remove it; always / on failure only; ntfy topic), the boot test of each new version (a
 // checkbox and its console pattern; backup jobs into a datastore of this node), and the guest table (VMID / status / name /
 // type / disk size) to select guests. The API validates; its errors are shown next to the field they name and above the buttons.
 // The schedule field (a Proxmox calendar event or cron) replaces weekdays + start time when filled.
@@ -24,6 +25,10 @@ const FIELDS = [
   'mode',
   'snapshot',
   'mailto',
+  'webhookUrl',
+  'webhookSecret',
+  'webhookNotification',
+  'webhookTopic',
   'all',
   'exclude',
   'keep',
@@ -46,12 +51,65 @@ const ALIASES = {
   '^job id ': 'id',
   'already exists': 'id',
   'mail address': 'mailto',
+  // first: the secret's and the topic's messages also name the URL
+  'webhook\\.secret': 'webhookSecret',
+  'webhook\\.topic': 'webhookTopic',
+  'webhook\\.notification': 'webhookNotification',
+  "webhook\\.url|body/webhook|^(job '[^']*': )?webhook\\b": 'webhookUrl',
   'datastore|^store': 'store',
 };
 
 /** A job's `encrypt`: the key file's path and, if given, the passphrase file's (paths only). */
 function encryptSetting(keyFile, passphraseFile) {
   return passphraseFile ? { keyFile, passphraseFile } : { keyFile };
+}
+
+/**
+ * The webhook's fields: URL, secret (write-only: a job's answer only says `hasSecret`; empty keeps the
+ * stored one, the checkbox removes it), always / on failure only, ntfy topic; `value()` is the job's
+ * `webhook` to send (undefined without a URL: PUT then removes it).
+ */
+function webhookControls(p, webhook) {
+  const url = h('input', { type: 'url', autocomplete: 'off', spellcheck: 'false', placeholder: 'https://ntfy.example.com/', value: webhook?.url ?? '' });
+  const secret = h('input', {
+    type: 'password',
+    autocomplete: 'new-password',
+    spellcheck: 'false',
+    tAttr: webhook?.hasSecret ? { placeholder: 'form.webhookSecretSet' } : undefined,
+  });
+  const remove = h('input', { type: 'checkbox', id: `${p}-webhookSecretRemove` });
+  const notification = h(
+    'select',
+    {},
+    ['always', 'failure'].map((v) => h('option', { value: v, selected: (webhook?.notification ?? 'always') === v, t: `form.webhookNotification.${v}` })),
+  );
+  const topic = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', value: webhook?.topic ?? '' });
+  const removeField = h(
+    'div',
+    { class: 'field check-field', 'data-field': 'webhookSecretRemove', hidden: !webhook?.hasSecret },
+    h('span'),
+    h('div', { class: 'control' }, remove, h('label', { for: remove.id, t: 'form.webhookSecretRemove' })),
+  );
+  remove.addEventListener('change', () => {
+    secret.disabled = remove.checked;
+    if (remove.checked) secret.value = '';
+  });
+  const fields = [
+    field(p, 'webhookUrl', 'form.webhookUrl', url, 'form.webhookUrlHint'),
+    field(p, 'webhookSecret', 'form.webhookSecret', secret, webhook?.hasSecret ? 'form.webhookSecretSetHint' : 'form.webhookSecretHint'),
+    removeField,
+    field(p, 'webhookNotification', 'form.webhookNotification', notification),
+    field(p, 'webhookTopic', 'form.webhookTopic', topic, 'form.webhookTopicHint'),
+  ];
+  const value = () => {
+    if (!url.value.trim()) return undefined;
+    const setting = { url: url.value.trim(), notification: notification.value };
+    if (topic.value.trim()) setting.topic = topic.value.trim();
+    if (secret.value) setting.secret = secret.value;
+    else if (remove.checked) setting.secret = null;
+    return setting;
+  };
+  return { fields, value };
 }
 
 function suggestId(jobs) {
@@ -137,6 +195,7 @@ export async function jobFormView(ctx) {
     ['auto', 'off'].map((v) => h('option', { value: v, selected: (job?.snapshot ?? 'auto') === v, t: `form.snapshot.${v}` })),
   );
   const mailto = h('input', { type: 'text', autocomplete: 'off', value: (job?.mailto ?? []).join(', ') });
+  const hook = webhookControls(p, job?.webhook);
   const all = h('input', { type: 'checkbox', checked: job?.all ?? false });
   const exclude = h('input', { type: 'text', autocomplete: 'off', inputmode: 'numeric', value: (job?.exclude ?? []).join(', ') });
   const keep = h('input', { type: 'number', min: '1', step: '1', size: '4', value: job?.keep ?? '' });
@@ -255,6 +314,7 @@ export async function jobFormView(ctx) {
         'div',
         { class: 'col' },
         field(p, 'mailto', 'form.mailto', mailto, 'form.mailtoHint'),
+        ...hook.fields,
         h(
           'div',
           { class: 'field check-field', 'data-field': 'all' },
@@ -350,6 +410,7 @@ export async function jobFormView(ctx) {
       from: kind.value === 'sync' ? from.value.trim() : undefined,
       snapshot: snapshot.value,
       mailto: splitList(mailto.value),
+      webhook: hook.value(),
       all: all.checked,
       exclude: all.checked ? splitList(exclude.value) : [],
       vmid: all.checked ? [] : [...guestBoxes].filter(([, box]) => box.checked).map(([vmid]) => vmid),

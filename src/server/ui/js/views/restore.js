@@ -1,6 +1,9 @@
 // Backup -> Restore: node (this one, or another of the config's cluster.nodes: GET /restore/nodes;
-// shown when there are others), external device (optional: mounted read-only on the chosen datastore
-// folder; this node only), from path (a datastore of GET /status; on another node: the datastore's
+// shown when there are others), external device (optional, this node only: a picker of the attached
+// disks that hold a coldvault datastore, or one typed by hand, restore-devices.js; the disk is mounted
+// read-only on the chosen datastore folder for the restore; choosing a known disk chooses its folder
+// and lists its guests' versions as coldvault last saw them, since its folder is empty while it is
+// not mounted), from path (a datastore of GET /status; on another node: the datastore's
 // name there), from ID, version, new ID; beside it the backups of that
 // datastore as `ID: 101, Version: 1 (2014-03-06), name: test` (GET /backups?store=..&guest=..; with
 // `, downtime: 00:00:14` when the backup recorded how long the guest was off), a click fills the
@@ -18,8 +21,9 @@
 import { API, get, post, query } from '../api.js';
 import { formatDay, h, tx } from '../dom.js';
 import { formatDuration } from './task-guests.js';
-import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, offerDevices, setFieldError } from './common.js';
+import { backupHeader, clearFieldErrors, errorBox, field, fieldOfMessage, setFieldError } from './common.js';
 import { storeLabel } from './jobs.js';
+import { devicePicker } from './restore-devices.js';
 
 const VMID = /^[1-9][0-9]{2,8}$/;
 const FIELDS = ['remote', 'fromDevice', 'fromPath', 'remoteStore', 'id', 'version', 'newId', 'unique', 'live', 'bwlimit', 'keyFile', 'passphraseFile'];
@@ -80,8 +84,10 @@ export async function restoreView(ctx) {
   const p = 'restore';
   const takenIds = new Set(guests.map((g) => g.id));
 
-  const device = h('input', { type: 'text', autocomplete: 'off', spellcheck: 'false', placeholder: 'UUID=… / /dev/sdb1', list: `${p}-devices` });
-  offerDevices(`${p}-devices`);
+  const device = devicePicker(p);
+  const deviceField = field(p, 'fromDevice', 'restore.device', device.select, 'restore.deviceNote');
+  device.select.after(...device.typed);
+  deviceField.querySelector('.control').append(device.detail);
   const fromPath = h(
     'select',
     { required: true },
@@ -112,7 +118,7 @@ export async function restoreView(ctx) {
     { class: 'card restore-form', novalidate: true, 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title', t: 'restore.title' }),
     field(p, 'remote', 'restore.node', remote, 'restore.nodeNote'),
-    field(p, 'fromDevice', 'restore.device', device, 'restore.deviceNote'),
+    deviceField,
     field(p, 'fromPath', 'restore.fromPath', fromPath, status.datastores.length ? undefined : 'restore.noStores'),
     field(p, 'remoteStore', 'restore.remoteStore', remoteStore, 'restore.remoteStoreNote'),
     field(p, 'id', 'restore.fromId', fromId),
@@ -214,7 +220,34 @@ export async function restoreView(ctx) {
     showKeyFields();
   }
 
+  /** A known disk is chosen: its guests' versions as coldvault last saw them (its folder is empty until the restore mounts it). */
+  function listDisk(disk) {
+    loadSeq++;
+    listed.clear();
+    showKeyFields();
+    if (!disk.guests) {
+      list.replaceChildren();
+      listState.replaceChildren(h('p', { class: 'empty', t: 'restore.listDiskUnknown' }));
+      return;
+    }
+    listState.replaceChildren(h('p', { class: 'hint', t: ['restore.listOnDisk', { date: formatDay(disk.seen?.time) }] }));
+    const items = disk.guests.flatMap((g) => [...g.versions].reverse().map((version) => ({ id: g.id, version })));
+    list.replaceChildren(
+      ...items.map((v) => {
+        const button = h(
+          'button',
+          { type: 'button', class: 'backup-item', 'aria-pressed': 'false', 'data-id': v.id, 'data-version': String(v.version) },
+          h('span', { t: ['restore.itemOnDisk', v] }),
+        );
+        button.addEventListener('click', () => choose(v, button));
+        return h('li', {}, button);
+      }),
+    );
+  }
+
   async function loadBackups() {
+    const disk = remote.value ? undefined : device.chosen();
+    if (disk) return listDisk(disk);
     const seq = ++loadSeq;
     const guest = fromId.value.trim();
     const store = remote.value ? remoteStore.value.trim() : fromPath.value;
@@ -262,6 +295,14 @@ export async function restoreView(ctx) {
   }
 
   let debounce = null;
+  device.onChange(() => {
+    const disk = device.chosen();
+    if (disk?.store) {
+      if (![...fromPath.options].some((o) => o.value === disk.store)) fromPath.append(h('option', { value: disk.store }, disk.storeName ?? disk.store));
+      fromPath.value = disk.store;
+    }
+    void loadBackups();
+  });
   fromPath.addEventListener('change', () => void loadBackups());
   remote.addEventListener('change', () => {
     showSource();
@@ -289,7 +330,7 @@ export async function restoreView(ctx) {
     const body = {
       remote: other ? remote.value : undefined,
       fromPath: (other ? remoteStore.value.trim() : fromPath.value) || undefined,
-      fromDevice: other ? undefined : device.value.trim() || undefined,
+      fromDevice: other ? undefined : device.value(),
       id: fromId.value.trim(),
       version: version.value === '' ? undefined : Number(version.value),
       newId: newId.value.trim(),
@@ -320,5 +361,5 @@ export async function restoreView(ctx) {
     }
   });
 
-  await loadBackups();
+  await Promise.all([device.load(), loadBackups()]);
 }
