@@ -6,11 +6,13 @@
  * database with a task stamped in the future, and a store on a 16 MiB tmpfs (root). The one fake: the
  * `qm` of test/guests/fake-qm.ts for the proxmox driver (there is no Proxmox host here).
  * Each problem is reported with what was found (the store, the socket, host:port) and what to do,
- * exit 1; a healthy node exits 0 and no mail is sent.
+ * exit 1; a healthy node exits 0 and no mail is sent. Webhooks: a real HTTP receiver on loopback (it
+ * takes the connection, gets no POST) and a closed port.
  */
 import Database from 'better-sqlite3';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -264,6 +266,41 @@ describe('coldvault doctor', () => {
     const untrusted = await doctor(writeConfig({ mail: { ...login, port: tls.port } }));
     expect(findings(untrusted.report, 'mail')[0]).toMatchObject({ status: 'fail', fix: expect.stringContaining('a certificate this node trusts') as string });
     expect([...plain.got, ...tls.got]).toEqual([]);
+  });
+
+  it('webhooks: a receiver that takes connections is ok and gets no POST; one on a closed port fails naming it and the job, never its path', async () => {
+    const posts: string[] = [];
+    const receiver = createHttpServer((req, res) => {
+      posts.push(`${req.method} ${req.url}`);
+      res.end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+    const { port } = receiver.address() as { port: number };
+    const dead = await closedPort();
+    const config = writeConfig();
+    for (const [id, url] of [
+      ['nightly', `http://127.0.0.1:${port}/hooks/token-in-path`],
+      ['weekly', `http://127.0.0.1:${dead}/hooks/other-token`],
+    ]) {
+      const add = await cli(['job', 'add', id, '--store', lab.storeDir, '--vmid', '101', '--webhook', url, '--config', config]);
+      expect(add.code, add.stderr).toBe(0);
+    }
+    const { code, report } = await doctor(config);
+    expect(code).toBe(1);
+    expect(findings(report, 'webhook')).toEqual([
+      { check: 'webhook', status: 'ok', found: `the webhook receiver http://127.0.0.1:${port}/… of job(s) nightly takes connections; nothing posted` },
+      {
+        check: 'webhook',
+        status: 'fail',
+        found: expect.stringMatching(
+          new RegExp(`^the webhook receiver http://127\\.0\\.0\\.1:${dead}/… of job\\(s\\) weekly cannot be reached: .*ECONNREFUSED`),
+        ) as string,
+        fix: expect.stringContaining('coldvault job edit ID --webhook URL') as string,
+      },
+    ]);
+    expect(JSON.stringify(report)).not.toContain('token');
+    expect(posts).toEqual([]);
   });
 
   it('jobs that mail reports without a mail section: a warning (exit 0)', async () => {

@@ -14,6 +14,7 @@ import { mailCheck } from './mail-server.js';
 import { within } from './probe.js';
 import { s3StoresCheck } from './s3-stores.js';
 import { stateDirCheck } from './state-dir.js';
+import { webhookCheck } from './webhooks.js';
 import { type DoctorCheck, type DoctorSetup, type Finding, fail } from './types.js';
 
 export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
@@ -24,6 +25,7 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   freeSpaceCheck,
   hypervisorCheck,
   mailCheck,
+  webhookCheck,
   clusterCheck,
   clockCheck,
 ];
