@@ -279,10 +279,11 @@ describe('coldvault doctor', () => {
     const { port } = receiver.address() as { port: number };
     const dead = await closedPort();
     const config = writeConfig();
-    for (const [id, url] of [
+    const hooks: Array<[string, string]> = [
       ['nightly', `http://127.0.0.1:${port}/hooks/token-in-path`],
       ['weekly', `http://127.0.0.1:${dead}/hooks/other-token`],
-    ]) {
+    ];
+    for (const [id, url] of hooks) {
       const add = await cli(['job', 'add', id, '--store', lab.storeDir, '--vmid', '101', '--webhook', url, '--config', config]);
       expect(add.code, add.stderr).toBe(0);
     }
