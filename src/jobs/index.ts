@@ -23,3 +23,5 @@ export { describeLanding, jobLanding, type JobLanding } from './job-target.js';
 export { bindDevice, mountStoreDevice, type MountedStoreDevice, type StoreDeviceRequest } from './device.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus } from './cluster-status.js';
 export { bootTestReports, DEFAULT_JOB_BOOT_TIMEOUT_SECONDS, type BootTestSettings } from './boot-tests.js';
+export * from './overview/index.js';
+export { attachedLine, parseAttachedLine, type AttachedDisk } from './device.js';
