@@ -53,7 +53,8 @@ const row = (id: string) => page.locator(`table.overview-guests tr[data-vmid="${
 const flagsOf = async (id: string) => (await row(id).getAttribute('data-flags'))?.split(' ').filter(Boolean) ?? [];
 const flagTexts = (id: string) => row(id).locator('.flag').allInnerTexts();
 /** What uPlot holds for a chart: [x values, ...series] */
-const chartData = (selector: string) => page.locator(selector).evaluate((el) => (el as HTMLElement & { uplot: { data: Array<Array<number | null>> } }).uplot.data);
+const chartData = (selector: string) =>
+  page.locator(selector).evaluate((el) => (el as HTMLElement & { uplot: { data: Array<Array<number | null>> } }).uplot.data);
 
 describe('the overview in English', () => {
   it('is the landing page after the login', async () => {

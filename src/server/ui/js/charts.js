@@ -76,11 +76,7 @@ export function runsChart(container, runs, labels) {
         { label: labels.throughput, scale: 'mibs', stroke: GREEN, width: 2, dash: [6, 4], points: dot(GREEN), value: (_u, v) => fixed(v, 1) },
         { label: labels.failed, scale: 'min', stroke: RED, width: 0, paths: () => null, points: dot(RED, 9) },
       ],
-      axes: [
-        {},
-        { scale: 'min', label: labels.time, size: 60 },
-        { scale: 'mibs', side: 1, label: labels.mibs, size: 60, grid: { show: false } },
-      ],
+      axes: [{}, { scale: 'min', label: labels.time, size: 60 }, { scale: 'mibs', side: 1, label: labels.mibs, size: 60, grid: { show: false } }],
     },
     data,
   );

@@ -125,7 +125,12 @@ function guestRow(g) {
   const result = last ? last.result : 'none';
   return h(
     'tr',
-    { 'data-vmid': g.id, 'data-result': result, 'data-flags': g.flags.join(' '), class: g.flags.length > 0 ? `flagged ${g.flags.map((f) => `flag-${f}`).join(' ')}` : undefined },
+    {
+      'data-vmid': g.id,
+      'data-result': result,
+      'data-flags': g.flags.join(' '),
+      class: g.flags.length > 0 ? `flagged ${g.flags.map((f) => `flag-${f}`).join(' ')}` : undefined,
+    },
     h('th', { scope: 'row' }, g.id),
     h('td', { class: 'name' }, g.name || '–'),
     h(
@@ -180,7 +185,13 @@ function storeCard(s) {
           s.trendBytesPerDay !== null ? h('span', { class: 'muted', t: ['overview.trend', { rate: formatBytes(s.trendBytesPerDay) }] }) : null,
         ),
         s.usage.length > 0
-          ? h('div', { class: 'chart', 'data-chart': 'usage', 'data-store': s.name, role: 'img', tAttr: { 'aria-label': ['overview.usageChart', { name: s.name }] } })
+          ? h('div', {
+              class: 'chart',
+              'data-chart': 'usage',
+              'data-store': s.name,
+              role: 'img',
+              tAttr: { 'aria-label': ['overview.usageChart', { name: s.name }] },
+            })
           : null,
       ];
   return h('article', { class: 'store', 'data-store': s.name }, h('h3', { title: s.dir }, s.name), ...facts);
@@ -242,7 +253,13 @@ function historyCharts(data, view) {
       mibs: 'MiB/s',
     };
     const failed = job.runs.filter((r) => r.result === 'failed').length;
-    const el = h('div', { class: 'chart', 'data-chart': 'runs', 'data-job': job.id, role: 'img', tAttr: { 'aria-label': ['overview.runsChart', { job: job.id }] } });
+    const el = h('div', {
+      class: 'chart',
+      'data-chart': 'runs',
+      'data-job': job.id,
+      role: 'img',
+      tAttr: { 'aria-label': ['overview.runsChart', { job: job.id }] },
+    });
     const box = h(
       'article',
       { class: 'job-runs', 'data-job': job.id },
