@@ -411,6 +411,9 @@ export const OverviewDatastore = Type.Object({
   fullOnMethod: Type.String(),
   trendBytesPerDay: Type.Union([Type.Number(), Type.Null()], { description: "the fitted line's slope" }),
   error: Type.Optional(Type.String({ description: 'why the store could not be read' })),
+  detached: Type.Optional(
+    Type.Boolean({ description: "true: a job's external-disk folder with no disk attached now (its versions are on a disk carried away)" }),
+  ),
 });
 export const OverviewRun = Type.Object({
   taskId: Type.String(),

@@ -26,6 +26,8 @@ export interface StoreFacts {
   versions: readonly VersionRef[];
   /** why the store could not be read */
   error?: string;
+  /** a job's external-disk folder with no disk attached (the error says which disks) */
+  detached?: boolean;
 }
 
 export interface OverviewInputs {
@@ -57,6 +59,7 @@ export interface DatastoreOverview {
   fullOnMethod: string;
   trendBytesPerDay: number | null;
   error?: string;
+  detached?: boolean;
 }
 
 export interface Overview {
@@ -107,5 +110,6 @@ function datastoreOverview(s: StoreFacts, now: Date): DatastoreOverview {
     fullOnMethod: FULL_ON_METHOD,
     trendBytesPerDay: forecast.bytesPerDay,
     ...(s.error === undefined ? {} : { error: s.error }),
+    ...(s.detached ? { detached: true } : {}),
   };
 }

@@ -2,7 +2,8 @@
  * GET /api/v1/overview[?days=N]: the operator's view (jobs/overview): every guest's backup state and
  * flags, every store's space, usage per day and "full on" forecast, the jobs' runs and the external
  * disks they used over the last N days (default 90). This route only gathers: the guests dir, each
- * known store's catalog and free space (a store that does not open is listed with its error), the
+ * known store's catalog and free space (a store that does not open is listed with its error; a job's
+ * external-disk folder with no disk attached is `detached`: its versions are on a disk carried away), the
  * jobs and their creation times, the task store's tasks and the log lines naming disks; buildOverview
  * computes the rest. Read access (audit and up), as the lists it summarises.
  */
@@ -10,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { describeError } from '../../core/index.js';
+import { describeError, isColdvaultError } from '../../core/index.js';
 import { guestName, listGuestIds, readGuestConfig } from '../../guests/index.js';
 import { buildOverview, deviceLogLines, jobCreatedTimes, type GuestRef, type JobRef, type StoreFacts, type VersionRef } from '../../jobs/index.js';
 import type { CatalogVersion } from '../../catalog/index.js';
@@ -39,7 +40,7 @@ export function overviewRoutes(app: FastifyInstance, ctx: RouteContext): void {
       const now = new Date(ctx.clock());
       const historyDays = request.query.days ?? 90;
       const stores = knownStores(ctx.config, ctx.state.jobs);
-      const [guests, facts] = await Promise.all([readGuests(ctx), Promise.all(stores.map((s) => storeFacts(ctx, s)))]);
+      const [guests, facts] = await Promise.all([readGuests(ctx), Promise.all(stores.map((s) => storeFacts(ctx, s, diskSpecs(ctx, s))))]);
       return buildOverview({
         now,
         node: ctx.config.node,
@@ -68,7 +69,17 @@ async function readGuests(ctx: RouteContext): Promise<GuestRef[]> {
   );
 }
 
-async function storeFacts(ctx: RouteContext, ref: KnownStore): Promise<StoreFacts> {
+/** The external disks of the jobs whose store is this folder (`job: specs`), empty when none has one. */
+function diskSpecs(ctx: RouteContext, ref: KnownStore): string[] {
+  if (ref.kind === 's3') return [];
+  return ctx.state.jobs
+    .list()
+    .filter((j) => j.device && j.mode !== 'cluster' && resolve(j.store) === ref.dir)
+    .map((j) => `job ${j.id}: ${j.device ?? ''}`);
+}
+
+/** A store's versions and space; one that does not open is listed with why (for an external disk's folder: no disk attached). */
+async function storeFacts(ctx: RouteContext, ref: KnownStore, disks: readonly string[]): Promise<StoreFacts> {
   const base = { name: ref.name, dir: ref.dir, ...(ref.kind ? { kind: ref.kind } : {}) };
   try {
     return await withStore(ref, ctx.config, async (opened) => {
@@ -80,7 +91,19 @@ async function storeFacts(ctx: RouteContext, ref: KnownStore): Promise<StoreFact
       return { ...base, ...sizes, usedBytes: total - free, freeBytes: free, totalBytes: total };
     });
   } catch (err) {
-    return { ...base, usedBytes: null, freeBytes: null, totalBytes: null, logicalBytes: 0, storedBytes: 0, versions: [], error: describeError(err) };
+    const detached = disks.length > 0 && isColdvaultError(err, 'NOT_A_DATASTORE');
+    const error = detached ? `no external disk is attached on '${ref.dir}' now (${disks.join('; ')}): its versions are on the disk` : describeError(err);
+    return {
+      ...base,
+      usedBytes: null,
+      freeBytes: null,
+      totalBytes: null,
+      logicalBytes: 0,
+      storedBytes: 0,
+      versions: [],
+      error,
+      ...(detached ? { detached } : {}),
+    };
   }
 }
 

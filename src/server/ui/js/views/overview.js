@@ -157,43 +157,45 @@ function guestRow(g) {
 
 function storeCard(s) {
   const percent = s.totalBytes ? Math.round(((s.usedBytes ?? 0) / s.totalBytes) * 100) : null;
-  const facts = s.error
-    ? [h('p', { class: 'form-error', t: ['overview.storeError', { name: s.name, error: s.error }] })]
-    : [
-        s.totalBytes
-          ? h(
-              'p',
-              { class: 'space' },
-              h('meter', { min: '0', max: String(s.totalBytes), value: String(s.usedBytes ?? 0), high: String(s.totalBytes * 0.85) }),
-              ' ',
-              h('span', { t: ['overview.used', { used: formatBytes(s.usedBytes), total: formatBytes(s.totalBytes), percent }] }),
-              ', ',
-              h('span', { t: ['overview.free', { free: formatBytes(s.freeBytes) }] }),
-            )
-          : null,
-        h(
-          'p',
-          {},
-          h('span', { t: ['overview.stored', { stored: formatBytes(s.storedBytes), logical: formatBytes(s.logicalBytes), versions: s.versions }] }),
-          ', ',
-          h('span', { class: 'dedup', t: ['overview.dedup', { factor: s.dedupFactor === null ? '–' : `${s.dedupFactor.toFixed(1)}×` }] }),
-        ),
-        h(
-          'p',
-          { class: 'full-on', 'data-full-on': s.fullOn ?? '', tAttr: { title: 'overview.fullOnMethod' } },
-          s.fullOn ? h('strong', { t: ['overview.fullOn', { day: s.fullOn }] }) : h('span', { class: 'muted', t: 'overview.fullOnNone' }),
-          s.trendBytesPerDay !== null ? h('span', { class: 'muted', t: ['overview.trend', { rate: formatBytes(s.trendBytesPerDay) }] }) : null,
-        ),
-        s.usage.length > 0
-          ? h('div', {
-              class: 'chart',
-              'data-chart': 'usage',
-              'data-store': s.name,
-              role: 'img',
-              tAttr: { 'aria-label': ['overview.usageChart', { name: s.name }] },
-            })
-          : null,
-      ];
+  const facts = s.detached
+    ? [h('p', { class: 'note detached', title: s.error, t: 'overview.storeDetached' })]
+    : s.error
+      ? [h('p', { class: 'form-error', t: ['overview.storeError', { name: s.name, error: s.error }] })]
+      : [
+          s.totalBytes
+            ? h(
+                'p',
+                { class: 'space' },
+                h('meter', { min: '0', max: String(s.totalBytes), value: String(s.usedBytes ?? 0), high: String(s.totalBytes * 0.85) }),
+                ' ',
+                h('span', { t: ['overview.used', { used: formatBytes(s.usedBytes), total: formatBytes(s.totalBytes), percent }] }),
+                ', ',
+                h('span', { t: ['overview.free', { free: formatBytes(s.freeBytes) }] }),
+              )
+            : null,
+          h(
+            'p',
+            {},
+            h('span', { t: ['overview.stored', { stored: formatBytes(s.storedBytes), logical: formatBytes(s.logicalBytes), versions: s.versions }] }),
+            ', ',
+            h('span', { class: 'dedup', t: ['overview.dedup', { factor: s.dedupFactor === null ? '–' : `${s.dedupFactor.toFixed(1)}×` }] }),
+          ),
+          h(
+            'p',
+            { class: 'full-on', 'data-full-on': s.fullOn ?? '', tAttr: { title: 'overview.fullOnMethod' } },
+            s.fullOn ? h('strong', { t: ['overview.fullOn', { day: s.fullOn }] }) : h('span', { class: 'muted', t: 'overview.fullOnNone' }),
+            s.trendBytesPerDay !== null ? h('span', { class: 'muted', t: ['overview.trend', { rate: formatBytes(s.trendBytesPerDay) }] }) : null,
+          ),
+          s.usage.length > 0
+            ? h('div', {
+                class: 'chart',
+                'data-chart': 'usage',
+                'data-store': s.name,
+                role: 'img',
+                tAttr: { 'aria-label': ['overview.usageChart', { name: s.name }] },
+              })
+            : null,
+        ];
   return h('article', { class: 'store', 'data-store': s.name }, h('h3', { title: s.dir }, s.name), ...facts);
 }
 
