@@ -8,17 +8,18 @@
  * from the page) has one point per day of history; the "full on" date shown is the one the test
  * computes itself from `coldvault list --json` and the filesystem's free space (least squares, written
  * apart from the product's); each job's run chart has a point per run, and the 30 / 90 days switch
- * works. Screenshots: test-artifacts/e2e/overview-*.png.
+ * works. Screenshots: test-artifacts/e2e/overview-*.png (overview-readme.png is the README's docs/overview.png).
  */
 process.env.TZ = 'Europe/Zurich';
 
 import { statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/fixtures.js';
 import { expectedForecast, GUESTS, makeHistory, OVERDUE_DAYS } from '../helpers/overview-history.js';
 import { mountFs, type MountedFs } from '../helpers/snapshot-fs.js';
-import { launchBrowser, PASSWORD, screenshot, startE2eLab, watchErrors, type E2eLab } from './helpers-e2e.js';
+import { ARTIFACTS, launchBrowser, PASSWORD, screenshot, startE2eLab, watchErrors, type E2eLab } from './helpers-e2e.js';
 
 const DAYS = 21;
 let lab: E2eLab;
@@ -122,6 +123,9 @@ describe('the overview in English', () => {
     expect((await chartData('[data-chart="runs"][data-job="nightly"]'))[0]).toHaveLength(DAYS);
     expect(await page.getByText('No job used an external disk in this period.').isVisible()).toBe(true);
     await screenshot(page, 'overview-en');
+    // the README's picture (docs/overview.png is a copy): guests, datastore, the first job's runs
+    const bottom = await page.locator('article.job-runs[data-job="nightly"]').evaluate((el) => el.getBoundingClientRect().bottom + window.scrollY);
+    await page.screenshot({ path: join(ARTIFACTS, 'overview-readme.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: Math.ceil(bottom) + 24 } });
     expect(errors).toEqual([]);
   });
 });
