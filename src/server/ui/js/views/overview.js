@@ -149,7 +149,11 @@ function guestRow(g) {
     h('td', { class: 'num' }, String(g.versions)),
     h('td', { class: `verified verified-${g.verified}`, t: VERIFIED_KEYS[g.verified] }),
     h('td', { class: 'num since' }, g.daysSinceGood === null ? '–' : String(g.daysSinceGood)),
-    h('td', { class: 'next' }, g.nextRun ? [h('span', { class: 'time' }, shortTime(g.nextRun.time)), h('br'), h('span', { class: 'job' }, g.nextRun.job)] : '–'),
+    h(
+      'td',
+      { class: 'next' },
+      g.nextRun ? [h('span', { class: 'time' }, shortTime(g.nextRun.time)), h('br'), h('span', { class: 'job' }, g.nextRun.job)] : '–',
+    ),
   );
 }
 
