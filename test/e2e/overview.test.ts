@@ -28,7 +28,7 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let errors: string[];
-let forecast: { days: number; fullOn: string | null };
+let forecast: { days: number; dayList: string[]; fullOn: string | null };
 
 beforeAll(async () => {
   [lab, browser] = await Promise.all([startE2eLab({ prepare: (l) => (tmpfs = mountFs('tmpfs', l.root, l.storeDir, 128)) }), launchBrowser()]);
@@ -59,7 +59,7 @@ const chartData = (selector: string) =>
 
 describe('the overview in English', () => {
   it('is the landing page after the login', async () => {
-    expect(forecast.days).toBe(DAYS);
+    expect([DAYS, DAYS + 1]).toContain(forecast.days); // DAYS + 1 when run in the first 90 minutes after midnight
     expect(forecast.fullOn).not.toBeNull();
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
@@ -101,8 +101,8 @@ describe('the overview in English', () => {
   it("the usage chart has one point per day of history; the full-on date is the test's own", async () => {
     const store = page.locator('article.store[data-store="main"]');
     const data = await chartData('[data-chart="usage"][data-store="main"]');
-    expect(data[0]).toHaveLength(DAYS);
-    expect(data[1]).toHaveLength(DAYS);
+    expect(data[0]).toHaveLength(forecast.days);
+    expect(data[1]).toHaveLength(forecast.days);
     const days = data[0] as number[];
     for (let i = 1; i < days.length; i++) expect(Math.round((days[i]! - days[i - 1]!) / 3600)).toBeGreaterThanOrEqual(23); // a day apart (23 h across DST)
     expect(await store.locator('.full-on').getAttribute('data-full-on')).toBe(forecast.fullOn);
@@ -143,7 +143,7 @@ describe('the overview in German', () => {
     // the charts were drawn again in German, with the same points
     const usage = page.locator('[data-chart="usage"][data-store="main"]');
     expect(await usage.locator('.u-legend').innerText()).toContain('gespeichert');
-    expect((await chartData('[data-chart="usage"][data-store="main"]'))[0]).toHaveLength(DAYS);
+    expect((await chartData('[data-chart="usage"][data-store="main"]'))[0]).toHaveLength(forecast.days);
     expect(await page.locator('[data-chart="runs"][data-job="nightly"] .u-legend').innerText()).toMatch(/Dauer \((s|min)\)/);
     await screenshot(page, 'overview-de');
   });

@@ -3,7 +3,9 @@
  * runs under test/helpers/shifted-clock.mjs (TEST ONLY: the process's clock starts at the given past
  * time), so versions, job runs and their tasks carry those days' times, as if the node had run them.
  *
- * The plan, day by day (`days` days, the last one today, each at 90 minutes before now, local time):
+ * The plan, day by day (`days` days, the last one today, each at 90 minutes before now, local time;
+ * in the first 90 minutes after midnight that is the day before, so the history starts a day earlier
+ * and has `days + 1` days up to today):
  *  - job `nightly` (daily, guests 101 and 102) runs every day; on the last day guest 102's disk is
  *    gone, so its backup fails (the run fails);
  *  - job `offsite` (daily, guest 103) runs every day but the last OVERDUE_DAYS: 103 is overdue;
@@ -97,22 +99,24 @@ export function expectedForecast(
   versions: Array<{ time: string; storedBytes: number }>,
   freeBytes: number,
   now: Date,
-): { days: number; fullOn: string | null } {
+): { days: number; dayList: string[]; fullOn: string | null } {
   const byDay = new Map<string, number>();
   for (const v of versions) byDay.set(localDay(new Date(v.time)), (byDay.get(localDay(new Date(v.time))) ?? 0) + v.storedBytes);
   const first = [...byDay.keys()].sort()[0] as string;
   const today = localDay(now);
   const ys: number[] = [];
+  const dayList: string[] = [];
   let total = 0;
   for (let i = 0; i <= dayDiff(first, today); i++) {
     const day = new Date(Date.parse(`${first}T12:00:00Z`) + i * 86_400_000).toISOString().slice(0, 10);
     total += byDay.get(day) ?? 0;
     ys.push(total);
+    dayList.push(day);
   }
   const days = ys.length;
   const window = ys.slice(-30);
   const n = window.length;
-  if (n < 7) return { days, fullOn: null };
+  if (n < 7) return { days, dayList, fullOn: null };
   const xs = window.map((_, i) => i); // the last point is x = n - 1, today
   const sx = xs.reduce((a, b) => a + b, 0);
   const sy = window.reduce((a, b) => a + b, 0);
@@ -120,9 +124,9 @@ export function expectedForecast(
   const sxx = xs.reduce((a, x) => a + x * x, 0);
   const slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
   const intercept = (sy - slope * sx) / n;
-  if (!(slope > 0)) return { days, fullOn: null };
+  if (!(slope > 0)) return { days, dayList, fullOn: null };
   const capacity = (window[n - 1] as number) + freeBytes;
   const ahead = Math.max(0, Math.ceil((capacity - intercept) / slope - (n - 1)));
   const full = new Date(Date.parse(`${today}T12:00:00Z`) + ahead * 86_400_000).toISOString().slice(0, 10);
-  return { days, fullOn: full };
+  return { days, dayList, fullOn: full };
 }

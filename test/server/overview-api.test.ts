@@ -133,16 +133,17 @@ describe('GET /api/v1/overview', () => {
     const s = statfsSync(lab.storeDir);
     expect(main.freeBytes).toBe(s.bavail * s.bsize); // nothing wrote in between
     const expected = expectedForecast(versions, main.freeBytes, now);
-    expect(main.usage).toHaveLength(DAYS);
-    expect(expected.days).toBe(DAYS);
-    expect(main.usage.map((p) => p.day)).toEqual(Array.from({ length: DAYS }, (_, i) => localDay(daysBefore(now, DAYS - 1 - i))));
+    expect([DAYS, DAYS + 1]).toContain(expected.days); // DAYS + 1 when run in the first 90 minutes after midnight
+    expect(main.usage).toHaveLength(expected.days);
+    expect(main.usage.map((p) => p.day)).toEqual(expected.dayList);
+    expect(main.usage.at(-1)?.day).toBe(localDay(now));
     expect(main.usage.at(-1)?.bytes).toBe(versions.reduce((a, v) => a + v.storedBytes, 0));
     expect(main.trendBytesPerDay).toBeGreaterThan(0);
     expect(expected.fullOn).not.toBeNull();
     expect(main.fullOn).toBe(expected.fullOn);
     expect(main.dedupFactor).toBeGreaterThan(1);
     const flat = datastores.find((d) => d.name === 'flat') as Store;
-    expect(flat.usage).toHaveLength(8);
+    expect([8, 9]).toContain(flat.usage.length);
     expect(flat).toMatchObject({ fullOn: null, trendBytesPerDay: 0 });
   });
 
