@@ -11,6 +11,7 @@ const sharesDevices = [
   'test/jobs/job-device*.test.ts',
   'test/jobs/sync-job.test.ts',
   'test/server/devices.test.ts',
+  'test/e2e/overview-rotation.test.ts',
   'test/server/store-devices.test.ts',
   'test/server/roles.test.ts',
   'test/targets/devices.test.ts',

@@ -67,6 +67,22 @@ export interface TaskJson {
   end?: string | null;
 }
 
+/** One guest of GET /api/v1/overview, as far as the dashboard reads it. */
+export interface OverviewGuestJson {
+  id: string;
+  name?: string;
+  covered?: boolean;
+  lastBackup?: { time?: string; result?: string; durationMs?: number | null; downtimeMs?: number | null } | null;
+  nextRun?: { time?: string; job?: string } | null;
+  versions?: number;
+  daysSinceGood?: number | null;
+  flags?: string[];
+}
+
+export interface OverviewJson {
+  guests?: OverviewGuestJson[];
+}
+
 export interface TaskLogLineJson {
   n: number;
   time: string;
@@ -119,6 +135,11 @@ export class ApiClient {
   /** All guests' versions in one store (by name or folder); without a store, the server's default. */
   backups(store?: string): Promise<BackupJson[]> {
     return this.get<BackupJson[]>(`/api/v1/backups${store ? `?store=${encodeURIComponent(store)}` : ''}`);
+  }
+
+  /** The overview (every guest's backup state and flags); `days` of run history, which the dashboard does not draw: 1. */
+  overview(days = 1): Promise<OverviewJson> {
+    return this.get<OverviewJson>(`/api/v1/overview?days=${days}`);
   }
 
   tasks(limit: number): Promise<TaskJson[]> {

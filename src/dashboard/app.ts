@@ -1,15 +1,18 @@
 /**
- * The dashboard's loop: poll the API every interval (status, the followed task's log; jobs and backups
- * every few polls and whenever the set of running tasks changes), feed the model, draw the screen.
+ * The dashboard's loop: poll the API every interval (status, the followed task's log; jobs, backups
+ * and the overview's guest states every few polls and whenever the set of running tasks changes),
+ * feed the model, draw the screen.
  * API errors become red lines in the log box (once per distinct message), never an exit.
  */
-import { ApiClient, ApiError, type JobJson, type StatusJson, type TaskJson } from './api.js';
+import { ApiClient, ApiError, type JobJson, type OverviewGuestJson, type StatusJson, type TaskJson } from './api.js';
 import {
   addSample,
   emptySeries,
   formatTaskLine,
   shortDuration,
   gaugeOf,
+  guestRows,
+  guestTable,
   logTaskId,
   mainTask,
   rotationRows,
@@ -39,6 +42,7 @@ export class Dashboard {
   private tasks?: TaskJson[];
   private jobs: JobJson[] = [];
   private stores: StoreBackups[] = [];
+  private guests: OverviewGuestJson[] = [];
   private log: LogEntry[] = [];
   private logTask?: string;
   private logNext = 0;
@@ -106,6 +110,8 @@ export class Dashboard {
   private async refreshRotation(attempt: <T>(call: () => Promise<T>) => Promise<T | undefined>): Promise<void> {
     const jobs = await attempt(() => this.api.jobs());
     if (jobs) this.jobs = jobs;
+    const overview = await attempt(() => this.api.overview());
+    if (overview) this.guests = overview.guests ?? [];
     const datastores = (this.status?.datastores ?? []).filter((d) => !d.error);
     const wanted: Array<{ store: string; dir?: string }> = datastores.length > 0 ? datastores.map((d) => ({ store: d.name, dir: d.dir })) : [{ store: '' }];
     const stores: StoreBackups[] = [];
@@ -126,15 +132,20 @@ export class Dashboard {
   view(): DashboardView {
     const s = this.status;
     const rows = rotationRows(this.stores, this.jobs);
+    const guests = guestRows(this.guests);
+    const flagged = guests.filter((g) => g.flagged).length;
     const running = mainTask(s);
     return {
+      guests: (width) => guestTable(guests, width),
+      guestRows: guests.length,
+      guestLabel: ` guests  ${flagged === 0 ? 'all fine' : `${flagged} flagged`} `,
       series: this.series,
       gauge: gaugeOf(running),
       usage: (width, rows) => usageLines(s?.datastores ?? [], width, rows),
       usageLabel: ' datastores ',
       table: (width) => rotationTable(rows, width),
       tableRows: rows.length,
-      tableLabel: ` rotation  ${s?.node ?? '?'}  coldvault ${s?.version ?? '?'}  up ${shortDuration(s?.uptime)}  (q quits) `,
+      tableLabel: ` rotation  ${s?.node ?? '?'}  coldvault ${s?.version ?? '?'}  up ${shortDuration(s?.uptime)} `,
       log: this.log,
       logLabel: this.logTask ? ` log ${this.logTask}${running ? '' : ' (last task)'} ` : ` log  ${this.api.url} `,
     };

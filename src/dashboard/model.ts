@@ -5,10 +5,11 @@
  * Rates are MiB/s (as the CLI and vzdump print them): the change of readBytes / writtenBytes between two
  * progress samples of the same task and item, over the change of elapsedSeconds. Rotation sizes are sums
  * over a guest's kept versions: logical = disks' sizes, stored = bytes each version newly wrote to the
- * store after compression; the dedup ratio is logical / stored.
+ * store after compression; the dedup ratio is logical / stored. The guest table is GET /api/v1/overview's
+ * per-guest state: last result, when, how long the guest was down, and its flags.
  */
 import { formatBytes, MiB } from '../core/index.js';
-import type { BackupJson, DatastoreStatus, JobJson, RunningTask, StatusJson, TaskJson, TaskLogLineJson } from './api.js';
+import type { BackupJson, DatastoreStatus, JobJson, OverviewGuestJson, RunningTask, StatusJson, TaskJson, TaskLogLineJson } from './api.js';
 
 // ---- throughput ---------------------------------------------------------------------------------
 
@@ -257,6 +258,73 @@ export function rotationTable(rows: RotationRow[], width: number): TableView {
   return { headers: columns.map((c) => c.header), widths: columns.map((c) => c.width), data: rows.map((r) => columns.map((c) => c.cell(r))) };
 }
 
+// ---- guests -------------------------------------------------------------------------------------
+
+export interface GuestRow {
+  guest: string;
+  name: string;
+  /** `ok`, `FAILED`, `never` */
+  result: string;
+  last: string | undefined;
+  downtime: string;
+  flags: string;
+  /** any flag: the row needs a look */
+  flagged: boolean;
+}
+
+/** The overview's flags in words (upper case for the ones that mean no usable backup came). */
+const FLAG_WORDS: Record<string, string> = {
+  'not-backed-up': 'NOT BACKED UP',
+  failed: 'FAILED',
+  overdue: 'overdue',
+  'verify-failed': 'verify failed',
+  'boot-test-failed': 'boot test failed',
+};
+
+/** One row per guest of the overview, by guest id. */
+export function guestRows(guests: readonly OverviewGuestJson[]): GuestRow[] {
+  return [...guests]
+    .sort((a, b) => compareIds(a.id, b.id))
+    .map((g) => {
+      const last = g.lastBackup ?? undefined;
+      const at = toDate(last?.time);
+      const flags = g.flags ?? [];
+      return {
+        guest: g.id,
+        name: g.name ?? '',
+        result: !last ? 'never' : last.result === 'ok' ? 'ok' : 'FAILED',
+        last: at ? formatShortTime(at) : undefined,
+        downtime: typeof last?.downtimeMs === 'number' ? shortDuration(last.downtimeMs / 1000) : '-',
+        flags: flags.map((f) => FLAG_WORDS[f] ?? f).join(', '),
+        flagged: flags.length > 0,
+      };
+    });
+}
+
+const GUEST_COLUMNS: Array<{ header: string; width: number; drop: number; cell: (r: GuestRow) => string }> = [
+  { header: 'Guest', width: 6, drop: 0, cell: (r) => r.guest },
+  { header: 'Name', width: 10, drop: 3, cell: (r) => r.name.slice(0, 10) || '-' },
+  { header: 'Last', width: 6, drop: 0, cell: (r) => r.result },
+  { header: 'Time', width: 14, drop: 1, cell: (r) => r.last ?? '-' },
+  { header: 'Down', width: 6, drop: 2, cell: (r) => r.downtime },
+];
+
+/** The guest table in `width` columns (two spaces between cells): the flags take what is left (at least 8); narrow tables drop Name, Down, Time. */
+export function guestTable(rows: GuestRow[], width: number): TableView {
+  let columns = GUEST_COLUMNS;
+  const used = (cs: typeof columns): number => sum(cs.map((c) => c.width + 2));
+  for (const level of [3, 2, 1]) {
+    if (used(columns) + 8 <= width) break;
+    columns = columns.filter((c) => c.drop !== level);
+  }
+  const flagsWidth = Math.max(8, width - used(columns));
+  return {
+    headers: [...columns.map((c) => c.header), 'Flags'],
+    widths: [...columns.map((c) => c.width), flagsWidth],
+    data: rows.map((r) => [...columns.map((c) => c.cell(r)), r.flags.slice(0, flagsWidth) || '-']),
+  };
+}
+
 // ---- datastores ---------------------------------------------------------------------------------
 
 /**
@@ -337,6 +405,8 @@ export interface Layout {
   chart?: Rect;
   gauge: Rect;
   usage?: Rect;
+  /** the guest table, on its own only in tall terminals (else it shares `table`, switched with `g`) */
+  guests?: Rect;
   table?: Rect;
   log: Rect;
 }
@@ -348,9 +418,11 @@ export const GAUGE_HEIGHT = 6;
  * Boxes for a terminal of `width` x `height`, the table sized for `tableRows` rows. 80x24: chart 48x10
  * beside the gauge and datastores, rotation table 7 rows, log 7 rows. Below 20 lines (or 50 columns)
  * the chart goes (its rates move into the gauge's label) and the gauge and datastores share 6 lines;
- * then the datastores, then the table go; the log keeps at least 3 lines.
+ * then the datastores, then the table go; the log keeps at least 3 lines. With `guestRows` and at least
+ * 24 lines below the top row (38 in all), the guest table gets a box of its own above the rotation table
+ * (at most a third of those lines).
  */
-export function layout(width: number, height: number, tableRows = Infinity): Layout {
+export function layout(width: number, height: number, tableRows = Infinity, guestRows = 0): Layout {
   const w = Math.max(20, width);
   const h = Math.max(GAUGE_HEIGHT + 3, height);
   const full = h >= 20 && w >= 50;
@@ -365,11 +437,15 @@ export function layout(width: number, height: number, tableRows = Infinity): Lay
     out.gauge = { top: 0, left: 0, width: leftWidth, height: GAUGE_HEIGHT };
     out.usage = { top: 0, left: leftWidth, width: w - leftWidth, height: GAUGE_HEIGHT };
   }
-  const rest = h - top;
+  const below = h - top;
+  const guestsHeight = guestRows > 0 && below >= 24 ? Math.min(guestRows + 3, Math.floor(below / 3)) : 0;
+  if (guestsHeight > 0) out.guests = { top, left: 0, width: w, height: guestsHeight };
+  const tableTop = top + guestsHeight;
+  const rest = below - guestsHeight;
   const wanted = Math.max(4, Math.min(tableRows, 50) + 3);
   const tableHeight = rest >= 8 ? Math.min(wanted, Math.ceil(rest / 2) + (rest >= 20 ? Math.floor(rest / 6) : 0)) : rest >= 7 ? 4 : 0;
-  if (tableHeight > 0) out.table = { top, left: 0, width: w, height: tableHeight };
-  out.log = { top: top + tableHeight, left: 0, width: w, height: rest - tableHeight };
+  if (tableHeight > 0) out.table = { top: tableTop, left: 0, width: w, height: tableHeight };
+  out.log = { top: tableTop + tableHeight, left: 0, width: w, height: rest - tableHeight };
   return out;
 }
 

@@ -1,7 +1,9 @@
 /**
  * The blessed layout: throughput line chart, the running task's gauge, datastore usage, the rotation
- * table and the log tail, placed by model.layout() for the terminal's size and rebuilt on resize.
- * It only draws a DashboardView; it knows nothing of HTTP.
+ * table, the guest table and the log tail, placed by model.layout() for the terminal's size and rebuilt
+ * on resize. In a tall terminal the guest table has a box of its own; otherwise it shares the table box
+ * with the rotation table and `g` switches between the two. It only draws a DashboardView; it knows
+ * nothing of HTTP.
  */
 import blessed from 'blessed';
 import contrib from 'blessed-contrib';
@@ -25,6 +27,10 @@ export interface DashboardView {
   tableLabel: string;
   /** rows the table has (the layout sizes it for them) */
   tableRows: number;
+  /** the guest table (the overview's per-guest state) for a given inner width */
+  guests: (width: number) => TableView;
+  guestLabel: string;
+  guestRows: number;
   log: LogEntry[];
   logLabel: string;
 }
@@ -34,8 +40,11 @@ interface Parts {
   gauge: contrib.GaugeElement;
   gaugeText: Widgets.BoxElement;
   usage?: Widgets.BoxElement;
+  /** the shared table box: rotation, or the guests when `g` switched it */
   table?: contrib.TableElement;
   tableWidth: number;
+  /** the guest table's own box (tall terminals) */
+  guests?: contrib.TableElement;
   log: contrib.LogElement;
 }
 
@@ -46,10 +55,17 @@ export class DashboardScreen {
   readonly screen: Widgets.Screen;
   private widgets?: Parts;
   private view?: DashboardView;
+  /** the shared table box shows the guests (`g` switches) */
+  private showGuests = false;
 
   constructor(options: { title: string; onQuit: () => void }) {
     this.screen = blessed.screen({ smartCSR: true, title: options.title, fullUnicode: true, warnings: false, autoPadding: true });
     this.screen.key(['q', 'C-c'], () => options.onQuit());
+    this.screen.key(['g'], () => {
+      this.showGuests = !this.showGuests;
+      this.build(); // the shared box is sized for the rows of the table it shows
+      if (this.view) this.render(this.view);
+    });
     this.screen.on('resize', () => {
       this.build();
       if (this.view) this.render(this.view);
@@ -59,7 +75,9 @@ export class DashboardScreen {
 
   private build(): void {
     for (const child of [...this.screen.children]) child.destroy();
-    const box = layout(Number(this.screen.width), Number(this.screen.height), this.view?.tableRows);
+    const [width, height, v] = [Number(this.screen.width), Number(this.screen.height), this.view];
+    let box = layout(width, height, v?.tableRows, v?.guestRows);
+    if (!box.guests && this.showGuests) box = layout(width, height, v?.guestRows, v?.guestRows);
     let chart: contrib.LineElement | undefined;
     if (box.chart) {
       chart = contrib.line({
@@ -92,30 +110,32 @@ export class DashboardScreen {
       usage = blessed.box({ ...place(box.usage), label: ' datastores ', border: BORDER, style: { border: { fg: 'cyan' } } });
       this.screen.append(usage);
     }
-    let table: contrib.TableElement | undefined;
     const tableWidth = (box.table?.width ?? 0) - 2;
-    if (box.table) {
-      const columns = this.view?.table(tableWidth).widths ?? [6];
-      table = contrib.table({
-        ...place(box.table),
-        label: ' rotation ',
-        border: BORDER,
-        columnWidth: columns,
-        columnSpacing: 2,
-        interactive: false,
-        fg: 'white',
-        style: { border: { fg: 'cyan' } },
-      });
-      tightTable(table);
-      this.screen.append(table);
-    }
+    const table = box.table ? this.tableWidget(box.table, ' rotation ') : undefined;
+    const guests = box.guests ? this.tableWidget(box.guests, ' guests ') : undefined;
     const log = contrib.log({ ...place(box.log), label: ' log ', border: BORDER, tags: true, bufferLength: 500, style: { border: { fg: 'cyan' } } });
     this.screen.append(log);
-    this.widgets = { chart, gauge, gaugeText, usage, table, tableWidth, log };
+    this.widgets = { chart, gauge, gaugeText, usage, table, tableWidth, guests, log };
+  }
+
+  private tableWidget(rect: Rect, label: string): contrib.TableElement {
+    const table = contrib.table({
+      ...place(rect),
+      label,
+      border: BORDER,
+      columnWidth: [6],
+      columnSpacing: 2,
+      interactive: false,
+      fg: 'white',
+      style: { border: { fg: 'cyan' } },
+    });
+    tightTable(table);
+    this.screen.append(table);
+    return table;
   }
 
   render(view: DashboardView): void {
-    const rebuild = this.view?.tableRows !== view.tableRows;
+    const rebuild = this.view?.tableRows !== view.tableRows || this.view?.guestRows !== view.guestRows;
     this.view = view;
     if (rebuild) this.build();
     const w = this.widgets;
@@ -139,11 +159,12 @@ export class DashboardScreen {
       w.usage.setLabel(fitLabel(view.usageLabel, Number(w.usage.width) - 4));
       w.usage.setContent(view.usage(Number(w.usage.width) - 2, Number(w.usage.height) - 2).join('\n'));
     }
+    if (w.guests) fillTable(w.guests, view.guests(Number(w.guests.width) - 2), view.guestLabel);
     if (w.table) {
-      const table = view.table(w.tableWidth);
-      (w.table as unknown as { options: { columnWidth: number[] } }).options.columnWidth = table.widths;
-      w.table.setLabel(fitLabel(view.tableLabel, Number(w.table.width) - 4));
-      w.table.setData({ headers: table.headers, data: table.data });
+      const guestsHere = this.showGuests && !w.guests;
+      const keys = w.guests ? '(q quits)' : guestsHere ? '(q quits, g rotation)' : '(q quits, g guests)';
+      const label = guestsHere ? view.guestLabel : view.tableLabel;
+      fillTable(w.table, guestsHere ? view.guests(w.tableWidth) : view.table(w.tableWidth), `${label.trimEnd()}  ${keys} `);
     }
     w.log.setLabel(fitLabel(view.logLabel, Number(w.log.width) - 4));
     // the tail that fits (scrolling a freshly built list is unreliable before its first render)
@@ -155,6 +176,12 @@ export class DashboardScreen {
   destroy(): void {
     this.screen.destroy();
   }
+}
+
+function fillTable(widget: contrib.TableElement, table: TableView, label: string): void {
+  (widget as unknown as { options: { columnWidth: number[] } }).options.columnWidth = table.widths;
+  widget.setLabel(fitLabel(label, Number(widget.width) - 4));
+  widget.setData({ headers: table.headers, data: table.data });
 }
 
 const COLORS = { read: 'green', write: 'yellow' } as const;

@@ -90,9 +90,7 @@ export interface MountedStoreDevice extends AttachedDevice {
 /** Finds, inspects read-only, mounts read-write and checks (or initialises) the disk; unmounted again when any of it fails. */
 export async function mountStoreDevice(req: StoreDeviceRequest, log: TaskLog): Promise<MountedStoreDevice> {
   const { spec, device } = await findAttached(req, log);
-  log.info(
-    `external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`,
-  );
+  log.info(attachedLine(spec, device));
   await inspect(req, spec, device, log);
   await mountDevice(device, req.dir);
   log.info(`mounted ${device.path} on '${req.dir}'`);
@@ -126,6 +124,32 @@ async function recordSighting(req: StoreDeviceRequest, device: BlockDevice, data
   } catch (err) {
     log.warn(`recording what ${device.path} holds failed: ${describeError(err)}`);
   }
+}
+
+/**
+ * The log line that names the disk a run uses: `external device SPEC: PATH (FSTYPE[, label L][, UUID U])`.
+ * The overview's rotation view reads it back from the task logs (parseAttachedLine): keep the two together.
+ */
+export function attachedLine(spec: string, device: BlockDevice): string {
+  return `external device ${spec}: ${device.path} (${device.fstype ?? 'no filesystem'}${device.label ? `, label ${device.label}` : ''}${device.uuid ? `, UUID ${device.uuid}` : ''})`;
+}
+
+export interface AttachedDisk {
+  spec: string;
+  path: string;
+  label: string | null;
+  uuid: string | null;
+  /** the node that mounted it, for a cluster-mode job's line (`node NAME: external device ...`); null: this node */
+  node: string | null;
+}
+
+const ATTACHED = /^(?:node (\S+): )?external device (.+?): (\/\S+) \(([^,()]+)(?:, label ([^()]*?))?(?:, UUID ([^,()\s]+))?\)$/;
+
+/** The disk an `attachedLine` names (also as a cluster job logs the receiving node's line); undefined for any other line. */
+export function parseAttachedLine(message: string): AttachedDisk | undefined {
+  const m = ATTACHED.exec(message);
+  if (!m) return undefined;
+  return { node: m[1] ?? null, spec: m[2] as string, path: m[3] as string, label: m[5] ?? null, uuid: m[6] ?? null };
 }
 
 /** The first of the disks that is attached (rotated disks: whichever is plugged in today). */

@@ -5,6 +5,8 @@
  * snapshots -> unlock (without snapshots: stop -> back up -> still stopped? -> start), with vzdump's hook phases, a restart journal that brings guests back and removes their backup locks after
  * a crash, per-guest locks, task logs in SQLite and files, and a mail report.
  * State lives in `<stateDir>/coldvault.sqlite`. The scheduler (in `coldvault serve`) starts due jobs.
+ * overview/: the operator's view computed from all of that (guest states and flags, usage and "full on"
+ * forecast, run history, disk rotation; GET /api/v1/overview).
  */
 export * from './job-model.js';
 export * from './schedule/index.js';
@@ -29,3 +31,5 @@ export { clusterStatus, type ClusterStatus, type NodeStatus } from './cluster-st
 export { bootTestReports, DEFAULT_JOB_BOOT_TIMEOUT_SECONDS, type BootTestSettings } from './boot-tests.js';
 export { DOCTOR_CHECKS, runDoctor, type DoctorCheck, type DoctorReport, type DoctorSetup, type Finding, type FindingStatus } from './doctor/index.js';
 export { failFinding, okFinding, warnFinding } from './doctor/index.js';
+export * from './overview/index.js';
+export { attachedLine, parseAttachedLine, type AttachedDisk } from './device.js';

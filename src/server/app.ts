@@ -19,6 +19,7 @@ import {
   guestRoutes,
   jobRoutes,
   metricsRoutes,
+  overviewRoutes,
   sessionRoutes,
   statusRoutes,
   storeDeviceRoutes,
@@ -139,4 +140,5 @@ function registerRoutes(app: FastifyInstance, ctx: RouteContext, streams: SseStr
   backupRoutes(app, ctx);
   metricsRoutes(app, ctx);
   deviceRoutes(app, ctx);
+  overviewRoutes(app, ctx);
 }

@@ -381,3 +381,110 @@ export const WhoAmI = Type.Object({
   role: StringEnum(ROLES),
   store: Nullable(Type.String({ description: 'the one datastore of a `backup` token' })),
 });
+
+// ---- GET /api/v1/overview (jobs/overview) ----
+
+export const OverviewQuery = Type.Object(
+  { days: Type.Optional(Type.Integer({ minimum: 1, maximum: 366, default: 90, description: 'days of run history and rotation (default 90)' })) },
+  { additionalProperties: false },
+);
+const GUEST_FLAGS = ['not-backed-up', 'failed', 'overdue', 'verify-failed', 'boot-test-failed'] as const;
+const Day = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: "a day of the node's local calendar, YYYY-MM-DD" });
+const Ms = Nullable(Type.Integer({ minimum: 0 }));
+const Bytes = Nullable(Type.Number({ minimum: 0 }));
+export const LastBackup = Type.Object(
+  {
+    time: Type.String({ description: "when it started: a version's time, or a failed run's start" }),
+    result: StringEnum(['ok', 'failed'] as const),
+    durationMs: Ms,
+    downtimeMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], {
+      description: 'how long the guest was off for it; null: not stopped or not recorded',
+    }),
+    newBytes: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], { description: 'plain bytes of the chunks the version added to the store' }),
+    logicalBytes: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], { description: "the disks' size" }),
+    storedBytes: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], { description: 'bytes the version newly wrote, after compression' }),
+    job: Nullable(Type.String({ description: 'the job whose run it was; null: not a job run (coldvault backup), or not known' })),
+    version: Nullable(Type.Integer()),
+    store: Nullable(
+      Type.String({ description: 'the store holding the version (its name); null: a failed run, or a version this node cannot see (cluster mode)' }),
+    ),
+    error: Nullable(Type.String({ description: "a failed run's error" })),
+  },
+  { description: "the guest's newest backup: the newest version in any store, or a job run of it that started later (a failed one)" },
+);
+export const OverviewGuest = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  node: Type.String(),
+  covered: Type.Boolean({ description: 'an enabled backup job backs the guest up' }),
+  coveringJobs: Type.Array(Type.String()),
+  lastBackup: Nullable(LastBackup),
+  lastGood: Nullable(Type.String({ description: 'the newest version, or the start of the newest run that backed the guest up' })),
+  nextRun: Nullable(Type.Object({ time: Type.String(), job: Type.String() }, { description: 'the next scheduled run of a covering job' })),
+  versions: Type.Integer({ description: "the guest's versions in every store this node reads" }),
+  verified: StringEnum(['ok', 'failed', 'incomplete', 'never'] as const),
+  bootTest: Nullable(StringEnum(['ok', 'failed'] as const)),
+  daysSinceGood: Nullable(Type.Integer({ description: 'whole days since lastGood' })),
+  flags: Type.Array(StringEnum(GUEST_FLAGS), {
+    description:
+      'not-backed-up: no enabled backup job covers it; failed: its last backup failed; overdue: a covering job ran on schedule (6 h ago or more) and did not back it up since; verify-failed / boot-test-failed: its newest version failed the last verify / boot test',
+  }),
+});
+export const OverviewDatastore = Type.Object({
+  name: Type.String(),
+  dir: Type.String(),
+  kind: Type.Optional(Type.Literal('s3')),
+  usedBytes: Type.Union([Type.Number(), Type.Null()], { description: 'bytes used on the filesystem (S3: stored by the versions)' }),
+  freeBytes: Type.Union([Type.Number(), Type.Null()], { description: 'bytes free on the filesystem; null for S3' }),
+  totalBytes: Bytes,
+  logicalBytes: Type.Number({ description: "the versions' disks" }),
+  storedBytes: Type.Number({ description: 'what the versions wrote, after dedup and compression' }),
+  versions: Type.Integer(),
+  dedupFactor: Type.Union([Type.Number(), Type.Null()], { description: 'logicalBytes / storedBytes (dedup, zero chunks and compression together)' }),
+  usage: Type.Array(Type.Object({ day: Day, bytes: Type.Number() }), {
+    description:
+      "one point per day from the oldest version's day to today: the storedBytes of the versions still in the store made up to that day (pruned versions are not counted, gc's freed space is not subtracted)",
+  }),
+  fullOn: Type.Union([Day, Type.Null()], {
+    description: 'the day the store is expected to be full (see fullOnMethod); null: flat or falling usage, too few days, no free space known',
+  }),
+  fullOnMethod: Type.String(),
+  trendBytesPerDay: Type.Union([Type.Number(), Type.Null()], { description: "the fitted line's slope" }),
+  error: Type.Optional(Type.String({ description: 'why the store could not be read' })),
+  detached: Type.Optional(
+    Type.Boolean({ description: "true: a job's external-disk folder with no disk attached now (its versions are on a disk carried away)" }),
+  ),
+});
+export const OverviewRun = Type.Object({
+  taskId: Type.String(),
+  start: Type.String(),
+  durationMs: Ms,
+  bytesPerSecond: Type.Union([Type.Number(), Type.Null()], { description: "the guests' logical bytes per second of the run" }),
+  downtimeMs: Type.Union([Type.Integer(), Type.Null()], { description: 'the longest a guest of the run was off; null: none stopped' }),
+  result: StringEnum(['ok', 'failed'] as const),
+  guests: Type.Integer(),
+});
+export const OverviewRotation = Type.Object({
+  day: Day,
+  time: Type.String(),
+  device: Type.String({ description: "the disk: its label, else its UUID, else the job's spec" }),
+  label: Nullable(Type.String()),
+  uuid: Nullable(Type.String()),
+  spec: Type.String(),
+  path: Type.String(),
+  job: Type.String(),
+  taskId: Type.String(),
+  node: Nullable(Type.String({ description: 'the node the disk was attached to (cluster mode); null: this one' })),
+});
+export const Overview = Type.Object({
+  generatedAt: Type.String(),
+  node: Type.String(),
+  guests: Type.Array(OverviewGuest),
+  datastores: Type.Array(OverviewDatastore),
+  history: Type.Object({
+    days: Type.Integer(),
+    since: Type.String(),
+    jobs: Type.Array(Type.Object({ id: Type.String(), runs: Type.Array(OverviewRun) })),
+  }),
+  rotation: Type.Array(OverviewRotation, { description: 'which external disk each job run used, oldest first' }),
+});

@@ -1,6 +1,7 @@
 /**
  * A stand-in for `coldvault serve`'s API v1, for the dashboard's tmux test until the server's tests can
- * drive the real one: a real HTTP server (node:http, port 0) serving the routes the dashboard reads,
+ * drive the real one: a real HTTP server (node:http, port 0) serving the routes the dashboard reads
+ * (status, jobs, backups, the overview's guests, tasks, task log),
  * from fixture JSON. Each GET /api/v1/status advances the running backup by one step (1 s of elapsed
  * time, 48 MiB read, 16 MiB written) and adds a log line, so the throughput is 48 / 16 MiB/s.
  * Auth and errors as the API: `Authorization: Bearer <token>`, else 401 `{error: {code, message}}`.
@@ -59,6 +60,34 @@ const backups = [
   version('103', 4, 23, 4 * GiB, 128 * MiB),
 ];
 
+/** GET /api/v1/overview's guests: 101 fine, 102 failed last night, 103 overdue, 104 in no job. */
+const overviewGuests = [
+  {
+    id: '101',
+    name: 'web',
+    covered: true,
+    lastBackup: { time: '2025-02-26T02:03:00.000Z', result: 'ok', durationMs: 300_000, downtimeMs: 42_000 },
+    versions: 3,
+    flags: [],
+  },
+  {
+    id: '102',
+    name: 'db',
+    covered: true,
+    lastBackup: { time: '2025-02-27T02:05:00.000Z', result: 'failed', durationMs: 3000, downtimeMs: 2000 },
+    versions: 2,
+    flags: ['failed', 'overdue'],
+  },
+  {
+    id: '103',
+    name: 'mail',
+    covered: true,
+    lastBackup: { time: '2025-02-23T03:04:00.000Z', result: 'ok', durationMs: 60_000, downtimeMs: null },
+    flags: ['overdue'],
+  },
+  { id: '104', name: 'scratch', covered: false, lastBackup: null, versions: 0, flags: ['not-backed-up'] },
+];
+
 export async function startFakeApi(options: { token?: string } = {}): Promise<FakeApi> {
   let step = 0;
   const started = Date.now();
@@ -105,6 +134,7 @@ export async function startFakeApi(options: { token?: string } = {}): Promise<Fa
       },
     ],
     [/^\/api\/v1\/jobs$/, () => jobs],
+    [/^\/api\/v1\/overview$/, () => ({ guests: overviewGuests, datastores: [], history: { days: 1, since: '', jobs: [] }, rotation: [] })],
     [
       /^\/api\/v1\/backups$/,
       (_m, q) => {

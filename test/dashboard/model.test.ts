@@ -10,6 +10,8 @@ import {
   fitLabel,
   formatRatio,
   gaugeOf,
+  guestRows,
+  guestTable,
   layout,
   logTaskId,
   mainTask,
@@ -249,6 +251,17 @@ describe('layout', () => {
     for (const a of all) for (const b of all) if (a !== b) expect(overlaps(a, b)).toBe(false);
   });
 
+  it('a tall terminal gives the guest table a box of its own above the rotation table', () => {
+    expect(layout(80, 24, 3, 5).guests).toBeUndefined();
+    const tall = layout(100, 40, 3, 5);
+    expect(tall.guests).toEqual({ top: 14, left: 0, width: 100, height: 8 });
+    expect(tall.table?.top).toBe(22);
+    const all = boxes(tall).concat(tall.guests as Rect);
+    for (const a of all) for (const b of all) if (a !== b) expect(overlaps(a, b)).toBe(false);
+    expect(Math.max(...all.map((b) => b.top + b.height))).toBe(40);
+    expect(layout(100, 40, 3, 40).guests?.height).toBe(8); // a third of the 26 lines below the top row
+  });
+
   it('degrades in small terminals: fewer rows, then no chart, then no table; the log keeps 3 lines', () => {
     const big = layout(80, 24, 40);
     expect(big.table?.height).toBe(7);
@@ -272,6 +285,37 @@ describe('layout', () => {
       expect(Math.max(...boxes(l).map((b) => b.top + b.height))).toBe(h);
       expect(Math.max(...boxes(l).map((b) => b.left + b.width))).toBe(w);
     }
+  });
+});
+
+describe('the guest table (GET /api/v1/overview)', () => {
+  const guests = [
+    { id: '104', name: 'scratch', lastBackup: null, flags: ['not-backed-up'] },
+    { id: '101', name: 'web', lastBackup: { time: '2025-02-26T02:03:00Z', result: 'ok', downtimeMs: 42_000 }, flags: [] },
+    { id: '102', name: 'database-server', lastBackup: { time: '2025-02-27T02:05:00Z', result: 'failed', downtimeMs: null }, flags: ['failed', 'overdue'] },
+  ];
+
+  it('one row per guest by id: last result, time, downtime, flags in words', () => {
+    const rows = guestRows(guests);
+    expect(rows.map((r) => [r.guest, r.result, r.downtime, r.flags, r.flagged])).toEqual([
+      ['101', 'ok', '42s', '', false],
+      ['102', 'FAILED', '-', 'FAILED, overdue', true],
+      ['104', 'never', '-', 'NOT BACKED UP', true],
+    ]);
+    expect(rows[0]?.last).toMatch(/^25-02-26 \d\d:03$/);
+    expect(rows[2]?.last).toBeUndefined();
+  });
+
+  it('fits the width: the flags take the rest; narrow tables drop Name, then Down, then Time', () => {
+    const rows = guestRows(guests);
+    const wide = guestTable(rows, 78);
+    expect(wide.headers).toEqual(['Guest', 'Name', 'Last', 'Time', 'Down', 'Flags']);
+    expect(wide.widths.reduce((a, w) => a + w + 2, 0) - 2).toBe(78); // two spaces between cells
+    expect(wide.data[1]).toEqual(['102', 'database-s', 'FAILED', expect.stringMatching(/^25-02-27/), '-', 'FAILED, overdue']);
+    expect(guestTable(rows, 50).headers).toEqual(['Guest', 'Last', 'Time', 'Down', 'Flags']);
+    expect(guestTable(rows, 40).headers).toEqual(['Guest', 'Last', 'Time', 'Flags']);
+    expect(guestTable(rows, 24).headers).toEqual(['Guest', 'Last', 'Flags']);
+    expect(guestTable(rows, 24).data[2]).toEqual(['104', 'never', 'NOT BACK']);
   });
 });
 

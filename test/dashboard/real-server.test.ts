@@ -7,7 +7,8 @@
  * API, with the dashboard started at once. That second run takes several seconds of real work
  * (SHA-256 and zstd of every chunk, durable writes), no sleeps: while it runs the screen must show a
  * non-zero read rate in the chart's label, the gauge's percentage, the rotation row `101 main 1/3`,
- * the datastore's usage and the running task's log; after it ends, `2/3`; then `q` exits 0.
+ * the datastore's usage and the running task's log; after it ends, `2/3`; `g` shows the guests' backup
+ * state (101: last backup ok, no flag); then `q` exits 0.
  *
  * test/dashboard/tmux.test.ts keeps the stand-in server (fake-api.ts) for what the real one cannot
  * easily produce (the API going away, a refused token, fixed figures).
@@ -124,6 +125,11 @@ describe('coldvault dashboard against the real coldvault serve', () => {
     const after = await mux.waitFor(session, (sc) => /^│101\s+main\s+2\/3\s/m.test(sc) && sc);
     expect(after).toMatch(/^│101\s+main\s+2\/3\s.*\s1\.0 GiB\s/m);
     await mux.waitFor(session, (sc) => sc.includes('Backup job finished successfully'));
+
+    // g: the guests' backup state from GET /api/v1/overview: 101's last backup ok, no flag
+    mux.run('send-keys', '-t', session, 'g');
+    const guests = await mux.waitFor(session, (sc) => /^│101\s+test-101\s+ok\s+\d\d-\d\d-\d\d \d\d:\d\d\s+-\s+-\s*│/m.test(sc) && sc);
+    expect(guests).toMatch(/guests {2}all fine {2}\(q quits, g rotation\)/);
 
     expect(await mux.quit(session, exitFile)).toBe('0');
   });

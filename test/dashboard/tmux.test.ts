@@ -157,7 +157,14 @@ describe('coldvault dashboard in an 80x24 tmux pane', () => {
 
     // every request carried the token; every route of the contract was used
     expect(api.refused).toBe(0);
-    for (const route of ['/api/v1/status', '/api/v1/jobs', '/api/v1/backups?store=usb1', '/api/v1/tasks?limit=', `/api/v1/tasks/${TASK_ID}/log?from=`]) {
+    for (const route of [
+      '/api/v1/status',
+      '/api/v1/jobs',
+      '/api/v1/backups?store=usb1',
+      '/api/v1/overview?days=1',
+      '/api/v1/tasks?limit=',
+      `/api/v1/tasks/${TASK_ID}/log?from=`,
+    ]) {
       expect(
         api.requests.some((r) => r.startsWith(`GET ${route}`)),
         route,
@@ -180,6 +187,36 @@ describe('coldvault dashboard in an 80x24 tmux pane', () => {
     expect(screen).toContain('(status, tasks');
     expect(api.refused).toBeGreaterThan(0);
     expect(await quit(session, exitFile, 'C-c')).toBe('0');
+  });
+
+  it('g switches the table to the guests (last result, time, downtime, flags) and back', async () => {
+    const { session, exitFile } = startDashboard(['--url', api.url, '--token', TOKEN, '--interval', '0.4']);
+    await waitFor(session, (s) => /^│103 /m.test(s) && s.includes('(q quits, g guests)'));
+    tmux('send-keys', '-t', session, 'g');
+    const screen = await waitFor(session, (s) => /^│104 /m.test(s) && s.includes('guests  3 flagged') && s);
+    expect(screen).toContain('(q quits, g rotation)');
+    expect(screen).toMatch(/Guest\s+Name\s+Last\s+Time\s+Down\s+Flags/);
+    expect(screen).toMatch(/^│101\s+web\s+ok\s+25-02-26 \d\d:03\s+42s\s+-\s*│/m);
+    expect(screen).toMatch(/^│102\s+db\s+FAILED\s+25-02-27 \d\d:05\s+2s\s+FAILED, overdue\s*│/m);
+    expect(screen).toMatch(/^│103\s+mail\s+ok\s+25-02-23 \d\d:04\s+-\s+overdue\s*│/m);
+    expect(screen).toMatch(/^│104\s+scratch\s+never\s+-\s+-\s+NOT BACKED UP\s*│/m);
+    expect(screen.split('\n').every((l) => l.length <= 80)).toBe(true);
+    tmux('send-keys', '-t', session, 'g');
+    await waitFor(session, (s) => /^│101\s+usb1\s+3\/3\s/m.test(s));
+    expect(await quit(session, exitFile)).toBe('0');
+  });
+
+  it('a tall pane (100x40) shows the guest table and the rotation table together', async () => {
+    const { session, exitFile } = startDashboard(['--url', api.url, '--token', TOKEN, '--interval', '0.4']);
+    tmux('resize-window', '-t', session, '-x', '100', '-y', '40');
+    const screen = await waitFor(session, (s) => s.split('\n').length === 40 && /^│104\s+scratch\s+never/m.test(s) && /^│103\s+usb1\s+4\/5\s/m.test(s) && s);
+    const lines = screen.split('\n');
+    const guestsAt = lines.findIndex((l) => l.includes('guests  3 flagged'));
+    const rotationAt = lines.findIndex((l) => l.includes('rotation  pve1'));
+    expect(guestsAt).toBeGreaterThan(0);
+    expect(rotationAt).toBeGreaterThan(guestsAt);
+    expect(screen).not.toContain('g guests');
+    expect(await quit(session, exitFile)).toBe('0');
   });
 
   it('degrades in a 60x16 pane: no chart (rates in the gauge label), the table keeps its rows', async () => {

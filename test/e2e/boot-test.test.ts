@@ -75,7 +75,7 @@ describe('the boot test in the web UI', () => {
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.goto(`${lab.url}/#/restore`);
     const item = page.locator('#backup-list li', { has: page.locator('button[data-id="120"][data-version="1"]') });
     await item.waitFor();

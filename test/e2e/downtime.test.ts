@@ -52,7 +52,7 @@ describe('downtime in the web UI', () => {
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   });
 
   it("a job task's view lists its guests with their downtime; `–` for a guest coldvault did not stop", async () => {

@@ -69,9 +69,13 @@ async function waitHealthy(url: string, server: ChildProcess, output: () => stri
   }
 }
 
-/** A lab with guest 101 and the running server. `beforeScript`: the body of scripts/before.sh; `config`: more keys of the config file. */
-export async function startE2eLab(opts: { beforeScript?: string; config?: Record<string, unknown> } = {}): Promise<E2eLab> {
+/**
+ * A lab with guest 101 and the running server. `beforeScript`: the body of scripts/before.sh; `config`: more keys of the config file;
+ * `prepare`: runs on the new lab before its datastore is made (e.g. to mount a filesystem on lab.storeDir).
+ */
+export async function startE2eLab(opts: { beforeScript?: string; config?: Record<string, unknown>; prepare?: (lab: Lab) => void } = {}): Promise<E2eLab> {
   const lab = makeLab('cv-e2e-');
+  opts.prepare?.(lab);
   const stateDir = join(lab.root, 'state');
   const scriptsDir = join(lab.root, 'scripts');
   mkdirSync(scriptsDir);

@@ -62,8 +62,8 @@ describe('the Restore tab reading another node', () => {
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
-    await page.getByRole('navigation', { name: 'Backup' }).getByRole('link', { name: 'Restore' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.goto(`${lab.url}/#/restore`);
     const form = page.locator('form.restore-form');
     const node = form.getByLabel('Node');
     await node.waitFor();

@@ -72,8 +72,10 @@ describe('the web UI in English', () => {
     await page.getByRole('alert').getByText('Wrong password.').waitFor();
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
+    await heading('Overview').waitFor(); // the landing page (test/e2e/overview.test.ts)
+    expect(page.url()).toMatch(/#\/overview$/);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Backup' }).click();
     await heading('Backup').waitFor();
-    expect(page.url()).toMatch(/#\/jobs$/);
     expect(await page.getByText('No jobs yet.').isVisible()).toBe(true);
     const cookies = await context.cookies();
     expect(cookies.find((c) => c.name === 'coldvault_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
@@ -453,8 +455,8 @@ describe('an encrypted version in the Restore tab', () => {
     await en.goto(lab.url);
     await en.getByLabel('Password').fill(PASSWORD);
     await en.keyboard.press('Enter');
-    await en.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
-    await en.getByRole('navigation', { name: 'Backup' }).getByRole('link', { name: 'Restore' }).click();
+    await en.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await en.goto(`${lab.url}/#/restore`);
     const form = en.locator('form.restore-form');
     const item = en.locator('#backup-list button[data-id="150"]');
     await item.waitFor();

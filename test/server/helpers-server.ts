@@ -34,8 +34,10 @@ export interface ServerLab extends Lab {
   close(): Promise<void>;
 }
 
-export async function makeServerLab(opts: { config?: Partial<ServerConfig> } = {}): Promise<ServerLab> {
+/** `prepare` runs on the new lab before its datastore is made (e.g. to mount a filesystem on lab.storeDir). */
+export async function makeServerLab(opts: { config?: Partial<ServerConfig>; prepare?: (lab: Lab) => void } = {}): Promise<ServerLab> {
   const lab = makeLab('cv-server-');
+  opts.prepare?.(lab);
   const stateDir = join(lab.root, 'state');
   const scriptsDir = join(lab.root, 'scripts');
   mkdirSync(scriptsDir);
@@ -106,6 +108,7 @@ export const ALL_ROUTES = [
   'POST /api/v1/logout',
   'GET /api/v1/status',
   'GET /api/v1/guests',
+  'GET /api/v1/overview',
   'GET /api/v1/jobs',
   'POST /api/v1/jobs',
   'GET /api/v1/jobs/{id}',

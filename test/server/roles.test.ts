@@ -41,6 +41,7 @@ const MAY: Record<string, Who[]> = {
   'GET /api/v1/status': READERS,
   'GET /api/v1/restore/nodes': READERS,
   'GET /api/v1/guests': READERS,
+  'GET /api/v1/overview': READERS,
   'GET /api/v1/jobs': READERS,
   'GET /api/v1/jobs/{id}': READERS,
   'GET /api/v1/tasks': READERS,

@@ -5,7 +5,8 @@ import type { CommandContext } from '../context.js';
 
 export const dashboardOptions: OptionSpec = { url: { type: 'string' }, token: { type: 'string' }, interval: { type: 'string' } };
 export const dashboardHelp = `coldvault dashboard [--url http://127.0.0.1:8080] [--token T] [--interval SECONDS]
-  Terminal dashboard of a running 'coldvault serve' (token also from COLDVAULT_TOKEN); q quits.`;
+  Terminal dashboard of a running 'coldvault serve' (token also from COLDVAULT_TOKEN); q quits, g switches the table between
+  the rotation and the guests' backup state (a terminal of 38 lines or more shows both).`;
 
 export async function dashboardCommand(ctx: CommandContext): Promise<number> {
   const url = str(ctx.args, 'url') ?? 'http://127.0.0.1:8080';

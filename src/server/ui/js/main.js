@@ -1,4 +1,4 @@
-// The shell: header (navigation, EN | DE, log out), a hash router (#/jobs, #/jobs/new,
+// The shell: header (navigation, EN | DE, log out), a hash router (#/overview: the landing page, #/jobs, #/jobs/new,
 // #/jobs/<id>/edit, #/restore, #/tasks, #/tasks/<id>, #/guests, #/login) and the session: the app
 // asks GET /api/v1/status at start; a 401 anywhere shows the login and comes back afterwards.
 import { get, onUnauthorized, post } from './api.js';
@@ -8,12 +8,14 @@ import { guestsView } from './views/guests.js';
 import { jobFormView } from './views/job-form.js';
 import { jobsView } from './views/jobs.js';
 import { loginView } from './views/login.js';
+import { overviewView } from './views/overview.js';
 import { restoreView } from './views/restore.js';
 import { taskLogView } from './views/task-log.js';
 import { tasksView } from './views/tasks.js';
 
 const ROUTES = [
   { path: /^\/login$/, view: loginView, public: true, title: 'login.title' },
+  { path: /^\/overview$/, view: overviewView, nav: 'overview', title: 'overview.title' },
   { path: /^\/guests$/, view: guestsView, nav: 'guests', title: 'guests.title' },
   { path: /^\/jobs$/, view: jobsView, nav: 'backup', title: 'backup.title' },
   { path: /^\/jobs\/new$/, view: jobFormView, nav: 'backup', title: 'form.titleNew' },
@@ -22,9 +24,10 @@ const ROUTES = [
   { path: /^\/tasks$/, view: tasksView, nav: 'tasks', title: 'tasks.title' },
   { path: /^\/tasks\/([^/]+)$/, view: taskLogView, nav: (params) => (params.get('from') ? 'backup' : 'tasks'), title: 'log.title' },
 ];
-const DEFAULT_ROUTE = '#/jobs';
+const DEFAULT_ROUTE = '#/overview';
 
 const NAV = [
+  { id: 'overview', href: '#/overview', t: 'nav.overview' },
   { id: 'guests', href: '#/guests', t: 'nav.guests' },
   { id: 'backup', href: '#/jobs', t: 'nav.backup' },
   { id: 'tasks', href: '#/tasks', t: 'nav.tasks' },
