@@ -55,6 +55,8 @@ describe('the job form’s webhook', () => {
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor(); // the landing page
+    await page.goto(`${lab.url}/#/jobs`);
     await page.getByRole('button', { name: 'Create new job' }).click();
     await page.getByRole('heading', { name: 'New job' }).waitFor();
     const f = form();

@@ -55,7 +55,8 @@ describe('the Restore tab’s device picker', () => {
     await page.goto(lab.url);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.keyboard.press('Enter');
-    await page.getByRole('navigation', { name: 'Backup' }).getByRole('link', { name: 'Restore' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor(); // the landing page
+    await page.goto(`${lab.url}/#/restore`);
     await page.getByRole('heading', { name: 'Restore', level: 2 }).waitFor();
     const form = page.locator('form.restore-form');
     const picker = form.getByLabel('External device', { exact: true });

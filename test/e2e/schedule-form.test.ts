@@ -27,6 +27,8 @@ beforeAll(async () => {
   await page.goto(lab.url);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor(); // the landing page
+  await page.goto(`${lab.url}/#/jobs`);
   await page.getByRole('heading', { level: 1, name: 'Backup' }).waitFor();
 });
 
