@@ -12,7 +12,10 @@
  *    boots nothing (SeaBIOS finds no boot disk and waits, writing nothing); per round, interleaved and
  *    the order swapped every round: `coldvault restore` and `coldvault restore --live` (whole commands:
  *    the live one returns after the pivot), each result SHA-256-checked against the image. Target:
- *    live at least 70% of the plain restore's rate.
+ *    live at least 70% of the plain restore's rate, over the copy phases (timed by the stderr lines that
+ *    open and close them: a plain restore's first disk to its "restored N in", the live restore's
+ *    "copying N to the final volumes" to its "copied N in", both after the volumes' fsync); the whole
+ *    commands' ratio is shown beside it.
  * Both use accel tcg (this machine's nested KVM does not boot the guest). Writes the block "live-restore" of bench/RESULTS.md.
  */
 import { spawn } from 'node:child_process';
@@ -192,6 +195,16 @@ try {
 const pct = (x) => `${(x * 100).toFixed(0)}%`;
 const secs = (list) => list.map((x) => x.toFixed(1)).join(', ');
 const share = rows.map((r) => r.restore.seconds / r.live.seconds);
+/** Seconds between the first stderr line matching `from` and the first after it matching `to`. */
+function phase(m, from, to) {
+  const start = m.stderrLines.find((l) => from.test(l.line));
+  const end = start && m.stderrLines.find((l) => l.at >= start.at && to.test(l.line));
+  if (!start || !end) fail(`no phase ${from} .. ${to} in:\n${m.stderr}`);
+  return end.at - start.at;
+}
+// the copy phases: a plain restore from its first disk to its "restored N in" (volumes written and fsynced); a live
+// restore from "copying N to the final volumes" (the guest runs) to its "copied N in" (pivoted, volumes fsynced)
+const copyShare = rows.map((r) => phase(r.restore, /restore disk '/, /restored .* in /) / phase(r.live, /copying .* to the final volumes/, /copied .* in /));
 const extra = sizes.map((s) => median(s.live) - median(s.normal));
 const text = [
   '## Issue 15: restore --live (bench/live-restore.mjs)',
@@ -204,17 +217,18 @@ const text = [
     (s, i) =>
       `| boot line after restore --live <= normal boot + 5 s, ${s.gib} GiB disk | +${extra[i].toFixed(1)} s (live ${median(s.live).toFixed(1)} s, normal ${median(s.normal).toFixed(1)} s) | ${extra[i] <= 5 ? 'met' : 'MISSED'} |`,
   ),
-  `| restore --live copy >= 70% of a plain restore's rate | ${pct(median(share))} [${share.map(pct).join(', ')}] | ${median(share) >= 0.7 ? 'met' : 'MISSED'} |`,
+  `| restore --live copy >= 70% of a plain restore's rate (copy phases) | ${pct(median(copyShare))} [${copyShare.map(pct).join(', ')}] | ${median(copyShare) >= 0.7 ? 'met' : 'MISSED'} |`,
+  `| (for comparison: whole commands, the live one with its export, overlays, QEMU's start and the pivot) | ${pct(median(share))} [${share.map(pct).join(', ')}] | |`,
   '',
   '| disk | normal boot s (per round) | restore --live to the boot line s |',
   '|---|---|---|',
   ...sizes.map((s) => `| ${s.gib} GiB | ${secs(s.normal)} | ${secs(s.live)} |`),
   '',
-  '| round | restore s (CPU s, peak RSS MiB) | restore --live s (CPU s, peak RSS MiB) |',
-  '|---|---|---|',
+  '| round | restore s (CPU s, peak RSS MiB) | its copy phase s | restore --live s (CPU s, peak RSS MiB) | its copy phase s |',
+  '|---|---|---|---|---|',
   ...rows.map(
     (r) =>
-      `| ${r.round} | ${r.restore.seconds.toFixed(2)} (${r.restore.cpuSeconds.toFixed(2)}, ${(r.restore.rssKiB / 1024).toFixed(0)}) | ${r.live.seconds.toFixed(2)} (${r.live.cpuSeconds.toFixed(2)}, ${(r.live.rssKiB / 1024).toFixed(0)}) |`,
+      `| ${r.round} | ${r.restore.seconds.toFixed(2)} (${r.restore.cpuSeconds.toFixed(2)}, ${(r.restore.rssKiB / 1024).toFixed(0)}) | ${phase(r.restore, /restore disk '/, /restored .* in /).toFixed(2)} | ${r.live.seconds.toFixed(2)} (${r.live.cpuSeconds.toFixed(2)}, ${(r.live.rssKiB / 1024).toFixed(0)}) | ${phase(r.live, /copying .* to the final volumes/, /copied .* in /).toFixed(2)} |`,
   ),
   '',
 ];

@@ -16,7 +16,9 @@ export class CommandError extends Error {}
  * @param {string} cmd
  * @param {string[]} args
  * @param {{cwd?: string, env?: object, cgroup?: string, tmp: string, allowFail?: boolean}} opts
- * @returns {Promise<{seconds: number, rssKiB: number, cpuSeconds: number, sysSeconds: number, stdout: string, stderr: string, code: number}>}
+ * @returns {Promise<{seconds: number, rssKiB: number, cpuSeconds: number, sysSeconds: number, stdout: string, stderr: string, code: number, stderrLines: Array<{at: number, line: string}>}>}
+ * `stderrLines`: each line of stderr with the seconds since the start at which it arrived (a phase of a
+ * command is timed by the lines that open and close it).
  */
 export function measure(cmd, args, opts) {
   const timeFile = join(opts.tmp, `time-${process.pid}-${seq++}.txt`);
@@ -28,7 +30,15 @@ export function measure(cmd, args, opts) {
     const out = [];
     const err = [];
     child.stdout.on('data', (d) => out.push(d));
-    child.stderr.on('data', (d) => err.push(d));
+    const stderrLines = [];
+    let partial = '';
+    child.stderr.on('data', (d) => {
+      err.push(d);
+      const at = Number(process.hrtime.bigint() - t0) / 1e9;
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) stderrLines.push({ at, line });
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -45,7 +55,11 @@ export function measure(cmd, args, opts) {
         /* no time file: the command did not start */
       }
       rmSync(timeFile, { force: true });
-      const res = { seconds, rssKiB, cpuSeconds, sysSeconds, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? 128 };
+      if (partial) stderrLines.push({ at: seconds, line: partial });
+      const res = {
+        ...{ seconds, rssKiB, cpuSeconds, sysSeconds, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() },
+        ...{ code: code ?? 128, stderrLines },
+      };
       if ((code !== 0 || signal) && !opts.allowFail) {
         reject(
           new CommandError(`command failed (exit ${code}${signal ? `, ${signal}` : ''}): ${cmd} ${args.join(' ')}\n${tail(res.stderr)}${tail(res.stdout)}`),

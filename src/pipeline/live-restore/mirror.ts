@@ -15,6 +15,7 @@ import type { LiveDisk } from './live-journal.js';
 
 /** how often the jobs are polled: soon at first (a small or sparse disk is in sync within a second), then every half second */
 const POLL_MS = [50, 100, 200, 500];
+const MIN_POLL_MS = 20;
 /** bytes an uncapped mirror keeps in flight per disk: several of the export's 4 MiB chunks (QEMU's default is 1 MiB) */
 const BUF_SIZE = 32 * 1024 * 1024;
 
@@ -104,6 +105,7 @@ export async function waitUntilReady(
   watch: { onProgress: (p: CopyProgress) => void; abort?: AbortSignal; failureOf?: () => string | undefined },
 ): Promise<void> {
   let polls = 0;
+  let previous: { copied: number; at: number } | undefined;
   for (;;) {
     if (watch.abort?.aborted) throw new ColdvaultError('ABORTED', 'the live restore was interrupted');
     const jobs = await blockJobs(qmp);
@@ -119,8 +121,22 @@ export async function waitUntilReady(
     }
     watch.onProgress({ copied, total });
     if (ready) return;
-    await new Promise((r) => setTimeout(r, POLL_MS[Math.min(polls++, POLL_MS.length - 1)]));
+    const now = { copied, at: Date.now() };
+    await new Promise((r) => setTimeout(r, pollDelay(polls++, previous, now, total)));
+    previous = now;
   }
+}
+
+/**
+ * The wait before the next look: POLL_MS's steps, but no longer than the copy's expected rest at its
+ * current rate (at least MIN_POLL_MS): a copy in sync is pivoted within a few tens of milliseconds
+ * rather than up to half a second later (a sizeable share of a short copy).
+ */
+function pollDelay(polls: number, previous: { copied: number; at: number } | undefined, now: { copied: number; at: number }, total: number): number {
+  const step = POLL_MS[Math.min(polls, POLL_MS.length - 1)] ?? 500;
+  if (!previous || now.copied <= previous.copied || now.at <= previous.at) return step;
+  const rest = ((total - now.copied) * (now.at - previous.at)) / (now.copied - previous.copied);
+  return Math.max(MIN_POLL_MS, Math.min(step, rest));
 }
 
 function checkJob(disk: LiveDisk, job: BlockJob | undefined, failureOf?: () => string | undefined): void {
