@@ -1,6 +1,6 @@
 /**
  * The overview page in a real browser (Debian's chromium through playwright-core, headless) against
- * the real `coldvault serve`, on a datastore (a 128 MiB tmpfs, root) holding three weeks of versions of
+ * the real `coldvault serve`, on a datastore (a 128 MiB tmpfs, root) holding two weeks of versions of
  * four guests, made by the real CLI on past days (test/helpers/overview-history.ts; its shifted clock
  * is TEST ONLY), server and browser in Europe/Zurich time. After the login the overview is the landing
  * page; in English and in German it shows every guest with its last result, flags the guest no job
@@ -21,7 +21,7 @@ import { expectedForecast, GUESTS, makeHistory, OVERDUE_DAYS } from '../helpers/
 import { mountFs, type MountedFs } from '../helpers/snapshot-fs.js';
 import { ARTIFACTS, launchBrowser, PASSWORD, screenshot, startE2eLab, watchErrors, type E2eLab } from './helpers-e2e.js';
 
-const DAYS = 21;
+const DAYS = 14; // two weeks of history: enough for the forecast (at least 7 days) and every flag
 let lab: E2eLab;
 let tmpfs: MountedFs | undefined;
 let browser: Browser;

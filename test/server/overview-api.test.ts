@@ -1,5 +1,5 @@
 /**
- * GET /api/v1/overview on a real store with three weeks of history made by the real CLI on past days
+ * GET /api/v1/overview on a real store with two weeks of history made by the real CLI on past days
  * (test/helpers/overview-history.ts: a shifted clock, TEST ONLY), in Europe/Zurich time: the answer
  * matches its OpenAPI schema (Ajv); every guest has the right last result and flags (101 fine, 102
  * failed last night, 103 overdue, 104 in no job); the datastore's usage has one point per day of
@@ -20,7 +20,7 @@ import { cliAt, daysBefore, expectedForecast, GUESTS, localDay, makeHistory } fr
 import { mountFs, type MountedFs } from '../helpers/snapshot-fs.js';
 import { makeServerLab, type ServerLab } from './helpers-server.js';
 
-const DAYS = 21;
+const DAYS = 14; // two weeks of history: enough for the forecast (at least 7 days) and every flag
 let lab: ServerLab;
 let tmpfs: MountedFs | undefined;
 let now: Date;

@@ -64,8 +64,7 @@ export async function startMirror(qmp: Qmp, disk: LiveDisk, speed: number | unde
       driver: disk.format,
       'node-name': targetNodeOf(disk.key),
       discard: 'unmap',
-      'detect-zeroes': 'unmap',
-      cache: await cacheOf(qmp, disk.key),
+      ...(await driveSettings(qmp, disk.key)),
       file: { driver: 'file', filename: disk.path },
     });
   }
@@ -81,11 +80,18 @@ export async function startMirror(qmp: Qmp, disk: LiveDisk, speed: number | unde
   });
 }
 
-/** The drive's cache mode (the config's `cache=`, none by default: O_DIRECT), kept for its final volume. */
-async function cacheOf(qmp: Qmp, key: string): Promise<{ direct: boolean; 'no-flush': boolean }> {
-  const blocks = await qmp.execute<Array<{ device: string; inserted?: { cache?: { direct: boolean; 'no-flush': boolean } } }>>('query-block');
-  const cache = blocks.find((b) => b.device === driveOf(key))?.inserted?.cache;
-  return { direct: cache?.direct ?? true, 'no-flush': cache?.['no-flush'] ?? false };
+/**
+ * What the guest's drive was started with, kept for its final volume (the guest runs on it after the
+ * pivot): the cache mode (the config's `cache=`, none by default: O_DIRECT) and zero detection (off
+ * unless the drive has it; a plain restore does not look for zeroes inside a chunk either, and QEMU
+ * would scan every buffer of the copy for them).
+ */
+async function driveSettings(qmp: Qmp, key: string): Promise<{ cache: { direct: boolean; 'no-flush': boolean }; 'detect-zeroes': string }> {
+  type Inserted = { cache?: { direct: boolean; 'no-flush': boolean }; detect_zeroes?: string };
+  const blocks = await qmp.execute<Array<{ device: string; inserted?: Inserted }>>('query-block');
+  const inserted = blocks.find((b) => b.device === driveOf(key))?.inserted;
+  const cache = { direct: inserted?.cache?.direct ?? true, 'no-flush': inserted?.cache?.['no-flush'] ?? false };
+  return { cache, 'detect-zeroes': inserted?.detect_zeroes ?? 'off' };
 }
 
 export async function blockJobs(qmp: Qmp): Promise<Map<string, BlockJob>> {
