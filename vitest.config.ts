@@ -5,8 +5,8 @@ import { defineConfig } from 'vitest/config';
  * `losetup --find`, network namespaces named after its pid), so they run two at a time - except the
  * files that list or identify the machine's block devices (device discovery, mounting a disk by its
  * identity, the devices API): they would see the other lane's loop devices, so they run one at a time
- * after the rest (group 1), when nothing else has a loop device attached; beside them only files that
- * use no block device and mount nothing (`besideDevices`).
+ * after the rest (group 1), when nothing else has a loop device attached. (Projects of one group share
+ * one worker count, so no other project can run beside them in a second lane.)
  */
 const sharesDevices = [
   'test/jobs/job-device*.test.ts',
@@ -19,19 +19,6 @@ const sharesDevices = [
   'test/targets/mounts.test.ts',
 ];
 
-/**
- * Files that touch no block device and mount nothing (a store in /dev/shm, a radosgw on files, pure
- * computations): they run beside the devices group (group 1, one lane each), so its files do not
- * leave CI's second core idle for minutes.
- */
-const besideDevices = [
-  'test/datastore/interleavings.property.test.ts',
-  'test/datastore/s3-gc.test.ts',
-  'test/datastore/s3-locks.test.ts',
-  'test/jobs/schedule-systemd.test.ts',
-  'test/jobs/schedule-cron.test.ts',
-];
-
 const common = { testTimeout: 120_000, hookTimeout: 120_000 };
 
 export default defineConfig({
@@ -39,11 +26,8 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     projects: [
-      {
-        test: { ...common, name: 'independent', include: ['test/**/*.test.ts'], exclude: [...sharesDevices, ...besideDevices], sequence: { groupOrder: 0 } },
-      },
+      { test: { ...common, name: 'independent', include: ['test/**/*.test.ts'], exclude: sharesDevices, sequence: { groupOrder: 0 } } },
       { test: { ...common, name: 'devices', include: sharesDevices, maxWorkers: 1, sequence: { groupOrder: 1 } } },
-      { test: { ...common, name: 'beside-devices', include: besideDevices, maxWorkers: 1, sequence: { groupOrder: 1 } } },
     ],
   },
 });
