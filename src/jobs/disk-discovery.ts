@@ -15,7 +15,7 @@
  * read-only and opens its datastore, which checks the identity on the disk itself.
  */
 import { isColdvaultError } from '../core/index.js';
-import { readBlockDevices, resolveDevice, selectCandidates, type BlockDevice, type CandidateDevice } from '../targets/index.js';
+import { candidate, readBlockDevices, resolveDevice, selectCandidates, type BlockDevice, type CandidateDevice } from '../targets/index.js';
 import type { DeviceSighting, DiskGuest } from './device-sightings.js';
 import { boundDatastores, deviceSpecs, type Job } from './job-model.js';
 
@@ -48,18 +48,6 @@ export interface DiscoveryKnowledge {
   /** config datastores: name -> folder */
   datastores?: Readonly<Record<string, string>>;
 }
-
-const candidate = (d: BlockDevice): CandidateDevice => ({
-  path: d.path,
-  size: d.size,
-  fstype: d.fstype,
-  label: d.label,
-  uuid: d.uuid,
-  model: d.model,
-  serial: d.serial,
-  type: d.type,
-  transport: d.transport,
-});
 
 /** The attached disks with a datastore known for them, and the other external ones; `devices` for tests (default: lsblk now). */
 export async function discoverDatastoreDisks(known: DiscoveryKnowledge, devices?: BlockDevice[]): Promise<DiskDiscovery> {

@@ -39,7 +39,8 @@ export function selectCandidates(devices: BlockDevice[], all: boolean): BlockDev
   });
 }
 
-const candidate = (d: BlockDevice): CandidateDevice => ({
+/** What a listing says of a device: lsblk's description, without its mount state. */
+export const candidate = (d: BlockDevice): CandidateDevice => ({
   path: d.path,
   size: d.size,
   fstype: d.fstype,
