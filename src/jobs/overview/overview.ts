@@ -43,23 +43,14 @@ export interface OverviewInputs {
   historyDays: number;
 }
 
-export interface DatastoreOverview {
-  name: string;
-  dir: string;
-  kind?: 's3';
-  usedBytes: number | null;
-  freeBytes: number | null;
-  totalBytes: number | null;
-  logicalBytes: number;
-  storedBytes: number;
+/** A store as the overview answers it: its facts, with the count of its versions and what is drawn from them. */
+export interface DatastoreOverview extends Omit<StoreFacts, 'versions'> {
   versions: number;
   dedupFactor: number | null;
   usage: DayPoint[];
   fullOn: string | null;
   fullOnMethod: string;
   trendBytesPerDay: number | null;
-  error?: string;
-  detached?: boolean;
 }
 
 export interface Overview {
