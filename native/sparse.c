@@ -8,6 +8,7 @@
  * how many bytes to skip so that a view starts on an `align` boundary, as O_DIRECT writes need.
  * 3. The extent map of a file (ioctl FS_IOC_FIEMAP): extents(fd, sync), in native/extents.c.
  * 4. AES-256-GCM in place (sealInto / openInto), in native/seal.c.
+ * 5. Views over a SharedArrayBuffer: their alignment and a memcpy into them, in native/views.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <node_api.h>
 #include "extents.h"
 #include "seal.h"
+#include "views.h"
 
 static napi_value fail(napi_env env, const char *what, int err) {
   char msg[160];
@@ -94,5 +96,6 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "alignOffset", fn);
   register_extents(env, exports);
   register_seal(env, exports);
+  register_views(env, exports);
   return exports;
 }

@@ -9,8 +9,10 @@ import { loadNative } from './native.js';
 export const DIRECT_ALIGN = 4096;
 
 /** Bytes to skip at the start of `buf` so that a view begins on a DIRECT_ALIGN boundary (0 without the addon). */
-export function alignedOffset(buf: ArrayBuffer): number {
-  return loadNative()?.alignOffset(buf, DIRECT_ALIGN) ?? 0;
+export function alignedOffset(buf: ArrayBufferLike): number {
+  const native = loadNative();
+  if (buf instanceof ArrayBuffer) return native?.alignOffset(buf, DIRECT_ALIGN) ?? 0;
+  return native?.viewAlignOffset?.(new Uint8Array(buf), DIRECT_ALIGN) ?? 0;
 }
 
 /** `length` rounded up to a multiple of DIRECT_ALIGN. */
@@ -23,7 +25,9 @@ export function directAligned(data: Uint8Array, position: number, padded = false
   const length = padded ? alignUp(data.length) : data.length;
   if (position % DIRECT_ALIGN !== 0 || length % DIRECT_ALIGN !== 0) return false;
   if (data.byteOffset + length > data.buffer.byteLength) return false;
-  if (!(data.buffer instanceof ArrayBuffer)) return false; // a SharedArrayBuffer's address is not told: buffered
   const native = loadNative();
-  return native !== null && (native.alignOffset(data.buffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
+  if (native === null) return false;
+  if (data.buffer instanceof ArrayBuffer) return (native.alignOffset(data.buffer, DIRECT_ALIGN) - data.byteOffset) % DIRECT_ALIGN === 0;
+  // shared memory: its address is told by an addon with views.c (an older build: buffered)
+  return native.viewAlignOffset !== undefined && native.viewAlignOffset(data, DIRECT_ALIGN) === 0;
 }

@@ -11,6 +11,7 @@ export * from './log.js';
 export * from './progress.js';
 export * from './hypervisor.js';
 export * from './aligned.js';
+export * from './copy-bytes.js';
 export { FIEMAP_EXTENT, loadNative, type FileExtent, type NativeAddon } from './native.js';
 export * from './seams.js';
 export * from './snapshots.js';

@@ -2,8 +2,8 @@
  * The native addon (native/sparse.c, built by `npm install` through node-gyp): lseek(SEEK_DATA /
  * SEEK_HOLE) for hole detection (pipeline/sparse.ts), the alignment of a buffer's address for
  * O_DIRECT writes (aligned.ts), and a file's extent map (FIEMAP, native/extents.c) for the
- * changed-extent nightly backup (pipeline/changed-extents.ts), and AES-256-GCM in place for encrypted
- * chunks (format/encrypted-blob.ts). Optional: when it is not built, callers
+ * changed-extent nightly backup (pipeline/changed-extents.ts), AES-256-GCM in place for encrypted
+ * chunks (format/encrypted-blob.ts), and the address of and a memcpy into shared memory (views.c). Optional: when it is not built, callers
  * take their slower, never wrong path (no extent map: every chunk is read).
  */
 import { createRequire } from 'node:module';
@@ -47,6 +47,10 @@ export interface NativeAddon {
   sealInto?: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array) => boolean;
   /** The reverse; false when the tag does not authenticate (`output` then holds bytes to discard). */
   openInto?: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, input: Uint8Array, output: Uint8Array, tag: Uint8Array) => boolean;
+  /** Bytes to skip from `view`'s first byte to an `align` boundary; also for views over a SharedArrayBuffer (native/views.c). Absent in an addon built before it. */
+  viewAlignOffset?: (view: Uint8Array, align: number) => number;
+  /** memcpy of `source` into `target` at `offset` (V8 copies into shared memory with a slower relaxed memmove); the bytes copied. Absent in an addon built before it. */
+  copyInto?: (target: Uint8Array, offset: number, source: Uint8Array) => number;
 }
 
 let native: NativeAddon | null | undefined;

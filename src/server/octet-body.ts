@@ -8,6 +8,7 @@
  * longer than it announced is a 400. Without Content-Length (chunked) the pieces are collected.
  */
 import type { FastifyRequest } from 'fastify';
+import { copyBytes } from '../core/index.js';
 import { bodyBuffer } from './chunk-buffers.js';
 import { ApiError } from './errors.js';
 
@@ -59,8 +60,7 @@ class FixedBody {
   }
 
   add(bytes: Buffer): void {
-    bytes.copy(this.buf, this.received);
-    this.received += bytes.length;
+    this.received += copyBytes(this.buf, this.received, bytes);
   }
 
   body(): Buffer {

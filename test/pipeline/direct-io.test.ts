@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { copyBytes, directAligned } from '../../src/core/index.js';
 import { ChunkStore, writeFileDirect } from '../../src/datastore/index.js';
 import { alignedOffset, DIRECT_ALIGN, DiskImageWriter } from '../../src/pipeline/direct-io.js';
 import { cli, imagePath, makeLab, regionBytes, REGION, sha256File, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
@@ -126,6 +127,37 @@ describe('chunks through O_DIRECT', () => {
     expect(files.reduce((sum, f) => sum + residentPages(f), 0)).toBeLessThan(stored / 10);
     const v = await cli(['verify', '--store', lab.storeDir]);
     expect(v.code, v.stderr).toBe(0);
+  });
+
+  it("a blob in shared memory (a receiving node's body buffer) is written with O_DIRECT when aligned, through the page cache when not", async () => {
+    lab = makeLab('cv-direct-');
+    const store = new ChunkStore(join(lab.root, 'chunks'), join(lab.root, 'quarantine'));
+    const data = regionBytes('random', 6, 3_000_001);
+    const shared = new SharedArrayBuffer(4 * 1024 * 1024 + 2 * DIRECT_ALIGN);
+    const start = alignedOffset(shared);
+    const aligned = new Uint8Array(shared, start, data.length);
+    expect(copyBytes(aligned, 0, data)).toBe(data.length);
+    expect(directAligned(aligned, 0, true)).toBe(true);
+    expect(directAligned(new Uint8Array(shared, start + 16, data.length), 0, true)).toBe(false);
+    await store.insert('ab'.repeat(32), aligned);
+    const direct = store.pathOf('ab'.repeat(32));
+    expect(residentPages(direct)).toBeLessThan(data.length / 10);
+    expect(readFileSync(direct).equals(data)).toBe(true);
+    const unaligned = new Uint8Array(shared, start + 16, data.length);
+    unaligned.set(data);
+    const buffered = new ChunkStore(join(lab.root, 'chunks2'), join(lab.root, 'quarantine'));
+    await buffered.insert('ef'.repeat(32), unaligned);
+    expect(readFileSync(buffered.pathOf('ef'.repeat(32))).equals(data)).toBe(true);
+  });
+
+  it('copyBytes copies into shared and plain memory alike, and refuses what does not fit', () => {
+    const piece = regionBytes('text', 7, 16_384);
+    for (const whole of [new SharedArrayBuffer(40_000), new ArrayBuffer(40_000)]) {
+      const target = new Uint8Array(whole, 8, 39_000);
+      expect(copyBytes(target, 100, piece)).toBe(piece.length);
+      expect(Buffer.from(target.subarray(100, 100 + piece.length)).equals(piece)).toBe(true);
+      expect(() => copyBytes(target, 39_000 - 10, piece)).toThrow(RangeError);
+    }
   });
 
   it('readInto gives the same blob bytes through O_DIRECT (aligned room) and through the page cache', async () => {

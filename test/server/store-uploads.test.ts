@@ -8,7 +8,8 @@
  * ever published; an upload that ends any other way leaves nothing visible and gc collects what it
  * sent; a token reaches its own store only.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,16 @@ describe('a push', () => {
   it('publishes a version that `coldvault restore` restores byte-identical and `coldvault verify` passes; the server logs it as a task', async () => {
     const { version, sent } = await pusher().push(source, src['101'], open('101'));
     expect(sent).toBe(src['101'].digests.length); // the store had none of them
+    // received chunks are written with O_DIRECT from their (shared, aligned) body buffers: a push does not
+    // fill the receiving node's page cache, where it would push out what the host has cached
+    const stored = [...chunkFiles(lab.storeDir)].map((hex) => join(lab.storeDir, 'chunks', hex.slice(0, 4), hex));
+    const bytes = stored.reduce((n, f) => n + statSync(f).size, 0);
+    const resident = stored.reduce(
+      (n, f) => n + Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', f], { encoding: 'utf8' }).trim()),
+      0,
+    );
+    expect(bytes).toBeGreaterThan(8 * 1024 * 1024);
+    expect(resident).toBeLessThan(bytes / 10);
     expect(await versionsOf('101')).toEqual([version]);
     const restored = await restore(lab, '101', version, '201');
     expect(sha256(restored.get('scsi0')!)).toBe(sha256File(imagePath(lab, '101', 'vm-101-disk-0.raw')));
