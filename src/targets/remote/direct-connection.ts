@@ -1,14 +1,17 @@
 /**
  * DirectConnection: one kept-alive connection to a node (TLS with the pinned certificate, or plain on
- * loopback) for GET requests whose answer is read by the socket itself into its destination: the
- * socket's `onread` buffer is the caller's buffer (a chunk blob's room) while a body of known length
- * comes in, and a small scratch buffer while a head or a chunked body does. One request at a time.
+ * loopback) for requests whose answer is read by the socket itself into its destination, and whose
+ * body (a chunk's PUT) is written as it is: the socket's `onread` buffer is the caller's buffer (a
+ * chunk blob's room) while a body of known length comes in, and a small scratch buffer while a head
+ * or a chunked body does. One request at a time.
  *
  * Why not node:https: its client hands a body to JavaScript as a new Buffer per 16 KiB TLS record,
  * through the HTTP parser's callbacks, a readable stream and a 'data' event each; a remote restore
  * spent more CPU on that than on decrypting. Receiving the same 526 MiB of 2.4 MB answers over 8
  * connections on one core took 0.9 CPU-s through node:https and 0.35 CPU-s this way (bench notes of
- * issue 12 in bench/RESULTS.md).
+ * issue 12 in bench/RESULTS.md). Sending, node:http writes its head (a string) and the body with one
+ * writev, which copies both into one new buffer before TLS copies them again; here the head and the
+ * body are two writes, the body's bytes go to TLS from the caller's buffer.
  */
 import { connect as netConnect, type OnReadOpts, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -26,8 +29,12 @@ export interface DirectTarget {
 }
 
 export interface DirectRequest {
+  /** GET unless told */
+  method?: 'GET' | 'PUT' | 'POST' | 'DELETE';
   /** from the node's root, components already encoded */
   path: string;
+  /** the request's body, written from this buffer as it is */
+  body?: { type: string; data: Uint8Array };
   token: string;
   /** a successful answer's body goes here (length answered), from `offset` to the ArrayBuffer's end */
   into?: { buf: ArrayBuffer; offset: number };
@@ -155,7 +162,12 @@ export class DirectConnection {
       if (req.signal?.aborted) return this.fail(aborted(req.signal));
       req.signal?.addEventListener('abort', onAbort, { once: true });
       this.socket.setTimeout(req.timeoutMs);
-      this.socket.write(`GET ${req.path} HTTP/1.1\r\nhost: ${this.host}\r\nauthorization: Bearer ${req.token}\r\naccept: */*\r\n\r\n`);
+      const body = req.body;
+      const framing = body ? `content-type: ${body.type}\r\ncontent-length: ${body.data.length}\r\n` : '';
+      this.socket.write(
+        `${req.method ?? 'GET'} ${req.path} HTTP/1.1\r\nhost: ${this.host}\r\nauthorization: Bearer ${req.token}\r\naccept: */*\r\n${framing}\r\n`,
+      );
+      if (body && body.data.length > 0) this.socket.write(body.data);
     });
   }
 
@@ -209,7 +221,7 @@ export class DirectConnection {
     const end = headEnd(x.headBytes);
     if (end < 0) return bytes.length;
     x.headBytes = x.headBytes.subarray(0, end);
-    this.startBody(x, parseHead(x.headBytes, 'GET'));
+    this.startBody(x, parseHead(x.headBytes, x.req.method ?? 'GET'));
     return end - before;
   }
 

@@ -27,7 +27,7 @@
  * chunk-check.ts (a chunk read from a node is checked as one read from a disk: CHUNK_CORRUPT).
  * store-device.ts: a job's external disk at the receiving node (attachDevice, kept attached by a
  * keep-alive, detachDevice); the node's DEVICE_* and WRONG_DATASTORE codes are kept.
- * direct-gets.ts / direct-connection.ts / http-answer.ts: the Wire's GET requests go over connections of
+ * direct-requests.ts / direct-connection.ts / http-answer.ts: the Wire's requests go over connections of
  * their own whose socket reads an answer's body straight into its destination (`onread`), with a
  * small HTTP/1.1 answer parser, instead of node:https's Buffer, parser callback and stream event per
  * 16 KiB TLS record (a remote restore's CPU; see direct-connection.ts).

@@ -5,7 +5,7 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { ColdvaultError, isLoopbackHost, parseFingerprint } from '../../core/index.js';
-import { DirectGets } from './direct-gets.js';
+import { DirectRequests } from './direct-requests.js';
 import { PinnedAgent } from './pinned-agent.js';
 import { TokenBucket } from './token-bucket.js';
 import type { RetryPolicy } from './wire.js';
@@ -51,7 +51,7 @@ export interface ResolvedOptions {
   retry: RetryPolicy;
   agent: HttpAgent;
   /** GET requests go over these (their bodies read straight into place) */
-  direct: DirectGets;
+  direct: DirectRequests;
 }
 
 /** free sockets are closed after 30 s: before the node's keep-alive timeout (72 s) could close one under a request */
@@ -73,7 +73,7 @@ export function resolveOptions(opts: RemoteStoreOptions): ResolvedOptions {
     timeouts,
     retry: { ...DEFAULT_RETRY, ...opts.retry },
     agent: agentFor(url, fingerprint, maxInFlight, timeouts.connectMs),
-    direct: new DirectGets({ url, fingerprint, connectTimeoutMs: timeouts.connectMs, idleMs: IDLE_SOCKET_MS }),
+    direct: new DirectRequests({ url, fingerprint, connectTimeoutMs: timeouts.connectMs, idleMs: IDLE_SOCKET_MS }),
   };
 }
 

@@ -16,7 +16,7 @@ import { request as httpsRequest } from 'node:https';
 import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ColdvaultError, isColdvaultError } from '../../core/index.js';
-import type { DirectGets } from './direct-gets.js';
+import type { DirectRequests } from './direct-requests.js';
 import { Gate } from './gate.js';
 import { requestError } from './pinned-fetch.js';
 import { answerError, placeOf, type RequestPlace, retryableStatus } from './remote-errors.js';
@@ -83,8 +83,12 @@ export interface WireOptions {
   maxInFlight: number;
   limiter?: TokenBucket;
   retry: RetryPolicy;
-  /** connections for GET requests whose bodies the socket reads straight into place (direct-gets.ts); without: every request through `agent` */
-  direct?: DirectGets;
+  /**
+   * connections whose socket reads an answer straight into place and writes a body as it is
+   * (direct-requests.ts): every request but those with a body under a bandwidth limit; without:
+   * every request through `agent`
+   */
+  direct?: DirectRequests;
 }
 
 const ERROR_BODY_MAX = 64 * 1024;
@@ -152,7 +156,8 @@ export class Wire {
 
   /** One try: resolves with the answer (any status); CONNECTION_FAILED, TLS_FAILED, FINGERPRINT_MISMATCH, ABORTED otherwise. */
   private once(req: WireRequest, body: Body | undefined): Promise<WireAnswer> {
-    if (this.opts.direct && req.method === 'GET' && !body) return this.onceDirect(req, this.opts.direct);
+    // over the agent only what the bandwidth limit meters slice by slice (a body under a limit)
+    if (this.opts.direct && !(body && this.opts.limiter)) return this.onceDirect(req, this.opts.direct, body);
     const href = `${this.opts.origin}${req.path}`;
     const where = `${req.method} ${href}`;
     this.count(req, 'requests', 1);
@@ -172,12 +177,15 @@ export class Wire {
     });
   }
 
-  /** One try of a GET over a direct connection (the same answers and failures as `once`). */
-  private async onceDirect(req: WireRequest, direct: DirectGets): Promise<WireAnswer> {
+  /** One try over a direct connection (the same answers and failures as `once`). */
+  private async onceDirect(req: WireRequest, direct: DirectRequests, body?: Body): Promise<WireAnswer> {
     const href = `${this.opts.origin}${req.path}`;
     this.count(req, 'requests', 1);
+    if (body) this.count(req, 'sentBytes', body.data.length);
     try {
-      const answer = await direct.get({
+      const answer = await direct.send({
+        method: req.method,
+        body,
         path: req.path,
         token: this.opts.token,
         into: req.into,
@@ -191,7 +199,7 @@ export class Wire {
       });
       return { status: answer.status, body: answer.body, length: answer.length };
     } catch (err) {
-      throw requestError(err as Error, href, `GET ${href}`);
+      throw requestError(err as Error, href, `${req.method} ${href}`);
     }
   }
 

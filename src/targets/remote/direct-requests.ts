@@ -1,23 +1,25 @@
 /**
- * DirectGets: the kept-alive DirectConnections to one node that the Wire sends its GET requests over
- * (chunks, indexes, manifests, lists): a connection per request in flight (the Wire's gate bounds
- * them), idle ones reused, each new one checked against the pinned fingerprint before its first
- * request. Bodies are read by the socket straight into their destination (direct-connection.ts).
+ * DirectRequests: the kept-alive DirectConnections to one node that the Wire sends its requests over
+ * (reads of chunks, indexes, manifests, lists; an upload's open, known, chunks, files and finish; all
+ * but bodies under a bandwidth limit): a
+ * connection per request in flight (the Wire's gate bounds them), idle ones reused, each new one
+ * checked against the pinned fingerprint before its first request. Answers are read by the socket
+ * straight into their destination, bodies written as they are (direct-connection.ts).
  */
 import { ColdvaultError } from '../../core/index.js';
 import { type DirectAnswer, DirectConnection, type DirectRequest, type DirectTarget } from './direct-connection.js';
 
 export type { DirectAnswer, DirectRequest, DirectTarget } from './direct-connection.js';
 
-export class DirectGets {
+export class DirectRequests {
   private readonly idle: DirectConnection[] = [];
   private readonly open = new Set<DirectConnection>();
   private closed = false;
 
   constructor(private readonly target: DirectTarget) {}
 
-  /** One GET (a new connection is told by req.onConnect). Failures: CONNECTION_FAILED, TLS_FAILED, FINGERPRINT_MISMATCH, ABORTED, or the request's tooLarge error. */
-  async get(req: DirectRequest): Promise<DirectAnswer> {
+  /** One request (a new connection is told by req.onConnect). Failures: CONNECTION_FAILED, TLS_FAILED, FINGERPRINT_MISMATCH, ABORTED, or the request's tooLarge error. */
+  async send(req: DirectRequest): Promise<DirectAnswer> {
     const conn = await this.connection(req.onConnect);
     try {
       const answer = await conn.request(req);

@@ -1,6 +1,7 @@
 /**
- * The Wire's GET requests go over DirectConnections (src/targets/remote/direct-*.ts): the socket reads
- * a body straight into its destination, with coldvault's own small HTTP/1.1 answer parser. Against
+ * The Wire's GET requests and byte uploads (PUT) go over DirectConnections (src/targets/remote/direct-*.ts):
+ * the socket reads a body straight into its destination, with coldvault's own small HTTP/1.1 answer
+ * parser, and writes a PUT's body from the caller's buffer. Against
  * real TLS on 127.0.0.1 (node:https / node:tls servers presenting a certificate made by
  * `coldvault cert fingerprint`, pinned), for what a real serve never does on purpose: chunked answers,
  * `Connection: close`, bodies broken off, garbage instead of HTTP, answers larger than the room.
@@ -136,6 +137,86 @@ describe('GET answers read in place over pinned TLS', () => {
     await expect(client(await listen(unframed)).listVersions('101')).rejects.toMatchObject({
       message: expect.stringContaining('without Content-Length or chunked framing'),
     });
+  });
+});
+
+/** A node that opens uploads and takes chunk PUTs: what it received, by chunk; `onChunk` may answer otherwise. */
+function uploadNode(onChunk?: (n: number, req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => boolean) {
+  const got = new Map<string, Buffer>();
+  const seen: string[] = [];
+  let chunks = 0;
+  const server = createHttpsServer(pair, (req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (p: Buffer) => parts.push(p));
+    req.on('end', () => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization} ${req.headers['content-type']} ${req.headers['content-length']}`);
+      if (req.method === 'POST' && req.url?.endsWith('/uploads')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upload: 'u1', version: 1, idleTimeoutSeconds: 60 }));
+        return;
+      }
+      if (req.method === 'PUT' && onChunk?.(++chunks, req, res)) return;
+      got.set(req.url ?? '', Buffer.concat(parts));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"stored":true}');
+    });
+  });
+  return { server, got, seen };
+}
+
+describe("PUT bodies written from the caller's buffer over pinned TLS", () => {
+  it('chunks in flight arrive byte-exact with their head (method, path, token, type, length) over kept-alive connections; bytes are counted', async () => {
+    const node = uploadNode();
+    const remote = client(await listen(node.server), { maxInFlight: 3 });
+    const upload = await remote.openUpload({ guestId: '101', node: 'n1' });
+    const blobs = [blob, blob.subarray(0, 12_345), encodeBlob(Buffer.alloc(0), 0)];
+    await Promise.all(Array.from({ length: 9 }, (_, i) => upload.putChunk(`${i}`.padStart(64, 'a'), blobs[i % 3]!)));
+    for (let i = 0; i < 9; i++) expect(node.got.get(`/api/v1/stores/main/uploads/u1/chunks/${`${i}`.padStart(64, 'a')}`)?.equals(blobs[i % 3]!)).toBe(true);
+    expect(node.seen).toContain(`PUT /api/v1/stores/main/uploads/u1/chunks/${'0'.padStart(64, 'a')} Bearer tok application/octet-stream ${blob.length}`);
+    expect(remote.stats.connections).toBeLessThanOrEqual(4); // the open's and up to 3 in flight
+    const chunkBytes = 3 * blobs.reduce((n, b) => n + b.length, 0);
+    expect(upload.stats.chunkBytesSent).toBe(chunkBytes);
+    expect(upload.stats.sentBytes - chunkBytes).toBe(JSON.stringify({ guestId: '101', node: 'n1' }).length); // and the open's body
+  });
+
+  it('a node that answers 507 before reading the body: the error with its code, the connection not reused half-read', async () => {
+    const node = uploadNode((n, req, res) => {
+      if (n !== 1) return false;
+      res.writeHead(507, { 'content-type': 'application/json', connection: 'close' }).end('{"error":{"code":"NO_SPACE","message":"the datastore is full"}}');
+      req.socket.destroySoon();
+      return true;
+    });
+    const remote = client(await listen(node.server), { maxInFlight: 1 });
+    const upload = await remote.openUpload({ guestId: '101', node: 'n1' });
+    await expect(upload.putChunk('b'.repeat(64), blob)).rejects.toMatchObject({ code: 'NO_SPACE', message: expect.stringContaining('full') });
+    await upload.putChunk('c'.repeat(64), blob);
+    expect(node.got.get(`/api/v1/stores/main/uploads/u1/chunks/${'c'.repeat(64)}`)?.equals(blob)).toBe(true);
+  });
+
+  it('a connection broken while the body is sent: the PUT is sent again whole on a new connection', async () => {
+    let broken = 1;
+    const server = createHttpsServer(pair, (req, res) => {
+      if (req.method === 'POST') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upload: 'u1', version: 1, idleTimeoutSeconds: 60 }));
+        return;
+      }
+      const parts: Buffer[] = [];
+      let n = 0;
+      req.on('data', (p: Buffer) => {
+        parts.push(p);
+        n += p.length;
+        if (broken > 0 && n > 200_000) {
+          broken--;
+          req.socket.destroy();
+        }
+      });
+      req.on('end', () => {
+        expect(Buffer.concat(parts).equals(blob)).toBe(true);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    const remote = client(await listen(server), { maxInFlight: 1 });
+    const upload = await remote.openUpload({ guestId: '101', node: 'n1' });
+    await upload.putChunk('d'.repeat(64), blob);
+    expect(remote.stats.retries).toBe(1);
   });
 });
 
