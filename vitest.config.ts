@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * Two lanes on CI's 2 cores. Test files are independent (each makes its own folders, loop devices by
@@ -21,10 +24,27 @@ const sharesDevices = [
 
 const common = { testTimeout: 120_000, hookTimeout: 120_000 };
 
+/**
+ * Longest files first (test/durations.json, written by scripts/test-durations.mjs from a full run), so
+ * both lanes end together: a clean checkout has no results cache, and vitest would order by file size,
+ * which left the two longest power-cut files for the end. Files not in the table go first (new ones
+ * are often long); groups keep their order.
+ */
+const durations = JSON.parse(readFileSync(new URL('./test/durations.json', import.meta.url), 'utf8')) as Record<string, number>;
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const ms = (f: TestSpecification): number => durations[relative(this.ctx.config.root, f.moduleId)] ?? Number.MAX_SAFE_INTEGER;
+    const group = (f: TestSpecification): number => f.project.config.sequence.groupOrder;
+    return [...files].sort((a, b) => group(a) - group(b) || ms(b) - ms(a));
+  }
+}
+
 export default defineConfig({
   test: {
     pool: 'forks',
     maxWorkers: 2,
+    sequence: { sequencer: LongestFirst },
     projects: [
       { test: { ...common, name: 'independent', include: ['test/**/*.test.ts'], exclude: sharesDevices, sequence: { groupOrder: 0 } } },
       { test: { ...common, name: 'devices', include: sharesDevices, maxWorkers: 1, sequence: { groupOrder: 1 } } },
