@@ -3,8 +3,9 @@
  * SEEK_HOLE) for hole detection (pipeline/sparse.ts), the alignment of a buffer's address for
  * O_DIRECT writes (aligned.ts), and a file's extent map (FIEMAP, native/extents.c) for the
  * changed-extent nightly backup (pipeline/changed-extents.ts), AES-256-GCM in place for encrypted
- * chunks (format/encrypted-blob.ts), and the address of and a memcpy into shared memory (views.c). Optional: when it is not built, callers
- * take their slower, never wrong path (no extent map: every chunk is read).
+ * chunks (format/encrypted-blob.ts), and the address of and a memcpy into shared memory (views.c).
+ * Optional: when it is not built, callers take their slower, never wrong path (no extent map: every
+ * chunk is read).
  */
 import { createRequire } from 'node:module';
 

@@ -1,9 +1,9 @@
 /**
  * DirectRequests: the kept-alive DirectConnections to one node that the Wire sends its requests over
  * (reads of chunks, indexes, manifests, lists; an upload's open, known, chunks, files and finish; all
- * but bodies under a bandwidth limit): a
- * connection per request in flight (the Wire's gate bounds them), idle ones reused, each new one
- * checked against the pinned fingerprint before its first request. Answers are read by the socket
+ * but bodies under a bandwidth limit): a connection per request in flight (the Wire's gate bounds
+ * them), idle ones reused, each new one checked against the pinned fingerprint before its first
+ * request. Answers are read by the socket
  * straight into their destination, bodies written as they are (direct-connection.ts).
  */
 import { ColdvaultError } from '../../core/index.js';

@@ -50,7 +50,7 @@ export interface ResolvedOptions {
   timeouts: Required<RemoteStoreTimeouts>;
   retry: RetryPolicy;
   agent: HttpAgent;
-  /** GET requests go over these (their bodies read straight into place) */
+  /** requests go over these (answers read straight into place, bodies written as they are); bodies under a bandwidth limit over `agent` */
   direct: DirectRequests;
 }
 
