@@ -38,3 +38,4 @@ export { decide, ROLES, type Action, type Grant, type Role } from './auth/index.
 export { checkListen, DEFAULT_LISTEN, isLoopback, parseListen, serverTls, startServer, tlsChoice, type TlsChoice } from './listen.js';
 export * from './tls/index.js';
 export { VERSION } from './version.js';
+export { tuneHeapForServing } from './heap-tuning.js';

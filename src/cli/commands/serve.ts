@@ -28,9 +28,9 @@ export const serveHelp = `coldvault serve [--config FILE] [--state-dir DIR] [--l
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
   // loaded here, not at the top: the other commands start without Fastify and TypeBox (start-up time)
-  const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, resumeLiveRestores, serverTls, startServer, TaskRunner } = await import(
-    '../../server/index.js'
-  );
+  const { createServer, DEFAULT_LISTEN, ensureAdminPassword, parseListen, resumeLiveRestores, serverTls, startServer, TaskRunner, tuneHeapForServing } =
+    await import('../../server/index.js');
+  tuneHeapForServing();
   const { host, port } = parseListen(str(ctx.args, 'listen') ?? ctx.config.listen ?? DEFAULT_LISTEN);
   const tls = await serverTls(host, ctx.config); // may make serve's own certificate (state dir)
   const config = { ...ctx.config, tls, s3Stores: s3StoresOf(ctx.config), s3StoreUrls: s3StoreUrlsOf(ctx.config) };
