@@ -45,9 +45,13 @@ const REMEMBERED_ENDS = 1000;
 export class UploadRegistry {
   private readonly open = new Map<string, Upload>();
   private readonly ends = new Map<string, UploadEnd>();
-  /** checks received chunks off the event loop, one worker per core (made at the first chunk, ended by close) */
+  /**
+   * checks received chunks off the event loop, one worker per core: made when the first upload opens
+   * (a worker takes ~0.1 s to start; made at the first chunk, it left the sender waiting with its
+   * chunks in flight), kept for the next uploads, ended by abortAll
+   */
   private pool: WorkerPool | undefined;
-  private readonly check: ReceivedCheck = (hex, blob) => (this.pool ??= new WorkerPool()).checkReceived(blob, hex, ownedBody(blob));
+  private readonly check: ReceivedCheck = (hex, blob) => this.workers().checkReceived(blob, hex, ownedBody(blob));
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -57,6 +61,7 @@ export class UploadRegistry {
 
   /** Opens an upload: the receiving store holds the guest (LOCKED when busy; a folder refuses NO_SPACE early) and opens a version. */
   async start(req: OpenRequest): Promise<Upload> {
+    this.workers();
     const id = randomBytes(16).toString('base64url');
     const store = req.ref.name;
     const purpose = `upload ${id} of guest ${req.guestId} from node ${req.node}`;
@@ -86,6 +91,11 @@ export class UploadRegistry {
       await receiving.release();
       throw err;
     }
+  }
+
+  private workers(): WorkerPool {
+    this.pool ??= new WorkerPool();
+    return this.pool;
   }
 
   /** The open upload `id` for this asker; UPLOAD_NOT_FOUND / UPLOAD_EXPIRED otherwise. */
