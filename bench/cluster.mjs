@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { BenchCluster, sweepStaleBenchNamespaces } from './lib/cluster-netns.mjs';
 import { fsyncTrace } from './lib/cluster-fsync.mjs';
 import { renderCluster } from './lib/cluster-report.mjs';
-import { benchRound, profileRound, setupRing, makeBenchImages, sha256File, tlsProbe } from './lib/cluster-steps.mjs';
+import { benchRound, profileRound, setupRing, makeBenchImages, sha256File, tlsProbe, tlsSinkProbe } from './lib/cluster-steps.mjs';
 import { sh } from './lib/exec.mjs';
 import { REGION } from './lib/images.mjs';
 import { freeGiB, loadAverage, machineInfo } from './lib/machine.mjs';
@@ -101,6 +101,8 @@ async function main() {
   const wire = r.roundsData[0].full.push.guest.wireBytes;
   log(`the link's floor: ${(wire / 2 ** 20).toFixed(0)} MiB over plain Node TLS, node1 -> node2, 3 times`);
   r.tlsProbe = await tlsProbe(cluster, wire);
+  log(`the restore direction's floor: the same bytes node2 -> node1 over 8 TLS connections, read with onread, 3 times`);
+  r.tlsSink = await tlsSinkProbe(cluster, wire);
   r.machine['load after'] = `load average ${loadAverage()}`;
   if (!opt['no-profile']) {
     log('profiled round (where the time goes): local backup, push, remote and local restore under --cpu-prof');

@@ -7,7 +7,7 @@
  *   local restore of the nightly version, remote restore of it from node2 (--remote), both restored
  *   disks hashed against the image.
  * The image's data regions are read into the page cache before every backup (warm, as bench/run.mjs);
- * the stores' chunks are in the cache as they were written just before (restores warm too).
+ * chunks are written and read with O_DIRECT on both nodes (restores read the stores from the disk).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -250,6 +250,42 @@ export async function tlsProbe(cluster, bytes, rounds = 3) {
     const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'client', b.address, '8443', String(bytes)]);
     out.push(JSON.parse(sh(ccmd, cargv)));
     await new Promise((resolve) => (server.exitCode === null ? server.once('exit', resolve) : resolve()));
+  }
+  return out;
+}
+
+/**
+ * The restore direction's floor (lib/tls-probe.mjs source/sink): `bytes` sent from node2 to node1
+ * over `conns` TLS connections at once (node2's certificate), read on node1 with `onread` into
+ * reused buffers as coldvault's remote reads are; node1's CPU for that is what receiving a remote
+ * restore's bytes costs at least, on top of the local restore's own work. `rounds` times.
+ */
+export async function tlsSinkProbe(cluster, bytes, conns = 8, rounds = 3) {
+  const [a, b] = cluster.nodes;
+  const probe = join(import.meta.dirname, 'tls-probe.mjs');
+  const tlsDir = join(b.stateDir, 'tls');
+  const out = [];
+  for (let i = 0; i < rounds; i++) {
+    const [scmd, sargv] = b.nsArgv(process.execPath, [
+      probe,
+      'source',
+      b.address,
+      '8444',
+      join(tlsDir, 'cert.pem'),
+      join(tlsDir, 'key.pem'),
+      String(bytes),
+      String(conns),
+    ]);
+    const source = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((resolve, reject) => {
+      source.stdout.once('data', resolve);
+      source.once('exit', (code) => reject(new Error(`tls probe source exited with ${code}`)));
+    });
+    const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'sink', b.address, '8444', String(bytes), String(conns)]);
+    const got = JSON.parse(sh(ccmd, cargv));
+    if (got.bytes < bytes) throw new Error(`tls probe sink got ${got.bytes} of ${bytes} bytes`);
+    out.push({ ...got, conns });
+    await new Promise((resolve) => (source.exitCode === null ? source.once('exit', resolve) : resolve()));
   }
   return out;
 }

@@ -6,6 +6,14 @@
  *                                                  one JSON line {bytes, cpuSeconds, cipher}, exits
  *   node tls-probe.mjs client HOST PORT BYTES      sends BYTES in 4 MiB writes, prints one JSON line
  *                                                  {seconds, cpuSeconds, server}
+ * and the other direction, as a remote restore reads:
+ *   node tls-probe.mjs source HOST PORT CERT KEY BYTES CONNS  sends BYTES / CONNS on each of CONNS
+ *                                                  connections in 4 MiB writes, then exits
+ *   node tls-probe.mjs sink HOST PORT BYTES CONNS  reads them over CONNS connections at once, each
+ *                                                  with `onread` into one reused 64 KiB buffer (as
+ *                                                  coldvault's remote reads do, without a Buffer per
+ *                                                  TLS record), prints {seconds, cpuSeconds, bytes}
+ *                                                  (both from the first connection's handshake on)
  * The client does not check the certificate (a probe of throughput, not of trust); TLS version and
  * cipher are what Node negotiates by default, as for coldvault's own connections.
  */
@@ -17,6 +25,21 @@ const cpu = () => {
   return (u.user + u.system) / 1e6;
 };
 const [mode, host, port, ...rest] = process.argv.slice(2);
+
+/** 4 MiB of bytes that do not compress (TLS does not compress, but no shortcut either way) */
+function block() {
+  const b = Buffer.alloc(4 * 2 ** 20, 0x5a);
+  for (let i = 0; i < b.length; i += 4096) b.writeUInt32LE((i * 2654435761) >>> 0, i);
+  return b;
+}
+
+async function send(socket, total, data) {
+  for (let sent = 0; sent < total; sent += data.length) {
+    const n = Math.min(data.length, total - sent);
+    if (!socket.write(n === data.length ? data : data.subarray(0, n))) await new Promise((r) => socket.once('drain', r));
+  }
+  socket.end();
+}
 
 if (mode === 'server') {
   const [cert, key] = rest;
@@ -33,17 +56,10 @@ if (mode === 'server') {
   server.listen(Number(port), host, () => process.stdout.write('ready\n'));
 } else if (mode === 'client') {
   const total = Number(rest[0]);
-  const block = Buffer.alloc(4 * 2 ** 20, 0x5a);
-  for (let i = 0; i < block.length; i += 4096) block.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const data = block();
   const cpu0 = cpu();
   const t0 = process.hrtime.bigint();
-  const socket = connect({ host, port: Number(port), rejectUnauthorized: false }, async () => {
-    for (let sent = 0; sent < total; sent += block.length) {
-      const n = Math.min(block.length, total - sent);
-      if (!socket.write(n === block.length ? block : block.subarray(0, n))) await new Promise((r) => socket.once('drain', r));
-    }
-    socket.end();
-  });
+  const socket = connect({ host, port: Number(port), rejectUnauthorized: false }, () => send(socket, total, data));
   let answer = '';
   socket.on('data', (d) => {
     answer += d;
@@ -52,7 +68,35 @@ if (mode === 'server') {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds: cpu() - cpu0, server: JSON.parse(answer) })}\n`);
   });
+} else if (mode === 'source') {
+  const [cert, key, bytes, conns] = rest;
+  const each = Math.ceil(Number(bytes) / Number(conns));
+  const data = block();
+  let left = Number(conns);
+  const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (socket) => {
+    socket.on('error', () => undefined);
+    send(socket, each, data);
+    if (--left === 0) server.close();
+  });
+  server.listen(Number(port), host, () => process.stdout.write('ready\n'));
+} else if (mode === 'sink') {
+  const [bytes, conns] = rest.map(Number);
+  const cpu0 = cpu();
+  const t0 = process.hrtime.bigint();
+  let received = 0;
+  let open = conns;
+  for (let i = 0; i < conns; i++) {
+    const onread = { buffer: Buffer.alloc(64 * 1024), callback: (n) => void (received += n) };
+    const socket = connect({ host, port: Number(port), rejectUnauthorized: false, onread });
+    socket.on('end', () => {
+      if (--open > 0) return;
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds: cpu() - cpu0, bytes: received, expected: bytes })}\n`);
+    });
+  }
 } else {
-  process.stderr.write('usage: tls-probe.mjs server HOST PORT CERT KEY | client HOST PORT BYTES\n');
+  process.stderr.write(
+    'usage: tls-probe.mjs server HOST PORT CERT KEY | client HOST PORT BYTES | source HOST PORT CERT KEY BYTES CONNS | sink HOST PORT BYTES CONNS\n',
+  );
   process.exit(2);
 }
