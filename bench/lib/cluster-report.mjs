@@ -202,7 +202,7 @@ function sinkSection(r) {
   return [
     "### The restore direction's floor: receiving over Node TLS",
     '',
-    `\`bench/lib/tls-probe.mjs\` source/sink: ${size(bytes)} (about what a restore of the nightly version reads) sent from node2's namespace to node1's over ${probe[0].conns} TLS connections at once, read on node1 with \`onread\` into reused buffers (as coldvault's remote reads are), nothing else; ${probe.length} runs: ${cell(secs)} s; node1's CPU: **${f(median(probe.map((p) => p.cpuSeconds)))} s**.`,
+    `\`bench/lib/tls-probe.mjs\` source/sink: ${size(bytes)} (the full version's blobs; the nightly version's differ from them by at most the ${size(median(series(r).pushNightly.map((x) => x.guest.wireBytes)))} its push sent) sent from node2's namespace to node1's over ${probe[0].conns} TLS connections at once, read on node1 with \`onread\` into reused buffers (as coldvault's remote reads are), nothing else; ${probe.length} runs: ${cell(secs)} s; node1's CPU: **${f(median(probe.map((p) => p.cpuSeconds)))} s**.`,
     ...(c
       ? [
           '',
