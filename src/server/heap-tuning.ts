@@ -16,7 +16,7 @@ import { setFlagsFromString } from 'node:v8';
 
 const FLAG = '--heap-growing-percent';
 /** V8's factor is 1 + percent / 100 */
-export const SERVE_HEAP_GROWING_PERCENT = 300;
+const SERVE_HEAP_GROWING_PERCENT = 300;
 
 /** Whether node was started with its own heap growing factor (V8 takes _ for -). */
 export function heapGrowingGiven(execArgv: readonly string[]): boolean {
