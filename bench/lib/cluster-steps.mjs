@@ -256,38 +256,41 @@ export async function tlsProbe(cluster, bytes, rounds = 3) {
 
 /**
  * The restore direction's floor (lib/tls-probe.mjs source/sink): `bytes` sent from node2 to node1
- * over `conns` TLS connections at once (node2's certificate), read on node1 with `onread` into
- * reused buffers as coldvault's remote reads are; node1's CPU for that is what receiving a remote
- * restore's bytes costs at least, on top of the local restore's own work. `rounds` times.
+ * over `conns` TLS connections at once (node2's certificate), read on node1 with `onread`, once
+ * landing in 4 MiB buffers as a restore's blobs do and once into a small buffer that stays in the
+ * cache; node1's CPU for that is what receiving a remote restore's bytes costs, on top of the local
+ * restore's own work. `rounds` times each.
  */
 export async function tlsSinkProbe(cluster, bytes, conns = 8, rounds = 3) {
+  const out = [];
+  for (let i = 0; i < rounds; i++) for (const landing of ['land', 'reuse']) out.push(await sinkOnce(cluster, bytes, conns, landing));
+  return out;
+}
+
+async function sinkOnce(cluster, bytes, conns, landing) {
   const [a, b] = cluster.nodes;
   const probe = join(import.meta.dirname, 'tls-probe.mjs');
   const tlsDir = join(b.stateDir, 'tls');
-  const out = [];
-  for (let i = 0; i < rounds; i++) {
-    const [scmd, sargv] = b.nsArgv(process.execPath, [
-      probe,
-      'source',
-      b.address,
-      '8444',
-      join(tlsDir, 'cert.pem'),
-      join(tlsDir, 'key.pem'),
-      String(bytes),
-      String(conns),
-    ]);
-    const source = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise((resolve, reject) => {
-      source.stdout.once('data', resolve);
-      source.once('exit', (code) => reject(new Error(`tls probe source exited with ${code}`)));
-    });
-    const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'sink', b.address, '8444', String(bytes), String(conns)]);
-    const got = JSON.parse(sh(ccmd, cargv));
-    if (got.bytes < bytes) throw new Error(`tls probe sink got ${got.bytes} of ${bytes} bytes`);
-    out.push({ ...got, conns });
-    await new Promise((resolve) => (source.exitCode === null ? source.once('exit', resolve) : resolve()));
-  }
-  return out;
+  const [scmd, sargv] = b.nsArgv(process.execPath, [
+    probe,
+    'source',
+    b.address,
+    '8444',
+    join(tlsDir, 'cert.pem'),
+    join(tlsDir, 'key.pem'),
+    String(bytes),
+    String(conns),
+  ]);
+  const source = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve, reject) => {
+    source.stdout.once('data', resolve);
+    source.once('exit', (code) => reject(new Error(`tls probe source exited with ${code}`)));
+  });
+  const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'sink', b.address, '8444', String(bytes), String(conns), landing]);
+  const got = JSON.parse(sh(ccmd, cargv));
+  if (got.bytes < bytes) throw new Error(`tls probe sink got ${got.bytes} of ${bytes} bytes`);
+  await new Promise((resolve) => (source.exitCode === null ? source.once('exit', resolve) : resolve()));
+  return { ...got, conns };
 }
 
 /**

@@ -9,11 +9,14 @@
  * and the other direction, as a remote restore reads:
  *   node tls-probe.mjs source HOST PORT CERT KEY BYTES CONNS  sends BYTES / CONNS on each of CONNS
  *                                                  connections in 4 MiB writes, then exits
- *   node tls-probe.mjs sink HOST PORT BYTES CONNS  reads them over CONNS connections at once, each
- *                                                  with `onread` into one reused 64 KiB buffer (as
- *                                                  coldvault's remote reads do, without a Buffer per
- *                                                  TLS record), prints {seconds, cpuSeconds, bytes}
- *                                                  (both from the first connection's handshake on)
+ *   node tls-probe.mjs sink HOST PORT BYTES CONNS [land|reuse]
+ *                                                  reads them over CONNS connections at once with
+ *                                                  `onread` (no Buffer per TLS record): `land` (the
+ *                                                  default) straight into two 4 MiB buffers per
+ *                                                  connection in turn, as coldvault's remote reads
+ *                                                  land blobs; `reuse` into one 64 KiB buffer that
+ *                                                  stays in the cache; prints {seconds, cpuSeconds,
+ *                                                  bytes} (from the first handshake on)
  * The client does not check the certificate (a probe of throughput, not of trust); TLS version and
  * cipher are what Node negotiates by default, as for coldvault's own connections.
  */
@@ -31,6 +34,32 @@ function block() {
   const b = Buffer.alloc(4 * 2 ** 20, 0x5a);
   for (let i = 0; i < b.length; i += 4096) b.writeUInt32LE((i * 2654435761) >>> 0, i);
   return b;
+}
+
+/**
+ * `onread` options that land the bytes as a restore's reads do: one after the other in two 4 MiB
+ * buffers per connection (a chunk's blob buffers), each read into the next free part, not into one
+ * small buffer that never leaves the cache.
+ */
+function landingReads(counted) {
+  const LAND = 4 * 2 ** 20;
+  const lands = [Buffer.alloc(LAND), Buffer.alloc(LAND)];
+  let which = 0;
+  let at = 0;
+  const next = () => {
+    if (at === LAND) {
+      which ^= 1;
+      at = 0;
+    }
+    return lands[which].subarray(at, Math.min(at + 64 * 1024, LAND));
+  };
+  return {
+    buffer: next,
+    callback: (n) => {
+      at += n;
+      counted(n);
+    },
+  };
 }
 
 async function send(socket, total, data) {
@@ -80,23 +109,27 @@ if (mode === 'server') {
   });
   server.listen(Number(port), host, () => process.stdout.write('ready\n'));
 } else if (mode === 'sink') {
-  const [bytes, conns] = rest.map(Number);
+  const [bytes, conns] = rest.slice(0, 2).map(Number);
+  const land = rest[2] !== 'reuse';
   const cpu0 = cpu();
   const t0 = process.hrtime.bigint();
   let received = 0;
   let open = conns;
   for (let i = 0; i < conns; i++) {
-    const onread = { buffer: Buffer.alloc(64 * 1024), callback: (n) => void (received += n) };
+    const count = (n) => {
+      received += n;
+    };
+    const onread = land ? landingReads(count) : { buffer: Buffer.alloc(64 * 1024), callback: count };
     const socket = connect({ host, port: Number(port), rejectUnauthorized: false, onread });
     socket.on('end', () => {
       if (--open > 0) return;
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds: cpu() - cpu0, bytes: received, expected: bytes })}\n`);
+      process.stdout.write(`${JSON.stringify({ seconds, cpuSeconds: cpu() - cpu0, bytes: received, expected: bytes, land })}\n`);
     });
   }
 } else {
   process.stderr.write(
-    'usage: tls-probe.mjs server HOST PORT CERT KEY | client HOST PORT BYTES | source HOST PORT CERT KEY BYTES CONNS | sink HOST PORT BYTES CONNS\n',
+    'usage: tls-probe.mjs server HOST PORT CERT KEY | client HOST PORT BYTES | source HOST PORT CERT KEY BYTES CONNS | sink HOST PORT BYTES CONNS [land|reuse]\n',
   );
   process.exit(2);
 }
