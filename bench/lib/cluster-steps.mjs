@@ -236,21 +236,8 @@ export async function profileRound(cluster, images, localStore, tmp, profDir, lo
  * certificate, one connection, 4 MiB writes), nothing of coldvault around it; `rounds` times.
  */
 export async function tlsProbe(cluster, bytes, rounds = 3) {
-  const [a, b] = cluster.nodes;
-  const probe = join(import.meta.dirname, 'tls-probe.mjs');
-  const tlsDir = join(b.stateDir, 'tls');
   const out = [];
-  for (let i = 0; i < rounds; i++) {
-    const [scmd, sargv] = b.nsArgv(process.execPath, [probe, 'server', b.address, '8443', join(tlsDir, 'cert.pem'), join(tlsDir, 'key.pem')]);
-    const server = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise((resolve, reject) => {
-      server.stdout.once('data', resolve);
-      server.once('exit', (code) => reject(new Error(`tls probe server exited with ${code}`)));
-    });
-    const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'client', b.address, '8443', String(bytes)]);
-    out.push(JSON.parse(sh(ccmd, cargv)));
-    await new Promise((resolve) => (server.exitCode === null ? server.once('exit', resolve) : resolve()));
-  }
+  for (let i = 0; i < rounds; i++) out.push(await probePair(cluster, ['server'], ['client', String(bytes)]));
   return out;
 }
 
@@ -263,34 +250,36 @@ export async function tlsProbe(cluster, bytes, rounds = 3) {
  */
 export async function tlsSinkProbe(cluster, bytes, conns = 8, rounds = 3) {
   const out = [];
-  for (let i = 0; i < rounds; i++) for (const landing of ['land', 'reuse']) out.push(await sinkOnce(cluster, bytes, conns, landing));
+  for (let i = 0; i < rounds; i++) {
+    for (const landing of ['land', 'reuse']) {
+      const got = await probePair(cluster, ['source', String(bytes), String(conns)], ['sink', String(bytes), String(conns), landing]);
+      if (got.bytes < bytes) throw new Error(`tls probe sink got ${got.bytes} of ${bytes} bytes`);
+      out.push({ ...got, conns });
+    }
+  }
   return out;
 }
 
-async function sinkOnce(cluster, bytes, conns, landing) {
+/**
+ * One run of lib/tls-probe.mjs: its listening side (`listen`: mode and arguments after HOST PORT CERT
+ * KEY) on node2 with node2's certificate, then its connecting side (`dial`: mode and arguments after
+ * HOST PORT) on node1; answers the JSON line node1's side printed, once node2's side has exited.
+ */
+async function probePair(cluster, listen, dial) {
   const [a, b] = cluster.nodes;
   const probe = join(import.meta.dirname, 'tls-probe.mjs');
   const tlsDir = join(b.stateDir, 'tls');
-  const [scmd, sargv] = b.nsArgv(process.execPath, [
-    probe,
-    'source',
-    b.address,
-    '8444',
-    join(tlsDir, 'cert.pem'),
-    join(tlsDir, 'key.pem'),
-    String(bytes),
-    String(conns),
-  ]);
-  const source = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [mode, ...rest] = listen;
+  const [scmd, sargv] = b.nsArgv(process.execPath, [probe, mode, b.address, '8443', join(tlsDir, 'cert.pem'), join(tlsDir, 'key.pem'), ...rest]);
+  const server = spawn(scmd, sargv, { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve, reject) => {
-    source.stdout.once('data', resolve);
-    source.once('exit', (code) => reject(new Error(`tls probe source exited with ${code}`)));
+    server.stdout.once('data', resolve);
+    server.once('exit', (code) => reject(new Error(`tls probe ${mode} exited with ${code}`)));
   });
-  const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, 'sink', b.address, '8444', String(bytes), String(conns), landing]);
+  const [ccmd, cargv] = a.nsArgv(process.execPath, [probe, dial[0], b.address, '8443', ...dial.slice(1)]);
   const got = JSON.parse(sh(ccmd, cargv));
-  if (got.bytes < bytes) throw new Error(`tls probe sink got ${got.bytes} of ${bytes} bytes`);
-  await new Promise((resolve) => (source.exitCode === null ? source.once('exit', resolve) : resolve()));
-  return { ...got, conns };
+  await new Promise((resolve) => (server.exitCode === null ? server.once('exit', resolve) : resolve()));
+  return got;
 }
 
 /**
