@@ -79,6 +79,19 @@ export function decodeBlobInto(blob: Uint8Array, what: string, out: Uint8Array, 
   return length;
 }
 
+/**
+ * The payload of a raw blob, checked where it lies (magic raw, CRC, `expectedLength` bytes). A raw
+ * blob's payload is the plain chunk itself, so a reader that lands a blob where the chunk belongs
+ * needs no copy (pipeline/chunk-reader.ts). CHUNK_CORRUPT naming `what` otherwise; the SHA-256 check
+ * is the caller's.
+ */
+export function rawBlobPayload(blob: Uint8Array, what: string, expectedLength: number): Uint8Array {
+  const { encoding, payload } = checkBlob(blob, what);
+  if (encoding !== 'raw') throw corrupt(what, 'it is not a raw blob');
+  if (payload.length !== expectedLength) throw corrupt(what, `length ${payload.length}, expected ${expectedLength}`);
+  return payload;
+}
+
 /** Checks magic and CRC; returns the encoding and the payload. */
 function checkBlob(blob: Uint8Array, what: string): { encoding: BlobEncoding; payload: Uint8Array } {
   const encoding = blobEncoding(blob);

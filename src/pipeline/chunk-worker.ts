@@ -16,6 +16,7 @@ import {
   encodeBlobInto,
   encodeEncryptedBlobInto,
   encryptedChunkId,
+  rawBlobPayload,
   type ChunkKeys,
 } from '../format/index.js';
 import { requestBuffers, type WorkerKeyMessage, type WorkerReply, type WorkerRequest } from './worker-protocol.js';
@@ -41,6 +42,9 @@ function handle(req: WorkerRequest): Omit<WorkerReply, 'id' | 'ok' | 'buffers'> 
       return {};
     case 'checkReceived':
       return { blobLength: checkReceivedBlob(req.hex, new Uint8Array(req.blob, req.blobOffset, req.blobLength), scratch()) };
+    case 'checkRaw':
+      checkRaw(req);
+      return {};
   }
 }
 
@@ -65,10 +69,19 @@ function decode(req: Extract<WorkerRequest, { op: 'decode' }>): void {
     req.key === undefined
       ? decodeBlobInto(blob, what, out, req.length)
       : decodeEncryptedBlobInto(blob, Buffer.from(req.hex, 'hex'), keyOf(req.key), what, out, req.length);
-  if (digestOf(out.subarray(0, length), req.key) !== req.hex) {
-    const name = req.key === undefined ? 'SHA-256' : 'keyed digest (HMAC-SHA-256)';
-    throw Object.assign(new Error(`${what} is corrupt: its ${name} does not match its name`), { code: 'CHUNK_CORRUPT' });
-  }
+  if (digestOf(out.subarray(0, length), req.key) !== req.hex) throw digestMismatch(what, req.key);
+}
+
+/** A raw blob checked where it lies: magic, CRC, length, and the SHA-256 of its payload against its name. */
+function checkRaw(req: Extract<WorkerRequest, { op: 'checkRaw' }>): void {
+  const what = `chunk ${req.hex}`;
+  const payload = rawBlobPayload(new Uint8Array(req.blob, req.blobOffset, req.blobLength), what, req.length);
+  if (digestOf(payload, undefined) !== req.hex) throw digestMismatch(what, undefined);
+}
+
+function digestMismatch(what: string, key: number | undefined): Error {
+  const name = key === undefined ? 'SHA-256' : 'keyed digest (HMAC-SHA-256)';
+  return Object.assign(new Error(`${what} is corrupt: its ${name} does not match its name`), { code: 'CHUNK_CORRUPT' });
 }
 
 /** this worker's buffer for the plain bytes of received zstd blobs (made at the first one) */

@@ -37,6 +37,11 @@ export interface ChunkSource {
    * client's connection bound) instead of the few a disk wants. Undefined for a local store.
    */
   readonly readsInFlight?: number;
+  /**
+   * True when a read may land at any offset of a buffer (a remote node, S3: no O_DIRECT), so the chunk
+   * reader can put a raw blob's payload where a restore writes the chunk from (chunk-reader.ts).
+   */
+  readonly readsAnywhere?: boolean;
 }
 
 export interface VersionLease {
@@ -118,7 +123,7 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
   const listVersionNumbers = async (guestId: string): Promise<number[]> => (await remote.listVersions(guestId)).map((v) => v.version).sort((a, b) => a - b);
   return {
     describe,
-    chunks: { readInto: (hex, buf, offset) => remote.readChunkInto(hex, buf, offset), readsInFlight: remote.maxInFlight },
+    chunks: { readInto: (hex, buf, offset) => remote.readChunkInto(hex, buf, offset), readsInFlight: remote.maxInFlight, readsAnywhere: true },
     listGuestIds: () => remote.listGuests(),
     listVersionNumbers,
     readManifest: async (guestId, version) => checkNamed(await remote.getManifest(guestId, version), guestId, version, describe),
@@ -144,7 +149,7 @@ export function remoteSource(remote: RemoteStore, nodeName: string): VersionSour
 export function s3Source(store: S3Datastore): VersionSource {
   return {
     describe: `datastore '${store.dir}'`,
-    chunks: { readInto: (hex, buf, offset) => store.chunks.readInto(hex, buf, offset), readsInFlight: 8 },
+    chunks: { readInto: (hex, buf, offset) => store.chunks.readInto(hex, buf, offset), readsInFlight: 8, readsAnywhere: true },
     listGuestIds: () => store.listGuestIds(),
     listVersionNumbers: (guestId) => store.listVersionNumbers(guestId),
     readManifest: (guestId, version) => store.readManifest(guestId, version),

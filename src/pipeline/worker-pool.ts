@@ -140,6 +140,20 @@ export class WorkerPool {
   }
 
   /**
+   * Checks the raw blob at blob[blobOffset, +blobLength) where it lies: magic, CRC, `length` bytes, and
+   * the SHA-256 of its payload against `hex`; CHUNK_CORRUPT otherwise. The payload is then the plain
+   * chunk, with no copy (a reader that lands blobs where their chunk belongs: chunk-reader.ts). The
+   * buffer comes back (on failure it is dropped). Unencrypted chunks only: the pool's own codec.
+   */
+  async checkRawInPlace(src: { blob: ArrayBuffer; blobOffset: number; blobLength: number }, hex: string, length: number): Promise<ArrayBuffer> {
+    const { blob, blobOffset, blobLength } = src;
+    const r = await this.run({ id: this.nextId++, op: 'checkRaw', blob, blobOffset, blobLength, hex, length }, [blob]);
+    const [back] = r.buffers as [ArrayBuffer];
+    ok(r);
+    return back;
+  }
+
+  /**
    * Checks a blob another node sent as chunk `hex` (datastore's checkReceivedBlob: CRC, decode, at
    * most one chunk, SHA-256 is the name); CHUNK_FORGED otherwise. Resolves to the blob checked:
    * - over a SharedArrayBuffer: the worker reads it where it is, nothing moves (the server's spare
@@ -196,6 +210,8 @@ export interface ChunkCodec {
     out: ArrayBuffer,
     outOffset?: number,
   ): Promise<{ blob: ArrayBuffer; out: ArrayBuffer }>;
+  /** the unencrypted codec only (WorkerPool.checkRawInPlace): a raw blob checked where it lies */
+  checkRawInPlace?(src: { blob: ArrayBuffer; blobOffset: number; blobLength: number }, hex: string, length: number): Promise<ArrayBuffer>;
 }
 
 /** The pool's codec of versions encrypted with one key. */

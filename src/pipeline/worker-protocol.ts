@@ -4,6 +4,7 @@
  * `key` (an encrypted version's master key, by the number the pool gave it) makes digest a keyed
  * one (HMAC-SHA-256), encode seal the blob, and decode open one (format/encrypted-blob.ts); `sealed`
  * decodes nothing: only what an encrypted blob shows without its key is checked (magic, size, CRC).
+ * `checkRaw` checks a raw blob where it lies (its payload is the plain chunk: chunk-reader.ts).
  * Keys reach a worker once, by a `key` message that needs no reply (at spawn: in its workerData).
  */
 export type WorkerRequest =
@@ -22,7 +23,8 @@ export type WorkerRequest =
       key?: number;
       sealed?: boolean;
     }
-  | { id: number; op: 'checkReceived'; blob: ArrayBuffer | SharedArrayBuffer; blobOffset: number; blobLength: number; hex: string };
+  | { id: number; op: 'checkReceived'; blob: ArrayBuffer | SharedArrayBuffer; blobOffset: number; blobLength: number; hex: string }
+  | { id: number; op: 'checkRaw'; blob: ArrayBuffer; blobOffset: number; blobLength: number; hex: string; length: number };
 
 /** Keys for the worker: posted without a reply expected. */
 export type WorkerKeyMessage = { op: 'key'; key: number; master: Uint8Array } | { op: 'forget'; key: number };
@@ -48,5 +50,7 @@ export function requestBuffers(req: WorkerRequest): ArrayBuffer[] {
       return [req.blob, req.out];
     case 'checkReceived':
       return req.blob instanceof ArrayBuffer ? [req.blob] : []; // a SharedArrayBuffer is shared, not moved
+    case 'checkRaw':
+      return [req.blob];
   }
 }
