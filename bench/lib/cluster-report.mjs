@@ -222,7 +222,7 @@ function sinkSection(r) {
     ...(c
       ? [
           '',
-          `Ceiling of the remote restore on one core: a remote restore does the local restore's work but for reading the chunk files (O_DIRECT: the disk puts them in memory, little CPU) and receives the same bytes over TLS on the same core, which it keeps busy the whole time: it takes at least local restore CPU ${f(c.localCpu)} s + receiving ${f(c.sinkCpu)} s (into a buffer that stays in the cache), so at best **${pct(c.ratio)}** of the local rate (local restore ${f(c.local)} s).${c.landCpu !== undefined ? ` Landing the bytes in chunk-sized buffers, as a restore must, costs ${f(c.landCpu - c.sinkCpu)} s more; part of that the restore gets back, since its worker reads blobs still partly in the cache (not a bound: local CPU + landing would give ${pct(c.local / (c.localCpu + c.landCpu))}).` : ''}`,
+          `Ceiling of the remote restore on one core: a remote restore does the local restore's work but for reading the chunk files (O_DIRECT: the disk puts them in memory, little CPU) and receives the same bytes over TLS on the same core, which it keeps busy the whole time: it takes at least local restore CPU ${f(c.localCpu)} s + receiving ${f(c.sinkCpu)} s (into a buffer that stays in the cache), so at best **${pct(c.ratio)}** of the local rate (local restore ${f(c.local)} s).${c.landCpu !== undefined ? ` Landing the bytes in chunk-sized buffers instead cost the probe ${f(c.landCpu - c.sinkCpu)} s more; that is information, not a bound (local CPU + landing would give ${pct(c.local / (c.localCpu + c.landCpu))}): perf on a restore shows its checks cost no more for received blobs than for blobs read from the disk (notes in bench/RESULTS.md).` : ''}`,
         ]
       : []),
   ];
