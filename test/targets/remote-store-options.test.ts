@@ -2,8 +2,11 @@
  * What a RemoteStore may be made from, refused before any connection with CONFIG_INVALID naming the
  * setting: https needs the node's fingerprint to pin, plain http goes to loopback only (the token and
  * the backups would otherwise cross the network in the clear), a fingerprint must be one, a token
- * must be there, limits must make sense. And the client's batch of `known` is the server's limit.
+ * must be there, limits must make sense. And the client's batch of `known` is the server's limit. A
+ * short request timeout (config cluster.timeoutSeconds) bounds connecting too: a silent peer on
+ * loopback (accepts, never answers the TLS handshake) fails within it, not after the 10 s default.
  */
+import { createServer, type Server } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isLoopbackHost } from '../../dist/core/index.js';
 import { KNOWN_BATCH_MAX, RemoteStore, type RemoteStoreOptions } from '../../dist/targets/index.js';
@@ -60,5 +63,18 @@ describe('RemoteStore options', () => {
 
   it('asks `known` in batches no larger than the server takes', () => {
     expect(KNOWN_BATCH_MAX).toBe(KNOWN_BATCH);
+  });
+
+  it('connecting waits no longer than a request may go without a byte (idleMs, when below the 10 s default)', async () => {
+    const silent: Server = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const remote = new RemoteStore({ ...base, url: `https://127.0.0.1:${port}`, timeouts: { idleMs: 400 }, retry: { attempts: 1 } });
+    try {
+      await expect(remote.listGuests()).rejects.toMatchObject({ code: 'CONNECTION_FAILED', message: expect.stringMatching(/no answer within 0\.4 s/) });
+    } finally {
+      remote.close();
+      silent.close();
+    }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * RemoteStore's transport against what a real `coldvault serve` never does on purpose (so a small
  * node:http server on 127.0.0.1 plays the node here, answering as the protocol says): a node answering
- * 503 for a while (idempotent calls retried, finish never), 507 (never retried), a connection broken
+ * 503 for a while (idempotent calls retried, finish never, abort once more only), 507 (never retried), a connection broken
  * while finish runs (the outcome is reported unknown), a chunk body broken off mid-way (retried), a
  * silent node (bounded by the idle timeout, then CONNECTION_FAILED), an answer larger than any chunk
  * blob (CHUNK_CORRUPT), the caller's abort (ABORTED).
@@ -81,6 +81,13 @@ describe('retries', () => {
     await expect(upload.putChunk(hex, blob)).rejects.toMatchObject({ code: 'NO_SPACE', message: expect.stringContaining('the disk is full') });
     expect(seen.filter((s) => s.endsWith('/finish'))).toHaveLength(1);
     expect(r.stats.retries).toBe(0);
+  });
+
+  it("abort is tried twice, not through the whole retry chain: a failed push's guest waits for it, and the node ends a lost upload itself", async () => {
+    handler = withOpen((_req, res) => refuse(res, 503, 'INTERNAL', 'busy'));
+    const upload = await openUpload(remote());
+    await expect(upload.abort()).rejects.toMatchObject({ code: 'REMOTE_FAILED', status: 503 });
+    expect(seen.filter((s) => s.startsWith('DELETE '))).toHaveLength(2);
   });
 
   it('a connection broken while finish runs: CONNECTION_FAILED saying whether it was published is unknown', async () => {

@@ -11,7 +11,7 @@ import { TokenBucket } from './token-bucket.js';
 import type { RetryPolicy } from './wire.js';
 
 export interface RemoteStoreTimeouts {
-  /** ms to connect and finish the TLS handshake (default 10 000) */
+  /** ms to connect and finish the TLS handshake (default 10 000, or idleMs when that is shorter) */
   connectMs?: number;
   /** ms without a byte either way before a request fails with CONNECTION_FAILED (default 60 000) */
   idleMs?: number;
@@ -61,7 +61,9 @@ const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 
 export function resolveOptions(opts: RemoteStoreOptions): ResolvedOptions {
   const url = nodeUrl(opts);
   const maxInFlight = positiveInt(opts.maxInFlight ?? 8, 'maxInFlight');
-  const timeouts = { connectMs: 10_000, idleMs: 60_000, finishMs: 1_800_000, ...opts.timeouts };
+  // connecting is part of a request: it may not wait longer than the request may go without a byte
+  const idleMs = opts.timeouts?.idleMs ?? 60_000;
+  const timeouts = { connectMs: Math.min(10_000, idleMs), idleMs, finishMs: 1_800_000, ...opts.timeouts };
   const fingerprint = url.protocol === 'https:' ? parseFingerprint(opts.fingerprint ?? '', `the fingerprint of node ${url.origin}/`) : undefined;
   return {
     origin: url.origin,

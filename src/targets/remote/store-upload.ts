@@ -113,7 +113,10 @@ export class RemoteUpload {
   /** Ends the upload without a version (the node removes what it staged; gc collects its chunks). An upload already gone is fine. */
   async abort(): Promise<void> {
     try {
-      await this.call({ method: 'DELETE', path: this.path, idempotent: true }, 'aborting');
+      // Two tries (a kept-alive connection may have gone stale), not the full retry chain: a push that
+      // failed keeps its guest stopped until this returns, and a node that cannot be reached ends the
+      // upload itself after its uploadIdleSeconds.
+      await this.call({ method: 'DELETE', path: this.path, idempotent: true, attempts: 2 }, 'aborting');
     } catch (err) {
       if (!isColdvaultError(err, 'UPLOAD_NOT_FOUND') && !isColdvaultError(err, 'UPLOAD_EXPIRED')) throw err;
     }

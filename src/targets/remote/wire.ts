@@ -54,6 +54,8 @@ export interface WireRequest {
   bytes?: Uint8Array;
   place: RequestPlace;
   idempotent: boolean;
+  /** tries in all for this request, when fewer than the policy's */
+  attempts?: number;
   /** ms without a byte either way before CONNECTION_FAILED */
   timeoutMs: number;
   /** counters besides the client's own (an upload's) */
@@ -141,7 +143,7 @@ export class Wire {
   }
 
   private mayRetry(req: WireRequest, attempt: number, transient: boolean): boolean {
-    return transient && req.idempotent && attempt < this.opts.retry.attempts && !req.signal?.aborted;
+    return transient && req.idempotent && attempt < Math.min(req.attempts ?? Infinity, this.opts.retry.attempts) && !req.signal?.aborted;
   }
 
   private async backoff(req: WireRequest, attempt: number): Promise<void> {
