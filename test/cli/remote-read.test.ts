@@ -128,6 +128,18 @@ describe('list, restore and verify on node3 from datastore main on node1 (--remo
     await expectExportIdentical(args, join(node3.root, 'export.sock'), 'scsi0', imagePath(lab, '101', 'vm-101-disk-0.raw'));
   });
 
+  it("boot-test --remote: node1's version booted here (a disk with no system: it fails on its timeout), and the command ends with the test", async () => {
+    const started = Date.now();
+    const r = await onNode3(['boot-test', '101', '--version', '1', ...remoteFlags, '--accel', 'tcg', '--timeout', '3', '--json']);
+    const outcome = JSON.parse(r.stdout) as { ok: boolean; seconds: number; detail: string };
+    expect(r.code, r.stderr).toBe(1);
+    expect(outcome.ok).toBe(false);
+    expect(outcome.detail).toMatch(/3 s/);
+    // its connections to node1 closed: the process does not linger for their idle timeout (30 s)
+    const lingered = Date.now() - started - outcome.seconds * 1000;
+    expect(lingered, `the command ended ${lingered} ms after its test`).toBeLessThan(15_000);
+  });
+
   it('verify: every chunk of the remote versions read and checked, exit 0', async () => {
     const r = await onNode3(['verify', ...remoteFlags, '--json']);
     expect(r.code, r.stderr).toBe(0);

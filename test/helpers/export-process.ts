@@ -48,13 +48,19 @@ export function startExportProcess(args: string[], lines = 1, env: Record<string
   });
 }
 
-/** Serves `export ARGS --socket SOCKET`, checks with qemu-img compare that export `disk` holds the bytes of raw `image`, and that the export ends with 0. */
+/**
+ * Serves `export ARGS --socket SOCKET`, checks with qemu-img compare that export `disk` holds the bytes
+ * of raw `image`, and that the export ends with 0 once told to (SIGTERM): at once, not after some
+ * connection's idle timeout (10 s is a bound for a hang, not a speed measure).
+ */
 export async function expectExportIdentical(args: string[], socket: string, disk: string, image: string): Promise<void> {
   const ex = await startExportProcess([...args, '--socket', socket]);
   try {
     const same = await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', `nbd+unix:///${disk}?socket=${socket}`, image]);
     expect(same.stdout).toContain('Images are identical');
   } finally {
+    const told = Date.now();
     expect(await ex.stop()).toBe(0);
+    expect(Date.now() - told, `the export took ${Date.now() - told} ms to end after SIGTERM`).toBeLessThan(10_000);
   }
 }

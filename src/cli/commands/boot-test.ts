@@ -61,8 +61,9 @@ export async function bootTestCommand(ctx: CommandContext): Promise<number> {
   const stop = (): void => abort.abort();
   process.once('SIGINT', stop).once('SIGTERM', stop);
   const detach = await attachDevice(ctx);
+  let from: Awaited<ReturnType<typeof storeFor>> | undefined;
   try {
-    const from = await storeFor(ctx);
+    from = await storeFor(ctx);
     const request: BootTestRequest = {
       ...{ ...from.source, pool, guestId, version, key, signal, timeoutSeconds, accel, stateDir: ctx.config.stateDir },
       ...{ storeName: from.storeName, catalog: from.catalog, maxConcurrent: ctx.config.bootTest?.maxConcurrent, log: ctx.log, abort: abort.signal },
@@ -76,6 +77,7 @@ export async function bootTestCommand(ctx: CommandContext): Promise<number> {
     return outcome.ok ? 0 : 1;
   } finally {
     process.off('SIGINT', stop).off('SIGTERM', stop);
+    from?.source.source?.close(); // a remote node's kept-alive connections (or S3's) would hold the process up to 30 s
     await detach?.();
   }
 }

@@ -52,18 +52,22 @@ export async function exportCommand(ctx: CommandContext): Promise<number> {
   const detach = await attachDevice(ctx);
   try {
     const from = await sourceFor(ctx);
-    const request: ExportRequest = { ...from, pool, guestId, version, key, at, log: ctx.log, cacheChunks: intOption(ctx.args, 'cache-chunks', 1) };
-    if (disks.length > 0) request.disks = disks;
-    const running = await startExport(request);
     try {
-      if (ctx.json) ctx.printJson({ address: running.address, exports: running.exports });
-      else for (const e of running.exports) ctx.print(`${e.name}: ${e.uri}`);
-      await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-      ctx.log.info('export ended');
+      const request: ExportRequest = { ...from, pool, guestId, version, key, at, log: ctx.log, cacheChunks: intOption(ctx.args, 'cache-chunks', 1) };
+      if (disks.length > 0) request.disks = disks;
+      const running = await startExport(request);
+      try {
+        if (ctx.json) ctx.printJson({ address: running.address, exports: running.exports });
+        else for (const e of running.exports) ctx.print(`${e.name}: ${e.uri}`);
+        await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+        ctx.log.info('export ended');
+      } finally {
+        await running.close();
+      }
+      return running.troubles.length > 0 ? 1 : 0;
     } finally {
-      await running.close();
+      from.source?.close(); // a remote node's kept-alive connections (or S3's) would hold the process up to 30 s
     }
-    return running.troubles.length > 0 ? 1 : 0;
   } finally {
     await detach?.();
   }
