@@ -29,7 +29,7 @@ import {
   type SyncResult,
   type SyncSink,
 } from '../pipeline/index.js';
-import { clusterNode, remoteStoreOptions, type RemoteStoreOptions } from '../targets/index.js';
+import { ringStoreOptions, type RemoteStoreOptions } from '../targets/index.js';
 import { attachDevice, type AttachedDevice } from './device.js';
 import type { Job } from './job-model.js';
 import type { GuestReport } from './mail.js';
@@ -95,7 +95,7 @@ function jobSource(from: string, env: JobEnvironment): JobSource {
   const s3 = env.s3Stores?.(from);
   if (s3) return { kind: 's3', settings: s3 };
   const form = parseSyncSource(from);
-  if (form?.kind === 'node') return { kind: 'node', node: form.node, options: remoteStoreOptions(clusterNode(env.cluster, form.node), form.store) };
+  if (form?.kind === 'node') return { kind: 'node', node: form.node, options: ringStoreOptions(env.cluster, form.node, form.store) };
   if (form?.kind === 'folder') return { kind: 'folder', dir: form.path };
   if (form?.kind === 's3')
     throw new ColdvaultError('JOB_INVALID', `the sync source '${from}': a job names an S3 datastore by a datastore name of the config file`);

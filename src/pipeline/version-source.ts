@@ -26,7 +26,7 @@ import { stat } from 'node:fs/promises';
 import { ColdvaultError, errnoCode } from '../core/index.js';
 import { leaseVersion, type Datastore, type LockDir, type S3Datastore } from '../datastore/index.js';
 import type { FixedIndex, Manifest } from '../format/index.js';
-import { clusterNode, type ClusterConfig, RemoteStore, remoteStoreOptions, clusterTimeouts } from '../targets/index.js';
+import { type ClusterConfig, RemoteStore, ringStoreOptions } from '../targets/index.js';
 
 /** Reads a chunk's blob into `buf` from `offset` on, unchecked; CHUNK_MISSING when it is not there (ChunkStore.readInto). */
 export interface ChunkSource {
@@ -187,5 +187,5 @@ function checkNamed(manifest: Manifest, guestId: string, version: number, where:
  * and token): CONFIG_INVALID naming the listed nodes when there is no such node.
  */
 export function openRemoteSource(cluster: ClusterConfig | undefined, nodeName: string, store: string): VersionSource {
-  return remoteSource(new RemoteStore(remoteStoreOptions(clusterNode(cluster, nodeName), store, { timeouts: clusterTimeouts(cluster) })), nodeName);
+  return remoteSource(new RemoteStore(ringStoreOptions(cluster, nodeName, store)), nodeName);
 }

@@ -9,7 +9,7 @@
 import { createServer, type Server } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { isLoopbackHost } from '../../dist/core/index.js';
-import { KNOWN_BATCH_MAX, RemoteStore, type RemoteStoreOptions } from '../../dist/targets/index.js';
+import { KNOWN_BATCH_MAX, RemoteStore, ringStoreOptions, type RemoteStoreOptions } from '../../dist/targets/index.js';
 import { KNOWN_BATCH } from '../../dist/server/routes/store-schemas.js';
 
 const FP = 'AB:'.repeat(31) + 'AB';
@@ -76,5 +76,21 @@ describe('RemoteStore options', () => {
       remote.close();
       silent.close();
     }
+  });
+
+  it("a client of a node of the ring takes the ring's request timeout (cluster.timeoutSeconds), its store's token, and names an unknown node", () => {
+    const ring = {
+      timeoutSeconds: 7,
+      nodes: [
+        { name: 'node1', url: 'https://10.0.0.1:8007', fingerprint: FP, token: 'tok1', tokens: { usb: 'tok1-usb' } },
+        { name: 'node2', url: 'https://10.0.0.2:8007', fingerprint: FP, token: 'tok2' },
+      ],
+    };
+    expect(ringStoreOptions(ring, 'node1', 'main')).toMatchObject({ url: 'https://10.0.0.1:8007', token: 'tok1', store: 'main', timeouts: { idleMs: 7000 } });
+    expect(ringStoreOptions(ring, 'node1', 'usb')).toMatchObject({ token: 'tok1-usb', timeouts: { idleMs: 7000 } });
+    expect(ringStoreOptions({ nodes: ring.nodes }, 'node2', 'main').timeouts).toEqual({});
+    expect(() => ringStoreOptions(ring, 'node9', 'main')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('(listed: node1, node2)') }),
+    );
   });
 });

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { ColdvaultError } from '../../core/index.js';
 import { LockDir } from '../../datastore/index.js';
-import { clusterNode, RemoteStore, remoteStoreOptions } from '../../targets/index.js';
+import { RemoteStore, ringStoreOptions } from '../../targets/index.js';
 import { required, str } from '../args.js';
 import type { CommandContext } from '../context.js';
 
@@ -29,7 +29,7 @@ export function remoteRef(ctx: CommandContext): RemoteRef | undefined {
 
 /** A client of datastore `ref.store` on node `ref.node` (CONFIG_INVALID naming the listed nodes when there is no such node). */
 export function remoteStore(ctx: CommandContext, ref: RemoteRef): RemoteStore {
-  return new RemoteStore(remoteStoreOptions(clusterNode(ctx.config.cluster, ref.node), ref.store));
+  return new RemoteStore(ringStoreOptions(ctx.config.cluster, ref.node, ref.store));
 }
 
 /** This node's own lock folder (the state dir's): a remote store has none for this node's restores. */

@@ -14,7 +14,7 @@ import {
   type SyncResult,
   type SyncSink,
 } from '../../pipeline/index.js';
-import { clusterNode, remoteStoreOptions } from '../../targets/index.js';
+import { clusterNode, ringStoreOptions } from '../../targets/index.js';
 import { intOption, list, type OptionSpec } from '../args.js';
 import type { CommandContext } from '../context.js';
 import { s3Options } from '../s3-option.js';
@@ -69,7 +69,7 @@ export async function syncCommand(ctx: CommandContext): Promise<number> {
 }
 
 async function openSource(side: SyncSide, label: string, ctx: CommandContext): Promise<PullSource> {
-  if (side.kind === 'node') return nodeSource(remoteStoreOptions(clusterNode(ctx.config.cluster, side.node), side.store), label, side.node);
+  if (side.kind === 'node') return nodeSource(ringStoreOptions(ctx.config.cluster, side.node, side.store), label, side.node);
   if (side.kind === 'folder') return folderSource(await Datastore.open(side.dir), label);
   return bucketSource(await S3Datastore.open(side.settings), label);
 }

@@ -21,7 +21,7 @@ import { isColdvaultError } from '../../core/index.js';
 import { LockDir } from '../../datastore/index.js';
 import type { VersionKey } from '../../format/index.js';
 import { openRemoteSource, type RestoreRequest } from '../../pipeline/index.js';
-import { clusterNode, RemoteStore, remoteStoreOptions, type RemoteVersion, ringPlace } from '../../targets/index.js';
+import { clusterNode, RemoteStore, type RemoteVersion, ringPlace, ringStoreOptions } from '../../targets/index.js';
 import { authorize, startedBy } from '../auth/index.js';
 import type { RouteContext } from '../context.js';
 import { ApiError } from '../errors.js';
@@ -64,7 +64,7 @@ function sendsTo(ctx: RouteContext): string | undefined {
 /** The versions in datastore `query.store` on node `query.remote` (of one guest, or of all). */
 export async function listRemoteBackups(ctx: RouteContext, request: FastifyRequest, query: Static<typeof BackupsQuery>): Promise<RemoteVersion[]> {
   authorize(request, 'restore', undefined, ': reading the backups of another node is part of restoring');
-  const remote = new RemoteStore(remoteStoreOptions(remoteNode(ctx, query.remote ?? ''), storeThere(query.store)));
+  const remote = new RemoteStore(ringStoreOptions(ctx.config.cluster, remoteNode(ctx, query.remote ?? '').name, storeThere(query.store)));
   try {
     const guests = query.guest ? [query.guest] : await remote.listGuests();
     const lists: RemoteVersion[][] = [];

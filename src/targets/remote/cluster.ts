@@ -119,6 +119,21 @@ export function remoteStoreOptions(node: ClusterNodeConfig, store: string, extra
   return { url: node.url, fingerprint: node.fingerprint, token: node.tokens?.[store] ?? nodeToken(node), store, ...extra };
 }
 
+/**
+ * Options for a RemoteStore of datastore `store` on node `nodeName` of the ring, with the ring's request
+ * timeout (config cluster.timeoutSeconds): for every client of a node (push, restore, verify, list,
+ * export, boot test, sync) but `cluster status`'s probe, which has short ones of its own.
+ * CONFIG_INVALID naming the listed nodes when there is no such node.
+ */
+export function ringStoreOptions(
+  cluster: ClusterConfig | undefined,
+  nodeName: string,
+  store: string,
+  extra: Partial<RemoteStoreOptions> = {},
+): RemoteStoreOptions {
+  return remoteStoreOptions(clusterNode(cluster, nodeName), store, { timeouts: clusterTimeouts(cluster), ...extra });
+}
+
 /** The request timeouts of the ring (config cluster.timeoutSeconds), for RemoteStoreOptions.timeouts. */
 export function clusterTimeouts(cluster: ClusterConfig | undefined): { idleMs?: number } {
   return cluster?.timeoutSeconds ? { idleMs: cluster.timeoutSeconds * 1000 } : {};

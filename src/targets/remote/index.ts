@@ -51,6 +51,7 @@ export {
   checkClusterConfig,
   clusterNode,
   clusterTimeouts,
+  ringStoreOptions,
   remoteStoreOptions,
   ringPlace,
   type ClusterConfig,
