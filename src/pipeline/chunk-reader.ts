@@ -27,12 +27,16 @@ import type { ChunkCodec } from './worker-pool.js';
 export class ChunkReader {
   private readonly blobs = blobBufferPool();
   private readonly plains = new BufferPool(CHUNK_SIZE + DIRECT_ALIGN);
+  /** the in-place check of raw blobs, for a source whose reads land anywhere and a codec that has one */
+  private readonly checkRaw: ChunkCodec['checkRawInPlace'];
 
   constructor(
     private readonly chunks: ChunkSource,
     private readonly pool: ChunkCodec,
     private readonly io: PQueue,
-  ) {}
+  ) {
+    this.checkRaw = chunks.readsAnywhere === true ? pool.checkRawInPlace?.bind(pool) : undefined;
+  }
 
   /** Reads and verifies chunk `hex` of `length` plain bytes and hands them to `use`. */
   async use<T>(hex: string, length: number, use: (plain: Uint8Array) => Promise<T>): Promise<T> {
@@ -50,7 +54,7 @@ export class ChunkReader {
    */
   async borrow(hex: string, length: number): Promise<BorrowedChunk> {
     const blob = this.blobs.take();
-    const checkRaw = this.chunks.readsAnywhere === true ? this.pool.checkRawInPlace?.bind(this.pool) : undefined;
+    const checkRaw = this.checkRaw;
     const blobOffset = checkRaw ? alignedOffset(blob) + DIRECT_ALIGN - BLOB_HEADER_SIZE : alignedOffset(blob);
     let blobLength: number;
     try {

@@ -20,7 +20,7 @@ import { createTaskLog } from '../../dist/core/log.js';
 import { Datastore } from '../../dist/datastore/index.js';
 import { encodeBlob } from '../../dist/format/index.js';
 import { localSource, restoreGuest, verifyStore, WorkerPool, type VersionSource } from '../../dist/pipeline/index.js';
-import { cli, imagePath, makeLab, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
+import { cli, imagePath, makeLab, regionBytes, writeGuest, writeImage, type Lab } from '../helpers/fixtures.js';
 import { indexDigests, initStore, sha256, volumePath } from '../cli/cli-lab.js';
 
 /** the short random tail after the 4 MiB regions: a raw last chunk whose length is no multiple of a block */
@@ -37,7 +37,7 @@ beforeAll(async () => {
   writeGuest(lab, '101', [{ key: 'scsi0', file: 'vm-101-disk-0.raw' }]);
   writeImage(image(), ['random', 'text', 'zero', 'random'], 1411);
   const fd = openSync(image(), 'a');
-  writeSync(fd, randomBytesOf(TAIL));
+  writeSync(fd, regionBytes('random', 1411_999, TAIL));
   closeSync(fd);
   await initStore(lab);
   const r = await cli(['backup', '101', ...lab.flags, '--snapshot', 'off']);
@@ -49,18 +49,6 @@ afterAll(async () => {
   await pool?.close();
   lab?.cleanup();
 });
-
-function randomBytesOf(n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** The store read as a remote or S3 source reads: blobs may land anywhere in the reader's buffers. */
 function landingSource(store: Datastore): VersionSource {
@@ -181,7 +169,7 @@ describe('raw chunks checked where they land (a source that reads anywhere: remo
 
 describe('WorkerPool.checkRawInPlace', () => {
   it('gives the buffer back when the raw blob holds its chunk; refuses a zstd blob and a wrong name', async () => {
-    const plain = randomBytesOf(70_000);
+    const plain = regionBytes('random', 7, 70_000);
     const hex = (await pool.digest(new Uint8Array(plain).buffer, plain.length)).hex;
     const place = (blob: Buffer): { blob: ArrayBuffer; blobOffset: number; blobLength: number } => {
       const buf = new ArrayBuffer(blob.length + 100);
